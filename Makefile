@@ -1,0 +1,40 @@
+# vd: build, test, install, man pages, demo, benchmarks, lint.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+MANDIR = $(DESTDIR)$(PREFIX)/share/man
+CARGO ?= cargo
+TOOLS = vd-add vd-targets
+
+.PHONY: all build test man install demo bench lint clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+# The whole suite: unit tests, and integration tests that run the real
+# binaries against real wheels (and, for the remote tools, a real sshd).
+test:
+	$(CARGO) test --locked --workspace
+
+# Regenerate the tools' pages from their clap definitions (vd.7 is written by hand).
+man:
+	$(CARGO) run --quiet --locked -p vd --example man -- man
+
+install: build
+	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man7
+	for t in $(TOOLS); do install -m 755 target/release/$$t $(BINDIR)/$$t; done
+	install -m 644 man/*.1 $(MANDIR)/man1/
+	install -m 644 man/vd.7 $(MANDIR)/man7/
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+bench: build
+	bench/run
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,18 @@
+//! The library behind the vd tools.
+//!
+//! vd is a set of small Unix filters that exchange JSON lines, one line per
+//! target (one virtualenv on one host). Every tool binary is a thin `main.rs`
+//! that calls one function in [`tools`]; everything the tools share — the record
+//! format, the inventory, wheels, the repository and its release log, the
+//! transport and the remote scripts — lives here so that it is written once.
+
+pub mod cli;
+pub mod inventory;
+pub mod log;
+pub mod man;
+pub mod output;
+pub mod record;
+pub mod repo;
+pub mod shell;
+pub mod tools;
+pub mod wheel;

@@ -1,0 +1,207 @@
+//! The release log: an append-only CSV file inside the repository.
+//!
+//! Every change vd makes is one line: `vd-add` writes `release` events, the
+//! deploying tools `install`, `remove`, `migrate`, `reload` and `error` events.
+//! Many processes append at once (a pipeline, parallel cron jobs), so each
+//! append takes an exclusive lock on the file and writes its lines with one
+//! `write` call: a line is there whole or not at all. The log is never
+//! rewritten; a malformed line is reported by number and left as it is.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The file's name inside the repository.
+pub const FILE_NAME: &str = "release_log";
+
+/// The header row, which is also the column order.
+pub const HEADER: &str = "time,event,name,version,wheel,sha256,target,detail";
+
+/// One line of the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// UTC, RFC 3339, whole seconds.
+    pub time: String,
+    pub event: String,
+    pub name: String,
+    pub version: String,
+    pub wheel: String,
+    pub sha256: String,
+    pub target: String,
+    pub detail: String,
+}
+
+impl Event {
+    /// An event of kind `event`, stamped now.
+    pub fn now(event: &str) -> Event {
+        Event {
+            time: now_rfc3339(),
+            event: event.to_string(),
+            ..Event::default()
+        }
+    }
+}
+
+/// The current time as the log writes it: `2026-11-24T14:31:45Z`.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// The release log of one repository.
+pub struct ReleaseLog {
+    path: PathBuf,
+}
+
+impl ReleaseLog {
+    pub fn new(repo_dir: &Path) -> ReleaseLog {
+        ReleaseLog {
+            path: repo_dir.join(FILE_NAME),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read every event; a malformed line is an error naming the file and
+    /// line. A log that does not exist yet is empty.
+    pub fn read(&self) -> Result<Vec<Event>> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read {}", self.path.display()))
+            }
+        };
+        parse(file, &self.path)
+    }
+
+    /// Append events under the lock, writing the header first into a new or
+    /// empty file. All lines go out in one write.
+    pub fn append(&self, events: &[Event]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let shown = self.path.display();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&self.path)
+            .with_context(|| format!("cannot open {shown} for appending"))?;
+        file.lock()
+            .with_context(|| format!("cannot lock {shown}"))?;
+        let mut text = String::new();
+        let len = file.metadata()?.len();
+        if len == 0 {
+            text.push_str(HEADER);
+            text.push('\n');
+        } else if !ends_with_newline(&mut file)? {
+            // A line cut short by a crash: start ours on a line of its own
+            // rather than glue it to the remains.
+            text.push('\n');
+        }
+        let mut writer = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        for event in events {
+            writer.serialize(event)?;
+        }
+        text.push_str(std::str::from_utf8(&writer.into_inner()?)?);
+        file.write_all(text.as_bytes())
+            .with_context(|| format!("cannot append to {shown}"))?;
+        file.sync_data()
+            .with_context(|| format!("cannot sync {shown}"))?;
+        Ok(())
+    }
+}
+
+fn ends_with_newline(file: &mut File) -> Result<bool> {
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
+/// Parse a release log, naming the first malformed line.
+pub fn parse(input: impl Read, path: &Path) -> Result<Vec<Event>> {
+    let shown = path.display();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(input);
+    let header = reader
+        .headers()
+        .with_context(|| format!("{shown} line 1: cannot read the header"))?
+        .iter()
+        .collect::<Vec<_>>()
+        .join(",");
+    if header.is_empty() {
+        return Ok(Vec::new());
+    }
+    if header != HEADER {
+        bail!("{shown} line 1: header is {header:?}, expected {HEADER:?}");
+    }
+    let mut events = Vec::new();
+    for row in reader.records() {
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                bail!("{shown} line {line}: malformed line: {e}");
+            }
+        };
+        let line = row.position().map(|p| p.line()).unwrap_or(0);
+        let event: Event = row
+            .deserialize(None)
+            .with_context(|| format!("{shown} line {line}: malformed line"))?;
+        if humantime::parse_rfc3339(&event.time).is_err() {
+            bail!("{shown} line {line}: malformed time {:?}", event.time);
+        }
+        if event.event.is_empty() {
+            bail!("{shown} line {line}: no event");
+        }
+        events.push(event);
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = ReleaseLog::new(dir.path());
+        let mut e = Event::now("release");
+        e.name = "six".into();
+        e.detail = "with, a comma and \"quotes\"".into();
+        log.append(std::slice::from_ref(&e)).unwrap();
+        log.append(&[Event::now("install")]).unwrap();
+        let events = log.read().unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0], e);
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        assert!(text.starts_with(HEADER));
+    }
+
+    #[test]
+    fn names_the_malformed_line() {
+        let text = format!("{HEADER}\n2026-01-01T00:00:00Z,release,a,1,a.whl,x,,\nbroken line\n");
+        let err = parse(text.as_bytes(), Path::new("wheels/release_log")).unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with("wheels/release_log line 3:"),
+            "{err:#}"
+        );
+        let text = format!("{HEADER}\nyesterday,release,a,1,a.whl,x,,\n");
+        let err = parse(text.as_bytes(), Path::new("log")).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("line 2: malformed time"),
+            "{err:#}"
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Where records go: JSON lines for the next tool, a table for a person.
+//!
+//! Piped, each record is written as one JSON line and flushed at once, so the
+//! next tool in the pipeline starts on a target while this one works on the
+//! rest. At a terminal the same records are shown as a table once the input
+//! ends (`--json` forces JSON lines). The writer also remembers whether any
+//! record it wrote carries an `error`, which decides the exit status.
+
+use crate::cli::Status;
+use crate::record::{error_of, Record};
+use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
+
+/// How one tool shows its records as a table.
+pub struct Table {
+    pub headers: &'static [&'static str],
+    pub row: fn(&Record) -> Vec<String>,
+}
+
+enum Mode {
+    Json(BufWriter<Stdout>),
+    Table(&'static Table, Vec<Vec<String>>),
+}
+
+pub struct Output {
+    mode: Mode,
+    failed: bool,
+}
+
+impl Output {
+    /// JSON lines when `json` is set or stdout is not a terminal, else a table.
+    pub fn new(json: bool, table: &'static Table) -> Output {
+        let stdout = io::stdout();
+        let mode = if json || !stdout.is_terminal() {
+            Mode::Json(BufWriter::new(stdout))
+        } else {
+            Mode::Table(table, Vec::new())
+        };
+        Output {
+            mode,
+            failed: false,
+        }
+    }
+
+    /// Write one record. An error here is the reader having gone away (a
+    /// closed pipe), which the caller turns into a quiet exit.
+    pub fn write(&mut self, record: &Record) -> io::Result<()> {
+        if error_of(record).is_some() {
+            self.failed = true;
+        }
+        match &mut self.mode {
+            Mode::Json(out) => {
+                serde_json::to_writer(&mut *out, record)?;
+                out.write_all(b"\n")?;
+                out.flush()
+            }
+            Mode::Table(table, rows) => {
+                rows.push((table.row)(record));
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether any record written so far carries an error.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Flush what is left (the table, at a terminal) and say how it went.
+    pub fn finish(self) -> io::Result<Status> {
+        let status = if self.failed {
+            Status::TargetFailed
+        } else {
+            Status::Ok
+        };
+        match self.mode {
+            Mode::Json(mut out) => out.flush()?,
+            Mode::Table(table, rows) => {
+                let mut out = io::stdout().lock();
+                out.write_all(render_table(table.headers, &rows).as_bytes())?;
+                out.flush()?;
+            }
+        }
+        Ok(status)
+    }
+}
+
+/// Columns padded to their widest cell; the last column is not padded.
+pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+    }
+    let mut text = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut l = String::new();
+        for (i, cell) in cells.enumerate() {
+            if i > 0 {
+                l.push_str("  ");
+            }
+            l.push_str(cell);
+            if i + 1 < widths.len() {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                l.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        text.push_str(l.trim_end());
+        text.push('\n');
+    };
+    line(&mut headers.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    text
+}
+
+/// The status cell most tables end with: the error, or what went right.
+pub fn status_cell(record: &Record, ok: impl FnOnce() -> String) -> String {
+    match error_of(record) {
+        Some((tool, message)) => format!("error ({tool}): {message}"),
+        None => ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns() {
+        let rows = vec![
+            vec!["a".to_string(), "long cell".to_string(), "x".to_string()],
+            vec!["bbb".to_string(), "c".to_string(), "y".to_string()],
+        ];
+        let text = render_table(&["ONE", "TWO", "THREE"], &rows);
+        assert_eq!(
+            text,
+            "ONE  TWO        THREE\na    long cell  x\nbbb  c          y\n"
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! The repository: a directory of wheels, and its release log.
+//!
+//! Wheels enter it only through [`Repo::add`], which checks them first and
+//! then copies them in atomically (temporary file, fsync, link into place), so
+//! a reader never sees half a wheel and two writers never overwrite each
+//! other. A filename, once in the repository, always means the same bytes.
+
+use crate::log::{Event, ReleaseLog};
+use crate::wheel::{self, CheckedWheel, WheelName};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The option every tool that reads the repository takes.
+#[derive(Args, Debug, Clone)]
+pub struct RepoArgs {
+    /// The repository: a directory of wheels with its `release_log`.
+    #[arg(long, value_name = "DIR", env = "VD_REPO", default_value = "wheels")]
+    pub repo: PathBuf,
+}
+
+/// What [`Repo::add`] did with a wheel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    /// Copied in, and a `release` event logged.
+    Added,
+    /// The same bytes were already there; nothing was done.
+    Present,
+}
+
+impl Added {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Added::Added => "added",
+            Added::Present => "present",
+        }
+    }
+}
+
+pub struct Repo {
+    dir: PathBuf,
+    log: ReleaseLog,
+}
+
+impl Repo {
+    /// Open a repository for reading; it must exist.
+    pub fn open(dir: &Path) -> Result<Repo> {
+        if !dir.is_dir() {
+            bail!(
+                "repository {} is not a directory (set --repo or VD_REPO)",
+                dir.display()
+            );
+        }
+        Ok(Repo {
+            dir: dir.to_path_buf(),
+            log: ReleaseLog::new(dir),
+        })
+    }
+
+    /// Open a repository for adding, creating the directory if needed, and
+    /// check that its release log reads cleanly: vd appends to a log it can
+    /// read, and never rewrites one it cannot.
+    pub fn open_for_writing(dir: &Path) -> Result<Repo> {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create repository {}", dir.display()))?;
+        let repo = Repo::open(dir)?;
+        repo.log.read()?;
+        Ok(repo)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log(&self) -> &ReleaseLog {
+        &self.log
+    }
+
+    /// Check the wheel at `source` and copy it in. The same file again is
+    /// [`Added::Present`]; other bytes under a name already taken are refused.
+    pub fn add(&self, source: &Path) -> Result<(CheckedWheel, Added)> {
+        let checked = wheel::check(source)?;
+        let dest = self.dir.join(&checked.filename.file);
+        if let Some(status) = self.compare_existing(&dest, &checked)? {
+            return Ok((checked, status));
+        }
+        let temp = self.copy_to_temp(source, &checked)?;
+        // A hard link fails when the name exists, where rename would replace
+        // it: of two writers racing on one name, exactly one wins.
+        let linked = fs::hard_link(&temp, &dest);
+        let _ = fs::remove_file(&temp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if let Some(status) = self.compare_existing(&dest, &checked)? {
+                    return Ok((checked, status));
+                }
+                bail!("{} appeared while it was being added", dest.display());
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot write {}", dest.display()));
+            }
+        }
+        sync_dir(&self.dir)?;
+        let mut event = Event::now("release");
+        event.name = checked.filename.name.clone();
+        event.version = checked.filename.version.to_string();
+        event.wheel = checked.filename.file.clone();
+        event.sha256 = checked.sha256.clone();
+        self.log.append(&[event])?;
+        Ok((checked, Added::Added))
+    }
+
+    fn compare_existing(&self, dest: &Path, checked: &CheckedWheel) -> Result<Option<Added>> {
+        match wheel::sha256_file(dest) {
+            Ok((sha, _)) if sha == checked.sha256 => Ok(Some(Added::Present)),
+            Ok((sha, _)) => Err(anyhow!(
+                "{} is already in the repository with other content (sha256 {} there, {} here); a released wheel is never replaced: give the new build a new version",
+                checked.filename.file,
+                sha,
+                checked.sha256
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", dest.display())),
+        }
+    }
+
+    fn copy_to_temp(&self, source: &Path, checked: &CheckedWheel) -> Result<PathBuf> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let temp = self.dir.join(format!(
+            ".{}.{}.{}.tmp",
+            checked.filename.file,
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| -> io::Result<()> {
+            let mut from = File::open(source)?;
+            let mut to = File::create_new(&temp)?;
+            io::copy(&mut from, &mut to)?;
+            to.sync_all()
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&temp);
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot copy {} into {}",
+                    source.display(),
+                    self.dir.display()
+                )
+            });
+        }
+        // The bytes copied must be the bytes checked.
+        let (sha, _) = wheel::sha256_file(&temp)?;
+        if sha != checked.sha256 {
+            let _ = fs::remove_file(&temp);
+            bail!("{} changed while it was being added", source.display());
+        }
+        Ok(temp)
+    }
+
+    /// Every wheel filename in the repository, sorted; files that are not
+    /// wheels (the log, temporary files) are left out.
+    pub fn wheel_names(&self) -> Result<Vec<WheelName>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.dir)
+            .with_context(|| format!("cannot list {}", self.dir.display()))?
+        {
+            let entry = entry?;
+            let Some(file) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if file.starts_with('.') || !file.ends_with(".whl") {
+                continue;
+            }
+            names.push(WheelName::parse(&file)?);
+        }
+        names.sort_by(|a, b| a.file.cmp(&b.file));
+        Ok(names)
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
+}

@@ -1,0 +1,105 @@
+//! `vd-add`: check wheels and add them to the repository.
+
+use crate::cli::{self, OutputArgs, Status};
+use crate::output::{status_cell, Output, Table};
+use crate::record::{self, str_field, Record};
+use crate::repo::{Repo, RepoArgs};
+use anyhow::{Context, Result};
+use clap::{CommandFactory, Parser};
+use serde_json::Value;
+use std::io::{self, BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const TOOL: &str = "vd-add";
+
+/// Check wheels and add them to the repository.
+///
+/// Each wheel is read before it is trusted: its filename must follow PEP 427,
+/// it must be a zip with a .dist-info folder whose METADATA agrees with the
+/// filename on name and version, a WHEEL file must be present, and every file
+/// in it must match its hash in RECORD. It is then copied in atomically and a
+/// `release` event is appended to the repository's release_log. Adding the same
+/// file again changes nothing (status `present`); other content under a
+/// filename already in the repository is refused.
+///
+/// Writes one JSON line per wheel: name, version, wheel, sha256 and status
+/// (`added` or `present`), or an `error`. Exit status: 0 when every wheel is in
+/// the repository, 1 when some wheel was refused, 2 on a usage or setup error
+/// (the repository cannot be created, its release_log is malformed).
+#[derive(Parser, Debug)]
+#[command(name = TOOL, version)]
+struct Args {
+    #[command(flatten)]
+    repo: RepoArgs,
+
+    #[command(flatten)]
+    output: OutputArgs,
+
+    /// Wheel files to add. With none, paths are read from stdin, one per
+    /// line (`ls dist/*.whl | vd-add`).
+    #[arg(value_name = "WHEEL")]
+    wheels: Vec<PathBuf>,
+}
+
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+static TABLE: Table = Table {
+    headers: &["WHEEL", "STATUS"],
+    row: |r: &Record| {
+        vec![
+            str_field(r, "wheel").unwrap_or("").to_string(),
+            status_cell(r, || str_field(r, "status").unwrap_or("").to_string()),
+        ]
+    },
+};
+
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::run(TOOL, || run(args))
+}
+
+fn run(args: Args) -> Result<Status> {
+    let repo = Repo::open_for_writing(&args.repo.repo)?;
+    let paths: Box<dyn Iterator<Item = io::Result<PathBuf>>> = if args.wheels.is_empty() {
+        if io::stdin().is_terminal() {
+            cli::warn(TOOL, "reading wheel paths from the terminal, one per line (give WHEEL arguments instead)");
+        }
+        Box::new(
+            io::stdin()
+                .lock()
+                .lines()
+                .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
+                .map(|l| l.map(|l| PathBuf::from(l.trim()))),
+        )
+    } else {
+        Box::new(args.wheels.into_iter().map(Ok))
+    };
+    let mut out = Output::new(args.output.json, &TABLE);
+    for path in paths {
+        let path = path.context("cannot read wheel paths from stdin")?;
+        let mut record = Record::new();
+        record.insert("wheel".into(), Value::from(path.display().to_string()));
+        match repo.add(&path) {
+            Ok((checked, added)) => {
+                record.insert("name".into(), Value::from(checked.filename.name));
+                record.insert(
+                    "version".into(),
+                    Value::from(checked.filename.version.to_string()),
+                );
+                record.insert("wheel".into(), Value::from(checked.filename.file));
+                record.insert("sha256".into(), Value::from(checked.sha256));
+                record.insert("status".into(), Value::from(added.as_str()));
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                cli::warn(TOOL, &message);
+                record::set_error(&mut record, TOOL, &message);
+            }
+        }
+        out.write(&record)?;
+    }
+    Ok(out.finish()?)
+}

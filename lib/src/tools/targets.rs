@@ -1,0 +1,107 @@
+//! `vd-targets`: select targets from the inventory and start a pipeline.
+
+use crate::cli::{self, OutputArgs, Status};
+use crate::inventory::{self, Selector};
+use crate::output::{status_cell, Output, Table};
+use crate::record::{self, list_field, str_field, target_label, Record};
+use anyhow::Result;
+use clap::{CommandFactory, Parser};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const TOOL: &str = "vd-targets";
+
+/// Select targets from the inventory and write their records.
+///
+/// The inventory is a CSV file with a header row naming its columns: host,
+/// port, user, venv, venv_user, requirements, packages, settings, migrate_user,
+/// reload, reload_once, via, identity, python, cache, check. Only host and venv
+/// are required; packages and settings are space-separated lists. A file
+/// ending in .jsonl holds target records instead. Relative requirements and
+/// identity paths are resolved against the inventory's folder. An unknown
+/// column is passed through as a field, with a warning.
+///
+/// NAMES select targets; a target is written when any name matches it, and
+/// with no names every target is. The forms are host, user@host,
+/// user@host:/path, host:/path, :/path and user@; the host part may be a
+/// shell-style glob (web*). The user matches venv_user, or user where no
+/// venv_user is set. A name that matches no target is an error, so a typo in a
+/// cron job never quietly deploys nothing.
+///
+/// A bad row (a relative venv, a port that is not a number, a duplicate
+/// target) becomes a record with an `error` naming the file and line; the other
+/// targets go on. Exit status: 0 when every selected target is good, 1 when
+/// some row is bad, 2 on a usage or setup error (no inventory, no host or venv
+/// column, a name that matches nothing).
+#[derive(Parser, Debug)]
+#[command(name = TOOL, version)]
+struct Args {
+    /// The inventory: CSV with a header row, or .jsonl target records.
+    #[arg(
+        long,
+        short = 'i',
+        value_name = "FILE",
+        env = "VD_INVENTORY",
+        default_value = "targets.csv"
+    )]
+    inventory: PathBuf,
+
+    #[command(flatten)]
+    output: OutputArgs,
+
+    /// Targets to select: host, user@host, user@host:/path, host:/path,
+    /// :/path or user@ (all targets when none is given).
+    #[arg(value_name = "NAME")]
+    names: Vec<String>,
+}
+
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+static TABLE: Table = Table {
+    headers: &["TARGET", "VIA", "SETTINGS", "RELOAD", "STATUS"],
+    row: |r: &Record| {
+        vec![
+            target_label(r),
+            str_field(r, "via").unwrap_or("ssh").to_string(),
+            list_field(r, "settings").unwrap_or_default().join(" "),
+            str_field(r, "reload").unwrap_or("").to_string(),
+            status_cell(r, || "ok".to_string()),
+        ]
+    },
+};
+
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::run(TOOL, || run(args))
+}
+
+fn run(args: Args) -> Result<Status> {
+    let selectors = args
+        .names
+        .iter()
+        .map(|n| Selector::parse(n))
+        .collect::<Result<Vec<_>>>()?;
+    let inventory = inventory::load(&args.inventory)?;
+    for warning in &inventory.warnings {
+        cli::warn(TOOL, warning);
+    }
+    let chosen = inventory::select(&inventory.entries, &selectors)?;
+    // A bad row that no name selected is still worth a word on stderr.
+    for entry in &inventory.entries {
+        if let Some((_, message)) = record::error_of(&entry.record) {
+            if !chosen.iter().any(|c| std::ptr::eq(*c, entry)) {
+                cli::warn(TOOL, &format!("not selected, but bad: {message}"));
+            }
+        }
+    }
+    let mut out = Output::new(args.output.json, &TABLE);
+    for entry in chosen {
+        if let Some((_, message)) = record::error_of(&entry.record) {
+            cli::warn(TOOL, &message);
+        }
+        out.write(&entry.record)?;
+    }
+    Ok(out.finish()?)
+}

@@ -1,0 +1,25 @@
+//! The checked-in man pages are the ones the clap definitions render.
+
+use std::path::Path;
+
+#[test]
+fn man_pages_are_current() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    for (name, text) in vd::man::pages().unwrap() {
+        let path = dir.join(&name);
+        let on_disk = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            on_disk == text,
+            "man/{name} is stale or missing: run `make man` and commit the result"
+        );
+    }
+}
+
+#[test]
+fn every_tool_has_a_page_and_the_overview_exists() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    assert!(dir.join("vd.7").is_file(), "man/vd.7 is missing");
+    for (name, _) in vd::man::pages().unwrap() {
+        assert!(dir.join(&name).is_file(), "man/{name} is missing");
+    }
+}

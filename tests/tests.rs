@@ -1,0 +1,5 @@
+//! Integration tests: the real binaries, run the way a user runs them.
+
+mod util;
+
+mod man;

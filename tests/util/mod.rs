@@ -1,0 +1,150 @@
+#![allow(dead_code)] // each test module uses its own part of the helpers
+//! What the tests share: running a tool, and making the real things it works
+//! on (wheels built by pip, wheels downloaded from the index once and cached).
+
+pub mod python;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The path of one of the tools, built by cargo for this test run.
+pub fn bin(tool: &str) -> PathBuf {
+    let path = match tool {
+        "vd-add" => env!("CARGO_BIN_EXE_vd-add"),
+        "vd-targets" => env!("CARGO_BIN_EXE_vd-targets"),
+        other => panic!("no tool named {other}"),
+    };
+    PathBuf::from(path)
+}
+
+/// Where tests keep what is worth keeping between runs (built and
+/// downloaded wheels, the builder venv).
+pub fn cache_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vd-cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What a finished tool run left behind.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// The stdout JSON lines, parsed.
+    pub fn records(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        self.stdout
+            .lines()
+            .map(|l| match serde_json::from_str(l) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => panic!("stdout line is not a JSON object: {l}\n{self:?}"),
+            })
+            .collect()
+    }
+
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit status {} (wanted {code})\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn expect_stderr(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\nstderr:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// A tool invocation being set up.
+pub struct Run {
+    command: Command,
+    stdin: Vec<u8>,
+}
+
+/// Start describing a run of `tool`.
+pub fn tool(tool: &str) -> Run {
+    let mut command = Command::new(bin(tool));
+    // Tests say where things are; the user's environment must not.
+    for var in ["VD_REPO", "VD_INVENTORY"] {
+        command.env_remove(var);
+    }
+    Run {
+        command,
+        stdin: Vec::new(),
+    }
+}
+
+impl Run {
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
+        self.stdin = input.into();
+        self
+    }
+
+    /// Run to the end with the given stdin; stdout is a pipe, so tools write
+    /// JSON lines.
+    pub fn run(mut self) -> Outcome {
+        let mut child = self
+            .command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start the tool");
+        let mut stdin = child.stdin.take().unwrap();
+        let input = std::mem::take(&mut self.stdin);
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// JSON lines from records, for a tool's stdin.
+pub fn jsonl(records: &[serde_json::Map<String, serde_json::Value>]) -> String {
+    records
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap() + "\n")
+        .collect()
+}

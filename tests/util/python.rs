@@ -1,0 +1,202 @@
+//! Real Python things for the tests: wheels built by `pip wheel` from small
+//! generated projects, and published wheels fetched once with `pip download`.
+//! Both are cached under the target directory, so only a first run pays.
+
+use super::cache_dir;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// Serializes pip runs: pip's own cache is not safe against itself.
+static PIP: Mutex<()> = Mutex::new(());
+
+/// The Python used for building and for test virtualenvs.
+pub fn python3() -> String {
+    std::env::var("VD_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+#[track_caller]
+fn run_ok(command: &mut Command, what: &str) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}; install python3 with venv and pip (Debian: apt-get install python3-venv python3-pip)"));
+    if !out.status.success() {
+        panic!(
+            "{what} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A virtualenv with setuptools and wheel, for building fixture wheels
+/// without build isolation (fast, and one download for the whole suite).
+fn builder() -> PathBuf {
+    let venv = cache_dir().join("builder-venv");
+    let ready = venv.join(".ready");
+    if !ready.exists() {
+        let _ = std::fs::remove_dir_all(&venv);
+        run_ok(
+            Command::new(python3()).args(["-m", "venv"]).arg(&venv),
+            "python3 -m venv (Debian: apt-get install python3-venv)",
+        );
+        run_ok(
+            Command::new(venv.join("bin/pip")).args(["install", "-q", "setuptools>=68", "wheel"]),
+            "pip install setuptools wheel (needs the package index)",
+        );
+        std::fs::write(&ready, "").unwrap();
+    }
+    venv
+}
+
+/// A fixture project to build into a wheel.
+#[derive(Debug, Clone, Default)]
+pub struct Project {
+    pub name: String,
+    pub version: String,
+    pub requires: Vec<String>,
+    /// `(extra, requirements)`.
+    pub extras: Vec<(String, Vec<String>)>,
+    pub requires_python: Option<String>,
+}
+
+impl Project {
+    pub fn new(name: &str, version: &str) -> Project {
+        Project {
+            name: name.to_string(),
+            version: version.to_string(),
+            ..Project::default()
+        }
+    }
+
+    pub fn requires(mut self, req: &str) -> Project {
+        self.requires.push(req.to_string());
+        self
+    }
+
+    pub fn extra(mut self, extra: &str, reqs: &[&str]) -> Project {
+        self.extras.push((
+            extra.to_string(),
+            reqs.iter().map(|r| r.to_string()).collect(),
+        ));
+        self
+    }
+
+    fn pyproject(&self) -> String {
+        let quote = |items: &[String]| {
+            items
+                .iter()
+                .map(|i| format!("{i:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut text = format!(
+            "[build-system]\nrequires = [\"setuptools\"]\nbuild-backend = \"setuptools.build_meta\"\n\n[project]\nname = {:?}\nversion = {:?}\ndependencies = [{}]\n",
+            self.name,
+            self.version,
+            quote(&self.requires)
+        );
+        if let Some(rp) = &self.requires_python {
+            text.push_str(&format!("requires-python = {rp:?}\n"));
+        }
+        if !self.extras.is_empty() {
+            text.push_str("\n[project.optional-dependencies]\n");
+            for (extra, reqs) in &self.extras {
+                text.push_str(&format!("{extra} = [{}]\n", quote(reqs)));
+            }
+        }
+        text.push_str(&format!(
+            "\n[tool.setuptools]\npy-modules = [{:?}]\n",
+            self.module()
+        ));
+        text
+    }
+
+    fn module(&self) -> String {
+        self.name.to_ascii_lowercase().replace(['-', '.'], "_")
+    }
+
+    /// Build with `pip wheel` (cached by the project's whole definition) and
+    /// return the wheel's path.
+    pub fn build(&self) -> PathBuf {
+        let pyproject = self.pyproject();
+        let key = format!("{:016x}", fnv(&pyproject));
+        let out = cache_dir().join("built").join(&key);
+        if let Some(found) = find_wheel(&out) {
+            return found;
+        }
+        let _guard = PIP.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = find_wheel(&out) {
+            return found;
+        }
+        let src = cache_dir().join("src").join(&key);
+        let _ = std::fs::remove_dir_all(&src);
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("pyproject.toml"), &pyproject).unwrap();
+        std::fs::write(
+            src.join(format!("{}.py", self.module())),
+            format!("VERSION = {:?}\n", self.version),
+        )
+        .unwrap();
+        let tmp_out = out.with_extension("partial");
+        let _ = std::fs::remove_dir_all(&tmp_out);
+        run_ok(
+            Command::new(builder().join("bin/pip"))
+                .args(["wheel", "-q", "--no-deps", "--no-build-isolation", "-w"])
+                .arg(&tmp_out)
+                .arg(&src),
+            &format!("pip wheel {} {}", self.name, self.version),
+        );
+        std::fs::rename(&tmp_out, &out).unwrap();
+        find_wheel(&out).expect("pip wheel wrote no wheel")
+    }
+}
+
+fn find_wheel(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+}
+
+/// Published wheels fetched once from the package index with `pip download`
+/// (`requirement` like `six==1.16.0`; extra pip arguments select platforms).
+pub fn download(requirement: &str, extra: &[&str]) -> Vec<PathBuf> {
+    let key = format!("{:016x}", fnv(&format!("{requirement} {extra:?}")));
+    let out = cache_dir().join("downloads").join(&key);
+    let list = |dir: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.retain(|p| p.extension().is_some_and(|e| e == "whl"));
+        v.sort();
+        v
+    };
+    if out.exists() {
+        return list(&out);
+    }
+    let _guard = PIP.lock().unwrap_or_else(|e| e.into_inner());
+    if out.exists() {
+        return list(&out);
+    }
+    let tmp_out = out.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp_out);
+    run_ok(
+        Command::new(python3())
+            .args(["-m", "pip", "download", "-q", "--only-binary=:all:", "-d"])
+            .arg(&tmp_out)
+            .arg(requirement)
+            .args(extra),
+        &format!("pip download {requirement} (needs the package index)"),
+    );
+    std::fs::rename(&tmp_out, &out).unwrap();
+    list(&out)
+}
+
+/// A small stable hash for cache keys.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
