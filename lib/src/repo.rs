@@ -9,8 +9,9 @@ use crate::log::{Event, ReleaseLog};
 use crate::wheel::{self, CheckedWheel, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -45,6 +46,10 @@ pub struct Repo {
     log: ReleaseLog,
 }
 
+/// Wheels larger than this are checked and copied from disk in a stream
+/// rather than read into memory once.
+const IN_MEMORY_LIMIT: u64 = 256 << 20;
+
 impl Repo {
     /// Open a repository for reading; it must exist.
     pub fn open(dir: &Path) -> Result<Repo> {
@@ -60,17 +65,6 @@ impl Repo {
         })
     }
 
-    /// Open a repository for adding, creating the directory if needed, and
-    /// check that its release log reads cleanly: vd appends to a log it can
-    /// read, and never rewrites one it cannot.
-    pub fn open_for_writing(dir: &Path) -> Result<Repo> {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create repository {}", dir.display()))?;
-        let repo = Repo::open(dir)?;
-        repo.log.read()?;
-        Ok(repo)
-    }
-
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -79,86 +73,25 @@ impl Repo {
         &self.log
     }
 
-    /// Check the wheel at `source` and copy it in. The same file again is
-    /// [`Added::Present`]; other bytes under a name already taken are refused.
-    pub fn add(&self, source: &Path) -> Result<(CheckedWheel, Added)> {
-        let checked = wheel::check(source)?;
-        let dest = self.dir.join(&checked.filename.file);
-        if let Some(status) = self.compare_existing(&dest, &checked)? {
-            return Ok((checked, status));
-        }
-        let temp = self.copy_to_temp(source, &checked)?;
-        // A hard link fails when the name exists, where rename would replace
-        // it: of two writers racing on one name, exactly one wins.
-        let linked = fs::hard_link(&temp, &dest);
-        let _ = fs::remove_file(&temp);
-        match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                if let Some(status) = self.compare_existing(&dest, &checked)? {
-                    return Ok((checked, status));
-                }
-                bail!("{} appeared while it was being added", dest.display());
-            }
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot write {}", dest.display()));
-            }
-        }
-        sync_dir(&self.dir)?;
-        let mut event = Event::now("release");
-        event.name = checked.filename.name.clone();
-        event.version = checked.filename.version.to_string();
-        event.wheel = checked.filename.file.clone();
-        event.sha256 = checked.sha256.clone();
-        self.log.append(&[event])?;
-        Ok((checked, Added::Added))
-    }
-
-    fn compare_existing(&self, dest: &Path, checked: &CheckedWheel) -> Result<Option<Added>> {
-        match wheel::sha256_file(dest) {
-            Ok((sha, _)) if sha == checked.sha256 => Ok(Some(Added::Present)),
-            Ok((sha, _)) => Err(anyhow!(
-                "{} is already in the repository with other content (sha256 {} there, {} here); a released wheel is never replaced: give the new build a new version",
-                checked.filename.file,
-                sha,
-                checked.sha256
-            )),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", dest.display())),
-        }
-    }
-
-    fn copy_to_temp(&self, source: &Path, checked: &CheckedWheel) -> Result<PathBuf> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let temp = self.dir.join(format!(
-            ".{}.{}.{}.tmp",
-            checked.filename.file,
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = (|| -> io::Result<()> {
-            let mut from = File::open(source)?;
-            let mut to = File::create_new(&temp)?;
-            io::copy(&mut from, &mut to)?;
-            to.sync_all()
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&temp);
-            return Err(e).with_context(|| {
-                format!(
-                    "cannot copy {} into {}",
-                    source.display(),
-                    self.dir.display()
-                )
-            });
-        }
-        // The bytes copied must be the bytes checked.
-        let (sha, _) = wheel::sha256_file(&temp)?;
-        if sha != checked.sha256 {
-            let _ = fs::remove_file(&temp);
-            bail!("{} changed while it was being added", source.display());
-        }
-        Ok(temp)
+    /// Start adding wheels: create the directory if needed, and check that
+    /// the release log reads cleanly — vd appends to a log it can read, and
+    /// never rewrites one it cannot.
+    pub fn adder(dir: &Path) -> Result<Adder> {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create repository {}", dir.display()))?;
+        let repo = Repo::open(dir)?;
+        let released = repo
+            .log
+            .read()?
+            .into_iter()
+            .filter(|e| e.event == "release")
+            .map(|e| (e.wheel, e.sha256))
+            .collect();
+        Ok(Adder {
+            repo,
+            released,
+            pending: Vec::new(),
+        })
     }
 
     /// Every wheel filename in the repository, sorted; files that are not
@@ -180,6 +113,156 @@ impl Repo {
         names.sort_by(|a, b| a.file.cmp(&b.file));
         Ok(names)
     }
+}
+
+/// Adds wheels to a repository. Each wheel is checked, written to a temporary
+/// file, fsynced and linked into place at once; the directory sync and the
+/// `release` events are batched into [`Adder::commit`], one fsync and one log
+/// write for many wheels. A crash before the commit leaves wheels in place
+/// without their events; the next add of such a wheel writes the event, since
+/// the adder knows from the log which files have been released.
+pub struct Adder {
+    repo: Repo,
+    released: HashSet<(String, String)>,
+    pending: Vec<Event>,
+}
+
+impl Adder {
+    /// Check the wheel at `source` and link it in. The same file again is
+    /// [`Added::Present`]; other bytes under a name already taken are refused.
+    pub fn add(&mut self, source: &Path) -> Result<(CheckedWheel, Added)> {
+        let shown = source.display();
+        let size = fs::metadata(source)
+            .with_context(|| format!("{shown}: cannot read"))?
+            .len();
+        let (checked, bytes) = if size <= IN_MEMORY_LIMIT {
+            let bytes = fs::read(source).with_context(|| format!("{shown}: cannot read"))?;
+            (wheel::check_bytes(source, &bytes)?, Some(bytes))
+        } else {
+            (wheel::check(source)?, None)
+        };
+        let dest = self.repo.dir.join(&checked.filename.file);
+        // Most adds are of new wheels: try the link first and compare only
+        // when the name is taken.
+        let status = self.link_new(source, bytes.as_deref(), &checked, &dest)?;
+        let key = (checked.filename.file.clone(), checked.sha256.clone());
+        if !self.released.contains(&key) {
+            let mut event = Event::now("release");
+            event.name = checked.filename.name.clone();
+            event.version = checked.filename.version.to_string();
+            event.wheel = checked.filename.file.clone();
+            event.sha256 = checked.sha256.clone();
+            if status == Added::Present {
+                event.detail = "found in the repository without its release event".into();
+            }
+            self.pending.push(event);
+            self.released.insert(key);
+        }
+        Ok((checked, status))
+    }
+
+    /// Make the wheels added so far durable and log their `release` events.
+    pub fn commit(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        sync_dir(&self.repo.dir)?;
+        self.repo.log.append(&self.pending)?;
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn link_new(
+        &self,
+        source: &Path,
+        bytes: Option<&[u8]>,
+        checked: &CheckedWheel,
+        dest: &Path,
+    ) -> Result<Added> {
+        if dest.exists() {
+            if let Some(status) = self.compare_existing(dest, checked)? {
+                return Ok(status);
+            }
+        }
+        let temp = self.write_temp(source, bytes, checked)?;
+        // A hard link fails when the name exists, where rename would replace
+        // it: of two writers racing on one name, exactly one wins.
+        let linked = fs::hard_link(&temp, dest);
+        let _ = fs::remove_file(&temp);
+        match linked {
+            Ok(()) => Ok(Added::Added),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                match self.compare_existing(dest, checked)? {
+                    Some(status) => Ok(status),
+                    None => bail!("{} appeared while it was being added", dest.display()),
+                }
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot write {}", dest.display())),
+        }
+    }
+
+    fn compare_existing(&self, dest: &Path, checked: &CheckedWheel) -> Result<Option<Added>> {
+        match wheel::sha256_file(dest) {
+            Ok((sha, _)) if sha == checked.sha256 => Ok(Some(Added::Present)),
+            Ok((sha, _)) => Err(anyhow!(
+                "{} is already in the repository with other content (sha256 {} there, {} here); a released wheel is never replaced: give the new build a new version",
+                checked.filename.file,
+                sha,
+                checked.sha256
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", dest.display())),
+        }
+    }
+
+    /// Write the wheel to a temporary name in the repository and fsync it.
+    /// From memory the bytes are the ones checked; streamed from disk they
+    /// are hashed again, since the source may have changed in between.
+    fn write_temp(
+        &self,
+        source: &Path,
+        bytes: Option<&[u8]>,
+        checked: &CheckedWheel,
+    ) -> Result<PathBuf> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let dir = &self.repo.dir;
+        let temp = dir.join(format!(
+            ".{}.{}.{}.tmp",
+            checked.filename.file,
+            process_id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| -> io::Result<()> {
+            let mut to = File::create_new(&temp)?;
+            match bytes {
+                Some(bytes) => to.write_all(bytes)?,
+                None => {
+                    io::copy(&mut File::open(source)?, &mut to)?;
+                }
+            }
+            to.sync_data()
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&temp);
+            return Err(e).with_context(|| {
+                format!("cannot copy {} into {}", source.display(), dir.display())
+            });
+        }
+        if bytes.is_none() {
+            let (sha, _) = wheel::sha256_file(&temp)?;
+            if sha != checked.sha256 {
+                let _ = fs::remove_file(&temp);
+                bail!("{} changed while it was being added", source.display());
+            }
+        }
+        Ok(temp)
+    }
+}
+
+/// This process's id, asked of the kernel once.
+fn process_id() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -144,16 +144,39 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Read a wheel and check it from end to end: filename, zip, `.dist-info`,
 /// METADATA name and version, `WHEEL`, and every file against RECORD.
 pub fn check(path: &Path) -> Result<CheckedWheel> {
-    let shown = path.display();
+    let shown = path.display().to_string();
+    let filename = parse_file_name(path)?;
+    let (sha256, size) = sha256_file(path).with_context(|| format!("{shown}: cannot read"))?;
+    let file = File::open(path).with_context(|| format!("{shown}: cannot read"))?;
+    check_archive(file, &shown, filename, sha256, size)
+}
+
+/// [`check`] for a wheel already read into memory: no file is read twice.
+pub fn check_bytes(path: &Path, bytes: &[u8]) -> Result<CheckedWheel> {
+    let shown = path.display().to_string();
+    let filename = parse_file_name(path)?;
+    let sha256 = hex(&Sha256::digest(bytes));
+    let size = bytes.len() as u64;
+    check_archive(io::Cursor::new(bytes), &shown, filename, sha256, size)
+}
+
+fn parse_file_name(path: &Path) -> Result<WheelName> {
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| anyhow!("{shown}: not a wheel filename"))?;
-    let filename = WheelName::parse(file_name)?;
-    let (sha256, size) = sha256_file(path).with_context(|| format!("{shown}: cannot read"))?;
-    let file = File::open(path).with_context(|| format!("{shown}: cannot read"))?;
+        .ok_or_else(|| anyhow!("{}: not a wheel filename", path.display()))?;
+    WheelName::parse(file_name)
+}
+
+fn check_archive<R: Read + Seek>(
+    reader: R,
+    shown: &str,
+    filename: WheelName,
+    sha256: String,
+    size: u64,
+) -> Result<CheckedWheel> {
     let mut archive =
-        zip::ZipArchive::new(file).map_err(|e| anyhow!("{shown}: not a zip archive: {e}"))?;
+        zip::ZipArchive::new(reader).map_err(|e| anyhow!("{shown}: not a zip archive: {e}"))?;
 
     // The one `.dist-info` folder at the top of the archive.
     let mut dist_infos: Vec<String> = archive
@@ -193,7 +216,7 @@ pub fn check(path: &Path) -> Result<CheckedWheel> {
     let record_name = format!("{dist_info}/RECORD");
     let record = read_member(&mut archive, &record_name)
         .with_context(|| format!("{shown}: no {record_name} file"))?;
-    check_record(&mut archive, &record, &record_name).with_context(|| format!("{shown}"))?;
+    check_record(&mut archive, &record, &record_name).with_context(|| shown.to_string())?;
     Ok(CheckedWheel {
         filename,
         metadata,
@@ -202,7 +225,7 @@ pub fn check(path: &Path) -> Result<CheckedWheel> {
     })
 }
 
-fn read_member(archive: &mut zip::ZipArchive<File>, name: &str) -> Result<String> {
+fn read_member<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str) -> Result<String> {
     let mut member = archive.by_name(name)?;
     let mut text = String::new();
     member.read_to_string(&mut text)?;
@@ -212,8 +235,8 @@ fn read_member(archive: &mut zip::ZipArchive<File>, name: &str) -> Result<String
 /// Every file in the archive must be listed in RECORD with a matching hash
 /// and size (RECORD itself and signatures excepted), and every listed file
 /// must exist.
-fn check_record(
-    archive: &mut zip::ZipArchive<File>,
+fn check_record<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
     record: &str,
     record_name: &str,
 ) -> Result<()> {

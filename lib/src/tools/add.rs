@@ -13,6 +13,9 @@ use std::process::ExitCode;
 
 const TOOL: &str = "vd-add";
 
+/// Wheels per commit: one directory fsync and one release_log write.
+const BATCH: usize = 64;
+
 /// Check wheels and add them to the repository.
 ///
 /// Each wheel is read before it is trusted: its filename must follow PEP 427,
@@ -62,7 +65,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<Status> {
-    let repo = Repo::open_for_writing(&args.repo.repo)?;
+    let mut adder = Repo::adder(&args.repo.repo)?;
     let paths: Box<dyn Iterator<Item = io::Result<PathBuf>>> = if args.wheels.is_empty() {
         if io::stdin().is_terminal() {
             cli::warn(TOOL, "reading wheel paths from the terminal, one per line (give WHEEL arguments instead)");
@@ -78,17 +81,18 @@ fn run(args: Args) -> Result<Status> {
         Box::new(args.wheels.into_iter().map(Ok))
     };
     let mut out = Output::new(args.output.json, &TABLE);
+    // Records wait for the commit that makes their wheels durable and logged;
+    // committing in batches keeps fsyncs and log writes few.
+    let mut done: Vec<Record> = Vec::new();
     for path in paths {
         let path = path.context("cannot read wheel paths from stdin")?;
         let mut record = Record::new();
         record.insert("wheel".into(), Value::from(path.display().to_string()));
-        match repo.add(&path) {
+        match adder.add(&path) {
             Ok((checked, added)) => {
                 record.insert("name".into(), Value::from(checked.filename.name));
-                record.insert(
-                    "version".into(),
-                    Value::from(checked.filename.version.to_string()),
-                );
+                let version = checked.filename.version.to_string();
+                record.insert("version".into(), Value::from(version));
                 record.insert("wheel".into(), Value::from(checked.filename.file));
                 record.insert("sha256".into(), Value::from(checked.sha256));
                 record.insert("status".into(), Value::from(added.as_str()));
@@ -99,7 +103,17 @@ fn run(args: Args) -> Result<Status> {
                 record::set_error(&mut record, TOOL, &message);
             }
         }
-        out.write(&record)?;
+        done.push(record);
+        if done.len() >= BATCH {
+            adder.commit()?;
+            for record in done.drain(..) {
+                out.write(&record)?;
+            }
+        }
+    }
+    adder.commit()?;
+    for record in &done {
+        out.write(record)?;
     }
     Ok(out.finish()?)
 }

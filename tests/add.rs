@@ -1,0 +1,286 @@
+//! vd-add: wheels in, checked, copied atomically, logged.
+
+use crate::util::python::{download, Project};
+use crate::util::tool;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn log_lines(repo: &Path) -> Vec<String> {
+    fs::read_to_string(repo.join("release_log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Rewrite a wheel with Python's zipfile, applying `edit` (Python code that
+/// may change `files`, a dict of member name to bytes) on the way.
+fn rewrite_wheel(src: &Path, dest: &Path, edit: &str) {
+    let script = format!(
+        "import sys, zipfile\nsrc, dest = sys.argv[1], sys.argv[2]\nwith zipfile.ZipFile(src) as z:\n    files = {{n: z.read(n) for n in z.namelist()}}\n{edit}\nwith zipfile.ZipFile(dest, 'w') as z:\n    for n, b in files.items():\n        z.writestr(n, b)\n"
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(src)
+        .arg(dest)
+        .output()
+        .expect("python3 is needed for the tests");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn adds_checked_wheels_and_logs_a_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    let alpha = Project::new("vd-alpha", "1.0").build();
+    let dotted = Project::new("Vd.Dotted_Name", "2.0rc1").build();
+    let out = tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .arg(&alpha)
+        .arg(&dotted)
+        .run();
+    out.expect_code(0);
+    let records = out.records();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["name"], "vd-alpha");
+    assert_eq!(records[0]["version"], "1.0");
+    assert_eq!(records[0]["status"], "added");
+    assert_eq!(records[1]["name"], "vd-dotted-name");
+    assert_eq!(records[1]["version"], "2.0rc1");
+    let wheel = records[0]["wheel"].as_str().unwrap();
+    assert_eq!(
+        fs::read(repo.join(wheel)).unwrap(),
+        fs::read(&alpha).unwrap()
+    );
+    let sha = records[0]["sha256"].as_str().unwrap();
+    let expected = Command::new("sha256sum").arg(&alpha).output().unwrap();
+    assert!(String::from_utf8_lossy(&expected.stdout).starts_with(sha));
+
+    let lines = log_lines(&repo);
+    assert_eq!(
+        lines[0],
+        "time,event,name,version,wheel,sha256,target,detail"
+    );
+    assert_eq!(lines.len(), 3);
+    assert!(lines[1].contains(",release,vd-alpha,1.0,"), "{}", lines[1]);
+    assert!(lines[1].contains(sha));
+
+    // Again: nothing changes, nothing is logged.
+    let again = tool("vd-add").arg("--repo").arg(&repo).arg(&alpha).run();
+    again.expect_code(0);
+    assert_eq!(again.records()[0]["status"], "present");
+    assert_eq!(log_lines(&repo).len(), 3);
+}
+
+#[test]
+fn reads_paths_from_stdin_and_adds_a_published_wheel() {
+    let dir = tempfile::tempdir().unwrap();
+    let published = download("six==1.16.0", &["--no-deps"]);
+    assert_eq!(published.len(), 1, "{published:?}");
+    let built = Project::new("vd-stdin", "0.1").build();
+    let input = format!("{}\n\n{}\n", published[0].display(), built.display());
+    let out = tool("vd-add").env("VD_REPO", dir.path()).stdin(input).run();
+    out.expect_code(0);
+    let records = out.records();
+    assert_eq!(records[0]["wheel"], "six-1.16.0-py2.py3-none-any.whl");
+    assert_eq!(records[1]["name"], "vd-stdin");
+    assert!(dir.path().join("six-1.16.0-py2.py3-none-any.whl").is_file());
+}
+
+#[test]
+fn refuses_bad_wheels_by_name_and_adds_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    let bad = dir.path().join("bad");
+    fs::create_dir(&bad).unwrap();
+    let good = Project::new("vd-good", "1.0").build();
+
+    let missing = bad.join("vd_missing-1.0-py3-none-any.whl");
+    let not_zip = bad.join("vd_notzip-1.0-py3-none-any.whl");
+    fs::write(&not_zip, "this is not a zip").unwrap();
+    let malformed = bad.join("not-a-wheel.whl");
+    fs::copy(&good, &malformed).unwrap();
+    let no_dist_info = bad.join("vd_good-1.0-py2-none-any.whl");
+    rewrite_wheel(
+        &good,
+        &no_dist_info,
+        "    files = {n: b for n, b in files.items() if '.dist-info/' not in n}",
+    );
+    let wrong_version = bad.join("vd_good-9.0-py3-none-any.whl");
+    fs::copy(&good, &wrong_version).unwrap();
+    let wrong_name = bad.join("vd_other-1.0-py3-none-any.whl");
+    fs::copy(&good, &wrong_name).unwrap();
+    let tampered_dir = bad.join("tampered");
+    fs::create_dir(&tampered_dir).unwrap();
+    let tampered = tampered_dir.join(good.file_name().unwrap());
+    rewrite_wheel(
+        &good,
+        &tampered,
+        "    files['vd_good.py'] = b'import os; os.system(\"id\")\\n'",
+    );
+
+    let cases: Vec<(&PathBuf, &str)> = vec![
+        (&missing, "cannot read"),
+        (&not_zip, "not a zip archive"),
+        (&malformed, "malformed wheel filename"),
+        (&no_dist_info, "no .dist-info folder"),
+        (
+            &wrong_version,
+            "METADATA says version 1.0, the filename 9.0",
+        ),
+        (&wrong_name, "METADATA names the project"),
+        (&tampered, "vd_good.py does not match its hash in"),
+    ];
+    let mut run = tool("vd-add").arg("--repo").arg(&repo);
+    for (path, _) in &cases {
+        run = run.arg(path);
+    }
+    let out = run.arg(&good).run();
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), cases.len() + 1);
+    for ((path, needle), record) in cases.iter().zip(&records) {
+        let message = record["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{path:?}: {message}");
+        assert!(
+            message.contains(path.file_name().unwrap().to_str().unwrap()),
+            "the error must name the wheel: {message}"
+        );
+        assert_eq!(record["error"]["tool"], "vd-add");
+        out.expect_stderr(message);
+    }
+    assert_eq!(records.last().unwrap()["status"], "added");
+    // Only the good wheel is in the repository, and only it is logged.
+    let mut names: Vec<String> = fs::read_dir(&repo)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["release_log", "vd_good-1.0-py3-none-any.whl"]);
+    assert_eq!(log_lines(&repo).len(), 2);
+}
+
+#[test]
+fn never_replaces_a_released_wheel() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Project::new("vd-same", "1.0").build();
+    let second = Project::new("vd-same", "1.0").requires("six").build();
+    assert_eq!(first.file_name(), second.file_name());
+    tool("vd-add")
+        .arg("--repo")
+        .arg(dir.path())
+        .arg(&first)
+        .run()
+        .expect_code(0);
+    let out = tool("vd-add")
+        .arg("--repo")
+        .arg(dir.path())
+        .arg(&second)
+        .run();
+    out.expect_code(1).expect_stderr(
+        "vd_same-1.0-py3-none-any.whl is already in the repository with other content",
+    );
+    let kept = dir.path().join(first.file_name().unwrap());
+    assert_eq!(fs::read(kept).unwrap(), fs::read(&first).unwrap());
+}
+
+#[test]
+fn an_unwritable_repository_is_a_setup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    fs::write(&file, "").unwrap();
+    let wheel = Project::new("vd-alpha", "1.0").build();
+    tool("vd-add")
+        .arg("--repo")
+        .arg(file.join("wheels"))
+        .arg(&wheel)
+        .run()
+        .expect_code(2)
+        .expect_stderr("vd-add: cannot create repository");
+}
+
+#[test]
+fn a_malformed_release_log_is_named_and_never_rewritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("release_log");
+    let text = "time,event,name,version,wheel,sha256,target,detail\n2026-01-01T00:00:00Z,release,a,1,a-1-py3-none-any.whl,00,,\nnot,a,line\n";
+    fs::write(&log, text).unwrap();
+    let wheel = Project::new("vd-alpha", "1.0").build();
+    tool("vd-add")
+        .arg("--repo")
+        .arg(dir.path())
+        .arg(&wheel)
+        .run()
+        .expect_code(2)
+        .expect_stderr("release_log line 3: malformed line");
+    assert_eq!(fs::read_to_string(&log).unwrap(), text);
+    assert!(!dir.path().join(wheel.file_name().unwrap()).exists());
+}
+
+#[test]
+fn ten_concurrent_adds_keep_every_wheel_and_every_log_line_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    let wheels: Vec<PathBuf> = (0..10)
+        .map(|i| Project::new(&format!("vd-many-{i}"), "1.0").build())
+        .collect();
+    let children: Vec<_> = wheels
+        .iter()
+        .map(|w| {
+            Command::new(crate::util::bin("vd-add"))
+                .arg("--repo")
+                .arg(&repo)
+                .arg(w)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for w in &wheels {
+        let name = w.file_name().unwrap();
+        assert_eq!(fs::read(repo.join(name)).unwrap(), fs::read(w).unwrap());
+    }
+    let events = vd::log::ReleaseLog::new(&repo).read().unwrap();
+    assert_eq!(events.len(), 10);
+    let mut names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+    names.sort();
+    let expected: Vec<String> = (0..10).map(|i| format!("vd-many-{i}")).collect();
+    assert_eq!(names, expected);
+    assert!(events
+        .iter()
+        .all(|e| e.event == "release" && e.sha256.len() == 64));
+}
+
+#[test]
+fn a_wheel_left_without_its_release_event_gets_one() {
+    // As after a crash between linking a wheel in and logging it.
+    let dir = tempfile::tempdir().unwrap();
+    let wheel = Project::new("vd-alpha", "1.0").build();
+    fs::copy(&wheel, dir.path().join(wheel.file_name().unwrap())).unwrap();
+    let out = tool("vd-add").arg("--repo").arg(dir.path()).arg(&wheel).run();
+    out.expect_code(0);
+    assert_eq!(out.records()[0]["status"], "present");
+    let events = vd::log::ReleaseLog::new(dir.path()).read().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event, "release");
+    assert_eq!(events[0].detail, "found in the repository without its release event");
+    // Once logged, it is not logged again.
+    tool("vd-add").arg("--repo").arg(dir.path()).arg(&wheel).run().expect_code(0);
+    assert_eq!(vd::log::ReleaseLog::new(dir.path()).read().unwrap().len(), 1);
+}

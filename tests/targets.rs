@@ -1,0 +1,252 @@
+//! vd-targets: the inventory, typed records, and selection by name.
+
+use crate::util::{tool, Outcome};
+use std::fs;
+use std::path::Path;
+
+const INVENTORY: &str = "\
+host,port,user,venv,venv_user,requirements,packages,settings,migrate_user,reload,reload_once,via,identity,python,cache,check
+web1,22,deploy,/srv/shop/venv,shop,reqs/shop.txt,django-debug-toolbar gunicorn,shop.settings shop.settings_api,shop,\"sudo systemctl reload shop, then wait\",yes,ssh,keys/id_deploy,python3.11,,curl -fsS http://localhost/health
+web2,2222,deploy,/srv/shop/venv,shop,/etc/vd/shop.txt,,shop.settings,,sudo systemctl reload shop,true,,,,,
+web2,2222,deploy,/srv/blog/venv,,,,,,,,,,,,
+db1,,ops,/srv/tools/venv,,,,,,,,local,,,,
+";
+
+fn targets(dir: &Path, csv: &str, names: &[&str]) -> Outcome {
+    let path = dir.join("targets.csv");
+    fs::write(&path, csv).unwrap();
+    tool("vd-targets")
+        .arg("--inventory")
+        .arg(&path)
+        .args(names)
+        .run()
+}
+
+fn hosts_and_venvs(out: &Outcome) -> Vec<String> {
+    out.records()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r["host"].as_str().unwrap(),
+                r["venv"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn writes_typed_records_for_every_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = targets(dir.path(), INVENTORY, &[]);
+    out.expect_code(0);
+    let records = out.records();
+    assert_eq!(records.len(), 4);
+    let web1 = &records[0];
+    assert_eq!(web1["port"], 22);
+    assert_eq!(web1["reload_once"], true);
+    assert_eq!(
+        web1["packages"],
+        serde_json::json!(["django-debug-toolbar", "gunicorn"])
+    );
+    assert_eq!(
+        web1["settings"],
+        serde_json::json!(["shop.settings", "shop.settings_api"])
+    );
+    assert_eq!(web1["reload"], "sudo systemctl reload shop, then wait");
+    let abs = std::path::absolute(dir.path()).unwrap();
+    assert_eq!(
+        web1["requirements"],
+        abs.join("reqs/shop.txt").display().to_string()
+    );
+    assert_eq!(
+        web1["identity"],
+        abs.join("keys/id_deploy").display().to_string()
+    );
+    assert_eq!(records[1]["requirements"], "/etc/vd/shop.txt");
+    assert_eq!(records[1]["port"], 2222);
+    // Empty cells leave fields out, so later tools use their defaults.
+    assert!(!records[2].contains_key("venv_user"));
+    assert!(!records[3].contains_key("port"));
+    assert_eq!(records[3]["via"], "local");
+}
+
+#[test]
+fn selects_by_every_name_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["web1"], &["web1:/srv/shop/venv"]),
+        (
+            &["web*"],
+            &[
+                "web1:/srv/shop/venv",
+                "web2:/srv/shop/venv",
+                "web2:/srv/blog/venv",
+            ],
+        ),
+        (&["shop@"], &["web1:/srv/shop/venv", "web2:/srv/shop/venv"]),
+        // `deploy` is the login user; it names only targets without a venv_user.
+        (&["deploy@"], &["web2:/srv/blog/venv"]),
+        (&["shop@web2"], &["web2:/srv/shop/venv"]),
+        (&["deploy@web2:/srv/blog/venv"], &["web2:/srv/blog/venv"]),
+        (&["web2:/srv/shop/venv"], &["web2:/srv/shop/venv"]),
+        (
+            &[":/srv/shop/venv"],
+            &["web1:/srv/shop/venv", "web2:/srv/shop/venv"],
+        ),
+        // Several names: the union, in inventory order, each target once.
+        (
+            &["db1", "web1", "web*:/srv/shop/venv"],
+            &[
+                "web1:/srv/shop/venv",
+                "web2:/srv/shop/venv",
+                "db1:/srv/tools/venv",
+            ],
+        ),
+    ];
+    for (names, expected) in cases {
+        let out = targets(dir.path(), INVENTORY, names);
+        out.expect_code(0);
+        assert_eq!(hosts_and_venvs(&out), *expected, "names {names:?}");
+    }
+}
+
+#[test]
+fn a_name_that_matches_nothing_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = targets(dir.path(), INVENTORY, &["web1", "wbe2"]);
+    out.expect_code(2)
+        .expect_stderr("vd-targets: no target matches wbe2");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_name_with_two_at_signs_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    targets(dir.path(), INVENTORY, &["a@b@web1"])
+        .expect_code(2)
+        .expect_stderr("has more than one `@`");
+}
+
+#[test]
+fn bad_rows_are_errors_naming_file_and_line_and_the_rest_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "\
+host,port,venv
+good1,22,/srv/a
+rel,22,srv/relative
+badport,ssh,/srv/b
+good1,22,/srv/a/
+good2,,/srv/c
+";
+    let out = targets(dir.path(), csv, &[]);
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), 5);
+    let message = |i: usize| records[i]["error"]["message"].as_str().unwrap().to_string();
+    assert!(records[0].get("error").is_none());
+    assert!(
+        message(1).ends_with("targets.csv line 3: venv \"srv/relative\" must be an absolute path"),
+        "{}",
+        message(1)
+    );
+    assert!(
+        message(2).contains("targets.csv line 4: port \"ssh\" is not a number"),
+        "{}",
+        message(2)
+    );
+    assert!(
+        message(3)
+            .contains("targets.csv line 5: duplicate target good1:/srv/a/: already defined at"),
+        "{}",
+        message(3)
+    );
+    assert!(message(3).ends_with("targets.csv line 2"));
+    assert!(records[4].get("error").is_none());
+    out.expect_stderr("line 3: venv");
+}
+
+#[test]
+fn missing_required_columns_and_empty_files_are_setup_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    targets(dir.path(), "host,port\nweb1,22\n", &[])
+        .expect_code(2)
+        .expect_stderr("no `venv` column");
+    targets(dir.path(), "venv\n/srv/a\n", &[])
+        .expect_code(2)
+        .expect_stderr("no `host` column");
+    targets(dir.path(), "", &[])
+        .expect_code(2)
+        .expect_stderr("targets.csv is empty");
+    targets(dir.path(), "host,venv\n", &[])
+        .expect_code(2)
+        .expect_stderr("the inventory holds no targets");
+    tool("vd-targets")
+        .arg("--inventory")
+        .arg(dir.path().join("nope.csv"))
+        .run()
+        .expect_code(2)
+        .expect_stderr("cannot read inventory");
+}
+
+#[test]
+fn quoted_cells_keep_their_commas_and_unknown_columns_pass_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = "host,venv,reload,team\nweb1,/srv/a,\"kill -HUP $(cat /run/a.pid), twice\",\"shop, north\"\n";
+    let out = targets(dir.path(), csv, &[]);
+    out.expect_code(0)
+        .expect_stderr("unknown column `team`, passed through as a field");
+    let r = &out.records()[0];
+    assert_eq!(r["reload"], "kill -HUP $(cat /run/a.pid), twice");
+    assert_eq!(r["team"], "shop, north");
+}
+
+#[test]
+fn a_row_with_too_many_cells_is_an_error_for_that_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = targets(
+        dir.path(),
+        "host,venv\nweb1,/srv/a\nweb2,/srv/b,extra\nweb3,/srv/c\n",
+        &[],
+    );
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), 3);
+    let message = records[1]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("targets.csv line 3: malformed row"),
+        "{message}"
+    );
+    assert_eq!(records[2]["host"], "web3");
+}
+
+#[test]
+fn reads_jsonl_inventories_and_the_environment_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.jsonl");
+    fs::write(
+        &path,
+        "{\"host\":\"web1\",\"venv\":\"/srv/a\",\"mine\":{\"keep\":true}}\nnot json\n{\"host\":\"web2\",\"venv\":\"/srv/b\"}\n",
+    )
+    .unwrap();
+    let out = tool("vd-targets").env("VD_INVENTORY", &path).run();
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[0]["mine"], serde_json::json!({"keep": true}));
+    let message = records[1]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("fleet.jsonl line 2: not JSON"),
+        "{message}"
+    );
+    assert_eq!(records[2]["host"], "web2");
+}
+
+#[test]
+fn reads_targets_csv_in_the_current_directory_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("targets.csv"), "host,venv\nweb1,/srv/a\n").unwrap();
+    let out = tool("vd-targets").current_dir(dir.path()).run();
+    out.expect_code(0);
+    assert_eq!(hosts_and_venvs(&out), ["web1:/srv/a"]);
+}
