@@ -273,14 +273,29 @@ fn a_wheel_left_without_its_release_event_gets_one() {
     let dir = tempfile::tempdir().unwrap();
     let wheel = Project::new("vd-alpha", "1.0").build();
     fs::copy(&wheel, dir.path().join(wheel.file_name().unwrap())).unwrap();
-    let out = tool("vd-add").arg("--repo").arg(dir.path()).arg(&wheel).run();
+    let out = tool("vd-add")
+        .arg("--repo")
+        .arg(dir.path())
+        .arg(&wheel)
+        .run();
     out.expect_code(0);
     assert_eq!(out.records()[0]["status"], "present");
     let events = vd::log::ReleaseLog::new(dir.path()).read().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event, "release");
-    assert_eq!(events[0].detail, "found in the repository without its release event");
+    assert_eq!(
+        events[0].detail,
+        "found in the repository without its release event"
+    );
     // Once logged, it is not logged again.
-    tool("vd-add").arg("--repo").arg(dir.path()).arg(&wheel).run().expect_code(0);
-    assert_eq!(vd::log::ReleaseLog::new(dir.path()).read().unwrap().len(), 1);
+    tool("vd-add")
+        .arg("--repo")
+        .arg(dir.path())
+        .arg(&wheel)
+        .run()
+        .expect_code(0);
+    assert_eq!(
+        vd::log::ReleaseLog::new(dir.path()).read().unwrap().len(),
+        1
+    );
 }
