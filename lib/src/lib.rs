@@ -7,6 +7,7 @@
 //! transport and the remote scripts — lives here so that it is written once.
 
 pub mod cli;
+pub mod django;
 pub mod inventory;
 pub mod log;
 pub mod man;
