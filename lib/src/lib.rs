@@ -13,6 +13,8 @@ pub mod man;
 pub mod output;
 pub mod record;
 pub mod repo;
+pub mod requirement;
 pub mod shell;
+pub mod tags;
 pub mod tools;
 pub mod wheel;

@@ -155,21 +155,7 @@ pub fn check(path: &Path) -> Result<CheckedWheel> {
     let mut archive =
         zip::ZipArchive::new(file).map_err(|e| anyhow!("{shown}: not a zip archive: {e}"))?;
 
-    // The one `.dist-info` folder at the top of the archive.
-    let mut dist_infos: Vec<String> = archive
-        .file_names()
-        .filter_map(|n| n.split_once('/').map(|(top, _)| top))
-        .filter(|top| top.ends_with(".dist-info"))
-        .map(str::to_string)
-        .collect();
-    dist_infos.sort();
-    dist_infos.dedup();
-    let dist_info = match dist_infos.as_slice() {
-        [one] => one.clone(),
-        [] => bail!("{shown}: no .dist-info folder in the archive"),
-        many => bail!("{shown}: several .dist-info folders: {}", many.join(", ")),
-    };
-
+    let dist_info = dist_info(&archive).with_context(|| format!("{shown}"))?;
     let metadata_text = read_member(&mut archive, &format!("{dist_info}/METADATA"))
         .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
     let metadata =
@@ -200,6 +186,36 @@ pub fn check(path: &Path) -> Result<CheckedWheel> {
         sha256,
         size,
     })
+}
+
+/// Read only a wheel's METADATA, without checking the rest of the archive:
+/// for wheels already in the repository, which [`check`] let in.
+pub fn read_metadata(path: &Path) -> Result<Metadata> {
+    let shown = path.display();
+    let file = File::open(path).with_context(|| format!("{shown}: cannot read"))?;
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| anyhow!("{shown}: not a zip archive: {e}"))?;
+    let dist_info = dist_info(&archive).with_context(|| format!("{shown}"))?;
+    let text = read_member(&mut archive, &format!("{dist_info}/METADATA"))
+        .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
+    parse_metadata(&text).with_context(|| format!("{shown}: {dist_info}/METADATA"))
+}
+
+/// The one `.dist-info` folder at the top of the archive.
+fn dist_info(archive: &zip::ZipArchive<File>) -> Result<String> {
+    let mut dist_infos: Vec<String> = archive
+        .file_names()
+        .filter_map(|n| n.split_once('/').map(|(top, _)| top))
+        .filter(|top| top.ends_with(".dist-info"))
+        .map(str::to_string)
+        .collect();
+    dist_infos.sort();
+    dist_infos.dedup();
+    match dist_infos.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("no .dist-info folder in the archive"),
+        many => bail!("several .dist-info folders: {}", many.join(", ")),
+    }
 }
 
 fn read_member(archive: &mut zip::ZipArchive<File>, name: &str) -> Result<String> {
