@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod log;
 pub mod man;
 pub mod output;
+pub mod plan;
 pub mod record;
 pub mod repo;
 pub mod requirement;

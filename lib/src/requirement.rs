@@ -21,7 +21,6 @@ use anyhow::{anyhow, bail, Context, Result};
 use pep508_rs::pep440_rs::VersionSpecifiers;
 use pep508_rs::{ExtraName, MarkerEnvironment, MarkerTree, MarkerWarningKind, VersionOrUrl};
 use std::cell::Cell;
-use std::collections::HashSet;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -475,15 +474,6 @@ fn parse_without_panic(
         Ok(Err(e)) => Err(e.message.to_string()),
         Err(_) => Err("the PEP 508 parser failed on this requirement".to_string()),
     }
-}
-
-/// Each project name once, in order of first appearance.
-pub fn names_in_order<'a>(reqs: impl IntoIterator<Item = &'a Requirement>) -> Vec<&'a str> {
-    let mut seen = HashSet::new();
-    reqs.into_iter()
-        .map(|r| r.name.as_str())
-        .filter(|n| seen.insert(*n))
-        .collect()
 }
 
 #[cfg(test)]
