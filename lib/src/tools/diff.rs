@@ -298,3 +298,32 @@ fn set_plan(record: &mut Record, plan: &Plan) {
     record.insert("plan".to_string(), Value::Array(changes));
     record.insert("ahead".to_string(), Value::Array(ahead));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_table_shows_changes_and_ahead_packages() {
+        let Value::Object(record) = json!({
+            "host": "web1", "venv": "/srv/venv",
+            "plan": [
+                {"name": "a", "action": "install", "from": null, "to": "1.0"},
+                {"name": "b", "action": "upgrade", "from": "1.0", "to": "2.0"},
+                {"name": "c", "action": "remove", "from": "0.1", "to": null},
+            ],
+            "ahead": [{"name": "d", "installed": "3.0", "repository": null}],
+        }) else {
+            unreachable!()
+        };
+        assert_eq!(
+            (TABLE.row)(&record),
+            [
+                "web1:/srv/venv",
+                "install a 1.0, upgrade b 1.0 -> 2.0, remove c 0.1",
+                "ok; ahead: d 3.0 (repository: none)",
+            ]
+        );
+    }
+}
