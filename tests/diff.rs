@@ -840,3 +840,20 @@ fn a_real_venv_frozen_and_planned() {
         ]
     );
 }
+
+#[test]
+fn a_rebuilt_wheel_wins_over_its_first_build() {
+    let first = alpha("1.0");
+    let dist = tempfile::tempdir().unwrap();
+    let rebuilt = dist.path().join("alpha-1.0-2-py3-none-any.whl");
+    std::fs::copy(&first, &rebuilt).unwrap();
+    let dir = repo(&[first, rebuilt]);
+    let out = diff(
+        &dir,
+        &[],
+        &[with(target("h", &[]), "packages", json!(["alpha"]))],
+    );
+    out.expect_code(0);
+    let r = out.records();
+    assert_eq!(r[0]["plan"][0]["wheel"], "alpha-1.0-2-py3-none-any.whl");
+}

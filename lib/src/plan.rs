@@ -6,7 +6,8 @@
 //! would later refuse must be caught here. For each required project the
 //! highest repository version that satisfies every line naming it (and every
 //! constraint) and has a wheel the interpreter accepts is chosen; among that
-//! version's wheels the one with the most specific tag; with `--hash` lines,
+//! version's wheels the one with the most specific tag (then the highest
+//! build tag, as pip prefers); with `--hash` lines,
 //! only a wheel whose sha256 is listed. Then each chosen wheel's
 //! `Requires-Dist` (markers evaluated for the target, requested extras
 //! included) must be met by what the venv will hold afterwards.
@@ -22,6 +23,7 @@ use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::{ExtraName, MarkerEnvironment};
 use serde::Serialize;
 use std::cell::OnceCell;
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 
@@ -314,7 +316,9 @@ impl<'a> Planner<'a> {
         let wheels = self.index.wheels_of(&group.name);
         let allow_pre = group.allows_prerelease();
         let mut skipped: Vec<(usize, String)> = Vec::new();
-        let mut chosen: Option<(Version, Vec<(usize, usize)>)> = None;
+        // For the chosen version: (tag priority, build tag, wheel) to sort by.
+        type Fit<'n> = (usize, Reverse<(u64, &'n str)>, usize);
+        let mut chosen: Option<(Version, Vec<Fit>)> = None;
         for &w in wheels {
             let name = self.index.name(w);
             if let Some((version, _)) = &chosen {
@@ -348,7 +352,7 @@ impl<'a> Planner<'a> {
             chosen
                 .get_or_insert_with(|| (name.version.clone(), Vec::new()))
                 .1
-                .push((priority, w));
+                .push((priority, Reverse(name.build_key()), w));
         }
         let Some((version, mut fits)) = chosen else {
             return Err(self.no_wheel_message(target, group, &skipped));
@@ -362,10 +366,10 @@ impl<'a> Planner<'a> {
             .copied()
             .collect();
         if hashed.is_empty() {
-            return Ok(fits[0].1);
+            return Ok(fits[0].2);
         }
         let mut seen = Vec::new();
-        for &(_, w) in &fits {
+        for &(_, _, w) in &fits {
             let sha = self.index.sha256(w).map_err(|e| format!("{e:#}"))?;
             if hashed.iter().all(|r| r.hashes.iter().any(|h| h == sha)) {
                 return Ok(w);

@@ -91,6 +91,18 @@ impl WheelName {
         })
     }
 
+    /// The build tag as PEP 427 orders it: its leading number, then the
+    /// rest as text; no build tag sorts first, as `(0, "")`.
+    pub fn build_key(&self) -> (u64, &str) {
+        match &self.build {
+            None => (0, ""),
+            Some(b) => {
+                let digits = b.bytes().take_while(u8::is_ascii_digit).count();
+                (b[..digits].parse().unwrap_or(u64::MAX), &b[digits..])
+            }
+        }
+    }
+
     /// Every `(python, abi, platform)` tag triple this wheel declares.
     pub fn tags(&self) -> impl Iterator<Item = (&str, &str, &str)> {
         self.python.iter().flat_map(move |p| {
@@ -354,6 +366,9 @@ mod tests {
         .unwrap();
         assert_eq!(w.name, "psycopg2-binary");
         assert_eq!(w.build.as_deref(), Some("1"));
+        assert_eq!(w.build_key(), (1, ""));
+        let later = WheelName::parse("a-1.0-12b-py3-none-any.whl").unwrap();
+        assert!(later.build_key() > w.build_key());
         assert_eq!(w.platform.len(), 2);
 
         let w = WheelName::parse("six-1.16.0-py2.py3-none-any.whl").unwrap();
