@@ -37,10 +37,11 @@ const TOOL: &str = "vd-diff";
 /// For each requirement whose marker is true for the target, the highest
 /// version in the repository that satisfies every line naming the project
 /// (and every -c constraint) and has a wheel the target's interpreter accepts
-/// is chosen; pre-releases only where a specifier names one. Among that
+/// (by its tags and Requires-Python) is chosen; pre-releases only where a
+/// specifier names one. Among that
 /// version's wheels, the one with the most specific compatibility tag, as
-/// pip's packaging.tags.sys_tags() ranks them. With --hash options the wheel's
-/// sha256 must be listed. Then every Requires-Dist of every chosen wheel
+/// pip's packaging.tags.sys_tags() ranks them, then the highest build tag.
+/// With --hash options the wheel's sha256 must be listed. Then every Requires-Dist of every chosen wheel
 /// (markers evaluated for the target, requested extras included) must be met
 /// by what the venv will hold, since nothing will resolve dependencies later.
 ///
