@@ -3,5 +3,6 @@
 mod util;
 
 mod add;
+mod diff;
 mod man;
 mod targets;

@@ -6,10 +6,11 @@
 //! other. A filename, once in the repository, always means the same bytes.
 
 use crate::log::{Event, ReleaseLog};
-use crate::wheel::{self, CheckedWheel, WheelName};
+use crate::wheel::{self, CheckedWheel, Metadata, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use std::collections::HashSet;
+use std::cell::OnceCell;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -263,6 +264,98 @@ impl Adder {
 fn process_id() -> u32 {
     static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *PID.get_or_init(std::process::id)
+}
+
+/// The repository's wheels by project, listed once, for planning: what is
+/// inside a wheel (METADATA) and the sha256 of the whole file are read only
+/// when asked for, and at most once, so a run over many targets costs one
+/// directory listing plus a read of each wheel it actually considers.
+pub struct Index {
+    dir: PathBuf,
+    wheels: Vec<IndexedWheel>,
+    by_name: HashMap<String, Vec<usize>>,
+}
+
+struct IndexedWheel {
+    name: WheelName,
+    metadata: OnceCell<Result<Metadata, String>>,
+    sha256: OnceCell<Result<String, String>>,
+}
+
+impl Repo {
+    /// List the repository into an [`Index`].
+    pub fn index(&self) -> Result<Index> {
+        let names = self.wheel_names()?;
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, name) in names.iter().enumerate() {
+            by_name.entry(name.name.clone()).or_default().push(i);
+        }
+        for ids in by_name.values_mut() {
+            // Highest version first; the filename order breaks ties.
+            ids.sort_by(|&a, &b| names[b].version.cmp(&names[a].version).then(a.cmp(&b)));
+        }
+        let wheels = names
+            .into_iter()
+            .map(|name| IndexedWheel {
+                name,
+                metadata: OnceCell::new(),
+                sha256: OnceCell::new(),
+            })
+            .collect();
+        Ok(Index {
+            dir: self.dir.clone(),
+            wheels,
+            by_name,
+        })
+    }
+}
+
+impl Index {
+    /// How many wheels the repository holds.
+    pub fn len(&self) -> usize {
+        self.wheels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.wheels.is_empty()
+    }
+
+    /// The wheels of one project (PEP 503 name), highest version first.
+    pub fn wheels_of(&self, name: &str) -> &[usize] {
+        self.by_name.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn name(&self, wheel: usize) -> &WheelName {
+        &self.wheels[wheel].name
+    }
+
+    /// The wheel's METADATA, read on first use.
+    pub fn metadata(&self, wheel: usize) -> Result<&Metadata> {
+        let entry = &self.wheels[wheel];
+        entry
+            .metadata
+            .get_or_init(|| {
+                wheel::read_metadata(&self.dir.join(&entry.name.file)).map_err(|e| format!("{e:#}"))
+            })
+            .as_ref()
+            .map_err(|e| anyhow!("{e}"))
+    }
+
+    /// The sha256 of the whole wheel file, computed on first use.
+    pub fn sha256(&self, wheel: usize) -> Result<&str> {
+        let entry = &self.wheels[wheel];
+        entry
+            .sha256
+            .get_or_init(|| {
+                let path = self.dir.join(&entry.name.file);
+                wheel::sha256_file(&path)
+                    .map(|(sha, _)| sha)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            })
+            .as_ref()
+            .map(String::as_str)
+            .map_err(|e| anyhow!("{e}"))
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

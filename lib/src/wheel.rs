@@ -91,6 +91,18 @@ impl WheelName {
         })
     }
 
+    /// The build tag as PEP 427 orders it: its leading number, then the
+    /// rest as text; no build tag sorts first, as `(0, "")`.
+    pub fn build_key(&self) -> (u64, &str) {
+        match &self.build {
+            None => (0, ""),
+            Some(b) => {
+                let digits = b.bytes().take_while(u8::is_ascii_digit).count();
+                (b[..digits].parse().unwrap_or(u64::MAX), &b[digits..])
+            }
+        }
+    }
+
     /// Every `(python, abi, platform)` tag triple this wheel declares.
     pub fn tags(&self) -> impl Iterator<Item = (&str, &str, &str)> {
         self.python.iter().flat_map(move |p| {
@@ -178,21 +190,7 @@ fn check_archive<R: Read + Seek>(
     let mut archive =
         zip::ZipArchive::new(reader).map_err(|e| anyhow!("{shown}: not a zip archive: {e}"))?;
 
-    // The one `.dist-info` folder at the top of the archive.
-    let mut dist_infos: Vec<String> = archive
-        .file_names()
-        .filter_map(|n| n.split_once('/').map(|(top, _)| top))
-        .filter(|top| top.ends_with(".dist-info"))
-        .map(str::to_string)
-        .collect();
-    dist_infos.sort();
-    dist_infos.dedup();
-    let dist_info = match dist_infos.as_slice() {
-        [one] => one.clone(),
-        [] => bail!("{shown}: no .dist-info folder in the archive"),
-        many => bail!("{shown}: several .dist-info folders: {}", many.join(", ")),
-    };
-
+    let dist_info = dist_info(&archive).with_context(|| shown.to_string())?;
     let metadata_text = read_member(&mut archive, &format!("{dist_info}/METADATA"))
         .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
     let metadata =
@@ -223,6 +221,36 @@ fn check_archive<R: Read + Seek>(
         sha256,
         size,
     })
+}
+
+/// Read only a wheel's METADATA, without checking the rest of the archive:
+/// for wheels already in the repository, which [`check`] let in.
+pub fn read_metadata(path: &Path) -> Result<Metadata> {
+    let shown = path.display();
+    let file = File::open(path).with_context(|| format!("{shown}: cannot read"))?;
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| anyhow!("{shown}: not a zip archive: {e}"))?;
+    let dist_info = dist_info(&archive).with_context(|| format!("{shown}"))?;
+    let text = read_member(&mut archive, &format!("{dist_info}/METADATA"))
+        .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
+    parse_metadata(&text).with_context(|| format!("{shown}: {dist_info}/METADATA"))
+}
+
+/// The one `.dist-info` folder at the top of the archive.
+fn dist_info<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Result<String> {
+    let mut dist_infos: Vec<String> = archive
+        .file_names()
+        .filter_map(|n| n.split_once('/').map(|(top, _)| top))
+        .filter(|top| top.ends_with(".dist-info"))
+        .map(str::to_string)
+        .collect();
+    dist_infos.sort();
+    dist_infos.dedup();
+    match dist_infos.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("no .dist-info folder in the archive"),
+        many => bail!("several .dist-info folders: {}", many.join(", ")),
+    }
 }
 
 fn read_member<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str) -> Result<String> {
@@ -361,6 +389,9 @@ mod tests {
         .unwrap();
         assert_eq!(w.name, "psycopg2-binary");
         assert_eq!(w.build.as_deref(), Some("1"));
+        assert_eq!(w.build_key(), (1, ""));
+        let later = WheelName::parse("a-1.0-12b-py3-none-any.whl").unwrap();
+        assert!(later.build_key() > w.build_key());
         assert_eq!(w.platform.len(), 2);
 
         let w = WheelName::parse("six-1.16.0-py2.py3-none-any.whl").unwrap();

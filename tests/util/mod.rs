@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 pub fn bin(tool: &str) -> PathBuf {
     let path = match tool {
         "vd-add" => env!("CARGO_BIN_EXE_vd-add"),
+        "vd-diff" => env!("CARGO_BIN_EXE_vd-diff"),
         "vd-targets" => env!("CARGO_BIN_EXE_vd-targets"),
         other => panic!("no tool named {other}"),
     };

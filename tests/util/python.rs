@@ -142,7 +142,10 @@ impl Project {
         let _ = std::fs::remove_dir_all(&tmp_out);
         run_ok(
             Command::new(builder().join("bin/pip"))
-                .args(["wheel", "-q", "--no-deps", "--no-build-isolation", "-w"])
+                // Fixtures may be for other Pythons than the one building them.
+                .args(["wheel", "-q", "--no-deps", "--no-build-isolation"])
+                .arg("--ignore-requires-python")
+                .arg("-w")
                 .arg(&tmp_out)
                 .arg(&src),
             &format!("pip wheel {} {}", self.name, self.version),

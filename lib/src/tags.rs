@@ -1,0 +1,547 @@
+//! Compatibility tags (PEP 425): which wheels a target's interpreter can
+//! install, most specific first.
+//!
+//! pip decides this on the target with `packaging.tags.sys_tags()`. vd plans
+//! offline, so it computes the same ordered list here from the `python` facts
+//! vd-freeze collected (implementation, version, SOABI, EXT_SUFFIX, debug and
+//! free-threading flags, platform, pointer size, libc and its version),
+//! following packaging's rules: CPython tags with its ABI, abi3 and none,
+//! abi3 of older versions, generic tags for other interpreters, then the
+//! `pyXY` tags; platforms are manylinux (PEP 600 and the legacy aliases) from
+//! the glibc version down, musllinux, and `linux_<arch>`. On other systems the
+//! platform is `sysconfig.get_platform()` normalized, as packaging's generic
+//! rule does; macOS's list of older releases needs the OS version, which the
+//! facts do not carry, so only the interpreter's own platform is used there.
+
+use crate::wheel::WheelName;
+use anyhow::{anyhow, bail, Result};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+
+/// The facts of one interpreter that decide its tags.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Interpreter {
+    /// `sys.implementation.name`: cpython, pypy, …
+    pub implementation: String,
+    pub major: u32,
+    pub minor: u32,
+    /// `sysconfig.get_config_var("SOABI")`.
+    pub soabi: String,
+    /// `sysconfig.get_config_var("EXT_SUFFIX")`.
+    pub ext_suffix: String,
+    pub py_debug: bool,
+    pub gil_disabled: bool,
+    /// `sysconfig.get_platform()`, e.g. `linux-x86_64`.
+    pub platform: String,
+    /// `platform.system()`: Linux, Darwin, Windows.
+    pub system: String,
+    pub pointer_bits: u32,
+    /// `glibc`, `musl`, or empty when unknown.
+    pub libc: String,
+    pub libc_version: String,
+}
+
+impl Interpreter {
+    /// Read the facts from a record's `python` object (as vd-freeze's
+    /// remote script writes it) and its `markers` (for `platform_system`).
+    pub fn from_facts(python: &Value, markers: &Value) -> Result<Interpreter> {
+        let text = |key: &str| -> String {
+            python
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let flag = |key: &str| python.get(key).and_then(Value::as_bool).unwrap_or(false);
+        if !python.is_object() {
+            bail!("field `python` must be an object of interpreter facts (from vd-freeze)");
+        }
+        let version = text("version");
+        let (major, minor) = major_minor(&version)
+            .ok_or_else(|| anyhow!("field `python`: version {version:?} is not like 3.11.4"))?;
+        let implementation = text("implementation");
+        if implementation.is_empty() {
+            bail!("field `python` has no implementation");
+        }
+        let platform = text("platform");
+        if platform.is_empty() {
+            bail!("field `python` has no platform");
+        }
+        let system = markers
+            .get("platform_system")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let pointer_bits = python
+            .get("pointer_bits")
+            .and_then(Value::as_u64)
+            .unwrap_or(64) as u32;
+        Ok(Interpreter {
+            implementation,
+            major,
+            minor,
+            soabi: text("soabi"),
+            ext_suffix: text("ext_suffix"),
+            py_debug: flag("py_debug"),
+            gil_disabled: flag("gil_disabled"),
+            platform,
+            system,
+            pointer_bits,
+            libc: text("libc"),
+            libc_version: text("libc_version"),
+        })
+    }
+
+    /// packaging's `interpreter_name()`: `cp`, `pp`, or the long name.
+    fn short_name(&self) -> &str {
+        match self.implementation.as_str() {
+            "python" => "py",
+            "cpython" => "cp",
+            "pypy" => "pp",
+            "ironpython" => "ip",
+            "jython" => "jy",
+            other => other,
+        }
+    }
+
+    fn nodot(&self) -> String {
+        format!("{}{}", self.major, self.minor)
+    }
+}
+
+fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor: String = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Some((major, minor.parse().ok()?))
+}
+
+/// One `python-abi-platform` tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tag {
+    pub python: String,
+    pub abi: String,
+    pub platform: String,
+}
+
+impl Tag {
+    fn new(python: &str, abi: &str, platform: &str) -> Tag {
+        Tag {
+            python: python.to_string(),
+            abi: abi.to_string(),
+            platform: platform.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}", self.python, self.abi, self.platform)
+    }
+}
+
+/// Every tag the interpreter accepts, most specific first, as
+/// `packaging.tags.sys_tags()` yields them.
+pub fn sys_tags(interp: &Interpreter) -> Vec<Tag> {
+    let platforms = platform_tags(interp);
+    let mut tags = Vec::new();
+    let name = interp.short_name();
+    if name == "cp" {
+        cpython_tags(interp, &platforms, &mut tags);
+    } else {
+        generic_tags(interp, &platforms, &mut tags);
+    }
+    let interpreter = match name {
+        "pp" => Some("pp3".to_string()),
+        "cp" => Some(format!("cp{}", interp.nodot())),
+        _ => None,
+    };
+    compatible_tags(interp, interpreter.as_deref(), &platforms, &mut tags);
+    let mut seen = std::collections::HashSet::new();
+    tags.retain(|t| seen.insert(t.clone()));
+    tags
+}
+
+fn cpython_tags(interp: &Interpreter, platforms: &[String], tags: &mut Vec<Tag>) {
+    let interpreter = format!("cp{}", interp.nodot());
+    let abis = cpython_abis(interp);
+    for abi in &abis {
+        for p in platforms {
+            tags.push(Tag::new(&interpreter, abi, p));
+        }
+    }
+    // A free-threaded build cannot load abi3 extensions.
+    let threaded = abis
+        .first()
+        .and_then(|a| a.strip_prefix("cp"))
+        .map(|rest| rest.trim_start_matches(|c: char| c.is_ascii_digit()))
+        .is_some_and(|flags| flags.contains('t'));
+    let use_abi3 = (interp.major, interp.minor) >= (3, 2) && !threaded;
+    if use_abi3 {
+        for p in platforms {
+            tags.push(Tag::new(&interpreter, "abi3", p));
+        }
+    }
+    for p in platforms {
+        tags.push(Tag::new(&interpreter, "none", p));
+    }
+    if use_abi3 {
+        for minor in (2..interp.minor).rev() {
+            let older = format!("cp{}{minor}", interp.major);
+            for p in platforms {
+                tags.push(Tag::new(&older, "abi3", p));
+            }
+        }
+    }
+}
+
+/// packaging's `_cpython_abis`: `cp311`, `cp313t`, `cp37m`, and for a debug
+/// build also the plain ABI, which it can load too.
+fn cpython_abis(interp: &Interpreter) -> Vec<String> {
+    let version = interp.nodot();
+    let debug = if interp.py_debug { "d" } else { "" };
+    let threading = if (interp.major, interp.minor) >= (3, 13) && interp.gil_disabled {
+        "t"
+    } else {
+        ""
+    };
+    let mut abis = Vec::new();
+    let mut pymalloc = "";
+    if (interp.major, interp.minor) < (3, 8) {
+        // WITH_PYMALLOC is not among the facts; SOABI (cpython-37m-…) shows it.
+        let soabi_flags = interp
+            .soabi
+            .strip_prefix("cpython-")
+            .and_then(|s| s.split('-').next())
+            .map(|s| s.trim_start_matches(|c: char| c.is_ascii_digit()));
+        if soabi_flags.is_none_or(|f| f.contains('m')) {
+            pymalloc = "m";
+        }
+    } else if !debug.is_empty() {
+        abis.push(format!("cp{version}{threading}"));
+    }
+    abis.insert(0, format!("cp{version}{threading}{debug}{pymalloc}"));
+    abis.retain(|a| a != "abi3" && a != "none");
+    abis
+}
+
+fn generic_tags(interp: &Interpreter, platforms: &[String], tags: &mut Vec<Tag>) {
+    let interpreter = format!("{}{}", interp.short_name(), interp.nodot());
+    let mut abis = generic_abi(interp);
+    if !abis.iter().any(|a| a == "none") {
+        abis.push("none".to_string());
+    }
+    for abi in &abis {
+        for p in platforms {
+            tags.push(Tag::new(&interpreter, abi, p));
+        }
+    }
+}
+
+/// packaging's `_generic_abi`: the ABI from EXT_SUFFIX
+/// (`.pypy39-pp73-x86_64-linux-gnu.so` → `pypy39_pp73`).
+fn generic_abi(interp: &Interpreter) -> Vec<String> {
+    let parts: Vec<&str> = interp.ext_suffix.split('.').collect();
+    if !interp.ext_suffix.starts_with(['.', '-']) {
+        return Vec::new();
+    }
+    if parts.len() < 3 {
+        return cpython_abis(interp);
+    }
+    let soabi = parts[1];
+    let pieces: Vec<&str> = soabi.split('-').collect();
+    let abi = if soabi.starts_with("cpython") {
+        format!("cp{}", pieces.get(1).copied().unwrap_or(""))
+    } else if soabi.starts_with("cp") {
+        pieces[0].to_string()
+    } else if soabi.starts_with("pypy") {
+        pieces[..pieces.len().min(2)].join("-")
+    } else if soabi.starts_with("graalpy") {
+        pieces[..pieces.len().min(3)].join("-")
+    } else if !soabi.is_empty() {
+        soabi.to_string()
+    } else {
+        return Vec::new();
+    };
+    vec![normalize_tag(&abi)]
+}
+
+fn compatible_tags(
+    interp: &Interpreter,
+    interpreter: Option<&str>,
+    platforms: &[String],
+    tags: &mut Vec<Tag>,
+) {
+    let versions = py_interpreter_range(interp);
+    for version in &versions {
+        for p in platforms {
+            tags.push(Tag::new(version, "none", p));
+        }
+    }
+    if let Some(interpreter) = interpreter {
+        tags.push(Tag::new(interpreter, "none", "any"));
+    }
+    for version in &versions {
+        tags.push(Tag::new(version, "none", "any"));
+    }
+}
+
+/// `py311`, `py3`, `py310`, … `py30`.
+fn py_interpreter_range(interp: &Interpreter) -> Vec<String> {
+    let mut versions = vec![
+        format!("py{}{}", interp.major, interp.minor),
+        format!("py{}", interp.major),
+    ];
+    for minor in (0..interp.minor).rev() {
+        versions.push(format!("py{}{minor}", interp.major));
+    }
+    versions
+}
+
+fn normalize_tag(text: &str) -> String {
+    text.replace(['.', '-', ' '], "_")
+}
+
+/// The platform tags, most specific first.
+fn platform_tags(interp: &Interpreter) -> Vec<String> {
+    let generic = normalize_tag(&interp.platform);
+    if interp.system != "Linux" {
+        return vec![generic];
+    }
+    let Some(mut arch) = generic.strip_prefix("linux_").map(str::to_string) else {
+        return vec![generic];
+    };
+    if interp.pointer_bits == 32 {
+        // A 32-bit interpreter on a 64-bit kernel.
+        match arch.as_str() {
+            "x86_64" => arch = "i686".to_string(),
+            "aarch64" => arch = "armv8l".to_string(),
+            _ => {}
+        }
+    }
+    let archs: Vec<String> = if arch == "armv8l" {
+        vec!["armv8l".to_string(), "armv7l".to_string()]
+    } else {
+        vec![arch]
+    };
+    let mut platforms = Vec::new();
+    manylinux_tags(interp, &archs, &mut platforms);
+    musllinux_tags(interp, &archs, &mut platforms);
+    for arch in &archs {
+        platforms.push(format!("linux_{arch}"));
+    }
+    platforms
+}
+
+/// The legacy names PEPs 513, 571 and 599 gave some glibc versions.
+fn legacy_manylinux(minor: u32) -> Option<&'static str> {
+    match minor {
+        17 => Some("manylinux2014"),
+        12 => Some("manylinux2010"),
+        5 => Some("manylinux1"),
+        _ => None,
+    }
+}
+
+fn manylinux_tags(interp: &Interpreter, archs: &[String], platforms: &mut Vec<String>) {
+    if interp.libc != "glibc" {
+        return;
+    }
+    let Some((major, minor)) = major_minor(&interp.libc_version) else {
+        return;
+    };
+    // packaging's `_have_compatible_abi`: which architectures manylinux
+    // covers (it also reads the ELF header for armhf and i686; vd trusts the
+    // interpreter's own platform there).
+    let allowed = [
+        "x86_64",
+        "aarch64",
+        "ppc64",
+        "ppc64le",
+        "s390x",
+        "loongarch64",
+        "riscv64",
+        "armv7l",
+        "i686",
+    ];
+    if !archs.iter().any(|a| allowed.contains(&a.as_str())) {
+        return;
+    }
+    // Oldest glibc covered: 2.17 in general, 2.5 on x86.
+    let oldest_minor = if archs.iter().any(|a| a == "x86_64" || a == "i686") {
+        5
+    } else {
+        17
+    };
+    // vd knows glibc 2 only; packaging assumes compatibility across major
+    // versions, with 50 minors each, which only matters for a glibc 3.
+    let mut maxima = vec![(major, minor)];
+    for older in (2..major).rev() {
+        maxima.push((older, 50));
+    }
+    for arch in archs {
+        for &(glibc_major, glibc_max) in &maxima {
+            let lowest = if glibc_major == 2 { oldest_minor } else { 0 };
+            for glibc_minor in (lowest..=glibc_max).rev() {
+                platforms.push(format!("manylinux_{glibc_major}_{glibc_minor}_{arch}"));
+                if glibc_major == 2 {
+                    if let Some(legacy) = legacy_manylinux(glibc_minor) {
+                        platforms.push(format!("{legacy}_{arch}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn musllinux_tags(interp: &Interpreter, archs: &[String], platforms: &mut Vec<String>) {
+    if interp.libc != "musl" {
+        return;
+    }
+    let Some((major, minor)) = major_minor(&interp.libc_version) else {
+        return;
+    };
+    for arch in archs {
+        for m in (0..=minor).rev() {
+            platforms.push(format!("musllinux_{major}_{m}_{arch}"));
+        }
+    }
+}
+
+/// An interpreter's tags with their priority, for ranking wheels.
+pub struct Tags {
+    list: Vec<Tag>,
+    /// python → abi → platform → position in `list`; nested so a wheel's
+    /// tags are looked up without building strings.
+    index: HashMap<String, HashMap<String, HashMap<String, usize>>>,
+}
+
+impl Tags {
+    pub fn new(interp: &Interpreter) -> Tags {
+        let list = sys_tags(interp);
+        let mut index: HashMap<String, HashMap<String, HashMap<String, usize>>> = HashMap::new();
+        for (i, tag) in list.iter().enumerate() {
+            index
+                .entry(tag.python.clone())
+                .or_default()
+                .entry(tag.abi.clone())
+                .or_default()
+                .entry(tag.platform.clone())
+                .or_insert(i);
+        }
+        Tags { list, index }
+    }
+
+    /// The tags, most specific first.
+    pub fn list(&self) -> &[Tag] {
+        &self.list
+    }
+
+    /// How well a wheel fits: the position of its most specific tag in the
+    /// list (lower is better), or `None` when the interpreter cannot install it.
+    pub fn priority(&self, wheel: &WheelName) -> Option<usize> {
+        wheel
+            .tags()
+            .filter_map(|(p, a, pl)| self.index.get(p)?.get(a)?.get(pl).copied())
+            .min()
+    }
+
+    /// A short description for messages: `cp311 on manylinux_2_36_x86_64`.
+    pub fn describe(&self) -> String {
+        match self.list.first() {
+            Some(t) => format!("{} ({})", t.python, t.platform),
+            None => "no tags".to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cpython(version: &str, libc: &str, libc_version: &str) -> Interpreter {
+        Interpreter::from_facts(
+            &json!({"implementation": "cpython", "version": version, "platform": "linux-x86_64",
+                    "soabi": "", "ext_suffix": "", "pointer_bits": 64, "libc": libc,
+                    "libc_version": libc_version}),
+            &json!({"platform_system": "Linux"}),
+        )
+        .unwrap()
+    }
+
+    fn strings(tags: &[Tag]) -> Vec<String> {
+        tags.iter().map(Tag::to_string).collect()
+    }
+
+    #[test]
+    fn cpython_on_glibc_in_packaging_order() {
+        let tags = strings(&sys_tags(&cpython("3.11.4", "glibc", "2.17")));
+        // 13 manylinux_2_N (2.17 … 2.5), 3 legacy aliases, linux_x86_64.
+        let platforms = 17;
+        assert_eq!(tags[0], "cp311-cp311-manylinux_2_17_x86_64");
+        assert_eq!(tags[1], "cp311-cp311-manylinux2014_x86_64");
+        assert_eq!(tags[platforms - 1], "cp311-cp311-linux_x86_64");
+        assert_eq!(tags[platforms], "cp311-abi3-manylinux_2_17_x86_64");
+        assert_eq!(tags[2 * platforms], "cp311-none-manylinux_2_17_x86_64");
+        assert_eq!(tags[3 * platforms], "cp310-abi3-manylinux_2_17_x86_64");
+        assert!(tags.contains(&"cp32-abi3-linux_x86_64".to_string()));
+        assert!(!tags.contains(&"cp31-abi3-linux_x86_64".to_string()));
+        let any = tags.iter().position(|t| t == "cp311-none-any").unwrap();
+        assert_eq!(tags[any + 1], "py311-none-any");
+        assert_eq!(tags[any + 2], "py3-none-any");
+        assert_eq!(tags.last().unwrap(), "py30-none-any");
+        assert_eq!(tags.len(), 3 * 17 + 9 * 17 + 13 * 17 + 1 + 13);
+    }
+
+    #[test]
+    fn musl_and_32_bit_and_free_threaded() {
+        let tags = strings(&sys_tags(&cpython("3.12.1", "musl", "1.2")));
+        assert_eq!(tags[0], "cp312-cp312-musllinux_1_2_x86_64");
+        assert_eq!(tags[2], "cp312-cp312-musllinux_1_0_x86_64");
+        assert_eq!(tags[3], "cp312-cp312-linux_x86_64");
+        assert!(!tags.iter().any(|t| t.contains("manylinux")));
+
+        let mut i686 = cpython("3.12.1", "glibc", "2.28");
+        i686.pointer_bits = 32;
+        assert_eq!(sys_tags(&i686)[0].platform, "manylinux_2_28_i686");
+
+        let mut threaded = cpython("3.13.0", "glibc", "2.28");
+        threaded.gil_disabled = true;
+        let tags = strings(&sys_tags(&threaded));
+        assert_eq!(tags[0], "cp313-cp313t-manylinux_2_28_x86_64");
+        assert!(!tags.iter().any(|t| t.contains("abi3")));
+    }
+
+    #[test]
+    fn pypy_uses_generic_tags() {
+        let interp = Interpreter::from_facts(
+            &json!({"implementation": "pypy", "version": "3.9.18", "platform": "linux-x86_64",
+                    "ext_suffix": ".pypy39-pp73-x86_64-linux-gnu.so", "libc": "glibc",
+                    "libc_version": "2.31"}),
+            &json!({"platform_system": "Linux"}),
+        )
+        .unwrap();
+        let tags = strings(&sys_tags(&interp));
+        assert_eq!(tags[0], "pp39-pypy39_pp73-manylinux_2_31_x86_64");
+        assert!(tags.contains(&"pp39-none-linux_x86_64".to_string()));
+        assert!(tags.contains(&"pp3-none-any".to_string()));
+    }
+
+    #[test]
+    fn ranks_wheels_by_their_best_tag() {
+        let tags = Tags::new(&cpython("3.11.4", "glibc", "2.31"));
+        let rank = |f: &str| tags.priority(&WheelName::parse(f).unwrap());
+        let binary = rank("m-1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl");
+        let pure = rank("m-1-py2.py3-none-any.whl");
+        assert!(binary.unwrap() < pure.unwrap());
+        assert_eq!(rank("m-1-cp312-cp312-manylinux_2_17_x86_64.whl"), None);
+        assert_eq!(rank("m-1-cp311-cp311-manylinux_2_34_x86_64.whl"), None);
+        assert_eq!(rank("m-1-cp311-cp311-win_amd64.whl"), None);
+    }
+}

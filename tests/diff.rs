@@ -1,0 +1,859 @@
+//! vd-diff: plans against a real repository (made by vd-add from wheels built
+//! by pip or downloaded from the index), for targets whose facts come from
+//! the real remote script run by a real interpreter.
+
+use crate::util::python::{download, python3, Project};
+use crate::util::{jsonl, tool, Outcome};
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use tempfile::TempDir;
+
+type Record = Map<String, Value>;
+
+fn freeze_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("lib/src/remote/freeze.py")
+}
+
+/// Run the remote script with `python`, as vd-freeze does on a host.
+fn freeze(python: &Path, extra: &[&str]) -> Record {
+    let out = Command::new(python)
+        .arg(freeze_script())
+        .args(extra)
+        .output()
+        .expect("cannot run python for freeze.py");
+    assert!(
+        out.status.success(),
+        "freeze.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("freeze.py writes one JSON object")
+}
+
+/// The test interpreter's facts, without its installed packages (tests
+/// say what is installed).
+fn facts() -> &'static Record {
+    static FACTS: OnceLock<Record> = OnceLock::new();
+    FACTS.get_or_init(|| freeze(Path::new(&python3()), &["--no-installed"]))
+}
+
+/// `cp311` for the test interpreter.
+fn cp_tag() -> String {
+    let version = facts()["python"]["version"].as_str().unwrap();
+    let mut parts = version.split('.');
+    format!("cp{}{}", parts.next().unwrap(), parts.next().unwrap())
+}
+
+/// A target record: the real facts, a name, and what is installed.
+fn target(host: &str, installed: &[(&str, &str)]) -> Record {
+    let mut r = Record::new();
+    r.insert("host".into(), json!(host));
+    r.insert("venv".into(), json!("/srv/app/venv"));
+    r.insert("custom".into(), json!({"kept": true}));
+    for (k, v) in facts() {
+        r.insert(k.clone(), v.clone());
+    }
+    let installed: Map<String, Value> = installed
+        .iter()
+        .map(|(n, v)| (n.to_string(), json!(v)))
+        .collect();
+    r.insert("installed".into(), Value::Object(installed));
+    r.insert("venv_exists".into(), json!(true));
+    r
+}
+
+fn with(mut r: Record, key: &str, value: Value) -> Record {
+    r.insert(key.into(), value);
+    r
+}
+
+/// A repository made by vd-add from these wheels.
+fn repo(wheels: &[PathBuf]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    tool("vd-add")
+        .arg("--repo")
+        .arg(dir.path().join("wheels"))
+        .args(wheels)
+        .run()
+        .expect_code(0);
+    dir
+}
+
+fn wheels_dir(dir: &TempDir) -> PathBuf {
+    dir.path().join("wheels")
+}
+
+fn write(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn sha256_of(path: &Path) -> String {
+    vd::wheel::sha256_file(path).unwrap().0
+}
+
+fn diff(dir: &TempDir, args: &[&str], records: &[Record]) -> Outcome {
+    tool("vd-diff")
+        .arg("--repo")
+        .arg(wheels_dir(dir))
+        .args(args)
+        .current_dir(dir.path())
+        .stdin(jsonl(records))
+        .run()
+}
+
+/// `(name, action, from, to)` of each change in a record's plan.
+fn changes(record: &Record) -> Vec<(String, String, String, String)> {
+    let plan = record
+        .get("plan")
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("no plan in {record:?}"));
+    let s = |c: &Value, k: &str| c[k].as_str().unwrap_or("-").to_string();
+    plan.iter()
+        .map(|c| (s(c, "name"), s(c, "action"), s(c, "from"), s(c, "to")))
+        .collect()
+}
+
+fn change(name: &str, action: &str, from: &str, to: &str) -> (String, String, String, String) {
+    (name.into(), action.into(), from.into(), to.into())
+}
+
+fn error(record: &Record) -> String {
+    record
+        .get("error")
+        .and_then(|e| e["message"].as_str())
+        .unwrap_or_else(|| panic!("no error in {record:?}"))
+        .to_string()
+}
+
+#[track_caller]
+fn assert_contains(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
+}
+
+// Fixture projects, built once by pip and cached.
+fn alpha(version: &str) -> PathBuf {
+    Project::new("alpha", version).build()
+}
+fn six() -> PathBuf {
+    download("six==1.16.0", &[]).remove(0)
+}
+
+#[test]
+fn computed_tags_match_packaging_sys_tags() {
+    let f = facts();
+    let interp = vd::tags::Interpreter::from_facts(&f["python"], &f["markers"]).unwrap();
+    let ours: Vec<String> = vd::tags::sys_tags(&interp)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let list_tags = |prelude: &str| -> (String, Vec<String>) {
+        let code =
+            format!("{prelude}\nprint(packaging.__version__)\nfor t in sys_tags(): print(t)");
+        let out = Command::new(python3())
+            .args(["-c", &code])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut lines = text.lines().map(str::to_string);
+        (lines.next().unwrap(), lines.collect())
+    };
+
+    // The packaging pip vendors: what pip on this interpreter installs by.
+    let (version, vendored) = list_tags(
+        "from pip._vendor import packaging\nfrom pip._vendor.packaging.tags import sys_tags",
+    );
+    let major: u32 = version.split('.').next().unwrap().parse().unwrap();
+    let mut expected = ours.clone();
+    if major < 22 {
+        // packaging 22.0 added the interpreter's own `cpXY-none-any` tag.
+        let own = format!("{}-none-any", cp_tag());
+        expected.retain(|t| *t != own);
+    }
+    assert_eq!(expected, vendored, "pip's vendored packaging {version}");
+
+    // And the current packaging release, which pip will vendor next.
+    let wheel = download("packaging==24.2", &["--no-deps"]).remove(0);
+    let (_, current) = list_tags(&format!(
+        "import sys\nsys.path.insert(0, {:?})\nimport packaging\nfrom packaging.tags import sys_tags",
+        wheel.display().to_string()
+    ));
+    assert_eq!(ours, current, "packaging 24.2");
+}
+
+#[test]
+fn plans_install_upgrade_downgrade_and_ahead() {
+    let wheels = [alpha("1.0"), alpha("1.1"), alpha("2.0"), six()];
+    let dir = repo(&wheels);
+    let fresh = with(
+        with(target("fresh", &[]), "venv_exists", json!(false)),
+        "installed",
+        Value::Null,
+    );
+    let records = [
+        with(fresh, "packages", json!(["alpha", "six"])),
+        with(
+            target("old", &[("alpha", "1.0"), ("six", "1.16.0")]),
+            "packages",
+            json!(["alpha", "six"]),
+        ),
+        with(
+            target("new", &[("alpha", "3.0")]),
+            "packages",
+            json!(["alpha<3"]),
+        ),
+        with(
+            target("ahead", &[("alpha", "2.5")]),
+            "packages",
+            json!(["alpha>=2"]),
+        ),
+        with(
+            target("same", &[("alpha", "2.0")]),
+            "packages",
+            json!("alpha six"),
+        ),
+    ];
+    let out = diff(&dir, &[], &records);
+    out.expect_code(0);
+    let r = out.records();
+    assert_eq!(r.len(), 5);
+    assert_eq!(
+        changes(&r[0]),
+        [
+            change("alpha", "install", "-", "2.0"),
+            change("six", "install", "-", "1.16.0")
+        ]
+    );
+    // The change names the repository's file and the sha256 of all of it.
+    let plan = r[0]["plan"].as_array().unwrap();
+    assert_eq!(plan[1]["wheel"], "six-1.16.0-py2.py3-none-any.whl");
+    assert_eq!(plan[1]["sha256"], json!(sha256_of(&wheels[3])));
+    assert_eq!(
+        plan[0]["sha256"],
+        json!(sha256_of(
+            &wheels_dir(&dir).join("alpha-2.0-py3-none-any.whl")
+        ))
+    );
+    assert_eq!(changes(&r[1]), [change("alpha", "upgrade", "1.0", "2.0")]);
+    assert_eq!(changes(&r[2]), [change("alpha", "downgrade", "3.0", "2.0")]);
+    assert_eq!(changes(&r[3]), []);
+    assert_eq!(
+        r[3]["ahead"],
+        json!([{"name": "alpha", "installed": "2.5", "repository": "2.0"}])
+    );
+    assert_eq!(changes(&r[4]), [change("six", "install", "-", "1.16.0")]);
+    assert_eq!(r[4]["ahead"], json!([]));
+    // Every field the tool does not own is kept, in place.
+    for record in &r {
+        assert_eq!(record["custom"], json!({"kept": true}));
+        assert_eq!(record.keys().next().unwrap(), "host");
+    }
+}
+
+#[test]
+fn exact_removes_what_is_not_required() {
+    let dir = repo(&[alpha("2.0"), six()]);
+    write(&dir, "requirements.txt", "alpha\n");
+    let installed = [
+        ("alpha", "2.0"),
+        ("six", "1.16.0"),
+        ("pip", "24.0"),
+        ("setuptools", "69.0"),
+        ("wheel", "0.42"),
+        ("leftover", "0.1"),
+    ];
+    let out = diff(
+        &dir,
+        &["--exact", "requirements.txt"],
+        &[target("h", &installed)],
+    );
+    out.expect_code(0);
+    assert_eq!(
+        changes(&out.records()[0]),
+        [
+            change("leftover", "remove", "0.1", "-"),
+            change("six", "remove", "1.16.0", "-")
+        ]
+    );
+    // Without --exact nothing is removed.
+    let out = diff(&dir, &["requirements.txt"], &[target("h", &installed)]);
+    assert_eq!(changes(&out.records()[0]), []);
+}
+
+#[test]
+fn markers_decide_what_applies_to_each_target() {
+    let dir = repo(&[alpha("1.0"), six(), Project::new("gamma", "1.0").build()]);
+    let platform = facts()["markers"]["sys_platform"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    write(
+        &dir,
+        "requirements.txt",
+        &format!(
+            "gamma ; python_version < \"3\"\nsix; python_version >= \"3\"\nalpha; sys_platform == '{platform}' and os_name == 'nonesuch'\n"
+        ),
+    );
+    let out = diff(
+        &dir,
+        &["--exact", "requirements.txt"],
+        &[target("h", &[("gamma", "1.0")])],
+    );
+    out.expect_code(0);
+    assert_eq!(
+        changes(&out.records()[0]),
+        [
+            change("gamma", "remove", "1.0", "-"),
+            change("six", "install", "-", "1.16.0")
+        ]
+    );
+
+    // The same file, for a target whose markers say otherwise.
+    let mut other = target("old-python", &[]);
+    other["markers"]["python_version"] = json!("2.7");
+    other["markers"]["python_full_version"] = json!("2.7.18");
+    other["markers"]["os_name"] = json!("nonesuch");
+    let out = diff(&dir, &["requirements.txt"], &[other]);
+    out.expect_code(0);
+    assert_eq!(
+        changes(&out.records()[0]),
+        [
+            change("alpha", "install", "-", "1.0"),
+            change("gamma", "install", "-", "1.0")
+        ]
+    );
+}
+
+fn beta() -> PathBuf {
+    Project::new("beta", "1.0")
+        .requires("alpha>=1.1")
+        .requires("nonesuch>=1; python_version < '3'")
+        .extra("fast", &["gamma>=1.0"])
+        .build()
+}
+
+#[test]
+fn extras_and_dependencies_are_checked() {
+    let gamma = Project::new("gamma", "1.0").build();
+    let dir = repo(&[alpha("1.0"), alpha("1.1"), beta(), gamma]);
+
+    // Dependencies met by the plan; a dependency whose marker is false is
+    // not needed.
+    let out = diff(
+        &dir,
+        &[],
+        &[with(target("a", &[]), "packages", json!(["beta", "alpha"]))],
+    );
+    out.expect_code(0);
+    assert_eq!(
+        changes(&out.records()[0]),
+        [
+            change("alpha", "install", "-", "1.1"),
+            change("beta", "install", "-", "1.0")
+        ]
+    );
+
+    // The extra brings gamma: required, installed, or an error.
+    let records = [
+        with(
+            target("b", &[]),
+            "packages",
+            json!(["beta[fast]", "alpha", "gamma"]),
+        ),
+        with(
+            target("c", &[("gamma", "1.0")]),
+            "packages",
+            json!(["beta[fast]", "alpha"]),
+        ),
+        with(target("d", &[]), "packages", json!(["beta[fast]", "alpha"])),
+        with(target("e", &[]), "packages", json!(["beta", "alpha==1.0"])),
+        with(
+            target("f", &[("alpha", "1.0")]),
+            "packages",
+            json!(["beta"]),
+        ),
+        with(target("g", &[]), "packages", json!(["beta"])),
+    ];
+    let out = diff(&dir, &[], &records);
+    out.expect_code(1);
+    let r = out.records();
+    assert_eq!(changes(&r[0]).len(), 3);
+    assert_eq!(changes(&r[1]).len(), 2);
+    let beta = "beta-1.0-py3-none-any.whl";
+    assert_eq!(
+        error(&r[2]),
+        format!("{beta} requires `gamma>=1.0; extra == \"fast\"`, which is neither installed nor in the requirements")
+    );
+    assert_eq!(
+        error(&r[3]),
+        format!("{beta} requires `alpha>=1.1`, but the plan leaves alpha 1.0")
+    );
+    assert_eq!(
+        error(&r[4]),
+        format!("{beta} requires `alpha>=1.1`, but the venv has alpha 1.0")
+    );
+    assert_contains(
+        &error(&r[5]),
+        &[
+            beta,
+            "`alpha>=1.1`",
+            "neither installed nor in the requirements",
+        ],
+    );
+
+    // --exact removing a dependency is caught too.
+    let out = diff(
+        &dir,
+        &["--exact"],
+        &[with(
+            target("h", &[("alpha", "1.1")]),
+            "packages",
+            json!(["beta"]),
+        )],
+    );
+    out.expect_code(1);
+    assert_contains(
+        &error(&out.records()[0]),
+        &["requires `alpha>=1.1`, which --exact removes"],
+    );
+}
+
+#[test]
+fn pre_releases_only_when_the_specifier_names_one() {
+    let dir = repo(&[
+        Project::new("omega", "1.0").build(),
+        Project::new("omega", "2.0b1").build(),
+    ]);
+    let plan_for = |spec: &str| {
+        let out = diff(
+            &dir,
+            &[],
+            &[with(target("h", &[]), "packages", json!([spec]))],
+        );
+        out.records().remove(0)
+    };
+    assert_eq!(
+        changes(&plan_for("omega")),
+        [change("omega", "install", "-", "1.0")]
+    );
+    assert_eq!(
+        changes(&plan_for("omega>=2.0b1")),
+        [change("omega", "install", "-", "2.0b1")]
+    );
+    assert_eq!(
+        changes(&plan_for("omega==2.0b1")),
+        [change("omega", "install", "-", "2.0b1")]
+    );
+    assert_contains(
+        &error(&plan_for("omega>1.0")),
+        &[
+            "omega-2.0b1-py3-none-any.whl (a pre-release, not asked for)",
+            "`omega>1.0`",
+        ],
+    );
+}
+
+#[test]
+fn requires_python_rules_out_a_version() {
+    let future = Project {
+        requires_python: Some(">=3.99".to_string()),
+        ..Project::new("zeta", "2.0")
+    }
+    .build();
+    let dir = repo(&[Project::new("zeta", "1.0").build(), future]);
+    let out = diff(
+        &dir,
+        &[],
+        &[with(target("h", &[]), "packages", json!(["zeta"]))],
+    );
+    out.expect_code(0);
+    assert_eq!(
+        changes(&out.records()[0]),
+        [change("zeta", "install", "-", "1.0")]
+    );
+    let out = diff(
+        &dir,
+        &[],
+        &[with(target("h", &[]), "packages", json!(["zeta>=2"]))],
+    );
+    out.expect_code(1);
+    assert_contains(
+        &error(&out.records()[0]),
+        &["zeta-2.0-py3-none-any.whl (Requires-Python excludes this interpreter)"],
+    );
+}
+
+#[test]
+fn binary_wheels_are_chosen_for_the_interpreter() {
+    let machine = facts()["python"]["machine"].as_str().unwrap().to_string();
+    let cp = cp_tag();
+    let other = if cp == "cp311" { "cp312" } else { "cp311" };
+    let fetch = |cp: &str| {
+        let version = format!("{}.{}", &cp[2..3], &cp[3..]);
+        download(
+            "markupsafe==3.0.2",
+            &[
+                "--no-deps",
+                "--platform",
+                &format!("manylinux2014_{machine}"),
+                "--python-version",
+                &version,
+                "--implementation",
+                "cp",
+                "--abi",
+                cp,
+            ],
+        )
+        .remove(0)
+    };
+    let own = fetch(&cp);
+    let foreign = fetch(other);
+    // A pure build of the same version: compatible, but less specific.
+    let pure = Project::new("MarkupSafe", "3.0.2").build();
+    let dir = repo(&[foreign.clone(), own.clone(), pure]);
+    let out = diff(
+        &dir,
+        &[],
+        &[with(
+            target("h", &[]),
+            "packages",
+            json!(["MarkupSafe==3.0.2"]),
+        )],
+    );
+    out.expect_code(0);
+    let r = out.records();
+    let plan = r[0]["plan"].as_array().unwrap();
+    assert_eq!(
+        plan[0]["wheel"],
+        json!(own.file_name().unwrap().to_str().unwrap())
+    );
+    assert_eq!(plan[0]["name"], "markupsafe");
+
+    // Only another Python's wheel: an error that names it.
+    let dir = repo(std::slice::from_ref(&foreign));
+    let out = diff(
+        &dir,
+        &[],
+        &[with(target("h", &[]), "packages", json!(["markupsafe"]))],
+    );
+    out.expect_code(1);
+    assert_contains(
+        &error(&out.records()[0]),
+        &[
+            "no wheel of markupsafe fits `markupsafe` (field `packages`)",
+            &format!(
+                "{} (not for this interpreter)",
+                foreign.file_name().unwrap().to_str().unwrap()
+            ),
+        ],
+    );
+}
+
+#[test]
+fn a_pip_compile_lock_file_with_hashes() {
+    let six = six();
+    let sha = sha256_of(&six);
+    let dir = repo(&[six.clone(), alpha("1.0")]);
+    let lock = |hashes: &[&str]| {
+        let mut text = String::from(
+            "#\n# This file is autogenerated by pip-compile with Python 3.11\n#\n#    pip-compile --generate-hashes requirements.in\n#\nsix==1.16.0 \\\n",
+        );
+        for (i, h) in hashes.iter().enumerate() {
+            let end = if i + 1 < hashes.len() { " \\" } else { "" };
+            text.push_str(&format!("    --hash=sha256:{h}{end}\n"));
+        }
+        text.push_str("    # via -r requirements.in\nalpha==1.0\n    # via -r requirements.in\n");
+        text
+    };
+    let other = "0".repeat(64);
+    write(&dir, "good.txt", &lock(&[&other, &sha]));
+    let out = diff(&dir, &["good.txt"], &[target("h", &[])]);
+    out.expect_code(0);
+    assert_eq!(
+        changes(&out.records()[0]),
+        [
+            change("alpha", "install", "-", "1.0"),
+            change("six", "install", "-", "1.16.0")
+        ]
+    );
+
+    write(&dir, "bad.txt", &lock(&[&other, &"f".repeat(64)]));
+    let out = diff(&dir, &["bad.txt"], &[target("h", &[])]);
+    out.expect_code(1);
+    assert_contains(
+        &error(&out.records()[0]),
+        &[
+            "no wheel of six 1.16.0 matches the hashes of bad.txt line 6",
+            &format!("six-1.16.0-py2.py3-none-any.whl (sha256 {sha})"),
+        ],
+    );
+}
+
+#[test]
+fn includes_and_constraints() {
+    let dir = repo(&[
+        alpha("1.0"),
+        alpha("1.1"),
+        alpha("2.0"),
+        six(),
+        Project::new("gamma", "1.0").build(),
+    ]);
+    write(
+        &dir,
+        "deploy/requirements.txt",
+        "-r base/common.txt\n--constraint=base/pins.txt\n",
+    );
+    write(
+        &dir,
+        "deploy/base/common.txt",
+        "alpha\nsix\n-c ../extra-pins.txt\n",
+    );
+    write(&dir, "deploy/base/pins.txt", "alpha<2\ngamma==1.0\n");
+    write(&dir, "deploy/extra-pins.txt", "six<1.16\n");
+    let out = diff(&dir, &["deploy/requirements.txt"], &[target("h", &[])]);
+    out.expect_code(1);
+    assert_contains(
+        &error(&out.records()[0]),
+        &[
+            "six is required more than once",
+            "`six<1.16` (deploy/base/../extra-pins.txt line 1)",
+            "1.16.0",
+        ],
+    );
+    write(&dir, "deploy/extra-pins.txt", "six<=1.16\n");
+    let out = diff(&dir, &["deploy/requirements.txt"], &[target("h", &[])]);
+    out.expect_code(0);
+    // Constraints limit alpha, and install nothing (no gamma).
+    assert_eq!(
+        changes(&out.records()[0]),
+        [
+            change("alpha", "install", "-", "1.1"),
+            change("six", "install", "-", "1.16.0")
+        ]
+    );
+}
+
+#[test]
+fn requirements_from_the_record() {
+    let dir = repo(&[alpha("1.0"), six()]);
+    write(&dir, "app/requirements.txt", "alpha\n");
+    write(
+        &dir,
+        "app/broken.txt",
+        "alpha\n-e git+https://example.com/x.git\n",
+    );
+    let records = [
+        with(
+            with(
+                target("a", &[]),
+                "requirements",
+                json!("app/requirements.txt"),
+            ),
+            "packages",
+            json!(["six"]),
+        ),
+        with(target("b", &[]), "requirements", json!("app/broken.txt")),
+        with(target("c", &[]), "requirements", json!("app/missing.txt")),
+        target("d", &[]),
+    ];
+    let out = diff(&dir, &[], &records);
+    out.expect_code(1);
+    let r = out.records();
+    assert_eq!(
+        changes(&r[0]),
+        [
+            change("alpha", "install", "-", "1.0"),
+            change("six", "install", "-", "1.16.0")
+        ]
+    );
+    assert_contains(
+        &error(&r[1]),
+        &["app/broken.txt line 2: editable installs (-e)"],
+    );
+    assert_contains(
+        &error(&r[2]),
+        &["cannot read requirements file app/missing.txt"],
+    );
+    assert_contains(&error(&r[3]), &["no requirements"]);
+    out.expect_stderr("vd-diff: b:/srv/app/venv: app/broken.txt line 2");
+}
+
+#[test]
+fn bad_requirements_files_name_file_and_line() {
+    let dir = repo(&[alpha("1.0")]);
+    for (text, needle) in [
+        (
+            "alpha\n\nalpha @ https://example.com/alpha-1.0-py3-none-any.whl\n",
+            "req.txt line 3: `alpha @ https://example.com/alpha-1.0-py3-none-any.whl`: URLs",
+        ),
+        (
+            "https://example.com/alpha.tar.gz\n",
+            "req.txt line 1: `https://example.com/alpha.tar.gz`: URLs and paths",
+        ),
+        ("# c\n-e .\n", "req.txt line 2: editable installs (-e)"),
+        (
+            "git+https://example.com/alpha.git#egg=alpha\n",
+            "req.txt line 1",
+        ),
+        (
+            "--index-url https://pypi.org/simple\nalpha\n",
+            "req.txt line 1: pip option --index-url",
+        ),
+        (
+            "alpha \\\n  --install-option=x\n",
+            "req.txt line 1: pip option --install-option",
+        ),
+        (
+            "alpha; '3' ~= sys_platform\n",
+            "req.txt line 1: `alpha; '3' ~= sys_platform`",
+        ),
+        (
+            "alpha; python_version ~= '3'\n",
+            "req.txt line 1: `alpha; python_version ~= '3'`: marker cannot be evaluated",
+        ),
+        ("alpha >=1 <2\n", "req.txt line 1: `alpha >=1 <2`"),
+        (
+            "alpha==1.0 --hash=sha256:abc\n",
+            "req.txt line 1: --hash=sha256:abc",
+        ),
+        (
+            "-r other.txt\n",
+            "req.txt line 1: -r other.txt: cannot read requirements file",
+        ),
+    ] {
+        write(&dir, "req.txt", text);
+        let out = diff(&dir, &["req.txt"], &[target("h", &[])]);
+        out.expect_code(2).expect_stderr(needle);
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        assert_eq!(out.stdout, "");
+    }
+}
+
+#[test]
+fn conflicting_and_missing_requirements() {
+    let dir = repo(&[alpha("1.0"), alpha("2.0")]);
+    write(&dir, "a.txt", "alpha>=2\n");
+    write(&dir, "b.txt", "# pinned\nalpha<2\n");
+    let out = diff(&dir, &["a.txt", "b.txt"], &[target("h", &[])]);
+    out.expect_code(1);
+    assert_eq!(
+        error(&out.records()[0]),
+        "alpha is required more than once, as `alpha>=2` (a.txt line 1) and `alpha<2` (b.txt line 2), and no version in the repository satisfies all of them (it has 1.0, 2.0)"
+    );
+
+    write(&dir, "c.txt", "alpha>=5\nnonesuch==1.0\n");
+    let out = diff(&dir, &["c.txt"], &[target("h", &[])]);
+    out.expect_code(1);
+    let message = error(&out.records()[0]);
+    assert_contains(
+        &message,
+        &[
+            "no wheel of alpha fits `alpha>=5` (c.txt line 1)",
+            "alpha-2.0-py3-none-any.whl (2.0 does not satisfy)",
+            "alpha-1.0-py3-none-any.whl (1.0 does not satisfy)",
+            "nonesuch is required by `nonesuch==1.0` (c.txt line 2), but the repository has no wheel of nonesuch",
+        ],
+    );
+}
+
+#[test]
+fn bad_lines_and_failed_records() {
+    let dir = repo(&[alpha("1.0")]);
+    write(&dir, "req.txt", "alpha\n");
+    let failed = r#"{"host":"x","venv":"/v","error":{"tool":"vd-freeze","message":"ssh: refused"},"plan":[]}"#;
+    let mut no_facts = target("nofacts", &[]);
+    no_facts.remove("python");
+    let mut bad_installed = target("badinstalled", &[]);
+    bad_installed.insert("installed".into(), json!({"alpha": 1}));
+    let input = format!(
+        "{}\nnot json\n{failed}\n{}\n{}\n{}\n",
+        serde_json::to_string(&target("a", &[])).unwrap(),
+        serde_json::to_string(&no_facts).unwrap(),
+        serde_json::to_string(&bad_installed).unwrap(),
+        serde_json::to_string(&target("b", &[("alpha", "not a version!")])).unwrap(),
+    );
+    let out = tool("vd-diff")
+        .arg("--repo")
+        .arg(wheels_dir(&dir))
+        .arg(dir.path().join("req.txt"))
+        .stdin(input)
+        .run();
+    out.expect_code(1);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 6);
+    let r = out.records();
+    assert_eq!(changes(&r[0]), [change("alpha", "install", "-", "1.0")]);
+    assert_eq!(
+        error(&r[1]),
+        "stdin line 2: not JSON: expected ident at line 1 column 2"
+    );
+    assert_eq!(lines[2], failed, "a failed record passes through untouched");
+    assert_eq!(error(&r[3]), "missing field `python` (run vd-freeze first)");
+    assert_contains(
+        &error(&r[4]),
+        &["field `installed`: version of alpha must be a string"],
+    );
+    assert_contains(&error(&r[5]), &["alpha is installed at \"not a version!\""]);
+}
+
+#[test]
+fn a_real_venv_frozen_and_planned() {
+    let six = six();
+    let dir = repo(&[alpha("1.0"), alpha("2.0"), six]);
+    let venv = dir.path().join("venv");
+    let run = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(Command::new(python3()).args(["-m", "venv"]).arg(&venv));
+    run(Command::new(venv.join("bin/python"))
+        .args(["-m", "pip", "install", "-q", "--no-index", "--no-deps"])
+        .arg(wheels_dir(&dir).join("alpha-1.0-py3-none-any.whl")));
+    let mut record = freeze(&venv.join("bin/python"), &[]);
+    record.insert("host".into(), json!("localhost"));
+    record.insert("venv".into(), json!(venv.to_str().unwrap()));
+    assert_eq!(record["installed"]["alpha"], "1.0");
+    assert!(record["installed"].get("pip").is_some());
+    write(&dir, "requirements.txt", "alpha==2.0\nsix\n");
+    let out = diff(&dir, &["--exact", "requirements.txt"], &[record]);
+    out.expect_code(0);
+    // pip (and setuptools, where the venv has it) stay.
+    assert_eq!(
+        changes(&out.records()[0]),
+        [
+            change("alpha", "upgrade", "1.0", "2.0"),
+            change("six", "install", "-", "1.16.0")
+        ]
+    );
+}
+
+#[test]
+fn a_rebuilt_wheel_wins_over_its_first_build() {
+    let first = alpha("1.0");
+    let dist = tempfile::tempdir().unwrap();
+    let rebuilt = dist.path().join("alpha-1.0-2-py3-none-any.whl");
+    std::fs::copy(&first, &rebuilt).unwrap();
+    let dir = repo(&[first, rebuilt]);
+    let out = diff(
+        &dir,
+        &[],
+        &[with(target("h", &[]), "packages", json!(["alpha"]))],
+    );
+    out.expect_code(0);
+    let r = out.records();
+    assert_eq!(r[0]["plan"][0]["wheel"], "alpha-1.0-2-py3-none-any.whl");
+}
