@@ -15,4 +15,5 @@ pub mod record;
 pub mod repo;
 pub mod shell;
 pub mod tools;
+pub mod transport;
 pub mod wheel;
