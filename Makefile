@@ -5,7 +5,7 @@ DESTDIR ?=
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 MANDIR = $(DESTDIR)$(PREFIX)/share/man
 CARGO ?= cargo
-TOOLS = vd-add vd-targets
+TOOLS = vd-add vd-freeze vd-targets
 
 .PHONY: all build test man install demo bench lint clean
 

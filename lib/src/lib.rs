@@ -7,11 +7,13 @@
 //! transport and the remote scripts — lives here so that it is written once.
 
 pub mod cli;
+pub mod fleet;
 pub mod inventory;
 pub mod log;
 pub mod man;
 pub mod output;
 pub mod record;
+pub mod remote;
 pub mod repo;
 pub mod shell;
 pub mod tools;

@@ -4,9 +4,10 @@
 //! the man pages are generated from the same definitions as `--help`.
 
 pub mod add;
+pub mod freeze;
 pub mod targets;
 
 /// Every tool's command definition, for generating man pages.
 pub fn commands() -> Vec<clap::Command> {
-    vec![add::command(), targets::command()]
+    vec![add::command(), freeze::command(), targets::command()]
 }

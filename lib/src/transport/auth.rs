@@ -12,22 +12,22 @@ use ssh2::Session;
 use std::path::{Path, PathBuf};
 
 /// Authenticate `session` as `user`: agent identities first, then the files
-/// in `identity_files` (in order, each once). `host` is for messages.
-pub fn login(session: &Session, user: &str, host: &str, identity_files: &[PathBuf]) -> Result<()> {
+/// in `identity_files` (in order, each once).
+pub fn login(session: &Session, user: &str, identity_files: &[PathBuf]) -> Result<()> {
     let methods = match session.auth_methods(user) {
         Ok(methods) => methods.to_string(),
         // Some servers accept the "none" method; then we are in already.
         Err(_) if session.authenticated() => return Ok(()),
-        Err(e) => bail!("{host}: cannot ask which login methods the server offers: {e}"),
+        Err(e) => bail!("cannot ask which login methods the server offers: {e}"),
     };
     if session.authenticated() {
         return Ok(());
     }
     if !methods.split(',').any(|m| m == "publickey") {
-        bail!("{host}: the server does not accept keys for {user} (it offers: {methods}); vd logs in with keys only");
+        bail!("the server does not accept keys for {user} (it offers: {methods}); vd logs in with keys only");
     }
     let mut tried: Vec<String> = Vec::new();
-    if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+    if std::env::var_os("SSH_AUTH_SOCK").is_some_and(|s| !s.is_empty()) {
         match agent_login(session, user) {
             Ok(true) => return Ok(()),
             Ok(false) => tried.push("the keys in ssh-agent (refused)".to_string()),
@@ -69,12 +69,9 @@ pub fn login(session: &Session, user: &str, host: &str, identity_files: &[PathBu
         }
     }
     if tried.is_empty() {
-        bail!("{host}: no key to log in as {user}: ssh-agent is not running (SSH_AUTH_SOCK is not set) and there is no identity file (inventory `identity`, IdentityFile in ~/.ssh/config, or ~/.ssh/id_ed25519, id_ecdsa, id_rsa)");
+        bail!("no key to log in as {user}: ssh-agent is not running (SSH_AUTH_SOCK is not set) and there is no identity file (inventory `identity`, IdentityFile in ~/.ssh/config, or ~/.ssh/id_ed25519, id_ecdsa, id_rsa)");
     }
-    bail!(
-        "{host}: login as {user} refused; tried {}",
-        tried.join(", ")
-    )
+    bail!("login as {user} refused; tried {}", tried.join(", "))
 }
 
 fn agent_login(session: &Session, user: &str) -> Result<bool> {

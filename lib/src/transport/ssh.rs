@@ -21,8 +21,6 @@ const TIMEOUT: i32 = -9;
 pub struct SshConnection {
     session: Session,
     user: String,
-    /// `host` or `host:port` as the inventory names it, for messages.
-    label: String,
 }
 
 impl SshConnection {
@@ -43,8 +41,7 @@ impl SshConnection {
         } else {
             format!("{}:{port}", dest.host)
         };
-        let stream = connect_tcp(&hostname, port, settings.timeout)
-            .with_context(|| format!("cannot connect to {label}"))?;
+        let stream = connect_tcp(&hostname, port, settings.timeout).context("cannot connect")?;
         let mut session = Session::new().context("cannot start libssh2")?;
         session.set_tcp_stream(stream);
         session.set_timeout(millis(settings.timeout));
@@ -52,24 +49,20 @@ impl SshConnection {
         session.handshake().map_err(|e| {
             if e.code() == ssh2::ErrorCode::Session(TIMEOUT) {
                 anyhow!(
-                    "{label}: no SSH greeting within {}s (is it an SSH server?)",
+                    "no SSH greeting within {}s (is it an SSH server?)",
                     settings.timeout.as_secs()
                 )
             } else {
-                anyhow!("{label}: SSH handshake failed: {}", e.message())
+                anyhow!("SSH handshake failed: {}", e.message())
             }
         })?;
         check_host_key(&session, settings, &hostname, port, &label)?;
         let mut identities: Vec<_> = dest.identity.iter().cloned().collect();
         identities.extend(config.identity_files.iter().cloned());
         identities.extend(auth::default_identity_files(&settings.home));
-        auth::login(&session, &user, &label, &identities)?;
+        auth::login(&session, &user, &identities)?;
         session.set_keepalive(true, settings.timeout.as_secs().max(1) as u32);
-        Ok(SshConnection {
-            session,
-            user,
-            label,
-        })
+        Ok(SshConnection { session, user })
     }
 
     /// The user logged in as.
@@ -81,25 +74,24 @@ impl SshConnection {
     /// output. Both output streams and stdin are served in one loop, so a
     /// command that writes much to stderr while we feed it cannot deadlock.
     pub fn run(&mut self, command: &str, stdin: &[u8]) -> Result<Finished> {
-        let label = self.label.clone();
         let mut channel = self
             .session
             .channel_session()
-            .map_err(|e| anyhow!("{label}: cannot open a channel: {}", e.message()))?;
+            .map_err(|e| anyhow!("cannot open a channel: {}", e.message()))?;
         channel
             .exec(command)
-            .map_err(|e| anyhow!("{label}: cannot start a command: {}", e.message()))?;
+            .map_err(|e| anyhow!("cannot start a command: {}", e.message()))?;
         self.session.set_blocking(false);
         let result = pump(&self.session, &mut channel, stdin);
         self.session.set_blocking(true);
-        let (stdout, stderr) = result.map_err(|e| anyhow!("{label}: {e}"))?;
+        let (stdout, stderr) = result.context("lost the connection while the command ran")?;
         channel
             .wait_close()
-            .map_err(|e| anyhow!("{label}: the command did not finish: {}", e.message()))?;
+            .map_err(|e| anyhow!("the command did not finish: {}", e.message()))?;
         let status = match channel.exit_signal() {
             Ok(signal) if signal.exit_signal.is_some() => {
                 let name = signal.exit_signal.unwrap_or_default();
-                bail!("{label}: the command was killed by signal {name}");
+                bail!("the command was killed by signal {name}");
             }
             _ => channel.exit_status().unwrap_or(-1),
         };
@@ -113,13 +105,12 @@ impl SshConnection {
     /// Write the local file to `remote` over SFTP (mode 0644, replacing what
     /// is there). Not atomic: upload to a temporary name and rename.
     pub fn upload(&mut self, local: &Path, remote: &str) -> Result<()> {
-        let label = &self.label;
         let mut source = std::fs::File::open(local)
             .with_context(|| format!("cannot open {}", local.display()))?;
         let sftp = self
             .session
             .sftp()
-            .map_err(|e| anyhow!("{label}: cannot start SFTP: {}", e.message()))?;
+            .map_err(|e| anyhow!("cannot start SFTP: {}", e.message()))?;
         let mut target = sftp
             .open_mode(
                 Path::new(remote),
@@ -127,9 +118,9 @@ impl SshConnection {
                 0o644,
                 OpenType::File,
             )
-            .map_err(|e| anyhow!("{label}: cannot create {remote}: {}", e.message()))?;
+            .map_err(|e| anyhow!("cannot create {remote}: {}", e.message()))?;
         io::copy(&mut source, &mut target)
-            .with_context(|| format!("{label}: cannot upload {} to {remote}", local.display()))?;
+            .with_context(|| format!("cannot upload {} to {remote}", local.display()))?;
         target
             .fsync()
             .or_else(|e| {
@@ -140,7 +131,7 @@ impl SshConnection {
                     Err(e)
                 }
             })
-            .map_err(|e| anyhow!("{label}: cannot finish {remote}: {}", e.message()))?;
+            .map_err(|e| anyhow!("cannot finish {remote}: {}", e.message()))?;
         Ok(())
     }
 }
@@ -251,7 +242,7 @@ fn check_host_key(
 ) -> Result<()> {
     let (key, _) = session
         .host_key()
-        .ok_or_else(|| anyhow!("{label}: the server showed no host key"))?;
+        .ok_or_else(|| anyhow!("the server showed no host key"))?;
     let offered = format!(
         "{} {}",
         key_type(key).unwrap_or_else(|| "key".to_string()),
@@ -267,17 +258,17 @@ fn check_host_key(
         Verdict::Unknown if settings.accept_new => {
             known
                 .record(host, port, key)
-                .with_context(|| format!("{label}: cannot record its host key"))?;
-            (settings.notice)(&format!("{label}: recorded new host key {offered} for {name}"));
+                .context("cannot record its host key")?;
+            (settings.notice)(&format!("{label}: recorded new host key {offered} as {name}"));
             Ok(())
         }
         Verdict::Unknown => bail!(
-            "{label}: host key {offered} is not in known_hosts under {name} ({}); \
+            "host key {offered} is not in known_hosts under {name} ({}); \
              refusing to connect. Check the fingerprint, then run once with --accept-new to record it",
             settings.known_hosts_files()
         ),
         Verdict::Changed(others) => bail!(
-            "{label}: HOST KEY CHANGED for {name}: it offers {offered}, but known_hosts has {}; \
+            "HOST KEY CHANGED for {name}: it offers {offered}, but known_hosts has {}; \
              refusing to connect (nothing was run). If the change is expected, remove the old key \
              (ssh-keygen -R '{name}') and check the new one",
             others
@@ -287,7 +278,7 @@ fn check_host_key(
                 .join(", ")
         ),
         Verdict::Revoked(origin) => bail!(
-            "{label}: host key {offered} is marked @revoked ({origin}); refusing to connect"
+            "host key {offered} is marked @revoked ({origin}); refusing to connect"
         ),
     }
 }
