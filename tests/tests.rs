@@ -4,5 +4,6 @@ mod util;
 
 mod add;
 mod diff;
+mod freeze;
 mod man;
 mod targets;

@@ -8,15 +8,18 @@
 
 pub mod cli;
 pub mod django;
+pub mod fleet;
 pub mod inventory;
 pub mod log;
 pub mod man;
 pub mod output;
 pub mod plan;
 pub mod record;
+pub mod remote;
 pub mod repo;
 pub mod requirement;
 pub mod shell;
 pub mod tags;
 pub mod tools;
+pub mod transport;
 pub mod wheel;

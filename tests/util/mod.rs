@@ -1,8 +1,10 @@
 #![allow(dead_code)] // each test module uses its own part of the helpers
 //! What the tests share: running a tool, and making the real things it works
-//! on (wheels built by pip, wheels downloaded from the index once and cached).
+//! on (wheels built by pip, wheels downloaded from the index once and cached,
+//! virtualenvs, an OpenSSH server on loopback).
 
 pub mod python;
+pub mod sshd;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ pub fn bin(tool: &str) -> PathBuf {
     let path = match tool {
         "vd-add" => env!("CARGO_BIN_EXE_vd-add"),
         "vd-diff" => env!("CARGO_BIN_EXE_vd-diff"),
+        "vd-freeze" => env!("CARGO_BIN_EXE_vd-freeze"),
         "vd-targets" => env!("CARGO_BIN_EXE_vd-targets"),
         other => panic!("no tool named {other}"),
     };
@@ -104,6 +107,11 @@ impl Run {
 
     pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
         self.command.env(key, value);
+        self
+    }
+
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.command.env_remove(key);
         self
     }
 

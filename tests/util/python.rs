@@ -203,3 +203,110 @@ fn fnv(text: &str) -> u64 {
         (h ^ b as u64).wrapping_mul(0x100000001b3)
     })
 }
+
+/// A fresh virtualenv at `path`, without pip (fast): the tests install with
+/// the outer pip's `--python`, as they list with it.
+pub fn venv(path: &Path) {
+    venv_with(&python3(), path)
+}
+
+/// The interpreter file `python` runs (symlinks and shims resolved).
+pub fn real_executable(python: &str) -> Option<String> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import os, sys; print(os.path.realpath(sys.executable))",
+        ])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A fresh virtualenv at `path` made by `python`, without pip.
+pub fn venv_with(python: &str, path: &Path) {
+    run_ok(
+        Command::new(python)
+            .args(["-m", "venv", "--without-pip"])
+            .arg(path),
+        "python3 -m venv (Debian: apt-get install python3-venv)",
+    );
+}
+
+fn pip_for(venv: &Path) -> Command {
+    let mut command = Command::new(python3());
+    command
+        .args(["-m", "pip", "--disable-pip-version-check", "--python"])
+        .arg(venv.join("bin/python"));
+    command
+}
+
+/// Install wheel files into `venv`, offline.
+pub fn install(venv: &Path, wheels: &[PathBuf]) {
+    run_ok(
+        pip_for(venv)
+            .args(["install", "-q", "--no-index", "--no-deps"])
+            .args(wheels),
+        "pip install into a test venv",
+    );
+}
+
+/// What `pip list` reports for `venv`: {normalized name: version}.
+pub fn pip_list(venv: &Path) -> std::collections::BTreeMap<String, String> {
+    let out = pip_for(venv)
+        .args(["list", "--format", "json"])
+        .output()
+        .expect("cannot run pip list");
+    assert!(
+        out.status.success(),
+        "pip list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    list.iter()
+        .map(|d| {
+            let name = d["name"].as_str().unwrap();
+            (normalize(name), d["version"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// PEP 503 name normalization.
+pub fn normalize(name: &str) -> String {
+    let mut out = String::new();
+    let mut sep = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            sep = true;
+        } else {
+            if sep && !out.is_empty() {
+                out.push('-');
+            }
+            sep = false;
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// Make `venv`'s interpreter write its user id to `marker` whenever it
+/// starts (a `.pth` line in site-packages): proof of whether, and as whom, a
+/// tool ran something in the venv.
+pub fn plant_marker(venv: &Path, marker: &Path) {
+    let lib = venv.join("lib");
+    let site = std::fs::read_dir(&lib)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("site-packages"))
+        .find(|p| p.is_dir())
+        .expect("no site-packages in the venv");
+    std::fs::write(
+        site.join("vd_test_marker.pth"),
+        format!(
+            "import os; open({:?}, 'w').write(str(os.getuid()))\n",
+            marker.display().to_string()
+        ),
+    )
+    .unwrap();
+}

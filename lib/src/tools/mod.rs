@@ -5,9 +5,15 @@
 
 pub mod add;
 pub mod diff;
+pub mod freeze;
 pub mod targets;
 
 /// Every tool's command definition, for generating man pages.
 pub fn commands() -> Vec<clap::Command> {
-    vec![add::command(), diff::command(), targets::command()]
+    vec![
+        add::command(),
+        targets::command(),
+        freeze::command(),
+        diff::command(),
+    ]
 }

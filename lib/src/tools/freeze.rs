@@ -1,0 +1,171 @@
+//! `vd-freeze`: what is installed in each target's virtualenv, and what
+//! interpreter it runs.
+
+use crate::cli::{self, OutputArgs, Status};
+use crate::fleet::{self, Host};
+use crate::output::{status_cell, Output, Table};
+use crate::record::{self, str_field, target_label, Record};
+use crate::remote;
+use crate::transport::TransportArgs;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{CommandFactory, Parser};
+use serde_json::{Map, Value};
+use std::io;
+use std::process::ExitCode;
+
+const TOOL: &str = "vd-freeze";
+
+/// Record what is installed in each target's virtualenv.
+///
+/// Reads target records (from vd-targets) on stdin. For each target, one
+/// command runs VENV/bin/python on the target's host with a small script, sent
+/// on stdin, that reads the interpreter's own metadata (pip is not needed and
+/// not imported). It adds to the record: `python`, the interpreter
+/// (implementation, version, ABI, platform, machine, libc); `markers`, its PEP
+/// 508 environment; `installed`, every distribution as {normalized name:
+/// version}; and `venv_exists`. A venv path that does not exist gives
+/// `venv_exists: false`, an empty `installed` and the facts of the host's
+/// `python` (the record's field, default python3), so a later step can create
+/// the venv; a path that exists but is not a virtualenv is an error. With
+/// `venv_user`, the command runs through `sudo -n -u USER`.
+///
+/// The targets of one host share one SSH session; hosts run in parallel.
+/// Records are written in input order, each as soon as it and those before it
+/// are done. Host keys must be in known_hosts (see --accept-new). Records that
+/// carry an `error` pass through untouched.
+///
+/// Exit status: 0 when every target was frozen, 1 when some record carries an
+/// error, 2 on a usage or setup error.
+#[derive(Parser, Debug)]
+#[command(name = TOOL, version)]
+struct Args {
+    #[command(flatten)]
+    transport: TransportArgs,
+
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+static TABLE: Table = Table {
+    headers: &["TARGET", "PYTHON", "PACKAGES", "STATUS"],
+    row: |r: &Record| {
+        let python = r
+            .get("python")
+            .and_then(|p| p.get("version"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let packages = r
+            .get("installed")
+            .and_then(Value::as_object)
+            .map(|m| m.len().to_string())
+            .unwrap_or_default();
+        vec![
+            target_label(r),
+            python,
+            packages,
+            status_cell(r, || match r.get("venv_exists") {
+                Some(Value::Bool(false)) => "no venv yet".to_string(),
+                _ => "ok".to_string(),
+            }),
+        ]
+    },
+};
+
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::run(TOOL, || run(args))
+}
+
+fn run(args: Args) -> Result<Status> {
+    let mut out = Output::new(args.output.json, &TABLE);
+    let stdin = io::BufReader::new(io::stdin());
+    fleet::run(TOOL, &args.transport, stdin, &mut out, freeze_target)?;
+    Ok(out.finish()?)
+}
+
+/// Freeze one target: run the script, check what came back, add the fields.
+fn freeze_target(host: &mut Host<()>, record: &mut Record) -> Result<()> {
+    let venv = record::required_str(record, "venv")?.to_string();
+    let python = python_for_new_venv(record);
+    let connection = host.connection()?;
+    let run_as = remote::run_as(record, connection.user());
+    let command = remote::as_user(run_as, &remote::freeze_command(&venv, &python));
+    let finished = connection.run(&command, remote::FREEZE_SCRIPT.as_bytes())?;
+    if let Some(message) = remote::sudo_refusal(&finished, run_as) {
+        bail!(message);
+    }
+    if finished.status == remote::NOT_A_VENV {
+        bail!("{}", finished.stderr_text());
+    }
+    if !finished.success() {
+        let stderr = finished.stderr_text();
+        bail!(
+            "the freeze command failed (exit status {}){}",
+            finished.status,
+            if stderr.is_empty() {
+                String::new()
+            } else {
+                format!(": {stderr}")
+            }
+        );
+    }
+    let facts: Map<String, Value> =
+        serde_json::from_slice(&finished.stdout).with_context(|| {
+            format!(
+                "the freeze script printed no JSON object: {:?}",
+                String::from_utf8_lossy(&finished.stdout)
+            )
+        })?;
+    let field = |name: &str| {
+        facts
+            .get(name)
+            .cloned()
+            .ok_or_else(|| anyhow!("the freeze script printed no `{name}`"))
+    };
+    let interpreter = field("python")?;
+    let markers = field("markers")?;
+    let (installed, exists) = match facts.get("installed") {
+        None => (Value::Object(Map::new()), false),
+        Some(Value::Null) => bail!(
+            "python {} in {venv} is too old to list its distributions (vd needs 3.8 or newer)",
+            interpreter
+                .get("version")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+        ),
+        Some(installed) => {
+            if interpreter.get("venv") != Some(&Value::Bool(true)) {
+                bail!(
+                    "{venv} is not a virtualenv: its bin/python is the interpreter of {} (there is no pyvenv.cfg)",
+                    interpreter.get("prefix").and_then(Value::as_str).unwrap_or("?")
+                );
+            }
+            (installed.clone(), true)
+        }
+    };
+    record.insert("python".into(), interpreter);
+    record.insert("markers".into(), markers);
+    record.insert("installed".into(), installed);
+    record.insert("venv_exists".into(), Value::Bool(exists));
+    Ok(())
+}
+
+/// The interpreter a venv still to create would get: the record's `python`,
+/// or, in a record frozen before (where `python` holds facts), the executable
+/// those facts describe when it was not a venv's; else python3.
+fn python_for_new_venv(record: &Record) -> String {
+    match record.get("python") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Object(facts)) if facts.get("venv") == Some(&Value::Bool(false)) => {
+            str_field(facts, "executable")
+                .unwrap_or("python3")
+                .to_string()
+        }
+        _ => "python3".to_string(),
+    }
+}

@@ -1,0 +1,263 @@
+//! Reaching targets: where a target is ([`Destination`]), the options that
+//! say how strictly and how fast to reach it ([`TransportArgs`]), and an open
+//! [`Connection`] that runs shell commands and uploads files there.
+//!
+//! A connection is either an SSH session (libssh2, one per host, shared by the
+//! host's targets) or this machine (`via = local`); the tools see one type and
+//! the same commands run either way. This module knows nothing about venvs or
+//! pip: what to run is [`crate::remote`]'s business, and which targets share a
+//! connection and run in parallel is [`crate::fleet`]'s.
+
+mod auth;
+pub mod known_hosts;
+mod local;
+mod pattern;
+mod ssh;
+pub mod ssh_config;
+
+use crate::record::{self, Record};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use known_hosts::KnownHosts;
+use serde_json::Value;
+use ssh_config::SshConfig;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub use local::LocalConnection;
+pub use ssh::SshConnection;
+
+/// How the remote tools reach their targets.
+#[derive(Args, Debug, Clone)]
+pub struct TransportArgs {
+    /// Work on up to N hosts at once. The targets of one host share one SSH
+    /// session and run one after another.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: u32,
+
+    /// Give up on a host that does not connect, greet or log in within SECS
+    /// seconds; also the keepalive interval while a command runs (a host
+    /// silent for three intervals is given up).
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+
+    /// Check host keys against FILE only, and record new ones there, instead
+    /// of ~/.ssh/known_hosts (and /etc/ssh/ssh_known_hosts).
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+
+    /// Connect to hosts whose key is not yet known, and record their key.
+    /// A key that differs from the one on file is refused all the same.
+    #[arg(long)]
+    pub accept_new: bool,
+}
+
+/// Whether a target is reached over SSH or is on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Via {
+    Ssh,
+    Local,
+}
+
+/// Where a target is, as its record says: what groups targets into one
+/// session. `~/.ssh/config` fills in what the record leaves out when the
+/// connection is opened.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Destination {
+    /// The host as the inventory names it (an alias in ~/.ssh/config, a
+    /// name, an address).
+    pub host: String,
+    pub port: Option<u16>,
+    /// The login user, when the record names one.
+    pub user: Option<String>,
+    pub via: Via,
+    /// The record's `identity` key file.
+    pub identity: Option<PathBuf>,
+}
+
+impl Destination {
+    /// The destination of a target record; the error names the bad field.
+    pub fn of(record: &Record) -> Result<Destination> {
+        let host = record::required_str(record, "host")?.to_string();
+        let port = match record.get("port") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(
+                n.as_u64()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| anyhow!("port {n} is not a port number (1-65535)"))?,
+            ),
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(Value::String(s)) => Some(
+                s.trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| anyhow!("port {s:?} is not a port number (1-65535)"))?,
+            ),
+            Some(other) => bail!("port {other} is not a number"),
+        };
+        let via = match record::str_field(record, "via") {
+            None | Some("ssh") => Via::Ssh,
+            Some("local") => Via::Local,
+            Some(other) => bail!("via {other:?} must be `ssh` or `local`"),
+        };
+        Ok(Destination {
+            host,
+            port,
+            user: record::str_field(record, "user").map(str::to_string),
+            via,
+            identity: record::str_field(record, "identity").map(PathBuf::from),
+        })
+    }
+}
+
+/// What a tool run shares between its connections: the options, the parsed
+/// `~/.ssh/config`, and the known host keys (one copy, so a key recorded
+/// with `--accept-new` is known to the next session at once).
+pub struct Settings {
+    pub timeout: Duration,
+    pub accept_new: bool,
+    known_hosts: Mutex<KnownHosts>,
+    known_hosts_files: Vec<PathBuf>,
+    ssh_config: SshConfig,
+    home: PathBuf,
+    local_user: String,
+    /// Where a connection reports something worth a line on stderr.
+    notice: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+impl Settings {
+    /// Read `~/.ssh/config` and the known_hosts files. `notice` prints a line
+    /// for the user (a newly recorded host key).
+    pub fn new(
+        args: &TransportArgs,
+        notice: impl Fn(&str) + Send + Sync + 'static,
+    ) -> Result<Settings> {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .context("HOME is not set: vd reads ~/.ssh/config and ~/.ssh/known_hosts from it")?;
+        let ssh_config = SshConfig::load(&home.join(".ssh/config"), &home)?;
+        let (files, record_to) = match &args.known_hosts {
+            Some(file) => (vec![file.clone()], file.clone()),
+            None => {
+                let user_file = home.join(".ssh/known_hosts");
+                (
+                    vec![user_file.clone(), PathBuf::from("/etc/ssh/ssh_known_hosts")],
+                    user_file,
+                )
+            }
+        };
+        let known_hosts = KnownHosts::load(&files, Some(record_to))?;
+        Ok(Settings {
+            timeout: Duration::from_secs(args.timeout),
+            accept_new: args.accept_new,
+            known_hosts: Mutex::new(known_hosts),
+            known_hosts_files: files,
+            ssh_config,
+            home,
+            local_user: local_user()?,
+            notice: Box::new(notice),
+        })
+    }
+
+    fn known_hosts_files(&self) -> String {
+        self.known_hosts_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The user this process runs as: the default login user, and the user of
+/// `via = local` targets.
+pub fn local_user() -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    if let (Some(uid), Ok(passwd)) = (uid, std::fs::read_to_string("/etc/passwd")) {
+        for line in passwd.lines() {
+            let fields: Vec<&str> = line.split(':').collect();
+            if fields.len() > 2 && fields[2].parse::<u32>().ok() == Some(uid) {
+                return Ok(fields[0].to_string());
+            }
+        }
+    }
+    for var in ["USER", "LOGNAME"] {
+        if let Some(user) = std::env::var(var).ok().filter(|u| !u.is_empty()) {
+            return Ok(user);
+        }
+    }
+    bail!("cannot tell which user vd runs as (no /etc/passwd entry, USER not set)")
+}
+
+/// How a command ended.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The exit status (-1 when the server did not say).
+    pub status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Finished {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+
+    /// stderr as text, trimmed, for messages.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).trim().to_string()
+    }
+}
+
+/// An open way to run commands on a target's host.
+pub enum Connection {
+    Ssh(SshConnection),
+    Local(LocalConnection),
+}
+
+impl Connection {
+    /// Connect to `dest`: an SSH session (host key checked, logged in), or
+    /// this machine for `via = local`.
+    pub fn open(dest: &Destination, settings: &Settings) -> Result<Connection> {
+        match dest.via {
+            Via::Ssh => Ok(Connection::Ssh(SshConnection::open(dest, settings)?)),
+            Via::Local => Ok(Connection::Local(LocalConnection::new(
+                &settings.local_user,
+            ))),
+        }
+    }
+
+    /// The user commands run as (the login user).
+    pub fn user(&self) -> &str {
+        match self {
+            Connection::Ssh(c) => c.user(),
+            Connection::Local(c) => c.user(),
+        }
+    }
+
+    /// Run a shell command line (build it with [`crate::shell::quote`]),
+    /// feeding it `stdin`; a command that fails is not an error here, its
+    /// status is in the result.
+    pub fn run(&mut self, command: &str, stdin: &[u8]) -> Result<Finished> {
+        match self {
+            Connection::Ssh(c) => c.run(command, stdin),
+            Connection::Local(c) => c.run(command, stdin),
+        }
+    }
+
+    /// Copy a local file to `remote` on the host (SFTP, or a copy for local
+    /// targets), replacing it. Not atomic: upload under a temporary name and
+    /// rename with a command.
+    pub fn upload(&mut self, local: &Path, remote: &str) -> Result<()> {
+        match self {
+            Connection::Ssh(c) => c.upload(local, remote),
+            Connection::Local(c) => c.upload(local, remote),
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! One SSH session to one host, over libssh2 (the `ssh2` crate): connect with
+//! a timeout, check the host key, log in, then run commands and upload files
+//! over it for as long as the host's targets need it.
+
+use super::known_hosts::{fingerprint, key_type, lookup_name, Verdict};
+use super::{auth, Destination, Finished, Settings};
+use anyhow::{anyhow, bail, Context, Result};
+use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
+use ssh2::{MethodType, OpenFlags, OpenType, Session};
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// libssh2's "would block" in non-blocking mode.
+const EAGAIN: i32 = -37;
+/// libssh2's "timed out" in blocking mode.
+const TIMEOUT: i32 = -9;
+
+/// A logged-in session to one host.
+pub struct SshConnection {
+    session: Session,
+    user: String,
+}
+
+impl SshConnection {
+    /// Connect to `dest` and log in, refusing hosts whose key is not known
+    /// (unless `--accept-new`) or has changed. Each step that waits on the
+    /// network gives up after the timeout.
+    pub fn open(dest: &Destination, settings: &Settings) -> Result<SshConnection> {
+        let config = settings.ssh_config.host(&dest.host, &settings.home)?;
+        let hostname = config.hostname.clone().unwrap_or_else(|| dest.host.clone());
+        let port = dest.port.or(config.port).unwrap_or(22);
+        let user = dest
+            .user
+            .clone()
+            .or(config.user.clone())
+            .unwrap_or_else(|| settings.local_user.clone());
+        let label = if port == 22 {
+            dest.host.clone()
+        } else {
+            format!("{}:{port}", dest.host)
+        };
+        let stream = connect_tcp(&hostname, port, settings.timeout).context("cannot connect")?;
+        let mut session = Session::new().context("cannot start libssh2")?;
+        session.set_tcp_stream(stream);
+        session.set_timeout(millis(settings.timeout));
+        prefer_known_key_types(&session, settings, &hostname, port)?;
+        session.handshake().map_err(|e| {
+            if e.code() == ssh2::ErrorCode::Session(TIMEOUT) {
+                anyhow!(
+                    "no SSH greeting within {}s (is it an SSH server?)",
+                    settings.timeout.as_secs()
+                )
+            } else {
+                anyhow!("SSH handshake failed: {}", e.message())
+            }
+        })?;
+        check_host_key(&session, settings, &hostname, port, &label)?;
+        let mut identities: Vec<_> = dest.identity.iter().cloned().collect();
+        identities.extend(config.identity_files.iter().cloned());
+        identities.extend(auth::default_identity_files(&settings.home));
+        auth::login(&session, &user, &identities)?;
+        session.set_keepalive(true, settings.timeout.as_secs().max(1) as u32);
+        Ok(SshConnection { session, user })
+    }
+
+    /// The user logged in as.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Run `command` with the login shell, feeding it `stdin`, and collect its
+    /// output. Both output streams and stdin are served in one loop, so a
+    /// command that writes much to stderr while we feed it cannot deadlock.
+    pub fn run(&mut self, command: &str, stdin: &[u8]) -> Result<Finished> {
+        let mut channel = self
+            .session
+            .channel_session()
+            .map_err(|e| anyhow!("cannot open a channel: {}", e.message()))?;
+        channel
+            .exec(command)
+            .map_err(|e| anyhow!("cannot start a command: {}", e.message()))?;
+        self.session.set_blocking(false);
+        let result = pump(&self.session, &mut channel, stdin);
+        self.session.set_blocking(true);
+        let (stdout, stderr) = result.context("lost the connection while the command ran")?;
+        channel
+            .wait_close()
+            .map_err(|e| anyhow!("the command did not finish: {}", e.message()))?;
+        let status = match channel.exit_signal() {
+            Ok(signal) if signal.exit_signal.is_some() => {
+                let name = signal.exit_signal.unwrap_or_default();
+                bail!("the command was killed by signal {name}");
+            }
+            _ => channel.exit_status().unwrap_or(-1),
+        };
+        Ok(Finished {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// Write the local file to `remote` over SFTP (mode 0644, replacing what
+    /// is there). Not atomic: upload to a temporary name and rename.
+    pub fn upload(&mut self, local: &Path, remote: &str) -> Result<()> {
+        let mut source = std::fs::File::open(local)
+            .with_context(|| format!("cannot open {}", local.display()))?;
+        let sftp = self
+            .session
+            .sftp()
+            .map_err(|e| anyhow!("cannot start SFTP: {}", e.message()))?;
+        let mut target = sftp
+            .open_mode(
+                Path::new(remote),
+                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
+                0o644,
+                OpenType::File,
+            )
+            .map_err(|e| anyhow!("cannot create {remote}: {}", e.message()))?;
+        io::copy(&mut source, &mut target)
+            .with_context(|| format!("cannot upload {} to {remote}", local.display()))?;
+        target
+            .fsync()
+            .or_else(|e| {
+                // fsync is an OpenSSH extension; a server without it is fine.
+                if e.code() == ssh2::ErrorCode::SFTP(8) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| anyhow!("cannot finish {remote}: {}", e.message()))?;
+        Ok(())
+    }
+}
+
+impl Drop for SshConnection {
+    fn drop(&mut self) {
+        let _ = self
+            .session
+            .disconnect(None, "vd is done with this host", None);
+    }
+}
+
+fn millis(d: Duration) -> u32 {
+    d.as_millis().min(u32::MAX as u128) as u32
+}
+
+/// A TCP connection that gives up after `timeout`, with TCP keepalive and a
+/// user timeout so a host that dies mid-command is noticed, not waited on.
+fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {host}"))?
+        .collect();
+    let mut last = None;
+    for addr in &addrs {
+        let socket = Socket::new(
+            Domain::for_address(*addr),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        let keepalive = TcpKeepalive::new()
+            .with_time(timeout)
+            .with_interval(timeout)
+            .with_retries(3);
+        socket.set_tcp_keepalive(&keepalive)?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        socket.set_tcp_user_timeout(Some(timeout * 3))?;
+        match socket.connect_timeout(&SockAddr::from(*addr), timeout) {
+            Ok(()) => {
+                socket.set_nodelay(true)?;
+                return Ok(socket.into());
+            }
+            Err(e)
+                if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock =>
+            {
+                last = Some(anyhow!(
+                    "no answer from {addr} within {}s",
+                    timeout.as_secs()
+                ))
+            }
+            Err(e) => last = Some(anyhow!("{addr}: {e}")),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow!("{host} has no address")))
+}
+
+/// Ask the server first for the key types on file for it, as OpenSSH does,
+/// so a host known by its RSA key is not refused for offering ed25519.
+fn prefer_known_key_types(
+    session: &Session,
+    settings: &Settings,
+    host: &str,
+    port: u16,
+) -> Result<()> {
+    let known = settings
+        .known_hosts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let types = known.key_types(host, port);
+    drop(known);
+    if types.is_empty() {
+        return Ok(());
+    }
+    let supported = session
+        .supported_algs(MethodType::HostKey)
+        .map_err(|e| anyhow!("libssh2 lists no host key methods: {e}"))?;
+    let mut order: Vec<&str> = Vec::new();
+    for t in &types {
+        let methods: Vec<&str> = if t == "ssh-rsa" {
+            vec!["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
+        } else {
+            vec![t.as_str()]
+        };
+        for m in methods {
+            if let Some(s) = supported.iter().find(|s| **s == m) {
+                if !order.contains(s) {
+                    order.push(s);
+                }
+            }
+        }
+    }
+    for s in &supported {
+        if !order.contains(s) {
+            order.push(s);
+        }
+    }
+    session
+        .method_pref(MethodType::HostKey, &order.join(","))
+        .map_err(|e| anyhow!("cannot set host key preferences: {e}"))
+}
+
+fn check_host_key(
+    session: &Session,
+    settings: &Settings,
+    host: &str,
+    port: u16,
+    label: &str,
+) -> Result<()> {
+    let (key, _) = session
+        .host_key()
+        .ok_or_else(|| anyhow!("the server showed no host key"))?;
+    let offered = format!(
+        "{} {}",
+        key_type(key).unwrap_or_else(|| "key".to_string()),
+        fingerprint(key)
+    );
+    let name = lookup_name(host, port);
+    let mut known = settings
+        .known_hosts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    match known.check(host, port, key) {
+        Verdict::Known => Ok(()),
+        Verdict::Unknown if settings.accept_new => {
+            known
+                .record(host, port, key)
+                .context("cannot record its host key")?;
+            (settings.notice)(&format!("{label}: recorded new host key {offered} as {name}"));
+            Ok(())
+        }
+        Verdict::Unknown => bail!(
+            "host key {offered} is not in known_hosts under {name} ({}); \
+             refusing to connect. Check the fingerprint, then run once with --accept-new to record it",
+            settings.known_hosts_files()
+        ),
+        Verdict::Changed(others) => bail!(
+            "HOST KEY CHANGED for {name}: it offers {offered}, but known_hosts has {}; \
+             refusing to connect (nothing was run). If the change is expected, remove the old key \
+             (ssh-keygen -R '{name}') and check the new one",
+            others
+                .iter()
+                .map(|(fp, origin)| format!("{fp} ({origin})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Verdict::Revoked(origin) => bail!(
+            "host key {offered} is marked @revoked ({origin}); refusing to connect"
+        ),
+    }
+}
+
+/// Feed stdin and read stdout and stderr until the command's end, in
+/// non-blocking mode. Keepalives go out while the command is quiet.
+fn pump(
+    session: &Session,
+    channel: &mut ssh2::Channel,
+    stdin: &[u8],
+) -> io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let mut written = 0;
+    let mut eof_sent = false;
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut idle = Duration::from_micros(500);
+    let mut last_keepalive = Instant::now();
+    loop {
+        let mut progress = false;
+        if written < stdin.len() {
+            match channel.write(&stdin[written..]) {
+                Ok(n) => {
+                    written += n;
+                    progress |= n > 0;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The command may exit without reading all its input.
+                Err(_) => written = stdin.len(),
+            }
+        }
+        if written == stdin.len() && !eof_sent {
+            match channel.send_eof() {
+                Ok(()) => eof_sent = true,
+                Err(e) if e.code() == ssh2::ErrorCode::Session(EAGAIN) => {}
+                Err(_) => eof_sent = true,
+            }
+        }
+        for (stream, out) in [(0, &mut stdout), (1, &mut stderr)] {
+            let mut reader = channel.stream(stream);
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        out.extend_from_slice(&buf[..n]);
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if channel.eof() {
+            return Ok((stdout, stderr));
+        }
+        if last_keepalive.elapsed() >= Duration::from_secs(1) {
+            let _ = session.keepalive_send();
+            last_keepalive = Instant::now();
+        }
+        if progress {
+            idle = Duration::from_micros(500);
+        } else {
+            std::thread::sleep(idle);
+            idle = (idle * 2).min(Duration::from_millis(20));
+        }
+    }
+}

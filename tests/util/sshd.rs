@@ -1,0 +1,221 @@
+//! A real OpenSSH server on loopback, for the remote tools' tests.
+//!
+//! `Sshd::start(n)` runs `/usr/sbin/sshd -D` as the current user with a
+//! throwaway host key, listening on one free port of `n` loopback addresses
+//! (127.0.0.2, 127.0.0.3, …): `n` hosts as far as vd can tell. It makes a
+//! user key it authorizes, and a HOME for the tools holding that key as
+//! `~/.ssh/id_ed25519` and a known_hosts file naming every host, so the tools
+//! never read or write the real `~/.ssh`. The server stops on drop.
+
+use super::{tool, Run};
+use serde_json::{json, Map, Value};
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const INSTALL: &str = "the remote tools' tests need OpenSSH's sshd and ssh-keygen: \
+                       apt-get install openssh-server";
+
+pub struct Sshd {
+    dir: tempfile::TempDir,
+    child: Child,
+    pub port: u16,
+    hosts: Vec<String>,
+}
+
+/// The user the tests run as, who logs in to the test server.
+pub fn current_user() -> String {
+    let out = Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("cannot run id");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+pub fn is_root() -> bool {
+    let out = Command::new("id")
+        .arg("-u")
+        .output()
+        .expect("cannot run id");
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+/// Make an ed25519 key pair at `path` (and `path.pub`).
+pub fn keygen(path: &Path, passphrase: &str) {
+    let status = Command::new("ssh-keygen")
+        .args([
+            "-q", "-t", "ed25519", "-N", passphrase, "-C", "vd-test", "-f",
+        ])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run ssh-keygen ({e}); {INSTALL}"));
+    assert!(status.success(), "ssh-keygen failed");
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Sshd {
+    pub fn start(hosts: usize) -> Sshd {
+        let sshd = Path::new("/usr/sbin/sshd");
+        assert!(sshd.exists(), "/usr/sbin/sshd is missing; {INSTALL}");
+        if is_root() {
+            // sshd's privilege separation directory, absent in fresh containers.
+            let _ = fs::create_dir_all("/run/sshd");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        keygen(&d.join("host_key"), "");
+        keygen(&d.join("user_key"), "");
+        fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
+        let port = free_port();
+        let hosts: Vec<String> = (0..hosts).map(|i| format!("127.0.0.{}", i + 2)).collect();
+        let mut config = String::new();
+        for host in &hosts {
+            config.push_str(&format!("ListenAddress {host}:{port}\n"));
+        }
+        config.push_str(&format!(
+            "HostKey {hk}\nAuthorizedKeysFile {ak}\nPidFile none\nStrictModes no\nUsePAM no\n\
+             PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nMaxStartups 100\n\
+             MaxSessions 100\nLogLevel INFO\nSubsystem sftp internal-sftp\n",
+            hk = d.join("host_key").display(),
+            ak = d.join("authorized_keys").display(),
+        ));
+        fs::write(d.join("sshd_config"), config).unwrap();
+        let log = fs::File::create(d.join("sshd.log")).unwrap();
+        let mut child = Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start sshd ({e}); {INSTALL}"));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        for host in &hosts {
+            while TcpStream::connect((host.as_str(), port)).is_err() {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!(
+                        "sshd exited ({status}):\n{}",
+                        fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+                    );
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "sshd did not listen on {host}:{port}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let sshd = Sshd {
+            dir,
+            child,
+            port,
+            hosts,
+        };
+        let home = sshd.home();
+        fs::create_dir_all(home.join(".ssh")).unwrap();
+        fs::copy(sshd.user_key(), home.join(".ssh/id_ed25519")).unwrap();
+        fs::write(home.join(".ssh/known_hosts"), sshd.known_hosts()).unwrap();
+        sshd
+    }
+
+    /// The i-th host's address.
+    pub fn host(&self, i: usize) -> &str {
+        &self.hosts[i]
+    }
+
+    /// The HOME the tools run with: the user key as ~/.ssh/id_ed25519, and
+    /// ~/.ssh/known_hosts with every host's key.
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// A private key the server accepts.
+    pub fn user_key(&self) -> PathBuf {
+        self.dir.path().join("user_key")
+    }
+
+    /// The server's host public key, as `type base64`.
+    pub fn host_key(&self) -> String {
+        let text = fs::read_to_string(self.dir.path().join("host_key.pub")).unwrap();
+        let mut words = text.split_whitespace();
+        format!("{} {}", words.next().unwrap(), words.next().unwrap())
+    }
+
+    /// The host key's SHA256 fingerprint, as ssh-keygen shows it.
+    pub fn host_fingerprint(&self) -> String {
+        fingerprint(&self.dir.path().join("host_key.pub"))
+    }
+
+    /// known_hosts lines for every host (`[addr]:port type key`).
+    pub fn known_hosts(&self) -> String {
+        self.hosts
+            .iter()
+            .map(|h| format!("[{h}]:{} {}\n", self.port, self.host_key()))
+            .collect()
+    }
+
+    /// A target record for `venv` on host `i`.
+    pub fn target(&self, i: usize, venv: &Path) -> Map<String, Value> {
+        json!({
+            "host": self.host(i),
+            "port": self.port,
+            "user": current_user(),
+            "venv": venv.display().to_string(),
+        })
+        .as_object()
+        .unwrap()
+        .clone()
+    }
+
+    /// A run of `name` with this server's HOME and no ssh-agent.
+    pub fn tool(&self, name: &str) -> Run {
+        self.tool_with_home(name, &self.home())
+    }
+
+    pub fn tool_with_home(&self, name: &str, home: &Path) -> Run {
+        tool(name).env("HOME", home).env_remove("SSH_AUTH_SOCK")
+    }
+
+    /// What sshd logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// How many logins the server accepted so far.
+    pub fn logins(&self) -> usize {
+        self.log().matches("Accepted publickey").count()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `SHA256:…` of a public key file, by ssh-keygen.
+pub fn fingerprint(public_key: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(public_key)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ssh-keygen ({e}); {INSTALL}"));
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_whitespace()
+        .find(|w| w.starts_with("SHA256:"))
+        .unwrap_or_else(|| panic!("no fingerprint in {text:?}"))
+        .to_string()
+}
