@@ -453,3 +453,55 @@ fn venv_user_runs_through_sudo() {
         "the venv's python did not run as {user}"
     );
 }
+
+#[test]
+fn ssh_agent_identities_come_first_and_unlock_encrypted_keys() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let v = dir.path().join("venv");
+    venv(&v);
+    let socket = dir.path().join("agent.sock");
+    let started = std::process::Command::new("ssh-agent")
+        .arg("-a")
+        .arg(&socket)
+        .output()
+        .expect("cannot run ssh-agent (apt-get install openssh-client)");
+    assert!(started.status.success(), "ssh-agent failed to start");
+    // `SSH_AGENT_PID=1234; export …`: stop this agent, and only it, at the end.
+    let text = String::from_utf8_lossy(&started.stdout).into_owned();
+    let pid = text
+        .split("SSH_AGENT_PID=")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("ssh-agent printed no pid")
+        .to_string();
+    struct Agent(String);
+    impl Drop for Agent {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill").arg(&self.0).status();
+        }
+    }
+    let _agent = Agent(pid);
+    let added = std::process::Command::new("ssh-add")
+        .arg(server.user_key())
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    // The only key file is encrypted: the login must come from the agent.
+    let home = dir.path().join("home");
+    fs::create_dir_all(home.join(".ssh")).unwrap();
+    keygen(&home.join(".ssh/id_ed25519"), "a passphrase");
+    fs::write(home.join(".ssh/known_hosts"), server.known_hosts()).unwrap();
+    let out = server
+        .tool_with_home("vd-freeze", &home)
+        .env("SSH_AUTH_SOCK", &socket)
+        .stdin(jsonl(&[server.target(0, &v)]))
+        .run();
+    out.expect_code(0);
+    assert_eq!(installed(&out.records()[0]), pip_list(&v));
+}
