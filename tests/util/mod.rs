@@ -17,6 +17,7 @@ pub fn bin(tool: &str) -> PathBuf {
         "vd-diff" => env!("CARGO_BIN_EXE_vd-diff"),
         "vd-freeze" => env!("CARGO_BIN_EXE_vd-freeze"),
         "vd-targets" => env!("CARGO_BIN_EXE_vd-targets"),
+        "vd-migrate" => env!("CARGO_BIN_EXE_vd-migrate"),
         "vd-reload" => env!("CARGO_BIN_EXE_vd-reload"),
         other => panic!("no tool named {other}"),
     };

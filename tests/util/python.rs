@@ -155,6 +155,68 @@ impl Project {
     }
 }
 
+/// Build the Python project in the directory `tree` (a pyproject.toml
+/// tree, such as examples/demo-shop) with `pip wheel`, from a copy since pip
+/// writes build/ into its source; cached by every file's path and content.
+pub fn build_tree(tree: &Path) -> PathBuf {
+    let mut files = Vec::new();
+    list_files(tree, &mut files);
+    files.sort();
+    let mut fingerprint = String::new();
+    for file in &files {
+        let relative = file.strip_prefix(tree).unwrap();
+        let content = std::fs::read(file).unwrap();
+        fingerprint.push_str(&format!(
+            "{} {:016x}\n",
+            relative.display(),
+            fnv(&String::from_utf8_lossy(&content))
+        ));
+    }
+    let key = format!("tree-{:016x}", fnv(&fingerprint));
+    let out = cache_dir().join("built").join(&key);
+    if let Some(found) = find_wheel(&out) {
+        return found;
+    }
+    let _guard = PIP.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = find_wheel(&out) {
+        return found;
+    }
+    let src = cache_dir().join("src").join(&key);
+    let _ = std::fs::remove_dir_all(&src);
+    for file in &files {
+        let to = src.join(file.strip_prefix(tree).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(file, to).unwrap();
+    }
+    let tmp_out = out.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp_out);
+    run_ok(
+        Command::new(builder().join("bin/pip"))
+            .args(["wheel", "-q", "--no-deps", "--no-build-isolation", "-w"])
+            .arg(&tmp_out)
+            .arg(&src),
+        &format!("pip wheel {}", tree.display()),
+    );
+    std::fs::rename(&tmp_out, &out).unwrap();
+    find_wheel(&out).expect("pip wheel wrote no wheel")
+}
+
+/// Every file under `dir`, leaving out what builds and runs leave behind.
+fn list_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy();
+        if name == "build" || name == "__pycache__" || name.ends_with(".egg-info") {
+            continue;
+        }
+        if path.is_dir() {
+            list_files(&path, files);
+        } else {
+            files.push(path);
+        }
+    }
+}
+
 fn find_wheel(dir: &Path) -> Option<PathBuf> {
     std::fs::read_dir(dir)
         .ok()?
@@ -242,11 +304,12 @@ fn pip_for(venv: &Path) -> Command {
     command
 }
 
-/// Install wheel files into `venv`, offline.
+/// Install wheel files into `venv`, offline (and without compiling
+/// bytecode, which the interpreter does when it needs it).
 pub fn install(venv: &Path, wheels: &[PathBuf]) {
     run_ok(
         pip_for(venv)
-            .args(["install", "-q", "--no-index", "--no-deps"])
+            .args(["install", "-q", "--no-index", "--no-deps", "--no-compile"])
             .args(wheels),
         "pip install into a test venv",
     );

@@ -6,6 +6,7 @@
 pub mod add;
 pub mod diff;
 pub mod freeze;
+pub mod migrate;
 pub mod reload;
 pub mod targets;
 
@@ -16,6 +17,7 @@ pub fn commands() -> Vec<clap::Command> {
         targets::command(),
         freeze::command(),
         diff::command(),
+        migrate::command(),
         reload::command(),
     ]
 }
