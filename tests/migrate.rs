@@ -4,7 +4,7 @@
 
 use crate::util::python::{self, install, venv_with};
 use crate::util::sshd::{self, Sshd};
-use crate::util::{jsonl, Outcome};
+use crate::util::{error_message, jsonl, Outcome};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -78,15 +78,6 @@ fn list(value: &Value) -> Vec<String> {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect()
-}
-
-fn error_message(record: &Record) -> String {
-    record
-        .get("error")
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no error in {record:?}"))
-        .to_string()
 }
 
 fn events(repo: &Path, kind: &str) -> Vec<Event> {
@@ -373,36 +364,13 @@ fn bad_settings_and_missing_django_are_errors_naming_the_target() {
 
 #[test]
 fn migrate_user_then_venv_user_run_through_sudo() {
-    assert!(
-        sshd::is_root(),
-        "this test makes a user with useradd and needs root (CI runs the suite as root)"
-    );
-    let user = "vdtestvenv";
-    let exists = Command::new("id").arg(user).output().unwrap();
-    if !exists.status.success() {
-        let made = Command::new("useradd")
-            .args(["--system", "--no-create-home", "--shell", "/bin/sh", user])
-            .status()
-            .expect("cannot run useradd");
-        assert!(made.success(), "useradd {user} failed");
-    }
+    let user = sshd::second_user();
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("wheels");
     fs::create_dir(&repo).unwrap();
-    // An interpreter the user may run (a pyenv under /root is not one).
-    let interpreter = [python::python3(), "/usr/bin/python3".to_string()]
-        .into_iter()
-        .filter_map(|p| python::real_executable(&p))
-        .find(|p| {
-            Command::new("sudo")
-                .args(["-n", "-u", user, p.as_str(), "-c", "pass"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .unwrap_or_else(|| panic!("no python3 that {user} may run (apt-get install python3)"));
     let v = dir.path().join("venv");
-    shop_venv(&v, &interpreter);
+    shop_venv(&v, &python::interpreter_for(user));
     // The databases go into the venv, and the slow log beside it.
     for path in [dir.path(), v.as_path()] {
         let chmod = Command::new("chmod")

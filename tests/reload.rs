@@ -2,7 +2,7 @@
 //! files, so a test can tell how often, and when, each one ran.
 
 use crate::util::sshd::Sshd;
-use crate::util::{bin, jsonl};
+use crate::util::{bin, error_message, jsonl};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -26,15 +26,6 @@ fn target(server: &Sshd, i: usize, venv: &str, reload: &str, once: bool) -> Reco
 
 fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_default()
-}
-
-fn error_message(record: &Record) -> String {
-    record
-        .get("error")
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no error in {record:?}"))
-        .to_string()
 }
 
 fn line(record: &Record) -> Vec<u8> {

@@ -152,6 +152,17 @@ impl Run {
     }
 }
 
+/// The message of a record's `error`; a test failure when it has none.
+#[track_caller]
+pub fn error_message(record: &serde_json::Map<String, serde_json::Value>) -> String {
+    record
+        .get("error")
+        .and_then(|e| e.get("message"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_else(|| panic!("no error in {record:?}"))
+        .to_string()
+}
+
 /// JSON lines from records, for a tool's stdin.
 pub fn jsonl(records: &[serde_json::Map<String, serde_json::Value>]) -> String {
     records

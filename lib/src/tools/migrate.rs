@@ -9,7 +9,7 @@
 //! here needs a finish per host: a target's record is written once its
 //! migrations are done, so vd-reload never reloads a target ahead of them.
 
-use crate::cli::{self, OutputArgs, Status};
+use crate::cli::{self, ChangedArgs, OutputArgs, Status};
 use crate::django;
 use crate::fleet::{self, Host};
 use crate::keyed_lock::KeyedLock;
@@ -62,9 +62,8 @@ struct Args {
     #[command(flatten)]
     repo: RepoArgs,
 
-    /// Migrate every record that carries no error, whether it changed or not.
-    #[arg(long)]
-    always: bool,
+    #[command(flatten)]
+    changed: ChangedArgs,
 
     /// Apply nothing; list each target's pending migrations (Django's
     /// migrate --plan) in `pending`: {module: [migrations]}. Every record
@@ -153,7 +152,9 @@ fn run(args: Args) -> Result<Status> {
     };
     let migrator = Migrator {
         mode,
-        always: args.always || mode == Migrate::Plan,
+        changed: ChangedArgs {
+            always: args.changed.always || mode == Migrate::Plan,
+        },
         once: args.once,
         check: args.check,
         log,
@@ -193,7 +194,7 @@ enum Done {
 /// What every target's work shares.
 struct Migrator {
     mode: Migrate,
-    always: bool,
+    changed: ChangedArgs,
     once: bool,
     check: bool,
     log: Option<EventWriter>,
@@ -209,7 +210,7 @@ struct Migrator {
 impl Migrator {
     /// Migrate (or plan) one target.
     fn target(&self, host: &mut Host<()>, record: &mut Record) -> Result<()> {
-        if !self.always && !record::bool_field(record, "changed")? {
+        if !self.changed.selects(record)? {
             return Ok(());
         }
         let venv = record::required_str(record, "venv")?.to_string();

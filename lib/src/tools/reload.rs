@@ -9,7 +9,7 @@
 //! updates; here such targets are held ([`Host::hold`]) and reloaded together
 //! in the fleet's finish, when the input has ended.
 
-use crate::cli::{self, OutputArgs, Status};
+use crate::cli::{self, ChangedArgs, OutputArgs, Status};
 use crate::fleet::{self, Host};
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
@@ -62,9 +62,8 @@ struct Args {
     #[command(flatten)]
     repo: RepoArgs,
 
-    /// Reload every record that carries no error, whether it changed or not.
-    #[arg(long)]
-    always: bool,
+    #[command(flatten)]
+    changed: ChangedArgs,
 
     /// Run a target's `check` up to N times before calling it failed.
     #[arg(long, value_name = "N", default_value_t = 5,
@@ -131,7 +130,7 @@ pub fn main() -> ExitCode {
 fn run(args: Args) -> Result<Status> {
     let repo = Repo::open(&args.repo.repo)?;
     let reloader = Reloader {
-        always: args.always,
+        changed: args.changed,
         check_tries: args.check_tries,
         check_delay: args.check_delay,
         log: EventWriter::new(ReleaseLog::new(repo.dir()), TOOL),
@@ -156,7 +155,7 @@ fn run(args: Args) -> Result<Status> {
 
 /// What every target's work shares.
 struct Reloader {
-    always: bool,
+    changed: ChangedArgs,
     check_tries: u32,
     check_delay: Duration,
     log: EventWriter,
@@ -165,7 +164,7 @@ struct Reloader {
 impl Reloader {
     /// Reload one target now, or hold it for its host's reload.
     fn target(&self, host: &mut Host<()>, record: &mut Record) -> Result<()> {
-        if !self.always && !record::bool_field(record, "changed")? {
+        if !self.changed.selects(record)? {
             return Ok(());
         }
         // Every field is read before anything runs: a bad one is this
