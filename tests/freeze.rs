@@ -1,8 +1,8 @@
 //! vd-freeze against a real sshd on loopback and real virtualenvs.
 
-use crate::util::jsonl;
 use crate::util::python::{self, install, pip_list, plant_marker, venv, Project};
 use crate::util::sshd::{self, current_user, fingerprint, free_port, keygen, Sshd};
+use crate::util::{error_message, jsonl};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fs;
@@ -18,15 +18,6 @@ fn installed(record: &Record) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
         .collect()
-}
-
-fn error_message(record: &Record) -> String {
-    record
-        .get("error")
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no error in {record:?}"))
-        .to_string()
 }
 
 fn wheels() -> (std::path::PathBuf, std::path::PathBuf) {
@@ -402,34 +393,11 @@ fn ssh_config_aliases_resolve_and_proxies_are_refused() {
 
 #[test]
 fn venv_user_runs_through_sudo() {
-    assert!(
-        sshd::is_root(),
-        "this test makes a user with useradd and needs root (CI runs the suite as root)"
-    );
-    let user = "vdtestvenv";
-    let exists = std::process::Command::new("id").arg(user).output().unwrap();
-    if !exists.status.success() {
-        let made = std::process::Command::new("useradd")
-            .args(["--system", "--no-create-home", "--shell", "/bin/sh", user])
-            .status()
-            .expect("cannot run useradd");
-        assert!(made.success(), "useradd {user} failed");
-    }
+    let user = sshd::second_user();
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
     let v = dir.path().join("venv");
-    // An interpreter the venv user may run (a pyenv under /root is not one).
-    let interpreter = [python::python3(), "/usr/bin/python3".to_string()]
-        .into_iter()
-        .filter_map(|p| python::real_executable(&p))
-        .find(|p| {
-            std::process::Command::new("sudo")
-                .args(["-n", "-u", user, p.as_str(), "-c", "pass"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .unwrap_or_else(|| panic!("no python3 that {user} may run (apt-get install python3)"));
-    python::venv_with(&interpreter, &v);
+    python::venv_with(&python::interpreter_for(user), &v);
     let marker = dir.path().join("uid");
     plant_marker(&v, &marker);
     let mut target = server.target(0, &v);

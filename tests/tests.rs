@@ -6,4 +6,6 @@ mod add;
 mod diff;
 mod freeze;
 mod man;
+mod migrate;
+mod reload;
 mod targets;

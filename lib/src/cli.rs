@@ -24,6 +24,23 @@ pub struct OutputArgs {
     pub json: bool,
 }
 
+/// Which records the tools after vd-push act on: the ones it changed.
+#[derive(Args, Debug, Clone)]
+pub struct ChangedArgs {
+    /// Act on every record that carries no error, whether it changed or not
+    /// (by default only on records with `changed: true`).
+    #[arg(long)]
+    pub always: bool,
+}
+
+impl ChangedArgs {
+    /// Whether to act on `record` (one that carries no error); a `changed`
+    /// that is not true or false is an error naming the field.
+    pub fn selects(&self, record: &crate::record::Record) -> anyhow::Result<bool> {
+        Ok(self.always || crate::record::bool_field(record, "changed")?)
+    }
+}
+
 /// Run a tool's body and turn its result into the exit code.
 pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<Status>) -> ExitCode {
     match body() {

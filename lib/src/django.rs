@@ -33,6 +33,18 @@ pub fn planned_migrations(output: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether `name` can be a settings module: dotted Python identifiers
+/// (`shop.settings.prod`). Anything else in a record is a mistake, caught
+/// before it reaches a remote command.
+pub fn is_settings_module(name: &str) -> bool {
+    name.split('.').all(|part| {
+        part.chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+            && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
 /// `app_label.migration_name`: one dot, word characters on both sides.
 fn is_migration_name(text: &str) -> bool {
     let Some((app, name)) = text.split_once('.') else {
@@ -56,6 +68,23 @@ mod tests {
         assert!(
             applied_migrations("Operations to perform:\n  No migrations to apply.\n").is_empty()
         );
+    }
+
+    #[test]
+    fn settings_modules_are_dotted_names() {
+        assert!(is_settings_module("demo_shop.settings"));
+        assert!(is_settings_module("settings"));
+        for bad in [
+            "",
+            "shop.",
+            ".shop",
+            "shop settings",
+            "shop/settings",
+            "1shop",
+            "a;b",
+        ] {
+            assert!(!is_settings_module(bad), "{bad:?}");
+        }
     }
 
     #[test]

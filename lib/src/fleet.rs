@@ -15,6 +15,12 @@
 //! through untouched; a line that is not a usable target (not JSON, no host
 //! or venv) becomes an error record naming its line, and the rest go on; a
 //! host that cannot be reached fails its own targets only.
+//!
+//! Some work can only be done once every target of a host is known: vd-reload
+//! restarts a host's service once for all its venvs (`reload_once`). For that
+//! the work may [`Host::hold`] a target's record, and [`run_with_finish`]
+//! takes a second closure that gets a host's held records once the input has
+//! ended and the host's last target is done; they are written after it.
 
 use crate::cli;
 use crate::output::Output;
@@ -36,6 +42,10 @@ pub struct Host<S> {
     /// The connection, or why it could not be opened: a host that is down is
     /// tried once, not once per target.
     connection: Option<Result<Connection, String>>,
+    /// Records held for the finish, with their sequence numbers.
+    held: Vec<(usize, Record)>,
+    /// Whether the work asked to hold the record it is working on.
+    hold: bool,
     pub state: S,
 }
 
@@ -57,6 +67,16 @@ impl<S> Host<S> {
             Some(Err(message)) => Err(anyhow!("{message}")),
             None => unreachable!("the connection was just opened"),
         }
+    }
+
+    /// Keep the record being worked on back from the output until the host
+    /// is finished: it goes to the `finish` closure of [`run_with_finish`]
+    /// (with everything the work wrote into it), and is written after that.
+    /// Records after it in the input wait for it, since output keeps input
+    /// order. Under [`run`], which has no finish, held records are written
+    /// once the input ends.
+    pub fn hold(&mut self) {
+        self.hold = true;
     }
 }
 
@@ -94,6 +114,29 @@ where
     S: Default + Send + 'static,
     F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
 {
+    run_with_finish(tool, transport, input, out, work, |_: &mut Host<S>, _| {})
+}
+
+/// [`run`], and then, once per host that held records ([`Host::hold`]),
+/// `finish` with that host and its held records, in input order. It runs
+/// after the input has ended and the host's last target is done (only then
+/// is it sure that no more of the host's targets can come), over the same
+/// connection, counted against `--jobs` like the work. `finish` reports a
+/// failure by putting an `error` into the records it concerns; a panic in it
+/// becomes an error on every held record.
+pub fn run_with_finish<S, F, G>(
+    tool: &'static str,
+    transport: &TransportArgs,
+    input: impl BufRead + Send + 'static,
+    out: &mut Output,
+    work: F,
+    finish: G,
+) -> Result<()>
+where
+    S: Default + Send + 'static,
+    F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
+    G: Fn(&mut Host<S>, &mut [Record]) + Sync,
+{
     let settings = Arc::new(Settings::new(transport, move |m| cli::warn(tool, m))?);
     let jobs = transport.jobs.max(1) as usize;
     let (tx, rx) = mpsc::channel::<Event<S>>();
@@ -113,6 +156,7 @@ where
     });
     let stop = AtomicBool::new(false);
     let work = &work;
+    let finish = &finish;
     let stop_ref = &stop;
     let result = std::thread::scope(|scope| -> Result<()> {
         let mut slots: HashMap<Destination, Slot<S>> = HashMap::new();
@@ -155,6 +199,8 @@ where
                                     destination: dest.clone(),
                                     settings: Arc::clone(&settings),
                                     connection: None,
+                                    held: Vec::new(),
+                                    hold: false,
                                     state: S::default(),
                                 }),
                                 queue: VecDeque::new(),
@@ -178,8 +224,17 @@ where
                 }
                 Event::End => {
                     input_done = true;
-                    // Sessions nobody will need again are closed now.
-                    slots.retain(|_, slot| slot.host.is_none() || !slot.queue.is_empty());
+                    // Idle hosts with held records are finished now; sessions
+                    // nobody will need again are closed.
+                    slots.retain(|dest, slot| match &slot.host {
+                        None => true,
+                        Some(_) if !slot.queue.is_empty() => true,
+                        Some(host) if !host.held.is_empty() => {
+                            ready.push_back(dest.clone());
+                            true
+                        }
+                        Some(_) => false,
+                    });
                 }
                 Event::Target(seq, record) => {
                     done.insert(seq, record);
@@ -187,7 +242,9 @@ where
                 Event::HostDone(dest, host) => {
                     running -= 1;
                     let slot = slots.get_mut(&dest).expect("a busy host has a slot");
-                    if !slot.queue.is_empty() {
+                    if !slot.queue.is_empty() || (input_done && !host.held.is_empty()) {
+                        // More targets, or (the input having ended while the
+                        // batch ran) the finish.
                         ready.push_back(dest);
                         slot.host = Some(host);
                     } else if input_done {
@@ -202,6 +259,8 @@ where
                 let slot = slots.get_mut(&dest).expect("a ready host has a slot");
                 let mut host = slot.host.take().expect("a ready host is idle");
                 let batch: Vec<(usize, Record)> = slot.queue.drain(..).collect();
+                // With the input ended, this batch is the host's last.
+                let last = input_done;
                 running += 1;
                 let tx = tx.clone();
                 scope.spawn(move || {
@@ -209,9 +268,20 @@ where
                         if stop_ref.load(Ordering::Relaxed) {
                             break;
                         }
+                        host.hold = false;
                         work_on(tool, work, &mut host, &mut record);
-                        if tx.send(Event::Target(seq, record)).is_err() {
+                        if std::mem::take(&mut host.hold) && record::error_of(&record).is_none() {
+                            host.held.push((seq, record));
+                        } else if tx.send(Event::Target(seq, record)).is_err() {
                             return;
+                        }
+                    }
+                    if last && !host.held.is_empty() && !stop_ref.load(Ordering::Relaxed) {
+                        let held = std::mem::take(&mut host.held);
+                        for (seq, record) in finish_host(tool, finish, &mut host, held) {
+                            if tx.send(Event::Target(seq, record)).is_err() {
+                                return;
+                            }
                         }
                     }
                     let _ = tx.send(Event::HostDone(dest, host));
@@ -231,6 +301,40 @@ fn target_destination(record: &Record) -> Result<Destination> {
     Destination::of(record)
 }
 
+/// Run `finish` on a host's held records; a panic (a bug in vd) becomes an
+/// error on each of them.
+fn finish_host<S, G>(
+    tool: &str,
+    finish: &G,
+    host: &mut Host<S>,
+    held: Vec<(usize, Record)>,
+) -> Vec<(usize, Record)>
+where
+    G: Fn(&mut Host<S>, &mut [Record]),
+{
+    let (seqs, mut records): (Vec<usize>, Vec<Record>) = held.into_iter().unzip();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| finish(host, &mut records)));
+    if let Err(panic) = outcome {
+        let message = format!(
+            "internal error in {tool} (please report it): {}",
+            panic_text(&*panic)
+        );
+        for record in &mut records {
+            set_target_error(tool, record, &message);
+        }
+    }
+    seqs.into_iter().zip(records).collect()
+}
+
+/// What a panic said.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic")
+}
+
 /// Do the work on one target; an error (or a panic, which is a bug in vd)
 /// goes into the record, named by target.
 fn work_on<S, F>(tool: &str, work: &F, host: &mut Host<S>, record: &mut Record)
@@ -240,19 +344,19 @@ where
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(host, record)));
     let message = match outcome {
         Ok(Ok(())) => return,
-        Ok(Err(e)) => format!("{}: {e:#}", record::target_label(record)),
+        Ok(Err(e)) => format!("{e:#}"),
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown panic");
-            format!(
-                "{}: internal error in {tool} (please report it): {what}",
-                record::target_label(record)
-            )
+            let what = panic_text(&*panic);
+            format!("internal error in {tool} (please report it): {what}")
         }
     };
+    set_target_error(tool, record, &message);
+}
+
+/// Fail a target: its `error`, and a line on stderr, both naming it. What
+/// [`run`] does with an `Err` from the work, for a `finish` to do the same.
+pub fn set_target_error(tool: &str, record: &mut Record, message: &str) {
+    let message = format!("{}: {message}", record::target_label(record));
     cli::warn(tool, &message);
     record::set_error(record, tool, &message);
 }

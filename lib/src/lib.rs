@@ -10,6 +10,7 @@ pub mod cli;
 pub mod django;
 pub mod fleet;
 pub mod inventory;
+pub mod keyed_lock;
 pub mod log;
 pub mod man;
 pub mod output;

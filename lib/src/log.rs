@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 /// The file's name inside the repository.
@@ -116,6 +117,47 @@ impl ReleaseLog {
         file.sync_data()
             .with_context(|| format!("cannot sync {shown}"))?;
         Ok(())
+    }
+}
+
+/// The release log as a deploying tool writes it while it works on many
+/// targets at once. The change on the target is made by then, so a log that
+/// cannot be written is no reason to stop or to call the target failed: the
+/// failure is said on stderr, with what went unlogged, and remembered so the
+/// tool can exit non-zero.
+pub struct EventWriter {
+    log: ReleaseLog,
+    tool: &'static str,
+    failed: AtomicBool,
+}
+
+impl EventWriter {
+    pub fn new(log: ReleaseLog, tool: &'static str) -> EventWriter {
+        EventWriter {
+            log,
+            tool,
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Append `events`, or say on stderr why they could not be.
+    pub fn write(&self, events: &[Event]) {
+        if let Err(e) = self.log.append(events) {
+            self.failed.store(true, Ordering::Relaxed);
+            let what: Vec<String> = events
+                .iter()
+                .map(|e| format!("{} {} {}", e.event, e.target, e.name))
+                .collect();
+            crate::cli::warn(
+                self.tool,
+                &format!("{e:#}; not logged: {}", what.join("; ")),
+            );
+        }
+    }
+
+    /// Whether some events could not be written.
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
     }
 }
 

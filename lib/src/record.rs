@@ -131,6 +131,16 @@ pub fn required_str<'a>(record: &'a Record, name: &str) -> Result<&'a str> {
     }
 }
 
+/// An optional string field: `None` when absent, null or empty; an error
+/// naming the field when it holds something else.
+pub fn optional_str<'a>(record: &'a Record, name: &str) -> Result<Option<&'a str>> {
+    match record.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str()).filter(|s| !s.trim().is_empty())),
+        Some(other) => Err(anyhow!("field `{name}` must be a string, not {other}")),
+    }
+}
+
 /// A list field: a JSON array of strings, or one string of space-separated
 /// words (the inventory's form). Absent means empty.
 pub fn list_field(record: &Record, name: &str) -> Result<Vec<String>> {

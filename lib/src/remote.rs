@@ -26,6 +26,14 @@ pub fn run_as<'a>(record: &'a Record, login_user: &str) -> Option<&'a str> {
     record::str_field(record, "venv_user").filter(|user| *user != login_user)
 }
 
+/// The user a target's migrations run as when that is not the login user:
+/// `migrate_user`, else `venv_user`.
+pub fn migrate_as<'a>(record: &'a Record, login_user: &str) -> Option<&'a str> {
+    record::str_field(record, "migrate_user")
+        .or_else(|| record::str_field(record, "venv_user"))
+        .filter(|user| *user != login_user)
+}
+
 /// `command` (a shell command line) run as `user` through `sudo -n`, which
 /// fails instead of asking for a password; as it is when `user` is `None`.
 pub fn as_user(user: Option<&str>, command: &str) -> String {
@@ -38,6 +46,31 @@ pub fn as_user(user: Option<&str>, command: &str) -> String {
 /// The interpreter of a virtualenv.
 pub fn venv_python(venv: &str) -> String {
     format!("{}/bin/python", venv.trim_end_matches('/'))
+}
+
+/// What [`migrate_command`] asks Django for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrate {
+    /// Apply the pending migrations.
+    Apply,
+    /// List them (`--plan`), applying nothing.
+    Plan,
+}
+
+/// The exit status of [`migrate_command`] when the venv has no
+/// `bin/django-admin` (the shell's "command not found").
+pub const NO_DJANGO_ADMIN: i32 = 127;
+
+/// Django's `migrate` for one settings module, with the venv's
+/// `django-admin` and `DJANGO_SETTINGS_MODULE` set for it alone.
+pub fn migrate_command(venv: &str, settings: &str, what: Migrate) -> String {
+    let admin = format!("{}/bin/django-admin", venv.trim_end_matches('/'));
+    let module = format!("DJANGO_SETTINGS_MODULE={settings}");
+    let mut words = vec!["exec", "env", &module, &admin, "migrate", "--noinput"];
+    if what == Migrate::Plan {
+        words.push("--plan");
+    }
+    shell::join(&words)
 }
 
 /// Run the script on stdin with the venv's interpreter, isolated from the
@@ -103,6 +136,29 @@ mod tests {
         assert_eq!(run_as(&record, "deploy"), Some("app"));
         assert_eq!(run_as(&record, "app"), None);
         assert_eq!(run_as(&Record::new(), "deploy"), None);
+    }
+
+    #[test]
+    fn migrate_user_before_venv_user() {
+        let both = json!({"venv_user": "app", "migrate_user": "owner"});
+        let both = both.as_object().unwrap();
+        assert_eq!(migrate_as(both, "deploy"), Some("owner"));
+        assert_eq!(migrate_as(both, "owner"), None);
+        let venv_only = json!({"venv_user": "app"}).as_object().unwrap().clone();
+        assert_eq!(migrate_as(&venv_only, "deploy"), Some("app"));
+        assert_eq!(migrate_as(&Record::new(), "deploy"), None);
+    }
+
+    #[test]
+    fn migrate_command_quotes_what_the_record_says() {
+        assert_eq!(
+            migrate_command("/srv/shop/", "shop.settings", Migrate::Apply),
+            "exec env DJANGO_SETTINGS_MODULE=shop.settings /srv/shop/bin/django-admin migrate --noinput"
+        );
+        assert_eq!(
+            migrate_command("/srv/my shop", "s", Migrate::Plan),
+            "exec env DJANGO_SETTINGS_MODULE=s '/srv/my shop/bin/django-admin' migrate --noinput --plan"
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub fn bin(tool: &str) -> PathBuf {
         "vd-diff" => env!("CARGO_BIN_EXE_vd-diff"),
         "vd-freeze" => env!("CARGO_BIN_EXE_vd-freeze"),
         "vd-targets" => env!("CARGO_BIN_EXE_vd-targets"),
+        "vd-migrate" => env!("CARGO_BIN_EXE_vd-migrate"),
+        "vd-reload" => env!("CARGO_BIN_EXE_vd-reload"),
         other => panic!("no tool named {other}"),
     };
     PathBuf::from(path)
@@ -148,6 +150,17 @@ impl Run {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
+}
+
+/// The message of a record's `error`; a test failure when it has none.
+#[track_caller]
+pub fn error_message(record: &serde_json::Map<String, serde_json::Value>) -> String {
+    record
+        .get("error")
+        .and_then(|e| e.get("message"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_else(|| panic!("no error in {record:?}"))
+        .to_string()
 }
 
 /// JSON lines from records, for a tool's stdin.

@@ -121,37 +121,89 @@ impl Project {
     pub fn build(&self) -> PathBuf {
         let pyproject = self.pyproject();
         let key = format!("{:016x}", fnv(&pyproject));
-        let out = cache_dir().join("built").join(&key);
-        if let Some(found) = find_wheel(&out) {
-            return found;
+        let what = format!("{} {}", self.name, self.version);
+        build_cached(&key, &what, |src| {
+            std::fs::create_dir_all(src).unwrap();
+            std::fs::write(src.join("pyproject.toml"), &pyproject).unwrap();
+            std::fs::write(
+                src.join(format!("{}.py", self.module())),
+                format!("VERSION = {:?}\n", self.version),
+            )
+            .unwrap();
+        })
+    }
+}
+
+/// The wheel `pip wheel` builds from a source tree that `write_source`
+/// makes, cached under `key`: built once per key, by one pip at a time.
+fn build_cached(key: &str, what: &str, write_source: impl FnOnce(&Path)) -> PathBuf {
+    let out = cache_dir().join("built").join(key);
+    if let Some(found) = find_wheel(&out) {
+        return found;
+    }
+    let _guard = PIP.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = find_wheel(&out) {
+        return found;
+    }
+    let src = cache_dir().join("src").join(key);
+    let _ = std::fs::remove_dir_all(&src);
+    write_source(&src);
+    let tmp_out = out.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp_out);
+    run_ok(
+        Command::new(builder().join("bin/pip"))
+            // Fixtures may be for other Pythons than the one building them.
+            .args(["wheel", "-q", "--no-deps", "--no-build-isolation"])
+            .arg("--ignore-requires-python")
+            .arg("-w")
+            .arg(&tmp_out)
+            .arg(&src),
+        &format!("pip wheel {what}"),
+    );
+    std::fs::rename(&tmp_out, &out).unwrap();
+    find_wheel(&out).expect("pip wheel wrote no wheel")
+}
+
+/// Build the Python project in the directory `tree` (a pyproject.toml
+/// tree, such as examples/demo-shop) with `pip wheel`, from a copy since pip
+/// writes build/ into its source; cached by every file's path and content.
+pub fn build_tree(tree: &Path) -> PathBuf {
+    let mut files = Vec::new();
+    list_files(tree, &mut files);
+    files.sort();
+    let mut fingerprint = String::new();
+    for file in &files {
+        let relative = file.strip_prefix(tree).unwrap();
+        let content = std::fs::read(file).unwrap();
+        fingerprint.push_str(&format!(
+            "{} {:016x}\n",
+            relative.display(),
+            fnv(&String::from_utf8_lossy(&content))
+        ));
+    }
+    let key = format!("tree-{:016x}", fnv(&fingerprint));
+    build_cached(&key, &tree.display().to_string(), |src| {
+        for file in &files {
+            let to = src.join(file.strip_prefix(tree).unwrap());
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(file, to).unwrap();
         }
-        let _guard = PIP.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = find_wheel(&out) {
-            return found;
+    })
+}
+
+/// Every file under `dir`, leaving out what builds and runs leave behind.
+fn list_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy();
+        if name == "build" || name == "__pycache__" || name.ends_with(".egg-info") {
+            continue;
         }
-        let src = cache_dir().join("src").join(&key);
-        let _ = std::fs::remove_dir_all(&src);
-        std::fs::create_dir_all(&src).unwrap();
-        std::fs::write(src.join("pyproject.toml"), &pyproject).unwrap();
-        std::fs::write(
-            src.join(format!("{}.py", self.module())),
-            format!("VERSION = {:?}\n", self.version),
-        )
-        .unwrap();
-        let tmp_out = out.with_extension("partial");
-        let _ = std::fs::remove_dir_all(&tmp_out);
-        run_ok(
-            Command::new(builder().join("bin/pip"))
-                // Fixtures may be for other Pythons than the one building them.
-                .args(["wheel", "-q", "--no-deps", "--no-build-isolation"])
-                .arg("--ignore-requires-python")
-                .arg("-w")
-                .arg(&tmp_out)
-                .arg(&src),
-            &format!("pip wheel {} {}", self.name, self.version),
-        );
-        std::fs::rename(&tmp_out, &out).unwrap();
-        find_wheel(&out).expect("pip wheel wrote no wheel")
+        if path.is_dir() {
+            list_files(&path, files);
+        } else {
+            files.push(path);
+        }
     }
 }
 
@@ -224,6 +276,21 @@ pub fn real_executable(python: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// An interpreter `user` may run through sudo (a pyenv under /root is not
+/// one), for venvs that user works in.
+pub fn interpreter_for(user: &str) -> String {
+    [python3(), "/usr/bin/python3".to_string()]
+        .into_iter()
+        .filter_map(|p| real_executable(&p))
+        .find(|p| {
+            Command::new("sudo")
+                .args(["-n", "-u", user, p.as_str(), "-c", "pass"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .unwrap_or_else(|| panic!("no python3 that {user} may run (apt-get install python3)"))
+}
+
 /// A fresh virtualenv at `path` made by `python`, without pip.
 pub fn venv_with(python: &str, path: &Path) {
     run_ok(
@@ -242,11 +309,12 @@ fn pip_for(venv: &Path) -> Command {
     command
 }
 
-/// Install wheel files into `venv`, offline.
+/// Install wheel files into `venv`, offline (and without compiling
+/// bytecode, which the interpreter does when it needs it).
 pub fn install(venv: &Path, wheels: &[PathBuf]) {
     run_ok(
         pip_for(venv)
-            .args(["install", "-q", "--no-index", "--no-deps"])
+            .args(["install", "-q", "--no-index", "--no-deps", "--no-compile"])
             .args(wheels),
         "pip install into a test venv",
     );

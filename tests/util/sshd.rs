@@ -42,6 +42,30 @@ pub fn is_root() -> bool {
     String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
 
+/// The second user of the sudo tests (`venv_user`, `migrate_user`), made
+/// with useradd when missing; the tests that use it need root.
+pub fn second_user() -> &'static str {
+    assert!(
+        is_root(),
+        "this test makes a user with useradd and needs root (CI runs the suite as root)"
+    );
+    let user = "vdtestvenv";
+    let exists = Command::new("id").arg(user).output().unwrap();
+    if !exists.status.success() {
+        let made = Command::new("useradd")
+            .args(["--system", "--no-create-home", "--shell", "/bin/sh", user])
+            .status()
+            .expect("cannot run useradd");
+        // Another test may have made it meanwhile.
+        let exists = Command::new("id").arg(user).output().unwrap();
+        assert!(
+            made.success() || exists.status.success(),
+            "useradd {user} failed"
+        );
+    }
+    user
+}
+
 /// Make an ed25519 key pair at `path` (and `path.pub`).
 pub fn keygen(path: &Path, passphrase: &str) {
     let status = Command::new("ssh-keygen")

@@ -6,6 +6,8 @@
 pub mod add;
 pub mod diff;
 pub mod freeze;
+pub mod migrate;
+pub mod reload;
 pub mod targets;
 
 /// Every tool's command definition, for generating man pages.
@@ -15,5 +17,7 @@ pub fn commands() -> Vec<clap::Command> {
         targets::command(),
         freeze::command(),
         diff::command(),
+        migrate::command(),
+        reload::command(),
     ]
 }

@@ -213,6 +213,20 @@ impl Finished {
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr).trim().to_string()
     }
+
+    /// The last `lines` lines of what the command said, for an error
+    /// message: stderr, or stdout when stderr is empty (a traceback ends
+    /// with the line that matters; many tools print failures on stdout).
+    pub fn tail(&self, lines: usize) -> String {
+        let stderr = self.stderr_text();
+        let text = if stderr.is_empty() {
+            String::from_utf8_lossy(&self.stdout).trim().to_string()
+        } else {
+            stderr
+        };
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
 }
 
 /// An open way to run commands on a target's host.
@@ -259,5 +273,25 @@ impl Connection {
             Connection::Ssh(c) => c.upload(local, remote),
             Connection::Local(c) => c.upload(local, remote),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_prefers_stderr_and_keeps_the_last_lines() {
+        let finished = Finished {
+            status: 1,
+            stdout: b"Applying a.0001... OK\n".to_vec(),
+            stderr: b"Traceback:\n  one\n  two\nRuntimeError: broken\n".to_vec(),
+        };
+        assert_eq!(finished.tail(2), "  two\nRuntimeError: broken");
+        let quiet = Finished {
+            stderr: Vec::new(),
+            ..finished
+        };
+        assert_eq!(quiet.tail(5), "Applying a.0001... OK");
     }
 }

@@ -1,0 +1,396 @@
+//! `vd-migrate`: apply Django's migrations on the targets that changed.
+//!
+//! The per-target work is Django's own `migrate`; what vd adds is which
+//! targets run it, as whom, and when. Targets that share a settings module
+//! usually share a database, so a module is migrated by one target at a time
+//! across the whole run ([`KeyedLock`]) while hosts otherwise work in
+//! parallel; with `--once` a module is migrated by the first target that gets
+//! to it and the others only wait for it and say where it was done. Nothing
+//! here needs a finish per host: a target's record is written once its
+//! migrations are done, so vd-reload never reloads a target ahead of them.
+
+use crate::cli::{self, ChangedArgs, OutputArgs, Status};
+use crate::django;
+use crate::fleet::{self, Host};
+use crate::keyed_lock::KeyedLock;
+use crate::log::{Event, EventWriter, ReleaseLog};
+use crate::output::{status_cell, Output, Table};
+use crate::record::{self, target_label, Record};
+use crate::remote::{self, Migrate};
+use crate::repo::{Repo, RepoArgs};
+use crate::transport::{Connection, Finished, TransportArgs};
+use anyhow::{bail, Result};
+use clap::{CommandFactory, Parser};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::io;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+const TOOL: &str = "vd-migrate";
+
+/// How many lines of Django's output an error keeps.
+const TAIL_LINES: usize = 15;
+
+/// Apply Django's migrations on the targets that changed.
+///
+/// Reads target records (from vd-push) on stdin. For each record that
+/// changed (`changed: true`; every record with --always) and carries no
+/// `error`, and for each module in its `settings` (space-separated), runs
+/// VENV/bin/django-admin migrate --noinput on the target's host with
+/// DJANGO_SETTINGS_MODULE set to the module, as `migrate_user`, else
+/// `venv_user`, else the login user (other users through sudo -n -u, which
+/// must not want a password). It adds `migrated`: {module: [migrations
+/// applied]}, read from Django's output, and logs a `migrate` event per
+/// module that applied any. A migration that fails is an `error` on the
+/// record with the end of Django's output (what was applied before it stays
+/// in `migrated`), so vd-reload leaves the target alone; it is logged as an
+/// `error` event. Records that did not change pass through untouched.
+///
+/// Targets that share a settings module are taken to share a database: one
+/// module is migrated by one target at a time across the whole run, while
+/// other work goes on in parallel. Different modules that share one database
+/// are not known to vd; give them one module name, or use --jobs 1.
+///
+/// Exit status: 0 when every target is fine, 1 when some record carries an
+/// error (or, with --check, has pending migrations, or an event could not be
+/// logged), 2 on a usage or setup error.
+#[derive(Parser, Debug)]
+#[command(name = TOOL, version)]
+struct Args {
+    #[command(flatten)]
+    repo: RepoArgs,
+
+    #[command(flatten)]
+    changed: ChangedArgs,
+
+    /// Apply nothing; list each target's pending migrations (Django's
+    /// migrate --plan) in `pending`: {module: [migrations]}. Every record
+    /// without an error is read, changed or not; nothing is logged.
+    #[arg(long, conflicts_with = "once")]
+    plan: bool,
+
+    /// As --plan, and exit 1 when any target has pending migrations, naming
+    /// each such target and its migrations on stderr.
+    #[arg(long, conflicts_with = "once")]
+    check: bool,
+
+    /// Migrate each settings module on one target only: the first to get
+    /// to it. The other targets with that module wait until it is done and
+    /// record where in `migrated_elsewhere`: {module: target}; if it failed,
+    /// they carry an error too, since their database is in the same state.
+    #[arg(long)]
+    once: bool,
+
+    #[command(flatten)]
+    transport: TransportArgs,
+
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+static TABLE: Table = Table {
+    headers: &["TARGET", "MIGRATIONS", "STATUS"],
+    row: |r: &Record| {
+        vec![
+            target_label(r),
+            migrations_cell(r),
+            status_cell(r, || {
+                if r.contains_key("migrated") || r.contains_key("pending") {
+                    "ok".to_string()
+                } else {
+                    "unchanged".to_string()
+                }
+            }),
+        ]
+    },
+};
+
+/// `module: what` per settings module, from `migrated`, `migrated_elsewhere`
+/// or `pending`.
+fn migrations_cell(record: &Record) -> String {
+    let mut cells = Vec::new();
+    let count = |list: &Value| list.as_array().map_or(0, Vec::len);
+    for (field, what) in [("migrated", "applied"), ("pending", "pending")] {
+        if let Some(Value::Object(modules)) = record.get(field) {
+            for (module, list) in modules {
+                cells.push(format!("{module}: {} {what}", count(list)));
+            }
+        }
+    }
+    if let Some(Value::Object(modules)) = record.get("migrated_elsewhere") {
+        for (module, by) in modules {
+            cells.push(format!("{module}: on {}", by.as_str().unwrap_or("?")));
+        }
+    }
+    cells.join(", ")
+}
+
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::run(TOOL, || run(args))
+}
+
+fn run(args: Args) -> Result<Status> {
+    let mode = if args.plan || args.check {
+        Migrate::Plan
+    } else {
+        Migrate::Apply
+    };
+    let log = match mode {
+        // A deployment that cannot log is stopped before it changes anything.
+        Migrate::Apply => Some(EventWriter::new(
+            ReleaseLog::new(Repo::open(&args.repo.repo)?.dir()),
+            TOOL,
+        )),
+        Migrate::Plan => None,
+    };
+    let migrator = Migrator {
+        mode,
+        changed: ChangedArgs {
+            always: args.changed.always || mode == Migrate::Plan,
+        },
+        once: args.once,
+        check: args.check,
+        log,
+        turns: KeyedLock::new(),
+        done: Mutex::new(HashMap::new()),
+        pending: AtomicBool::new(false),
+    };
+    let mut out = Output::new(args.output.json, &TABLE);
+    let stdin = io::BufReader::new(io::stdin());
+    fleet::run(TOOL, &args.transport, stdin, &mut out, |host, record| {
+        migrator.target(host, record)
+    })?;
+    let logged = migrator.log.as_ref().is_none_or(|log| !log.failed());
+    let pending = migrator.pending.load(Ordering::Relaxed);
+    let status = out.finish()?;
+    if args.check && pending {
+        cli::warn(TOOL, "some targets have pending migrations (see above)");
+    }
+    Ok(
+        if status == Status::Ok && logged && !(args.check && pending) {
+            Status::Ok
+        } else {
+            Status::TargetFailed
+        },
+    )
+}
+
+/// How a settings module's migration went, for `--once`.
+#[derive(Clone)]
+enum Done {
+    /// Migrated by this target.
+    By(String),
+    /// Failed on this target, with this message.
+    FailedOn(String, String),
+}
+
+/// What every target's work shares.
+struct Migrator {
+    mode: Migrate,
+    changed: ChangedArgs,
+    once: bool,
+    check: bool,
+    log: Option<EventWriter>,
+    /// One target at a time per settings module.
+    turns: KeyedLock,
+    /// With `--once`: the modules done so far. Read and written only while
+    /// holding the module's turn.
+    done: Mutex<HashMap<String, Done>>,
+    /// Whether some target has pending migrations (`--plan`, `--check`).
+    pending: AtomicBool,
+}
+
+impl Migrator {
+    /// Migrate (or plan) one target.
+    fn target(&self, host: &mut Host<()>, record: &mut Record) -> Result<()> {
+        if !self.changed.selects(record)? {
+            return Ok(());
+        }
+        let venv = record::required_str(record, "venv")?.to_string();
+        let modules = record::list_field(record, "settings")?;
+        if let Some(bad) = modules.iter().find(|m| !django::is_settings_module(m)) {
+            bail!("settings {bad:?} is not a Python module name (like shop.settings)");
+        }
+        let connection = host.connection()?;
+        let user = remote::migrate_as(record, connection.user()).map(str::to_string);
+        let target = Target {
+            connection,
+            venv: &venv,
+            user: user.as_deref(),
+        };
+        match self.mode {
+            Migrate::Plan => self.plan(target, &modules, record),
+            Migrate::Apply => self.apply(target, &modules, record),
+        }
+    }
+
+    /// `pending`: what `migrate --plan` lists for each module.
+    fn plan(&self, mut target: Target, modules: &[String], record: &mut Record) -> Result<()> {
+        let mut pending = Map::new();
+        let mut said = Vec::new();
+        for module in modules {
+            let finished = target.migrate(module, Migrate::Plan)?;
+            if !finished.success() {
+                record.insert("pending".into(), Value::Object(pending));
+                bail!(target.failure(module, &finished, Migrate::Plan));
+            }
+            let planned = django::planned_migrations(&String::from_utf8_lossy(&finished.stdout));
+            if !planned.is_empty() {
+                said.push(format!("{module}: {}", planned.join(" ")));
+            }
+            pending.insert(module.clone(), json!(planned));
+        }
+        record.insert("pending".into(), Value::Object(pending));
+        if !said.is_empty() {
+            self.pending.store(true, Ordering::Relaxed);
+            if self.check {
+                cli::warn(
+                    TOOL,
+                    &format!(
+                        "{}: pending migrations: {}",
+                        target_label(record),
+                        said.join("; ")
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// `migrated`: what `migrate` applied for each module, one module at a
+    /// time across the run; with `--once`, `migrated_elsewhere` too.
+    fn apply(&self, mut target: Target, modules: &[String], record: &mut Record) -> Result<()> {
+        let label = target_label(record);
+        let mut migrated = Map::new();
+        let mut elsewhere = Map::new();
+        let mut failure = None;
+        for module in modules {
+            let _turn = self.turns.lock(module);
+            if self.once {
+                let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+                match done.get(module).cloned() {
+                    Some(Done::By(by)) => {
+                        elsewhere.insert(module.clone(), json!(by));
+                        continue;
+                    }
+                    Some(Done::FailedOn(by, message)) => {
+                        failure = Some(format!(
+                            "{module} was not migrated here: its migration failed on {by} \
+                             (--once): {message}"
+                        ));
+                        break;
+                    }
+                    None => {}
+                }
+            }
+            let finished = match target.migrate(module, Migrate::Apply) {
+                Ok(finished) => finished,
+                Err(e) => {
+                    // Django did not run: the database is as it was, and
+                    // with --once the next target may try.
+                    let message = format!("{e:#}");
+                    self.log_failure(&label, module, &message);
+                    failure = Some(message);
+                    break;
+                }
+            };
+            let applied = django::applied_migrations(&String::from_utf8_lossy(&finished.stdout));
+            self.log_applied(&label, module, &applied);
+            migrated.insert(module.clone(), json!(applied));
+            if !finished.success() {
+                let message = target.failure(module, &finished, Migrate::Apply);
+                self.log_failure(&label, module, &message);
+                self.finish_once(module, Done::FailedOn(label.clone(), message.clone()));
+                failure = Some(message);
+                break;
+            }
+            self.finish_once(module, Done::By(label.clone()));
+        }
+        // What was applied is kept, failure or not.
+        record.insert("migrated".into(), Value::Object(migrated));
+        if !elsewhere.is_empty() {
+            record.insert("migrated_elsewhere".into(), Value::Object(elsewhere));
+        }
+        match failure {
+            Some(message) => bail!(message),
+            None => Ok(()),
+        }
+    }
+
+    /// With `--once`, remember how `module` went (under its turn).
+    fn finish_once(&self, module: &str, how: Done) {
+        if self.once {
+            let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+            done.insert(module.to_string(), how);
+        }
+    }
+
+    fn log_applied(&self, label: &str, module: &str, applied: &[String]) {
+        if let (Some(log), false) = (&self.log, applied.is_empty()) {
+            log.write(&[Event {
+                name: module.to_string(),
+                target: label.to_string(),
+                detail: applied.join(" "),
+                ..Event::now("migrate")
+            }]);
+        }
+    }
+
+    fn log_failure(&self, label: &str, module: &str, message: &str) {
+        if let Some(log) = &self.log {
+            log.write(&[Event {
+                name: module.to_string(),
+                target: label.to_string(),
+                detail: format!("{TOOL}: {message}"),
+                ..Event::now("error")
+            }]);
+        }
+    }
+}
+
+/// One target's venv on its host's connection, and who migrates it.
+struct Target<'a> {
+    connection: &'a mut Connection,
+    venv: &'a str,
+    user: Option<&'a str>,
+}
+
+impl Target<'_> {
+    /// Run Django's migrate (or its plan) for `module`. An error is a
+    /// command that could not be run at all, or sudo refusing.
+    fn migrate(&mut self, module: &str, what: Migrate) -> Result<Finished> {
+        let command = remote::as_user(self.user, &remote::migrate_command(self.venv, module, what));
+        let finished = self.connection.run(&command, b"")?;
+        if let Some(message) = remote::sudo_refusal(&finished, self.user) {
+            bail!(message);
+        }
+        Ok(finished)
+    }
+
+    /// Why `migrate` failed, with the end of what Django said.
+    fn failure(&self, module: &str, finished: &Finished, what: Migrate) -> String {
+        let venv = self.venv.trim_end_matches('/');
+        if finished.status == remote::NO_DJANGO_ADMIN {
+            return format!(
+                "{venv}/bin/django-admin is missing: is Django installed in the venv? ({})",
+                finished.tail(2)
+            );
+        }
+        let verb = match what {
+            Migrate::Apply => "migrate",
+            Migrate::Plan => "migrate --plan",
+        };
+        format!(
+            "django-admin {verb} for {module} failed (exit status {}): {}",
+            finished.status,
+            finished.tail(TAIL_LINES)
+        )
+    }
+}

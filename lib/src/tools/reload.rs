@@ -1,0 +1,341 @@
+//! `vd-reload`: reload the services of the targets that changed, and check
+//! that they came back.
+//!
+//! A reload is the user's own shell command (`reload`), run on the target's
+//! host as the login user; vd decides only when and how often. Per target by
+//! default; with `reload_once`, once per host and command, after all of that
+//! host's targets in the stream have arrived. Reloading after each venv, as
+//! the fabfile vd replaces did, restarts a service between two venvs'
+//! updates; here such targets are held ([`Host::hold`]) and reloaded together
+//! in the fleet's finish, when the input has ended.
+
+use crate::cli::{self, ChangedArgs, OutputArgs, Status};
+use crate::fleet::{self, Host};
+use crate::log::{Event, EventWriter, ReleaseLog};
+use crate::output::{status_cell, Output, Table};
+use crate::record::{self, target_label, Record};
+use crate::repo::{Repo, RepoArgs};
+use crate::transport::{Connection, TransportArgs};
+use anyhow::{bail, Result};
+use clap::{CommandFactory, Parser};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const TOOL: &str = "vd-reload";
+
+/// How many lines of a failed command's output an error keeps.
+const TAIL_LINES: usize = 10;
+
+/// Reload the services of the targets that changed.
+///
+/// Reads target records (from vd-migrate) on stdin. For each record that
+/// changed (`changed: true`; every record with --always) and carries no
+/// `error`, runs its `reload` command on the target's host as the login user.
+/// The command is shell text from the inventory and runs as written (it
+/// carries its own sudo where one is needed). Sets `reloaded: true`, and logs
+/// a `reload` event; a target without a `reload` command gets `reloaded:
+/// false`. A reload that fails (exits non-zero) is an `error` on the record,
+/// with the end of the command's output, and an `error` event.
+///
+/// With `reload_once` true, a host's targets share their reloads: each
+/// distinct reload command runs once on the host, after every target of
+/// that host has arrived on stdin (that is, when the input ends), and its
+/// outcome goes to each of those targets. Their records, and those after
+/// them, are written after it.
+///
+/// A target's `check` command, if any, runs after its reload, as the login
+/// user on its host (for example curl -fsS against a health URL). It is
+/// tried up to --check-tries times, waiting --check-delay before the first
+/// retry and twice as long before each next one; success sets `checked:
+/// true`, failure is an error on the record.
+///
+/// Records that did not change, or carry an error (a failed migration), pass
+/// through untouched: they are not reloaded. Exit status: 0 when every target
+/// is fine, 1 when some record carries an error (or an event could not be
+/// logged), 2 on a usage or setup error.
+#[derive(Parser, Debug)]
+#[command(name = TOOL, version)]
+struct Args {
+    #[command(flatten)]
+    repo: RepoArgs,
+
+    #[command(flatten)]
+    changed: ChangedArgs,
+
+    /// Run a target's `check` up to N times before calling it failed.
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    check_tries: u32,
+
+    /// The wait before the first retry of a failing check, in seconds or
+    /// with a unit (500ms, 2s); each later wait is twice the one before.
+    #[arg(long, value_name = "DELAY", default_value = "1s", value_parser = parse_delay)]
+    check_delay: Duration,
+
+    #[command(flatten)]
+    transport: TransportArgs,
+
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+/// `1.5` (seconds) or a duration with units (`500ms`, `2s`).
+fn parse_delay(text: &str) -> Result<Duration, String> {
+    if let Ok(secs) = text.trim().parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{text:?} is not a delay (seconds, 0 or more)"));
+    }
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a delay like 2 or 500ms: {e}"))
+}
+
+static TABLE: Table = Table {
+    headers: &["TARGET", "RELOAD", "STATUS"],
+    row: |r: &Record| {
+        let reload = match r.get("reloaded") {
+            Some(Value::Bool(true)) => {
+                let once = record::bool_field(r, "reload_once").unwrap_or(false);
+                let mut cell = if once { "once per host" } else { "reloaded" }.to_string();
+                if r.get("checked") == Some(&Value::Bool(true)) {
+                    cell.push_str(", checked");
+                }
+                cell
+            }
+            Some(Value::Bool(false)) => "no reload command".to_string(),
+            _ => String::new(),
+        };
+        let status = status_cell(r, || {
+            if r.contains_key("reloaded") {
+                "ok".to_string()
+            } else {
+                "unchanged".to_string()
+            }
+        });
+        vec![target_label(r), reload, status]
+    },
+};
+
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::run(TOOL, || run(args))
+}
+
+fn run(args: Args) -> Result<Status> {
+    let repo = Repo::open(&args.repo.repo)?;
+    let reloader = Reloader {
+        changed: args.changed,
+        check_tries: args.check_tries,
+        check_delay: args.check_delay,
+        log: EventWriter::new(ReleaseLog::new(repo.dir()), TOOL),
+    };
+    let mut out = Output::new(args.output.json, &TABLE);
+    let stdin = io::BufReader::new(io::stdin());
+    fleet::run_with_finish(
+        TOOL,
+        &args.transport,
+        stdin,
+        &mut out,
+        |host, record| reloader.target(host, record),
+        |host, records| reloader.once_per_host(host, records),
+    )?;
+    let status = out.finish()?;
+    Ok(if reloader.log.failed() {
+        Status::TargetFailed
+    } else {
+        status
+    })
+}
+
+/// What every target's work shares.
+struct Reloader {
+    changed: ChangedArgs,
+    check_tries: u32,
+    check_delay: Duration,
+    log: EventWriter,
+}
+
+impl Reloader {
+    /// Reload one target now, or hold it for its host's reload.
+    fn target(&self, host: &mut Host<()>, record: &mut Record) -> Result<()> {
+        if !self.changed.selects(record)? {
+            return Ok(());
+        }
+        // Every field is read before anything runs: a bad one is this
+        // target's error, not a surprise after its reload.
+        let reload = record::optional_str(record, "reload")?.map(str::to_string);
+        let check = record::optional_str(record, "check")?.map(str::to_string);
+        let once = record::bool_field(record, "reload_once")?;
+        let Some(reload) = reload else {
+            record.insert("reloaded".into(), Value::Bool(false));
+            return Ok(());
+        };
+        if once {
+            host.hold();
+            return Ok(());
+        }
+        let label = target_label(record);
+        let connection = host.connection()?;
+        if let Err(message) = self.reload(connection, &reload) {
+            self.log_error(&label, &message);
+            bail!(message);
+        }
+        record.insert("reloaded".into(), Value::Bool(true));
+        self.log_reload(&label, &reload);
+        if let Some(check) = check {
+            if let Err(message) = self.check(connection, &check) {
+                self.log_error(&label, &message);
+                bail!(message);
+            }
+            record.insert("checked".into(), Value::Bool(true));
+        }
+        Ok(())
+    }
+
+    /// The held `reload_once` targets of one host, once its last target has
+    /// arrived: each distinct reload command once, then each target's check
+    /// (each distinct check once, since it asks the same host the same
+    /// question).
+    fn once_per_host(&self, host: &mut Host<()>, records: &mut [Record]) {
+        let mut commands: Vec<(String, Vec<usize>)> = Vec::new();
+        for (i, record) in records.iter().enumerate() {
+            let command = reload_of(record);
+            match commands.iter_mut().find(|(c, _)| *c == command) {
+                Some((_, members)) => members.push(i),
+                None => commands.push((command, vec![i])),
+            }
+        }
+        let mut checks: HashMap<String, Result<(), String>> = HashMap::new();
+        for (command, members) in commands {
+            let reloaded = match host.connection() {
+                Ok(connection) => self.reload(connection, &command),
+                Err(e) => Err(format!("{e:#}")),
+            };
+            for &i in &members {
+                let record = &mut records[i];
+                let label = target_label(record);
+                match &reloaded {
+                    Ok(()) => {
+                        record.insert("reloaded".into(), Value::Bool(true));
+                        self.log_reload(&label, &command);
+                    }
+                    Err(message) => {
+                        self.log_error(&label, message);
+                        fleet::set_target_error(TOOL, record, message);
+                        continue;
+                    }
+                }
+                let Ok(Some(check)) = record::optional_str(record, "check") else {
+                    continue;
+                };
+                let check = check.to_string();
+                let checked = match checks.get(&check) {
+                    Some(outcome) => outcome.clone(),
+                    None => {
+                        let outcome = match host.connection() {
+                            Ok(connection) => self.check(connection, &check),
+                            Err(e) => Err(format!("{e:#}")),
+                        };
+                        checks.insert(check, outcome.clone());
+                        outcome
+                    }
+                };
+                match checked {
+                    Ok(()) => {
+                        record.insert("checked".into(), Value::Bool(true));
+                    }
+                    Err(message) => {
+                        self.log_error(&label, &message);
+                        fleet::set_target_error(TOOL, record, &message);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Run a reload command as it is written.
+    fn reload(&self, connection: &mut Connection, command: &str) -> Result<(), String> {
+        let finished = connection
+            .run(command, b"")
+            .map_err(|e| format!("reload command `{command}` could not run: {e:#}"))?;
+        if finished.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "reload command `{command}` failed (exit status {}): {}",
+            finished.status,
+            finished.tail(TAIL_LINES)
+        ))
+    }
+
+    /// Run a check until it succeeds or its tries are used up.
+    fn check(&self, connection: &mut Connection, command: &str) -> Result<(), String> {
+        let mut delay = self.check_delay;
+        let mut last = String::new();
+        for attempt in 1..=self.check_tries {
+            if attempt > 1 {
+                std::thread::sleep(delay);
+                delay = delay.saturating_mul(2);
+            }
+            let finished = connection
+                .run(command, b"")
+                .map_err(|e| format!("check `{command}` could not run: {e:#}"))?;
+            if finished.success() {
+                return Ok(());
+            }
+            last = format!(
+                "exit status {}: {}",
+                finished.status,
+                finished.tail(TAIL_LINES)
+            );
+        }
+        Err(format!(
+            "check `{command}` still failed after {} tries ({last})",
+            self.check_tries
+        ))
+    }
+
+    fn log_reload(&self, label: &str, command: &str) {
+        self.log.write(&[Event {
+            target: label.to_string(),
+            detail: command.to_string(),
+            ..Event::now("reload")
+        }]);
+    }
+
+    fn log_error(&self, label: &str, message: &str) {
+        self.log.write(&[Event {
+            target: label.to_string(),
+            detail: format!("{TOOL}: {message}"),
+            ..Event::now("error")
+        }]);
+    }
+}
+
+/// The reload command of a held record (read when it was held).
+fn reload_of(record: &Record) -> String {
+    match record::optional_str(record, "reload") {
+        Ok(Some(command)) => command.to_string(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_in_seconds_or_with_units() {
+        assert_eq!(parse_delay("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_delay("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_delay("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_delay("-1").is_err());
+        assert!(parse_delay("soon").unwrap_err().contains("soon"));
+    }
+}

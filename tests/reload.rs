@@ -1,0 +1,212 @@
+//! vd-reload against a real sshd: reload commands that count their runs in
+//! files, so a test can tell how often, and when, each one ran.
+
+use crate::util::sshd::Sshd;
+use crate::util::{bin, error_message, jsonl};
+use serde_json::{json, Map, Value};
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use vd::log::ReleaseLog;
+
+type Record = Map<String, Value>;
+
+/// A changed target on host `i` whose reload is `reload`.
+fn target(server: &Sshd, i: usize, venv: &str, reload: &str, once: bool) -> Record {
+    let mut record = server.target(i, Path::new(venv));
+    record.insert("changed".into(), json!(true));
+    record.insert("reload".into(), json!(reload));
+    if once {
+        record.insert("reload_once".into(), json!(true));
+    }
+    record
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+fn line(record: &Record) -> Vec<u8> {
+    let mut text = serde_json::to_vec(record).unwrap();
+    text.push(b'\n');
+    text
+}
+
+#[test]
+fn reload_once_runs_once_per_host_after_its_last_target() {
+    let server = Sshd::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    fs::create_dir(&repo).unwrap();
+    let file = |name: &str| dir.path().join(name);
+    let append = |text: &str, name: &str| format!("echo {text} >> {}", file(name).display());
+    let loop_command = format!(
+        "for i in 1 2; do echo $i; done >> {}",
+        file("loop0").display()
+    );
+    let mut unchanged = target(&server, 0, "/srv/d", &append("no", "count0"), true);
+    unchanged.insert("changed".into(), json!(false));
+    let mut no_reload = target(&server, 1, "/srv/f", "", false);
+    no_reload.remove("reload");
+    let input = [
+        target(&server, 1, "/srv/e", &append("y", "count1"), false),
+        target(&server, 0, "/srv/a", &append("x", "count0"), true),
+        target(&server, 0, "/srv/b", &append("x", "count0"), true),
+        target(&server, 0, "/srv/c", &append("x", "count0"), true),
+        // Sent once the records above are out.
+        target(&server, 1, "/srv/g", &append("z", "count1once"), true),
+        no_reload,
+        unchanged.clone(),
+        target(&server, 0, "/srv/h", &loop_command, true),
+    ];
+    let mut child = Command::new(bin("vd-reload"))
+        .arg("--repo")
+        .arg(&repo)
+        .env("HOME", server.home())
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("VD_REPO")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    for record in &input[..4] {
+        stdin.write_all(&line(record)).unwrap();
+    }
+    stdin.flush().unwrap();
+    // The per-target reload is done and written while the input is open...
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let first: Record = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["venv"], json!("/srv/e"));
+    assert_eq!(first["reloaded"], json!(true));
+    assert_eq!(read(&file("count1")), "y\n");
+    // ...and host 0's reload waits: another of its targets may yet come.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(read(&file("count0")), "", "reloaded before the input ended");
+    for record in &input[4..] {
+        stdin.write_all(&line(record)).unwrap();
+    }
+    drop(stdin);
+    let mut rest = String::new();
+    for text in stdout.lines() {
+        rest.push_str(&text.unwrap());
+        rest.push('\n');
+    }
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "stderr:\n{stderr}");
+    assert_eq!(read(&file("count0")), "x\n", "one reload for three targets");
+    assert_eq!(read(&file("loop0")), "1\n2\n", "the command ran as written");
+    assert_eq!(read(&file("count1")), "y\n");
+    assert_eq!(read(&file("count1once")), "z\n");
+    let records: Vec<Record> = rest
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), input.len() - 1);
+    for (record, sent) in records.iter().zip(&input[1..]) {
+        assert_eq!(record["venv"], sent["venv"], "out of order");
+    }
+    for i in [0, 1, 2, 3, 6] {
+        assert_eq!(records[i]["reloaded"], json!(true), "{:?}", records[i]);
+    }
+    assert_eq!(records[4]["reloaded"], json!(false));
+    assert_eq!(records[5], unchanged, "an unchanged target was touched");
+    let log = ReleaseLog::new(&repo).read().unwrap();
+    let reloads = log.iter().filter(|e| e.event == "reload").count();
+    assert_eq!(reloads, 6, "{log:?}");
+    assert_eq!(server.logins(), 2, "{}", server.log());
+}
+
+#[test]
+fn failing_reloads_and_checks_are_errors_and_the_rest_go_on() {
+    let server = Sshd::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    fs::create_dir(&repo).unwrap();
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let with_check = |mut record: Record, check: String| {
+        record.insert("check".into(), json!(check));
+        record
+    };
+    let upstream = json!({"host": "x", "venv": "/v", "changed": true, "reload": "true",
+                          "error": {"tool": "vd-migrate", "message": "broken migration"}});
+    let upstream = upstream.as_object().unwrap().clone();
+    let mut bad_reload = target(&server, 0, "/srv/h", "true", false);
+    bad_reload.insert("reload".into(), json!(5));
+    let mut bad_once = target(&server, 0, "/srv/i", "true", false);
+    bad_once.insert("reload_once".into(), json!("maybe"));
+    let once = format!("echo once >> {}; echo down >&2; exit 4", file("once1"));
+    let input = [
+        target(
+            &server,
+            0,
+            "/srv/a",
+            "echo starting; echo boom >&2; exit 3",
+            false,
+        ),
+        with_check(
+            target(&server, 0, "/srv/b", "true", false),
+            format!("echo try >> {}; echo unhealthy; exit 1", file("tries_b")),
+        ),
+        with_check(
+            target(&server, 0, "/srv/c", "true", false),
+            format!(
+                "echo try >> {f}; [ \"$(wc -l < {f})\" -ge 3 ]",
+                f = file("tries_c")
+            ),
+        ),
+        target(&server, 1, "/srv/d", &once, true),
+        target(&server, 1, "/srv/e", &once, true),
+        upstream.clone(),
+        bad_reload,
+        bad_once,
+    ];
+    let out = server
+        .tool("vd-reload")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--check-tries", "3", "--check-delay", "50ms"])
+        .stdin(jsonl(&input))
+        .run();
+    out.expect_code(1);
+    let records = out.records();
+    let a = error_message(&records[0]);
+    assert!(a.contains("exit status 3") && a.contains("boom"), "{a}");
+    let b = error_message(&records[1]);
+    assert!(
+        b.contains("still failed after 3 tries") && b.contains("unhealthy"),
+        "{b}"
+    );
+    assert_eq!(records[1]["reloaded"], json!(true));
+    assert_eq!(read(Path::new(&file("tries_b"))).lines().count(), 3);
+    assert!(records[2].get("error").is_none(), "{:?}", records[2]);
+    assert_eq!(records[2]["checked"], json!(true));
+    assert_eq!(read(Path::new(&file("tries_c"))).lines().count(), 3);
+    for record in &records[3..5] {
+        let message = error_message(record);
+        assert!(
+            message.contains("exit status 4") && message.contains("down"),
+            "{message}"
+        );
+        assert!(record.get("reloaded").is_none());
+    }
+    assert_eq!(read(Path::new(&file("once1"))), "once\n");
+    assert_eq!(records[5], upstream, "an upstream error was touched");
+    assert!(error_message(&records[6]).contains("field `reload`"));
+    assert!(error_message(&records[7]).contains("field `reload_once`"));
+    let log = ReleaseLog::new(&repo).read().unwrap();
+    let errors: Vec<&str> = log
+        .iter()
+        .filter(|e| e.event == "error")
+        .map(|e| e.target.as_str())
+        .collect();
+    assert_eq!(errors.len(), 4, "{log:?}");
+    assert_eq!(log.iter().filter(|e| e.event == "reload").count(), 2);
+}
