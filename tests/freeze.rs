@@ -1,33 +1,12 @@
 //! vd-freeze against a real sshd on loopback and real virtualenvs.
 
-use crate::util::jsonl;
 use crate::util::python::{self, install, pip_list, plant_marker, venv, Project};
 use crate::util::sshd::{self, current_user, fingerprint, free_port, keygen, Sshd};
-use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
+use crate::util::{error_message, installed, jsonl};
+use serde_json::json;
 use std::fs;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
-
-type Record = Map<String, Value>;
-
-fn installed(record: &Record) -> BTreeMap<String, String> {
-    record["installed"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no installed in {record:?}"))
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect()
-}
-
-fn error_message(record: &Record) -> String {
-    record
-        .get("error")
-        .and_then(|e| e.get("message"))
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no error in {record:?}"))
-        .to_string()
-}
 
 fn wheels() -> (std::path::PathBuf, std::path::PathBuf) {
     (

@@ -6,4 +6,5 @@ mod add;
 mod diff;
 mod freeze;
 mod man;
+mod push;
 mod targets;
