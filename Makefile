@@ -5,7 +5,7 @@ DESTDIR ?=
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 MANDIR = $(DESTDIR)$(PREFIX)/share/man
 CARGO ?= cargo
-TOOLS = vd-add vd-targets vd-freeze vd-diff vd-migrate vd-reload
+TOOLS = vd-add vd-targets vd-freeze vd-diff vd-push vd-migrate vd-reload
 
 .PHONY: all build test man install demo bench lint clean
 

@@ -2,23 +2,11 @@
 
 use crate::util::python::{self, install, pip_list, plant_marker, venv, Project};
 use crate::util::sshd::{self, current_user, fingerprint, free_port, keygen, Sshd};
-use crate::util::{error_message, jsonl};
-use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
+use crate::util::{error_message, installed, jsonl};
+use serde_json::json;
 use std::fs;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
-
-type Record = Map<String, Value>;
-
-fn installed(record: &Record) -> BTreeMap<String, String> {
-    record["installed"]
-        .as_object()
-        .unwrap_or_else(|| panic!("no installed in {record:?}"))
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect()
-}
 
 fn wheels() -> (std::path::PathBuf, std::path::PathBuf) {
     (

@@ -7,5 +7,6 @@ mod diff;
 mod freeze;
 mod man;
 mod migrate;
+mod push;
 mod reload;
 mod targets;

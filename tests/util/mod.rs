@@ -16,6 +16,7 @@ pub fn bin(tool: &str) -> PathBuf {
         "vd-add" => env!("CARGO_BIN_EXE_vd-add"),
         "vd-diff" => env!("CARGO_BIN_EXE_vd-diff"),
         "vd-freeze" => env!("CARGO_BIN_EXE_vd-freeze"),
+        "vd-push" => env!("CARGO_BIN_EXE_vd-push"),
         "vd-targets" => env!("CARGO_BIN_EXE_vd-targets"),
         "vd-migrate" => env!("CARGO_BIN_EXE_vd-migrate"),
         "vd-reload" => env!("CARGO_BIN_EXE_vd-reload"),
@@ -129,7 +130,12 @@ impl Run {
 
     /// Run to the end with the given stdin; stdout is a pipe, so tools write
     /// JSON lines.
-    pub fn run(mut self) -> Outcome {
+    pub fn run(self) -> Outcome {
+        self.spawn().finish()
+    }
+
+    /// Start the run, its stdin fed from a thread, and come back at once.
+    pub fn spawn(mut self) -> Running {
         let mut child = self
             .command
             .stdin(Stdio::piped())
@@ -142,8 +148,21 @@ impl Run {
         let writer = std::thread::spawn(move || {
             let _ = stdin.write_all(&input);
         });
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap();
+        Running { child, writer }
+    }
+}
+
+/// A tool run under way.
+pub struct Running {
+    child: std::process::Child,
+    writer: std::thread::JoinHandle<()>,
+}
+
+impl Running {
+    /// Wait for the end and collect what it wrote.
+    pub fn finish(self) -> Outcome {
+        let out = self.child.wait_with_output().unwrap();
+        self.writer.join().unwrap();
         Outcome {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -168,5 +187,17 @@ pub fn jsonl(records: &[serde_json::Map<String, serde_json::Value>]) -> String {
     records
         .iter()
         .map(|r| serde_json::to_string(r).unwrap() + "\n")
+        .collect()
+}
+
+/// A record's `installed`, as {name: version}.
+pub fn installed(
+    record: &serde_json::Map<String, serde_json::Value>,
+) -> std::collections::BTreeMap<String, String> {
+    record["installed"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no installed in {record:?}"))
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
         .collect()
 }

@@ -58,6 +58,8 @@ pub struct Project {
     /// `(extra, requirements)`.
     pub extras: Vec<(String, Vec<String>)>,
     pub requires_python: Option<String>,
+    /// Bytes of incompressible text in the module, for a large wheel.
+    pub payload: usize,
 }
 
 impl Project {
@@ -79,6 +81,12 @@ impl Project {
             extra.to_string(),
             reqs.iter().map(|r| r.to_string()).collect(),
         ));
+        self
+    }
+
+    /// Make the wheel about `bytes` large (for transfers worth cutting).
+    pub fn payload(mut self, bytes: usize) -> Project {
+        self.payload = bytes;
         self
     }
 
@@ -120,14 +128,20 @@ impl Project {
     /// return the wheel's path.
     pub fn build(&self) -> PathBuf {
         let pyproject = self.pyproject();
-        let key = format!("{:016x}", fnv(&pyproject));
+        let key = match self.payload {
+            0 => format!("{:016x}", fnv(&pyproject)),
+            n => format!("{:016x}", fnv(&format!("{pyproject}payload {n}"))),
+        };
         let what = format!("{} {}", self.name, self.version);
         build_cached(&key, &what, |src| {
             std::fs::create_dir_all(src).unwrap();
             std::fs::write(src.join("pyproject.toml"), &pyproject).unwrap();
             std::fs::write(
                 src.join(format!("{}.py", self.module())),
-                format!("VERSION = {:?}\n", self.version),
+                match self.payload {
+                    0 => format!("VERSION = {:?}\n", self.version),
+                    n => format!("VERSION = {:?}\nDATA = {:?}\n", self.version, noise(n)),
+                },
             )
             .unwrap();
         })
@@ -247,6 +261,21 @@ pub fn download(requirement: &str, extra: &[&str]) -> Vec<PathBuf> {
     );
     std::fs::rename(&tmp_out, &out).unwrap();
     list(&out)
+}
+
+/// `len` characters that deflate cannot shrink much (a xorshift stream over
+/// 64 letters), the same every time.
+fn noise(len: usize) -> String {
+    const LETTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            LETTERS[(x % 64) as usize] as char
+        })
+        .collect()
 }
 
 /// A small stable hash for cache keys.
@@ -377,4 +406,46 @@ pub fn plant_marker(venv: &Path, marker: &Path) {
         ),
     )
     .unwrap();
+}
+
+/// The site-packages directory of `venv`.
+pub fn site_packages(venv: &Path) -> PathBuf {
+    std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("site-packages"))
+        .find(|p| p.is_dir())
+        .expect("no site-packages in the venv")
+}
+
+/// A fresh virtualenv at `path` with pip in it, as vd-push needs: made
+/// without pip (fast), then given the pip of a venv made once with
+/// ensurepip (copying it takes a fraction of ensurepip's seconds).
+pub fn venv_with_pip(path: &Path) {
+    let template = cache_dir().join("pip-venv");
+    let ready = template.join(".ready");
+    if !ready.exists() {
+        let _guard = PIP.lock().unwrap_or_else(|e| e.into_inner());
+        if !ready.exists() {
+            let _ = std::fs::remove_dir_all(&template);
+            run_ok(
+                Command::new(python3()).args(["-m", "venv"]).arg(&template),
+                "python3 -m venv (Debian: apt-get install python3-venv)",
+            );
+            std::fs::write(&ready, "").unwrap();
+        }
+    }
+    venv(path);
+    let from = site_packages(&template);
+    let to = site_packages(path);
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "pip" || (name.starts_with("pip-") && name.ends_with(".dist-info")) {
+            run_ok(
+                Command::new("cp").arg("-r").arg(entry.path()).arg(&to),
+                "cp -r pip into a test venv",
+            );
+        }
+    }
 }

@@ -212,6 +212,11 @@ impl Sshd {
         tool(name).env("HOME", home).env_remove("SSH_AUTH_SOCK")
     }
 
+    /// The server's process id (its sessions are its children).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What sshd logged so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()

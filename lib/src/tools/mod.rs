@@ -7,6 +7,7 @@ pub mod add;
 pub mod diff;
 pub mod freeze;
 pub mod migrate;
+pub mod push;
 pub mod reload;
 pub mod targets;
 
@@ -17,6 +18,7 @@ pub fn commands() -> Vec<clap::Command> {
         targets::command(),
         freeze::command(),
         diff::command(),
+        push::command(),
         migrate::command(),
         reload::command(),
     ]

@@ -1,0 +1,690 @@
+//! vd-push against a real sshd on loopback, real virtualenvs with pip, and
+//! real wheels added with vd-add and planned with vd-freeze | vd-diff.
+
+use crate::util::python::{install, pip_list, site_packages, venv_with_pip, Project};
+use crate::util::sshd::{current_user, Sshd};
+use crate::util::{bin, error_message, installed, jsonl, tool, Outcome};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+type Record = Map<String, Value>;
+
+/// Wheels of one project at several versions, each built once.
+fn wheel(name: &str, version: &str) -> PathBuf {
+    Project::new(name, version).build()
+}
+
+/// A repository made by vd-add.
+fn repo(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
+    let repo = dir.join("wheels");
+    tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .args(wheels)
+        .run()
+        .expect_code(0);
+    repo
+}
+
+/// A target on host `i` whose wheel cache is `cache` (a directory of the
+/// test's, never the real home's).
+fn target(server: &Sshd, i: usize, venv: &Path, cache: &Path) -> Record {
+    let mut t = server.target(i, venv);
+    t.insert("cache".into(), json!(cache.display().to_string()));
+    t
+}
+
+/// `vd-freeze | vd-diff [--exact] REQUIREMENTS`, the plans vd-push reads.
+fn plan(
+    server: &Sshd,
+    repo: &Path,
+    requirements: &Path,
+    exact: bool,
+    targets: &[Record],
+) -> String {
+    let frozen = server.tool("vd-freeze").stdin(jsonl(targets)).run();
+    frozen.expect_code(0);
+    let mut diff = tool("vd-diff").arg("--repo").arg(repo);
+    if exact {
+        diff = diff.arg("--exact");
+    }
+    let planned = diff.arg(requirements).stdin(frozen.stdout.clone()).run();
+    planned.expect_code(0);
+    planned.stdout
+}
+
+fn push(server: &Sshd, repo: &Path, args: &[&str], plans: &str) -> Outcome {
+    server
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(repo)
+        .args(args)
+        .stdin(plans)
+        .run()
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {value}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[track_caller]
+fn assert_ok(record: &Record) {
+    assert!(record.get("error").is_none(), "{record:?}");
+}
+
+/// The release log's events, read as vd reads it.
+fn log_events(repo: &Path) -> Vec<vd::log::Event> {
+    vd::log::ReleaseLog::new(repo).read().unwrap()
+}
+
+/// `(event, name, version, target)` of the log's events other than `release`.
+fn push_events(repo: &Path) -> Vec<(String, String, String, String)> {
+    log_events(repo)
+        .into_iter()
+        .filter(|e| e.event != "release")
+        .map(|e| (e.event, e.name, e.version, e.target))
+        .collect()
+}
+
+/// The wheels a cache holds, as `SHA256/FILE`, each checked to hash to its
+/// directory's name.
+fn cached(cache: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir(cache) else {
+        return found;
+    };
+    for entry in entries {
+        let entry = entry.unwrap();
+        if !entry.path().is_dir() {
+            continue;
+        }
+        let sha = entry.file_name().to_string_lossy().into_owned();
+        for file in fs::read_dir(entry.path()).unwrap() {
+            let file = file.unwrap();
+            assert_eq!(
+                sha256(&file.path()),
+                sha,
+                "{} is not its hash",
+                file.path().display()
+            );
+            found.push(format!("{sha}/{}", file.file_name().to_string_lossy()));
+        }
+    }
+    found.sort();
+    found
+}
+
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn size(path: &Path) -> u64 {
+    fs::metadata(path).unwrap().len()
+}
+
+fn requirements(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, text).unwrap();
+    path
+}
+
+fn versions(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn three_venvs_on_two_hosts_upload_once_then_nothing() {
+    let server = Sshd::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (alpha1, alpha2, beta, zeta) = (
+        wheel("vdp-alpha", "1.0"),
+        wheel("vdp-alpha", "2.0"),
+        wheel("vdp-beta", "1.0"),
+        wheel("vdp-zeta", "1.0"),
+    );
+    let repo = repo(
+        d,
+        &[alpha1.clone(), alpha2.clone(), beta.clone(), zeta.clone()],
+    );
+    let (a, b, c) = (d.join("a"), d.join("b"), d.join("c"));
+    for v in [&a, &b, &c] {
+        venv_with_pip(v);
+    }
+    install(&a, &[alpha1.clone(), zeta.clone()]);
+    install(&b, std::slice::from_ref(&alpha1));
+    let (cache0, cache1) = (d.join("host0 cache"), d.join("host1-cache"));
+    let targets = [
+        target(&server, 0, &a, &cache0),
+        target(&server, 1, &b, &cache1),
+        target(&server, 0, &c, &cache0),
+    ];
+    let upgrade = requirements(d, "up.txt", "vdp-alpha==2.0\nvdp-beta\n");
+    let plans = plan(&server, &repo, &upgrade, true, &targets);
+    let before: Vec<_> = [&a, &b, &c].iter().map(|v| pip_list(v)).collect();
+    let log_before = log_events(&repo);
+
+    // --dry-run: what would happen, and nothing on the hosts changes.
+    let dry = push(&server, &repo, &["--dry-run"], &plans);
+    dry.expect_code(0);
+    let dry = dry.records();
+    for record in &dry {
+        assert_ok(record);
+        assert_eq!(record["changed"], json!(false));
+        assert_eq!(record["pushed"]["dry_run"], json!(true));
+    }
+    let commands = strings(&dry[0]["pushed"]["commands"]);
+    assert_eq!(commands.len(), 2, "{commands:?}");
+    assert!(commands[0].contains("-m pip") && commands[0].contains("uninstall -y vdp-zeta"));
+    assert!(
+        commands[1].contains("install --no-index --no-deps"),
+        "{commands:?}"
+    );
+    assert!(
+        commands[1].contains(&format!("{}/", cache0.display())),
+        "{commands:?}"
+    );
+    let want_bytes = size(&alpha2) + size(&beta);
+    assert_eq!(dry[0]["pushed"]["uploaded_bytes"], json!(want_bytes));
+    assert_eq!(dry[1]["pushed"]["uploaded_bytes"], json!(want_bytes));
+    assert_eq!(
+        dry[2]["pushed"]["uploaded_bytes"],
+        json!(0),
+        "c shares a's host"
+    );
+    assert!(
+        !cache0.exists() && !cache1.exists(),
+        "--dry-run made the cache"
+    );
+    for (v, was) in [&a, &b, &c].iter().zip(&before) {
+        assert_eq!(&pip_list(v), was, "--dry-run changed {}", v.display());
+        assert!(!v.join(".vd-lock").exists());
+    }
+    assert_eq!(
+        log_events(&repo),
+        log_before,
+        "--dry-run wrote the release log"
+    );
+
+    // The push: each wheel crosses to each host once.
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(0);
+    let records = out.records();
+    for (record, v) in records.iter().zip([&a, &b, &c]) {
+        assert_ok(record);
+        assert_eq!(record["changed"], json!(true));
+        assert_eq!(installed(record), pip_list(v), "{}", v.display());
+        assert_eq!(pip_list(v)["vdp-alpha"], "2.0");
+        assert_eq!(pip_list(v)["vdp-beta"], "1.0");
+    }
+    assert!(
+        !pip_list(&a).contains_key("vdp-zeta"),
+        "--exact did not remove"
+    );
+    assert_eq!(strings(&records[0]["pushed"]["removed"]), ["vdp-zeta"]);
+    assert_eq!(
+        strings(&records[0]["pushed"]["installed"]),
+        ["vdp-alpha==2.0", "vdp-beta==1.0"]
+    );
+    let host0_bytes = records[0]["pushed"]["uploaded_bytes"].as_u64().unwrap()
+        + records[2]["pushed"]["uploaded_bytes"].as_u64().unwrap();
+    assert_eq!(host0_bytes, want_bytes, "a wheel went to host 0 twice");
+    assert_eq!(records[1]["pushed"]["uploaded_bytes"], json!(want_bytes));
+    assert_eq!(cached(&cache0).len(), 2);
+    assert_eq!(cached(&cache0), cached(&cache1));
+    let events = push_events(&repo);
+    let label = |i: usize| {
+        format!(
+            "{}@{}:{}:{}",
+            targets[i]["user"].as_str().unwrap(),
+            server.host(if i == 1 { 1 } else { 0 }),
+            server.port,
+            targets[i]["venv"].as_str().unwrap()
+        )
+    };
+    assert!(events.contains(&("remove".into(), "vdp-zeta".into(), "1.0".into(), label(0))));
+    for i in 0..3 {
+        assert!(events.contains(&("install".into(), "vdp-alpha".into(), "2.0".into(), label(i))));
+    }
+    assert_eq!(events.len(), 7, "{events:?}");
+
+    // The same pipeline again: nothing to do, no connection, no pip.
+    let plans = plan(&server, &repo, &upgrade, true, &targets);
+    let logins = server.logins();
+    let mtimes: Vec<_> = [&a, &b, &c]
+        .iter()
+        .map(|v| fs::metadata(site_packages(v)).unwrap().modified().unwrap())
+        .collect();
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(0);
+    for record in out.records() {
+        assert_ok(&record);
+        assert_eq!(record["changed"], json!(false));
+        assert_eq!(record["pushed"]["uploaded_bytes"], json!(0));
+    }
+    assert_eq!(server.logins(), logins, "an empty plan cost a connection");
+    assert_eq!(push_events(&repo).len(), 7, "the release log grew");
+    for (v, mtime) in [&a, &b, &c].iter().zip(mtimes) {
+        assert_eq!(
+            fs::metadata(site_packages(v)).unwrap().modified().unwrap(),
+            mtime
+        );
+    }
+
+    // A downgrade: alpha 1.0 goes to each host once more, beta stays.
+    let down = requirements(d, "down.txt", "vdp-alpha==1.0\nvdp-beta\n");
+    let plans = plan(&server, &repo, &down, false, &targets);
+    assert!(plans.contains("\"downgrade\""), "{plans}");
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(0);
+    let records = out.records();
+    for (record, v) in records.iter().zip([&a, &b, &c]) {
+        assert_ok(record);
+        assert_eq!(pip_list(v)["vdp-alpha"], "1.0");
+        assert_eq!(installed(record), pip_list(v));
+    }
+    let sent: u64 = records
+        .iter()
+        .map(|r| r["pushed"]["uploaded_bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sent, 2 * size(&alpha1));
+    assert_eq!(cached(&cache0).len(), 3);
+}
+
+/// Run `vd-push --confirm` with a pseudo-terminal as its controlling
+/// terminal (util-linux `script`), stdin and stdout redirected to files as
+/// in a pipeline, typing `answers` at the terminal. Returns what the
+/// terminal showed, the exit status, and stdout.
+fn push_at_terminal(
+    server: &Sshd,
+    repo: &Path,
+    plans: &str,
+    answers: &str,
+) -> (String, i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("plans.jsonl");
+    let output = dir.path().join("out.jsonl");
+    fs::write(&input, plans).unwrap();
+    let command = format!(
+        "{} --confirm --repo {} < {} > {}",
+        bin("vd-push").display(),
+        repo.display(),
+        input.display(),
+        output.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("HOME", server.home())
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run script (util-linux)");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut shown = String::new();
+        let _ = stdout.read_to_string(&mut shown);
+        shown
+    });
+    stdin.write_all(answers.as_bytes()).unwrap();
+    // The terminal stays open until vd-push is done: its end would be `quit`.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vd-push --confirm did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(stdin);
+    let shown = reader.join().unwrap();
+    (
+        shown,
+        status.code().unwrap_or(-1),
+        fs::read_to_string(&output).unwrap(),
+    )
+}
+
+#[test]
+fn confirm_asks_on_the_terminal_one_target_at_a_time() {
+    let server = Sshd::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let beta = wheel("vdp-beta", "1.0");
+    let repo = repo(d, std::slice::from_ref(&beta));
+    let (yes, no, later) = (d.join("yes"), d.join("no"), d.join("later"));
+    for v in [&yes, &no, &later] {
+        venv_with_pip(v);
+    }
+    let cache = d.join("cache");
+    let targets = [
+        target(&server, 0, &yes, &cache),
+        target(&server, 1, &no, &cache),
+        target(&server, 0, &later, &cache),
+    ];
+    let req = requirements(d, "req.txt", "vdp-beta\n");
+    let plans = plan(&server, &repo, &req, false, &targets);
+    let before = pip_list(&no);
+
+    // Without a terminal: an error before anything is done.
+    let out = Command::new("setsid")
+        .arg(bin("vd-push"))
+        .args(["--confirm", "--repo"])
+        .arg(&repo)
+        .env("HOME", server.home())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/dev/tty") && stderr.contains("--confirm"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(!cache.exists());
+
+    // yes for the first, no for the second, quit at the third.
+    let (shown, code, stdout) = push_at_terminal(&server, &repo, &plans, "y\nn\nq\n");
+    assert_eq!(code, 0, "{shown}\n{stdout}");
+    let records: Vec<Record> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3);
+    assert_ok(&records[0]);
+    assert_eq!(records[0]["changed"], json!(true));
+    assert_eq!(pip_list(&yes)["vdp-beta"], "1.0");
+    for (record, v) in records[1..].iter().zip([&no, &later]) {
+        assert_ok(record);
+        assert_eq!(record["skipped"], json!(true));
+        assert_eq!(record["changed"], json!(false));
+        assert_eq!(pip_list(v), before, "a declined venv changed");
+    }
+    // Each prompt named its target and showed its plan, in input order.
+    let first = shown
+        .find(&format!(
+            "Push to {}@{}:{}",
+            current_user(),
+            server.host(0),
+            server.port
+        ))
+        .expect("no prompt for the first target");
+    let second = shown
+        .find(&format!(
+            "Push to {}@{}:{}",
+            current_user(),
+            server.host(1),
+            server.port
+        ))
+        .unwrap_or_else(|| panic!("no prompt for the second target:\n{shown}"));
+    assert!(first < second, "{shown}");
+    assert!(
+        shown.contains("install") && shown.contains("vdp-beta"),
+        "{shown}"
+    );
+    assert_eq!(shown.matches("[y]es, [n]o").count(), 3, "{shown}");
+    assert_eq!(push_events(&repo).len(), 1);
+
+    // all: the rest without asking.
+    let plans = plan(&server, &repo, &req, false, &targets);
+    let (shown, code, stdout) = push_at_terminal(&server, &repo, &plans, "a\n");
+    assert_eq!(code, 0, "{shown}\n{stdout}");
+    assert_eq!(shown.matches("[y]es, [n]o").count(), 1, "{shown}");
+    for v in [&yes, &no, &later] {
+        assert_eq!(pip_list(v)["vdp-beta"], "1.0");
+    }
+}
+
+#[test]
+fn a_failing_pip_fails_its_target_only_and_concurrent_pushes_serialize() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (gamma, beta) = (wheel("vdp-gamma", "1.0"), wheel("vdp-beta", "1.0"));
+    let repo = repo(d, &[gamma.clone(), beta.clone()]);
+    let (good, broken) = (d.join("good"), d.join("broken"));
+    for v in [&good, &broken] {
+        venv_with_pip(v);
+    }
+    // Where the wheel puts its module file, the venv has a directory: pip
+    // cannot write it (as root too).
+    fs::create_dir(site_packages(&broken).join("vdp_gamma.py")).unwrap();
+    let cache = d.join("cache");
+    let targets = [
+        target(&server, 0, &broken, &cache),
+        target(&server, 0, &good, &cache),
+    ];
+    let req = requirements(d, "req.txt", "vdp-gamma\nvdp-beta\n");
+    let plans = plan(&server, &repo, &req, false, &targets);
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(1);
+    let records = out.records();
+    let message = error_message(&records[0]);
+    assert!(message.contains("pip install failed"), "{message}");
+    assert!(
+        message.contains("vdp_gamma.py"),
+        "pip's output is missing: {message}"
+    );
+    assert!(message.contains(broken.to_str().unwrap()), "{message}");
+    assert_eq!(installed(&records[0]), pip_list(&broken), "the record lies");
+    assert!(!pip_list(&broken).contains_key("vdp-gamma"));
+    assert_ok(&records[1]);
+    assert_eq!(pip_list(&good)["vdp-gamma"], "1.0");
+    let errors: Vec<_> = log_events(&repo)
+        .into_iter()
+        .filter(|e| e.event == "error")
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].target.ends_with(broken.to_str().unwrap()));
+    assert!(errors[0].detail.contains("pip install failed"));
+
+    // Two pushes of one plan to one venv at once: one changes it, the
+    // other, after the lock, finds it done; both end correct.
+    let fresh = d.join("fresh");
+    venv_with_pip(&fresh);
+    let plans = plan(
+        &server,
+        &repo,
+        &req,
+        false,
+        &[target(&server, 0, &fresh, &cache)],
+    );
+    let events_before = push_events(&repo).len();
+    let pushes: Vec<_> = (0..2)
+        .map(|_| {
+            let run = server
+                .tool("vd-push")
+                .arg("--repo")
+                .arg(&repo)
+                .stdin(plans.clone());
+            std::thread::spawn(move || run.run())
+        })
+        .collect();
+    let outs: Vec<Outcome> = pushes.into_iter().map(|p| p.join().unwrap()).collect();
+    let mut changed = 0;
+    for out in &outs {
+        out.expect_code(0);
+        let record = &out.records()[0];
+        assert_ok(record);
+        assert_eq!(installed(record), pip_list(&fresh));
+        changed += usize::from(record["changed"] == json!(true));
+    }
+    assert_eq!(changed, 1, "both pushes changed the venv: not serialized");
+    assert_eq!(
+        pip_list(&fresh),
+        versions(&[
+            ("pip", &pip_list(&fresh)["pip"]),
+            ("vdp-beta", "1.0"),
+            ("vdp-gamma", "1.0")
+        ])
+    );
+    assert_eq!(push_events(&repo).len(), events_before + 2);
+}
+
+/// The pids of the processes below `ancestor`.
+fn descendants(ancestor: u32) -> Vec<u32> {
+    let mut found = children(ancestor);
+    let mut i = 0;
+    while i < found.len() {
+        let more = children(found[i]);
+        found.extend(more);
+        i += 1;
+    }
+    found
+}
+
+/// The pids of processes whose parent is `parent`.
+fn children(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces; split after ')'.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        if after.split(' ').nth(1).and_then(|p| p.parse().ok()) == Some(parent) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_connection_killed_during_upload_leaves_nothing_and_a_rerun_completes() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let big = Project::new("vdp-big", "1.0").payload(32 << 20).build();
+    let repo = repo(d, std::slice::from_ref(&big));
+    let v = d.join("venv");
+    venv_with_pip(&v);
+    let cache = d.join("cache");
+    let req = requirements(d, "req.txt", "vdp-big\n");
+    let plans = plan(
+        &server,
+        &repo,
+        &req,
+        false,
+        &[target(&server, 0, &v, &cache)],
+    );
+    let before = pip_list(&v);
+    let sessions_before = descendants(server.pid());
+
+    let child = server
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--timeout", "3"])
+        .stdin(plans.clone())
+        .spawn();
+    // Wait for the upload to be under way, then kill the host's end.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let uploading = fs::read_dir(&cache).ok().is_some_and(|entries| {
+            entries.filter_map(|e| e.ok()).any(|e| {
+                e.file_name().to_string_lossy().ends_with(".part")
+                    && e.metadata().is_ok_and(|m| m.len() > 0)
+            })
+        });
+        if uploading {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the upload never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for pid in descendants(server.pid()) {
+        if !sessions_before.contains(&pid) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+    let out = child.finish();
+    out.expect_code(1);
+    let message = error_message(&out.records()[0]);
+    assert!(
+        message.contains("upload") || message.contains("connection"),
+        "{message}"
+    );
+    assert!(
+        cached(&cache).is_empty(),
+        "a cut-off upload is in the cache"
+    );
+    assert_eq!(pip_list(&v), before);
+
+    // The rerun sends the wheel whole and installs it.
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(0);
+    let record = &out.records()[0];
+    assert_ok(record);
+    assert_eq!(record["pushed"]["uploaded_bytes"], json!(size(&big)));
+    assert_eq!(
+        cached(&cache),
+        [format!(
+            "{}/{}",
+            sha256(&big),
+            big.file_name().unwrap().to_string_lossy()
+        )]
+    );
+    assert_eq!(pip_list(&v)["vdp-big"], "1.0");
+    assert_eq!(installed(record), pip_list(&v));
+}
+
+#[test]
+fn create_makes_missing_venvs_only_when_asked() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let beta = wheel("vdp-beta", "1.0");
+    let repo = repo(d, std::slice::from_ref(&beta));
+    let v = d.join("new venv");
+    let cache = d.join("cache");
+    let mut t = target(&server, 0, &v, &cache);
+    t.insert("python".into(), json!(crate::util::python::python3()));
+    let req = requirements(d, "req.txt", "vdp-beta\n");
+    let plans = plan(&server, &repo, &req, false, &[t]);
+    assert!(plans.contains("\"venv_exists\":false"), "{plans}");
+
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(1);
+    let message = error_message(&out.records()[0]);
+    assert!(message.contains("--create"), "{message}");
+    assert!(!v.exists(), "a venv was made without --create");
+
+    let out = push(&server, &repo, &["--create"], &plans);
+    out.expect_code(0);
+    let record = &out.records()[0];
+    assert_ok(record);
+    assert_eq!(record["changed"], json!(true));
+    assert_eq!(record["venv_exists"], json!(true));
+    assert_eq!(pip_list(&v)["vdp-beta"], "1.0");
+    assert_eq!(installed(record), pip_list(&v));
+    assert_eq!(record["python"]["venv"], json!(true));
+}
