@@ -33,6 +33,10 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
+# A whole deployment against a throwaway sshd on loopback (see examples/demo.sh).
+demo: build
+	examples/demo.sh
+
 bench: build
 	bench/run
 

@@ -78,6 +78,7 @@ KbdInteractiveAuthentication no
 MaxStartups 200
 MaxSessions 200
 LogLevel ERROR
+Subsystem sftp internal-sftp
 CONF
     } >"$FLEET_DIR/sshd_config"
     /usr/sbin/sshd -D -e -f "$FLEET_DIR/sshd_config" 2>"$FLEET_DIR/sshd.log" &

@@ -7,6 +7,7 @@ mod diff;
 mod freeze;
 mod man;
 mod migrate;
+mod pipeline;
 mod push;
 mod reload;
 mod targets;

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# `make demo`: a whole vd deployment, end to end, against a throwaway fleet on
+# this machine. Two "hosts" (one sshd with fresh keys listening on 127.0.0.2
+# and 127.0.0.3), one virtualenv each, still to be created; a repository
+# holding the demo shop (examples/demo-shop, built here with pip) and Django's
+# wheels (fetched once with pip download); then
+#
+#   vd-targets | vd-freeze | vd-diff | vd-push --create | vd-migrate | vd-reload
+#
+# and the same pipeline again, which must change nothing. Everything lives in
+# a scratch folder removed at the end, with the sshd.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${BIN:-$root/target/release}
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+# What a fresh Debian machine lacks: as root, install it; otherwise say what.
+missing=()
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+[ -x /usr/bin/python3 ] || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        say "installing ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "demo: missing ${missing[*]}; install them first: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+for tool in vd-add vd-targets vd-freeze vd-diff vd-push vd-migrate vd-reload; do
+    [ -x "$BIN/$tool" ] || { echo "demo: $BIN/$tool is missing: run make build" >&2; exit 1; }
+done
+
+# shellcheck source=../bench/fleet.sh
+. "$root/bench/fleet.sh"
+fleet_start 2
+trap fleet_stop EXIT
+work=$FLEET_DIR/demo
+mkdir -p "$work/dist" "$work/venvs"
+# The login user creates the venvs and writes the reload log.
+chown "$FLEET_USER" "$work/venvs" 2>/dev/null || true
+chmod 777 "$work"
+
+say "building the demo shop wheel and fetching Django's wheels"
+cache=$root/target/demo-cache
+mkdir -p "$cache"
+if ! ls "$cache"/[Dd]jango-*.whl >/dev/null 2>&1; then
+    python3 -m pip download -q --only-binary=:all: --python-version 3.10 -d "$cache" "Django>=4.2,<6"
+fi
+cp "$cache"/*.whl "$work/dist/"
+cp -r "$root/examples/demo-shop" "$work/src"
+python3 -m pip wheel -q --no-deps -w "$work/dist" "$work/src"
+ls "$work/dist"
+
+say "vd-add: the repository"
+ls "$work"/dist/*.whl | "$BIN/vd-add" --repo "$work/wheels" --json |
+    python3 -c 'import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    print("  %-45s %s" % (r.get("wheel"), r.get("status") or r["error"]["message"]))'
+
+# Every wheel in the repository is required: the shop and its dependencies.
+for whl in "$work"/dist/*.whl; do basename "$whl" | cut -d- -f1; done > "$work/requirements.txt"
+
+{
+    echo "host,port,user,venv,settings,reload,reload_once,python,check"
+    for i in 0 1; do
+        host=${FLEET_HOSTS[$i]}
+        venv=$work/venvs/shop-$((i + 1))
+        echo "$host,$FLEET_PORT,$FLEET_USER,$venv,demo_shop.settings,echo reloaded shop on $host >> $work/reloads.log,true,$FLEET_PYTHON,test -s $venv/demo-shop.sqlite3"
+    done
+} > "$work/targets.csv"
+say "the inventory (targets.csv)"
+cat "$work/targets.csv"
+
+deploy() {
+    "$BIN/vd-targets" --inventory "$work/targets.csv" |
+        "$BIN/vd-freeze" |
+        "$BIN/vd-diff" --repo "$work/wheels" "$work/requirements.txt" |
+        "$BIN/vd-push" --repo "$work/wheels" --create |
+        "$BIN/vd-migrate" --repo "$work/wheels" |
+        "$BIN/vd-reload" --repo "$work/wheels"
+}
+
+summary() {
+    python3 - "$1" <<'PY'
+import json, sys
+failed = False
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    target = "%s:%s" % (r["host"], r["venv"])
+    if "error" in r:
+        failed = True
+        print("  %s: ERROR from %s: %s" % (target, r["error"]["tool"], r["error"]["message"]))
+        continue
+    pushed = r.get("pushed") or {}
+    installed = pushed.get("installed") or []
+    migrated = r.get("migrated") or {}
+    print("  %s" % target)
+    print("    changed:   %s" % r.get("changed"))
+    print("    installed: %s" % (", ".join(installed) or "nothing"))
+    for module, names in migrated.items():
+        print("    migrated:  %s: %s" % (module, ", ".join(names) or "nothing to apply"))
+    print("    reloaded:  %s" % ("yes" if r.get("reloaded") else "no (nothing changed)"))
+sys.exit(1 if failed else 0)
+PY
+}
+
+say "deploy: vd-targets | vd-freeze | vd-diff | vd-push --create | vd-migrate | vd-reload"
+deploy > "$work/first.jsonl" || true
+summary "$work/first.jsonl"
+say "the release log"
+python3 - "$work/wheels/release_log" <<'PY'
+import csv, sys
+for row in csv.DictReader(open(sys.argv[1])):
+    print("  %(time)s  %(event)-8s %(name)-12s %(version)-8s %(target)s" % row)
+PY
+
+say "deploy again: nothing to change"
+deploy > "$work/second.jsonl" || true
+summary "$work/second.jsonl"
+if grep -q '"changed":true' "$work/second.jsonl"; then
+    echo "demo: the second run changed something; it should not have" >&2
+    exit 1
+fi
+say "reloads (one per host, first run only)"
+cat "$work/reloads.log"
+say "done: the fleet is in sync, and the sshd is stopped"

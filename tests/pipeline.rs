@@ -1,0 +1,166 @@
+//! The whole deployment, as the README shows it: every tool in one shell
+//! pipeline, against a real sshd, virtualenvs still to be created, and real
+//! Django — then the same pipeline again, which must change nothing.
+
+use crate::util::python;
+use crate::util::sshd::{current_user, Sshd};
+use crate::util::{bin, Outcome};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use vd::log::ReleaseLog;
+
+const SETTINGS: &str = "demo_shop.settings";
+
+/// Run the six tools as one `sh` pipeline, with the server's HOME.
+fn deploy(server: &Sshd, dir: &Path) -> Outcome {
+    let pipeline = format!(
+        "{targets} --inventory {dir}/targets.csv | {freeze} | {diff} --repo {dir}/wheels {dir}/requirements.txt \
+         | {push} --repo {dir}/wheels --create | {migrate} --repo {dir}/wheels | {reload} --repo {dir}/wheels",
+        targets = bin("vd-targets").display(),
+        freeze = bin("vd-freeze").display(),
+        diff = bin("vd-diff").display(),
+        push = bin("vd-push").display(),
+        migrate = bin("vd-migrate").display(),
+        reload = bin("vd-reload").display(),
+        dir = dir.display(),
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(pipeline)
+        .env("HOME", server.home())
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("VD_REPO")
+        .env_remove("VD_INVENTORY")
+        .output()
+        .unwrap();
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn table_exists(db: &Path, table: &str) -> bool {
+    let out = Command::new(python::python3())
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             db = sqlite3.connect(sys.argv[1])\n\
+             print(db.execute(\"select count(*) from sqlite_master where name = ?\", (sys.argv[2],)).fetchone()[0])",
+        ])
+        .arg(db)
+        .arg(table)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim() == "1"
+}
+
+#[test]
+fn the_whole_pipeline_deploys_migrates_reloads_and_then_changes_nothing() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let server = Sshd::start(2);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+
+    // The repository: the demo shop and Django's wheels, through vd-add.
+    let mut wheels = python::download("Django>=4.2,<6", &[]);
+    wheels.push(python::build_tree(&root.join("examples/demo-shop")));
+    let mut add = crate::util::tool("vd-add")
+        .arg("--repo")
+        .arg(dir.join("wheels"));
+    for wheel in &wheels {
+        add = add.arg(wheel);
+    }
+    add.run().expect_code(0);
+    // Every wheel is required: the shop and what it depends on.
+    let names: Vec<String> = wheels
+        .iter()
+        .map(|w| {
+            let file = w.file_name().unwrap().to_str().unwrap();
+            vd::wheel::WheelName::parse(file).unwrap().name
+        })
+        .collect();
+    fs::write(dir.join("requirements.txt"), names.join("\n") + "\n").unwrap();
+
+    // Three venvs still to create: two on the first host, one on the second;
+    // one reload per host.
+    let python = python::real_executable(&python::python3()).unwrap();
+    let reloads = dir.join("reloads.log");
+    let mut csv = String::from("host,port,user,venv,settings,reload,reload_once,python\n");
+    for (host, venv) in [(0, "shop-a"), (0, "shop-b"), (1, "shop-c")] {
+        csv.push_str(&format!(
+            "{},{},{},{}/venvs/{venv},{SETTINGS},echo {} >> {},true,{python}\n",
+            server.host(host),
+            server.port,
+            current_user(),
+            dir.display(),
+            server.host(host),
+            reloads.display(),
+        ));
+    }
+    fs::write(dir.join("targets.csv"), csv).unwrap();
+
+    let first = deploy(&server, dir);
+    first.expect_code(0);
+    let records = first.records();
+    assert_eq!(records.len(), 3, "{}", first.stderr);
+    for record in &records {
+        assert!(record.get("error").is_none(), "{record:?}");
+        assert_eq!(record["changed"], true);
+        assert_eq!(record["venv_exists"], true, "the freeze after the push");
+        let installed: Vec<&str> = record["pushed"]["installed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(installed.contains(&"demo-shop==1.0"), "{installed:?}");
+        let migrated = record["migrated"][SETTINGS].as_array().unwrap();
+        assert!(
+            migrated.iter().any(|m| m == "catalog.0001_initial"),
+            "{migrated:?}"
+        );
+        assert_eq!(record["reloaded"], true);
+        let venv = Path::new(record["venv"].as_str().unwrap());
+        assert!(table_exists(
+            &venv.join("demo-shop.sqlite3"),
+            "catalog_product"
+        ));
+    }
+    let mut reloaded: Vec<String> = fs::read_to_string(&reloads)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    reloaded.sort();
+    assert_eq!(
+        reloaded,
+        [server.host(0), server.host(1)],
+        "one reload per host"
+    );
+    let log = ReleaseLog::new(&dir.join("wheels"));
+    let events_after_first = log.read().unwrap().len();
+
+    let second = deploy(&server, dir);
+    second.expect_code(0);
+    let records = second.records();
+    assert_eq!(records.len(), 3);
+    for record in &records {
+        assert!(record.get("error").is_none(), "{record:?}");
+        assert_eq!(record["changed"], false);
+        assert!(record.get("migrated").is_none() || record["migrated"] == serde_json::json!({}));
+        assert_ne!(record.get("reloaded"), Some(&serde_json::json!(true)));
+    }
+    assert_eq!(fs::read_to_string(&reloads).unwrap().lines().count(), 2);
+    assert_eq!(
+        log.read().unwrap().len(),
+        events_after_first,
+        "the second run logged nothing"
+    );
+}
