@@ -5,7 +5,7 @@ DESTDIR ?=
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 MANDIR = $(DESTDIR)$(PREFIX)/share/man
 CARGO ?= cargo
-TOOLS = vd-add vd-targets vd-freeze vd-diff
+TOOLS = vd-add vd-targets vd-freeze vd-diff vd-push
 
 .PHONY: all build test man install demo bench lint clean
 

@@ -6,7 +6,9 @@
 //! format, the inventory, wheels, the repository and its release log, the
 //! transport and the remote scripts — lives here so that it is written once.
 
+pub mod cache;
 pub mod cli;
+pub mod confirm;
 pub mod django;
 pub mod fleet;
 pub mod inventory;
@@ -14,6 +16,7 @@ pub mod log;
 pub mod man;
 pub mod output;
 pub mod plan;
+pub mod push;
 pub mod record;
 pub mod remote;
 pub mod repo;

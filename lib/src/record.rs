@@ -7,8 +7,10 @@
 //! its line number, and the lines after it go on — and holds the conventions
 //! every tool shares: the `error` field and the name of a target in messages.
 
+use crate::wheel::normalize;
 use anyhow::{anyhow, Result};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use std::io::BufRead;
 
 /// One target record.
@@ -192,6 +194,31 @@ pub fn target_label(record: &Record) -> String {
     label.push(':');
     label.push_str(venv);
     label
+}
+
+/// `installed` as {normalized name: version}, or nothing for a venv still to
+/// be created (`venv_exists: false`).
+pub fn installed(record: &Record) -> Result<BTreeMap<String, String>> {
+    if record.get("venv_exists") == Some(&Value::Bool(false)) {
+        return Ok(BTreeMap::new());
+    }
+    match record.get("installed") {
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(name, version)| match version {
+                Value::String(v) => Ok((normalize(name), v.clone())),
+                other => Err(anyhow!(
+                    "field `installed`: version of {name} must be a string, not {other}"
+                )),
+            })
+            .collect(),
+        None | Some(Value::Null) => Err(anyhow!(
+            "missing field `installed` (run vd-freeze first; on Python older than 3.8 vd cannot list installed packages)"
+        )),
+        Some(other) => Err(anyhow!(
+            "field `installed` must be an object of name: version, not {other}"
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 use crate::record::{self, Record};
 use crate::shell;
 use crate::transport::Finished;
+use serde_json::Value;
 
 /// vd-freeze's remote side: prints the interpreter's facts and its installed
 /// distributions as one JSON object (`python`, `markers`, `installed`).
@@ -89,6 +90,206 @@ pub fn sudo_refusal(finished: &Finished, user: Option<&str>) -> Option<String> {
              {user} (sudo said: {stderr})"
         )
     })
+}
+
+/// vd-push's cache commit: checks uploaded wheels' sha256 on the host and
+/// renames them into place (`remote/cache.sh`, sent on stdin).
+pub const CACHE_SCRIPT: &str = include_str!("remote/cache.sh");
+
+/// The wheel cache when the record names none: under the login user's home.
+pub const DEFAULT_CACHE: &str = "~/.cache/vd/wheels";
+
+/// How long a push waits for another push's lock on a venv, in seconds.
+pub const LOCK_WAIT_SECS: u32 = 900;
+
+/// A directory for a remote command: an absolute path quoted, or `~` /
+/// `~/...` as `"$HOME"/...`, so the remote shell expands the login user's
+/// home and quotes the rest. Anything else is an error naming the value.
+pub fn home_path_word(path: &str) -> anyhow::Result<String> {
+    if path.starts_with('/') {
+        return Ok(shell::quote(path));
+    }
+    if path == "~" {
+        return Ok("\"$HOME\"".to_string());
+    }
+    match path.strip_prefix("~/") {
+        Some(rest) if !rest.is_empty() => Ok(format!("\"$HOME\"/{}", shell::quote(rest))),
+        Some(_) => Ok("\"$HOME\"".to_string()),
+        None => anyhow::bail!(
+            "{path:?} is not an absolute path or one under ~/ (the login user's home)"
+        ),
+    }
+}
+
+/// List a wheel cache: the first line is the directory (absolute), then one
+/// `./SHA256/FILE` per cached wheel. With `create`, the directory is made
+/// (mode 0755) and temporary files of uploads cut off over an hour ago are
+/// deleted; without, nothing on the host changes and a missing directory
+/// lists as empty.
+pub fn cache_listing_command(dir_word: &str, create: bool) -> String {
+    let list = "find . -mindepth 2 -maxdepth 2 -type f -name '*.whl' ! -name '.*' -print";
+    if create {
+        format!(
+            "dir={dir_word} && umask 022 && mkdir -p \"$dir\" && cd \"$dir\" && pwd && \
+             {{ find . -mindepth 1 -maxdepth 1 -type f -name '.*.part' -mmin +60 -exec rm -f {{}} + ; {list}; }}"
+        )
+    } else {
+        format!(
+            "dir={dir_word} && printf '%s\\n' \"$dir\" && \
+             if [ -d \"$dir\" ]; then cd \"$dir\" && {list}; fi"
+        )
+    }
+}
+
+/// Run [`CACHE_SCRIPT`] over uploaded files: `(sha256, file name, temporary
+/// name)` each, in the cache directory `dir` (absolute).
+pub fn cache_commit_command(dir: &str, uploads: &[(&str, &str, &str)]) -> String {
+    let mut words = vec!["/bin/sh", "-s", "--", dir];
+    for (sha, file, temp) in uploads {
+        words.extend([*sha, *file, *temp]);
+    }
+    shell::join(&words)
+}
+
+/// `VENV/bin/python -m pip` with the options every vd-push pip run takes:
+/// no user or site configuration (`--isolated`), no prompts, no cache in the
+/// venv user's home. `python -m pip` rather than `bin/pip`, whose `#!` line
+/// breaks when a venv is moved.
+fn pip(venv: &str) -> Vec<String> {
+    [
+        venv_python(venv).as_str(),
+        "-m",
+        "pip",
+        "--isolated",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--no-cache-dir",
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// One pip call that installs every file (upgrades and downgrades alike):
+/// from the files only, dependencies not resolved (vd-diff checked them).
+pub fn pip_install_command(venv: &str, files: &[String]) -> String {
+    let mut words = pip(venv);
+    words.extend(["install", "--no-index", "--no-deps"].map(str::to_string));
+    words.extend(files.iter().cloned());
+    shell::join(&words)
+}
+
+/// One pip call that uninstalls the named packages.
+pub fn pip_uninstall_command(venv: &str, names: &[String]) -> String {
+    let mut words = pip(venv);
+    words.extend(["uninstall", "-y"].map(str::to_string));
+    words.extend(names.iter().cloned());
+    shell::join(&words)
+}
+
+/// Make a virtualenv with `python`.
+pub fn create_venv_command(python: &str, venv: &str) -> String {
+    shell::join(&[python, "-m", "venv", venv])
+}
+
+/// The name of the lock file inside a venv that vd-push holds with `flock`.
+pub const VENV_LOCK: &str = ".vd-lock";
+
+/// What [`push_command`] does to one venv.
+pub struct PushSteps<'a> {
+    pub venv: &'a str,
+    /// Make the venv first (when it has no interpreter) with this python.
+    pub create_with: Option<&'a str>,
+    /// Wheel files on the host, to install with one pip call.
+    pub install: &'a [String],
+    /// Packages to uninstall first.
+    pub remove: &'a [String],
+}
+
+/// vd-push's change to one venv, as one command run as the venv's user,
+/// with [`FREEZE_SCRIPT`] on stdin: under an exclusive `flock` on
+/// `VENV/.vd-lock` (waiting up to [`LOCK_WAIT_SECS`]), make the venv if
+/// asked, check every wheel file is readable, freeze, uninstall, install,
+/// freeze again. stdout is `vd-created` when the venv was made, `vd-before`, the first freeze's JSON, `vd-pip U
+/// I` (pip's exit statuses, 0 for a step not run), the second freeze's
+/// JSON; pip's output goes to stderr. A failure before pip prints a message
+/// on stderr and no `vd-pip` line.
+pub fn push_command(steps: &PushSteps) -> String {
+    let venv = steps.venv.trim_end_matches('/');
+    let q = shell::quote;
+    let lock = format!("{venv}/{VENV_LOCK}");
+    let python = q(&venv_python(venv));
+    let mut script = String::from("cd / && umask 022 && script=$(cat) || exit 5\n");
+    match steps.create_with {
+        Some(_) => script.push_str(&format!("mkdir -p {} || exit 5\n", q(venv))),
+        None => script.push_str(&format!(
+            "[ -d {v} ] || {{ echo {msg} >&2; exit 5; }}\n",
+            v = q(venv),
+            msg = q(&format!(
+                "{venv} does not exist (vd-push --create makes it; run vd-freeze again first)"
+            )),
+        )),
+    }
+    script.push_str(&format!(
+        "command -v flock >/dev/null 2>&1 || {{ echo {msg} >&2; exit 5; }}\n\
+         [ -e {lock} ] || : >>{lock} || exit 5\n\
+         exec 9<{lock} || exit 5\n\
+         flock -w {LOCK_WAIT_SECS} 9 || {{ echo {busy} >&2; exit 5; }}\n",
+        msg = q("flock is not installed on this host (util-linux): vd-push locks the venv with it"),
+        lock = q(&lock),
+        busy = q(&format!(
+            "another push has held the lock {lock} for {LOCK_WAIT_SECS}s; gave up"
+        )),
+    ));
+    if let Some(base) = steps.create_with {
+        script.push_str(&format!(
+            "if [ ! -e {python} ]; then {create} </dev/null 1>&2 || {{ echo {failed} >&2; exit 5; }}; \
+             echo vd-created; fi\n",
+            create = create_venv_command(base, venv),
+            failed = q(&format!("{base} -m venv {venv} failed")),
+        ));
+    }
+    if !steps.install.is_empty() {
+        script.push_str(&format!(
+            "for f in {files}; do [ -r \"$f\" ] || {{ echo \"$f cannot be read by $(id -un): \
+             every directory of the cache must be searchable, and its files readable, by the venv's user \
+             (set the target's cache to such a directory)\" >&2; exit 5; }}; done\n",
+            files = shell::join(steps.install),
+        ));
+    }
+    script.push_str(&format!(
+        "echo vd-before && printf '%s\\n' \"$script\" | {python} -I - || exit 5\nun=0 in=0\n"
+    ));
+    if !steps.remove.is_empty() {
+        script.push_str(&format!(
+            "{} </dev/null 1>&2 || un=$?\n",
+            pip_uninstall_command(venv, steps.remove)
+        ));
+    }
+    if !steps.install.is_empty() {
+        script.push_str(&format!(
+            "if [ $un = 0 ]; then {} </dev/null 1>&2 || in=$?; fi\n",
+            pip_install_command(venv, steps.install)
+        ));
+    }
+    script.push_str(&format!(
+        "echo \"vd-pip $un $in\" && printf '%s\\n' \"$script\" | exec {python} -I -\n"
+    ));
+    script
+}
+
+/// The interpreter a venv still to create would get: the record's `python`,
+/// or, in a record frozen before (where `python` holds facts), the executable
+/// those facts describe when it was not a venv's; else python3.
+pub fn python_for_new_venv(record: &Record) -> String {
+    match record.get("python") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Object(facts)) if facts.get("venv") == Some(&Value::Bool(false)) => {
+            record::str_field(facts, "executable")
+                .unwrap_or("python3")
+                .to_string()
+        }
+        _ => "python3".to_string(),
+    }
 }
 
 #[cfg(test)]

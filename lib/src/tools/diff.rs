@@ -8,12 +8,11 @@ use crate::record::{self, list_field, str_field, target_label, Reader, Record};
 use crate::repo::{Repo, RepoArgs};
 use crate::requirement::Requirements;
 use crate::tags::{Interpreter, Tags};
-use crate::wheel::normalize;
 use anyhow::{anyhow, bail, Result};
 use clap::{CommandFactory, Parser};
 use pep508_rs::MarkerEnvironment;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -217,7 +216,7 @@ impl State<'_> {
             .entry(interpreter)
             .or_insert_with_key(|i| Rc::new(Tags::new(i)))
             .clone();
-        let installed = installed(record)?;
+        let installed = record::installed(record)?;
 
         let per_target;
         let mut sources: Vec<&Requirements> = Vec::new();
@@ -258,30 +257,6 @@ impl State<'_> {
         self.planner
             .plan_target(&target, &sources, self.exact)
             .map_err(|problems| anyhow!("{}", problems.join("; ")))
-    }
-}
-
-/// `installed`, or nothing for a venv still to be created.
-fn installed(record: &Record) -> Result<BTreeMap<String, String>> {
-    if record.get("venv_exists") == Some(&Value::Bool(false)) {
-        return Ok(BTreeMap::new());
-    }
-    match record.get("installed") {
-        Some(Value::Object(map)) => map
-            .iter()
-            .map(|(name, version)| match version {
-                Value::String(v) => Ok((normalize(name), v.clone())),
-                other => Err(anyhow!(
-                    "field `installed`: version of {name} must be a string, not {other}"
-                )),
-            })
-            .collect(),
-        None | Some(Value::Null) => Err(anyhow!(
-            "missing field `installed` (run vd-freeze first; on Python older than 3.8 vd cannot list installed packages)"
-        )),
-        Some(other) => Err(anyhow!(
-            "field `installed` must be an object of name: version, not {other}"
-        )),
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::cli::{self, OutputArgs, Status};
 use crate::fleet::{self, Host};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, str_field, target_label, Record};
+use crate::record::{self, target_label, Record};
 use crate::remote;
 use crate::transport::TransportArgs;
 use anyhow::{anyhow, bail, Context, Result};
@@ -91,7 +91,7 @@ fn run(args: Args) -> Result<Status> {
 /// Freeze one target: run the script, check what came back, add the fields.
 fn freeze_target(host: &mut Host<()>, record: &mut Record) -> Result<()> {
     let venv = record::required_str(record, "venv")?.to_string();
-    let python = python_for_new_venv(record);
+    let python = remote::python_for_new_venv(record);
     let connection = host.connection()?;
     let run_as = remote::run_as(record, connection.user());
     let command = remote::as_user(run_as, &remote::freeze_command(&venv, &python));
@@ -153,19 +153,4 @@ fn freeze_target(host: &mut Host<()>, record: &mut Record) -> Result<()> {
     record.insert("installed".into(), installed);
     record.insert("venv_exists".into(), Value::Bool(exists));
     Ok(())
-}
-
-/// The interpreter a venv still to create would get: the record's `python`,
-/// or, in a record frozen before (where `python` holds facts), the executable
-/// those facts describe when it was not a venv's; else python3.
-fn python_for_new_venv(record: &Record) -> String {
-    match record.get("python") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::Object(facts)) if facts.get("venv") == Some(&Value::Bool(false)) => {
-            str_field(facts, "executable")
-                .unwrap_or("python3")
-                .to_string()
-        }
-        _ => "python3".to_string(),
-    }
 }

@@ -6,6 +6,7 @@
 pub mod add;
 pub mod diff;
 pub mod freeze;
+pub mod push;
 pub mod targets;
 
 /// Every tool's command definition, for generating man pages.
@@ -15,5 +16,6 @@ pub fn commands() -> Vec<clap::Command> {
         targets::command(),
         freeze::command(),
         diff::command(),
+        push::command(),
     ]
 }

@@ -1,0 +1,168 @@
+//! `vd-push`: put each target's planned wheels into its virtualenv.
+
+use crate::cli::{self, OutputArgs, Status};
+use crate::confirm::{self, Terminal};
+use crate::fleet;
+use crate::output::{status_cell, Output, Table};
+use crate::push::{Options, Pusher};
+use crate::record::{target_label, Record};
+use crate::repo::{Repo, RepoArgs};
+use crate::transport::TransportArgs;
+use anyhow::Result;
+use clap::{CommandFactory, Parser};
+use serde_json::Value;
+use std::io::{self, BufRead};
+use std::process::ExitCode;
+
+const TOOL: &str = "vd-push";
+
+/// Install each target's planned wheels into its virtualenv.
+///
+/// Reads records with a `plan` (from vd-diff) on stdin and makes each venv
+/// what its plan says. Records with an `error` pass through untouched;
+/// records with an empty plan pass with `changed: false` and cost no remote
+/// work, not even a connection.
+///
+/// Upload: the planned wheels go to a cache on each host, the target's
+/// `cache` (an absolute path, or one under ~/ for the login user's home;
+/// default ~/.cache/vd/wheels), at CACHE/SHA256/FILE. One command lists the
+/// cache the first time a host's target needs it; only wheels it lacks are
+/// sent, by SFTP, to a temporary name, checked by sha256 on the host and
+/// then renamed into place, so a transfer cut off half way leaves nothing a
+/// later push would use. A wheel crosses the network once per host however
+/// many of its venvs need it. Before sending, each wheel file in the
+/// repository must have the sha256 the plan names. Cache directories are
+/// made with mode 0755 and files 0644; with `venv_user`, that user must be
+/// able to reach the cache (every directory above it searchable: a login
+/// user's home often is not, so set `cache` to e.g. /var/cache/vd/wheels).
+///
+/// Install: as `venv_user` where set (sudo -n -u), under an exclusive flock
+/// on VENV/.vd-lock (so two pushes never run pip on one venv at once; a push
+/// waits up to 15 minutes for another), one `VENV/bin/python -m pip
+/// uninstall -y` for the packages to remove, then one `VENV/bin/python -m
+/// pip install --no-index --no-deps` with every planned wheel file
+/// (upgrades and downgrades alike), with pip's --isolated. Still under the
+/// lock, the venv is frozen again: the record's `installed` (and `python`,
+/// `markers`) become that freeze, and a venv that is not what the plan
+/// makes it is an error naming each difference. A pip failure is an error
+/// carrying the end of pip's output.
+///
+/// Adds to each record `pushed`: {installed: [NAME==VERSION], removed:
+/// [NAME], uploaded: [wheel files this target sent], uploaded_bytes}, and
+/// `changed`, whether this push changed the venv. The release log in the
+/// repository gets an `install` or `remove` event per package per target,
+/// and an `error` event per failed target.
+///
+/// Exit status: 0 when every target is done (or skipped), 1 when some record
+/// carries an error, 2 on a usage or setup error (no repository, --confirm
+/// without a terminal), before anything is done.
+#[derive(Parser, Debug)]
+#[command(name = TOOL, version)]
+struct Args {
+    #[command(flatten)]
+    repo: RepoArgs,
+
+    /// For each target with something to do, show its plan and ask on the
+    /// terminal (/dev/tty; stdin is the pipeline): yes, no, all (this and
+    /// the rest without asking) or quit (neither this nor the rest). A
+    /// declined target passes through with `changed: false` and `skipped:
+    /// true`. Questions come one at a time, in input order; targets already
+    /// confirmed are pushed meanwhile. Without a terminal, an error before
+    /// anything is done. Without --confirm, vd-push pushes (for cron).
+    #[arg(long)]
+    confirm: bool,
+
+    /// Change nothing on any host, not even the cache: list each host's
+    /// cache and add to `pushed` what a push would do: the wheels it would
+    /// upload (`uploaded`, `uploaded_bytes`), install and remove, `dry_run:
+    /// true`, and `commands`, the pip commands it would run.
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Make the venv of a target with `venv_exists: false` first, with
+    /// `python -m venv` using the target's `python` (default python3), as
+    /// `venv_user`. Without --create such a target is an error.
+    #[arg(long)]
+    create: bool,
+
+    #[command(flatten)]
+    transport: TransportArgs,
+
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+pub fn command() -> clap::Command {
+    Args::command()
+}
+
+static TABLE: Table = Table {
+    headers: &["TARGET", "PUSHED", "UPLOADED", "STATUS"],
+    row: |r: &Record| {
+        let pushed = r.get("pushed");
+        let list = |key: &str| -> Vec<String> {
+            pushed
+                .and_then(|p| p.get(key))
+                .and_then(Value::as_array)
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut done: Vec<String> = list("installed");
+        done.extend(list("removed").iter().map(|n| format!("-{n}")));
+        let uploaded = match pushed.and_then(|p| p.get("uploaded_bytes")) {
+            Some(bytes) => format!("{} wheels, {bytes} bytes", list("uploaded").len()),
+            None => String::new(),
+        };
+        let dry_run = pushed.and_then(|p| p.get("dry_run")) == Some(&Value::Bool(true));
+        vec![
+            target_label(r),
+            done.join(" "),
+            uploaded,
+            status_cell(r, || {
+                if r.get("skipped") == Some(&Value::Bool(true)) {
+                    "skipped".to_string()
+                } else if dry_run {
+                    format!("dry run: would run {}", list("commands").join(" && "))
+                } else if r.get("changed") == Some(&Value::Bool(true)) {
+                    "changed".to_string()
+                } else {
+                    "unchanged".to_string()
+                }
+            }),
+        ]
+    },
+};
+
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::run(TOOL, || run(args))
+}
+
+fn run(args: Args) -> Result<Status> {
+    let repo = Repo::open(&args.repo.repo)?;
+    let stdin = io::BufReader::new(io::stdin());
+    let input: Box<dyn BufRead + Send> = if args.confirm {
+        Box::new(confirm::confirmed_input(stdin, Terminal::open()?)?)
+    } else {
+        Box::new(stdin)
+    };
+    let pusher = Pusher::new(
+        repo,
+        Options {
+            dry_run: args.dry_run,
+            create: args.create,
+            confirmed: args.confirm,
+        },
+    );
+    let mut out = Output::new(args.output.json, &TABLE);
+    fleet::run(TOOL, &args.transport, input, &mut out, |host, record| {
+        pusher.push_target(host, record)
+    })?;
+    Ok(out.finish()?)
+}
