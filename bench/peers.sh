@@ -83,7 +83,7 @@ ansible_venv=$cache/ansible-core-$ANSIBLE_CORE
 if [ ! -e "$ansible_venv/.ready" ]; then
     progress "installing ansible-core $ANSIBLE_CORE into $ansible_venv"
     rm -rf "$ansible_venv"
-    python3 -m venv "$ansible_venv"
+    "$FLEET_PYTHON" -m venv "$ansible_venv"
     "$ansible_venv/bin/python" -m pip install --quiet --disable-pip-version-check "ansible-core==$ANSIBLE_CORE" ||
         fail "could not install ansible-core $ANSIBLE_CORE from PyPI"
     touch "$ansible_venv/.ready"
