@@ -14,9 +14,10 @@
 #   fleet_inventory PER_HOST VENV_PREFIX [PORT]
 #                           a targets.csv on stdout: PER_HOST venvs per host,
 #                           VENV_PREFIX1, VENV_PREFIX2, ... in host order
-#   fleet_venvs DIR COUNT [WHEEL...]
-#                           DIR/v1 .. DIR/vCOUNT: venvs with pip, and the
-#                           wheels installed, made once (DIR is the cache key)
+#   fleet_venvs DIR COUNT [PIP_INSTALL_ARGUMENT...]
+#                           DIR/v1 .. DIR/vCOUNT: venvs with pip, and what
+#                           `pip install --no-index ARGS` installs, made once
+#                           (DIR is the cache key)
 #   fleet_stop              stop sshd and remove FLEET_DIR (trap it on EXIT)
 #
 # Every side of a benchmark logs in as the same user. Run as root, that is a
@@ -154,7 +155,7 @@ fleet_venvs() {
         rm -rf "$dir/template"
         "$FLEET_PYTHON" -m venv "$dir/template" || return 1
         if [ $# -gt 0 ]; then
-            "$dir/template/bin/python" -m pip install --quiet --no-index --no-deps \
+            "$dir/template/bin/python" -m pip install --quiet --no-index \
                 --disable-pip-version-check "$@" || return 1
         fi
         touch "$dir/template/.ready"
@@ -164,14 +165,16 @@ fleet_venvs() {
     seq 1 "$count" | sed "s|^|$dir/v|" | xargs -P "$(nproc)" -I{} bash -c 'fleet_clone_venv "$1" "$2"' _ "$dir/template" {}
 }
 
-# A venv at $2 with the packages of the venv at $1 (see fleet_venvs).
+# A venv at $2 with the packages of the venv at $1 (see fleet_venvs), hard
+# linked; with a third argument `copy`, copied (for venvs that will change).
 fleet_clone_venv() {
-    local template=$1 venv=$2 site script
+    local template=$1 venv=$2 how=-al site script
+    [ "${3:-}" = copy ] && how=-a
     [ -e "$venv/.ready" ] && return
     rm -rf "$venv"
     "$FLEET_PYTHON" -m venv --without-pip "$venv" || return 1
     site=$(cd "$template" && echo lib/python3*/site-packages)
-    cp -al "$template/$site/." "$venv/$site/" || return 1
+    cp $how "$template/$site/." "$venv/$site/" || return 1
     # pip's scripts name their venv's interpreter on the #! line.
     for script in "$template"/bin/pip*; do
         sed "1s|^#!.*|#!$venv/bin/python|" "$script" >"$venv/bin/${script##*/}"
