@@ -2,9 +2,9 @@
 //! shop from examples/, and a fixture project (tests/fixtures/fixture-shop)
 //! whose migrations fail or take their time.
 
-use crate::util::python::{self, install, venv_with};
+use crate::util::python::{self, install, sqlite_tables, venv_with};
 use crate::util::sshd::{self, Sshd};
-use crate::util::{error_message, jsonl, Outcome};
+use crate::util::{error_message, jsonl, strings, Outcome};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -40,44 +40,6 @@ fn target(server: &Sshd, i: usize, venv: &Path, settings: &str) -> Record {
     record.insert("settings".into(), json!(settings));
     record.insert("changed".into(), json!(true));
     record
-}
-
-/// The tables of a SQLite database, read by Python's sqlite3 (none when
-/// the file does not exist).
-fn tables(db: &Path) -> Vec<String> {
-    if !db.exists() {
-        return Vec::new();
-    }
-    let out = Command::new(python::python3())
-        .args([
-            "-c",
-            "import sqlite3, sys\n\
-             db = sqlite3.connect(sys.argv[1])\n\
-             for (name,) in db.execute(\"select name from sqlite_master where type = 'table' order by name\"):\n\
-             \x20   print(name)",
-        ])
-        .arg(db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-fn list(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .unwrap_or_else(|| panic!("not a list: {value}"))
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect()
 }
 
 fn events(repo: &Path, kind: &str) -> Vec<Event> {
@@ -141,7 +103,7 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
         unchanged.clone(),
     ];
     let has_products = |venv: &Path| {
-        tables(&venv.join("demo-shop.sqlite3")).contains(&"catalog_product".to_string())
+        sqlite_tables(&venv.join("demo-shop.sqlite3")).contains(&"catalog_product".to_string())
     };
 
     // --check: every target is read (changed or not), nothing is applied.
@@ -154,13 +116,13 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
         .expect_stderr(&label(&input[1]))
         .expect_stderr("slow.0001_slowly");
     for record in out.records() {
-        let pending = list(&record["pending"][DEMO]);
+        let pending = strings(&record["pending"][DEMO]);
         assert!(
             pending.contains(&"catalog.0001_initial".to_string()),
             "{pending:?}"
         );
         assert!(pending.contains(&"contenttypes.0001_initial".to_string()));
-        assert_eq!(list(&record["pending"][SLOW]), ["slow.0001_slowly"]);
+        assert_eq!(strings(&record["pending"][SLOW]), ["slow.0001_slowly"]);
         assert!(record.get("migrated").is_none());
     }
     assert!(!has_products(&a) && !has_products(&b));
@@ -176,7 +138,7 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
     } else {
         (0, 1)
     };
-    assert!(list(&records[here]["migrated"][DEMO]).contains(&"catalog.0001_initial".to_string()));
+    assert!(strings(&records[here]["migrated"][DEMO]).contains(&"catalog.0001_initial".to_string()));
     assert_eq!(
         records[there]["migrated_elsewhere"],
         json!({ DEMO: label(&demo_only[here]) })
@@ -191,9 +153,11 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
     out.expect_code(0);
     let records = out.records();
     assert_eq!(records[here]["migrated"][DEMO], json!([]));
-    assert!(list(&records[there]["migrated"][DEMO]).contains(&"catalog.0001_initial".to_string()));
+    assert!(
+        strings(&records[there]["migrated"][DEMO]).contains(&"catalog.0001_initial".to_string())
+    );
     for record in &records[..2] {
-        assert_eq!(list(&record["migrated"][SLOW]), ["slow.0001_slowly"]);
+        assert_eq!(strings(&record["migrated"][SLOW]), ["slow.0001_slowly"]);
     }
     assert!(has_products(&a) && has_products(&b));
     assert_eq!(records[2], unchanged);
@@ -243,7 +207,7 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
     assert_eq!(refused.len(), 1, "{messages:#?}");
     let failed = 1 - refused[0];
     assert!(messages[failed].contains("RuntimeError: ledger.0002_broken fails on purpose"));
-    assert!(tables(&venvs[refused[0]].join("fixture-ledger.sqlite3")).is_empty());
+    assert!(sqlite_tables(&venvs[refused[0]].join("fixture-ledger.sqlite3")).is_empty());
 }
 
 #[test]
@@ -276,13 +240,13 @@ fn a_broken_migration_keeps_what_was_applied_and_is_not_reloaded() {
     );
     // What was applied before the failure is in the record; the module
     // after the failing one was not tried.
-    assert!(list(&records[0]["migrated"][DEMO]).contains(&"catalog.0001_initial".to_string()));
+    assert!(strings(&records[0]["migrated"][DEMO]).contains(&"catalog.0001_initial".to_string()));
     assert_eq!(
-        list(&records[0]["migrated"][BROKEN]),
+        strings(&records[0]["migrated"][BROKEN]),
         ["ledger.0001_initial"]
     );
     assert!(records[0]["migrated"].get(SLOW).is_none());
-    assert!(tables(&v.join("fixture-ledger.sqlite3")).contains(&"ledger_entry".to_string()));
+    assert!(sqlite_tables(&v.join("fixture-ledger.sqlite3")).contains(&"ledger_entry".to_string()));
     assert!(records[1].get("error").is_none(), "{:?}", records[1]);
     assert_eq!(records[1]["migrated"], json!({ DEMO: [] }));
     let errors = events(&repo, "error");

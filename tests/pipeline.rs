@@ -2,9 +2,9 @@
 //! pipeline, against a real sshd, virtualenvs still to be created, and real
 //! Django — then the same pipeline again, which must change nothing.
 
-use crate::util::python;
+use crate::util::python::{self, sqlite_tables};
 use crate::util::sshd::{current_user, Sshd};
-use crate::util::{bin, Outcome};
+use crate::util::{bin, strings, Outcome};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -39,26 +39,6 @@ fn deploy(server: &Sshd, dir: &Path) -> Outcome {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
-}
-
-fn table_exists(db: &Path, table: &str) -> bool {
-    let out = Command::new(python::python3())
-        .args([
-            "-c",
-            "import sqlite3, sys\n\
-             db = sqlite3.connect(sys.argv[1])\n\
-             print(db.execute(\"select count(*) from sqlite_master where name = ?\", (sys.argv[2],)).fetchone()[0])",
-        ])
-        .arg(db)
-        .arg(table)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim() == "1"
 }
 
 #[test]
@@ -114,24 +94,23 @@ fn the_whole_pipeline_deploys_migrates_reloads_and_then_changes_nothing() {
         assert!(record.get("error").is_none(), "{record:?}");
         assert_eq!(record["changed"], true);
         assert_eq!(record["venv_exists"], true, "the freeze after the push");
-        let installed: Vec<&str> = record["pushed"]["installed"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
-        assert!(installed.contains(&"demo-shop==1.0"), "{installed:?}");
-        let migrated = record["migrated"][SETTINGS].as_array().unwrap();
+        let installed = strings(&record["pushed"]["installed"]);
         assert!(
-            migrated.iter().any(|m| m == "catalog.0001_initial"),
+            installed.contains(&"demo-shop==1.0".to_string()),
+            "{installed:?}"
+        );
+        let migrated = strings(&record["migrated"][SETTINGS]);
+        assert!(
+            migrated.contains(&"catalog.0001_initial".to_string()),
             "{migrated:?}"
         );
         assert_eq!(record["reloaded"], true);
         let venv = Path::new(record["venv"].as_str().unwrap());
-        assert!(table_exists(
-            &venv.join("demo-shop.sqlite3"),
-            "catalog_product"
-        ));
+        let tables = sqlite_tables(&venv.join("demo-shop.sqlite3"));
+        assert!(
+            tables.contains(&"catalog_product".to_string()),
+            "{tables:?}"
+        );
     }
     let mut reloaded: Vec<String> = fs::read_to_string(&reloads)
         .unwrap()

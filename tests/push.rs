@@ -3,7 +3,7 @@
 
 use crate::util::python::{install, pip_list, site_packages, venv_with_pip, Project};
 use crate::util::sshd::{current_user, Sshd};
-use crate::util::{bin, error_message, installed, jsonl, tool, Outcome};
+use crate::util::{bin, error_message, installed, jsonl, strings, tool, Outcome};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fs;
@@ -66,15 +66,6 @@ fn push(server: &Sshd, repo: &Path, args: &[&str], plans: &str) -> Outcome {
         .args(args)
         .stdin(plans)
         .run()
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .unwrap_or_else(|| panic!("not a list: {value}"))
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect()
 }
 
 #[track_caller]

@@ -201,3 +201,14 @@ pub fn installed(
         .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
         .collect()
 }
+
+/// A JSON list of strings, as a Vec; a test failure when it is not one.
+#[track_caller]
+pub fn strings(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {value}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}

@@ -449,3 +449,32 @@ pub fn venv_with_pip(path: &Path) {
         }
     }
 }
+
+/// The tables of a SQLite database, read by Python's sqlite3 (none when
+/// the file does not exist).
+pub fn sqlite_tables(db: &Path) -> Vec<String> {
+    if !db.exists() {
+        return Vec::new();
+    }
+    let out = Command::new(python3())
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             db = sqlite3.connect(sys.argv[1])\n\
+             for (name,) in db.execute(\"select name from sqlite_master where type = 'table' order by name\"):\n\
+             \x20   print(name)",
+        ])
+        .arg(db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
