@@ -2,9 +2,12 @@
 //!
 //! vd-migrate runs `django-admin migrate` on the target and records which
 //! migrations it applied (or, with `--plan`, which are pending). Django prints
-//! these for people, not programs; the two shapes read here are stable across
-//! Django 3 to 5: `  Applying app.0001_name... OK` while migrating, and one
-//! unindented `app.0001_name` line per migration under `Planned operations:`.
+//! these for people, not programs; the shapes read here are stable across
+//! Django 1.11 to 5: `  Applying app.0001_name... OK` while migrating, and
+//! one unindented `app.0001_name` line per migration under `Planned
+//! operations:` (`migrate --plan`, Django 2.2 and newer). Older Django has no
+//! `migrate --plan`; its `showmigrations --plan` lists the whole plan with
+//! `[ ]  app.0001_name` for each migration not applied, which says the same.
 
 /// Migrations applied, in order, from `migrate` output. A migration whose
 /// line does not end in `OK` failed and is not counted.
@@ -30,6 +33,36 @@ pub fn planned_migrations(output: &str) -> Vec<String> {
         .filter(|l| !l.starts_with([' ', '\t']) && !l.trim().is_empty())
         .map(|l| l.trim().to_string())
         .filter(|l| is_migration_name(l))
+        .collect()
+}
+
+/// Whether a Django version has `migrate --plan` (2.2 and newer). A version
+/// that is unknown or not `major.minor…` is taken to have it, so its
+/// `migrate --plan` speaks for itself.
+pub fn has_migrate_plan(version: Option<&str>) -> bool {
+    let Some(version) = version else {
+        return true;
+    };
+    let mut parts = version.split('.').map(|part| {
+        part.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+    });
+    match (parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => (major, minor) >= (2, 2),
+        _ => true,
+    }
+}
+
+/// Migrations pending, in plan order, from `showmigrations --plan` output
+/// (Django before 2.2): the `[ ]  app.0001_name` lines; `[X]` is applied.
+pub fn unapplied_in_showmigrations(output: &str) -> Vec<String> {
+    output
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("[ ]"))
+        .map(|rest| rest.split_whitespace().next().unwrap_or("").to_string())
+        .filter(|name| is_migration_name(name))
         .collect()
 }
 
@@ -85,6 +118,29 @@ mod tests {
         ] {
             assert!(!is_settings_module(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn migrate_plan_came_in_django_2_2() {
+        for old in ["1.11.29", "2.1.15", "1.8"] {
+            assert!(!has_migrate_plan(Some(old)), "{old}");
+        }
+        for new in ["2.2", "2.2.28", "3.2.25", "10.0", "5.1rc1"] {
+            assert!(has_migrate_plan(Some(new)), "{new}");
+        }
+        assert!(has_migrate_plan(None));
+        assert!(has_migrate_plan(Some("dev")));
+    }
+
+    #[test]
+    fn reads_unapplied_migrations_from_showmigrations() {
+        // Django 1.11's `showmigrations --plan`.
+        let out = "[X]  contenttypes.0001_initial\n[X]  contenttypes.0002_remove_content_type_name\n[ ]  catalog.0001_initial\n[ ]  catalog.0002_price\n";
+        assert_eq!(
+            unapplied_in_showmigrations(out),
+            ["catalog.0001_initial", "catalog.0002_price"]
+        );
+        assert!(unapplied_in_showmigrations("[X]  catalog.0001_initial\n").is_empty());
     }
 
     #[test]

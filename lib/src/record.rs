@@ -222,9 +222,7 @@ pub fn installed(record: &Record) -> Result<BTreeMap<String, String>> {
                 )),
             })
             .collect(),
-        None | Some(Value::Null) => Err(anyhow!(
-            "missing field `installed` (run vd-freeze first; on Python older than 3.8 vd cannot list installed packages)"
-        )),
+        None | Some(Value::Null) => Err(anyhow!("missing field `installed` (run vd-freeze first)")),
         Some(other) => Err(anyhow!(
             "field `installed` must be an object of name: version, not {other}"
         )),

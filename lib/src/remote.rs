@@ -74,9 +74,23 @@ pub fn migrate_command(venv: &str, settings: &str, what: Migrate) -> String {
     shell::join(&words)
 }
 
+/// How the freeze script is run: isolated from the remote user's
+/// environment (no PYTHON* variables, no user site). Python 2.7 has no `-I`;
+/// `-E -s` is its equivalent but for the current directory on sys.path,
+/// which the script itself leaves out.
+pub const ISOLATED: &str = "-E -s";
+
+/// Django's `showmigrations --plan` for one settings module: the plan of
+/// Django before 2.2, whose `migrate` has no `--plan` (read it with
+/// [`django::unapplied_in_showmigrations`](crate::django::unapplied_in_showmigrations)).
+pub fn showmigrations_plan_command(venv: &str, settings: &str) -> String {
+    let admin = format!("{}/bin/django-admin", venv.trim_end_matches('/'));
+    let module = format!("DJANGO_SETTINGS_MODULE={settings}");
+    shell::join(&["exec", "env", &module, &admin, "showmigrations", "--plan"])
+}
+
 /// Run the script on stdin with the venv's interpreter, isolated from the
-/// remote user's environment (`-I`: no PYTHONPATH, no user site, no current
-/// directory on sys.path). When the venv does not exist, the host's `python`
+/// remote user's environment ([`ISOLATED`]). When the venv does not exist, the host's `python`
 /// describes the interpreter a new venv would get, without `installed`; when
 /// the path exists but has no interpreter, exit [`NOT_A_VENV`].
 pub fn freeze_command(venv: &str, python: &str) -> String {
@@ -91,12 +105,12 @@ pub fn freeze_command(venv: &str, python: &str) -> String {
     );
     format!(
         "if [ -e {venv} ]; then \
-           if [ -f {interpreter} ] && [ -x {interpreter} ]; then exec {interpreter} -I -; fi; \
+           if [ -f {interpreter} ] && [ -x {interpreter} ]; then exec {interpreter} {ISOLATED} -; fi; \
            if [ -L {interpreter} ] || [ -e {interpreter} ]; then echo {cannot_run} >&2; \
            else echo {not_a_venv} >&2; fi; \
            exit {NOT_A_VENV}; \
          fi; \
-         exec {python} -I - --no-installed",
+         exec {python} {ISOLATED} - --no-installed",
         venv = shell::quote(venv),
         not_a_venv = shell::quote(&not_a_venv),
         cannot_run = shell::quote(&cannot_run),
@@ -219,9 +233,28 @@ pub fn pip_uninstall_command(venv: &str, names: &[String]) -> String {
     shell::join(&words)
 }
 
-/// Make a virtualenv with `python`.
+/// Make a virtualenv with `python`: `python -m venv` (3.3 and newer), or on
+/// Python 2, which has no venv module, `python -m virtualenv` (releases
+/// before 21 run on 2.7) when that interpreter has it, else a message
+/// saying what to install and exit status 5. Which one is decided on the
+/// host, by the interpreter itself.
 pub fn create_venv_command(python: &str, venv: &str) -> String {
-    shell::join(&[python, "-m", "venv", venv])
+    let q = shell::quote;
+    let missing = format!(
+        "{python} is Python 2, which has no venv module, and virtualenv is not installed for it: \
+         install it on the host ({python} -m pip install 'virtualenv<21'), or name a Python 3 \
+         in the target's python"
+    );
+    format!(
+        "if {py} -c 'import sys; sys.exit(sys.version_info[0] != 2)' </dev/null 2>/dev/null; then \
+           {py} -c 'import virtualenv' </dev/null 2>/dev/null || {{ echo {missing} >&2; exit 5; }}; \
+           {virtualenv}; \
+         else {venv_module}; fi",
+        py = q(python),
+        missing = q(&missing),
+        virtualenv = shell::join(&[python, "-m", "virtualenv", "--quiet", venv]),
+        venv_module = shell::join(&[python, "-m", "venv", venv]),
+    )
 }
 
 /// The name of the lock file inside a venv that vd-push holds with `flock`.
@@ -275,10 +308,10 @@ pub fn push_command(steps: &PushSteps) -> String {
     ));
     if let Some(base) = steps.create_with {
         script.push_str(&format!(
-            "if [ ! -e {python} ]; then {create} </dev/null 1>&2 || {{ echo {failed} >&2; exit 5; }}; \
+            "if [ ! -e {python} ]; then ( {create} ) </dev/null 1>&2 || {{ echo {failed} >&2; exit 5; }}; \
              echo vd-created; fi\n",
             create = create_venv_command(base, venv),
-            failed = q(&format!("{base} -m venv {venv} failed")),
+            failed = q(&format!("{base} could not make the venv {venv}")),
         ));
     }
     if !steps.install.is_empty() {
@@ -290,7 +323,7 @@ pub fn push_command(steps: &PushSteps) -> String {
         ));
     }
     script.push_str(&format!(
-        "echo vd-before && printf '%s\\n' \"$script\" | {python} -I - || exit 5\nun=0 in=0\n"
+        "echo vd-before && printf '%s\\n' \"$script\" | {python} {ISOLATED} - || exit 5\nun=0 in=0\n"
     ));
     if !steps.remove.is_empty() {
         script.push_str(&format!(
@@ -305,7 +338,7 @@ pub fn push_command(steps: &PushSteps) -> String {
         ));
     }
     script.push_str(&format!(
-        "echo \"vd-pip $un $in\" && printf '%s\\n' \"$script\" | exec {python} -I -\n"
+        "echo \"vd-pip $un $in\" && printf '%s\\n' \"$script\" | exec {python} {ISOLATED} -\n"
     ));
     script
 }
@@ -371,10 +404,17 @@ mod tests {
     #[test]
     fn freeze_command_tells_the_three_cases_apart() {
         let dir = tempfile::tempdir().unwrap();
+        // A stand-in for the host's python that prints its arguments (echo
+        // would take `-E` as its own option).
+        let python = dir.path().join("python");
+        std::fs::write(&python, "#!/bin/sh\nprintf '%s\\n' \"$*\"\n").unwrap();
+        std::fs::set_permissions(&python, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let python = python.display().to_string();
         let run = |venv: &str| {
             Command::new("/bin/sh")
                 .arg("-c")
-                .arg(freeze_command(venv, "/bin/echo"))
+                .arg(freeze_command(venv, &python))
                 .output()
                 .unwrap()
         };
@@ -382,7 +422,7 @@ mod tests {
         let absent = run(&dir.path().join("nope").display().to_string());
         assert_eq!(
             String::from_utf8_lossy(&absent.stdout),
-            "-I - --no-installed\n"
+            "-E -s - --no-installed\n"
         );
         // Present without bin/python: not a venv.
         let plain = dir.path().join("plain $(touch pwned)");

@@ -32,6 +32,11 @@ pub struct Interpreter {
     pub ext_suffix: String,
     pub py_debug: bool,
     pub gil_disabled: bool,
+    /// `WITH_PYMALLOC` (the `m` of `cp37m`), when the facts say.
+    pub with_pymalloc: Option<bool>,
+    /// Whether a unicode character is 4 bytes wide (the `u` of `cp27mu`):
+    /// `Py_UNICODE_SIZE`, else `sys.maxunicode`; CPython before 3.3 only.
+    pub ucs4: bool,
     /// `sysconfig.get_platform()`, e.g. `linux-x86_64`.
     pub platform: String,
     /// `platform.system()`: Linux, Darwin, Windows.
@@ -73,6 +78,15 @@ impl Interpreter {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
+        let number = |key: &str| python.get(key).and_then(Value::as_u64);
+        // packaging's rule: Py_UNICODE_SIZE when the build has it, else
+        // whether sys.maxunicode reaches past the BMP. Facts from before
+        // these were collected count as the usual Linux build, UCS-4.
+        let ucs4 = match (number("unicode_size"), number("maxunicode")) {
+            (Some(size), _) => size == 4,
+            (None, Some(max)) => max == 0x10FFFF,
+            (None, None) => true,
+        };
         let pointer_bits = python
             .get("pointer_bits")
             .and_then(Value::as_u64)
@@ -85,6 +99,8 @@ impl Interpreter {
             ext_suffix: text("ext_suffix"),
             py_debug: flag("py_debug"),
             gil_disabled: flag("gil_disabled"),
+            with_pymalloc: python.get("with_pymalloc").and_then(Value::as_bool),
+            ucs4,
             platform,
             system,
             pointer_bits,
@@ -200,7 +216,7 @@ fn cpython_tags(interp: &Interpreter, platforms: &[String], tags: &mut Vec<Tag>)
     }
 }
 
-/// packaging's `_cpython_abis`: `cp311`, `cp313t`, `cp37m`, and for a debug
+/// packaging's `_cpython_abis`: `cp311`, `cp313t`, `cp37m`, `cp27mu`, and for a debug
 /// build also the plain ABI, which it can load too.
 fn cpython_abis(interp: &Interpreter) -> Vec<String> {
     let version = interp.nodot();
@@ -212,20 +228,30 @@ fn cpython_abis(interp: &Interpreter) -> Vec<String> {
     };
     let mut abis = Vec::new();
     let mut pymalloc = "";
+    let mut ucs4 = "";
     if (interp.major, interp.minor) < (3, 8) {
-        // WITH_PYMALLOC is not among the facts; SOABI (cpython-37m-…) shows it.
-        let soabi_flags = interp
-            .soabi
-            .strip_prefix("cpython-")
-            .and_then(|s| s.split('-').next())
-            .map(|s| s.trim_start_matches(|c: char| c.is_ascii_digit()));
-        if soabi_flags.is_none_or(|f| f.contains('m')) {
+        // WITH_PYMALLOC, or in facts that lack it, SOABI (cpython-37m-…);
+        // packaging counts an unknown as pymalloc.
+        let soabi_flags = || {
+            interp
+                .soabi
+                .strip_prefix("cpython-")
+                .and_then(|s| s.split('-').next())
+                .map(|s| s.trim_start_matches(|c: char| c.is_ascii_digit()))
+        };
+        let with_pymalloc = interp
+            .with_pymalloc
+            .unwrap_or_else(|| soabi_flags().is_none_or(|f| f.contains('m')));
+        if with_pymalloc {
             pymalloc = "m";
+        }
+        if (interp.major, interp.minor) < (3, 3) && interp.ucs4 {
+            ucs4 = "u";
         }
     } else if !debug.is_empty() {
         abis.push(format!("cp{version}{threading}"));
     }
-    abis.insert(0, format!("cp{version}{threading}{debug}{pymalloc}"));
+    abis.insert(0, format!("cp{version}{threading}{debug}{pymalloc}{ucs4}"));
     abis.retain(|a| a != "abi3" && a != "none");
     abis
 }
@@ -516,6 +542,52 @@ mod tests {
         let tags = strings(&sys_tags(&threaded));
         assert_eq!(tags[0], "cp313-cp313t-manylinux_2_28_x86_64");
         assert!(!tags.iter().any(|t| t.contains("abi3")));
+    }
+
+    #[test]
+    fn old_cpython_abi_flags_and_py2_tags() {
+        let facts = |version: &str, extra: Value| {
+            let mut python = json!({"implementation": "cpython", "version": version,
+                "platform": "linux-x86_64", "libc": "glibc", "libc_version": "2.17"});
+            python
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            Interpreter::from_facts(&python, &json!({"platform_system": "Linux"})).unwrap()
+        };
+        // 2.7: pymalloc and UCS-4 from the build, else from sys.maxunicode.
+        let wide = facts("2.7.18", json!({"with_pymalloc": true, "unicode_size": 4}));
+        let narrow = facts(
+            "2.7.18",
+            json!({"with_pymalloc": true, "maxunicode": 65535}),
+        );
+        let by_max = facts("2.7.18", json!({"maxunicode": 1114111}));
+        assert_eq!(sys_tags(&wide)[0].abi, "cp27mu");
+        assert_eq!(sys_tags(&narrow)[0].abi, "cp27m");
+        assert_eq!(sys_tags(&by_max)[0].abi, "cp27mu");
+        let tags = strings(&sys_tags(&wide));
+        assert!(
+            !tags.iter().any(|t| t.contains("abi3")),
+            "no abi3 before 3.2"
+        );
+        assert!(tags.contains(&"py2-none-any".to_string()));
+        assert!(!tags.iter().any(|t| t.starts_with("py3")));
+        // 3.6 and 3.7: pymalloc's `m`, never `u`.
+        let py36 = facts(
+            "3.6.15",
+            json!({"with_pymalloc": true, "unicode_size": null,
+            "soabi": "cpython-36m-x86_64-linux-gnu"}),
+        );
+        assert_eq!(sys_tags(&py36)[0].abi, "cp36m");
+        let py37 = facts(
+            "3.7.16",
+            json!({"with_pymalloc": false, "maxunicode": 1114111}),
+        );
+        assert_eq!(sys_tags(&py37)[0].abi, "cp37");
+        // A py2-only wheel is for 2.7 targets, never for 3.x.
+        let py2_only = WheelName::parse("futures-3.3.0-py2-none-any.whl").unwrap();
+        assert!(Tags::new(&wide).priority(&py2_only).is_some());
+        assert!(Tags::new(&py36).priority(&py2_only).is_none());
     }
 
     #[test]

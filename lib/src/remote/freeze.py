@@ -1,17 +1,26 @@
 # vd-freeze's remote side: the facts of one interpreter, as one JSON object.
 #
 # Run by the interpreter it describes (VENV/bin/python, or the host's python
-# for a venv still to create). It reads installed distributions from the
-# interpreter's own metadata (importlib.metadata) and never imports pip, so it
-# works in a venv without pip and costs one interpreter start.
-import json
-import os
-import platform
-import re
-import struct
-import subprocess
+# for a venv still to create), with -E -s (Python 2.7 has no -I). The same
+# text runs unchanged on CPython 2.7 and 3.6 to 3.13: no f-strings, no
+# importlib.metadata (3.8+), no subprocess.run (3.5+). Installed distributions
+# are read from the *.dist-info/METADATA and *.egg-info files on sys.path, as
+# pip finds them; pip is never imported, so this works in a venv without pip
+# and costs one interpreter start.
 import sys
-import sysconfig
+
+# The script comes on stdin, so sys.path[0] is the current directory: leave
+# it out, as -I would, so nothing there shadows a module or a distribution.
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import re  # noqa: E402
+import struct  # noqa: E402
+import subprocess  # noqa: E402
+import sysconfig  # noqa: E402
 
 
 def normalize(name):
@@ -35,31 +44,44 @@ def libc():
         for name in sorted(names):
             if name.startswith("ld-musl-"):
                 try:
-                    proc = subprocess.run(
+                    proc = subprocess.Popen(
                         [os.path.join(directory, name)],
                         stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE,
                     )
+                    _, stderr = proc.communicate()
                 except OSError:
                     continue
-                match = re.search(rb"Version (\d+\.\d+)", proc.stderr)
+                match = re.search(br"Version (\d+\.\d+)", stderr)
                 if match:
-                    return "musl", match.group(1).decode()
+                    return "musl", match.group(1).decode("ascii")
     return "", ""
 
 
 def full_version(info):
-    version = "{0.major}.{0.minor}.{0.micro}".format(info)
-    if info.releaselevel != "final":
-        version += info.releaselevel[0] + str(info.serial)
+    version = "{0}.{1}.{2}".format(info[0], info[1], info[2])
+    if info[3] != "final":
+        version += info[3][0] + str(info[4])
     return version
 
 
+def implementation_name():
+    """sys.implementation.name; Python 2 has only platform's name."""
+    implementation = getattr(sys, "implementation", None)
+    if implementation is not None:
+        return implementation.name
+    return platform.python_implementation().lower()
+
+
 def markers():
-    """The PEP 508 environment, as packaging's default_environment() makes it."""
+    """The PEP 508 environment, as packaging's default_environment() makes it
+    (on Python 2, which has no sys.implementation: "" and "0")."""
+    implementation = getattr(sys, "implementation", None)
     return {
-        "implementation_name": sys.implementation.name,
-        "implementation_version": full_version(sys.implementation.version),
+        "implementation_name": implementation.name if implementation else "",
+        "implementation_version": (
+            full_version(implementation.version) if implementation else "0"
+        ),
         "os_name": os.name,
         "platform_machine": platform.machine(),
         "platform_python_implementation": platform.python_implementation(),
@@ -75,37 +97,85 @@ def markers():
 def interpreter():
     libc_name, libc_version = libc()
     config = sysconfig.get_config_var
+    pymalloc = config("WITH_PYMALLOC")
+    unicode_size = config("Py_UNICODE_SIZE")
     return {
         "executable": sys.executable,
-        "implementation": sys.implementation.name,
+        "implementation": implementation_name(),
         "version": platform.python_version(),
         "soabi": config("SOABI") or "",
         "ext_suffix": config("EXT_SUFFIX") or "",
         "py_debug": bool(config("Py_DEBUG")),
         "gil_disabled": bool(config("Py_GIL_DISABLED")),
+        # The ABI flags of CPython before 3.8 (cp37m, cp27mu): pymalloc, and
+        # before 3.3 the width of a unicode character (UCS-4: maxunicode is
+        # 0x10FFFF). null where the build does not say.
+        "with_pymalloc": None if pymalloc is None else bool(pymalloc),
+        "unicode_size": unicode_size,
+        "maxunicode": sys.maxunicode,
         "platform": sysconfig.get_platform(),
         "machine": platform.machine(),
         "pointer_bits": struct.calcsize("P") * 8,
         "libc": libc_name,
         "libc_version": libc_version,
         "prefix": sys.prefix,
-        "base_prefix": getattr(sys, "base_prefix", sys.prefix),
-        "venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
+        "base_prefix": base_prefix(),
+        "venv": sys.prefix != base_prefix(),
     }
+
+
+def base_prefix():
+    """The interpreter a venv was made from: base_prefix (venv, virtualenv
+    20), real_prefix (virtualenv before 20), else sys.prefix."""
+    return getattr(sys, "real_prefix", None) or getattr(sys, "base_prefix", sys.prefix)
+
+
+def metadata_files(entry):
+    """The metadata files of the distributions in one sys.path entry."""
+    if entry.endswith(".egg") and os.path.isdir(entry):
+        yield os.path.join(entry, "EGG-INFO", "PKG-INFO")
+        return
+    try:
+        names = sorted(os.listdir(entry))
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(entry, name)
+        if name.endswith(".dist-info"):
+            yield os.path.join(path, "METADATA")
+        elif name.endswith(".egg-info"):
+            # setuptools writes a directory; distutils a PKG-INFO file.
+            yield path if os.path.isfile(path) else os.path.join(path, "PKG-INFO")
+
+
+def name_and_version(path):
+    """Name and Version from a metadata file's headers, or None."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except (IOError, OSError):
+        return None
+    found = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the body (a long description) starts here
+        key, sep, value = line.partition(":")
+        key = key.strip().lower()
+        if sep and key in ("name", "version") and key not in found:
+            found[key] = value.strip()
+    if found.get("name") and found.get("version"):
+        return found["name"], found["version"]
+    return None
 
 
 def installed():
     """{normalized name: version}; the first on sys.path wins, as for pip."""
-    try:
-        from importlib import metadata
-    except ImportError:  # Python < 3.8
-        return None
     found = {}
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"]
-        if not name:
-            continue
-        found.setdefault(normalize(name), dist.version)
+    for entry in sys.path:
+        for path in metadata_files(entry or "."):
+            dist = name_and_version(path)
+            if dist:
+                found.setdefault(normalize(dist[0]), dist[1])
     return dict(sorted(found.items()))
 
 

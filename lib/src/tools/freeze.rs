@@ -19,9 +19,10 @@ const TOOL: &str = "vd-freeze";
 ///
 /// Reads target records (from vd-targets) on stdin. For each target, one
 /// command runs VENV/bin/python on the target's host with a small script, sent
-/// on stdin, that reads the interpreter's own metadata (pip is not needed and
-/// not imported). It adds to the record: `python`, the interpreter
-/// (implementation, version, ABI, platform, machine, libc); `markers`, its PEP
+/// on stdin, that reads the distributions' metadata files on the interpreter's
+/// sys.path (pip is not needed and not imported); it runs unchanged on
+/// CPython 2.7 and 3.6 to 3.13. It adds to the record: `python`, the interpreter
+/// (implementation, version, ABI flags, platform, machine, libc); `markers`, its PEP
 /// 508 environment; `installed`, every distribution as {normalized name:
 /// version}; and `venv_exists`. A venv path that does not exist gives
 /// `venv_exists: false`, an empty `installed` and the facts of the host's
@@ -131,13 +132,9 @@ fn freeze_target(host: &mut Host<()>, record: &mut Record) -> Result<()> {
     let markers = field("markers")?;
     let (installed, exists) = match facts.get("installed") {
         None => (Value::Object(Map::new()), false),
-        Some(Value::Null) => bail!(
-            "python {} in {venv} is too old to list its distributions (vd needs 3.8 or newer)",
-            interpreter
-                .get("version")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-        ),
+        Some(installed) if !installed.is_object() => {
+            bail!("the freeze script printed `installed` that is not an object: {installed}")
+        }
         Some(installed) => {
             if interpreter.get("venv") != Some(&Value::Bool(true)) {
                 bail!(

@@ -67,7 +67,9 @@ struct Args {
 
     /// Apply nothing; list each target's pending migrations (Django's
     /// migrate --plan) in `pending`: {module: [migrations]}. Every record
-    /// without an error is read, changed or not; nothing is logged.
+    /// without an error is read, changed or not; nothing is logged. Django
+    /// before 2.2 (by the record's `installed`) has no migrate --plan: its
+    /// showmigrations --plan gives the same list, without the operations.
     #[arg(long, conflicts_with = "once")]
     plan: bool,
 
@@ -220,10 +222,17 @@ impl Migrator {
         }
         let connection = host.connection()?;
         let user = remote::migrate_as(record, connection.user()).map(str::to_string);
+        // The Django version vd-freeze or vd-push saw, when the record has it.
+        let django = record
+            .get("installed")
+            .and_then(|installed| installed.get("django"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let target = Target {
             connection,
             venv: &venv,
             user: user.as_deref(),
+            migrate_plan: django::has_migrate_plan(django.as_deref()),
         };
         match self.mode {
             Migrate::Plan => self.plan(target, &modules, record),
@@ -241,7 +250,12 @@ impl Migrator {
                 record.insert("pending".into(), Value::Object(pending));
                 bail!(target.failure(module, &finished, Migrate::Plan));
             }
-            let planned = django::planned_migrations(&String::from_utf8_lossy(&finished.stdout));
+            let output = String::from_utf8_lossy(&finished.stdout);
+            let planned = if target.migrate_plan {
+                django::planned_migrations(&output)
+            } else {
+                django::unapplied_in_showmigrations(&output)
+            };
             if !planned.is_empty() {
                 said.push(format!("{module}: {}", planned.join(" ")));
             }
@@ -360,13 +374,22 @@ struct Target<'a> {
     connection: &'a mut Connection,
     venv: &'a str,
     user: Option<&'a str>,
+    /// Whether its Django has `migrate --plan` (2.2 and newer, or unknown);
+    /// older Django's plan is `showmigrations --plan`.
+    migrate_plan: bool,
 }
 
 impl Target<'_> {
     /// Run Django's migrate (or its plan) for `module`. An error is a
     /// command that could not be run at all, or sudo refusing.
     fn migrate(&mut self, module: &str, what: Migrate) -> Result<Finished> {
-        let command = remote::as_user(self.user, &remote::migrate_command(self.venv, module, what));
+        let command = match what {
+            Migrate::Plan if !self.migrate_plan => {
+                remote::showmigrations_plan_command(self.venv, module)
+            }
+            _ => remote::migrate_command(self.venv, module, what),
+        };
+        let command = remote::as_user(self.user, &command);
         let finished = self.connection.run(&command, b"")?;
         if let Some(message) = remote::sudo_refusal(&finished, self.user) {
             bail!(message);
@@ -385,7 +408,8 @@ impl Target<'_> {
         }
         let verb = match what {
             Migrate::Apply => "migrate",
-            Migrate::Plan => "migrate --plan",
+            Migrate::Plan if self.migrate_plan => "migrate --plan",
+            Migrate::Plan => "showmigrations --plan",
         };
         format!(
             "django-admin {verb} for {module} failed (exit status {}): {}",
