@@ -345,11 +345,17 @@ pub fn push_command(steps: &PushSteps) -> String {
 
 /// The interpreter a venv still to create would get: the record's `python`,
 /// or, in a record frozen before (where `python` holds facts), the executable
-/// those facts describe when it was not a venv's; else python3.
+/// those facts describe when it was not the target venv's own: a host python
+/// (`venv: false`), or the one vd-freeze ran for a venv still to create,
+/// which may itself live in a venv (a Python 2.7 with virtualenv often
+/// does); else python3.
 pub fn python_for_new_venv(record: &Record) -> String {
+    let to_create = record.get("venv_exists") == Some(&Value::Bool(false));
     match record.get("python") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::Object(facts)) if facts.get("venv") == Some(&Value::Bool(false)) => {
+        Some(Value::Object(facts))
+            if to_create || facts.get("venv") == Some(&Value::Bool(false)) =>
+        {
             record::str_field(facts, "executable")
                 .unwrap_or("python3")
                 .to_string()

@@ -478,3 +478,138 @@ pub fn sqlite_tables(db: &Path) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// The `bin/python` of pyenv's newest CPython `version` (`2.7`, `3.6`). A
+/// test that needs an interpreter this machine lacks fails saying which,
+/// and how to get it.
+pub fn pyenv_python(version: &str) -> String {
+    let root = std::env::var("PYENV_ROOT")
+        .ok()
+        .filter(|r| !r.is_empty())
+        .or_else(|| {
+            let out = Command::new("pyenv").arg("root").output().ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        })
+        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.pyenv")));
+    let prefix = format!("{version}.");
+    let found = root.as_ref().and_then(|root| {
+        std::fs::read_dir(Path::new(root).join("versions"))
+            .ok()?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let patch: u32 = name.strip_prefix(&prefix)?.parse().ok()?;
+                Some((patch, e.path().join("bin/python")))
+            })
+            .filter(|(_, python)| python.is_file())
+            .max()
+    });
+    match found {
+        Some((_, python)) => python.display().to_string(),
+        None => panic!(
+            "this test needs CPython {version}, which pyenv does not have here (pyenv root: {}): \
+             install it with `pyenv install {version}` (pyenv: https://github.com/pyenv/pyenv#installation)",
+            root.as_deref().unwrap_or("none found")
+        ),
+    }
+}
+
+/// pyenv's CPython 2.7, with `virtualenv` importable: Python 2 has no venv
+/// module, so its venvs are made by virtualenv (releases before 21 run on
+/// 2.7 and seed pip 20.3.4). Installed once with 2.7's own pip when missing,
+/// as a host that serves 2.7 targets has it.
+pub fn python27_with_virtualenv() -> String {
+    let python = pyenv_python("2.7");
+    let has = |python: &str| {
+        Command::new(python)
+            .args(["-c", "import virtualenv"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has(&python) {
+        let _guard = PIP.lock().unwrap_or_else(|e| e.into_inner());
+        if !has(&python) {
+            run_ok(
+                Command::new(&python).args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--disable-pip-version-check",
+                    "virtualenv<21",
+                ]),
+                &format!("{python} -m pip install 'virtualenv<21' (needs the package index)"),
+            );
+        }
+    }
+    python
+}
+
+/// A fresh virtualenv at `path` made by `python` (pyenv's, any version),
+/// with the pip, setuptools and wheel that interpreter's venvs get: on 2.7
+/// through virtualenv, else `-m venv` (ensurepip's pip: 18.1 on 3.6).
+pub fn venv_of(python: &str, path: &Path) {
+    let major = Command::new(python)
+        .args(["-c", "import sys; print(sys.version_info[0])"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let mut command = if String::from_utf8_lossy(&major.stdout).trim() == "2" {
+        let mut c = Command::new(python27_with_virtualenv());
+        c.args(["-m", "virtualenv", "-q"]);
+        c
+    } else {
+        let mut c = Command::new(python);
+        c.args(["-m", "venv"]);
+        c
+    };
+    run_ok(command.arg(path), &format!("{python}: make a venv"));
+}
+
+/// Install wheel files into `venv` with the venv's own pip (whatever its
+/// version), offline and without dependencies.
+pub fn install_with_own_pip(venv: &Path, wheels: &[PathBuf]) {
+    run_ok(
+        Command::new(venv.join("bin/python"))
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .args(["--no-index", "--no-deps"])
+            .args(wheels),
+        &format!("{}: pip install", venv.display()),
+    );
+}
+
+/// What the venv's own pip lists: `pip list --format=json`, or where that
+/// is missing (pip before 9), `pip freeze --all`; {normalized name: version}.
+pub fn own_pip_list(venv: &Path) -> std::collections::BTreeMap<String, String> {
+    let pip = |args: &[&str]| {
+        Command::new(venv.join("bin/python"))
+            .args(["-m", "pip", "--disable-pip-version-check"])
+            .args(args)
+            .output()
+            .expect("cannot run the venv's pip")
+    };
+    let list = pip(&["list", "--format=json"]);
+    if list.status.success() {
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+        return list
+            .iter()
+            .map(|d| {
+                let name = d["name"].as_str().unwrap();
+                (normalize(name), d["version"].as_str().unwrap().to_string())
+            })
+            .collect();
+    }
+    let freeze = pip(&["freeze", "--all"]);
+    assert!(
+        freeze.status.success(),
+        "neither pip list --format=json nor pip freeze ran in {}: {}",
+        venv.display(),
+        String::from_utf8_lossy(&freeze.stderr)
+    );
+    String::from_utf8_lossy(&freeze.stdout)
+        .lines()
+        .filter_map(|l| l.split_once("=="))
+        .map(|(name, version)| (normalize(name), version.to_string()))
+        .collect()
+}

@@ -35,6 +35,19 @@ def libc():
             return "glibc", version
     except (AttributeError, OSError, ValueError):
         pass
+    # Some builds (Python 2.7's among them) do not know that confstr name:
+    # ask glibc itself, as packaging does.
+    try:
+        import ctypes
+
+        get_version = ctypes.CDLL(None).gnu_get_libc_version
+        get_version.restype = ctypes.c_char_p
+        version = get_version()
+        if not isinstance(version, str):
+            version = version.decode("ascii")
+        return "glibc", version
+    except (ImportError, OSError, AttributeError, TypeError, ValueError):
+        pass
     # musl has no confstr; its dynamic loader prints its version when run.
     for directory in ("/lib", "/usr/lib"):
         try:
@@ -168,6 +181,11 @@ def name_and_version(path):
     return None
 
 
+# What pip list leaves out as part of the standard library: Python 2.7
+# carries Python-2.7.egg-info and wsgiref.egg-info in its own lib directory.
+STDLIB = ("python", "wsgiref", "argparse")
+
+
 def installed():
     """{normalized name: version}; the first on sys.path wins, as for pip."""
     found = {}
@@ -176,6 +194,8 @@ def installed():
             dist = name_and_version(path)
             if dist:
                 found.setdefault(normalize(dist[0]), dist[1])
+    for name in STDLIB:
+        found.pop(name, None)
     return dict(sorted(found.items()))
 
 

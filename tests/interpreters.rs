@@ -1,0 +1,351 @@
+//! Every CPython vd serves, for real: pyenv's 2.7 and 3.6 to 3.13 in venvs
+//! on a real sshd, their own pips and packaging as the reference, and
+//! Django 1.11 on 2.7 and 3.2 on 3.6 deployed with their published wheels.
+
+use crate::util::python::{
+    self, download, install_with_own_pip, own_pip_list, pyenv_python, python27_with_virtualenv,
+    sqlite_tables, venv_of,
+};
+use crate::util::sshd::{current_user, Sshd};
+use crate::util::{bin, error_message, installed, jsonl, strings, Outcome};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+type Record = Map<String, Value>;
+
+/// A distribution installed the distutils way: one `.egg-info` file.
+fn plant_egg_info(venv: &Path) {
+    fs::write(
+        python::site_packages(venv).join("Legacy.Dist-0.1-py2.7.egg-info"),
+        "Metadata-Version: 1.0\nName: Legacy.Dist\nVersion: 0.1\nSummary: old\n\nName: not-this\n",
+    )
+    .unwrap();
+}
+
+fn freeze(server: &Sshd, targets: &[Record]) -> Vec<Record> {
+    let out = server.tool("vd-freeze").stdin(jsonl(targets)).run();
+    out.expect_code(0);
+    out.records()
+}
+
+#[test]
+fn freeze_lists_what_pip_lists_on_2_7_3_6_3_8_and_3_13_at_once() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let six = download("six==1.16.0", &[]);
+    // (version, the ABI its first tag names)
+    let lines = [
+        ("2.7", "cp27mu"),
+        ("3.6", "cp36m"),
+        ("3.8", "cp38"),
+        ("3.13", "cp313"),
+    ];
+    let mut targets = Vec::new();
+    for (version, _) in &lines {
+        let venv = dir.path().join(format!("venv-{version}"));
+        venv_of(&pyenv_python(version), &venv);
+        install_with_own_pip(&venv, &six);
+        plant_egg_info(&venv);
+        targets.push(server.target(0, &venv));
+    }
+    let records = freeze(&server, &targets);
+    assert_eq!(records.len(), lines.len());
+    for ((version, abi), record) in lines.iter().zip(&records) {
+        let venv = Path::new(record["venv"].as_str().unwrap());
+        let listed = own_pip_list(venv);
+        assert_eq!(installed(record), listed, "{version}: vd-freeze and pip");
+        assert!(listed.contains_key("six") && listed.contains_key("legacy-dist"));
+        let python = &record["python"];
+        let full = python["version"].as_str().unwrap();
+        assert!(full.starts_with(&format!("{version}.")), "{full}");
+        assert_eq!(python["implementation"], "cpython");
+        assert_eq!(python["venv"], true);
+        let interp = vd::tags::Interpreter::from_facts(python, &record["markers"]).unwrap();
+        assert_eq!(&vd::tags::sys_tags(&interp)[0].abi, abi, "{version}");
+    }
+    // Python 2 has no sys.implementation: packaging's markers say "" and "0".
+    assert_eq!(records[0]["markers"]["implementation_name"], "");
+    assert_eq!(records[0]["markers"]["python_version"], "2.7");
+}
+
+/// The tags of an interpreter by its own packaging (and pip, where asked).
+fn reference_tags(venv: &Path, code: &str) -> Vec<String> {
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", code])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn tags_of_2_7_and_3_6_are_their_own_packagings() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [("2.7", "packaging==20.9"), ("3.6", "packaging==21.3")];
+    let mut venvs = Vec::new();
+    for (version, packaging) in &cases {
+        let venv = dir.path().join(format!("venv-{version}"));
+        venv_of(&pyenv_python(version), &venv);
+        let wheels = download(packaging, &["--python-version", version]);
+        install_with_own_pip(&venv, &wheels);
+        venvs.push(venv);
+    }
+    let targets: Vec<Record> = venvs.iter().map(|v| server.target(0, v)).collect();
+    let records = freeze(&server, &targets);
+    for (((version, packaging), venv), record) in cases.iter().zip(&venvs).zip(&records) {
+        let interp =
+            vd::tags::Interpreter::from_facts(&record["python"], &record["markers"]).unwrap();
+        let ours: Vec<String> = vd::tags::sys_tags(&interp)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let mut theirs = reference_tags(
+            venv,
+            "import packaging, packaging.tags\n\
+             print(packaging.__version__)\n\
+             for t in packaging.tags.sys_tags(): print(t)",
+        );
+        assert_eq!(format!("packaging=={}", theirs.remove(0)), *packaging);
+        // packaging before 22 leaves cpXY-none-any out of sys_tags(); pip
+        // adds it (compatible_tags with the interpreter), and pip decides.
+        let interpreter_any = format!("cp{}-none-any", version.replace('.', ""));
+        let without: Vec<String> = ours
+            .iter()
+            .filter(|t| **t != interpreter_any)
+            .cloned()
+            .collect();
+        assert_eq!(without, theirs, "{version}: vd and {packaging}");
+        assert!(ours.contains(&interpreter_any));
+    }
+    // pip 20.3.4, which virtualenv puts in 2.7 venvs, installs by exactly
+    // these tags.
+    let pip = reference_tags(
+        &venvs[0],
+        "import pip\n\
+         from pip._internal.utils.compatibility_tags import get_supported\n\
+         print(pip.__version__)\n\
+         for t in get_supported(): print(t)",
+    );
+    assert_eq!(pip[0], "20.3.4");
+    let interp =
+        vd::tags::Interpreter::from_facts(&records[0]["python"], &records[0]["markers"]).unwrap();
+    let ours: Vec<String> = vd::tags::sys_tags(&interp)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(ours, pip[1..], "2.7: vd and pip 20.3.4");
+}
+
+/// Published wheels for one Python version, fetched once.
+fn wheels_for(requirement: &str, version: &str) -> Vec<PathBuf> {
+    download(requirement, &["--python-version", version])
+}
+
+/// The demo shop as a universal (py2.py3) wheel for Django 1.11 and newer:
+/// the same sources as examples/demo-shop, its metadata widened.
+fn legacy_shop(dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tree = dir.join("legacy-shop");
+    fs::create_dir_all(&tree).unwrap();
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(root.join("examples/demo-shop/src"))
+        .arg(tree.join("src"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    fs::write(
+        tree.join("pyproject.toml"),
+        "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\n\
+         [project]\nname = \"demo-shop\"\nversion = \"1.0\"\nrequires-python = \">=2.7\"\n\
+         dependencies = [\"Django>=1.11,<6\"]\n\n[tool.setuptools.packages.find]\nwhere = [\"src\"]\n",
+    )
+    .unwrap();
+    fs::write(tree.join("setup.cfg"), "[bdist_wheel]\nuniversal = 1\n").unwrap();
+    let wheel = python::build_tree(&tree);
+    let name = wheel.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.contains("py2.py3-none-any"), "{name}");
+    wheel
+}
+
+/// vd-targets | vd-freeze | vd-diff | vd-push --create | vd-migrate --plan
+/// | vd-migrate | vd-reload, as one shell pipeline with the server's HOME.
+fn deploy(server: &Sshd, dir: &Path) -> Outcome {
+    let pipeline = format!(
+        "{targets} --inventory {dir}/targets.csv | {freeze} | {diff} --repo {dir}/wheels {dir}/requirements.txt \
+         | {push} --repo {dir}/wheels --create | {migrate} --plan | tee {dir}/planned.jsonl \
+         | {migrate} --repo {dir}/wheels | {reload} --repo {dir}/wheels",
+        targets = bin("vd-targets").display(),
+        freeze = bin("vd-freeze").display(),
+        diff = bin("vd-diff").display(),
+        push = bin("vd-push").display(),
+        migrate = bin("vd-migrate").display(),
+        reload = bin("vd-reload").display(),
+        dir = dir.display(),
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(pipeline)
+        .env("HOME", server.home())
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("VD_REPO")
+        .env_remove("VD_INVENTORY")
+        .output()
+        .unwrap();
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn read_records(path: &Path) -> Vec<Record> {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn django_1_11_on_2_7_and_3_2_on_3_6_deploy_beside_3_11() {
+    const SETTINGS: &str = "demo_shop.settings";
+    let server = Sshd::start(1);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+
+    // One repository for every interpreter: Django 1.11 with its pytz, a
+    // py2-only backport, Django 3.2 with what it needs on 3.6, and
+    // today's Django; vd-diff picks by Requires-Python and tags.
+    let mut wheels = wheels_for("Django==1.11.29", "2.7");
+    wheels.extend(wheels_for("futures==3.3.0", "2.7"));
+    wheels.extend(wheels_for("Django>=3.2,<3.3", "3.6"));
+    wheels.extend(wheels_for("Django>=4.2,<6", "3.11"));
+    wheels.push(legacy_shop(dir));
+    let mut seen = BTreeSet::new();
+    wheels.retain(|w| seen.insert(w.file_name().unwrap().to_owned()));
+    let mut add = server.tool("vd-add").arg("--repo").arg(dir.join("wheels"));
+    for wheel in &wheels {
+        add = add.arg(wheel);
+    }
+    add.run().expect_code(0);
+    fs::write(
+        dir.join("requirements.txt"),
+        "demo-shop\nfutures; python_version < \"3\"\n",
+    )
+    .unwrap();
+
+    // Three venvs still to create, by 2.7 (with virtualenv), 3.6 and
+    // 3.11; a fourth by a 2.7 that has no virtualenv, which must fail
+    // alone, saying what to install.
+    let python27 = python27_with_virtualenv();
+    let bare27 = dir.join("bare27");
+    venv_of(&python27, &bare27);
+    let bare27 = bare27.join("bin/python").display().to_string();
+    let reloads = dir.join("reloads.log");
+    let rows = [
+        ("shop-27", python27.clone()),
+        ("shop-36", pyenv_python("3.6")),
+        ("shop-311", pyenv_python("3.11")),
+        ("shop-bare27", bare27.clone()),
+    ];
+    let mut csv = String::from("host,port,user,venv,settings,reload,python\n");
+    for (venv, python) in &rows {
+        csv.push_str(&format!(
+            "{},{},{},{}/venvs/{venv},{SETTINGS},echo {venv} >> {},{python}\n",
+            server.host(0),
+            server.port,
+            current_user(),
+            dir.display(),
+            reloads.display(),
+        ));
+    }
+    fs::write(dir.join("targets.csv"), csv).unwrap();
+
+    let out = deploy(&server, dir);
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), 4, "{}", out.stderr);
+    let (good, bare) = records.split_at(3);
+
+    let message = error_message(&bare[0]);
+    assert!(
+        message.contains("virtualenv is not installed for it")
+            && message.contains(&format!("{bare27} -m pip install 'virtualenv<21'")),
+        "{message}"
+    );
+
+    let planned = read_records(&dir.join("planned.jsonl"));
+    for (record, (django, futures)) in
+        good.iter()
+            .zip([("1.11.29", true), ("3.2.", false), ("5.", false)])
+    {
+        assert!(record.get("error").is_none(), "{record:?}");
+        let have = installed(record);
+        assert!(have["django"].starts_with(django), "{have:?}");
+        assert_eq!(have.contains_key("futures"), futures, "{have:?}");
+        assert_eq!(have["demo-shop"], "1.0");
+        // Before the migration, --plan saw it pending (2.7: showmigrations).
+        let plan = planned
+            .iter()
+            .find(|p| p["venv"] == record["venv"])
+            .unwrap();
+        assert!(
+            strings(&plan["pending"][SETTINGS]).contains(&"catalog.0001_initial".to_string()),
+            "{plan:?}"
+        );
+        let migrated = strings(&record["migrated"][SETTINGS]);
+        assert!(
+            migrated.contains(&"catalog.0001_initial".to_string()),
+            "{migrated:?}"
+        );
+        assert_eq!(record["reloaded"], true);
+        let venv = Path::new(record["venv"].as_str().unwrap());
+        let tables = sqlite_tables(&venv.join("demo-shop.sqlite3"));
+        assert!(
+            tables.contains(&"catalog_product".to_string()),
+            "{tables:?}"
+        );
+    }
+    assert_eq!(good[0]["python"]["version"], "2.7.18");
+    assert_eq!(good[1]["python"]["version"], "3.6.15");
+
+    // After migrating, the plan of 1.11 and of 3.2 is empty.
+    let replan = server
+        .tool("vd-migrate")
+        .arg("--plan")
+        .stdin(jsonl(good))
+        .run();
+    replan.expect_code(0);
+    for record in replan.records() {
+        assert_eq!(strings(&record["pending"][SETTINGS]), Vec::<String>::new());
+    }
+
+    // A py2-only wheel is never chosen for a Python 3 target.
+    fs::write(dir.join("py2-only.txt"), "futures\n").unwrap();
+    let diff = server
+        .tool("vd-diff")
+        .arg("--repo")
+        .arg(dir.join("wheels"))
+        .arg(dir.join("py2-only.txt"))
+        .stdin(jsonl(&good[1..2]))
+        .run();
+    diff.expect_code(1);
+    let message = error_message(&diff.records()[0]);
+    assert!(
+        message.contains("futures") && message.contains("not for this interpreter"),
+        "{message}"
+    );
+}
