@@ -232,6 +232,9 @@ fn django_1_11_on_2_7_and_3_2_on_3_6_deploy_beside_3_11() {
     let mut wheels = wheels_for("Django==1.11.29", "2.7");
     wheels.extend(wheels_for("futures==3.3.0", "2.7"));
     wheels.extend(wheels_for("Django>=3.2,<3.3", "3.6"));
+    // asgiref's marker-only dependency, which pip download evaluates for
+    // the Python it runs on, not the one it downloads for.
+    wheels.extend(wheels_for("typing-extensions<4.2", "3.6"));
     wheels.extend(wheels_for("Django>=4.2,<6", "3.11"));
     wheels.push(legacy_shop(dir));
     let mut seen = BTreeSet::new();
@@ -243,7 +246,10 @@ fn django_1_11_on_2_7_and_3_2_on_3_6_deploy_beside_3_11() {
     add.run().expect_code(0);
     fs::write(
         dir.join("requirements.txt"),
-        "demo-shop\nfutures; python_version < \"3\"\n",
+        "demo-shop\ndjango\npytz; python_version < \"3.8\"\n\
+         asgiref; python_version >= \"3\"\nsqlparse; python_version >= \"3\"\n\
+         typing-extensions; python_version >= \"3\" and python_version < \"3.8\"\n\
+         futures; python_version < \"3\"\n",
     )
     .unwrap();
 

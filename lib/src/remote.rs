@@ -201,7 +201,10 @@ pub fn cache_commit_command(dir: &str, uploads: &[(&str, &str, &str)]) -> String
 /// `VENV/bin/python -m pip` with the options every vd-push pip run takes:
 /// no user or site configuration (`--isolated`), no prompts, no cache in the
 /// venv user's home. `python -m pip` rather than `bin/pip`, whose `#!` line
-/// breaks when a venv is moved.
+/// breaks when a venv is moved. Every option here exists since pip 6, so the
+/// pips old interpreters carry take them as they are: 18.1 (ensurepip of
+/// 3.6), 19.2.3 (2.7's ensurepip) and 20.3.4 (virtualenv's for 2.7), the last
+/// pip for Python 2; nothing newer (`--root-user-action`, `--python`) is used.
 fn pip(venv: &str) -> Vec<String> {
     [
         venv_python(venv).as_str(),
