@@ -81,7 +81,9 @@ struct Args {
 
     /// Make the venv of a target with `venv_exists: false` first, with
     /// `python -m venv` using the target's `python` (default python3), as
-    /// `venv_user`. Without --create such a target is an error.
+    /// `venv_user`; a Python 2.7 has no venv module and uses `python -m
+    /// virtualenv` (virtualenv<21), which must be installed for it. Without
+    /// --create such a target is an error.
     #[arg(long)]
     create: bool,
 
