@@ -355,3 +355,56 @@ fn django_1_11_on_2_7_and_3_2_on_3_6_deploy_beside_3_11() {
         "{message}"
     );
 }
+
+#[test]
+fn push_works_with_pip_21_3_1_on_3_6_and_pip_20_3_4_on_2_7() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    let six = download("six==1.16.0", &[]);
+    server
+        .tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .args(&six)
+        .run()
+        .expect_code(0);
+    fs::write(dir.path().join("requirements.txt"), "six==1.16.0\n").unwrap();
+    // 3.6's venv gets ensurepip's pip 18.1; the last pip for 3.6 is 21.3.1.
+    let venv36 = dir.path().join("venv-3.6");
+    venv_of(&pyenv_python("3.6"), &venv36);
+    install_with_own_pip(&venv36, &wheels_for("pip==21.3.1", "3.6"));
+    let venv27 = dir.path().join("venv-2.7");
+    venv_of(&pyenv_python("2.7"), &venv27);
+    let venvs = [(&venv36, "21.3.1"), (&venv27, "20.3.4")];
+    for (venv, pip) in &venvs {
+        assert_eq!(own_pip_list(venv)["pip"], *pip);
+    }
+
+    let targets: Vec<Record> = venvs.iter().map(|(v, _)| server.target(0, v)).collect();
+    let frozen = freeze(&server, &targets);
+    let diff = server
+        .tool("vd-diff")
+        .arg("--repo")
+        .arg(&repo)
+        .arg(dir.path().join("requirements.txt"))
+        .stdin(jsonl(&frozen))
+        .run();
+    diff.expect_code(0);
+    let push = server
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .stdin(jsonl(&diff.records()))
+        .run();
+    push.expect_code(0);
+    for ((venv, _), record) in venvs.iter().zip(push.records()) {
+        assert_eq!(record["changed"], true, "{record:?}");
+        assert_eq!(
+            strings(&record["pushed"]["installed"]),
+            ["six==1.16.0"],
+            "{record:?}"
+        );
+        assert_eq!(installed(&record), own_pip_list(venv));
+    }
+}

@@ -443,6 +443,32 @@ mod tests {
     }
 
     #[test]
+    fn a_new_venv_gets_the_interpreter_its_record_named() {
+        let record = |v: serde_json::Value| v.as_object().unwrap().clone();
+        assert_eq!(
+            python_for_new_venv(&record(json!({"python": "python2.7"}))),
+            "python2.7"
+        );
+        // vd-freeze ran this python for a venv still to create: it may live
+        // in a venv of its own (a 2.7 with virtualenv).
+        let tools = json!({"executable": "/opt/py27/bin/python", "venv": true});
+        assert_eq!(
+            python_for_new_venv(&record(json!({"python": tools, "venv_exists": false}))),
+            "/opt/py27/bin/python"
+        );
+        // The facts of the target venv's own python are no base for it.
+        assert_eq!(
+            python_for_new_venv(&record(json!({"python": tools, "venv_exists": true}))),
+            "python3"
+        );
+        let host = json!({"executable": "/usr/bin/python3.6", "venv": false});
+        assert_eq!(
+            python_for_new_venv(&record(json!({"python": host}))),
+            "/usr/bin/python3.6"
+        );
+    }
+
+    #[test]
     fn recognises_sudo_asking_for_a_password() {
         let finished = Finished {
             status: 1,
