@@ -32,7 +32,7 @@ fn freeze(server: &Sshd, targets: &[Record]) -> Vec<Record> {
 }
 
 #[test]
-fn freeze_lists_what_pip_lists_on_2_7_3_6_3_8_and_3_13_at_once() {
+fn freeze_lists_what_pip_lists_on_2_7_3_6_3_7_3_8_and_3_13_at_once() {
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
     let six = download("six==1.16.0", &[]);
@@ -40,6 +40,7 @@ fn freeze_lists_what_pip_lists_on_2_7_3_6_3_8_and_3_13_at_once() {
     let lines = [
         ("2.7", "cp27mu"),
         ("3.6", "cp36m"),
+        ("3.7", "cp37m"),
         ("3.8", "cp38"),
         ("3.13", "cp313"),
     ];
@@ -407,4 +408,10 @@ fn push_works_with_pip_21_3_1_on_3_6_and_pip_20_3_4_on_2_7() {
         );
         assert_eq!(installed(&record), own_pip_list(venv));
     }
+}
+
+#[test]
+#[should_panic(expected = "pyenv install 2.5")]
+fn a_missing_interpreter_fails_the_test_saying_how_to_get_it() {
+    pyenv_python("2.5");
 }
