@@ -13,9 +13,10 @@
 //! that listing, so the host's next target sends nothing it already has.
 //!
 //! What is not here: which wheels a target needs (the plan, [`crate::push`])
-//! and how a command reaches the host ([`crate::transport`]).
+//! how a command reaches the host ([`crate::transport`]), and the commands
+//! and what they print ([`crate::remote::cache`]).
 
-use crate::remote;
+use crate::remote::cache::{self as remote, CacheCommit, CacheListing};
 use crate::transport::Connection;
 use anyhow::{bail, Context, Result};
 use std::collections::{HashMap, HashSet};
@@ -71,23 +72,7 @@ pub struct WheelCache {
 impl WheelCache {
     fn list(connection: &mut Connection, dir_word: &str, create: bool) -> Result<WheelCache> {
         let finished = connection.run(&remote::cache_listing_command(dir_word, create), b"")?;
-        if !finished.success() {
-            bail!(
-                "cannot list it on the host (exit status {}): {}",
-                finished.status,
-                finished.stderr_text()
-            );
-        }
-        let text = String::from_utf8_lossy(&finished.stdout);
-        let mut lines = text.lines();
-        let dir = match lines.next() {
-            Some(dir) if dir.starts_with('/') => dir.trim_end_matches('/').to_string(),
-            other => bail!("the host named no absolute directory for it (it printed {other:?})"),
-        };
-        let held = lines
-            .filter_map(|line| line.strip_prefix("./"))
-            .map(str::to_string)
-            .collect();
+        let CacheListing { dir, held } = CacheListing::parse(&finished)?;
         Ok(WheelCache { dir, held })
     }
 
@@ -150,10 +135,10 @@ impl WheelCache {
             &remote::cache_commit_command(&self.dir, &entries),
             remote::CACHE_SCRIPT.as_bytes(),
         )?;
-        let placed = String::from_utf8_lossy(&finished.stdout);
-        self.held.extend(placed.lines().map(str::to_string));
-        if !finished.success() {
-            bail!("uploading to {}: {}", self.dir, finished.stderr_text());
+        let commit = CacheCommit::parse(&finished);
+        self.held.extend(commit.placed);
+        if let Some(failure) = commit.failure {
+            bail!("uploading to {}: {failure}", self.dir);
         }
         Ok(())
     }

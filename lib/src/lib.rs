@@ -9,7 +9,6 @@
 pub mod cache;
 pub mod cli;
 pub mod confirm;
-pub mod django;
 pub mod fleet;
 pub mod inventory;
 pub mod keyed_lock;

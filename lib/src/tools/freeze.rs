@@ -6,10 +6,11 @@ use crate::fleet::{self, Host};
 use crate::output::{status_cell, Output, Table};
 use crate::record::{self, target_label, Record};
 use crate::remote;
+use crate::remote::freeze::{self, FreezeOutput, Installed};
 use crate::transport::TransportArgs;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{CommandFactory, Parser};
-use serde_json::{Map, Value};
+use serde_json::{json, Value};
 use std::io;
 use std::process::ExitCode;
 
@@ -88,68 +89,24 @@ fn run(args: Args) -> Result<Status> {
     Ok(out.finish()?)
 }
 
-/// Freeze one target: run the script, check what came back, add the fields.
+/// Freeze one target: run the freeze, read what came back, add the fields.
 fn freeze_target(host: &mut Host<()>, record: &mut Record) -> Result<()> {
     let venv = record::required_str(record, "venv")?.to_string();
     let python = remote::python_for_new_venv(record);
     let connection = host.connection()?;
     let run_as = remote::run_as(record, connection.user());
-    let command = remote::as_user(run_as, &remote::freeze_command(&venv, &python));
-    let finished = connection.run(&command, remote::FREEZE_SCRIPT.as_bytes())?;
+    let command = remote::as_user(run_as, &freeze::freeze_command(&venv, &python));
+    let finished = connection.run(&command, freeze::FREEZE_SCRIPT.as_bytes())?;
     if let Some(message) = remote::sudo_refusal(&finished, run_as) {
         bail!(message);
     }
-    if finished.status == remote::NOT_A_VENV {
-        bail!("{}", finished.stderr_text());
-    }
-    if !finished.success() {
-        let stderr = finished.stderr_text();
-        bail!(
-            "the freeze command failed (exit status {}){}",
-            finished.status,
-            if stderr.is_empty() {
-                String::new()
-            } else {
-                format!(": {stderr}")
-            }
-        );
-    }
-    let facts: Map<String, Value> =
-        serde_json::from_slice(&finished.stdout).with_context(|| {
-            format!(
-                "the freeze script printed no JSON object: {:?}",
-                String::from_utf8_lossy(&finished.stdout)
-            )
-        })?;
-    let field = |name: &str| {
-        facts
-            .get(name)
-            .cloned()
-            .ok_or_else(|| anyhow!("the freeze script printed no `{name}`"))
+    let facts = FreezeOutput::read(&finished, &venv)?;
+    let (installed, exists) = match &facts.installed {
+        Installed::Listed(installed) => (json!(installed), true),
+        _ => (json!({}), false),
     };
-    let interpreter = field("python")?;
-    let markers = field("markers")?;
-    let (installed, exists) = match facts.get("installed") {
-        None => (Value::Object(Map::new()), false),
-        Some(Value::Null) => bail!(
-            "python {} in {venv} is too old to list its distributions (vd needs 3.8 or newer)",
-            interpreter
-                .get("version")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-        ),
-        Some(installed) => {
-            if interpreter.get("venv") != Some(&Value::Bool(true)) {
-                bail!(
-                    "{venv} is not a virtualenv: its bin/python is the interpreter of {} (there is no pyvenv.cfg)",
-                    interpreter.get("prefix").and_then(Value::as_str).unwrap_or("?")
-                );
-            }
-            (installed.clone(), true)
-        }
-    };
-    record.insert("python".into(), interpreter);
-    record.insert("markers".into(), markers);
+    record.insert("python".into(), facts.python);
+    record.insert("markers".into(), facts.markers);
     record.insert("installed".into(), installed);
     record.insert("venv_exists".into(), Value::Bool(exists));
     Ok(())

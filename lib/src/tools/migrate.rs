@@ -10,15 +10,15 @@
 //! migrations are done, so vd-reload never reloads a target ahead of them.
 
 use crate::cli::{self, ChangedArgs, OutputArgs, Status};
-use crate::django;
 use crate::fleet::{self, Host};
 use crate::keyed_lock::KeyedLock;
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
 use crate::record::{self, target_label, Record};
-use crate::remote::{self, Migrate};
+use crate::remote;
+use crate::remote::migrate::{is_settings_module, migrate_command, Migrate, MigrateOutcome};
 use crate::repo::{Repo, RepoArgs};
-use crate::transport::{Connection, Finished, TransportArgs};
+use crate::transport::{Connection, TransportArgs};
 use anyhow::{bail, Result};
 use clap::{CommandFactory, Parser};
 use serde_json::{json, Map, Value};
@@ -29,9 +29,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 const TOOL: &str = "vd-migrate";
-
-/// How many lines of Django's output an error keeps.
-const TAIL_LINES: usize = 15;
 
 /// Apply Django's migrations on the targets that changed.
 ///
@@ -215,7 +212,7 @@ impl Migrator {
         }
         let venv = record::required_str(record, "venv")?.to_string();
         let modules = record::list_field(record, "settings")?;
-        if let Some(bad) = modules.iter().find(|m| !django::is_settings_module(m)) {
+        if let Some(bad) = modules.iter().find(|m| !is_settings_module(m)) {
             bail!("settings {bad:?} is not a Python module name (like shop.settings)");
         }
         let connection = host.connection()?;
@@ -236,12 +233,12 @@ impl Migrator {
         let mut pending = Map::new();
         let mut said = Vec::new();
         for module in modules {
-            let finished = target.migrate(module, Migrate::Plan)?;
-            if !finished.success() {
+            let outcome = target.migrate(module, Migrate::Plan)?;
+            if let Some(failure) = outcome.failure {
                 record.insert("pending".into(), Value::Object(pending));
-                bail!(target.failure(module, &finished, Migrate::Plan));
+                bail!(failure);
             }
-            let planned = django::planned_migrations(&String::from_utf8_lossy(&finished.stdout));
+            let planned = outcome.migrations;
             if !planned.is_empty() {
                 said.push(format!("{module}: {}", planned.join(" ")));
             }
@@ -290,8 +287,8 @@ impl Migrator {
                     None => {}
                 }
             }
-            let finished = match target.migrate(module, Migrate::Apply) {
-                Ok(finished) => finished,
+            let outcome = match target.migrate(module, Migrate::Apply) {
+                Ok(outcome) => outcome,
                 Err(e) => {
                     // Django did not run: the database is as it was, and
                     // with --once the next target may try.
@@ -301,11 +298,10 @@ impl Migrator {
                     break;
                 }
             };
-            let applied = django::applied_migrations(&String::from_utf8_lossy(&finished.stdout));
+            let applied = outcome.migrations;
             self.log_applied(&label, module, &applied);
             migrated.insert(module.clone(), json!(applied));
-            if !finished.success() {
-                let message = target.failure(module, &finished, Migrate::Apply);
+            if let Some(message) = outcome.failure {
                 self.log_failure(&label, module, &message);
                 self.finish_once(module, Done::FailedOn(label.clone(), message.clone()));
                 failure = Some(message);
@@ -363,34 +359,15 @@ struct Target<'a> {
 }
 
 impl Target<'_> {
-    /// Run Django's migrate (or its plan) for `module`. An error is a
-    /// command that could not be run at all, or sudo refusing.
-    fn migrate(&mut self, module: &str, what: Migrate) -> Result<Finished> {
-        let command = remote::as_user(self.user, &remote::migrate_command(self.venv, module, what));
+    /// Run Django's migrate (or its plan) for `module`, and read what it
+    /// said. An error is a command that could not be run at all, or sudo
+    /// refusing.
+    fn migrate(&mut self, module: &str, what: Migrate) -> Result<MigrateOutcome> {
+        let command = remote::as_user(self.user, &migrate_command(self.venv, module, what));
         let finished = self.connection.run(&command, b"")?;
         if let Some(message) = remote::sudo_refusal(&finished, self.user) {
             bail!(message);
         }
-        Ok(finished)
-    }
-
-    /// Why `migrate` failed, with the end of what Django said.
-    fn failure(&self, module: &str, finished: &Finished, what: Migrate) -> String {
-        let venv = self.venv.trim_end_matches('/');
-        if finished.status == remote::NO_DJANGO_ADMIN {
-            return format!(
-                "{venv}/bin/django-admin is missing: is Django installed in the venv? ({})",
-                finished.tail(2)
-            );
-        }
-        let verb = match what {
-            Migrate::Apply => "migrate",
-            Migrate::Plan => "migrate --plan",
-        };
-        format!(
-            "django-admin {verb} for {module} failed (exit status {}): {}",
-            finished.status,
-            finished.tail(TAIL_LINES)
-        )
+        Ok(MigrateOutcome::read(&finished, self.venv, module, what))
     }
 }

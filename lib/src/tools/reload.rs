@@ -14,6 +14,7 @@ use crate::fleet::{self, Host};
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
 use crate::record::{self, target_label, Record};
+use crate::remote::reload;
 use crate::repo::{Repo, RepoArgs};
 use crate::transport::{Connection, TransportArgs};
 use anyhow::{bail, Result};
@@ -25,9 +26,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 const TOOL: &str = "vd-reload";
-
-/// How many lines of a failed command's output an error keeps.
-const TAIL_LINES: usize = 10;
 
 /// Reload the services of the targets that changed.
 ///
@@ -261,44 +259,12 @@ impl Reloader {
 
     /// Run a reload command as it is written.
     fn reload(&self, connection: &mut Connection, command: &str) -> Result<(), String> {
-        let finished = connection
-            .run(command, b"")
-            .map_err(|e| format!("reload command `{command}` could not run: {e:#}"))?;
-        if finished.success() {
-            return Ok(());
-        }
-        Err(format!(
-            "reload command `{command}` failed (exit status {}): {}",
-            finished.status,
-            finished.tail(TAIL_LINES)
-        ))
+        reload::reload(connection, command)
     }
 
     /// Run a check until it succeeds or its tries are used up.
     fn check(&self, connection: &mut Connection, command: &str) -> Result<(), String> {
-        let mut delay = self.check_delay;
-        let mut last = String::new();
-        for attempt in 1..=self.check_tries {
-            if attempt > 1 {
-                std::thread::sleep(delay);
-                delay = delay.saturating_mul(2);
-            }
-            let finished = connection
-                .run(command, b"")
-                .map_err(|e| format!("check `{command}` could not run: {e:#}"))?;
-            if finished.success() {
-                return Ok(());
-            }
-            last = format!(
-                "exit status {}: {}",
-                finished.status,
-                finished.tail(TAIL_LINES)
-            );
-        }
-        Err(format!(
-            "check `{command}` still failed after {} tries ({last})",
-            self.check_tries
-        ))
+        reload::check(connection, command, self.check_tries, self.check_delay)
     }
 
     fn log_reload(&self, label: &str, command: &str) {
