@@ -679,3 +679,69 @@ fn create_makes_missing_venvs_only_when_asked() {
     assert_eq!(installed(record), pip_list(&v));
     assert_eq!(record["python"]["venv"], json!(true));
 }
+
+#[test]
+fn a_plan_that_removes_pip_is_refused_and_its_venv_left_alone() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let beta = wheel("vdp-beta", "1.0");
+    let repo = repo(d, std::slice::from_ref(&beta));
+    let (kept, fine) = (d.join("kept"), d.join("fine"));
+    for v in [&kept, &fine] {
+        venv_with_pip(v);
+    }
+    let (kept_cache, fine_cache) = (d.join("kept-cache"), d.join("fine-cache"));
+    let req = requirements(d, "req.txt", "vdp-beta\n");
+    let plans = plan(
+        &server,
+        &repo,
+        &req,
+        false,
+        &[
+            target(&server, 0, &kept, &kept_cache),
+            target(&server, 0, &fine, &fine_cache),
+        ],
+    );
+    // A saved plan edited by hand (or written by another tool): besides the
+    // install, it removes pip.
+    let mut records: Vec<Record> = plans
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let pip_version = pip_list(&kept)["pip"].clone();
+    records[0]["plan"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "pip", "action": "remove", "from": pip_version}));
+    let before = pip_list(&kept);
+
+    let out = push(&server, &repo, &[], &jsonl(&records));
+    out.expect_code(1);
+    let records = out.records();
+    let message = error_message(&records[0]);
+    assert!(message.contains("removes pip"), "{message}");
+    assert!(message.contains("nothing was done"), "{message}");
+    assert_eq!(pip_list(&kept), before, "the refused plan changed the venv");
+    assert!(
+        !kept_cache.exists(),
+        "the refused plan's wheels were uploaded"
+    );
+    // The other target goes on.
+    assert_ok(&records[1]);
+    assert_eq!(pip_list(&fine)["vdp-beta"], "1.0");
+    let events = push_events(&repo);
+    let kept_events: Vec<_> = events
+        .iter()
+        .filter(|(_, _, _, target)| target.ends_with(kept.to_str().unwrap()))
+        .collect();
+    assert_eq!(kept_events.len(), 1, "{events:?}");
+    assert_eq!(kept_events[0].0, "error");
+
+    // The venv still takes a push: the plan without the removal goes in.
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(0);
+    assert_ok(&out.records()[0]);
+    assert_eq!(pip_list(&kept)["vdp-beta"], "1.0");
+    assert_eq!(pip_list(&kept)["pip"], pip_version);
+}

@@ -20,7 +20,7 @@ pub mod verify;
 use crate::cache::{HostCaches, Wheel};
 use crate::fleet::Host;
 use crate::log::Event;
-use crate::plan::{Action, Change};
+use crate::plan::{Action, Change, KEEP};
 use crate::record::{self, str_field, target_label, Record};
 use crate::remote;
 use crate::remote::cache::DEFAULT_CACHE;
@@ -339,6 +339,16 @@ pub fn plan_of(record: &Record) -> Result<Vec<Change>> {
             change.sha256 = Some(sha.to_ascii_lowercase());
         }
         if change.action == Action::Remove {
+            // A saved plan is input like any other: the rule vd-diff keeps
+            // holds here too, or one bad plan bricks the venv for good.
+            if KEEP.contains(&change.name.as_str()) {
+                bail!(
+                    "plan entry {n} removes {}: vd keeps {} in every venv (without them no \
+                     later push can run), so this plan is refused and nothing was done",
+                    change.name,
+                    KEEP.join(", ")
+                );
+            }
             changes.push(change);
             continue;
         }
@@ -406,5 +416,22 @@ mod tests {
                 .contains("plan entry 2: a is planned twice")
         );
         assert!(format!("{:#}", plan_of(&Record::new()).unwrap_err()).contains("run vd-diff"));
+        assert_eq!(
+            bad(json!([{"name": "six", "action": "install", "to": "1.16.0",
+                "wheel": "six-1.16.0-py2.py3-none-any.whl"},
+                {"name": "Pip", "action": "remove", "from": "24.0"}])),
+            "plan entry 2 removes pip: vd keeps pip, setuptools, wheel in every venv (without \
+             them no later push can run), so this plan is refused and nothing was done"
+        );
+        for kept in ["setuptools", "wheel"] {
+            assert!(bad(json!([{"name": kept, "action": "remove"}]))
+                .contains(&format!("removes {kept}:")));
+        }
+        // Upgrading them is a plan like any other.
+        assert!(plan_of(&record(
+            json!([{"name": "pip", "action": "upgrade", "from": "23.0",
+            "to": "24.0", "wheel": "pip-24.0-py3-none-any.whl"}])
+        ))
+        .is_ok());
     }
 }

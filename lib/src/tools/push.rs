@@ -21,7 +21,9 @@ const TOOL: &str = "vd-push";
 /// Reads records with a `plan` (from vd-diff) on stdin and makes each venv
 /// what its plan says. Records with an `error` pass through untouched;
 /// records with an empty plan pass with `changed: false` and cost no remote
-/// work, not even a connection.
+/// work, not even a connection. A plan is checked before anything is done
+/// for its target: one that removes pip, setuptools or wheel (which every
+/// later push needs) is refused with an error naming the package.
 ///
 /// Upload: the planned wheels go to a cache on each host, the target's
 /// `cache` (an absolute path, or one under ~/ for the login user's home;
