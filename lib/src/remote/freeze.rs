@@ -164,8 +164,10 @@ mod tests {
     use super::*;
     use std::process::Command;
 
-    /// A freeze of a venv, as printed by CPython 3.12 on Linux (shortened).
-    const VENV: &str = r#"{"installed": {"Django": "5.0.6", "pip": "24.0", "vdp_alpha": "1.0"}, "markers": {"implementation_name": "cpython", "python_full_version": "3.12.3", "python_version": "3.12", "sys_platform": "linux"}, "python": {"executable": "/srv/shop/bin/python", "implementation": "cpython", "prefix": "/srv/shop", "venv": true, "version": "3.12.3"}}"#;
+    /// What freeze.py printed in a venv of CPython 3.11 on Linux, and for
+    /// the host's python3 (`--no-installed`), captured.
+    const VENV: &str = include_str!("testdata/freeze-venv.json");
+    const NO_VENV: &str = include_str!("testdata/freeze-no-venv.json");
 
     fn finished(status: i32, stdout: &str, stderr: &str) -> Finished {
         Finished {
@@ -177,22 +179,29 @@ mod tests {
 
     #[test]
     fn reads_a_venv_freeze() {
-        let out = FreezeOutput::read(&finished(0, &format!("{VENV}\n"), ""), "/srv/shop").unwrap();
+        let out = FreezeOutput::read(&finished(0, VENV, ""), "/srv/shop/venv").unwrap();
         assert!(out.venv_exists());
         let installed = out.installed().unwrap();
-        assert_eq!(installed["django"], "5.0.6");
+        assert_eq!(installed.len(), 3);
+        assert_eq!(installed["pip"], "23.2.1");
         assert_eq!(installed["vdp-alpha"], "1.0");
-        assert_eq!(out.python["version"], "3.12.3");
-        assert_eq!(out.markers["python_version"], "3.12");
+        assert_eq!(out.python["version"], "3.11.7");
+        assert_eq!(out.python["executable"], "/srv/shop/venv/bin/python");
+        assert_eq!(out.markers["python_version"], "3.11");
+        // Names are PEP 503 names, whoever printed them.
+        let text = r#"{"installed": {"Django": "5.0.6", "zope.interface": "6.4"}, "markers": {}, "python": {"venv": true}}"#;
+        let out = FreezeOutput::parse(text).unwrap();
+        let names: Vec<&String> = out.installed().unwrap().keys().collect();
+        assert_eq!(names, ["django", "zope-interface"]);
     }
 
     #[test]
     fn a_freeze_without_installed_is_a_venv_to_create() {
-        let text = r#"{"markers": {}, "python": {"venv": false, "version": "3.11.2"}}"#;
-        let out = FreezeOutput::read(&finished(0, text, ""), "/srv/new").unwrap();
+        let out = FreezeOutput::read(&finished(0, NO_VENV, ""), "/srv/new").unwrap();
         assert_eq!(out.installed, Installed::NotAsked);
         assert!(!out.venv_exists());
         assert!(out.installed().is_err());
+        assert_eq!(out.python["executable"], "/usr/bin/python3");
     }
 
     #[test]

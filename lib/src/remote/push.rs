@@ -188,22 +188,10 @@ mod tests {
     use std::path::Path;
     use std::process::{Command, Stdio};
 
-    /// What a push of one upgrade printed on a host (CPython 3.12, pip 24;
-    /// the freezes shortened).
-    const UPGRADE_STDOUT: &str = "vd-before
-{\"installed\": {\"pip\": \"24.0\", \"vdp-alpha\": \"1.0\"}, \"markers\": {\"python_version\": \"3.12\"}, \"python\": {\"venv\": true, \"version\": \"3.12.3\"}}
-vd-pip 0 0
-{\"installed\": {\"pip\": \"24.0\", \"vdp-alpha\": \"2.0\"}, \"markers\": {\"python_version\": \"3.12\"}, \"python\": {\"venv\": true, \"version\": \"3.12.3\"}}
-";
-    const UPGRADE_STDERR: &str =
-        "Processing /home/deploy/.cache/vd/wheels/0c1f/vdp_alpha-2.0-py3-none-any.whl
-Installing collected packages: vdp-alpha
-  Attempting uninstall: vdp-alpha
-    Found existing installation: vdp-alpha 1.0
-    Uninstalling vdp-alpha-1.0:
-      Successfully uninstalled vdp-alpha-1.0
-Successfully installed vdp-alpha-2.0
-";
+    /// What a push of one upgrade printed on a host (CPython 3.11, pip
+    /// 23.2), captured.
+    const UPGRADE_STDOUT: &str = include_str!("testdata/push-upgrade.stdout");
+    const UPGRADE_STDERR: &str = include_str!("testdata/push-upgrade.stderr");
 
     fn finished(status: i32, stdout: &str, stderr: &str) -> Finished {
         Finished {
@@ -219,6 +207,7 @@ Successfully installed vdp-alpha-2.0
         assert!(!outcome.created);
         assert_eq!(outcome.before.installed().unwrap()["vdp-alpha"], "1.0");
         assert_eq!(outcome.after.installed().unwrap()["vdp-alpha"], "2.0");
+        assert_eq!(outcome.after.python["prefix"], "/srv/shop/venv");
         assert_eq!(outcome.pip_failure(), None);
         assert!(outcome
             .pip_output
