@@ -745,3 +745,60 @@ fn a_plan_that_removes_pip_is_refused_and_its_venv_left_alone() {
     assert_eq!(pip_list(&kept)["vdp-beta"], "1.0");
     assert_eq!(pip_list(&kept)["pip"], pip_version);
 }
+
+#[test]
+fn venv_user_pushes_through_sudo() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let user = crate::util::sshd::second_user();
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Every directory on the way to the venv and the cache must be
+    // searchable by the venv's user.
+    fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    let beta = wheel("vdp-beta", "1.0");
+    let repo = repo(d, std::slice::from_ref(&beta));
+    let home = d.join("app");
+    fs::create_dir(&home).unwrap();
+    let chown = Command::new("chown").arg(user).arg(&home).status().unwrap();
+    assert!(chown.success());
+    let v = home.join("venv $(touch pwned) 'x'");
+    let python = crate::util::python::interpreter_for(user);
+    let made = Command::new("sudo")
+        .args(["-n", "-u", user, &python, "-m", "venv"])
+        .arg(&v)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "python3 -m venv as {user} (Debian: apt-get install python3-venv): {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let mut t = target(&server, 0, &v, &d.join("cache"));
+    t.insert("venv_user".into(), json!(user));
+    let req = requirements(d, "req.txt", "vdp-beta\n");
+    let plans = plan(&server, &repo, &req, false, &[t]);
+
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(0);
+    let record = &out.records()[0];
+    assert_ok(record);
+    assert_eq!(record["changed"], json!(true));
+    assert_eq!(pip_list(&v)["vdp-beta"], "1.0");
+    assert_eq!(installed(record), pip_list(&v));
+    // pip ran as the venv's user: what it wrote is that user's.
+    let uid = Command::new("id").args(["-u", user]).output().unwrap();
+    let uid: u32 = String::from_utf8_lossy(&uid.stdout).trim().parse().unwrap();
+    let written: Vec<u32> = fs::read_dir(site_packages(&v))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("vdp_beta"))
+        .map(|e| e.metadata().unwrap().uid())
+        .collect();
+    assert!(
+        !written.is_empty() && written.iter().all(|&u| u == uid),
+        "{written:?}"
+    );
+    assert!(!home.join("pwned").exists() && !Path::new("/pwned").exists());
+}
