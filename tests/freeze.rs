@@ -337,7 +337,7 @@ fn absent_venvs_and_paths_that_are_not_venvs() {
 }
 
 #[test]
-fn ssh_config_aliases_resolve_and_proxies_are_refused() {
+fn ssh_config_aliases_resolve_and_a_bastion_that_fails_names_its_line() {
     let server = Sshd::start(2);
     let dir = tempfile::tempdir().unwrap();
     let v = dir.path().join("venv");
@@ -372,9 +372,12 @@ fn ssh_config_aliases_resolve_and_proxies_are_refused() {
     let records = out.records();
     assert!(records[0].get("error").is_none(), "{:?}", records[0]);
     assert_eq!(installed(&records[0]), pip_list(&v));
+    // The bastion is tried, and its failure names where it was configured.
     let proxy = error_message(&records[1]);
     assert!(
-        proxy.contains("ProxyJump bastion.example") && proxy.contains("line 7"),
+        proxy.contains("ProxyJump bastion.example")
+            && proxy.contains("config line 7")
+            && proxy.contains("cannot resolve bastion.example"),
         "{proxy}"
     );
 }

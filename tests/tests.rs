@@ -9,5 +9,6 @@ mod man;
 mod migrate;
 mod pipeline;
 mod push;
+mod reach;
 mod reload;
 mod targets;

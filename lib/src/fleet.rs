@@ -88,7 +88,8 @@ enum Event<S> {
     /// A target is done: its sequence number and record.
     Target(usize, Record),
     /// A host's batch is done; the host comes back with its connection.
-    HostDone(Destination, Host<S>),
+    /// (Boxed: a host is large, and the channel carries many small events.)
+    HostDone(Destination, Box<Host<S>>),
 }
 
 /// A host and its targets waiting to run.
@@ -246,11 +247,11 @@ where
                         // More targets, or (the input having ended while the
                         // batch ran) the finish.
                         ready.push_back(dest);
-                        slot.host = Some(host);
+                        slot.host = Some(*host);
                     } else if input_done {
                         slots.remove(&dest);
                     } else {
-                        slot.host = Some(host);
+                        slot.host = Some(*host);
                     }
                 }
             }
@@ -284,7 +285,7 @@ where
                             }
                         }
                     }
-                    let _ = tx.send(Event::HostDone(dest, host));
+                    let _ = tx.send(Event::HostDone(dest, Box::new(host)));
                 });
             }
         }

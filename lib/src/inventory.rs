@@ -33,6 +33,7 @@ pub const COLUMNS: &[&str] = &[
     "python",
     "cache",
     "check",
+    "jump",
 ];
 
 /// Columns whose cells are space-separated lists.
@@ -224,6 +225,9 @@ fn check_target(record: &mut Record, base: &Path) -> Result<(String, u64, String
     match record::str_field(record, "via") {
         None | Some("ssh") | Some("local") => {}
         Some(other) => bail!("via {other:?} must be `ssh` or `local`"),
+    }
+    if let Some(jump) = record::str_field(record, "jump") {
+        crate::transport::jump::parse_chain(jump).context("jump")?;
     }
     for column in LIST_COLUMNS {
         record::list_field(record, column)?;

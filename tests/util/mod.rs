@@ -3,6 +3,7 @@
 //! on (wheels built by pip, wheels downloaded from the index once and cached,
 //! virtualenvs, an OpenSSH server on loopback).
 
+pub mod netns;
 pub mod python;
 pub mod sshd;
 

@@ -3,15 +3,19 @@
 //! [`Connection`] that runs shell commands and uploads files there.
 //!
 //! A connection is either an SSH session (libssh2, one per host, shared by the
-//! host's targets) or this machine (`via = local`); the tools see one type and
-//! the same commands run either way. This module knows nothing about venvs or
+//! host's targets; reached directly, through bastions or over a proxy
+//! command, see [`route`]) or this machine (`via = local`); the tools see one
+//! type and the same commands run either way. This module knows nothing about venvs or
 //! pip: what to run is [`crate::remote`]'s business, and which targets share a
 //! connection and run in parallel is [`crate::fleet`]'s.
 
 mod auth;
+pub mod jump;
 pub mod known_hosts;
 mod local;
 mod pattern;
+mod proxy;
+mod route;
 mod ssh;
 pub mod ssh_config;
 
@@ -76,6 +80,9 @@ pub struct Destination {
     pub via: Via,
     /// The record's `identity` key file.
     pub identity: Option<PathBuf>,
+    /// The record's `jump`: bastions to go through, overriding
+    /// `~/.ssh/config`'s ProxyJump and ProxyCommand.
+    pub jump: Option<Vec<jump::Hop>>,
 }
 
 impl Destination {
@@ -105,12 +112,17 @@ impl Destination {
             Some("local") => Via::Local,
             Some(other) => bail!("via {other:?} must be `ssh` or `local`"),
         };
+        let jump = match record::str_field(record, "jump").map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(jump::parse_chain(text).context("field `jump`")?),
+        };
         Ok(Destination {
             host,
             port,
             user: record::str_field(record, "user").map(str::to_string),
             via,
             identity: record::str_field(record, "identity").map(PathBuf::from),
+            jump,
         })
     }
 }
@@ -126,6 +138,8 @@ pub struct Settings {
     ssh_config: SshConfig,
     home: PathBuf,
     local_user: String,
+    /// The bastions' sessions, shared by the targets behind them.
+    bastions: jump::Bastions,
     /// Where a connection reports something worth a line on stderr.
     notice: Box<dyn Fn(&str) + Send + Sync>,
 }
@@ -161,6 +175,7 @@ impl Settings {
             ssh_config,
             home,
             local_user: local_user()?,
+            bastions: jump::Bastions::default(),
             notice: Box::new(notice),
         })
     }

@@ -1,14 +1,18 @@
 //! One SSH session to one host, over libssh2 (the `ssh2` crate): connect with
 //! a timeout, check the host key, log in, then run commands and upload files
-//! over it for as long as the host's targets need it.
+//! over it for as long as the host's targets need it. How the bytes get
+//! there (directly, through a bastion, over a proxy command) is
+//! [`super::route`]'s choice.
 
 use super::known_hosts::{fingerprint, key_type, lookup_name, Verdict};
+use super::route::{self, Endpoint, Through};
 use super::{auth, Destination, Finished, Settings};
 use anyhow::{anyhow, bail, Context, Result};
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 use ssh2::{MethodType, OpenFlags, OpenType, Session};
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -21,6 +25,10 @@ const TIMEOUT: i32 = -9;
 pub struct SshConnection {
     session: Session,
     user: String,
+    /// The session's socket (a duplicate): a bastion's relay waits on it.
+    /// Closed before `through`, so a bastion sees this session end.
+    socket: OwnedFd,
+    _through: Through,
 }
 
 impl SshConnection {
@@ -41,7 +49,14 @@ impl SshConnection {
         } else {
             format!("{}:{port}", dest.host)
         };
-        let stream = connect_tcp(&hostname, port, settings.timeout).context("cannot connect")?;
+        let to = Endpoint {
+            hostname: &hostname,
+            port,
+            user: &user,
+        };
+        let (stream, through) =
+            route::connect(dest, &config, &to, settings).context("cannot connect")?;
+        let socket = stream.try_clone().context("cannot duplicate the socket")?;
         let mut session = Session::new().context("cannot start libssh2")?;
         session.set_tcp_stream(stream);
         session.set_timeout(millis(settings.timeout));
@@ -62,12 +77,27 @@ impl SshConnection {
         identities.extend(auth::default_identity_files(&settings.home));
         auth::login(&session, &user, &identities)?;
         session.set_keepalive(true, settings.timeout.as_secs().max(1) as u32);
-        Ok(SshConnection { session, user })
+        Ok(SshConnection {
+            session,
+            user,
+            socket,
+            _through: through,
+        })
     }
 
     /// The user logged in as.
     pub fn user(&self) -> &str {
         &self.user
+    }
+
+    /// The session, for a bastion's relay.
+    pub(super) fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The session's socket, for a bastion's relay to wait on.
+    pub(super) fn socket(&self) -> &OwnedFd {
+        &self.socket
     }
 
     /// Run `command` with the login shell, feeding it `stdin`, and collect its
@@ -150,7 +180,7 @@ fn millis(d: Duration) -> u32 {
 
 /// A TCP connection that gives up after `timeout`, with TCP keepalive and a
 /// user timeout so a host that dies mid-command is noticed, not waited on.
-fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
+pub(super) fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
     let addrs: Vec<_> = (host, port)
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve {host}"))?

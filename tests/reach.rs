@@ -1,0 +1,320 @@
+//! Reaching hosts that are not on a flat network: through bastions (the
+//! inventory's `jump`, `ProxyJump` in ~/.ssh/config, chains of them), over a
+//! `ProxyCommand`, with host keys checked at every hop.
+//!
+//! The hosts behind the bastion live in a network namespace of their own:
+//! the test (the client) cannot reach them, the bastion (in the namespace,
+//! reachable on a veth pair) can, so a run that works went the way it says.
+
+use crate::util::netns::Netns;
+use crate::util::python::{pip_list, venv_with_pip, Project};
+use crate::util::sshd::{current_user, Options, Sshd};
+use crate::util::{error_message, installed, jsonl, tool};
+use serde_json::{json, Map, Value};
+use std::fs;
+use std::net::TcpStream;
+use std::path::PathBuf;
+
+type Record = Map<String, Value>;
+
+/// Two hosts in a namespace, and a bastion in it that lets through to them
+/// alone (`PermitOpen`). The tools run with the bastion's HOME; its user
+/// key logs in everywhere.
+struct Behind {
+    hosts: Sshd,
+    bastion: Sshd,
+    /// Dropped last, after the servers in it.
+    _netns: Netns,
+}
+
+impl Behind {
+    fn new() -> Behind {
+        let netns = Netns::new();
+        let hosts = Sshd::start_with(
+            2,
+            Options {
+                netns: Some(&netns),
+                ..Options::default()
+            },
+        );
+        let permit: Vec<String> = (0..2)
+            .map(|i| format!("{}:{}", hosts.host(i), hosts.port))
+            .collect();
+        let bastion = Sshd::start_with(
+            1,
+            Options {
+                addresses: vec![netns.inside.clone()],
+                netns: Some(&netns),
+                config: format!("PermitOpen {}\n", permit.join(" ")),
+                ..Options::default()
+            },
+        );
+        hosts.authorize(&bastion.user_key().with_extension("pub"));
+        let known = format!("{}{}", bastion.known_hosts(), hosts.known_hosts());
+        fs::write(bastion.home().join(".ssh/known_hosts"), known).unwrap();
+        // Out of the client's reach: only the bastion gets there.
+        assert!(
+            TcpStream::connect((hosts.host(0), hosts.port)).is_err(),
+            "the hosts behind the bastion are reachable directly"
+        );
+        Behind {
+            hosts,
+            bastion,
+            _netns: netns,
+        }
+    }
+
+    /// `user@bastion:port`, as the `jump` column and ProxyJump name it.
+    fn jump(&self) -> String {
+        format!(
+            "{}@{}:{}",
+            current_user(),
+            self.bastion.host(0),
+            self.bastion.port
+        )
+    }
+
+    fn known_hosts(&self) -> PathBuf {
+        self.bastion.home().join(".ssh/known_hosts")
+    }
+
+    fn tool(&self, name: &str) -> crate::util::Run {
+        self.bastion.tool(name)
+    }
+}
+
+#[track_caller]
+fn assert_ok(record: &Record) {
+    assert!(record.get("error").is_none(), "{record:?}");
+}
+
+#[test]
+fn freeze_and_push_through_a_bastion_with_one_session_each() {
+    let behind = Behind::new();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Host 0 through the inventory's `jump`; host 1 through ProxyJump in a
+    // file ~/.ssh/config includes. The same bastion: one session for both.
+    let ssh = behind.bastion.home().join(".ssh");
+    fs::create_dir_all(ssh.join("config.d")).unwrap();
+    fs::write(ssh.join("config"), "Include config.d/*.conf\n").unwrap();
+    fs::write(
+        ssh.join("config.d/behind.conf"),
+        format!(
+            "Host inner\n  HostName {}\n  Port {}\n  ProxyJump {}\n",
+            behind.hosts.host(1),
+            behind.hosts.port,
+            behind.jump()
+        ),
+    )
+    .unwrap();
+    let (v0, v1) = (d.join("venv0"), d.join("venv1"));
+    venv_with_pip(&v0);
+    venv_with_pip(&v1);
+    let mut t0 = behind.hosts.target(0, &v0);
+    t0.insert("jump".into(), json!(behind.jump()));
+    t0.insert(
+        "cache".into(),
+        json!(d.join("cache0").display().to_string()),
+    );
+    let t1: Record = json!({
+        "host": "inner",
+        "user": current_user(),
+        "venv": v1.display().to_string(),
+        "cache": d.join("cache1").display().to_string(),
+    })
+    .as_object()
+    .unwrap()
+    .clone();
+
+    let frozen = behind.tool("vd-freeze").stdin(jsonl(&[t0, t1])).run();
+    frozen.expect_code(0);
+    let records = frozen.records();
+    assert_eq!(records.len(), 2);
+    records.iter().for_each(assert_ok);
+    assert_eq!(behind.bastion.logins(), 1, "{}", behind.bastion.log());
+    assert_eq!(behind.hosts.logins(), 2, "{}", behind.hosts.log());
+
+    let wheel = Project::new("vdr-behind", "1.0").build();
+    let repo = d.join("wheels");
+    tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .arg(&wheel)
+        .run()
+        .expect_code(0);
+    fs::write(d.join("req.txt"), "vdr-behind\n").unwrap();
+    let planned = tool("vd-diff")
+        .arg("--repo")
+        .arg(&repo)
+        .arg(d.join("req.txt"))
+        .stdin(frozen.stdout.clone())
+        .run();
+    planned.expect_code(0);
+    let pushed = behind
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .stdin(planned.stdout.clone())
+        .run();
+    pushed.expect_code(0);
+    for (record, venv) in pushed.records().iter().zip([&v0, &v1]) {
+        assert_ok(record);
+        assert_eq!(pip_list(venv)["vdr-behind"], "1.0");
+        assert_eq!(installed(record), pip_list(venv));
+    }
+    // One more session each: one to the bastion for the whole run, one per
+    // host through it.
+    assert_eq!(behind.bastion.logins(), 2, "{}", behind.bastion.log());
+    assert_eq!(behind.hosts.logins(), 4, "{}", behind.hosts.log());
+}
+
+#[test]
+fn host_keys_are_checked_at_both_hops() {
+    let behind = Behind::new();
+    let dir = tempfile::tempdir().unwrap();
+    let venv = dir.path().join("venv");
+    venv_with_pip(&venv);
+    let mut target = behind.hosts.target(0, &venv);
+    target.insert("jump".into(), json!(behind.jump()));
+    let right = fs::read_to_string(behind.known_hosts()).unwrap();
+    // Another server's key in place of each hop's, in turn.
+    let other = Sshd::start(1);
+    let wrong_key = other.host_key();
+    let bastion_entry = behind.bastion.known_hosts();
+    let hosts_entry = behind.hosts.known_hosts();
+
+    let swap = |entries: &str| {
+        entries
+            .lines()
+            .map(|l| {
+                let name = l.split_whitespace().next().unwrap();
+                format!("{name} {wrong_key}\n")
+            })
+            .collect::<String>()
+    };
+    fs::write(
+        behind.known_hosts(),
+        format!("{}{hosts_entry}", swap(&bastion_entry)),
+    )
+    .unwrap();
+    let out = behind
+        .tool("vd-freeze")
+        .stdin(jsonl(std::slice::from_ref(&target)))
+        .run();
+    out.expect_code(1);
+    let message = error_message(&out.records()[0]);
+    assert!(
+        message.contains("HOST KEY CHANGED")
+            && message.contains(&format!("bastion {}", behind.jump()))
+            && message.contains(&format!(
+                "[{}]:{}",
+                behind.bastion.host(0),
+                behind.bastion.port
+            )),
+        "{message}"
+    );
+    assert_eq!(behind.bastion.logins(), 0);
+    assert_eq!(behind.hosts.logins(), 0);
+
+    fs::write(
+        behind.known_hosts(),
+        format!("{bastion_entry}{}", swap(&hosts_entry)),
+    )
+    .unwrap();
+    let out = behind
+        .tool("vd-freeze")
+        .stdin(jsonl(std::slice::from_ref(&target)))
+        .run();
+    out.expect_code(1);
+    let message = error_message(&out.records()[0]);
+    assert!(
+        message.contains("HOST KEY CHANGED")
+            && message.contains(&format!("[{}]:{}", behind.hosts.host(0), behind.hosts.port))
+            && !message.contains("bastion"),
+        "{message}"
+    );
+    // Refused before logging in: nothing ran there.
+    assert_eq!(behind.hosts.logins(), 0, "{}", behind.hosts.log());
+
+    // With the right keys it goes through.
+    fs::write(behind.known_hosts(), right).unwrap();
+    behind
+        .tool("vd-freeze")
+        .stdin(jsonl(&[target]))
+        .run()
+        .expect_code(0);
+}
+
+#[test]
+fn a_chain_of_bastions_and_a_proxy_command() {
+    let behind = Behind::new();
+    // An outer bastion on this side: `jump` = outer,inner.
+    let outer = Sshd::start(1);
+    outer.authorize(&behind.bastion.user_key().with_extension("pub"));
+    let known = fs::read_to_string(behind.known_hosts()).unwrap() + &outer.known_hosts();
+    fs::write(behind.known_hosts(), known).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (v0, v1) = (dir.path().join("venv0"), dir.path().join("venv1"));
+    venv_with_pip(&v0);
+    venv_with_pip(&v1);
+    let mut t0 = behind.hosts.target(0, &v0);
+    t0.insert(
+        "jump".into(),
+        json!(format!(
+            "{}@{}:{},{}",
+            current_user(),
+            outer.host(0),
+            outer.port,
+            behind.jump()
+        )),
+    );
+    // Host 1 over `ssh -W` through the bastion, the classic ProxyCommand.
+    let ssh = behind.bastion.home().join(".ssh");
+    fs::write(
+        ssh.join("config"),
+        format!(
+            "Host {host}\n  ProxyCommand ssh -F none -o BatchMode=yes -o StrictHostKeyChecking=yes \
+             -o UserKnownHostsFile={known} -i {key} -p {port} -W %h:%p {user}@{bastion}\n",
+            host = behind.hosts.host(1),
+            known = behind.known_hosts().display(),
+            key = ssh.join("id_ed25519").display(),
+            port = behind.bastion.port,
+            user = current_user(),
+            bastion = behind.bastion.host(0),
+        ),
+    )
+    .unwrap();
+    let t1 = behind.hosts.target(1, &v1);
+    let out = behind.tool("vd-freeze").stdin(jsonl(&[t0, t1])).run();
+    out.expect_code(0);
+    out.records().iter().for_each(assert_ok);
+    assert_eq!(outer.logins(), 1, "{}", outer.log());
+    // The chain's inner bastion, and ssh -W's own login.
+    assert_eq!(behind.bastion.logins(), 2, "{}", behind.bastion.log());
+    assert_eq!(behind.hosts.logins(), 2, "{}", behind.hosts.log());
+}
+
+#[test]
+fn a_bad_jump_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("targets.csv");
+    fs::write(
+        &inventory,
+        "host,venv,jump\nweb1,/srv/a,deploy@gw:99999\nweb2,/srv/b,deploy@gw:2222\n",
+    )
+    .unwrap();
+    let out = tool("vd-targets")
+        .arg("--inventory")
+        .arg(&inventory)
+        .arg("--json")
+        .run();
+    out.expect_code(1);
+    let records = out.records();
+    let message = error_message(&records[0]);
+    assert!(
+        message.contains("line 2") && message.contains("99999"),
+        "{message}"
+    );
+    assert_eq!(records[1]["jump"], json!("deploy@gw:2222"));
+}
