@@ -1,6 +1,7 @@
 //! Reaching hosts that are not on a flat network: through bastions (the
 //! inventory's `jump`, `ProxyJump` in ~/.ssh/config, chains of them), over a
-//! `ProxyCommand`, with host keys checked at every hop.
+//! `ProxyCommand`, with host keys checked at every hop; and hosts whose sshd
+//! offers no SFTP.
 //!
 //! The hosts behind the bastion live in a network namespace of their own:
 //! the test (the client) cannot reach them, the bastion (in the namespace,
@@ -13,7 +14,9 @@ use crate::util::{error_message, installed, jsonl, tool};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 type Record = Map<String, Value>;
 
@@ -317,4 +320,247 @@ fn a_bad_jump_is_named() {
         "{message}"
     );
     assert_eq!(records[1]["jump"], json!("deploy@gw:2222"));
+}
+
+/// A repository holding `wheels`, made by vd-add.
+fn repo(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
+    let repo = dir.join("wheels");
+    tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .args(wheels)
+        .run()
+        .expect_code(0);
+    repo
+}
+
+/// `vd-freeze | vd-diff REQUIREMENTS` for `targets`.
+fn plan(server: &Sshd, repo: &Path, requirements: &str, targets: &[Record]) -> String {
+    let frozen = server.tool("vd-freeze").stdin(jsonl(targets)).run();
+    frozen.expect_code(0);
+    let req = repo.with_file_name("requirements.txt");
+    fs::write(&req, requirements).unwrap();
+    let planned = tool("vd-diff")
+        .arg("--repo")
+        .arg(repo)
+        .arg(&req)
+        .stdin(frozen.stdout.clone())
+        .run();
+    planned.expect_code(0);
+    planned.stdout
+}
+
+/// The wheels a cache holds, as `SHA256/FILE`; temporary files are not.
+fn cached(cache: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(cache).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            for file in fs::read_dir(entry.path()).unwrap().flatten() {
+                found.push(format!(
+                    "{}/{}",
+                    entry.file_name().to_string_lossy(),
+                    file.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn cache_key(wheel: &Path) -> String {
+    format!(
+        "{}/{}",
+        sha256(wheel),
+        wheel.file_name().unwrap().to_string_lossy()
+    )
+}
+
+const NO_SFTP_WARNING: &str = "the server offers no SFTP";
+
+#[test]
+fn push_to_hosts_without_sftp() {
+    let server = Sshd::start_with(
+        2,
+        Options {
+            no_sftp: true,
+            ..Options::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let wheel = Project::new("vdr-nosftp", "1.0").payload(100_000).build();
+    let repo = repo(d, std::slice::from_ref(&wheel));
+    // Two venvs on host 0 (the second used to fail), one on host 1.
+    let venvs: Vec<PathBuf> = (0..3).map(|i| d.join(format!("venv{i}"))).collect();
+    let targets: Vec<Record> = venvs
+        .iter()
+        .zip([0, 0, 1])
+        .map(|(v, host)| {
+            venv_with_pip(v);
+            let mut t = server.target(host, v);
+            let cache = d.join(format!("cache{host}"));
+            t.insert("cache".into(), json!(cache.display().to_string()));
+            t
+        })
+        .collect();
+    let plans = plan(&server, &repo, "vdr-nosftp\n", &targets);
+    let logins = server.logins();
+    let out = server
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .stdin(plans)
+        .run();
+    out.expect_code(0);
+    let records = out.records();
+    records.iter().for_each(assert_ok);
+    for v in &venvs {
+        assert_eq!(pip_list(v)["vdr-nosftp"], "1.0");
+    }
+    // Each wheel once per host, each host warned about once, one session each.
+    let size = fs::metadata(&wheel).unwrap().len();
+    let bytes = |i: usize| records[i]["pushed"]["uploaded_bytes"].as_u64().unwrap();
+    assert_eq!(bytes(0) + bytes(1), size);
+    assert_eq!(bytes(2), size);
+    for host in 0..2 {
+        assert_eq!(cached(&d.join(format!("cache{host}"))), [cache_key(&wheel)]);
+    }
+    assert_eq!(
+        out.stderr.matches(NO_SFTP_WARNING).count(),
+        2,
+        "{}",
+        out.stderr
+    );
+    for host in 0..2 {
+        assert!(
+            out.stderr.contains(&format!(
+                "{}:{}: {NO_SFTP_WARNING}",
+                server.host(host),
+                server.port
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+    assert_eq!(server.logins() - logins, 2);
+}
+
+#[test]
+fn a_transfer_without_sftp_cut_off_leaves_nothing_and_a_rerun_completes() {
+    let server = Sshd::start_with(
+        1,
+        Options {
+            no_sftp: true,
+            ..Options::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let big = Project::new("vdr-big", "1.0").payload(32 << 20).build();
+    let repo = repo(d, std::slice::from_ref(&big));
+    let v = d.join("venv");
+    venv_with_pip(&v);
+    let cache = d.join("cache");
+    let mut target = server.target(0, &v);
+    target.insert("cache".into(), json!(cache.display().to_string()));
+    let plans = plan(&server, &repo, "vdr-big\n", &[target]);
+    let before = pip_list(&v);
+    let sessions_before = descendants(server.pid());
+
+    let child = server
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--timeout", "3"])
+        .stdin(plans.clone())
+        .spawn();
+    // Once the first piece has landed, kill the host's end mid-transfer.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let uploading = fs::read_dir(&cache).ok().is_some_and(|entries| {
+            entries.filter_map(|e| e.ok()).any(|e| {
+                e.file_name().to_string_lossy().ends_with(".part")
+                    && e.metadata().is_ok_and(|m| m.len() > 0)
+            })
+        });
+        if uploading {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the upload never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for pid in descendants(server.pid()) {
+        if !sessions_before.contains(&pid) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+    let out = child.finish();
+    out.expect_code(1);
+    let message = error_message(&out.records()[0]);
+    assert!(
+        message.contains("upload") || message.contains("connection"),
+        "{message}"
+    );
+    assert!(
+        cached(&cache).is_empty(),
+        "a cut-off upload is in the cache"
+    );
+    assert_eq!(pip_list(&v), before);
+
+    let out = server
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .stdin(plans)
+        .run();
+    out.expect_code(0);
+    let record = &out.records()[0];
+    assert_ok(record);
+    assert_eq!(
+        record["pushed"]["uploaded_bytes"],
+        json!(fs::metadata(&big).unwrap().len())
+    );
+    assert_eq!(cached(&cache), [cache_key(&big)]);
+    assert_eq!(pip_list(&v)["vdr-big"], "1.0");
+}
+
+/// Every process below `ancestor`.
+fn descendants(ancestor: u32) -> Vec<u32> {
+    let mut found = children(ancestor);
+    let mut i = 0;
+    while i < found.len() {
+        let more = children(found[i]);
+        found.extend(more);
+        i += 1;
+    }
+    found
+}
+
+fn children(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        if after.split(' ').nth(1).and_then(|p| p.parse().ok()) == Some(parent) {
+            found.push(pid);
+        }
+    }
+    found
 }

@@ -10,6 +10,7 @@
 //! connection and run in parallel is [`crate::fleet`]'s.
 
 mod auth;
+mod exec_upload;
 pub mod jump;
 pub mod known_hosts;
 mod local;
@@ -26,7 +27,7 @@ use known_hosts::KnownHosts;
 use serde_json::Value;
 use ssh_config::SshConfig;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use local::LocalConnection;
@@ -141,7 +142,7 @@ pub struct Settings {
     /// The bastions' sessions, shared by the targets behind them.
     bastions: jump::Bastions,
     /// Where a connection reports something worth a line on stderr.
-    notice: Box<dyn Fn(&str) + Send + Sync>,
+    notice: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 impl Settings {
@@ -176,7 +177,7 @@ impl Settings {
             home,
             local_user: local_user()?,
             bastions: jump::Bastions::default(),
-            notice: Box::new(notice),
+            notice: Arc::new(notice),
         })
     }
 
@@ -280,7 +281,8 @@ impl Connection {
         }
     }
 
-    /// Copy a local file to `remote` on the host (SFTP, or a copy for local
+    /// Copy a local file to `remote` on the host (SFTP, or `cat` over the
+    /// command channel where the host has no SFTP, or a copy for local
     /// targets), replacing it. Not atomic: upload under a temporary name and
     /// rename with a command.
     pub fn upload(&mut self, local: &Path, remote: &str) -> Result<()> {

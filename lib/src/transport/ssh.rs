@@ -6,7 +6,7 @@
 
 use super::known_hosts::{fingerprint, key_type, lookup_name, Verdict};
 use super::route::{self, Endpoint, Through};
-use super::{auth, Destination, Finished, Settings};
+use super::{auth, exec_upload, Destination, Finished, Settings};
 use anyhow::{anyhow, bail, Context, Result};
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 use ssh2::{MethodType, OpenFlags, OpenType, Session};
@@ -14,12 +14,15 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// libssh2's "would block" in non-blocking mode.
 const EAGAIN: i32 = -37;
 /// libssh2's "timed out" in blocking mode.
 const TIMEOUT: i32 = -9;
+/// libssh2's "channel request refused": a subsystem the server lacks.
+const CHANNEL_FAILURE: i32 = -21;
 
 /// A logged-in session to one host.
 pub struct SshConnection {
@@ -28,6 +31,11 @@ pub struct SshConnection {
     /// The session's socket (a duplicate): a bastion's relay waits on it.
     /// Closed before `through`, so a bastion sees this session end.
     socket: OwnedFd,
+    /// The host as messages name it.
+    label: String,
+    /// Set once the host refused SFTP: files go over the command channel.
+    without_sftp: bool,
+    notice: Arc<dyn Fn(&str) + Send + Sync>,
     _through: Through,
 }
 
@@ -81,6 +89,9 @@ impl SshConnection {
             session,
             user,
             socket,
+            label,
+            without_sftp: false,
+            notice: settings.notice.clone(),
             _through: through,
         })
     }
@@ -132,38 +143,55 @@ impl SshConnection {
         })
     }
 
-    /// Write the local file to `remote` over SFTP (mode 0644, replacing what
-    /// is there). Not atomic: upload to a temporary name and rename.
+    /// Write the local file to `remote` (mode 0644, replacing what is
+    /// there): over SFTP, or where the host has no SFTP subsystem, over the
+    /// command channel (with a warning, once per host). Not atomic: upload
+    /// to a temporary name and rename.
     pub fn upload(&mut self, local: &Path, remote: &str) -> Result<()> {
-        let mut source = std::fs::File::open(local)
-            .with_context(|| format!("cannot open {}", local.display()))?;
-        let sftp = self
-            .session
-            .sftp()
-            .map_err(|e| anyhow!("cannot start SFTP: {}", e.message()))?;
-        let mut target = sftp
-            .open_mode(
-                Path::new(remote),
-                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
-                0o644,
-                OpenType::File,
-            )
-            .map_err(|e| anyhow!("cannot create {remote}: {}", e.message()))?;
-        io::copy(&mut source, &mut target)
-            .with_context(|| format!("cannot upload {} to {remote}", local.display()))?;
-        target
-            .fsync()
-            .or_else(|e| {
-                // fsync is an OpenSSH extension; a server without it is fine.
-                if e.code() == ssh2::ErrorCode::SFTP(8) {
-                    Ok(())
-                } else {
-                    Err(e)
+        if !self.without_sftp {
+            match self.session.sftp() {
+                Ok(sftp) => return upload_sftp(&sftp, local, remote),
+                Err(e) if e.code() == ssh2::ErrorCode::Session(CHANNEL_FAILURE) => {
+                    (self.notice)(&format!(
+                        "{}: the server offers no SFTP ({}); sending files over the command channel instead",
+                        self.label,
+                        e.message()
+                    ));
+                    self.without_sftp = true;
                 }
-            })
-            .map_err(|e| anyhow!("cannot finish {remote}: {}", e.message()))?;
-        Ok(())
+                Err(e) => bail!("cannot start SFTP: {}", e.message()),
+            }
+        }
+        exec_upload::upload(self, local, remote)
     }
+}
+
+/// Write the local file to `remote` over an SFTP session.
+fn upload_sftp(sftp: &ssh2::Sftp, local: &Path, remote: &str) -> Result<()> {
+    let mut source =
+        std::fs::File::open(local).with_context(|| format!("cannot open {}", local.display()))?;
+    let mut target = sftp
+        .open_mode(
+            Path::new(remote),
+            OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
+            0o644,
+            OpenType::File,
+        )
+        .map_err(|e| anyhow!("cannot create {remote}: {}", e.message()))?;
+    io::copy(&mut source, &mut target)
+        .with_context(|| format!("cannot upload {} to {remote}", local.display()))?;
+    target
+        .fsync()
+        .or_else(|e| {
+            // fsync is an OpenSSH extension; a server without it is fine.
+            if e.code() == ssh2::ErrorCode::SFTP(8) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| anyhow!("cannot finish {remote}: {}", e.message()))?;
+    Ok(())
 }
 
 impl Drop for SshConnection {
