@@ -27,7 +27,8 @@ const TOOL: &str = "vd-push";
 /// `cache` (an absolute path, or one under ~/ for the login user's home;
 /// default ~/.cache/vd/wheels), at CACHE/SHA256/FILE. One command lists the
 /// cache the first time a host's target needs it; only wheels it lacks are
-/// sent, by SFTP, to a temporary name, checked by sha256 on the host and
+/// sent, by SFTP (or, on a host without SFTP, as the stdin of `cat`, with a
+/// warning), to a temporary name, checked by sha256 on the host and
 /// then renamed into place, so a transfer cut off half way leaves nothing a
 /// later push would use. A wheel crosses the network once per host however
 /// many of its venvs need it. Before sending, each wheel file in the

@@ -15,8 +15,10 @@ const TOOL: &str = "vd-targets";
 ///
 /// The inventory is a CSV file with a header row naming its columns: host,
 /// port, user, venv, venv_user, requirements, packages, settings, migrate_user,
-/// reload, reload_once, via, identity, python, cache, check. Only host and venv
-/// are required; packages and settings are space-separated lists. A file
+/// reload, reload_once, via, identity, python, cache, check, jump. Only host
+/// and venv are required; packages and settings are space-separated lists;
+/// jump names the bastions to reach the host through (user@host:port, a
+/// comma-separated chain, as ProxyJump writes them). A file
 /// ending in .jsonl holds target records instead. Relative requirements and
 /// identity paths are resolved against the inventory's folder. An unknown
 /// column is passed through as a field, with a warning.
