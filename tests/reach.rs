@@ -277,7 +277,8 @@ fn a_chain_of_bastions_and_a_proxy_command() {
     fs::write(
         ssh.join("config"),
         format!(
-            "Host {host}\n  ProxyCommand ssh -F none -o BatchMode=yes -o StrictHostKeyChecking=yes \
+            "Host broken\n  ProxyCommand false\n\
+             Host {host}\n  ProxyCommand ssh -F none -o BatchMode=yes -o StrictHostKeyChecking=yes \
              -o UserKnownHostsFile={known} -i {key} -p {port} -W %h:%p {user}@{bastion}\n",
             host = behind.hosts.host(1),
             known = behind.known_hosts().display(),
@@ -289,9 +290,19 @@ fn a_chain_of_bastions_and_a_proxy_command() {
     )
     .unwrap();
     let t1 = behind.hosts.target(1, &v1);
-    let out = behind.tool("vd-freeze").stdin(jsonl(&[t0, t1])).run();
-    out.expect_code(0);
-    out.records().iter().for_each(assert_ok);
+    let mut t2 = t1.clone();
+    t2.insert("host".into(), json!("broken"));
+    let out = behind.tool("vd-freeze").stdin(jsonl(&[t0, t1, t2])).run();
+    out.expect_code(1);
+    let records = out.records();
+    assert_ok(&records[0]);
+    assert_ok(&records[1]);
+    // A command that fails is named, not just a failed SSH greeting.
+    let message = error_message(&records[2]);
+    assert!(
+        message.contains("ProxyCommand false ended (exit status: 1)"),
+        "{message}"
+    );
     assert_eq!(outer.logins(), 1, "{}", outer.log());
     // The chain's inner bastion, and ssh -W's own login.
     assert_eq!(behind.bastion.logins(), 2, "{}", behind.bastion.log());

@@ -14,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 /// A running proxy command; it is stopped when the session over it ends.
 pub struct ProxyCommand {
     child: Child,
+    /// The command as run, for messages.
+    command: String,
 }
 
 /// What a `ProxyCommand`'s `%` tokens stand for.
@@ -43,7 +45,26 @@ impl ProxyCommand {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("cannot run ProxyCommand {expanded}"))?;
-        Ok((OwnedFd::from(ours), ProxyCommand { child }))
+        Ok((
+            OwnedFd::from(ours),
+            ProxyCommand {
+                child,
+                command: expanded,
+            },
+        ))
+    }
+
+    /// Why the session over it failed, when the command has ended: the
+    /// user's problem is then the command (not found, refused), not SSH.
+    pub fn ended(&mut self) -> Option<String> {
+        // It closed its end on the way out; give it a moment to be reaped.
+        for _ in 0..20 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(format!("ProxyCommand {} ended ({status})", self.command));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        None
     }
 }
 

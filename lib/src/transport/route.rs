@@ -14,13 +14,12 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 /// What a session's socket depends on; it lives as long as the session.
-/// Held, never read: dropping it ends the bastion session (when no other
-/// target uses it) or stops the proxy command.
-#[allow(dead_code)]
+/// Held: dropping it ends the bastion session (when no other target uses
+/// it) or stops the proxy command.
 pub enum Through {
     Direct,
     /// The bastion's session, shared with the other targets behind it.
-    Bastion(Arc<Bastion>),
+    Bastion(#[allow(dead_code)] Arc<Bastion>),
     Command(ProxyCommand),
 }
 
@@ -91,6 +90,20 @@ pub fn connect(
             )
             .with_context(|| format!("ProxyCommand ({})", origin.unwrap_or_default()))?;
             Ok((socket, Through::Command(child)))
+        }
+    }
+}
+
+impl Through {
+    /// `error` (the session over this way failed), with the reason when the
+    /// way itself is gone.
+    pub fn explain(&mut self, error: anyhow::Error) -> anyhow::Error {
+        match self {
+            Through::Command(command) => match command.ended() {
+                Some(why) => error.context(why),
+                None => error,
+            },
+            _ => error,
         }
     }
 }

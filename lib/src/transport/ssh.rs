@@ -62,23 +62,26 @@ impl SshConnection {
             port,
             user: &user,
         };
-        let (stream, through) =
+        let (stream, mut through) =
             route::connect(dest, &config, &to, settings).context("cannot connect")?;
         let socket = stream.try_clone().context("cannot duplicate the socket")?;
         let mut session = Session::new().context("cannot start libssh2")?;
         session.set_tcp_stream(stream);
         session.set_timeout(millis(settings.timeout));
         prefer_known_key_types(&session, settings, &hostname, port)?;
-        session.handshake().map_err(|e| {
-            if e.code() == ssh2::ErrorCode::Session(TIMEOUT) {
-                anyhow!(
-                    "no SSH greeting within {}s (is it an SSH server?)",
-                    settings.timeout.as_secs()
-                )
-            } else {
-                anyhow!("SSH handshake failed: {}", e.message())
-            }
-        })?;
+        session
+            .handshake()
+            .map_err(|e| {
+                if e.code() == ssh2::ErrorCode::Session(TIMEOUT) {
+                    anyhow!(
+                        "no SSH greeting within {}s (is it an SSH server?)",
+                        settings.timeout.as_secs()
+                    )
+                } else {
+                    anyhow!("SSH handshake failed: {}", e.message())
+                }
+            })
+            .map_err(|e| through.explain(e))?;
         check_host_key(&session, settings, &hostname, port, &label)?;
         let mut identities: Vec<_> = dest.identity.iter().cloned().collect();
         identities.extend(config.identity_files.iter().cloned());
