@@ -575,3 +575,72 @@ fn children(parent: u32) -> Vec<u32> {
     }
     found
 }
+
+#[test]
+fn a_bastion_lost_mid_transfer_fails_its_targets_and_a_rerun_completes() {
+    let behind = Behind::new();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let big = Project::new("vdr-big", "1.0").payload(32 << 20).build();
+    let repo = repo(d, std::slice::from_ref(&big));
+    let v = d.join("venv");
+    venv_with_pip(&v);
+    let cache = d.join("cache");
+    let mut target = behind.hosts.target(0, &v);
+    target.insert("jump".into(), json!(behind.jump()));
+    target.insert("cache".into(), json!(cache.display().to_string()));
+    let plans = plan(&behind.bastion, &repo, "vdr-big\n", &[target]);
+    let before = pip_list(&v);
+    let sessions_before = descendants(behind.bastion.pid());
+
+    let started = Instant::now();
+    let child = behind
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--timeout", "3"])
+        .stdin(plans.clone())
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !fs::read_dir(&cache).ok().is_some_and(|entries| {
+        entries.filter_map(|e| e.ok()).any(|e| {
+            e.file_name().to_string_lossy().ends_with(".part")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        })
+    }) {
+        assert!(Instant::now() < deadline, "the upload never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The bastion's session goes; the host's own is untouched.
+    for pid in descendants(behind.bastion.pid()) {
+        if !sessions_before.contains(&pid) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+    let out = child.finish();
+    out.expect_code(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(out.records()[0].get("error").is_some());
+    assert!(
+        cached(&cache).is_empty(),
+        "a cut-off upload is in the cache"
+    );
+    assert_eq!(pip_list(&v), before);
+
+    let out = behind
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .stdin(plans)
+        .run();
+    out.expect_code(0);
+    assert_ok(&out.records()[0]);
+    assert_eq!(cached(&cache), [cache_key(&big)]);
+    assert_eq!(pip_list(&v)["vdr-big"], "1.0");
+}

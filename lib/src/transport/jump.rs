@@ -237,6 +237,7 @@ impl Bastion {
             .try_clone()
             .context("cannot watch the bastion's socket")?;
         let (wake, woken) = UnixStream::pair().context("cannot make a socketpair")?;
+        wake.set_nonblocking(true)?;
         woken.set_nonblocking(true)?;
         let (requests, incoming) = mpsc::channel();
         let relay = std::thread::Builder::new()
@@ -249,6 +250,7 @@ impl Bastion {
                     incoming,
                     timeout,
                     tunnels: Vec::new(),
+                    ended: false,
                 }
                 .run()
             })
@@ -313,6 +315,9 @@ struct Relay {
     incoming: mpsc::Receiver<Request>,
     timeout: Duration,
     tunnels: Vec<Tunnel>,
+    /// The bastion closed its connection: no more tunnels, and its socket
+    /// is no longer waited on (it would always be ready).
+    ended: bool,
 }
 
 impl Relay {
@@ -344,6 +349,11 @@ impl Relay {
             for tunnel in &mut self.tunnels {
                 progress |= tunnel.step(&mut buf);
             }
+            if self.ended && !progress {
+                for tunnel in &mut self.tunnels {
+                    tunnel.end();
+                }
+            }
             self.tunnels.retain_mut(|t| {
                 if t.done() {
                     let _ = t.channel.close();
@@ -356,7 +366,7 @@ impl Relay {
                     break;
                 }
             }
-            if last_keepalive.elapsed() >= self.timeout {
+            if !self.ended && last_keepalive.elapsed() >= self.timeout {
                 let _ = self.session.keepalive_send();
                 last_keepalive = Instant::now();
             }
@@ -369,6 +379,9 @@ impl Relay {
 
     /// Open a `direct-tcpip` channel, giving up after the timeout.
     fn open(&mut self, host: &str, port: u16) -> Result<UnixStream> {
+        if self.ended {
+            bail!("the bastion closed the connection");
+        }
         let deadline = Instant::now() + self.timeout;
         let channel = loop {
             match self.session.channel_direct_tcpip(host, port, None) {
@@ -414,9 +427,14 @@ impl Relay {
 
     /// Sleep until the bastion, a target's socket or a request has
     /// something (at most 50ms: libssh2 may hold data it has already read).
-    fn wait(&self) {
+    fn wait(&mut self) {
+        let session = if self.ended {
+            PollFlags::empty()
+        } else {
+            self.session_flags() | PollFlags::RDHUP
+        };
         let mut fds = vec![
-            PollFd::new(&self.socket, self.session_flags()),
+            PollFd::new(&self.socket, session),
             PollFd::new(&self.woken, PollFlags::IN),
         ];
         for t in &self.tunnels {
@@ -430,6 +448,12 @@ impl Relay {
             fds.push(PollFd::new(&t.socket, flags));
         }
         let _ = poll(&mut fds, Some(&timespec(Duration::from_millis(50))));
+        let gone = PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR;
+        if !self.ended && fds[0].revents().intersects(gone) {
+            // Nothing more will come: what libssh2 holds is read, then
+            // every tunnel ends.
+            self.ended = true;
+        }
     }
 }
 
@@ -462,16 +486,21 @@ impl Tunnel {
         match self.try_step(buf) {
             Ok(progress) => progress,
             Err(_) => {
-                self.socket_eof = true;
-                self.eof_sent = true;
-                self.channel_eof = true;
-                self.to_socket.clear();
-                self.to_channel.clear();
-                let _ = self.socket.shutdown(Shutdown::Both);
-                self.socket_shut = true;
+                self.end();
                 true
             }
         }
+    }
+
+    /// Close both ways now.
+    fn end(&mut self) {
+        self.socket_eof = true;
+        self.eof_sent = true;
+        self.channel_eof = true;
+        self.to_socket.clear();
+        self.to_channel.clear();
+        let _ = self.socket.shutdown(Shutdown::Both);
+        self.socket_shut = true;
     }
 
     fn try_step(&mut self, buf: &mut [u8]) -> io::Result<bool> {
