@@ -24,11 +24,11 @@
 
 use crate::cli;
 use crate::output::Output;
-use crate::record::{self, Reader, Record};
+use crate::record::{self, Line, Record};
 use crate::transport::{Connection, Destination, Settings, TransportArgs};
 use anyhow::{anyhow, bail, Result};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::BufRead;
+use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -98,21 +98,25 @@ struct Slot<S> {
     queue: VecDeque<(usize, Record)>,
 }
 
-/// Read target records from `input`, do `work` to each one that carries no
-/// error over its host's connection, and write every record to `out` in
-/// input order. An `Err` from `work` becomes the record's `error` (with the
-/// target's name) and a line on stderr; the other targets go on. Returns an
-/// error only when the run cannot go on (setup, or stdout closed).
-pub fn run<S, F>(
+/// Take target records from `input` (numbered lines, as [`Reader`] yields
+/// them from a stream), do `work` to each one that carries no error over its
+/// host's connection, and write every record to `out` in input order. An
+/// `Err` from `work` becomes the record's `error` (with the target's name)
+/// and a line on stderr; the other targets go on. Returns an error only when
+/// the run cannot go on (setup, or stdout closed).
+///
+/// [`Reader`]: crate::record::Reader
+pub fn run<S, F, W>(
     tool: &'static str,
     transport: &TransportArgs,
-    input: impl BufRead + Send + 'static,
-    out: &mut Output,
+    input: impl Iterator<Item = Line> + Send + 'static,
+    out: &mut Output<W>,
     work: F,
 ) -> Result<()>
 where
     S: Default + Send + 'static,
     F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
+    W: Write,
 {
     run_with_finish(tool, transport, input, out, work, |_: &mut Host<S>, _| {})
 }
@@ -124,11 +128,11 @@ where
 /// connection, counted against `--jobs` like the work. `finish` reports a
 /// failure by putting an `error` into the records it concerns; a panic in it
 /// becomes an error on every held record.
-pub fn run_with_finish<S, F, G>(
+pub fn run_with_finish<S, F, G, W>(
     tool: &'static str,
     transport: &TransportArgs,
-    input: impl BufRead + Send + 'static,
-    out: &mut Output,
+    input: impl Iterator<Item = Line> + Send + 'static,
+    out: &mut Output<W>,
     work: F,
     finish: G,
 ) -> Result<()>
@@ -136,15 +140,35 @@ where
     S: Default + Send + 'static,
     F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
     G: Fn(&mut Host<S>, &mut [Record]) + Sync,
+    W: Write,
 {
     let settings = Arc::new(Settings::new(transport, move |m| cli::warn(tool, m))?);
     let jobs = transport.jobs.max(1) as usize;
+    schedule(tool, settings, jobs, input, out, work, finish)
+}
+
+/// The scheduler behind [`run_with_finish`], given its settings.
+fn schedule<S, F, G, W>(
+    tool: &'static str,
+    settings: Arc<Settings>,
+    jobs: usize,
+    input: impl Iterator<Item = Line> + Send + 'static,
+    out: &mut Output<W>,
+    work: F,
+    finish: G,
+) -> Result<()>
+where
+    S: Default + Send + 'static,
+    F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
+    G: Fn(&mut Host<S>, &mut [Record]) + Sync,
+    W: Write,
+{
     let (tx, rx) = mpsc::channel::<Event<S>>();
     let reader_tx = tx.clone();
-    // Detached: it may sit in a read on stdin after we are done (stdout
-    // closed); the process exit ends it.
+    // Detached: it may sit in a read on stdin (or at a --confirm prompt)
+    // after we are done (stdout closed); the process exit ends it.
     std::thread::spawn(move || {
-        for line in Reader::new(input, tool) {
+        for line in input {
             if reader_tx
                 .send(Event::Line(line.number, line.record))
                 .is_err()
@@ -359,4 +383,190 @@ pub fn set_target_error(tool: &str, record: &mut Record, message: &str) {
     let message = format!("{}: {message}", record::target_label(record));
     cli::warn(tool, &message);
     record::set_error(record, tool, &message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use std::time::Duration;
+
+    const TOOL: &str = "vd-test";
+
+    fn lines(records: Value) -> Vec<Line> {
+        let Value::Array(records) = records else {
+            unreachable!()
+        };
+        records
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| Line {
+                number: i + 1,
+                record: r.as_object().unwrap().clone(),
+            })
+            .collect()
+    }
+
+    /// Schedule `input` over `jobs` workers; the records written, read back.
+    fn schedule_records<S, F, G>(jobs: usize, input: Value, work: F, finish: G) -> Vec<Record>
+    where
+        S: Default + Send + 'static,
+        F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
+        G: Fn(&mut Host<S>, &mut [Record]) + Sync,
+    {
+        let settings = Arc::new(Settings::offline());
+        let mut out = Output::to(Vec::new(), None);
+        let input = lines(input).into_iter();
+        schedule(TOOL, settings, jobs, input, &mut out, work, finish).unwrap();
+        let (_, bytes) = out.finish_into().unwrap();
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn field<'r>(record: &'r Record, name: &str) -> &'r Value {
+        record.get(name).unwrap_or(&Value::Null)
+    }
+
+    #[test]
+    fn records_come_out_in_input_order_and_a_host_works_in_turn() {
+        // Host a is slow, so b and c finish first; the output waits for a.
+        let input = json!([
+            {"host": "a", "venv": "/v/1"}, {"host": "b", "venv": "/v/2"},
+            {"host": "a", "venv": "/v/3"}, {"host": "c", "venv": "/v/4"},
+            {"host": "b", "venv": "/v/5"}, {"host": "a", "venv": "/v/6"},
+        ]);
+        let work = |host: &mut Host<u32>, record: &mut Record| {
+            if record["host"] == "a" {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            host.state += 1;
+            record.insert("turn".into(), json!(host.state));
+            Ok(())
+        };
+        let out = schedule_records(3, input, work, |_: &mut Host<u32>, _| {});
+        let venvs: Vec<&Value> = out.iter().map(|r| field(r, "venv")).collect();
+        assert_eq!(venvs, ["/v/1", "/v/2", "/v/3", "/v/4", "/v/5", "/v/6"]);
+        // One host's targets share its state: they ran one after another.
+        let turns: Vec<&Value> = out.iter().map(|r| field(r, "turn")).collect();
+        assert_eq!(turns, [1, 1, 2, 1, 2, 3]);
+    }
+
+    #[test]
+    fn one_worker_runs_every_host() {
+        let input = json!([
+            {"host": "a", "venv": "/v/1"}, {"host": "b", "venv": "/v/2"},
+            {"host": "a", "venv": "/v/3"},
+        ]);
+        let work = |_: &mut Host<()>, record: &mut Record| {
+            record.insert("done".into(), json!(true));
+            Ok(())
+        };
+        let out = schedule_records(1, input, work, |_: &mut Host<()>, _| {});
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|r| r["done"] == true));
+    }
+
+    #[test]
+    fn held_records_are_finished_once_per_host_after_its_last_target() {
+        let input = json!([
+            {"host": "a", "venv": "/v/1", "once": true},
+            {"host": "b", "venv": "/v/2", "once": true},
+            {"host": "a", "venv": "/v/3"},
+            {"host": "a", "venv": "/v/4", "once": true},
+            {"host": "b", "venv": "/v/5", "once": true},
+        ]);
+        let work = |host: &mut Host<Vec<String>>, record: &mut Record| {
+            host.state
+                .push(record["venv"].as_str().unwrap().to_string());
+            if record.contains_key("once") {
+                host.hold();
+            }
+            Ok(())
+        };
+        let finish = |host: &mut Host<Vec<String>>, held: &mut [Record]| {
+            // Every target of the host was worked on before its finish.
+            let seen = host.state.join(" ");
+            let venvs: Vec<&str> = held.iter().map(|r| r["venv"].as_str().unwrap()).collect();
+            let finished = json!({"with": venvs.join(" "), "after": seen});
+            for record in held.iter_mut() {
+                record.insert("finished".into(), finished.clone());
+            }
+        };
+        let out = schedule_records(2, input, work, finish);
+        let venvs: Vec<&Value> = out.iter().map(|r| field(r, "venv")).collect();
+        assert_eq!(venvs, ["/v/1", "/v/2", "/v/3", "/v/4", "/v/5"]);
+        let a = json!({"with": "/v/1 /v/4", "after": "/v/1 /v/3 /v/4"});
+        let b = json!({"with": "/v/2 /v/5", "after": "/v/2 /v/5"});
+        let finished: Vec<&Value> = out.iter().map(|r| field(r, "finished")).collect();
+        assert_eq!(finished, [&a, &b, &Value::Null, &a, &b]);
+    }
+
+    #[test]
+    fn errors_pass_through_and_the_other_targets_go_on() {
+        let input = json!([
+            {"host": "a", "venv": "/v/1", "error": {"tool": "vd-diff", "message": "earlier"}},
+            {"host": "a", "venv": "relative"},
+            {"host": "a", "venv": "/v/3", "fail": true},
+            {"host": "a", "venv": "/v/4", "panic": true},
+            {"venv": "/v/5"},
+            {"host": "a", "venv": "/v/6"},
+        ]);
+        let work = |_: &mut Host<()>, record: &mut Record| {
+            assert!(!record.contains_key("error"), "work on a failed record");
+            if record.contains_key("fail") {
+                anyhow::bail!("it broke");
+            }
+            if record.contains_key("panic") {
+                panic!("a bug");
+            }
+            record.insert("done".into(), json!(true));
+            Ok(())
+        };
+        let out = schedule_records(2, input, work, |_: &mut Host<()>, _| {});
+        let error = |i: usize| -> (String, String) {
+            record::error_of(&out[i]).unwrap_or_else(|| panic!("no error in {:?}", out[i]))
+        };
+        assert_eq!(error(0), ("vd-diff".to_string(), "earlier".to_string()));
+        let (tool, message) = error(1);
+        assert_eq!(tool, TOOL);
+        assert!(
+            message.starts_with("stdin line 2 (a:relative): "),
+            "{message}"
+        );
+        assert!(message.contains("not an absolute path"), "{message}");
+        assert_eq!(error(2).1, "a:/v/3: it broke");
+        assert!(
+            error(3).1.contains("internal error in vd-test"),
+            "{:?}",
+            error(3)
+        );
+        assert!(error(3).1.ends_with("a bug"), "{:?}", error(3));
+        assert!(error(4).1.starts_with("stdin line 5"), "{:?}", error(4));
+        assert!(
+            error(4).1.contains("missing field `host`"),
+            "{:?}",
+            error(4)
+        );
+        assert_eq!(out[5]["done"], true);
+        assert!(record::error_of(&out[5]).is_none());
+    }
+
+    #[test]
+    fn a_panic_in_the_finish_fails_the_held_records() {
+        let input = json!([{"host": "a", "venv": "/v/1"}, {"host": "b", "venv": "/v/2"}]);
+        let work = |host: &mut Host<()>, record: &mut Record| {
+            if record["host"] == "a" {
+                host.hold();
+            }
+            Ok(())
+        };
+        let finish = |_: &mut Host<()>, _: &mut [Record]| panic!("finish broke");
+        let out = schedule_records(2, input, work, finish);
+        let (_, message) = record::error_of(&out[0]).unwrap();
+        assert!(message.starts_with("a:/v/1: internal error"), "{message}");
+        assert!(record::error_of(&out[1]).is_none());
+    }
 }

@@ -1,6 +1,6 @@
 //! The repository: a directory of wheels, and its release log.
 //!
-//! Wheels enter it only through [`Repo::add`], which checks them first and
+//! Wheels enter it only through [`Adder::add`], which checks them first and
 //! then copies them in atomically (temporary file, fsync, link into place), so
 //! a reader never sees half a wheel and two writers never overwrite each
 //! other. A filename, once in the repository, always means the same bytes.
@@ -24,7 +24,7 @@ pub struct RepoArgs {
     pub repo: PathBuf,
 }
 
-/// What [`Repo::add`] did with a wheel.
+/// What [`Adder::add`] did with a wheel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Added {
     /// Copied in, and a `release` event logged.
@@ -285,28 +285,51 @@ struct IndexedWheel {
 impl Repo {
     /// List the repository into an [`Index`].
     pub fn index(&self) -> Result<Index> {
-        let names = self.wheel_names()?;
+        let wheels = self.wheel_names()?.into_iter().map(|name| IndexedWheel {
+            name,
+            metadata: OnceCell::new(),
+            sha256: OnceCell::new(),
+        });
+        Ok(Index::of(self.dir.clone(), wheels.collect()))
+    }
+}
+
+impl Index {
+    fn of(dir: PathBuf, wheels: Vec<IndexedWheel>) -> Index {
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, name) in names.iter().enumerate() {
-            by_name.entry(name.name.clone()).or_default().push(i);
+        for (i, wheel) in wheels.iter().enumerate() {
+            by_name.entry(wheel.name.name.clone()).or_default().push(i);
         }
         for ids in by_name.values_mut() {
             // Highest version first; the filename order breaks ties.
-            ids.sort_by(|&a, &b| names[b].version.cmp(&names[a].version).then(a.cmp(&b)));
+            ids.sort_by(|&a, &b| {
+                let (a_name, b_name) = (&wheels[a].name, &wheels[b].name);
+                b_name
+                    .version
+                    .cmp(&a_name.version)
+                    .then(a_name.file.cmp(&b_name.file))
+            });
         }
-        let wheels = names
-            .into_iter()
-            .map(|name| IndexedWheel {
-                name,
-                metadata: OnceCell::new(),
-                sha256: OnceCell::new(),
-            })
-            .collect();
-        Ok(Index {
-            dir: self.dir.clone(),
+        Index {
+            dir,
             wheels,
             by_name,
-        })
+        }
+    }
+
+    /// An index of wheels that exist only in memory, with their METADATA
+    /// and sha256 given: a repository for the planner's tests.
+    #[cfg(test)]
+    pub(crate) fn in_memory(wheels: Vec<(WheelName, Metadata, String)>) -> Index {
+        let wheels = wheels
+            .into_iter()
+            .map(|(name, metadata, sha256)| IndexedWheel {
+                name,
+                metadata: OnceCell::from(Ok(metadata)),
+                sha256: OnceCell::from(Ok(sha256)),
+            })
+            .collect();
+        Index::of(PathBuf::from("/nonexistent"), wheels)
     }
 }
 

@@ -145,12 +145,7 @@ pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
     let size = io::copy(&mut file, &mut hasher)?;
-    Ok((hex(&hasher.finalize()), size))
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok((format!("{:x}", hasher.finalize()), size))
 }
 
 /// Read a wheel and check it from end to end: filename, zip, `.dist-info`,
@@ -167,7 +162,7 @@ pub fn check(path: &Path) -> Result<CheckedWheel> {
 pub fn check_bytes(path: &Path, bytes: &[u8]) -> Result<CheckedWheel> {
     let shown = path.display().to_string();
     let filename = parse_file_name(path)?;
-    let sha256 = hex(&Sha256::digest(bytes));
+    let sha256 = format!("{:x}", Sha256::digest(bytes));
     let size = bytes.len() as u64;
     check_archive(io::Cursor::new(bytes), &shown, filename, sha256, size)
 }

@@ -4,7 +4,7 @@
 use crate::cli::{self, OutputArgs, Status};
 use crate::fleet::{self, Host};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, target_label, Record};
+use crate::record::{self, target_label, Reader, Record};
 use crate::remote;
 use crate::transport::TransportArgs;
 use anyhow::{anyhow, bail, Context, Result};
@@ -83,7 +83,7 @@ pub fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<Status> {
     let mut out = Output::new(args.output.json, &TABLE);
-    let stdin = io::BufReader::new(io::stdin());
+    let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
     fleet::run(TOOL, &args.transport, stdin, &mut out, freeze_target)?;
     Ok(out.finish()?)
 }

@@ -15,7 +15,7 @@ use crate::fleet::{self, Host};
 use crate::keyed_lock::KeyedLock;
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, target_label, Record};
+use crate::record::{self, target_label, Reader, Record};
 use crate::remote::{self, Migrate};
 use crate::repo::{Repo, RepoArgs};
 use crate::transport::{Connection, Finished, TransportArgs};
@@ -163,7 +163,7 @@ fn run(args: Args) -> Result<Status> {
         pending: AtomicBool::new(false),
     };
     let mut out = Output::new(args.output.json, &TABLE);
-    let stdin = io::BufReader::new(io::stdin());
+    let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
     fleet::run(TOOL, &args.transport, stdin, &mut out, |host, record| {
         migrator.target(host, record)
     })?;

@@ -13,7 +13,7 @@ use crate::cli::{self, ChangedArgs, OutputArgs, Status};
 use crate::fleet::{self, Host};
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, target_label, Record};
+use crate::record::{self, target_label, Reader, Record};
 use crate::repo::{Repo, RepoArgs};
 use crate::transport::{Connection, TransportArgs};
 use anyhow::{bail, Result};
@@ -136,7 +136,7 @@ fn run(args: Args) -> Result<Status> {
         log: EventWriter::new(ReleaseLog::new(repo.dir()), TOOL),
     };
     let mut out = Output::new(args.output.json, &TABLE);
-    let stdin = io::BufReader::new(io::stdin());
+    let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
     fleet::run_with_finish(
         TOOL,
         &args.transport,

@@ -174,25 +174,37 @@ impl Settings {
     }
 }
 
-/// The user this process runs as: the default login user, and the user of
-/// `via = local` targets.
-pub fn local_user() -> Result<String> {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    if let (Some(uid), Ok(passwd)) = (uid, std::fs::read_to_string("/etc/passwd")) {
-        for line in passwd.lines() {
-            let fields: Vec<&str> = line.split(':').collect();
-            if fields.len() > 2 && fields[2].parse::<u32>().ok() == Some(uid) {
-                return Ok(fields[0].to_string());
-            }
+#[cfg(test)]
+impl Settings {
+    /// Settings that read no file, for tests whose work never connects.
+    pub(crate) fn offline() -> Settings {
+        Settings {
+            timeout: Duration::from_secs(1),
+            accept_new: false,
+            known_hosts: Mutex::new(KnownHosts::default()),
+            known_hosts_files: Vec::new(),
+            ssh_config: SshConfig::default(),
+            home: PathBuf::from("/nonexistent"),
+            local_user: "nobody".to_string(),
+            notice: Box::new(|_| {}),
         }
+    }
+}
+
+/// The user this process runs as: the default login user, and the user of
+/// `via = local` targets. Asked of the system's user database (getpwuid, so
+/// NSS: LDAP and SSSD deploy accounts too), then of USER and LOGNAME.
+pub fn local_user() -> Result<String> {
+    let uid = nix::unistd::geteuid();
+    if let Ok(Some(user)) = nix::unistd::User::from_uid(uid) {
+        return Ok(user.name);
     }
     for var in ["USER", "LOGNAME"] {
         if let Some(user) = std::env::var(var).ok().filter(|u| !u.is_empty()) {
             return Ok(user);
         }
     }
-    bail!("cannot tell which user vd runs as (no /etc/passwd entry, USER not set)")
+    bail!("cannot tell which user vd runs as (uid {uid} has no entry in the user database, USER is not set)")
 }
 
 /// How a command ended.
