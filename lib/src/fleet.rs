@@ -50,11 +50,6 @@ pub struct Host<S> {
 }
 
 impl<S> Host<S> {
-    /// Where this host is.
-    pub fn destination(&self) -> &Destination {
-        &self.destination
-    }
-
     /// The host's connection, opened on the first call. A failure is
     /// remembered and returned to every later target of the host.
     pub fn connection(&mut self) -> Result<&mut Connection> {

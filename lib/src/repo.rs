@@ -70,10 +70,6 @@ impl Repo {
         &self.dir
     }
 
-    pub fn log(&self) -> &ReleaseLog {
-        &self.log
-    }
-
     /// Start adding wheels: create the directory if needed, and check that
     /// the release log reads cleanly — vd appends to a log it can read, and
     /// never rewrites one it cannot.
@@ -337,10 +333,6 @@ impl Index {
     /// How many wheels the repository holds.
     pub fn len(&self) -> usize {
         self.wheels.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.wheels.is_empty()
     }
 
     /// The wheels of one project (PEP 503 name), highest version first.

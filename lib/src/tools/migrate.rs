@@ -56,6 +56,8 @@ const TAIL_LINES: usize = 15;
 /// Exit status: 0 when every target is fine, 1 when some record carries an
 /// error (or, with --check, has pending migrations, or an event could not be
 /// logged), 2 on a usage or setup error.
+// Brackets in this text are --help's, not links to items.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Parser, Debug)]
 #[command(name = TOOL, version)]
 struct Args {

@@ -60,6 +60,8 @@ const TOOL: &str = "vd-push";
 /// carries an error or an event could not be logged, 2 on a usage or setup
 /// error (no repository, --confirm without a terminal), before anything is
 /// done.
+// Brackets in this text are --help's, not links to items.
+#[allow(rustdoc::broken_intra_doc_links)]
 #[derive(Parser, Debug)]
 #[command(name = TOOL, version)]
 struct Args {
