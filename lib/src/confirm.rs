@@ -146,6 +146,7 @@ fn confirm(record: &mut Record, ask: &mut impl FnMut(&Record) -> Answer, mode: &
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fleet::lines;
 
     #[test]
     fn answers_in_words_or_letters() {
@@ -155,20 +156,6 @@ mod tests {
         assert_eq!(Answer::parse("q"), Some(Answer::Quit));
         assert_eq!(Answer::parse(""), None);
         assert_eq!(Answer::parse("yep"), None);
-    }
-
-    fn lines(records: serde_json::Value) -> Vec<Line> {
-        let serde_json::Value::Array(records) = records else {
-            unreachable!()
-        };
-        records
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| Line {
-                number: i + 1,
-                record: r.as_object().unwrap().clone(),
-            })
-            .collect()
     }
 
     /// Confirm `input` with the answers given in turn; the records that

@@ -3,7 +3,7 @@
 //!
 //! Every remote tool (vd-freeze, vd-push, vd-migrate, vd-reload) has the same
 //! shape: read target records, do something to each target over its host's
-//! connection, write the records back. [`run`] is that shape, written once;
+//! connection, write the records back. [`Fleet::run`] is that shape, written once;
 //! a tool gives it the per-target work as a closure.
 //!
 //! Targets are grouped by [`Destination`] (host, port, user, via, identity):
@@ -18,14 +18,14 @@
 //!
 //! Some work can only be done once every target of a host is known: vd-reload
 //! restarts a host's service once for all its venvs (`reload_once`). For that
-//! the work may [`Host::hold`] a target's record, and [`run_with_finish`]
+//! the work may [`Host::hold`] a target's record, and [`Fleet::run_with_finish`]
 //! takes a second closure that gets a host's held records once the input has
 //! ended and the host's last target is done; they are written after it.
 
 use crate::cli;
 use crate::output::Output;
 use crate::record::{self, Line, Record};
-use crate::transport::{Connection, Destination, Settings, TransportArgs};
+use crate::transport::{self, Connection, Destination, Settings};
 use anyhow::{anyhow, bail, Result};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
@@ -65,10 +65,10 @@ impl<S> Host<S> {
     }
 
     /// Keep the record being worked on back from the output until the host
-    /// is finished: it goes to the `finish` closure of [`run_with_finish`]
+    /// is finished: it goes to the `finish` closure of [`Fleet::run_with_finish`]
     /// (with everything the work wrote into it), and is written after that.
     /// Records after it in the input wait for it, since output keeps input
-    /// order. Under [`run`], which has no finish, held records are written
+    /// order. Under [`Fleet::run`], which has no finish, held records are written
     /// once the input ends.
     pub fn hold(&mut self) {
         self.hold = true;
@@ -93,222 +93,225 @@ struct Slot<S> {
     queue: VecDeque<(usize, Record)>,
 }
 
-/// Take target records from `input` (numbered lines, as [`Reader`] yields
-/// them from a stream), do `work` to each one that carries no error over its
-/// host's connection, and write every record to `out` in input order. An
-/// `Err` from `work` becomes the record's `error` (with the target's name)
-/// and a line on stderr; the other targets go on. Returns an error only when
-/// the run cannot go on (setup, or stdout closed).
-///
-/// [`Reader`]: crate::record::Reader
-pub fn run<S, F, W>(
-    tool: &'static str,
-    transport: &TransportArgs,
-    input: impl Iterator<Item = Line> + Send + 'static,
-    out: &mut Output<W>,
-    work: F,
-) -> Result<()>
-where
-    S: Default + Send + 'static,
-    F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
-    W: Write,
-{
-    run_with_finish(tool, transport, input, out, work, |_: &mut Host<S>, _| {})
-}
-
-/// [`run`], and then, once per host that held records ([`Host::hold`]),
-/// `finish` with that host and its held records, in input order. It runs
-/// after the input has ended and the host's last target is done (only then
-/// is it sure that no more of the host's targets can come), over the same
-/// connection, counted against `--jobs` like the work. `finish` reports a
-/// failure by putting an `error` into the records it concerns; a panic in it
-/// becomes an error on every held record.
-pub fn run_with_finish<S, F, G, W>(
-    tool: &'static str,
-    transport: &TransportArgs,
-    input: impl Iterator<Item = Line> + Send + 'static,
-    out: &mut Output<W>,
-    work: F,
-    finish: G,
-) -> Result<()>
-where
-    S: Default + Send + 'static,
-    F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
-    G: Fn(&mut Host<S>, &mut [Record]) + Sync,
-    W: Write,
-{
-    let settings = Arc::new(Settings::new(transport, move |m| cli::warn(tool, m))?);
-    let jobs = transport.jobs.max(1) as usize;
-    schedule(tool, settings, jobs, input, out, work, finish)
-}
-
-/// The scheduler behind [`run_with_finish`], given its settings.
-fn schedule<S, F, G, W>(
+/// The hosts a tool works on, and how: `jobs` hosts at once, reached with
+/// the transport's settings.
+pub struct Fleet {
     tool: &'static str,
     settings: Arc<Settings>,
     jobs: usize,
-    input: impl Iterator<Item = Line> + Send + 'static,
-    out: &mut Output<W>,
-    work: F,
-    finish: G,
-) -> Result<()>
-where
-    S: Default + Send + 'static,
-    F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
-    G: Fn(&mut Host<S>, &mut [Record]) + Sync,
-    W: Write,
-{
-    let (tx, rx) = mpsc::channel::<Event<S>>();
-    let reader_tx = tx.clone();
-    // Detached: it may sit in a read on stdin (or at a --confirm prompt)
-    // after we are done (stdout closed); the process exit ends it.
-    std::thread::spawn(move || {
-        for line in input {
-            if reader_tx
-                .send(Event::Line(line.number, line.record))
-                .is_err()
-            {
-                return;
-            }
-        }
-        let _ = reader_tx.send(Event::End);
-    });
-    let stop = AtomicBool::new(false);
-    let work = &work;
-    let finish = &finish;
-    let stop_ref = &stop;
-    let result = std::thread::scope(|scope| -> Result<()> {
-        let mut slots: HashMap<Destination, Slot<S>> = HashMap::new();
-        let mut ready: VecDeque<Destination> = VecDeque::new();
-        let mut done: BTreeMap<usize, Record> = BTreeMap::new();
-        let (mut total, mut next, mut running) = (0usize, 0usize, 0usize);
-        let mut input_done = false;
-        loop {
-            while let Some(record) = done.remove(&next) {
-                if let Err(e) = out.write(&record) {
-                    // stdout is closed: the workers stop after their target.
-                    stop_ref.store(true, Ordering::Relaxed);
-                    return Err(e.into());
+}
+
+impl Fleet {
+    /// Read what reaching hosts needs (`~/.ssh/config`, known_hosts) once.
+    pub fn new(tool: &'static str, jobs: u32, options: &transport::Options) -> Result<Fleet> {
+        let settings = Settings::new(options, move |m| cli::warn(tool, m))?;
+        Ok(Fleet {
+            tool,
+            settings: Arc::new(settings),
+            jobs: jobs.max(1) as usize,
+        })
+    }
+
+    /// Take target records from `input` (numbered lines, as
+    /// [`crate::record::Reader`] yields them from a stream), do `work` to
+    /// each one that carries no error over its host's connection, and write
+    /// every record to `out` in input order. An `Err` from `work` becomes
+    /// the record's `error` (with the target's name) and a line on stderr;
+    /// the other targets go on. Returns an error only when the run cannot
+    /// go on (stdout closed).
+    pub fn run<S, F, W>(
+        &self,
+        input: impl Iterator<Item = Line> + Send + 'static,
+        out: &mut Output<W>,
+        work: F,
+    ) -> Result<()>
+    where
+        S: Default + Send + 'static,
+        F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
+        W: Write,
+    {
+        self.run_with_finish(input, out, work, |_: &mut Host<S>, _| {})
+    }
+
+    /// [`Fleet::run`], and then, once per host that held records
+    /// ([`Host::hold`]), `finish` with that host and its held records, in
+    /// input order. It runs after the input has ended and the host's last
+    /// target is done (only then is it sure that no more of the host's
+    /// targets can come), over the same connection, counted against
+    /// `--jobs` like the work. `finish` reports a failure by putting an
+    /// `error` into the records it concerns; a panic in it becomes an error
+    /// on every held record.
+    pub fn run_with_finish<S, F, G, W>(
+        &self,
+        input: impl Iterator<Item = Line> + Send + 'static,
+        out: &mut Output<W>,
+        work: F,
+        finish: G,
+    ) -> Result<()>
+    where
+        S: Default + Send + 'static,
+        F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
+        G: Fn(&mut Host<S>, &mut [Record]) + Sync,
+        W: Write,
+    {
+        let Fleet {
+            tool,
+            ref settings,
+            jobs,
+        } = *self;
+        let (tx, rx) = mpsc::channel::<Event<S>>();
+        let reader_tx = tx.clone();
+        // Detached: it may sit in a read on stdin (or at a --confirm prompt)
+        // after we are done (stdout closed); the process exit ends it.
+        std::thread::spawn(move || {
+            for line in input {
+                if reader_tx
+                    .send(Event::Line(line.number, line.record))
+                    .is_err()
+                {
+                    return;
                 }
-                next += 1;
             }
-            if input_done && next == total && running == 0 {
-                return Ok(());
-            }
-            let Ok(event) = rx.recv() else {
-                bail!("internal error: the workers went away");
-            };
-            match event {
-                Event::Line(number, mut record) => {
-                    let seq = total;
-                    total += 1;
-                    if let Some((by, message)) = record::error_of(&record) {
-                        // A line this tool could not read is news; an error
-                        // from an earlier tool was reported there.
-                        if by == tool && record.len() == 1 {
-                            cli::warn(tool, &message);
-                        }
-                        done.insert(seq, record);
-                        continue;
+            let _ = reader_tx.send(Event::End);
+        });
+        let stop = AtomicBool::new(false);
+        let work = &work;
+        let finish = &finish;
+        let stop_ref = &stop;
+        let result = std::thread::scope(|scope| -> Result<()> {
+            let mut slots: HashMap<Destination, Slot<S>> = HashMap::new();
+            let mut ready: VecDeque<Destination> = VecDeque::new();
+            let mut done: BTreeMap<usize, Record> = BTreeMap::new();
+            let (mut total, mut next, mut running) = (0usize, 0usize, 0usize);
+            let mut input_done = false;
+            loop {
+                while let Some(record) = done.remove(&next) {
+                    if let Err(e) = out.write(&record) {
+                        // stdout is closed: the workers stop after their target.
+                        stop_ref.store(true, Ordering::Relaxed);
+                        return Err(e.into());
                     }
-                    match target_destination(&record) {
-                        Ok(dest) => {
-                            let slot = slots.entry(dest.clone()).or_insert_with(|| Slot {
-                                host: Some(Host {
-                                    destination: dest.clone(),
-                                    settings: Arc::clone(&settings),
-                                    connection: None,
-                                    held: Vec::new(),
-                                    hold: false,
-                                    state: S::default(),
-                                }),
-                                queue: VecDeque::new(),
-                            });
-                            // An idle host with queued targets is already ready.
-                            if slot.host.is_some() && slot.queue.is_empty() {
-                                ready.push_back(dest);
+                    next += 1;
+                }
+                if input_done && next == total && running == 0 {
+                    return Ok(());
+                }
+                let Ok(event) = rx.recv() else {
+                    bail!("internal error: the workers went away");
+                };
+                match event {
+                    Event::Line(number, mut record) => {
+                        let seq = total;
+                        total += 1;
+                        if let Some((by, message)) = record::error_of(&record) {
+                            // A line this tool could not read is news; an error
+                            // from an earlier tool was reported there.
+                            if by == tool && record.len() == 1 {
+                                cli::warn(tool, &message);
                             }
-                            slot.queue.push_back((seq, record));
-                        }
-                        Err(e) => {
-                            let message = format!(
-                                "stdin line {number} ({}): {e:#}",
-                                record::target_label(&record)
-                            );
-                            cli::warn(tool, &message);
-                            record::set_error(&mut record, tool, &message);
                             done.insert(seq, record);
+                            continue;
+                        }
+                        match target_destination(&record) {
+                            Ok(dest) => {
+                                let slot = slots.entry(dest.clone()).or_insert_with(|| Slot {
+                                    host: Some(Host {
+                                        destination: dest.clone(),
+                                        settings: Arc::clone(settings),
+                                        connection: None,
+                                        held: Vec::new(),
+                                        hold: false,
+                                        state: S::default(),
+                                    }),
+                                    queue: VecDeque::new(),
+                                });
+                                // An idle host with queued targets is already ready.
+                                if slot.host.is_some() && slot.queue.is_empty() {
+                                    ready.push_back(dest);
+                                }
+                                slot.queue.push_back((seq, record));
+                            }
+                            Err(e) => {
+                                let message = format!(
+                                    "stdin line {number} ({}): {e:#}",
+                                    record::target_label(&record)
+                                );
+                                cli::warn(tool, &message);
+                                record::set_error(&mut record, tool, &message);
+                                done.insert(seq, record);
+                            }
+                        }
+                    }
+                    Event::End => {
+                        input_done = true;
+                        // Idle hosts with held records are finished now; sessions
+                        // nobody will need again are closed.
+                        slots.retain(|dest, slot| match &slot.host {
+                            None => true,
+                            Some(_) if !slot.queue.is_empty() => true,
+                            Some(host) if !host.held.is_empty() => {
+                                ready.push_back(dest.clone());
+                                true
+                            }
+                            Some(_) => false,
+                        });
+                    }
+                    Event::Target(seq, record) => {
+                        done.insert(seq, record);
+                    }
+                    Event::HostDone(dest, host) => {
+                        running -= 1;
+                        let slot = slots.get_mut(&dest).expect("a busy host has a slot");
+                        if !slot.queue.is_empty() || (input_done && !host.held.is_empty()) {
+                            // More targets, or (the input having ended while the
+                            // batch ran) the finish.
+                            ready.push_back(dest);
+                            slot.host = Some(host);
+                        } else if input_done {
+                            slots.remove(&dest);
+                        } else {
+                            slot.host = Some(host);
                         }
                     }
                 }
-                Event::End => {
-                    input_done = true;
-                    // Idle hosts with held records are finished now; sessions
-                    // nobody will need again are closed.
-                    slots.retain(|dest, slot| match &slot.host {
-                        None => true,
-                        Some(_) if !slot.queue.is_empty() => true,
-                        Some(host) if !host.held.is_empty() => {
-                            ready.push_back(dest.clone());
-                            true
-                        }
-                        Some(_) => false,
-                    });
-                }
-                Event::Target(seq, record) => {
-                    done.insert(seq, record);
-                }
-                Event::HostDone(dest, host) => {
-                    running -= 1;
-                    let slot = slots.get_mut(&dest).expect("a busy host has a slot");
-                    if !slot.queue.is_empty() || (input_done && !host.held.is_empty()) {
-                        // More targets, or (the input having ended while the
-                        // batch ran) the finish.
-                        ready.push_back(dest);
-                        slot.host = Some(host);
-                    } else if input_done {
-                        slots.remove(&dest);
-                    } else {
-                        slot.host = Some(host);
-                    }
-                }
-            }
-            while running < jobs {
-                let Some(dest) = ready.pop_front() else { break };
-                let slot = slots.get_mut(&dest).expect("a ready host has a slot");
-                let mut host = slot.host.take().expect("a ready host is idle");
-                let batch: Vec<(usize, Record)> = slot.queue.drain(..).collect();
-                // With the input ended, this batch is the host's last.
-                let last = input_done;
-                running += 1;
-                let tx = tx.clone();
-                scope.spawn(move || {
-                    for (seq, mut record) in batch {
-                        if stop_ref.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        host.hold = false;
-                        work_on(tool, work, &mut host, &mut record);
-                        if std::mem::take(&mut host.hold) && record::error_of(&record).is_none() {
-                            host.held.push((seq, record));
-                        } else if tx.send(Event::Target(seq, record)).is_err() {
-                            return;
-                        }
-                    }
-                    if last && !host.held.is_empty() && !stop_ref.load(Ordering::Relaxed) {
-                        let held = std::mem::take(&mut host.held);
-                        for (seq, record) in finish_host(tool, finish, &mut host, held) {
-                            if tx.send(Event::Target(seq, record)).is_err() {
+                while running < jobs {
+                    let Some(dest) = ready.pop_front() else { break };
+                    let slot = slots.get_mut(&dest).expect("a ready host has a slot");
+                    let mut host = slot.host.take().expect("a ready host is idle");
+                    let batch: Vec<(usize, Record)> = slot.queue.drain(..).collect();
+                    // With the input ended, this batch is the host's last.
+                    let last = input_done;
+                    running += 1;
+                    let tx = tx.clone();
+                    scope.spawn(move || {
+                        for (seq, mut record) in batch {
+                            if stop_ref.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            host.hold = false;
+                            work_on(tool, work, &mut host, &mut record);
+                            if std::mem::take(&mut host.hold) && record::error_of(&record).is_none()
+                            {
+                                host.held.push((seq, record));
+                            } else if tx.send(Event::Target(seq, record)).is_err() {
                                 return;
                             }
                         }
-                    }
-                    let _ = tx.send(Event::HostDone(dest, host));
-                });
+                        if last && !host.held.is_empty() && !stop_ref.load(Ordering::Relaxed) {
+                            let held = std::mem::take(&mut host.held);
+                            for (seq, record) in finish_host(tool, finish, &mut host, held) {
+                                if tx.send(Event::Target(seq, record)).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        let _ = tx.send(Event::HostDone(dest, host));
+                    });
+                }
             }
-        }
-    });
-    result
+        });
+        result
+    }
 }
 
 /// The destination of a target, or why the record is not a usable target.
@@ -373,11 +376,28 @@ where
 }
 
 /// Fail a target: its `error`, and a line on stderr, both naming it. What
-/// [`run`] does with an `Err` from the work, for a `finish` to do the same.
+/// [`Fleet::run`] does with an `Err` from the work, for a `finish` to do the same.
 pub fn set_target_error(tool: &str, record: &mut Record, message: &str) {
     let message = format!("{}: {message}", record::target_label(record));
     cli::warn(tool, &message);
     record::set_error(record, tool, &message);
+}
+
+/// The records of a JSON array as numbered lines, as a [`record::Reader`]
+/// yields them: input for tests.
+#[cfg(test)]
+pub(crate) fn lines(records: serde_json::Value) -> Vec<Line> {
+    let serde_json::Value::Array(records) = records else {
+        panic!("not an array of records: {records}")
+    };
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| Line {
+            number: i + 1,
+            record: r.as_object().expect("a record is an object").clone(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -388,20 +408,6 @@ mod tests {
 
     const TOOL: &str = "vd-test";
 
-    fn lines(records: Value) -> Vec<Line> {
-        let Value::Array(records) = records else {
-            unreachable!()
-        };
-        records
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| Line {
-                number: i + 1,
-                record: r.as_object().unwrap().clone(),
-            })
-            .collect()
-    }
-
     /// Schedule `input` over `jobs` workers; the records written, read back.
     fn schedule_records<S, F, G>(jobs: usize, input: Value, work: F, finish: G) -> Vec<Record>
     where
@@ -409,10 +415,16 @@ mod tests {
         F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
         G: Fn(&mut Host<S>, &mut [Record]) + Sync,
     {
-        let settings = Arc::new(Settings::offline());
+        let fleet = Fleet {
+            tool: TOOL,
+            settings: Arc::new(Settings::offline()),
+            jobs,
+        };
         let mut out = Output::to(Vec::new(), None);
         let input = lines(input).into_iter();
-        schedule(TOOL, settings, jobs, input, &mut out, work, finish).unwrap();
+        fleet
+            .run_with_finish(input, &mut out, work, finish)
+            .unwrap();
         let (_, bytes) = out.finish_into().unwrap();
         String::from_utf8(bytes)
             .unwrap()

@@ -66,7 +66,7 @@ impl Pusher {
         }
     }
 
-    /// Push one target's plan (the work for [`crate::fleet::run`]). A failed
+    /// Push one target's plan (the work for [`crate::fleet::Fleet::run`]). A failed
     /// target also gets an `error` event in the release log.
     pub fn push_target(&self, host: &mut Host<HostCaches>, record: &mut Record) -> Result<()> {
         // The connection and the cache listing both live in `host`.

@@ -8,21 +8,12 @@
 use crate::log::{Event, ReleaseLog};
 use crate::wheel::{self, CheckedWheel, Metadata, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
-use clap::Args;
 use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// The option every tool that reads the repository takes.
-#[derive(Args, Debug, Clone)]
-pub struct RepoArgs {
-    /// The repository: a directory of wheels with its `release_log`.
-    #[arg(long, value_name = "DIR", env = "VD_REPO", default_value = "wheels")]
-    pub repo: PathBuf,
-}
 
 /// What [`Adder::add`] did with a wheel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

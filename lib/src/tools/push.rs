@@ -1,19 +1,15 @@
 //! `vd-push`: put each target's planned wheels into its virtualenv.
 
-use crate::cli::{self, OutputArgs, Status};
+use crate::cli::{RepoArgs, Status, TransportArgs};
 use crate::confirm::{self, Answer, Terminal};
-use crate::fleet;
 use crate::log::{EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
 use crate::push::{Options, Pusher};
 use crate::record::{target_label, Line, Reader, Record};
-use crate::repo::{Repo, RepoArgs};
-use crate::transport::TransportArgs;
+use crate::repo::Repo;
 use anyhow::Result;
-use clap::{CommandFactory, Parser};
 use serde_json::Value;
 use std::io;
-use std::process::ExitCode;
 
 const TOOL: &str = "vd-push";
 
@@ -62,9 +58,8 @@ const TOOL: &str = "vd-push";
 /// done.
 // Brackets in this text are --help's, not links to items.
 #[allow(rustdoc::broken_intra_doc_links)]
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
 
@@ -93,13 +88,6 @@ struct Args {
 
     #[command(flatten)]
     transport: TransportArgs,
-
-    #[command(flatten)]
-    output: OutputArgs,
-}
-
-pub fn command() -> clap::Command {
-    Args::command()
 }
 
 static TABLE: Table = Table {
@@ -145,12 +133,9 @@ static TABLE: Table = Table {
     },
 };
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::run(TOOL, || run(args))
-}
+tool!(VdPush);
 
-fn run(args: Args) -> Result<Status> {
+fn run(args: Args, out: &mut Output) -> Result<Status> {
     let repo = Repo::open(&args.repo.repo)?;
     let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
     let input: Box<dyn Iterator<Item = Line> + Send> = if args.confirm {
@@ -167,13 +152,11 @@ fn run(args: Args) -> Result<Status> {
         confirmed: args.confirm,
     };
     let pusher = Pusher::new(repo, options, log);
-    let mut out = Output::new(args.output.json, &TABLE);
-    fleet::run(TOOL, &args.transport, input, &mut out, |host, record| {
-        pusher.push_target(host, record)
-    })?;
-    let status = out.finish()?;
+    args.transport
+        .fleet(TOOL)?
+        .run(input, out, |host, record| pusher.push_target(host, record))?;
     Ok(if pusher.logged() {
-        status
+        Status::Ok
     } else {
         Status::TargetFailed
     })
