@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 const EAGAIN: i32 = -37;
 /// libssh2's "timed out" in blocking mode.
 const TIMEOUT: i32 = -9;
+/// The bytes handed to libssh2's SFTP write at once.
+const SFTP_WRITE: usize = 1 << 20;
 /// libssh2's "channel request refused": a subsystem the server lacks.
 const CHANNEL_FAILURE: i32 = -21;
 
@@ -181,8 +183,14 @@ fn upload_sftp(sftp: &ssh2::Sftp, local: &Path, remote: &str) -> Result<()> {
             OpenType::File,
         )
         .map_err(|e| anyhow!("cannot create {remote}: {}", e.message()))?;
-    io::copy(&mut source, &mut target)
+    // Large writes let libssh2 keep many SFTP packets in flight; with
+    // io::copy's 8 KiB each write waits a round trip, which through a
+    // bastion or over a long link is most of the time.
+    let mut writer = io::BufWriter::with_capacity(SFTP_WRITE, &mut target);
+    io::copy(&mut source, &mut writer)
+        .and_then(|_| writer.flush())
         .with_context(|| format!("cannot upload {} to {remote}", local.display()))?;
+    drop(writer);
     target
         .fsync()
         .or_else(|e| {
