@@ -10,7 +10,7 @@
 //! passes through unchanged; `quit` declines it and every target after it.
 
 use crate::output::render_table;
-use crate::record::{self, target_label, Record};
+use crate::record::{self, target_label, Changes, Record, Skipped};
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::fs::{File, OpenOptions};
@@ -83,17 +83,20 @@ impl Terminal {
 
 /// A target's plan as the prompt shows it.
 fn plan_table(record: &Record) -> String {
-    let Some(Value::Array(plan)) = record.get("plan") else {
+    let Ok(Some(Changes(plan))) = Changes::of(record) else {
         return String::new();
     };
-    let text = |c: &Value, key: &str| c.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let rows: Vec<Vec<String>> = plan
         .iter()
         .map(|c| {
-            ["action", "name", "from", "to", "wheel"]
-                .iter()
-                .map(|k| text(c, k))
-                .collect()
+            vec![
+                c.action.as_str().to_string(),
+                c.name.clone(),
+                text(&c.from),
+                text(&c.to),
+                text(&c.wheel),
+            ]
         })
         .collect();
     render_table(&["ACTION", "NAME", "FROM", "TO", "WHEEL"], &rows)
@@ -140,8 +143,9 @@ fn confirm_line(line: &[u8], terminal: &mut Terminal, mode: &mut Answer) -> Opti
     if record::error_of(&record).is_some() {
         return None;
     }
-    let had_skipped = record.shift_remove("skipped").is_some();
-    let has_work = matches!(record.get("plan"), Some(Value::Array(p)) if !p.is_empty());
+    let had_skipped = record::has::<Skipped>(&record);
+    record::remove::<Skipped>(&mut record);
+    let has_work = matches!(Changes::of(&record), Ok(Some(Changes(c))) if !c.is_empty());
     if has_work {
         let answer = match *mode {
             Answer::All | Answer::Quit => *mode,
@@ -151,7 +155,7 @@ fn confirm_line(line: &[u8], terminal: &mut Terminal, mode: &mut Answer) -> Opti
             *mode = answer;
         }
         if matches!(answer, Answer::No | Answer::Quit) {
-            record.insert("skipped".into(), Value::Bool(true));
+            record::put(&mut record, &Skipped(true));
         }
     } else if !had_skipped {
         return None;

@@ -24,7 +24,7 @@
 
 use crate::cli;
 use crate::output::Output;
-use crate::record::{self, Reader, Record};
+use crate::record::{self, Reader, Record, Target};
 use crate::transport::{Connection, Destination, Settings, TransportArgs};
 use anyhow::{anyhow, bail, Result};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -292,13 +292,11 @@ where
     result
 }
 
-/// The destination of a target, or why the record is not a usable target.
+/// The destination of a target, or why the record is not a usable target:
+/// the door where every target field is parsed, so a field of the wrong
+/// type fails the target (named with its line) before anything runs.
 fn target_destination(record: &Record) -> Result<Destination> {
-    let venv = record::required_str(record, "venv")?;
-    if !venv.starts_with('/') {
-        bail!("venv {venv:?} is not an absolute path");
-    }
-    Destination::of(record)
+    Ok(Destination::of(&Target::parse(record)?))
 }
 
 /// Run `finish` on a host's held records; a panic (a bug in vd) becomes an

@@ -69,7 +69,7 @@ pub struct Change {
 
 /// An installed package newer than anything in the repository that still
 /// satisfies the requirements: kept, and reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ahead {
     pub name: String,
     pub installed: String,

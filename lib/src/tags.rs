@@ -13,9 +13,9 @@
 //! rule does; macOS's list of older releases needs the OS version, which the
 //! facts do not carry, so only the interpreter's own platform is used there.
 
+use crate::record::Facts;
 use crate::wheel::WheelName;
 use anyhow::{anyhow, bail, Result};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -44,52 +44,33 @@ pub struct Interpreter {
 
 impl Interpreter {
     /// Read the facts from a record's `python` object (as vd-freeze's
-    /// remote script writes it) and its `markers` (for `platform_system`).
-    pub fn from_facts(python: &Value, markers: &Value) -> Result<Interpreter> {
-        let text = |key: &str| -> String {
-            python
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        let flag = |key: &str| python.get(key).and_then(Value::as_bool).unwrap_or(false);
-        if !python.is_object() {
-            bail!("field `python` must be an object of interpreter facts (from vd-freeze)");
-        }
-        let version = text("version");
+    /// remote script writes it) and the `platform_system` of its markers.
+    pub fn from_facts(python: &Facts, platform_system: &str) -> Result<Interpreter> {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let version = text(&python.version);
         let (major, minor) = major_minor(&version)
             .ok_or_else(|| anyhow!("field `python`: version {version:?} is not like 3.11.4"))?;
-        let implementation = text("implementation");
+        let implementation = text(&python.implementation);
         if implementation.is_empty() {
             bail!("field `python` has no implementation");
         }
-        let platform = text("platform");
+        let platform = text(&python.platform);
         if platform.is_empty() {
             bail!("field `python` has no platform");
         }
-        let system = markers
-            .get("platform_system")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let pointer_bits = python
-            .get("pointer_bits")
-            .and_then(Value::as_u64)
-            .unwrap_or(64) as u32;
         Ok(Interpreter {
             implementation,
             major,
             minor,
-            soabi: text("soabi"),
-            ext_suffix: text("ext_suffix"),
-            py_debug: flag("py_debug"),
-            gil_disabled: flag("gil_disabled"),
+            soabi: text(&python.soabi),
+            ext_suffix: text(&python.ext_suffix),
+            py_debug: python.py_debug.unwrap_or(false),
+            gil_disabled: python.gil_disabled.unwrap_or(false),
             platform,
-            system,
-            pointer_bits,
-            libc: text("libc"),
-            libc_version: text("libc_version"),
+            system: platform_system.to_string(),
+            pointer_bits: python.pointer_bits.unwrap_or(64),
+            libc: text(&python.libc),
+            libc_version: text(&python.libc_version),
         })
     }
 
@@ -463,14 +444,18 @@ impl Tags {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    fn facts(value: Value) -> Facts {
+        serde_json::from_value(value).unwrap()
+    }
 
     fn cpython(version: &str, libc: &str, libc_version: &str) -> Interpreter {
         Interpreter::from_facts(
-            &json!({"implementation": "cpython", "version": version, "platform": "linux-x86_64",
-                    "soabi": "", "ext_suffix": "", "pointer_bits": 64, "libc": libc,
-                    "libc_version": libc_version}),
-            &json!({"platform_system": "Linux"}),
+            &facts(json!({"implementation": "cpython", "version": version,
+                    "platform": "linux-x86_64", "soabi": "", "ext_suffix": "", "pointer_bits": 64,
+                    "libc": libc, "libc_version": libc_version})),
+            "Linux",
         )
         .unwrap()
     }
@@ -521,10 +506,10 @@ mod tests {
     #[test]
     fn pypy_uses_generic_tags() {
         let interp = Interpreter::from_facts(
-            &json!({"implementation": "pypy", "version": "3.9.18", "platform": "linux-x86_64",
-                    "ext_suffix": ".pypy39-pp73-x86_64-linux-gnu.so", "libc": "glibc",
-                    "libc_version": "2.31"}),
-            &json!({"platform_system": "Linux"}),
+            &facts(json!({"implementation": "pypy", "version": "3.9.18",
+                    "platform": "linux-x86_64", "ext_suffix": ".pypy39-pp73-x86_64-linux-gnu.so",
+                    "libc": "glibc", "libc_version": "2.31"})),
+            "Linux",
         )
         .unwrap();
         let tags = strings(&sys_tags(&interp));

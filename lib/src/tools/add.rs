@@ -2,11 +2,10 @@
 
 use crate::cli::{self, OutputArgs, Status};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, str_field, Record};
+use crate::record::{self, Added, Record};
 use crate::repo::{Repo, RepoArgs};
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
-use serde_json::Value;
 use std::io::{self, BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,9 +51,10 @@ pub fn command() -> clap::Command {
 static TABLE: Table = Table {
     headers: &["WHEEL", "STATUS"],
     row: |r: &Record| {
+        let added: Added = record::read(r).unwrap_or_default();
         vec![
-            str_field(r, "wheel").unwrap_or("").to_string(),
-            status_cell(r, || str_field(r, "status").unwrap_or("").to_string()),
+            added.wheel.unwrap_or_default(),
+            status_cell(r, || added.status.clone().unwrap_or_default()),
         ]
     },
 };
@@ -87,15 +87,21 @@ fn run(args: Args) -> Result<Status> {
     for path in paths {
         let path = path.context("cannot read wheel paths from stdin")?;
         let mut record = Record::new();
-        record.insert("wheel".into(), Value::from(path.display().to_string()));
+        let given = Added {
+            wheel: Some(path.display().to_string()),
+            ..Added::default()
+        };
+        record::merge(&mut record, &given);
         match adder.add(&path) {
             Ok((checked, added)) => {
-                record.insert("name".into(), Value::from(checked.filename.name));
-                let version = checked.filename.version.to_string();
-                record.insert("version".into(), Value::from(version));
-                record.insert("wheel".into(), Value::from(checked.filename.file));
-                record.insert("sha256".into(), Value::from(checked.sha256));
-                record.insert("status".into(), Value::from(added.as_str()));
+                let added = Added {
+                    name: Some(checked.filename.name),
+                    version: Some(checked.filename.version.to_string()),
+                    wheel: Some(checked.filename.file),
+                    sha256: Some(checked.sha256),
+                    status: Some(added.as_str().to_string()),
+                };
+                record::merge(&mut record, &added);
             }
             Err(e) => {
                 let message = format!("{e:#}");
