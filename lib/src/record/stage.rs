@@ -106,13 +106,6 @@ impl Field for Installed {
     const NAME: &'static str = "installed";
 }
 
-impl Installed {
-    /// The version installed of `name`, if any.
-    pub fn get(&self, name: &PackageName) -> Option<&String> {
-        self.0.get(name)
-    }
-}
-
 /// `venv_exists`: false for a venv still to be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -432,7 +425,7 @@ mod tests {
         let r = record(json!({"installed": {"Zope.Interface": "6.0", "six": "1.16.0"}}));
         let installed = installed(&r).unwrap();
         let zope: PackageName = "zope-interface".parse().unwrap();
-        assert_eq!(installed.get(&zope).map(String::as_str), Some("6.0"));
+        assert_eq!(installed.0.get(&zope).map(String::as_str), Some("6.0"));
         assert_eq!(
             serde_json::to_string(&installed).unwrap(),
             r#"{"six":"1.16.0","zope-interface":"6.0"}"#

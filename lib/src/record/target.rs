@@ -37,16 +37,6 @@ impl Field for Python {
     const NAME: &'static str = "python";
 }
 
-impl Python {
-    /// The facts vd-freeze recorded, if it ran.
-    pub fn facts(&self) -> Option<&Facts> {
-        match self {
-            Python::Facts(facts) => Some(facts.as_ref()),
-            Python::Name(_) => None,
-        }
-    }
-}
-
 /// One target, as its record describes it. Fields the record leaves out or
 /// leaves empty are `None` (or empty lists, or `false`).
 #[derive(Debug, Clone, PartialEq)]
@@ -459,7 +449,7 @@ mod tests {
             "python": {"executable": "/usr/bin/python3", "venv": false, "version": "3.11.2"}});
         let t = Target::parse(&record(facts)).unwrap();
         assert_eq!(t.python_for_new_venv(), "/usr/bin/python3");
-        assert!(t.python.as_ref().unwrap().facts().is_some());
+        assert!(matches!(t.python, Some(Python::Facts(_))));
         let t = Target::parse(&record(json!({"host": "h", "venv": "/v"}))).unwrap();
         assert_eq!(t.python_for_new_venv(), "python3");
     }
