@@ -299,3 +299,85 @@ fn a_wheel_left_without_its_release_event_gets_one() {
         1
     );
 }
+
+/// A wheel of the project vd-huge 1.0 whose METADATA is `size` bytes, most
+/// of them a description, built from scratch with its RECORD right.
+fn wheel_with_metadata_of(dest: &Path, size: usize) {
+    let script = r#"
+import base64, hashlib, sys, zipfile
+dest, size = sys.argv[1], int(sys.argv[2])
+head = b"Metadata-Version: 2.1\nName: vd-huge\nVersion: 1.0\n\n"
+info = "vd_huge-1.0.dist-info/"
+files = {
+    "vd_huge.py": b"",
+    info + "METADATA": head + b"x" * (size - len(head)),
+    info + "WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = ""
+for name, data in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record += "%s,sha256=%s,%d\n" % (name, digest, len(data))
+files[info + "RECORD"] = (record + info + "RECORD,,\n").encode()
+with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
+    for name, data in files.items():
+        z.writestr(name, data)
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(dest)
+        .arg(size.to_string())
+        .output()
+        .expect("python3 is needed for the tests");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn refuses_devices_fifos_and_oversized_metadata_without_reading_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    let fifo = dir.path().join("vd_fifo-1.0-py3-none-any.whl");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let huge = dir.path().join("vd_huge-1.0-py3-none-any.whl");
+    wheel_with_metadata_of(&huge, 40 << 20);
+    assert!(fs::metadata(&huge).unwrap().len() < 1 << 20);
+    let good = Project::new("vd-good", "1.0").build();
+    let started = std::time::Instant::now();
+    let out = tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .arg("/dev/zero")
+        .arg(&fifo)
+        .arg(&huge)
+        .arg(&good)
+        .spawn()
+        .finish_by(started + std::time::Duration::from_secs(30))
+        .expect("vd-add still read its input after 30 s");
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), 4, "{out:?}");
+    let message = |i: usize| records[i]["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message(0).contains("/dev/zero: not a regular file (a character device)"),
+        "{}",
+        message(0)
+    );
+    assert!(
+        message(1).contains("vd_fifo-1.0-py3-none-any.whl: not a regular file (a FIFO)"),
+        "{}",
+        message(1)
+    );
+    let huge_message = message(2);
+    assert!(
+        huge_message.contains("vd_huge-1.0-py3-none-any.whl")
+            && huge_message.contains("vd_huge-1.0.dist-info/METADATA is larger than 32 MiB"),
+        "{huge_message}"
+    );
+    assert_eq!(records[3]["status"], "added");
+    assert_eq!(log_lines(&repo).len(), 2);
+}

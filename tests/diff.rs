@@ -903,3 +903,44 @@ fn interpreter_facts_beyond_any_real_one_fail_their_target_only() {
         "odd facts took {took:?}"
     );
 }
+
+#[test]
+fn a_requirements_file_that_is_a_device_or_a_fifo_fails_its_target_only() {
+    let dir = repo(&[alpha("1.0")]);
+    write(&dir, "requirements.txt", "alpha\n");
+    let fifo = dir.path().join("fifo.txt");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let records = [
+        with(target("zero", &[]), "requirements", json!("/dev/zero")),
+        with(target("fifo", &[]), "requirements", json!("fifo.txt")),
+        with(
+            target("fine", &[]),
+            "requirements",
+            json!("requirements.txt"),
+        ),
+    ];
+    let started = std::time::Instant::now();
+    let out = tool("vd-diff")
+        .arg("--repo")
+        .arg(wheels_dir(&dir))
+        .current_dir(dir.path())
+        .stdin(jsonl(&records))
+        .spawn()
+        .finish_by(started + std::time::Duration::from_secs(30))
+        .expect("vd-diff still read a requirements file after 30 s");
+    out.expect_code(1);
+    let got = out.records();
+    assert_contains(
+        &error(&got[0]),
+        &["requirements file /dev/zero: not a regular file (a character device)"],
+    );
+    assert_contains(
+        &error(&got[1]),
+        &["requirements file fifo.txt: not a regular file (a FIFO)"],
+    );
+    assert_eq!(
+        changes(&got[2]),
+        vec![change("alpha", "install", "-", "1.0")]
+    );
+}

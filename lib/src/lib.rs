@@ -6,6 +6,7 @@
 //! format, the inventory, wheels, the repository and its release log, the
 //! transport and the remote scripts — lives here so that it is written once.
 
+pub mod bounded;
 pub mod cache;
 pub mod cli;
 pub mod confirm;

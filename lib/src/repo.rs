@@ -5,6 +5,7 @@
 //! a reader never sees half a wheel and two writers never overwrite each
 //! other. A filename, once in the repository, always means the same bytes.
 
+use crate::bounded;
 use crate::log::{Event, ReleaseLog};
 use crate::wheel::{self, CheckedWheel, Metadata, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
@@ -133,9 +134,8 @@ impl Adder {
     /// [`Added::Present`]; other bytes under a name already taken are refused.
     pub fn add(&mut self, source: &Path) -> Result<(CheckedWheel, Added)> {
         let shown = source.display();
-        let size = fs::metadata(source)
-            .with_context(|| format!("{shown}: cannot read"))?
-            .len();
+        // A device or a FIFO would be read forever, or waited on.
+        let size = bounded::regular_file(source)?.len();
         let (checked, bytes) = if size <= IN_MEMORY_LIMIT {
             let bytes = fs::read(source).with_context(|| format!("{shown}: cannot read"))?;
             (wheel::check_bytes(source, &bytes)?, Some(bytes))

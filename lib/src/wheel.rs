@@ -6,6 +6,7 @@
 //! with the filename, and every file must hash to what RECORD says. This module
 //! does the reading; copying into the repository is `repo`'s job.
 
+use crate::bounded;
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use pep508_rs::pep440_rs::Version;
@@ -191,8 +192,12 @@ fn check_archive<R: Read + Seek>(
         zip::ZipArchive::new(reader).map_err(|e| anyhow!("{shown}: not a zip archive: {e}"))?;
 
     let dist_info = dist_info(&archive).with_context(|| shown.to_string())?;
-    let metadata_text = read_member(&mut archive, &format!("{dist_info}/METADATA"))
-        .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
+    let metadata_text = read_member(
+        &mut archive,
+        &format!("{dist_info}/METADATA"),
+        bounded::METADATA,
+    )
+    .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
     let metadata =
         parse_metadata(&metadata_text).with_context(|| format!("{shown}: {dist_info}/METADATA"))?;
     if normalize(&metadata.name) != filename.name {
@@ -209,10 +214,10 @@ fn check_archive<R: Read + Seek>(
             filename.version
         );
     }
-    read_member(&mut archive, &format!("{dist_info}/WHEEL"))
+    read_member(&mut archive, &format!("{dist_info}/WHEEL"), bounded::WHEEL)
         .with_context(|| format!("{shown}: no {dist_info}/WHEEL file"))?;
     let record_name = format!("{dist_info}/RECORD");
-    let record = read_member(&mut archive, &record_name)
+    let record = read_member(&mut archive, &record_name, bounded::RECORD)
         .with_context(|| format!("{shown}: no {record_name} file"))?;
     check_record(&mut archive, &record, &record_name).with_context(|| shown.to_string())?;
     Ok(CheckedWheel {
@@ -231,8 +236,12 @@ pub fn read_metadata(path: &Path) -> Result<Metadata> {
     let mut archive =
         zip::ZipArchive::new(file).map_err(|e| anyhow!("{shown}: not a zip archive: {e}"))?;
     let dist_info = dist_info(&archive).with_context(|| format!("{shown}"))?;
-    let text = read_member(&mut archive, &format!("{dist_info}/METADATA"))
-        .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
+    let text = read_member(
+        &mut archive,
+        &format!("{dist_info}/METADATA"),
+        bounded::METADATA,
+    )
+    .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
     parse_metadata(&text).with_context(|| format!("{shown}: {dist_info}/METADATA"))
 }
 
@@ -253,11 +262,15 @@ fn dist_info<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Result<String> {
     }
 }
 
-fn read_member<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str) -> Result<String> {
-    let mut member = archive.by_name(name)?;
-    let mut text = String::new();
-    member.read_to_string(&mut text)?;
-    Ok(text)
+/// A member of the archive as text, up to `limit` bytes: its size in the
+/// archive's directory may lie, so the limit holds on what is unpacked.
+fn read_member<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    name: &str,
+    limit: u64,
+) -> Result<String> {
+    let member = archive.by_name(name)?;
+    bounded::read_member(member, limit, name)
 }
 
 /// Every file in the archive must be listed in RECORD with a matching hash

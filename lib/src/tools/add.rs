@@ -24,7 +24,9 @@ const BATCH: usize = 64;
 /// in it must match its hash in RECORD. It is then copied in atomically and a
 /// `release` event is appended to the repository's release_log. Adding the same
 /// file again changes nothing (status `present`); other content under a
-/// filename already in the repository is refused.
+/// filename already in the repository is refused. Only regular files are read
+/// (a device or a FIFO is refused unread), and a METADATA larger than 32 MiB or
+/// a RECORD larger than 64 MiB, unpacked, is refused.
 ///
 /// Writes one JSON line per wheel: name, version, wheel, sha256 and status
 /// (`added` or `present`), or an `error`. Exit status: 0 when every wheel is in
