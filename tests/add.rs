@@ -381,3 +381,48 @@ fn refuses_devices_fifos_and_oversized_metadata_without_reading_them() {
     assert_eq!(records[3]["status"], "added");
     assert_eq!(log_lines(&repo).len(), 2);
 }
+
+#[test]
+fn a_failed_append_leaves_the_release_log_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    fs::create_dir(&repo).unwrap();
+    // A log larger than the wheel, so that a file size limit just above the
+    // log's size lets the wheel in and stops the log's append part way.
+    let mut log = String::from("time,event,name,version,wheel,sha256,target,detail\n");
+    while log.len() < 64 << 10 {
+        log.push_str("2026-01-01T00:00:00Z,reload,,,,,host:/srv/venv,\n");
+    }
+    fs::write(repo.join("release_log"), &log).unwrap();
+    let good = Project::new("vd-good", "1.0").build();
+    assert!(fs::metadata(&good).unwrap().len() < log.len() as u64);
+    // As on a full disk: writes past the limit fail (EFBIG, with SIGXFSZ
+    // ignored, as ENOSPC fails them), after a partial write.
+    let limit = log.len() + 40;
+    let script =
+        format!("trap '' XFSZ; exec prlimit --fsize={limit} -- \"$0\" --repo \"$1\" \"$2\"");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(crate::util::bin("vd-add"))
+        .arg(&repo)
+        .arg(&good)
+        .env_remove("VD_REPO")
+        .output()
+        .expect("cannot run sh and prlimit (util-linux)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot append to"), "{stderr}");
+    assert_eq!(
+        fs::read_to_string(repo.join("release_log")).unwrap(),
+        log,
+        "the failed append left part of its line"
+    );
+    // Space is back: the wheel gets its release event.
+    let out = tool("vd-add").arg("--repo").arg(&repo).arg(&good).run();
+    out.expect_code(0);
+    assert_eq!(out.records()[0]["status"], "present");
+    let lines = log_lines(&repo);
+    assert!(lines.last().unwrap().contains(",release,vd-good,1.0,"));
+    assert_eq!(lines.len(), log.lines().count() + 1);
+}

@@ -4,8 +4,9 @@
 //! deploying tools `install`, `remove`, `migrate`, `reload` and `error` events.
 //! Many processes append at once (a pipeline, parallel cron jobs), so each
 //! append takes an exclusive lock on the file and writes its lines with one
-//! `write` call: a line is there whole or not at all. The log is never
-//! rewritten; a malformed line is reported by number and left as it is.
+//! `write` call: a line is there whole or not at all (a write that fails
+//! part way, on a full disk, is cut back off under the lock). The log is
+//! never rewritten; a malformed line is reported by number and left as it is.
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -112,10 +113,25 @@ impl ReleaseLog {
             writer.serialize(event)?;
         }
         text.push_str(std::str::from_utf8(&writer.into_inner()?)?);
-        file.write_all(text.as_bytes())
-            .with_context(|| format!("cannot append to {shown}"))?;
-        file.sync_data()
-            .with_context(|| format!("cannot sync {shown}"))?;
+        let written = file
+            .write_all(text.as_bytes())
+            .with_context(|| format!("cannot append to {shown}"))
+            .and_then(|()| {
+                file.sync_data()
+                    .with_context(|| format!("cannot sync {shown}"))
+            });
+        if let Err(e) = written {
+            // A full disk may have taken part of the lines: cut them off
+            // while the lock is still held, or every later reader would
+            // stop at a malformed line even once space is freed.
+            return Err(match file.set_len(len).and_then(|()| file.sync_data()) {
+                Ok(()) => e,
+                Err(undo) => e.context(format!(
+                    "and cannot cut {shown} back to its {len} bytes ({undo}): \
+                     its last line may be partial"
+                )),
+            });
+        }
         Ok(())
     }
 }
