@@ -426,3 +426,46 @@ fn a_failed_append_leaves_the_release_log_as_it_was() {
     assert!(lines.last().unwrap().contains(",release,vd-good,1.0,"));
     assert_eq!(lines.len(), log.lines().count() + 1);
 }
+
+#[test]
+fn a_released_wheel_is_not_shadowed_under_another_filename() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    let released = Project::new("vd-shadow", "1.0").build();
+    tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .arg(&released)
+        .run()
+        .expect_code(0);
+    // The same project, version and tags, written again: other bytes.
+    let other = dir.path().join("other");
+    fs::create_dir(&other).unwrap();
+    let mut shadows = Vec::new();
+    for name in [
+        "Vd_Shadow-1.0-py3-none-any.whl",
+        "vd_shadow-1.0.0-py3-none-any.whl",
+    ] {
+        let path = other.join(name);
+        rewrite_wheel(&released, &path, "    pass");
+        assert_ne!(fs::read(&path).unwrap(), fs::read(&released).unwrap());
+        shadows.push(path);
+    }
+    let out = tool("vd-add").arg("--repo").arg(&repo).args(&shadows).run();
+    out.expect_code(1);
+    for (record, path) in out.records().iter().zip(&shadows) {
+        let message = record["error"]["message"].as_str().unwrap_or_default();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(
+            message.contains(name)
+                && message.contains("the same wheel as vd_shadow-1.0-py3-none-any.whl"),
+            "{record:?}"
+        );
+    }
+    let mut names: Vec<String> = fs::read_dir(&repo)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["release_log", "vd_shadow-1.0-py3-none-any.whl"]);
+}

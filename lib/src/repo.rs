@@ -89,9 +89,17 @@ impl Repo {
             .filter(|e| e.event == "release")
             .map(|e| (e.wheel, e.sha256))
             .collect();
+        let mut identities: HashMap<Identity, Vec<String>> = HashMap::new();
+        for name in repo.wheel_names()? {
+            identities
+                .entry(Identity::of(&name))
+                .or_default()
+                .push(name.file);
+        }
         Ok(Adder {
             repo,
             released,
+            identities,
             pending: Vec::new(),
         })
     }
@@ -126,7 +134,44 @@ impl Repo {
 pub struct Adder {
     repo: Repo,
     released: HashSet<(String, String)>,
+    /// The repository's wheel files by what they are to pip.
+    identities: HashMap<Identity, Vec<String>>,
     pending: Vec<Event>,
+}
+
+/// What a wheel is to pip and to the planner: its normalized name and
+/// version, build tag and tags. `Alpha-1.0-py3-none-any.whl` and
+/// `alpha-1.0.0-py3-none-any.whl` are one wheel under two filenames, so
+/// other bytes under the second would shadow the first.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Identity {
+    name: String,
+    /// PEP 440 normal form with trailing `.0` release parts dropped.
+    version: String,
+    build: Option<String>,
+    tags: Vec<(String, String, String)>,
+}
+
+impl Identity {
+    fn of(wheel: &WheelName) -> Identity {
+        let mut release = wheel.version.release().to_vec();
+        while release.len() > 1 && release.last() == Some(&0) {
+            release.pop();
+        }
+        let version = wheel.version.clone().with_release(release).to_string();
+        let mut tags: Vec<(String, String, String)> = wheel
+            .tags()
+            .map(|(p, a, pl)| (p.to_string(), a.to_string(), pl.to_string()))
+            .collect();
+        tags.sort();
+        tags.dedup();
+        Identity {
+            name: wheel.name.clone(),
+            version,
+            build: wheel.build.clone(),
+            tags,
+        }
+    }
 }
 
 impl Adder {
@@ -142,6 +187,7 @@ impl Adder {
         } else {
             (wheel::check(source)?, None)
         };
+        self.refuse_shadowing(&checked)?;
         let dest = self.repo.dir.join(&checked.filename.file);
         // Most adds are of new wheels: try the link first and compare only
         // when the name is taken.
@@ -159,7 +205,41 @@ impl Adder {
             self.pending.push(event);
             self.released.insert(key);
         }
+        let files = self
+            .identities
+            .entry(Identity::of(&checked.filename))
+            .or_default();
+        if !files.contains(&checked.filename.file) {
+            files.push(checked.filename.file.clone());
+        }
         Ok((checked, status))
+    }
+
+    /// Refuse a wheel that another file in the repository, under another
+    /// filename, already is (same name, version and tags) with other bytes.
+    fn refuse_shadowing(&self, checked: &CheckedWheel) -> Result<()> {
+        let Some(files) = self.identities.get(&Identity::of(&checked.filename)) else {
+            return Ok(());
+        };
+        for file in files {
+            if *file == checked.filename.file {
+                continue;
+            }
+            let path = self.repo.dir.join(file);
+            let sha = match wheel::sha256_file(&path) {
+                Ok((sha, _)) => sha,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+            };
+            if sha != checked.sha256 {
+                bail!(
+                    "{} is the same wheel as {file}, already in the repository with other content (same name, version and tags; sha256 {sha} there, {} here); a released wheel is never shadowed: give the new build a new version",
+                    checked.filename.file,
+                    checked.sha256
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Make the wheels added so far durable and log their `release` events.
