@@ -469,3 +469,29 @@ fn a_released_wheel_is_not_shadowed_under_another_filename() {
     names.sort();
     assert_eq!(names, ["release_log", "vd_shadow-1.0-py3-none-any.whl"]);
 }
+
+#[test]
+fn a_path_on_stdin_that_is_not_utf8_is_one_error_and_the_batch_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    let first = Project::new("vd-good", "1.0").build();
+    let last = Project::new("vd-shadow", "1.0").build();
+    let mut input = Vec::new();
+    input.extend_from_slice(first.to_str().unwrap().as_bytes());
+    input.extend_from_slice(b"\n/tmp/\xff\xfe-1.0-py3-none-any.whl\n");
+    input.extend_from_slice(last.to_str().unwrap().as_bytes());
+    input.push(b'\n');
+    let out = tool("vd-add").arg("--repo").arg(&repo).stdin(input).run();
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), 3, "{out:?}");
+    assert_eq!(records[0]["status"], "added");
+    let message = records[1]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("-1.0-py3-none-any.whl"), "{message}");
+    assert_eq!(records[2]["status"], "added");
+    let releases = log_lines(&repo)
+        .iter()
+        .filter(|l| l.contains(",release,"))
+        .count();
+    assert_eq!(releases, 2);
+}

@@ -7,7 +7,9 @@ use crate::repo::{Repo, RepoArgs};
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 use serde_json::Value;
+use std::ffi::OsString;
 use std::io::{self, BufRead, IsTerminal};
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -72,12 +74,15 @@ fn run(args: Args) -> Result<Status> {
         if io::stdin().is_terminal() {
             cli::warn(TOOL, "reading wheel paths from the terminal, one per line (give WHEEL arguments instead)");
         }
+        // Paths are bytes, not text: a name that is not UTF-8 is still a
+        // path, and never a reason to drop the rest of the batch.
         Box::new(
             io::stdin()
                 .lock()
-                .lines()
-                .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
-                .map(|l| l.map(|l| PathBuf::from(l.trim()))),
+                .split(b'\n')
+                .map(|l| l.map(|l| l.trim_ascii().to_vec()))
+                .filter(|l| l.as_ref().map_or(true, |l| !l.is_empty()))
+                .map(|l| l.map(|l| PathBuf::from(OsString::from_vec(l)))),
         )
     } else {
         Box::new(args.wheels.into_iter().map(Ok))
@@ -87,7 +92,17 @@ fn run(args: Args) -> Result<Status> {
     // committing in batches keeps fsyncs and log writes few.
     let mut done: Vec<Record> = Vec::new();
     for path in paths {
-        let path = path.context("cannot read wheel paths from stdin")?;
+        let path = match path {
+            Ok(path) => path,
+            Err(e) => {
+                // What was added so far is logged and reported all the same.
+                adder.commit()?;
+                for record in done.drain(..) {
+                    out.write(&record)?;
+                }
+                return Err(e).context("cannot read wheel paths from stdin");
+            }
+        };
         let mut record = Record::new();
         record.insert("wheel".into(), Value::from(path.display().to_string()));
         match adder.add(&path) {
