@@ -495,3 +495,67 @@ fn a_path_on_stdin_that_is_not_utf8_is_one_error_and_the_batch_goes_on() {
         .count();
     assert_eq!(releases, 2);
 }
+
+/// Python for [`rewrite_wheel`]: `add(name, bytes)` adds a member and lists
+/// it in RECORD with its right hash, as a crafted wheel would.
+const ADD_LISTED: &str = "    import base64, hashlib
+    def add(n, b):
+        files[n] = b
+        rec = [k for k in files if k.endswith('.dist-info/RECORD')][0]
+        d = base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=')
+        files[rec] += n.encode() + b',sha256=' + d + b',' + str(len(b)).encode() + b'\\n'
+";
+
+#[test]
+fn refuses_wheels_pip_would_refuse_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    let good = Project::new("vd-good", "1.0").build();
+    let mut cases: Vec<(PathBuf, &str)> = Vec::new();
+    for (i, (edit, needle)) in [
+        (
+            "    add('../evil.py', b'x')",
+            "member \"../evil.py\" is not a relative path",
+        ),
+        (
+            "    add('/etc/evil.py', b'x')",
+            "member \"/etc/evil.py\" is not a relative path",
+        ),
+        (
+            "    files = {n.replace('vd_good-1.0.dist-info', 'pip-1.0.dist-info'): \
+             b.replace(b'vd_good-1.0.dist-info', b'pip-1.0.dist-info') for n, b in files.items()}",
+            "pip-1.0.dist-info is not the .dist-info folder of vd-good 1.0",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sub = dir.path().join(format!("crafted{i}"));
+        fs::create_dir(&sub).unwrap();
+        let path = sub.join(good.file_name().unwrap());
+        rewrite_wheel(&good, &path, &format!("{ADD_LISTED}{edit}"));
+        cases.push((path, needle));
+    }
+    for name in [
+        "vd_good$(id)-1.0-py3-none-any.whl",
+        "vd;good-1.0-py3-none-any.whl",
+        "vd good-1.0-py3-none-any.whl",
+    ] {
+        let path = dir.path().join(name);
+        fs::copy(&good, &path).unwrap();
+        cases.push((path, "may hold only letters, digits"));
+    }
+    let out = tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .args(cases.iter().map(|(p, _)| p))
+        .run();
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), cases.len());
+    for ((path, needle), record) in cases.iter().zip(&records) {
+        let message = record["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{path:?}: {record:?}");
+    }
+    assert_eq!(log_lines(&repo).len(), 0);
+}

@@ -173,12 +173,38 @@ pub fn check_bytes(path: &Path, bytes: &[u8]) -> Result<CheckedWheel> {
     check_archive(io::Cursor::new(bytes), &shown, filename, sha256, size)
 }
 
+/// The filename of a wheel coming in: parsed, and made only of the
+/// characters PEP 427 allows, since the name ends up in paths and commands
+/// on every target (pip refuses the others at install anyway).
 fn parse_file_name(path: &Path) -> Result<WheelName> {
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| anyhow!("{}: not a wheel filename", path.display()))?;
-    WheelName::parse(file_name)
+    let name = WheelName::parse(file_name)?;
+    let plain = |part: &str| {
+        part.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '+' || c == '!')
+    };
+    let stem = file_name.strip_suffix(".whl").unwrap_or(file_name);
+    if let Some(part) = stem.split('-').find(|part| !plain(part)) {
+        bail!(
+            "{}: malformed wheel filename: {part:?} may hold only letters, digits, `_`, `.`, `+` and `!`",
+            path.display()
+        );
+    }
+    Ok(name)
+}
+
+/// Refuse members pip would not install: absolute paths and paths that
+/// climb out of the install directory.
+fn check_member_paths<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Result<()> {
+    for name in archive.file_names() {
+        if name.starts_with('/') || name.contains('\\') || name.split('/').any(|c| c == "..") {
+            bail!("member {name:?} is not a relative path inside the wheel");
+        }
+    }
+    Ok(())
 }
 
 fn check_archive<R: Read + Seek>(
@@ -191,6 +217,7 @@ fn check_archive<R: Read + Seek>(
     let mut archive =
         zip::ZipArchive::new(reader).map_err(|e| anyhow!("{shown}: not a zip archive: {e}"))?;
 
+    check_member_paths(&archive).with_context(|| shown.to_string())?;
     let dist_info = dist_info(&archive).with_context(|| shown.to_string())?;
     let metadata_text = read_member(
         &mut archive,
@@ -211,6 +238,22 @@ fn check_archive<R: Read + Seek>(
         bail!(
             "{shown}: METADATA says version {}, the filename {}",
             metadata.version,
+            filename.version
+        );
+    }
+    // `{name}-{version}.dist-info`: the folder pip reads must be this
+    // project's, not another one's that the wheel would overwrite.
+    let of_this_project = dist_info
+        .strip_suffix(".dist-info")
+        .and_then(|stem| stem.rsplit_once('-'))
+        .is_some_and(|(name, version)| {
+            normalize(name) == filename.name
+                && Version::from_str(version).is_ok_and(|v| v == filename.version)
+        });
+    if !of_this_project {
+        bail!(
+            "{shown}: {dist_info} is not the .dist-info folder of {} {}",
+            filename.name,
             filename.version
         );
     }

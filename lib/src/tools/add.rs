@@ -26,7 +26,11 @@ const BATCH: usize = 64;
 /// in it must match its hash in RECORD. It is then copied in atomically and a
 /// `release` event is appended to the repository's release_log. Adding the same
 /// file again changes nothing (status `present`); other content under a
-/// filename already in the repository is refused. Only regular files are read
+/// filename already in the repository is refused, and so is other content
+/// under another filename for the same wheel (same normalized name, version
+/// and tags). Filenames may hold only letters, digits, `_`, `.`, `+` and `!`
+/// in their parts, members must be relative paths inside the wheel, and the
+/// `.dist-info` folder must be the project's own. Only regular files are read
 /// (a device or a FIFO is refused unread), and a METADATA larger than 32 MiB or
 /// a RECORD larger than 64 MiB, unpacked, is refused.
 ///
