@@ -306,3 +306,25 @@ fn a_host_that_stops_answering_mid_command_is_given_up_and_the_others_go_on() {
     );
     assert_eq!(records[1]["reloaded"], json!(true));
 }
+
+#[test]
+fn nul_characters_never_reach_the_release_log_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    fs::create_dir(&repo).unwrap();
+    let record = json!({"host": "localhost", "via": "local", "venv": "/srv/a\u{0}b",
+                        "changed": true, "reload": "exit 3"});
+    let out = crate::util::tool("vd-reload")
+        .arg("--repo")
+        .arg(&repo)
+        .env("HOME", dir.path())
+        .stdin(jsonl(&[record.as_object().unwrap().clone()]))
+        .run();
+    out.expect_code(1);
+    let log = fs::read(repo.join("release_log")).unwrap();
+    assert!(!log.contains(&0), "a raw NUL in the log");
+    let text = String::from_utf8(log).unwrap();
+    assert!(text.contains("/srv/a\\0b"), "{text}");
+    let events = ReleaseLog::new(&repo).read().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+}

@@ -110,7 +110,7 @@ impl ReleaseLog {
             .has_headers(false)
             .from_writer(Vec::new());
         for event in events {
-            writer.serialize(event)?;
+            writer.serialize(without_nul(event))?;
         }
         text.push_str(std::str::from_utf8(&writer.into_inner()?)?);
         let written = file
@@ -175,6 +175,36 @@ impl EventWriter {
     pub fn failed(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
     }
+}
+
+/// The event with NUL characters written as `\0`: fields come from records
+/// and remote hosts, and one raw NUL makes the log a binary file to grep and
+/// to every line-oriented tool.
+fn without_nul(event: &Event) -> std::borrow::Cow<'_, Event> {
+    let fields = [
+        &event.time,
+        &event.event,
+        &event.name,
+        &event.version,
+        &event.wheel,
+        &event.sha256,
+        &event.target,
+        &event.detail,
+    ];
+    if !fields.iter().any(|f| f.contains('\0')) {
+        return std::borrow::Cow::Borrowed(event);
+    }
+    let clean = |f: &String| f.replace('\0', "\\0");
+    std::borrow::Cow::Owned(Event {
+        time: clean(&event.time),
+        event: clean(&event.event),
+        name: clean(&event.name),
+        version: clean(&event.version),
+        wheel: clean(&event.wheel),
+        sha256: clean(&event.sha256),
+        target: clean(&event.target),
+        detail: clean(&event.detail),
+    })
 }
 
 fn ends_with_newline(file: &mut File) -> Result<bool> {
