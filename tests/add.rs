@@ -559,3 +559,35 @@ fn refuses_wheels_pip_would_refuse_to_install() {
     }
     assert_eq!(log_lines(&repo).len(), 0);
 }
+
+#[test]
+fn temporary_files_of_a_killed_add_are_swept_once_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    fs::create_dir(&repo).unwrap();
+    // No process has this id (above any pid_max).
+    let old = repo.join(".vd_gone-1.0-py3-none-any.whl.999999999.0.tmp");
+    let fresh = repo.join(".vd_gone-1.0-py3-none-any.whl.999999999.1.tmp");
+    let other = repo.join(".notes.tmp");
+    for path in [&old, &fresh, &other] {
+        fs::write(path, "partial").unwrap();
+    }
+    for path in [&old, &other] {
+        let touched = Command::new("touch")
+            .args(["-d", "2 hours ago"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(touched.success());
+    }
+    let good = Project::new("vd-good", "1.0").build();
+    tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .arg(&good)
+        .run()
+        .expect_code(0);
+    assert!(!old.exists(), "an abandoned temporary file was kept");
+    assert!(fresh.exists(), "a recent temporary file was removed");
+    assert!(other.exists(), "a file vd did not write was removed");
+}

@@ -82,6 +82,7 @@ impl Repo {
         fs::create_dir_all(dir)
             .with_context(|| format!("cannot create repository {}", dir.display()))?;
         let repo = Repo::open(dir)?;
+        sweep_temporary_files(dir);
         let released = repo
             .log
             .read()?
@@ -337,6 +338,49 @@ impl Adder {
             }
         }
         Ok(temp)
+    }
+}
+
+/// How old a temporary file left by [`Adder`] must be before another run
+/// removes it: a copy takes seconds, and a repository on a shared file
+/// system may have writers on other machines, whose processes this one
+/// cannot see.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Remove the `.{wheel}.{pid}.{n}.tmp` files a killed vd-add left behind:
+/// those older than [`ABANDONED_AFTER`] whose process is gone. Best effort:
+/// a file that cannot be removed is left for the next run.
+fn sweep_temporary_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+            continue;
+        };
+        let mut parts = stem.rsplitn(3, '.');
+        let (Some(counter), Some(pid), Some(wheel)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if !wheel.ends_with(".whl") || counter.parse::<u64>().is_err() || pid == process_id() {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > ABANDONED_AFTER);
+        let alive = Path::new(&format!("/proc/{pid}")).exists();
+        if old && !alive {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 
