@@ -591,3 +591,32 @@ fn temporary_files_of_a_killed_add_are_swept_once_old() {
     assert!(fresh.exists(), "a recent temporary file was removed");
     assert!(other.exists(), "a file vd did not write was removed");
 }
+
+#[test]
+fn concurrent_adds_of_one_wheel_log_its_release_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    let wheel = Project::new("vd-good", "1.0").build();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(crate::util::bin("vd-add"))
+                .arg("--repo")
+                .arg(&repo)
+                .arg(&wheel)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let events = vd::log::ReleaseLog::new(&repo).read().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+}

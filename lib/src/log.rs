@@ -84,6 +84,17 @@ impl ReleaseLog {
     /// Append events under the lock, writing the header first into a new or
     /// empty file. All lines go out in one write.
     pub fn append(&self, events: &[Event]) -> Result<()> {
+        self.append_with(events, false)
+    }
+
+    /// [`ReleaseLog::append`] for `release` events, leaving out those whose
+    /// wheel and sha256 the log already holds: read under the same lock, so
+    /// two vd-add runs that add one wheel at once log its release once.
+    pub fn append_releases(&self, events: &[Event]) -> Result<()> {
+        self.append_with(events, true)
+    }
+
+    fn append_with(&self, events: &[Event], skip_released: bool) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -96,6 +107,30 @@ impl ReleaseLog {
             .with_context(|| format!("cannot open {shown} for appending"))?;
         file.lock()
             .with_context(|| format!("cannot lock {shown}"))?;
+        let mut kept = std::borrow::Cow::Borrowed(events);
+        if skip_released {
+            file.seek(SeekFrom::Start(0))?;
+            let released: std::collections::HashSet<(String, String)> =
+                parse(&mut file, &self.path)?
+                    .into_iter()
+                    .filter(|e| e.event == "release")
+                    .map(|e| (e.wheel, e.sha256))
+                    .collect();
+            kept = std::borrow::Cow::Owned(
+                events
+                    .iter()
+                    .filter(|e| {
+                        e.event != "release"
+                            || !released.contains(&(e.wheel.clone(), e.sha256.clone()))
+                    })
+                    .cloned()
+                    .collect(),
+            );
+            if kept.is_empty() {
+                return Ok(());
+            }
+        }
+        let events: &[Event] = &kept;
         let mut text = String::new();
         let len = file.metadata()?.len();
         if len == 0 {

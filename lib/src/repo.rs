@@ -249,7 +249,7 @@ impl Adder {
             return Ok(());
         }
         sync_dir(&self.repo.dir)?;
-        self.repo.log.append(&self.pending)?;
+        self.repo.log.append_releases(&self.pending)?;
         self.pending.clear();
         Ok(())
     }
