@@ -437,7 +437,7 @@ fn musllinux_tags(interp: &Interpreter, archs: &[String], platforms: &mut Vec<St
 }
 
 /// An interpreter's tags with their priority, for ranking wheels.
-pub struct Tags {
+pub(crate) struct Tags {
     list: Vec<Tag>,
     /// python → abi → platform → position in `list`; nested so a wheel's
     /// tags are looked up without building strings.
@@ -445,7 +445,7 @@ pub struct Tags {
 }
 
 impl Tags {
-    pub fn new(interp: &Interpreter) -> Tags {
+    pub(crate) fn new(interp: &Interpreter) -> Tags {
         let list = sys_tags(interp);
         let mut index: HashMap<String, HashMap<String, HashMap<String, usize>>> = HashMap::new();
         for (i, tag) in list.iter().enumerate() {
@@ -460,14 +460,9 @@ impl Tags {
         Tags { list, index }
     }
 
-    /// The tags, most specific first.
-    pub fn list(&self) -> &[Tag] {
-        &self.list
-    }
-
     /// How well a wheel fits: the position of its most specific tag in the
     /// list (lower is better), or `None` when the interpreter cannot install it.
-    pub fn priority(&self, wheel: &WheelName) -> Option<usize> {
+    pub(crate) fn priority(&self, wheel: &WheelName) -> Option<usize> {
         wheel
             .tags()
             .filter_map(|(p, a, pl)| self.index.get(p)?.get(a)?.get(pl).copied())
@@ -475,7 +470,7 @@ impl Tags {
     }
 
     /// A short description for messages: `cp311 on manylinux_2_36_x86_64`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self.list.first() {
             Some(t) => format!("{} ({})", t.python, t.platform),
             None => "no tags".to_string(),

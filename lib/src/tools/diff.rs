@@ -1,21 +1,19 @@
 //! `vd-diff`: plan, per target, which wheels to install and which packages
 //! to remove.
 
-use crate::cli::{self, OutputArgs, Status};
+use crate::cli::{self, RepoArgs, Status};
 use crate::output::{status_cell, Output, Table};
 use crate::plan::{Change, Plan, Planner, Target};
 use crate::record::{self, list_field, str_field, target_label, Reader, Record};
-use crate::repo::{Repo, RepoArgs};
+use crate::repo::Repo;
 use crate::requirement::Requirements;
 use crate::tags::{Interpreter, Tags};
 use anyhow::{anyhow, bail, Result};
-use clap::{CommandFactory, Parser};
 use pep508_rs::MarkerEnvironment;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{self, IsTerminal};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::rc::Rc;
 
 const TOOL: &str = "vd-diff";
@@ -54,9 +52,8 @@ const TOOL: &str = "vd-diff";
 /// Records that already carry an error pass through untouched. Exit status:
 /// 0 when every target has a plan, 1 when some target has an error, 2 on a
 /// usage or setup error (no repository, a bad REQUIREMENTS file).
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
 
@@ -66,17 +63,10 @@ struct Args {
     #[arg(long)]
     exact: bool,
 
-    #[command(flatten)]
-    output: OutputArgs,
-
     /// Requirements files that apply to every target. With none, each
     /// record's `requirements` file and `packages` list apply.
     #[arg(value_name = "REQUIREMENTS")]
     requirements: Vec<PathBuf>,
-}
-
-pub fn command() -> clap::Command {
-    Args::command()
 }
 
 static TABLE: Table = Table {
@@ -134,12 +124,9 @@ fn ahead_cell(record: &Record) -> String {
     }
 }
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::run(TOOL, || run(args))
-}
+tool!(VdDiff);
 
-fn run(args: Args) -> Result<Status> {
+fn run(args: Args, out: &mut Output) -> Result<Status> {
     let repo = Repo::open(&args.repo.repo)?;
     let index = repo.index()?;
     let planner = Planner::new(&index);
@@ -165,7 +152,6 @@ fn run(args: Args) -> Result<Status> {
         tags: HashMap::new(),
         files: HashMap::new(),
     };
-    let mut out = Output::new(args.output.json, &TABLE);
     for line in Reader::new(io::stdin().lock(), TOOL) {
         let mut record = line.record;
         if record::error_of(&record).is_none() {
@@ -182,7 +168,7 @@ fn run(args: Args) -> Result<Status> {
         }
         out.write(&record)?;
     }
-    Ok(out.finish()?)
+    Ok(Status::Ok)
 }
 
 /// What the run keeps from one target to the next: nothing of the targets
