@@ -13,9 +13,10 @@
 //! rule does; macOS's list of older releases needs the OS version, which the
 //! facts do not carry, so only the interpreter's own platform is used there.
 
+/// The interpreter facts tags are computed from (a record's `python`).
+pub use crate::record::Facts;
 use crate::wheel::WheelName;
 use anyhow::{anyhow, bail, Result};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -44,52 +45,41 @@ pub struct Interpreter {
 
 impl Interpreter {
     /// Read the facts from a record's `python` object (as vd-freeze's
-    /// remote script writes it) and its `markers` (for `platform_system`).
-    pub fn from_facts(python: &Value, markers: &Value) -> Result<Interpreter> {
-        let text = |key: &str| -> String {
-            python
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        let flag = |key: &str| python.get(key).and_then(Value::as_bool).unwrap_or(false);
-        if !python.is_object() {
-            bail!("field `python` must be an object of interpreter facts (from vd-freeze)");
-        }
-        let version = text("version");
+    /// remote script writes it) and the `platform_system` of its markers.
+    pub fn from_facts(python: &Facts, platform_system: &str) -> Result<Interpreter> {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let version = text(&python.version);
         let (major, minor) = major_minor(&version)
             .ok_or_else(|| anyhow!("field `python`: version {version:?} is not like 3.11.4"))?;
-        let implementation = text("implementation");
+        // The tag lists grow with these numbers (one entry per older minor),
+        // and the facts come from a remote host: refuse what no real
+        // interpreter or C library has rather than list millions of tags.
+        check_beyond_real("version", &version, (major, minor))?;
+        let libc_version = text(&python.libc_version);
+        if let Some(parts) = major_minor(&libc_version) {
+            check_beyond_real("libc_version", &libc_version, parts)?;
+        }
+        let implementation = text(&python.implementation);
         if implementation.is_empty() {
             bail!("field `python` has no implementation");
         }
-        let platform = text("platform");
+        let platform = text(&python.platform);
         if platform.is_empty() {
             bail!("field `python` has no platform");
         }
-        let system = markers
-            .get("platform_system")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let pointer_bits = python
-            .get("pointer_bits")
-            .and_then(Value::as_u64)
-            .unwrap_or(64) as u32;
         Ok(Interpreter {
             implementation,
             major,
             minor,
-            soabi: text("soabi"),
-            ext_suffix: text("ext_suffix"),
-            py_debug: flag("py_debug"),
-            gil_disabled: flag("gil_disabled"),
+            soabi: text(&python.soabi),
+            ext_suffix: text(&python.ext_suffix),
+            py_debug: python.py_debug.unwrap_or(false),
+            gil_disabled: python.gil_disabled.unwrap_or(false),
             platform,
-            system,
-            pointer_bits,
-            libc: text("libc"),
-            libc_version: text("libc_version"),
+            system: platform_system.to_string(),
+            pointer_bits: python.pointer_bits.unwrap_or(64),
+            libc: text(&python.libc),
+            libc_version,
         })
     }
 
@@ -108,6 +98,21 @@ impl Interpreter {
     fn nodot(&self) -> String {
         format!("{}{}", self.major, self.minor)
     }
+}
+
+/// The largest major and minor version the facts may name: far beyond any
+/// real Python (3.14) or C library (glibc 2.42, musl 1.2).
+const MAX_MAJOR: u32 = 9;
+const MAX_MINOR: u32 = 99;
+
+fn check_beyond_real(field: &str, text: &str, (major, minor): (u32, u32)) -> Result<()> {
+    if major > MAX_MAJOR || minor > MAX_MINOR {
+        bail!(
+            "field `python`: {field} {text:?} is beyond any real one \
+             (major at most {MAX_MAJOR}, minor at most {MAX_MINOR})"
+        );
+    }
+    Ok(())
 }
 
 fn major_minor(version: &str) -> Option<(u32, u32)> {
@@ -458,14 +463,18 @@ impl Tags {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    fn facts(value: Value) -> Facts {
+        serde_json::from_value(value).unwrap()
+    }
 
     fn cpython(version: &str, libc: &str, libc_version: &str) -> Interpreter {
         Interpreter::from_facts(
-            &json!({"implementation": "cpython", "version": version, "platform": "linux-x86_64",
-                    "soabi": "", "ext_suffix": "", "pointer_bits": 64, "libc": libc,
-                    "libc_version": libc_version}),
-            &json!({"platform_system": "Linux"}),
+            &facts(json!({"implementation": "cpython", "version": version,
+                    "platform": "linux-x86_64", "soabi": "", "ext_suffix": "", "pointer_bits": 64,
+                    "libc": libc, "libc_version": libc_version})),
+            "Linux",
         )
         .unwrap()
     }
@@ -516,16 +525,34 @@ mod tests {
     #[test]
     fn pypy_uses_generic_tags() {
         let interp = Interpreter::from_facts(
-            &json!({"implementation": "pypy", "version": "3.9.18", "platform": "linux-x86_64",
-                    "ext_suffix": ".pypy39-pp73-x86_64-linux-gnu.so", "libc": "glibc",
-                    "libc_version": "2.31"}),
-            &json!({"platform_system": "Linux"}),
+            &facts(json!({"implementation": "pypy", "version": "3.9.18",
+                    "platform": "linux-x86_64", "ext_suffix": ".pypy39-pp73-x86_64-linux-gnu.so",
+                    "libc": "glibc", "libc_version": "2.31"})),
+            "Linux",
         )
         .unwrap();
         let tags = strings(&sys_tags(&interp));
         assert_eq!(tags[0], "pp39-pypy39_pp73-manylinux_2_31_x86_64");
         assert!(tags.contains(&"pp39-none-linux_x86_64".to_string()));
         assert!(tags.contains(&"pp3-none-any".to_string()));
+    }
+
+    #[test]
+    fn refuses_versions_beyond_any_real_one() {
+        let odd = |version: &str, libc_version: &str| {
+            facts(json!({"implementation": "cpython", "version": version,
+                   "platform": "linux-x86_64", "libc": "glibc", "libc_version": libc_version}))
+        };
+        for (version, libc, bad) in [
+            ("3.100000", "2.31", "3.100000"),
+            ("3.11.4", "2.10000000", "2.10000000"),
+            ("10.1", "2.31", "10.1"),
+        ] {
+            let e = Interpreter::from_facts(&odd(version, libc), "Linux").unwrap_err();
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+        let edge = Interpreter::from_facts(&odd("3.99", "9.99"), "Linux").unwrap();
+        assert!(sys_tags(&edge).len() < 200_000);
     }
 
     #[test]

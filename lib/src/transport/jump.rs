@@ -24,7 +24,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -310,7 +309,7 @@ impl Drop for Bastion {
 /// and one tunnel per target session through it.
 struct Relay {
     session: Session,
-    socket: OwnedFd,
+    socket: socket2::Socket,
     woken: UnixStream,
     incoming: mpsc::Receiver<Request>,
     timeout: Duration,
