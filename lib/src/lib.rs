@@ -22,6 +22,7 @@ pub mod record;
 pub mod remote;
 pub mod repo;
 pub mod requirement;
+pub mod resolve;
 pub mod shell;
 pub mod tags;
 pub mod tools;
