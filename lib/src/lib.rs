@@ -13,6 +13,7 @@ pub mod django;
 pub mod fleet;
 pub mod inventory;
 pub mod keyed_lock;
+pub mod lock;
 pub mod log;
 pub mod man;
 pub mod output;

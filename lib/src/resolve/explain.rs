@@ -158,6 +158,24 @@ impl Words<'_, '_> {
         lines.join(" and ")
     }
 
+    /// `the repository has 1.0, 2.0` (the newest few), for messages.
+    fn repository_has(&self, name: &str) -> String {
+        let candidates = self.provider.candidates;
+        let all: BTreeSet<&Version> = candidates
+            .wheels_of(name)
+            .iter()
+            .map(|&w| &candidates.wheel_name(w).version)
+            .collect();
+        if all.is_empty() {
+            return format!("the repository has no wheel of {name}");
+        }
+        let mut has: Vec<String> = all.iter().rev().take(6).map(|v| v.to_string()).collect();
+        if all.len() > 6 {
+            has.push(format!("and {} older", all.len() - 6));
+        }
+        format!("the repository has {}", has.join(", "))
+    }
+
     /// Why no version of a project in `range` can be installed here.
     fn no_versions(&self, package: &Package, range: &Ranges<Version>) -> String {
         let Some(name) = package.name() else {
@@ -186,14 +204,11 @@ impl Words<'_, '_> {
                 let has: Vec<String> = all.iter().rev().map(|v| v.to_string()).collect();
                 return format!("the repository has only {name} {}", has.join(", "));
             }
-            let mut has: Vec<String> = all.iter().rev().take(6).map(|v| v.to_string()).collect();
-            if all.len() > 6 {
-                has.push(format!("and {} older", all.len() - 6));
-            }
             return format!(
-                "the repository has no {} (it has {})",
+                "the repository has no {} ({})",
                 package_range(package, range),
-                has.join(", ")
+                self.repository_has(name)
+                    .replacen("the repository has", "it has", 1)
             );
         }
         let target = self.provider.target;
@@ -269,7 +284,14 @@ impl ReportFormatter<Package, Ranges<Version>, String> for Words<'_, '_> {
             External::NotRoot(..) => "vd resolves the requirements".to_string(),
             External::NoVersions(p, r) => self.no_versions(p, r),
             External::FromDependencyOf(Package::Root, _, d, rd) => {
-                let origins = d.name().map(|n| self.origins(n)).unwrap_or_default();
+                let name = d.name().unwrap_or_default();
+                let origins = self.origins(name);
+                if rd.is_empty() {
+                    return format!(
+                        "{name} is required as {origins}, and no version satisfies all of them ({})",
+                        self.repository_has(name)
+                    );
+                }
                 format!(
                     "the requirements ask for {} ({origins})",
                     package_range(d, rd)
