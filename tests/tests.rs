@@ -10,4 +10,5 @@ mod migrate;
 mod pipeline;
 mod push;
 mod reload;
+mod resolve;
 mod targets;
