@@ -566,3 +566,58 @@ fn lock_rolls_a_venv_back_to_a_saved_freeze() {
         &["the repository has no vdr-helper ==0.5", "bad.jsonl line 1"],
     );
 }
+
+#[test]
+fn macos_platform_tags_are_packagings_ladder() {
+    // packaging computes the ladder from the version and CPU it is given,
+    // on any system: pip's vendored copy is what pip installs by.
+    for (version, arch) in [
+        ((14, 2), "arm64"),
+        ((14, 2), "x86_64"),
+        ((11, 0), "arm64"),
+        ((10, 15), "x86_64"),
+        ((10, 9), "i386"),
+    ] {
+        let code = format!(
+            "from pip._vendor.packaging.tags import mac_platforms\nfor p in mac_platforms({version:?}, {arch:?}): print(p)"
+        );
+        let out = Command::new(python3())
+            .args(["-c", &code])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let packaging: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            vd::tags::mac_platforms(version, arch),
+            packaging,
+            "macOS {version:?} {arch}"
+        );
+    }
+
+    // A macOS 14 arm64 target is offered a wheel built for macOS 11 and
+    // one built as universal2 for 10.9, as pip would install them.
+    let facts = json!({"implementation": "cpython", "version": "3.12.1",
+        "platform": "macosx-11.0-arm64", "machine": "arm64", "mac_version": "14.2.1",
+        "soabi": "cpython-312-darwin", "ext_suffix": ".cpython-312-darwin.so", "pointer_bits": 64});
+    let interp =
+        vd::tags::Interpreter::from_facts(&facts, &json!({"platform_system": "Darwin"})).unwrap();
+    let tags = vd::tags::Tags::new(&interp);
+    for file in [
+        "numpy-2.1.0-cp312-cp312-macosx_14_0_arm64.whl",
+        "lxml-5.3.0-cp312-cp312-macosx_10_9_universal2.whl",
+        "pillow-11.0.0-cp312-cp312-macosx_11_0_arm64.whl",
+    ] {
+        let wheel = vd::wheel::WheelName::parse(file).unwrap();
+        assert!(tags.priority(&wheel).is_some(), "{file}");
+    }
+    let x86 = vd::wheel::WheelName::parse("lxml-5.3.0-cp312-cp312-macosx_10_9_x86_64.whl").unwrap();
+    assert!(tags.priority(&x86).is_none());
+}

@@ -8,10 +8,11 @@
 //! following packaging's rules: CPython tags with its ABI, abi3 and none,
 //! abi3 of older versions, generic tags for other interpreters, then the
 //! `pyXY` tags; platforms are manylinux (PEP 600 and the legacy aliases) from
-//! the glibc version down, musllinux, and `linux_<arch>`. On other systems the
+//! the glibc version down, musllinux, and `linux_<arch>`; on macOS the ladder
+//! of `macosx_X_Y` releases from the OS version (`mac_version` in the facts)
+//! down, with the universal2 and intel variants. On other systems the
 //! platform is `sysconfig.get_platform()` normalized, as packaging's generic
-//! rule does; macOS's list of older releases needs the OS version, which the
-//! facts do not carry, so only the interpreter's own platform is used there.
+//! rule does.
 
 use crate::wheel::WheelName;
 use anyhow::{anyhow, bail, Result};
@@ -40,6 +41,10 @@ pub struct Interpreter {
     /// `glibc`, `musl`, or empty when unknown.
     pub libc: String,
     pub libc_version: String,
+    /// `platform.machine()`, which names the CPU of a universal2 build.
+    pub machine: String,
+    /// `platform.mac_ver()[0]`, the macOS release; empty elsewhere.
+    pub mac_version: String,
 }
 
 impl Interpreter {
@@ -90,6 +95,8 @@ impl Interpreter {
             pointer_bits,
             libc: text("libc"),
             libc_version: text("libc_version"),
+            machine: text("machine"),
+            mac_version: text("mac_version"),
         })
     }
 
@@ -310,6 +317,16 @@ fn normalize_tag(text: &str) -> String {
 /// The platform tags, most specific first.
 fn platform_tags(interp: &Interpreter) -> Vec<String> {
     let generic = normalize_tag(&interp.platform);
+    if interp.system == "Darwin" {
+        if let Some(version) = major_minor_or_major(&interp.mac_version) {
+            let arch = match interp.machine.as_str() {
+                "x86_64" if interp.pointer_bits == 32 => "i386",
+                "" => generic.rsplit('_').next().unwrap_or(""),
+                machine => machine,
+            };
+            return mac_platforms(version, arch);
+        }
+    }
     if interp.system != "Linux" {
         return vec![generic];
     }
@@ -336,6 +353,69 @@ fn platform_tags(interp: &Interpreter) -> Vec<String> {
         platforms.push(format!("linux_{arch}"));
     }
     platforms
+}
+
+/// `14.2.1` → (14, 2); `11` → (11, 0).
+fn major_minor_or_major(version: &str) -> Option<(u32, u32)> {
+    major_minor(version).or_else(|| Some((version.parse().ok()?, 0)))
+}
+
+/// packaging's `mac_platforms`: the macOS platform tags a `version` (the
+/// OS release) on `arch` accepts, newest first. Before macOS 11 each release
+/// bumped the minor version, since then the major; an x86_64 Mac also runs
+/// wheels built for every 10.x from 10.4, an arm64 Mac their universal2
+/// builds.
+pub fn mac_platforms(version: (u32, u32), arch: &str) -> Vec<String> {
+    let mut platforms = Vec::new();
+    let mut push = |major: u32, minor: u32| {
+        for format in mac_binary_formats((major, minor), arch) {
+            platforms.push(format!("macosx_{major}_{minor}_{format}"));
+        }
+    };
+    if ((10, 0)..(11, 0)).contains(&version) {
+        for minor in (0..=version.1).rev() {
+            push(10, minor);
+        }
+    }
+    if version >= (11, 0) {
+        for major in (11..=version.0).rev() {
+            push(major, 0);
+        }
+        if arch == "x86_64" {
+            for minor in (4..=16).rev() {
+                push(10, minor);
+            }
+        } else {
+            for minor in (4..=16).rev() {
+                platforms.push(format!("macosx_10_{minor}_universal2"));
+            }
+        }
+    }
+    platforms
+}
+
+/// packaging's `_mac_binary_formats`: the binary formats a macOS `version`
+/// on `arch` runs, the CPU's own first.
+fn mac_binary_formats(version: (u32, u32), arch: &str) -> Vec<&str> {
+    let mut formats = vec![arch];
+    match arch {
+        "x86_64" if version < (10, 4) => return Vec::new(),
+        "x86_64" => formats.extend(["intel", "fat64", "fat32"]),
+        "i386" if version < (10, 4) => return Vec::new(),
+        "i386" => formats.extend(["intel", "fat32", "fat"]),
+        "ppc64" if !((10, 4)..=(10, 5)).contains(&version) => return Vec::new(),
+        "ppc64" => formats.push("fat64"),
+        "ppc" if version > (10, 6) => return Vec::new(),
+        "ppc" => formats.extend(["fat32", "fat"]),
+        _ => {}
+    }
+    if matches!(arch, "arm64" | "x86_64") {
+        formats.push("universal2");
+    }
+    if matches!(arch, "x86_64" | "i386" | "intel" | "ppc" | "ppc64") {
+        formats.push("universal");
+    }
+    formats
 }
 
 /// The legacy names PEPs 513, 571 and 599 gave some glibc versions.
