@@ -300,7 +300,9 @@ impl ReportFormatter<Package, Ranges<Version>, String> for Words<'_, '_> {
             External::FromDependencyOf(p, rp, d, rd) => {
                 format!("{} requires {}", package_range(p, rp), package_range(d, rd))
             }
-            External::Custom(p, r, m) => format!("{} {m}", package_range(p, r)),
+            External::Custom(p, r, m) => {
+                format!("{} cannot be used: {m}", package_range(p, r))
+            }
         }
     }
 
