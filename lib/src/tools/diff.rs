@@ -23,7 +23,7 @@ const TOOL: &str = "vd-diff";
 
 /// How many distinct kinds of target keep their plan for the next target
 /// of the same kind.
-const MEMO_LIMIT: usize = 4096;
+const MEMO_LIMIT: usize = 128;
 
 /// Plan the change: which wheels to install and which packages to remove.
 ///
