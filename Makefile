@@ -32,6 +32,7 @@ install: build
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --workspace --no-deps --document-private-items
 
 # A whole deployment against a throwaway sshd on loopback (see examples/demo.sh).
 demo: build

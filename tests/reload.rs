@@ -210,3 +210,27 @@ fn failing_reloads_and_checks_are_errors_and_the_rest_go_on() {
     assert_eq!(errors.len(), 4, "{log:?}");
     assert_eq!(log.iter().filter(|e| e.event == "reload").count(), 2);
 }
+
+/// The release log policy vd-push, vd-migrate and vd-reload share: a log
+/// that cannot be written fails no target, and makes the exit status 1.
+#[test]
+fn a_release_log_that_cannot_be_written_fails_no_target() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    // A directory where the log should be: not even root can append to it.
+    fs::create_dir_all(repo.join("release_log")).unwrap();
+    let ran = dir.path().join("ran");
+    let reload = format!("echo x >> {}", ran.display());
+    let out = server
+        .tool("vd-reload")
+        .arg("--repo")
+        .arg(&repo)
+        .stdin(jsonl(&[target(&server, 0, "/srv/a", &reload, false)]))
+        .run();
+    out.expect_code(1).expect_stderr("not logged: reload");
+    let records = out.records();
+    assert!(records[0].get("error").is_none(), "{:?}", records[0]);
+    assert_eq!(records[0]["reloaded"], json!(true));
+    assert_eq!(read(&ran), "x\n");
+}

@@ -601,23 +601,4 @@ fn macos_platform_tags_are_packagings_ladder() {
             "macOS {version:?} {arch}"
         );
     }
-
-    // A macOS 14 arm64 target is offered a wheel built for macOS 11 and
-    // one built as universal2 for 10.9, as pip would install them.
-    let facts = json!({"implementation": "cpython", "version": "3.12.1",
-        "platform": "macosx-11.0-arm64", "machine": "arm64", "mac_version": "14.2.1",
-        "soabi": "cpython-312-darwin", "ext_suffix": ".cpython-312-darwin.so", "pointer_bits": 64});
-    let interp =
-        vd::tags::Interpreter::from_facts(&facts, &json!({"platform_system": "Darwin"})).unwrap();
-    let tags = vd::tags::Tags::new(&interp);
-    for file in [
-        "numpy-2.1.0-cp312-cp312-macosx_14_0_arm64.whl",
-        "lxml-5.3.0-cp312-cp312-macosx_10_9_universal2.whl",
-        "pillow-11.0.0-cp312-cp312-macosx_11_0_arm64.whl",
-    ] {
-        let wheel = vd::wheel::WheelName::parse(file).unwrap();
-        assert!(tags.priority(&wheel).is_some(), "{file}");
-    }
-    let x86 = vd::wheel::WheelName::parse("lxml-5.3.0-cp312-cp312-macosx_10_9_x86_64.whl").unwrap();
-    assert!(tags.priority(&x86).is_none());
 }

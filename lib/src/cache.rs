@@ -91,11 +91,6 @@ impl WheelCache {
         Ok(WheelCache { dir, held })
     }
 
-    /// The directory on the host.
-    pub fn dir(&self) -> &str {
-        &self.dir
-    }
-
     /// Where `wheel` is (or will be) on the host.
     pub fn path_of(&self, wheel: &Wheel) -> String {
         format!("{}/{}", self.dir, key(wheel))
@@ -211,7 +206,7 @@ mod tests {
         let placed = fs::read(cache.path_of(&good)).unwrap();
         assert_eq!(placed, b"good bytes");
         // Nothing but the good wheel's directory: the bad upload is gone.
-        let names: Vec<String> = fs::read_dir(cache.dir())
+        let names: Vec<String> = fs::read_dir(&cache.dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();

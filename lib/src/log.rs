@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 /// The file's name inside the repository.
-pub const FILE_NAME: &str = "release_log";
+pub(crate) const FILE_NAME: &str = "release_log";
 
 /// The header row, which is also the column order.
-pub const HEADER: &str = "time,event,name,version,wheel,sha256,target,detail";
+pub(crate) const HEADER: &str = "time,event,name,version,wheel,sha256,target,detail";
 
 /// One line of the log.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +37,7 @@ pub struct Event {
 
 impl Event {
     /// An event of kind `event`, stamped now.
-    pub fn now(event: &str) -> Event {
+    pub(crate) fn now(event: &str) -> Event {
         Event {
             time: now_rfc3339(),
             event: event.to_string(),
@@ -47,7 +47,7 @@ impl Event {
 }
 
 /// The current time as the log writes it: `2026-11-24T14:31:45Z`.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
@@ -61,10 +61,6 @@ impl ReleaseLog {
         ReleaseLog {
             path: repo_dir.join(FILE_NAME),
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Read every event; a malformed line is an error naming the file and
@@ -82,7 +78,7 @@ impl ReleaseLog {
 
     /// Append events under the lock, writing the header first into a new or
     /// empty file. All lines go out in one write.
-    pub fn append(&self, events: &[Event]) -> Result<()> {
+    pub(crate) fn append(&self, events: &[Event]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -125,14 +121,14 @@ impl ReleaseLog {
 /// cannot be written is no reason to stop or to call the target failed: the
 /// failure is said on stderr, with what went unlogged, and remembered so the
 /// tool can exit non-zero.
-pub struct EventWriter {
+pub(crate) struct EventWriter {
     log: ReleaseLog,
     tool: &'static str,
     failed: AtomicBool,
 }
 
 impl EventWriter {
-    pub fn new(log: ReleaseLog, tool: &'static str) -> EventWriter {
+    pub(crate) fn new(log: ReleaseLog, tool: &'static str) -> EventWriter {
         EventWriter {
             log,
             tool,
@@ -141,7 +137,7 @@ impl EventWriter {
     }
 
     /// Append `events`, or say on stderr why they could not be.
-    pub fn write(&self, events: &[Event]) {
+    pub(crate) fn write(&self, events: &[Event]) {
         if let Err(e) = self.log.append(events) {
             self.failed.store(true, Ordering::Relaxed);
             let what: Vec<String> = events
@@ -156,7 +152,7 @@ impl EventWriter {
     }
 
     /// Whether some events could not be written.
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
     }
 }
@@ -169,7 +165,7 @@ fn ends_with_newline(file: &mut File) -> Result<bool> {
 }
 
 /// Parse a release log, naming the first malformed line.
-pub fn parse(input: impl Read, path: &Path) -> Result<Vec<Event>> {
+pub(crate) fn parse(input: impl Read, path: &Path) -> Result<Vec<Event>> {
     let shown = path.display();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -227,7 +223,7 @@ mod tests {
         let events = log.read().unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(events[0], e);
-        let text = std::fs::read_to_string(log.path()).unwrap();
+        let text = std::fs::read_to_string(&log.path).unwrap();
         assert!(text.starts_with(HEADER));
     }
 

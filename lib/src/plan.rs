@@ -224,23 +224,34 @@ impl<'a> Planner<'a> {
     }
 
     /// The highest version the repository has for this target that the
-    /// requirements naming `name` allow, if any.
+    /// requirements naming `name` allow, if any; a pre-release only when a
+    /// specifier names one or nothing else is allowed.
     fn best_version(&self, target: &Target, name: &str, request: &Request) -> Option<Version> {
-        let allowed = |v: &Version| {
-            request
-                .requirements
-                .iter()
-                .chain(&request.constraints)
-                .filter(|r| r.name == name && r.applies(target.env, &[]))
-                .all(|r| r.specifiers.contains(v))
-        };
-        self.index
+        let lines: Vec<&Requirement> = request
+            .requirements
+            .iter()
+            .chain(&request.constraints)
+            .filter(|r| r.name == name && r.applies(target.env, &[]))
+            .copied()
+            .collect();
+        let allowed: Vec<&Version> = self
+            .index
             .wheels_of(name)
             .iter()
             .map(|&w| self.index.name(w))
-            .filter(|w| target.tags.priority(w).is_some() && allowed(&w.version))
-            .map(|w| w.version.clone())
+            .filter(|w| target.tags.priority(w).is_some())
+            .map(|w| &w.version)
+            .filter(|v| lines.iter().all(|r| r.specifiers.contains(v)))
+            .collect();
+        let pre_named = lines
+            .iter()
+            .any(|r| r.specifiers.iter().any(|s| s.any_prerelease()));
+        allowed
+            .iter()
+            .filter(|v| pre_named || !v.any_prerelease())
             .max()
+            .or_else(|| allowed.iter().max())
+            .map(|v| (*v).clone())
     }
 
     /// Of a chosen version's wheels (best fit first), the first whose
@@ -276,5 +287,394 @@ impl<'a> Planner<'a> {
                 .join(" and "),
             seen.join(", ")
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tags::{Interpreter, Tags};
+    use crate::wheel::Metadata;
+    use pep508_rs::MarkerEnvironment;
+    use serde_json::{json, Value};
+    use sha2::{Digest, Sha256};
+
+    /// A wheel in the in-memory repository: its file name and METADATA.
+    struct W(&'static str, &'static [&'static str], Option<&'static str>);
+
+    fn sha_of(file: &str) -> String {
+        format!("{:x}", Sha256::digest(file.as_bytes()))
+    }
+
+    fn index(wheels: &[W]) -> Index {
+        Index::in_memory(
+            wheels
+                .iter()
+                .map(|W(file, requires, python)| {
+                    let name = WheelName::parse(file).unwrap();
+                    let metadata = Metadata {
+                        name: name.distribution.clone(),
+                        version: name.version.clone(),
+                        requires_dist: requires.iter().map(|r| r.to_string()).collect(),
+                        requires_python: python.map(str::to_string),
+                    };
+                    (name, metadata, sha_of(file))
+                })
+                .collect(),
+        )
+    }
+
+    /// CPython `version` on x86_64 glibc 2.31 Linux.
+    fn markers(version: &str) -> Value {
+        let short: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
+        json!({
+            "implementation_name": "cpython", "implementation_version": version,
+            "os_name": "posix", "platform_machine": "x86_64",
+            "platform_python_implementation": "CPython", "platform_release": "6.1",
+            "platform_system": "Linux", "platform_version": "#1", "python_full_version": version,
+            "python_version": short, "sys_platform": "linux",
+        })
+    }
+
+    fn tags(version: &str) -> Tags {
+        let python = json!({"implementation": "cpython", "version": version,
+            "platform": "linux-x86_64", "soabi": "", "ext_suffix": "", "pointer_bits": 64,
+            "libc": "glibc", "libc_version": "2.31"});
+        Tags::new(&Interpreter::from_facts(&python, &markers(version)).unwrap())
+    }
+
+    fn requirements(lines: &[&str], constraints: &[&str]) -> Requirements {
+        let parse = |items: &[&str]| {
+            let items: Vec<String> = items.iter().map(|s| s.to_string()).collect();
+            Requirements::from_list(&items, "packages")
+                .unwrap()
+                .requirements
+        };
+        Requirements {
+            requirements: parse(lines),
+            constraints: parse(constraints),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Plan on CPython 3.11 with `installed` ({name: version}).
+    fn plan(
+        wheels: &[W],
+        reqs: &Requirements,
+        installed: &[(&str, &str)],
+        exact: bool,
+    ) -> Result<Plan, Vec<String>> {
+        plan_on("3.11.4", wheels, reqs, installed, exact)
+    }
+
+    fn plan_on(
+        python: &str,
+        wheels: &[W],
+        reqs: &Requirements,
+        installed: &[(&str, &str)],
+        exact: bool,
+    ) -> Result<Plan, Vec<String>> {
+        let index = index(wheels);
+        let env: MarkerEnvironment = serde_json::from_value(markers(python)).unwrap();
+        let tags = tags(python);
+        let installed = installed
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        let target = Target {
+            env: &env,
+            tags: &tags,
+            installed: &installed,
+        };
+        let options = Options {
+            exact,
+            upgrade_deps: false,
+        };
+        Planner::new(&index).plan_target(&target, &[reqs], options)
+    }
+
+    /// `action name from->to wheel` per change, for short assertions.
+    fn changes(plan: &Plan) -> Vec<String> {
+        plan.changes
+            .iter()
+            .map(|c| {
+                let v = |v: &Option<String>| v.clone().unwrap_or("-".into());
+                let wheel = c.wheel.clone().unwrap_or("-".into());
+                format!(
+                    "{} {} {}->{} {wheel}",
+                    c.action.as_str(),
+                    c.name,
+                    v(&c.from),
+                    v(&c.to)
+                )
+            })
+            .collect()
+    }
+
+    const SIX: &[W] = &[
+        W("six-1.15.0-py2.py3-none-any.whl", &[], None),
+        W("six-1.16.0-py2.py3-none-any.whl", &[], None),
+        W("six-1.17.0rc1-py2.py3-none-any.whl", &[], None),
+    ];
+
+    #[test]
+    fn every_action() {
+        let wheels = &[
+            W("six-1.16.0-py2.py3-none-any.whl", &[], None),
+            W("attrs-23.1.0-py3-none-any.whl", &[], None),
+            W("idna-3.4-py3-none-any.whl", &[], None),
+            W("idna-3.6-py3-none-any.whl", &[], None),
+        ];
+        let reqs = requirements(&["six", "attrs", "idna<3.5", "pip"], &[]);
+        let installed = [
+            ("attrs", "22.2.0"),
+            ("idna", "3.6"),
+            ("old", "0.1"),
+            ("pip", "23.0"),
+            ("setuptools", "68.0"),
+        ];
+        // pip is required and installed, but the repository has none: kept.
+        let plan = plan(wheels, &reqs, &installed, true).unwrap();
+        assert_eq!(
+            changes(&plan),
+            [
+                "upgrade attrs 22.2.0->23.1.0 attrs-23.1.0-py3-none-any.whl",
+                "downgrade idna 3.6->3.4 idna-3.4-py3-none-any.whl",
+                "remove old 0.1->- -",
+                "install six -->1.16.0 six-1.16.0-py2.py3-none-any.whl",
+            ]
+        );
+        assert_eq!(
+            plan.changes[0].sha256.as_deref(),
+            Some(sha_of("attrs-23.1.0-py3-none-any.whl").as_str())
+        );
+        // Without --exact nothing is removed; what is current is no change.
+        let plan2 = super::tests::plan(wheels, &reqs, &installed, false).unwrap();
+        assert_eq!(plan2.changes.len(), 3);
+        let six = requirements(&["six"], &[]);
+        let same = super::tests::plan(wheels, &six, &[("six", "1.16.0")], false).unwrap();
+        assert_eq!(same, Plan::default());
+    }
+
+    #[test]
+    fn an_installed_version_newer_than_the_repository_is_kept_as_ahead() {
+        let reqs = requirements(&["six>=1.15"], &[]);
+        let plan = plan(SIX, &reqs, &[("six", "1.18.0")], false).unwrap();
+        assert!(plan.changes.is_empty());
+        assert_eq!(
+            plan.ahead,
+            [Ahead {
+                name: "six".into(),
+                installed: "1.18.0".into(),
+                repository: Some("1.16.0".into()),
+            }]
+        );
+        // Not in the repository at all, but installed and acceptable.
+        let plan = super::tests::plan(&[], &reqs, &[("six", "1.18.0")], false).unwrap();
+        assert_eq!(plan.ahead[0].repository, None);
+        // Newer but excluded by the specifier: a downgrade.
+        let reqs = requirements(&["six<1.17"], &[]);
+        let plan = super::tests::plan(SIX, &reqs, &[("six", "1.18.0")], false).unwrap();
+        assert_eq!(
+            changes(&plan)[0],
+            "downgrade six 1.18.0->1.16.0 six-1.16.0-py2.py3-none-any.whl"
+        );
+    }
+
+    #[test]
+    fn pre_releases_only_when_a_specifier_names_one() {
+        let plain = plan(SIX, &requirements(&["six"], &[]), &[], false).unwrap();
+        assert_eq!(plain.changes[0].to.as_deref(), Some("1.16.0"));
+        let pre = plan(SIX, &requirements(&["six>=1.17.0rc1"], &[]), &[], false).unwrap();
+        assert_eq!(pre.changes[0].to.as_deref(), Some("1.17.0rc1"));
+    }
+
+    #[test]
+    fn markers_and_constraints_narrow_what_is_required() {
+        let reqs = requirements(
+            &[
+                "six",
+                "idna; python_version < '3.8'",
+                "attrs; sys_platform == 'linux'",
+            ],
+            &["six<1.16", "attrs<1; python_version < '3'"],
+        );
+        let wheels = &[
+            W("six-1.15.0-py2.py3-none-any.whl", &[], None),
+            W("six-1.16.0-py2.py3-none-any.whl", &[], None),
+            W("attrs-23.1.0-py3-none-any.whl", &[], None),
+        ];
+        let plan = plan(wheels, &reqs, &[], false).unwrap();
+        assert_eq!(
+            changes(&plan),
+            [
+                "install attrs -->23.1.0 attrs-23.1.0-py3-none-any.whl",
+                "install six -->1.15.0 six-1.15.0-py2.py3-none-any.whl",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_most_specific_tag_then_the_highest_build_tag() {
+        let wheels = &[
+            W("m-1.0-py3-none-any.whl", &[], None),
+            W("m-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", &[], None),
+            W("m-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl", &[], None),
+            W("m-1.0-2-cp311-cp311-manylinux_2_17_x86_64.whl", &[], None),
+            W("m-1.0-cp311-cp311-win_amd64.whl", &[], None),
+            W("m-2.0-cp312-cp312-manylinux_2_17_x86_64.whl", &[], None),
+        ];
+        let plan = plan(wheels, &requirements(&["m"], &[]), &[], false).unwrap();
+        assert_eq!(
+            plan.changes[0].wheel.as_deref(),
+            Some("m-1.0-2-cp311-cp311-manylinux_2_17_x86_64.whl")
+        );
+    }
+
+    #[test]
+    fn requires_python_and_tags_rule_out_wheels_and_say_so() {
+        let wheels = &[
+            W("m-1.0-py3-none-any.whl", &[], None),
+            W("m-2.0-py3-none-any.whl", &[], Some(">=3.12")),
+            W("m-3.0-cp312-cp312-manylinux_2_17_x86_64.whl", &[], None),
+        ];
+        let plan = plan(wheels, &requirements(&["m"], &[]), &[], false).unwrap();
+        assert_eq!(plan.changes[0].to.as_deref(), Some("1.0"));
+
+        let problems =
+            super::tests::plan(wheels, &requirements(&["m>=2"], &[]), &[], false).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let problem = &problems[0];
+        assert!(
+            problem.contains("no m >=2 can be installed on this interpreter"),
+            "{problem}"
+        );
+        assert!(
+            problem.contains("m 3.0 has wheels only for other interpreters (m-3.0-cp312-cp312-manylinux_2_17_x86_64.whl)"),
+            "{problem}"
+        );
+        assert!(
+            problem.contains("m 2.0 needs Python >=3.12 (Requires-Python)"),
+            "{problem}"
+        );
+        assert!(problem.contains("`m>=2` (field `packages`)"), "{problem}");
+    }
+
+    #[test]
+    fn dependencies_and_extras_are_resolved_with_the_plan() {
+        let wheels = &[
+            W(
+                "app-1.0-py3-none-any.whl",
+                &[
+                    "lib>=2",
+                    "fast; extra == 'speed'",
+                    "win; sys_platform == 'win32'",
+                ],
+                None,
+            ),
+            W("lib-1.0-py3-none-any.whl", &[], None),
+            W("lib-2.0-py3-none-any.whl", &[], None),
+            W("fast-1.0-py3-none-any.whl", &[], None),
+        ];
+        // lib is neither installed nor required: the plan brings it; the
+        // dependency whose marker is false for the target is not needed.
+        let plan = plan(wheels, &requirements(&["app"], &[]), &[], false).unwrap();
+        assert_eq!(
+            changes(&plan),
+            [
+                "install app -->1.0 app-1.0-py3-none-any.whl",
+                "install lib -->2.0 lib-2.0-py3-none-any.whl",
+            ]
+        );
+        // Installed too old: upgraded with the plan.
+        let plan = super::tests::plan(
+            wheels,
+            &requirements(&["app"], &[]),
+            &[("lib", "1.0")],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            changes(&plan)[1],
+            "upgrade lib 1.0->2.0 lib-2.0-py3-none-any.whl"
+        );
+        // An extra asked for brings its own requirement.
+        let reqs = requirements(&["app[speed]"], &[]);
+        assert_eq!(changes(&plan_of(wheels, &reqs, &[], false)).len(), 3);
+        // --exact keeps what the requirements need, and removes the rest.
+        let plan = super::tests::plan(
+            wheels,
+            &requirements(&["app"], &[]),
+            &[("lib", "2.0"), ("fast", "1.0")],
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            changes(&plan),
+            [
+                "install app -->1.0 app-1.0-py3-none-any.whl",
+                "remove fast 1.0->- -",
+            ]
+        );
+        // A line that rules out what a dependency needs: the conflict told.
+        let problems =
+            super::tests::plan(wheels, &requirements(&["app", "lib<2"], &[]), &[], false)
+                .unwrap_err();
+        assert!(
+            problems[0].contains("app requires lib >=2")
+                && problems[0].contains("`lib<2` (field `packages`)"),
+            "{problems:?}"
+        );
+    }
+
+    fn plan_of(wheels: &[W], reqs: &Requirements, installed: &[(&str, &str)], exact: bool) -> Plan {
+        plan(wheels, reqs, installed, exact).unwrap()
+    }
+
+    #[test]
+    fn hashes_choose_among_a_versions_wheels() {
+        let wheels = &[
+            W("m-1.0-py3-none-any.whl", &[], None),
+            W("m-1.0-cp311-cp311-manylinux_2_17_x86_64.whl", &[], None),
+        ];
+        let mut reqs = requirements(&["m==1.0"], &[]);
+        reqs.requirements[0].hashes = vec![sha_of("m-1.0-py3-none-any.whl")];
+        let plan = plan(wheels, &reqs, &[], false).unwrap();
+        assert_eq!(
+            plan.changes[0].wheel.as_deref(),
+            Some("m-1.0-py3-none-any.whl")
+        );
+        reqs.requirements[0].hashes = vec!["0".repeat(64)];
+        let problems = super::tests::plan(wheels, &reqs, &[], false).unwrap_err();
+        assert!(
+            problems[0].starts_with("no wheel of m 1.0 matches the hashes"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn conflicting_lines_are_named_together() {
+        let reqs = requirements(&["six<1.16", "six>1.16"], &[]);
+        let problems = plan(SIX, &reqs, &[], false).unwrap_err();
+        assert!(
+            problems[0].contains(
+                "six is required as `six<1.16` (field `packages`) and `six>1.16` (field `packages`), and no version satisfies all of them"
+            ),
+            "{problems:?}"
+        );
+        let problems = plan(&[], &requirements(&["six"], &[]), &[], false).unwrap_err();
+        assert_eq!(
+            problems,
+            ["cannot resolve the requirements: Because the repository has no wheel of six and the requirements ask for six (`six` (field `packages`)), the requirements cannot all be met."]
+        );
+    }
+
+    #[test]
+    fn a_venv_to_be_created_gets_everything_installed() {
+        let plan = plan_on("3.8.18", SIX, &requirements(&["six"], &[]), &[], false).unwrap();
+        assert_eq!(
+            changes(&plan),
+            ["install six -->1.16.0 six-1.16.0-py2.py3-none-any.whl"]
+        );
     }
 }

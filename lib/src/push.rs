@@ -15,7 +15,7 @@
 
 use crate::cache::{HostCaches, Wheel};
 use crate::fleet::Host;
-use crate::log::Event;
+use crate::log::{Event, EventWriter};
 use crate::plan::{Action, Change, KEEP};
 use crate::record::{self, str_field, target_label, Record};
 use crate::remote::{self, PushSteps};
@@ -50,20 +50,23 @@ type Source = Result<(String, u64), String>;
 pub struct Pusher {
     repo: Repo,
     options: Options,
+    /// The release log; one that cannot be written fails no target.
+    log: EventWriter,
     /// sha256 and size of each repository file used so far, read once.
     sources: Mutex<HashMap<String, Source>>,
 }
 
 impl Pusher {
-    pub fn new(repo: Repo, options: Options) -> Pusher {
+    pub fn new(repo: Repo, options: Options, log: EventWriter) -> Pusher {
         Pusher {
             repo,
             options,
+            log,
             sources: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Push one target's plan (the work for [`crate::fleet::run`]). A failed
+    /// Push one target's plan (the work for [`crate::fleet::Fleet::run`]). A failed
     /// target also gets an `error` event in the release log.
     pub fn push_target(&self, host: &mut Host<HostCaches>, record: &mut Record) -> Result<()> {
         // The connection and the cache listing both live in `host`.
@@ -75,12 +78,15 @@ impl Pusher {
                 let mut event = Event::now("error");
                 event.target = target_label(record);
                 event.detail = format!("{e:#}");
-                if let Err(log_error) = self.repo.log().append(&[event]) {
-                    return Err(anyhow!("{e:#}; and the release log: {log_error:#}"));
-                }
+                self.log.write(&[event]);
             }
         }
         result
+    }
+
+    /// Whether every event so far reached the release log.
+    pub fn logged(&self) -> bool {
+        !self.log.failed()
     }
 
     fn push(
@@ -198,7 +204,7 @@ impl Pusher {
         }
         let changed = run.created || locked != after;
         set_pushed(record, &pushed, changed);
-        self.log_changes(record, &changes, &pushed)?;
+        self.log_changes(record, &changes, &pushed);
 
         let mut problems = Vec::new();
         if run.uninstall_status != 0 {
@@ -267,7 +273,7 @@ impl Pusher {
     }
 
     /// `install` and `remove` events for what this push changed.
-    fn log_changes(&self, record: &Record, changes: &[Change], pushed: &Pushed) -> Result<()> {
+    fn log_changes(&self, record: &Record, changes: &[Change], pushed: &Pushed) {
         let target = target_label(record);
         let removed: HashSet<&String> = pushed.removed.iter().collect();
         let installed: HashSet<String> = pushed.installed.iter().cloned().collect();
@@ -298,12 +304,7 @@ impl Pusher {
             };
             events.push(event);
         }
-        self.repo.log().append(&events).with_context(|| {
-            format!(
-                "the venv was changed, but the release log {} was not written",
-                self.repo.log().path().display()
-            )
-        })
+        self.log.write(&events);
     }
 }
 

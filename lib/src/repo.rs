@@ -1,6 +1,6 @@
 //! The repository: a directory of wheels, and its release log.
 //!
-//! Wheels enter it only through [`Repo::add`], which checks them first and
+//! Wheels enter it only through [`Adder::add`], which checks them first and
 //! then copies them in atomically (temporary file, fsync, link into place), so
 //! a reader never sees half a wheel and two writers never overwrite each
 //! other. A filename, once in the repository, always means the same bytes.
@@ -8,7 +8,6 @@
 use crate::log::{Event, ReleaseLog};
 use crate::wheel::{self, CheckedWheel, Metadata, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
-use clap::Args;
 use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -16,15 +15,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The option every tool that reads the repository takes.
-#[derive(Args, Debug, Clone)]
-pub struct RepoArgs {
-    /// The repository: a directory of wheels with its `release_log`.
-    #[arg(long, value_name = "DIR", env = "VD_REPO", default_value = "wheels")]
-    pub repo: PathBuf,
-}
-
-/// What [`Repo::add`] did with a wheel.
+/// What [`Adder::add`] did with a wheel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Added {
     /// Copied in, and a `release` event logged.
@@ -68,10 +59,6 @@ impl Repo {
 
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    pub fn log(&self) -> &ReleaseLog {
-        &self.log
     }
 
     /// Start adding wheels: create the directory if needed, and check that
@@ -285,28 +272,51 @@ struct IndexedWheel {
 impl Repo {
     /// List the repository into an [`Index`].
     pub fn index(&self) -> Result<Index> {
-        let names = self.wheel_names()?;
+        let wheels = self.wheel_names()?.into_iter().map(|name| IndexedWheel {
+            name,
+            metadata: OnceCell::new(),
+            sha256: OnceCell::new(),
+        });
+        Ok(Index::of(self.dir.clone(), wheels.collect()))
+    }
+}
+
+impl Index {
+    fn of(dir: PathBuf, wheels: Vec<IndexedWheel>) -> Index {
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, name) in names.iter().enumerate() {
-            by_name.entry(name.name.clone()).or_default().push(i);
+        for (i, wheel) in wheels.iter().enumerate() {
+            by_name.entry(wheel.name.name.clone()).or_default().push(i);
         }
         for ids in by_name.values_mut() {
             // Highest version first; the filename order breaks ties.
-            ids.sort_by(|&a, &b| names[b].version.cmp(&names[a].version).then(a.cmp(&b)));
+            ids.sort_by(|&a, &b| {
+                let (a_name, b_name) = (&wheels[a].name, &wheels[b].name);
+                b_name
+                    .version
+                    .cmp(&a_name.version)
+                    .then(a_name.file.cmp(&b_name.file))
+            });
         }
-        let wheels = names
-            .into_iter()
-            .map(|name| IndexedWheel {
-                name,
-                metadata: OnceCell::new(),
-                sha256: OnceCell::new(),
-            })
-            .collect();
-        Ok(Index {
-            dir: self.dir.clone(),
+        Index {
+            dir,
             wheels,
             by_name,
-        })
+        }
+    }
+
+    /// An index of wheels that exist only in memory, with their METADATA
+    /// and sha256 given: a repository for the planner's tests.
+    #[cfg(test)]
+    pub(crate) fn in_memory(wheels: Vec<(WheelName, Metadata, String)>) -> Index {
+        let wheels = wheels
+            .into_iter()
+            .map(|(name, metadata, sha256)| IndexedWheel {
+                name,
+                metadata: OnceCell::from(Ok(metadata)),
+                sha256: OnceCell::from(Ok(sha256)),
+            })
+            .collect();
+        Index::of(PathBuf::from("/nonexistent"), wheels)
     }
 }
 
@@ -314,10 +324,6 @@ impl Index {
     /// How many wheels the repository holds.
     pub fn len(&self) -> usize {
         self.wheels.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.wheels.is_empty()
     }
 
     /// The wheels of one project (PEP 503 name), highest version first.

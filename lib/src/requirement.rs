@@ -117,15 +117,6 @@ impl Requirement {
     pub fn applies(&self, env: &MarkerEnvironment, extras: &[ExtraName]) -> bool {
         self.marker.evaluate(env, extras)
     }
-
-    /// The specifier as written for messages: `>=1.0,<2` or `(any version)`.
-    pub fn specifier_text(&self) -> String {
-        if self.specifiers.is_empty() {
-            "(any version)".to_string()
-        } else {
-            self.specifiers.to_string()
-        }
-    }
 }
 
 /// What a requirements file (with its includes) or a `packages` list asks for.

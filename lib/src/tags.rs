@@ -494,7 +494,7 @@ fn musllinux_tags(interp: &Interpreter, archs: &[String], platforms: &mut Vec<St
 }
 
 /// An interpreter's tags with their priority, for ranking wheels.
-pub struct Tags {
+pub(crate) struct Tags {
     list: Vec<Tag>,
     /// python → abi → platform → position in `list`; nested so a wheel's
     /// tags are looked up without building strings.
@@ -502,7 +502,7 @@ pub struct Tags {
 }
 
 impl Tags {
-    pub fn new(interp: &Interpreter) -> Tags {
+    pub(crate) fn new(interp: &Interpreter) -> Tags {
         let list = sys_tags(interp);
         let mut index: HashMap<String, HashMap<String, HashMap<String, usize>>> = HashMap::new();
         for (i, tag) in list.iter().enumerate() {
@@ -517,14 +517,9 @@ impl Tags {
         Tags { list, index }
     }
 
-    /// The tags, most specific first.
-    pub fn list(&self) -> &[Tag] {
-        &self.list
-    }
-
     /// How well a wheel fits: the position of its most specific tag in the
     /// list (lower is better), or `None` when the interpreter cannot install it.
-    pub fn priority(&self, wheel: &WheelName) -> Option<usize> {
+    pub(crate) fn priority(&self, wheel: &WheelName) -> Option<usize> {
         wheel
             .tags()
             .filter_map(|(p, a, pl)| self.index.get(p)?.get(a)?.get(pl).copied())
@@ -532,7 +527,7 @@ impl Tags {
     }
 
     /// A short description for messages: `cp311 on manylinux_2_36_x86_64`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self.list.first() {
             Some(t) => format!("{} ({})", t.python, t.platform),
             None => "no tags".to_string(),
@@ -557,6 +552,32 @@ mod tests {
 
     fn strings(tags: &[Tag]) -> Vec<String> {
         tags.iter().map(Tag::to_string).collect()
+    }
+
+    #[test]
+    fn a_macos_target_takes_wheels_for_older_releases_and_universal2() {
+        let facts = json!({"implementation": "cpython", "version": "3.12.1",
+            "platform": "macosx-11.0-arm64", "machine": "arm64", "mac_version": "14.2.1",
+            "soabi": "cpython-312-darwin", "ext_suffix": ".cpython-312-darwin.so",
+            "pointer_bits": 64});
+        let interp =
+            Interpreter::from_facts(&facts, &json!({"platform_system": "Darwin"})).unwrap();
+        let tags = Tags::new(&interp);
+        for file in [
+            "numpy-2.1.0-cp312-cp312-macosx_14_0_arm64.whl",
+            "lxml-5.3.0-cp312-cp312-macosx_10_9_universal2.whl",
+            "pillow-11.0.0-cp312-cp312-macosx_11_0_arm64.whl",
+        ] {
+            let wheel = WheelName::parse(file).unwrap();
+            assert!(tags.priority(&wheel).is_some(), "{file}");
+        }
+        for file in [
+            "lxml-5.3.0-cp312-cp312-macosx_10_9_x86_64.whl",
+            "numpy-2.1.0-cp312-cp312-macosx_15_0_arm64.whl",
+        ] {
+            let wheel = WheelName::parse(file).unwrap();
+            assert!(tags.priority(&wheel).is_none(), "{file}");
+        }
     }
 
     #[test]

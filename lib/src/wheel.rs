@@ -19,7 +19,7 @@ use std::str::FromStr;
 
 /// PEP 503 normalized project name: lower case, runs of `-`, `_` and `.`
 /// folded into one `-`. `Django_Foo.bar` and `django-foo-bar` are one project.
-pub fn normalize(name: &str) -> String {
+pub(crate) fn normalize(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut separator = false;
     for ch in name.trim().chars() {
@@ -93,7 +93,7 @@ impl WheelName {
 
     /// The build tag as PEP 427 orders it: its leading number, then the
     /// rest as text; no build tag sorts first, as `(0, "")`.
-    pub fn build_key(&self) -> (u64, &str) {
+    pub(crate) fn build_key(&self) -> (u64, &str) {
         match &self.build {
             None => (0, ""),
             Some(b) => {
@@ -104,7 +104,7 @@ impl WheelName {
     }
 
     /// Every `(python, abi, platform)` tag triple this wheel declares.
-    pub fn tags(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+    pub(crate) fn tags(&self) -> impl Iterator<Item = (&str, &str, &str)> {
         self.python.iter().flat_map(move |p| {
             self.abi.iter().flat_map(move |a| {
                 self.platform
@@ -123,7 +123,7 @@ impl fmt::Display for WheelName {
 
 /// What a wheel says about itself, read from its `.dist-info`.
 #[derive(Debug, Clone)]
-pub struct Metadata {
+pub(crate) struct Metadata {
     pub name: String,
     pub version: Version,
     /// `Requires-Dist` lines, as written (PEP 508 strings).
@@ -133,11 +133,9 @@ pub struct Metadata {
 
 /// A wheel that has been read and checked, with the sha256 of the whole file.
 #[derive(Debug, Clone)]
-pub struct CheckedWheel {
+pub(crate) struct CheckedWheel {
     pub filename: WheelName,
-    pub metadata: Metadata,
     pub sha256: String,
-    pub size: u64,
 }
 
 /// Hex sha256 of a whole file.
@@ -145,31 +143,25 @@ pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
     let size = io::copy(&mut file, &mut hasher)?;
-    Ok((hex(&hasher.finalize()), size))
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok((format!("{:x}", hasher.finalize()), size))
 }
 
 /// Read a wheel and check it from end to end: filename, zip, `.dist-info`,
 /// METADATA name and version, `WHEEL`, and every file against RECORD.
-pub fn check(path: &Path) -> Result<CheckedWheel> {
+pub(crate) fn check(path: &Path) -> Result<CheckedWheel> {
     let shown = path.display().to_string();
     let filename = parse_file_name(path)?;
-    let (sha256, size) = sha256_file(path).with_context(|| format!("{shown}: cannot read"))?;
+    let (sha256, _) = sha256_file(path).with_context(|| format!("{shown}: cannot read"))?;
     let file = File::open(path).with_context(|| format!("{shown}: cannot read"))?;
-    check_archive(file, &shown, filename, sha256, size)
+    check_archive(file, &shown, filename, sha256)
 }
 
 /// [`check`] for a wheel already read into memory: no file is read twice.
-pub fn check_bytes(path: &Path, bytes: &[u8]) -> Result<CheckedWheel> {
+pub(crate) fn check_bytes(path: &Path, bytes: &[u8]) -> Result<CheckedWheel> {
     let shown = path.display().to_string();
     let filename = parse_file_name(path)?;
-    let sha256 = hex(&Sha256::digest(bytes));
-    let size = bytes.len() as u64;
-    check_archive(io::Cursor::new(bytes), &shown, filename, sha256, size)
+    let sha256 = format!("{:x}", Sha256::digest(bytes));
+    check_archive(io::Cursor::new(bytes), &shown, filename, sha256)
 }
 
 fn parse_file_name(path: &Path) -> Result<WheelName> {
@@ -185,7 +177,6 @@ fn check_archive<R: Read + Seek>(
     shown: &str,
     filename: WheelName,
     sha256: String,
-    size: u64,
 ) -> Result<CheckedWheel> {
     let mut archive =
         zip::ZipArchive::new(reader).map_err(|e| anyhow!("{shown}: not a zip archive: {e}"))?;
@@ -215,17 +206,12 @@ fn check_archive<R: Read + Seek>(
     let record = read_member(&mut archive, &record_name)
         .with_context(|| format!("{shown}: no {record_name} file"))?;
     check_record(&mut archive, &record, &record_name).with_context(|| shown.to_string())?;
-    Ok(CheckedWheel {
-        filename,
-        metadata,
-        sha256,
-        size,
-    })
+    Ok(CheckedWheel { filename, sha256 })
 }
 
 /// Read only a wheel's METADATA, without checking the rest of the archive:
 /// for wheels already in the repository, which [`check`] let in.
-pub fn read_metadata(path: &Path) -> Result<Metadata> {
+pub(crate) fn read_metadata(path: &Path) -> Result<Metadata> {
     let shown = path.display();
     let file = File::open(path).with_context(|| format!("{shown}: cannot read"))?;
     let mut archive =
@@ -329,7 +315,7 @@ fn check_record<R: Read + Seek>(
 
 /// Parse the email-header form of METADATA (core metadata): the fields vd
 /// needs, with continuation lines folded and the body ignored.
-pub fn parse_metadata(text: &str) -> Result<Metadata> {
+pub(crate) fn parse_metadata(text: &str) -> Result<Metadata> {
     let mut name = None;
     let mut version = None;
     let mut requires_dist = Vec::new();

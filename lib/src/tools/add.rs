@@ -1,15 +1,13 @@
 //! `vd-add`: check wheels and add them to the repository.
 
-use crate::cli::{self, OutputArgs, Status};
+use crate::cli::{self, RepoArgs, Status};
 use crate::output::{status_cell, Output, Table};
 use crate::record::{self, str_field, Record};
-use crate::repo::{Repo, RepoArgs};
+use crate::repo::Repo;
 use anyhow::{Context, Result};
-use clap::{CommandFactory, Parser};
 use serde_json::Value;
 use std::io::{self, BufRead, IsTerminal};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 const TOOL: &str = "vd-add";
 
@@ -30,23 +28,15 @@ const BATCH: usize = 64;
 /// (`added` or `present`), or an `error`. Exit status: 0 when every wheel is in
 /// the repository, 1 when some wheel was refused, 2 on a usage or setup error
 /// (the repository cannot be created, its release_log is malformed).
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
-
-    #[command(flatten)]
-    output: OutputArgs,
 
     /// Wheel files to add. With none, paths are read from stdin, one per
     /// line (`ls dist/*.whl | vd-add`).
     #[arg(value_name = "WHEEL")]
     wheels: Vec<PathBuf>,
-}
-
-pub fn command() -> clap::Command {
-    Args::command()
 }
 
 static TABLE: Table = Table {
@@ -59,12 +49,9 @@ static TABLE: Table = Table {
     },
 };
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::run(TOOL, || run(args))
-}
+tool!(VdAdd);
 
-fn run(args: Args) -> Result<Status> {
+fn run(args: Args, out: &mut Output) -> Result<Status> {
     let mut adder = Repo::adder(&args.repo.repo)?;
     let paths: Box<dyn Iterator<Item = io::Result<PathBuf>>> = if args.wheels.is_empty() {
         if io::stdin().is_terminal() {
@@ -80,7 +67,6 @@ fn run(args: Args) -> Result<Status> {
     } else {
         Box::new(args.wheels.into_iter().map(Ok))
     };
-    let mut out = Output::new(args.output.json, &TABLE);
     // Records wait for the commit that makes their wheels durable and logged;
     // committing in batches keeps fsyncs and log writes few.
     let mut done: Vec<Record> = Vec::new();
@@ -115,5 +101,5 @@ fn run(args: Args) -> Result<Status> {
     for record in &done {
         out.write(record)?;
     }
-    Ok(out.finish()?)
+    Ok(Status::Ok)
 }

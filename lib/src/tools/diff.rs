@@ -1,22 +1,20 @@
 //! `vd-diff`: plan, per target, which wheels to install and which packages
 //! to remove.
 
-use crate::cli::{self, OutputArgs, Status};
+use crate::cli::{self, RepoArgs, Status};
 use crate::lock::Lock;
 use crate::output::{status_cell, Output, Table};
 use crate::plan::{Change, Options, Plan, Planner, Target};
 use crate::record::{self, list_field, str_field, target_label, Reader, Record};
-use crate::repo::{Repo, RepoArgs};
+use crate::repo::Repo;
 use crate::requirement::Requirements;
 use crate::tags::{Interpreter, Tags};
 use anyhow::{anyhow, bail, Result};
-use clap::{CommandFactory, Parser};
 use pep508_rs::MarkerEnvironment;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{self, IsTerminal};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::rc::Rc;
 
 const TOOL: &str = "vd-diff";
@@ -67,9 +65,8 @@ const MEMO_LIMIT: usize = 128;
 /// untouched. Exit status: 0 when every target has a plan, 1 when some
 /// target has an error, 2 on a usage or setup error (no repository, a bad
 /// REQUIREMENTS file); with --check, 1 means drift and 2 any error.
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
 
@@ -99,17 +96,10 @@ struct Args {
     #[arg(long)]
     check: bool,
 
-    #[command(flatten)]
-    output: OutputArgs,
-
     /// Requirements files that apply to every target. With none, each
     /// record's `requirements` file and `packages` list apply.
     #[arg(value_name = "REQUIREMENTS")]
     requirements: Vec<PathBuf>,
-}
-
-pub fn command() -> clap::Command {
-    Args::command()
 }
 
 static TABLE: Table = Table {
@@ -167,24 +157,9 @@ fn ahead_cell(record: &Record) -> String {
     }
 }
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    let check = args.check;
-    let mut outcome = None;
-    let code = cli::run(TOOL, || {
-        let (status, drift) = run(args)?;
-        outcome = Some((status, drift));
-        Ok(status)
-    });
-    match outcome {
-        Some((Status::TargetFailed, _)) if check => ExitCode::from(2),
-        Some((Status::Ok, true)) if check => ExitCode::from(1),
-        _ => code,
-    }
-}
+tool!(VdDiff);
 
-/// The run's status, and whether any target's plan is not empty.
-fn run(args: Args) -> Result<(Status, bool)> {
+fn run(args: Args, out: &mut Output) -> Result<Status> {
     let repo = Repo::open(&args.repo.repo)?;
     let index = repo.index()?;
     let planner = Planner::new(&index);
@@ -220,8 +195,8 @@ fn run(args: Args) -> Result<(Status, bool)> {
         files: HashMap::new(),
         plans: HashMap::new(),
     };
-    let mut out = Output::new(args.output.json, &TABLE);
     let mut drift = false;
+    let mut failed = false;
     for line in Reader::new(io::stdin().lock(), TOOL) {
         let mut record = line.record;
         if record::error_of(&record).is_none() {
@@ -239,9 +214,15 @@ fn run(args: Args) -> Result<(Status, bool)> {
                 }
             }
         }
+        failed |= record::error_of(&record).is_some();
         out.write(&record)?;
     }
-    Ok((out.finish()?, drift))
+    // For cron: drift and failure as exit statuses of their own.
+    Ok(match (args.check, failed, drift) {
+        (true, true, _) => Status::Exit(2),
+        (true, false, true) => Status::Exit(1),
+        _ => Status::Ok,
+    })
 }
 
 /// What the run keeps from one target to the next: nothing of the targets

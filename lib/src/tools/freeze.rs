@@ -1,17 +1,14 @@
 //! `vd-freeze`: what is installed in each target's virtualenv, and what
 //! interpreter it runs.
 
-use crate::cli::{self, OutputArgs, Status};
-use crate::fleet::{self, Host};
+use crate::cli::{Status, TransportArgs};
+use crate::fleet::Host;
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, target_label, Record};
+use crate::record::{self, target_label, Reader, Record};
 use crate::remote;
-use crate::transport::TransportArgs;
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{CommandFactory, Parser};
 use serde_json::{Map, Value};
 use std::io;
-use std::process::ExitCode;
 
 const TOOL: &str = "vd-freeze";
 
@@ -36,18 +33,10 @@ const TOOL: &str = "vd-freeze";
 ///
 /// Exit status: 0 when every target was frozen, 1 when some record carries an
 /// error, 2 on a usage or setup error.
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub struct Args {
     #[command(flatten)]
     transport: TransportArgs,
-
-    #[command(flatten)]
-    output: OutputArgs,
-}
-
-pub fn command() -> clap::Command {
-    Args::command()
 }
 
 static TABLE: Table = Table {
@@ -76,16 +65,12 @@ static TABLE: Table = Table {
     },
 };
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::run(TOOL, || run(args))
-}
+tool!(VdFreeze);
 
-fn run(args: Args) -> Result<Status> {
-    let mut out = Output::new(args.output.json, &TABLE);
-    let stdin = io::BufReader::new(io::stdin());
-    fleet::run(TOOL, &args.transport, stdin, &mut out, freeze_target)?;
-    Ok(out.finish()?)
+fn run(args: Args, out: &mut Output) -> Result<Status> {
+    let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
+    args.transport.fleet(TOOL)?.run(stdin, out, freeze_target)?;
+    Ok(Status::Ok)
 }
 
 /// Freeze one target: run the script, check what came back, add the fields.

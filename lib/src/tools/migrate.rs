@@ -9,22 +9,20 @@
 //! here needs a finish per host: a target's record is written once its
 //! migrations are done, so vd-reload never reloads a target ahead of them.
 
-use crate::cli::{self, ChangedArgs, OutputArgs, Status};
+use crate::cli::{self, ChangedArgs, RepoArgs, Status, TransportArgs};
 use crate::django;
-use crate::fleet::{self, Host};
+use crate::fleet::Host;
 use crate::keyed_lock::KeyedLock;
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, target_label, Record};
+use crate::record::{self, target_label, Reader, Record};
 use crate::remote::{self, Migrate};
-use crate::repo::{Repo, RepoArgs};
-use crate::transport::{Connection, Finished, TransportArgs};
+use crate::repo::Repo;
+use crate::transport::{Connection, Finished};
 use anyhow::{bail, Result};
-use clap::{CommandFactory, Parser};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::io;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -56,9 +54,10 @@ const TAIL_LINES: usize = 15;
 /// Exit status: 0 when every target is fine, 1 when some record carries an
 /// error (or, with --check, has pending migrations, or an event could not be
 /// logged), 2 on a usage or setup error.
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+// Brackets in this text are --help's, not links to items.
+#[allow(rustdoc::broken_intra_doc_links)]
+#[derive(clap::Args, Debug)]
+pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
 
@@ -85,13 +84,6 @@ struct Args {
 
     #[command(flatten)]
     transport: TransportArgs,
-
-    #[command(flatten)]
-    output: OutputArgs,
-}
-
-pub fn command() -> clap::Command {
-    Args::command()
 }
 
 static TABLE: Table = Table {
@@ -131,12 +123,9 @@ fn migrations_cell(record: &Record) -> String {
     cells.join(", ")
 }
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::run(TOOL, || run(args))
-}
+tool!(VdMigrate);
 
-fn run(args: Args) -> Result<Status> {
+fn run(args: Args, out: &mut Output) -> Result<Status> {
     let mode = if args.plan || args.check {
         Migrate::Plan
     } else {
@@ -162,24 +151,20 @@ fn run(args: Args) -> Result<Status> {
         done: Mutex::new(HashMap::new()),
         pending: AtomicBool::new(false),
     };
-    let mut out = Output::new(args.output.json, &TABLE);
-    let stdin = io::BufReader::new(io::stdin());
-    fleet::run(TOOL, &args.transport, stdin, &mut out, |host, record| {
-        migrator.target(host, record)
-    })?;
+    let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
+    args.transport
+        .fleet(TOOL)?
+        .run(stdin, out, |host, record| migrator.target(host, record))?;
     let logged = migrator.log.as_ref().is_none_or(|log| !log.failed());
     let pending = migrator.pending.load(Ordering::Relaxed);
-    let status = out.finish()?;
     if args.check && pending {
         cli::warn(TOOL, "some targets have pending migrations (see above)");
     }
-    Ok(
-        if status == Status::Ok && logged && !(args.check && pending) {
-            Status::Ok
-        } else {
-            Status::TargetFailed
-        },
-    )
+    Ok(if logged && !(args.check && pending) {
+        Status::Ok
+    } else {
+        Status::TargetFailed
+    })
 }
 
 /// How a settings module's migration went, for `--once`.

@@ -9,19 +9,17 @@
 //! updates; here such targets are held ([`Host::hold`]) and reloaded together
 //! in the fleet's finish, when the input has ended.
 
-use crate::cli::{self, ChangedArgs, OutputArgs, Status};
+use crate::cli::{ChangedArgs, RepoArgs, Status, TransportArgs};
 use crate::fleet::{self, Host};
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, target_label, Record};
-use crate::repo::{Repo, RepoArgs};
-use crate::transport::{Connection, TransportArgs};
+use crate::record::{self, target_label, Reader, Record};
+use crate::repo::Repo;
+use crate::transport::Connection;
 use anyhow::{bail, Result};
-use clap::{CommandFactory, Parser};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io;
-use std::process::ExitCode;
 use std::time::Duration;
 
 const TOOL: &str = "vd-reload";
@@ -56,9 +54,8 @@ const TAIL_LINES: usize = 10;
 /// through untouched: they are not reloaded. Exit status: 0 when every target
 /// is fine, 1 when some record carries an error (or an event could not be
 /// logged), 2 on a usage or setup error.
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
 
@@ -77,13 +74,6 @@ struct Args {
 
     #[command(flatten)]
     transport: TransportArgs,
-
-    #[command(flatten)]
-    output: OutputArgs,
-}
-
-pub fn command() -> clap::Command {
-    Args::command()
 }
 
 /// `1.5` (seconds) or a duration with units (`500ms`, `2s`).
@@ -122,12 +112,9 @@ static TABLE: Table = Table {
     },
 };
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::run(TOOL, || run(args))
-}
+tool!(VdReload);
 
-fn run(args: Args) -> Result<Status> {
+fn run(args: Args, out: &mut Output) -> Result<Status> {
     let repo = Repo::open(&args.repo.repo)?;
     let reloader = Reloader {
         changed: args.changed,
@@ -135,21 +122,17 @@ fn run(args: Args) -> Result<Status> {
         check_delay: args.check_delay,
         log: EventWriter::new(ReleaseLog::new(repo.dir()), TOOL),
     };
-    let mut out = Output::new(args.output.json, &TABLE);
-    let stdin = io::BufReader::new(io::stdin());
-    fleet::run_with_finish(
-        TOOL,
-        &args.transport,
+    let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
+    args.transport.fleet(TOOL)?.run_with_finish(
         stdin,
-        &mut out,
+        out,
         |host, record| reloader.target(host, record),
         |host, records| reloader.once_per_host(host, records),
     )?;
-    let status = out.finish()?;
     Ok(if reloader.log.failed() {
         Status::TargetFailed
     } else {
-        status
+        Status::Ok
     })
 }
 

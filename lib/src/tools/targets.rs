@@ -1,13 +1,11 @@
 //! `vd-targets`: select targets from the inventory and start a pipeline.
 
-use crate::cli::{self, OutputArgs, Status};
+use crate::cli::{self, Status};
 use crate::inventory::{self, Selector};
 use crate::output::{status_cell, Output, Table};
 use crate::record::{self, list_field, str_field, target_label, Record};
 use anyhow::Result;
-use clap::{CommandFactory, Parser};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 const TOOL: &str = "vd-targets";
 
@@ -33,9 +31,8 @@ const TOOL: &str = "vd-targets";
 /// targets go on. Exit status: 0 when every selected target is good, 1 when
 /// some row is bad, 2 on a usage or setup error (no inventory, no host or venv
 /// column, a name that matches nothing).
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub struct Args {
     /// The inventory: CSV with a header row, or .jsonl target records.
     #[arg(
         long,
@@ -46,17 +43,10 @@ struct Args {
     )]
     inventory: PathBuf,
 
-    #[command(flatten)]
-    output: OutputArgs,
-
     /// Targets to select: host, user@host, user@host:/path, host:/path,
     /// :/path or user@ (all targets when none is given).
     #[arg(value_name = "NAME")]
     names: Vec<String>,
-}
-
-pub fn command() -> clap::Command {
-    Args::command()
 }
 
 static TABLE: Table = Table {
@@ -72,12 +62,9 @@ static TABLE: Table = Table {
     },
 };
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::run(TOOL, || run(args))
-}
+tool!(VdTargets);
 
-fn run(args: Args) -> Result<Status> {
+fn run(args: Args, out: &mut Output) -> Result<Status> {
     let selectors = args
         .names
         .iter()
@@ -96,12 +83,11 @@ fn run(args: Args) -> Result<Status> {
             }
         }
     }
-    let mut out = Output::new(args.output.json, &TABLE);
     for entry in chosen {
         if let Some((_, message)) = record::error_of(&entry.record) {
             cli::warn(TOOL, &message);
         }
         out.write(&entry.record)?;
     }
-    Ok(out.finish()?)
+    Ok(Status::Ok)
 }
