@@ -16,7 +16,7 @@
 
 use crate::repo::Index;
 use crate::requirement::{Origin, Requirement, Requirements};
-use crate::resolve::{resolve, Candidates, Dist, Request};
+use crate::resolve::{resolve, Candidates, Dist, Memo, Request};
 use crate::wheel::WheelName;
 use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
 use serde::{Deserialize, Serialize};
@@ -99,6 +99,7 @@ pub struct Options {
 pub struct Planner<'a> {
     index: &'a Index,
     parsed: Vec<OnceCell<Result<Dist, String>>>,
+    memo: Memo,
 }
 
 impl Candidates for Planner<'_> {
@@ -139,6 +140,10 @@ impl Candidates for Planner<'_> {
             .as_ref()
             .map_err(Clone::clone)
     }
+
+    fn memo(&self) -> Option<&Memo> {
+        Some(&self.memo)
+    }
 }
 
 impl<'a> Planner<'a> {
@@ -146,6 +151,7 @@ impl<'a> Planner<'a> {
         Planner {
             index,
             parsed: (0..index.len()).map(|_| OnceCell::new()).collect(),
+            memo: Memo::default(),
         }
     }
 

@@ -31,7 +31,9 @@ use crate::tags::Tags;
 use crate::wheel::WheelName;
 use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::{ExtraName, MarkerEnvironment};
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
 
 pub use provider::Package;
 
@@ -52,6 +54,36 @@ pub trait Candidates {
     /// The wheel's `Requires-Python` and `Requires-Dist`, or why they cannot
     /// be read.
     fn dist(&self, wheel: usize) -> Result<&Dist, String>;
+    /// Where targets with the same tags and Python share which versions of
+    /// each project they can use; none, and each target works it out alone.
+    fn memo(&self) -> Option<&Memo> {
+        None
+    }
+}
+
+/// Which versions of each project an interpreter (its tags and Python
+/// version) can use, worked out once for all the targets that share it:
+/// the part of a resolution that does not depend on the target's venv.
+#[derive(Default)]
+pub struct Memo {
+    #[allow(clippy::type_complexity)]
+    kinds: RefCell<
+        HashMap<(u64, Version), Rc<RefCell<HashMap<String, Rc<Vec<provider::Candidate>>>>>>,
+    >,
+}
+
+impl Memo {
+    fn kind(
+        &self,
+        tags: &Tags,
+        python: &Version,
+    ) -> Rc<RefCell<HashMap<String, Rc<Vec<provider::Candidate>>>>> {
+        self.kinds
+            .borrow_mut()
+            .entry((tags.id(), python.clone()))
+            .or_default()
+            .clone()
+    }
 }
 
 /// The target being resolved for.

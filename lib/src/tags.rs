@@ -499,6 +499,8 @@ pub(crate) struct Tags {
     /// python → abi → platform → position in `list`; nested so a wheel's
     /// tags are looked up without building strings.
     index: HashMap<String, HashMap<String, HashMap<String, usize>>>,
+    /// Unique to this list, for memos of what it accepts.
+    id: u64,
 }
 
 impl Tags {
@@ -514,7 +516,14 @@ impl Tags {
                 .entry(tag.platform.clone())
                 .or_insert(i);
         }
-        Tags { list, index }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Tags { list, index, id }
+    }
+
+    /// This list's identity: two lists made apart have different ones.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// How well a wheel fits: the position of its most specific tag in the

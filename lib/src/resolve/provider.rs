@@ -44,7 +44,8 @@ impl fmt::Display for Package {
 }
 
 /// One version of a project the target might get.
-pub(super) struct Candidate {
+#[derive(Clone)]
+pub(crate) struct Candidate {
     pub version: Version,
     /// Wheels whose tags the target accepts, best fit first.
     pub compatible: Vec<usize>,
@@ -77,6 +78,9 @@ pub(super) struct Provider<'a> {
     prerelease: HashSet<String>,
     installed: HashMap<String, Version>,
     versions: RefCell<HashMap<String, Rc<Vec<Candidate>>>>,
+    /// The repository's candidates for this kind of interpreter, shared
+    /// with other targets of the kind.
+    shared: Rc<RefCell<HashMap<String, Rc<Vec<Candidate>>>>>,
 }
 
 impl<'a> Provider<'a> {
@@ -126,7 +130,12 @@ impl<'a> Provider<'a> {
                 prerelease.insert(c.name.clone());
             }
         }
+        let shared = match candidates.memo() {
+            Some(memo) => memo.kind(target.tags, target.env.python_full_version()),
+            None => Rc::default(),
+        };
         Ok(Provider {
+            shared,
             candidates,
             target,
             upgrade_deps: request.upgrade_deps,
@@ -143,6 +152,40 @@ impl<'a> Provider<'a> {
         if let Some(v) = self.versions.borrow().get(name) {
             return v.clone();
         }
+        let shared = self.shared.borrow().get(name).cloned();
+        let shared = shared.unwrap_or_else(|| {
+            let list = Rc::new(self.repository_versions(name));
+            self.shared
+                .borrow_mut()
+                .insert(name.to_string(), list.clone());
+            list
+        });
+        let list = match self.installed.get(name) {
+            Some(v) if !shared.iter().any(|c| c.version == *v) => {
+                let mut list = shared.as_ref().clone();
+                let at = list.partition_point(|c| c.version > *v);
+                list.insert(
+                    at,
+                    Candidate {
+                        version: v.clone(),
+                        compatible: Vec::new(),
+                        usable: OnceCell::new(),
+                        installed_only: true,
+                    },
+                );
+                Rc::new(list)
+            }
+            _ => shared,
+        };
+        self.versions
+            .borrow_mut()
+            .insert(name.to_string(), list.clone());
+        list
+    }
+
+    /// The versions of a project the repository has wheels of for this
+    /// interpreter, highest first.
+    fn repository_versions(&self, name: &str) -> Vec<Candidate> {
         let mut list: Vec<Candidate> = Vec::new();
         let mut fits: Vec<Fit> = Vec::new();
         let wheels = self.candidates.wheels_of(name);
@@ -165,24 +208,6 @@ impl<'a> Provider<'a> {
                 });
             }
         }
-        if let Some(v) = self.installed.get(name) {
-            if !list.iter().any(|c| c.version == *v) {
-                let at = list.partition_point(|c| c.version > *v);
-                list.insert(
-                    at,
-                    Candidate {
-                        version: v.clone(),
-                        compatible: Vec::new(),
-                        usable: OnceCell::new(),
-                        installed_only: true,
-                    },
-                );
-            }
-        }
-        let list = Rc::new(list);
-        self.versions
-            .borrow_mut()
-            .insert(name.to_string(), list.clone());
         list
     }
 
