@@ -147,7 +147,9 @@ fn six() -> PathBuf {
 #[test]
 fn computed_tags_match_packaging_sys_tags() {
     let f = facts();
-    let interp = vd::tags::Interpreter::from_facts(&f["python"], &f["markers"]).unwrap();
+    let python: vd::tags::Facts = serde_json::from_value(f["python"].clone()).unwrap();
+    let system = f["markers"]["platform_system"].as_str().unwrap();
+    let interp = vd::tags::Interpreter::from_facts(&python, system).unwrap();
     let ours: Vec<String> = vd::tags::sys_tags(&interp)
         .iter()
         .map(ToString::to_string)

@@ -107,7 +107,8 @@ impl ChangedArgs {
     /// Whether to act on `record` (one that carries no error); a `changed`
     /// that is not true or false is an error naming the field.
     pub fn selects(&self, record: &crate::record::Record) -> anyhow::Result<bool> {
-        Ok(self.always || crate::record::bool_field(record, "changed")?)
+        use crate::record::{get, Changed};
+        Ok(self.always || get::<Changed>(record)?.is_some_and(|Changed(c)| c))
     }
 }
 

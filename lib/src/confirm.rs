@@ -10,9 +10,8 @@
 //! passes through unchanged; `quit` declines it and every target after it.
 
 use crate::output::render_table;
-use crate::record::{self, target_label, Line, Record};
+use crate::record::{self, target_label, Changes, Line, Record, Skipped};
 use anyhow::{Context, Result};
-use serde_json::Value;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 
@@ -83,17 +82,20 @@ impl Terminal {
 
 /// A target's plan as the prompt shows it.
 fn plan_table(record: &Record) -> String {
-    let Some(Value::Array(plan)) = record.get("plan") else {
+    let Ok(Some(Changes(plan))) = Changes::of(record) else {
         return String::new();
     };
-    let text = |c: &Value, key: &str| c.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let rows: Vec<Vec<String>> = plan
         .iter()
         .map(|c| {
-            ["action", "name", "from", "to", "wheel"]
-                .iter()
-                .map(|k| text(c, k))
-                .collect()
+            vec![
+                c.action.as_str().to_string(),
+                c.name.clone(),
+                text(&c.from),
+                text(&c.to),
+                text(&c.wheel),
+            ]
         })
         .collect();
     render_table(&["ACTION", "NAME", "FROM", "TO", "WHEEL"], &rows)
@@ -126,8 +128,8 @@ fn confirm(record: &mut Record, ask: &mut impl FnMut(&Record) -> Answer, mode: &
         return;
     }
     // A `skipped` from an earlier run is not this run's answer.
-    record.shift_remove("skipped");
-    let has_work = matches!(record.get("plan"), Some(Value::Array(p)) if !p.is_empty());
+    record::remove::<Skipped>(record);
+    let has_work = matches!(Changes::of(record), Ok(Some(Changes(c))) if !c.is_empty());
     if !has_work {
         return;
     }
@@ -139,7 +141,7 @@ fn confirm(record: &mut Record, ask: &mut impl FnMut(&Record) -> Answer, mode: &
         *mode = answer;
     }
     if matches!(answer, Answer::No | Answer::Quit) {
-        record.insert("skipped".into(), Value::Bool(true));
+        record::put(record, &Skipped(true));
     }
 }
 

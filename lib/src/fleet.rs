@@ -24,7 +24,7 @@
 
 use crate::cli;
 use crate::output::Output;
-use crate::record::{self, Line, Record};
+use crate::record::{self, Line, Record, Target};
 use crate::transport::{self, Connection, Destination, Settings};
 use anyhow::{anyhow, bail, Result};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -314,13 +314,11 @@ impl Fleet {
     }
 }
 
-/// The destination of a target, or why the record is not a usable target.
+/// The destination of a target, or why the record is not a usable target:
+/// the door where every target field is parsed, so a field of the wrong
+/// type fails the target (named with its line) before anything runs.
 fn target_destination(record: &Record) -> Result<Destination> {
-    let venv = record::required_str(record, "venv")?;
-    if !venv.starts_with('/') {
-        bail!("venv {venv:?} is not an absolute path");
-    }
-    Destination::of(record)
+    Ok(Destination::of(&Target::parse(record)?))
 }
 
 /// Run `finish` on a host's held records; a panic (a bug in vd) becomes an
@@ -543,7 +541,7 @@ mod tests {
             message.starts_with("stdin line 2 (a:relative): "),
             "{message}"
         );
-        assert!(message.contains("not an absolute path"), "{message}");
+        assert!(message.contains("must be an absolute path"), "{message}");
         assert_eq!(error(2).1, "a:/v/3: it broke");
         assert!(
             error(3).1.contains("internal error in vd-test"),

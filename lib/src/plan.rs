@@ -67,7 +67,7 @@ pub struct Change {
 
 /// An installed package newer than anything in the repository that still
 /// satisfies the requirements: kept, and reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ahead {
     pub name: String,
     pub installed: String,
@@ -346,7 +346,9 @@ mod tests {
         let python = json!({"implementation": "cpython", "version": version,
             "platform": "linux-x86_64", "soabi": "", "ext_suffix": "", "pointer_bits": 64,
             "libc": "glibc", "libc_version": "2.31"});
-        Tags::new(&Interpreter::from_facts(&python, &markers(version)).unwrap())
+        let python: crate::record::Facts = serde_json::from_value(python).unwrap();
+        let system = markers(version)["platform_system"].clone();
+        Tags::new(&Interpreter::from_facts(&python, system.as_str().unwrap()).unwrap())
     }
 
     fn requirements(lines: &[&str], constraints: &[&str]) -> Requirements {

@@ -17,14 +17,16 @@ use crate::cache::{HostCaches, Wheel};
 use crate::fleet::Host;
 use crate::log::{Event, EventWriter};
 use crate::plan::{Action, Change, KEEP};
-use crate::record::{self, str_field, target_label, Record};
+use crate::record::{
+    self, target_label, Changed, Changes, Freeze, Installed, Pushed, Record, Skipped, Target,
+};
 use crate::remote::{self, PushSteps};
 use crate::repo::Repo;
 use crate::transport::Finished;
-use crate::wheel::{self, normalize, WheelName};
+use crate::wheel::{self, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
 use pep508_rs::pep440_rs::Version;
-use serde_json::{json, Map, Value};
+use pep508_rs::PackageName;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -95,29 +97,30 @@ impl Pusher {
         caches: &mut HostCaches,
         record: &mut Record,
     ) -> Result<()> {
-        for field in ["pushed", "changed"] {
-            record.shift_remove(field);
-        }
-        if self.options.confirmed && record.get("skipped") == Some(&Value::Bool(true)) {
-            record.insert("changed".into(), Value::Bool(false));
+        record::remove::<Pushed>(record);
+        record::remove::<Changed>(record);
+        let skipped = record::get::<Skipped>(record)? == Some(Skipped(true));
+        if self.options.confirmed && skipped {
+            record::put(record, &Changed(false));
             return Ok(());
         }
-        record.shift_remove("skipped");
+        record::remove::<Skipped>(record);
+        let target = Target::parse(record)?;
         let changes = plan_of(record)?;
         if changes.is_empty() {
             set_pushed(record, &Pushed::default(), false);
             return Ok(());
         }
-        let venv = record::required_str(record, "venv")?.to_string();
-        let exists = record.get("venv_exists") != Some(&Value::Bool(false));
-        let create_with = (!exists).then(|| remote::python_for_new_venv(record));
+        let venv = target.venv.clone();
+        let exists = record::venv_exists(record);
+        let create_with = (!exists).then(|| target.python_for_new_venv());
         if let (Some(python), false) = (&create_with, self.options.create) {
             bail!(
                 "{venv} does not exist (venv_exists is false): run vd-push with --create to make \
                  it with {python}"
             );
         }
-        let frozen = record::installed(record)?;
+        let frozen = record::installed(record)?.by_name();
         let wheels = changes
             .iter()
             .filter(|c| c.action != Action::Remove)
@@ -129,9 +132,9 @@ impl Pusher {
             .map(|c| c.name.clone())
             .collect();
 
-        let spec = str_field(record, "cache").unwrap_or(remote::DEFAULT_CACHE);
+        let spec = target.cache.as_deref().unwrap_or(remote::DEFAULT_CACHE);
         let connection = host.connection()?;
-        let run_as = remote::run_as(record, connection.user()).map(str::to_string);
+        let run_as = target.run_as(connection.user()).map(str::to_string);
         let cache = caches.open(connection, spec, self.options.dry_run)?;
         let missing = cache.missing(&wheels);
         let files: Vec<String> = wheels.iter().map(|w| cache.path_of(w)).collect();
@@ -183,13 +186,15 @@ impl Pusher {
         // venv holds now.
         let after = installed_of(&run.after)?;
         let locked = installed_of(&run.before)?;
-        for field in ["python", "markers"] {
-            if let Some(value) = run.after.get(field) {
-                record.insert(field.into(), value.clone());
-            }
-        }
-        record.insert("installed".into(), json!(after));
-        record.insert("venv_exists".into(), Value::Bool(true));
+        record::merge(
+            record,
+            &record::Frozen {
+                python: run.after.python.clone(),
+                markers: run.after.markers.clone(),
+                installed: Installed::from_names(&after)?,
+                venv_exists: true,
+            },
+        );
         for change in &changes {
             let (was, now) = (locked.get(&change.name), after.get(&change.name));
             if change.action == Action::Remove {
@@ -316,54 +321,27 @@ fn installs(change: &Change) -> Option<String> {
     }
 }
 
-/// What a push did (or, with `--dry-run`, would do) to one target.
-#[derive(Debug, Default)]
-struct Pushed {
-    /// `name==version` of each package installed.
-    installed: Vec<String>,
-    /// Names of the packages removed.
-    removed: Vec<String>,
-    /// Wheel files this target sent to the host's cache.
-    uploaded: Vec<String>,
-    uploaded_bytes: u64,
-    dry_run: bool,
-    /// With `--dry-run`: the commands a push would run, as run.
-    commands: Vec<String>,
-}
-
 fn set_pushed(record: &mut Record, pushed: &Pushed, changed: bool) {
-    let mut value = json!({
-        "installed": pushed.installed,
-        "removed": pushed.removed,
-        "uploaded": pushed.uploaded,
-        "uploaded_bytes": pushed.uploaded_bytes,
-    });
-    if pushed.dry_run {
-        value["dry_run"] = Value::Bool(true);
-        value["commands"] = json!(pushed.commands);
-    }
-    record.insert("pushed".into(), value);
-    record.insert("changed".into(), Value::Bool(changed));
+    record::put(record, pushed);
+    record::put(record, &Changed(changed));
 }
 
 /// A record's `plan`, checked: every entry names a package once, and what it
 /// installs is a plain wheel file name of that package at that version.
 pub fn plan_of(record: &Record) -> Result<Vec<Change>> {
-    let entries = match record.get("plan") {
-        Some(Value::Array(entries)) => entries,
-        None | Some(Value::Null) => bail!("missing field `plan` (run vd-diff first)"),
-        Some(other) => bail!("field `plan` must be a list, not {other}"),
+    let Some(Changes(entries)) = Changes::of(record)? else {
+        bail!("missing field `plan` (run vd-diff first)");
     };
     let mut seen = HashSet::new();
     let mut changes = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.iter().enumerate() {
+    for (i, mut change) in entries.into_iter().enumerate() {
         let n = i + 1;
-        let mut change: Change =
-            serde_json::from_value(entry.clone()).map_err(|e| anyhow!("plan entry {n}: {e}"))?;
         if change.name.trim().is_empty() {
             bail!("plan entry {n}: no package name");
         }
-        change.name = normalize(&change.name);
+        change.name = PackageName::from_str(&change.name)
+            .map_err(|e| anyhow!("plan entry {n}: {e}"))?
+            .to_string();
         if !seen.insert(change.name.clone()) {
             bail!("plan entry {n}: {} is planned twice", change.name);
         }
@@ -486,12 +464,9 @@ fn same_version(a: Option<&str>, b: Option<&str>) -> bool {
 }
 
 /// `installed` of a freeze printed on the host.
-fn installed_of(facts: &Map<String, Value>) -> Result<BTreeMap<String, String>> {
-    match facts.get("installed") {
-        Some(Value::Object(map)) => Ok(map
-            .iter()
-            .map(|(n, v)| (normalize(n), v.as_str().unwrap_or("").to_string()))
-            .collect()),
+fn installed_of(facts: &Freeze) -> Result<BTreeMap<String, String>> {
+    match &facts.installed {
+        Some(Some(installed)) => Ok(installed.by_name()),
         _ => bail!("the venv's freeze printed no `installed`"),
     }
 }
@@ -499,10 +474,10 @@ fn installed_of(facts: &Map<String, Value>) -> Result<BTreeMap<String, String>> 
 /// What [`remote::push_command`] printed.
 struct PushRun {
     created: bool,
-    before: Map<String, Value>,
+    before: Freeze,
     uninstall_status: i32,
     install_status: i32,
-    after: Map<String, Value>,
+    after: Freeze,
     /// The end of pip's output (stderr), for errors.
     pip_output: String,
 }
@@ -557,7 +532,7 @@ impl PushRun {
     }
 }
 
-fn parse_facts(line: &str) -> Result<Map<String, Value>> {
+fn parse_facts(line: &str) -> Result<Freeze> {
     serde_json::from_str(line)
         .with_context(|| format!("the venv's freeze printed no JSON object: {line:?}"))
 }
@@ -565,6 +540,7 @@ fn parse_facts(line: &str) -> Result<Map<String, Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     fn record(plan: Value) -> Record {
         json!({"host": "h", "venv": "/v", "plan": plan})

@@ -14,9 +14,10 @@
 //! platform is `sysconfig.get_platform()` normalized, as packaging's generic
 //! rule does.
 
+/// The interpreter facts tags are computed from (a record's `python`).
+pub use crate::record::Facts;
 use crate::wheel::WheelName;
 use anyhow::{anyhow, bail, Result};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -49,54 +50,35 @@ pub struct Interpreter {
 
 impl Interpreter {
     /// Read the facts from a record's `python` object (as vd-freeze's
-    /// remote script writes it) and its `markers` (for `platform_system`).
-    pub fn from_facts(python: &Value, markers: &Value) -> Result<Interpreter> {
-        let text = |key: &str| -> String {
-            python
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        let flag = |key: &str| python.get(key).and_then(Value::as_bool).unwrap_or(false);
-        if !python.is_object() {
-            bail!("field `python` must be an object of interpreter facts (from vd-freeze)");
-        }
-        let version = text("version");
+    /// remote script writes it) and the `platform_system` of its markers.
+    pub fn from_facts(python: &Facts, platform_system: &str) -> Result<Interpreter> {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let version = text(&python.version);
         let (major, minor) = major_minor(&version)
             .ok_or_else(|| anyhow!("field `python`: version {version:?} is not like 3.11.4"))?;
-        let implementation = text("implementation");
+        let implementation = text(&python.implementation);
         if implementation.is_empty() {
             bail!("field `python` has no implementation");
         }
-        let platform = text("platform");
+        let platform = text(&python.platform);
         if platform.is_empty() {
             bail!("field `python` has no platform");
         }
-        let system = markers
-            .get("platform_system")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let pointer_bits = python
-            .get("pointer_bits")
-            .and_then(Value::as_u64)
-            .unwrap_or(64) as u32;
         Ok(Interpreter {
             implementation,
             major,
             minor,
-            soabi: text("soabi"),
-            ext_suffix: text("ext_suffix"),
-            py_debug: flag("py_debug"),
-            gil_disabled: flag("gil_disabled"),
+            soabi: text(&python.soabi),
+            ext_suffix: text(&python.ext_suffix),
+            py_debug: python.py_debug.unwrap_or(false),
+            gil_disabled: python.gil_disabled.unwrap_or(false),
             platform,
-            system,
-            pointer_bits,
-            libc: text("libc"),
-            libc_version: text("libc_version"),
-            machine: text("machine"),
-            mac_version: text("mac_version"),
+            system: platform_system.to_string(),
+            pointer_bits: python.pointer_bits.unwrap_or(64),
+            libc: text(&python.libc),
+            libc_version: text(&python.libc_version),
+            machine: text(&python.machine),
+            mac_version: text(&python.mac_version),
         })
     }
 
@@ -547,14 +529,18 @@ impl Tags {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    fn facts(value: Value) -> Facts {
+        serde_json::from_value(value).unwrap()
+    }
 
     fn cpython(version: &str, libc: &str, libc_version: &str) -> Interpreter {
         Interpreter::from_facts(
-            &json!({"implementation": "cpython", "version": version, "platform": "linux-x86_64",
-                    "soabi": "", "ext_suffix": "", "pointer_bits": 64, "libc": libc,
-                    "libc_version": libc_version}),
-            &json!({"platform_system": "Linux"}),
+            &facts(json!({"implementation": "cpython", "version": version,
+                    "platform": "linux-x86_64", "soabi": "", "ext_suffix": "", "pointer_bits": 64,
+                    "libc": libc, "libc_version": libc_version})),
+            "Linux",
         )
         .unwrap()
     }
@@ -570,7 +556,7 @@ mod tests {
             "soabi": "cpython-312-darwin", "ext_suffix": ".cpython-312-darwin.so",
             "pointer_bits": 64});
         let interp =
-            Interpreter::from_facts(&facts, &json!({"platform_system": "Darwin"})).unwrap();
+            Interpreter::from_facts(&serde_json::from_value(facts).unwrap(), "Darwin").unwrap();
         let tags = Tags::new(&interp);
         for file in [
             "numpy-2.1.0-cp312-cp312-macosx_14_0_arm64.whl",
@@ -631,10 +617,10 @@ mod tests {
     #[test]
     fn pypy_uses_generic_tags() {
         let interp = Interpreter::from_facts(
-            &json!({"implementation": "pypy", "version": "3.9.18", "platform": "linux-x86_64",
-                    "ext_suffix": ".pypy39-pp73-x86_64-linux-gnu.so", "libc": "glibc",
-                    "libc_version": "2.31"}),
-            &json!({"platform_system": "Linux"}),
+            &facts(json!({"implementation": "pypy", "version": "3.9.18",
+                    "platform": "linux-x86_64", "ext_suffix": ".pypy39-pp73-x86_64-linux-gnu.so",
+                    "libc": "glibc", "libc_version": "2.31"})),
+            "Linux",
         )
         .unwrap();
         let tags = strings(&sys_tags(&interp));

@@ -84,13 +84,13 @@ fn python(version: &str) -> Python {
         "platform_release": "6.1", "platform_system": "Linux", "platform_version": "#1",
         "python_full_version": version, "python_version": short, "sys_platform": "linux",
     });
-    let interpreter = Interpreter::from_facts(
-        &json!({"implementation": "cpython", "version": version, "platform": "linux-x86_64",
+    let facts: crate::record::Facts = serde_json::from_value(
+        json!({"implementation": "cpython", "version": version, "platform": "linux-x86_64",
                 "soabi": format!("cpython-{}-x86_64-linux-gnu", short.replace('.', "")),
                 "ext_suffix": "", "pointer_bits": 64, "libc": "glibc", "libc_version": "2.31"}),
-        &markers,
     )
     .unwrap();
+    let interpreter = Interpreter::from_facts(&facts, "Linux").unwrap();
     Python {
         env: serde_json::from_value(markers).unwrap(),
         tags: Tags::new(&interpreter),

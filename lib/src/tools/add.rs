@@ -2,10 +2,9 @@
 
 use crate::cli::{self, RepoArgs, Status};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, str_field, Record};
+use crate::record::{self, Added, Record};
 use crate::repo::Repo;
 use anyhow::{Context, Result};
-use serde_json::Value;
 use std::io::{self, BufRead, IsTerminal};
 use std::path::PathBuf;
 
@@ -42,9 +41,10 @@ pub struct Args {
 static TABLE: Table = Table {
     headers: &["WHEEL", "STATUS"],
     row: |r: &Record| {
+        let added: Added = record::read(r).unwrap_or_default();
         vec![
-            str_field(r, "wheel").unwrap_or("").to_string(),
-            status_cell(r, || str_field(r, "status").unwrap_or("").to_string()),
+            added.wheel.unwrap_or_default(),
+            status_cell(r, || added.status.clone().unwrap_or_default()),
         ]
     },
 };
@@ -73,15 +73,21 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     for path in paths {
         let path = path.context("cannot read wheel paths from stdin")?;
         let mut record = Record::new();
-        record.insert("wheel".into(), Value::from(path.display().to_string()));
+        let given = Added {
+            wheel: Some(path.display().to_string()),
+            ..Added::default()
+        };
+        record::merge(&mut record, &given);
         match adder.add(&path) {
             Ok((checked, added)) => {
-                record.insert("name".into(), Value::from(checked.filename.name));
-                let version = checked.filename.version.to_string();
-                record.insert("version".into(), Value::from(version));
-                record.insert("wheel".into(), Value::from(checked.filename.file));
-                record.insert("sha256".into(), Value::from(checked.sha256));
-                record.insert("status".into(), Value::from(added.as_str()));
+                let added = Added {
+                    name: Some(checked.filename.name),
+                    version: Some(checked.filename.version.to_string()),
+                    wheel: Some(checked.filename.file),
+                    sha256: Some(checked.sha256),
+                    status: Some(added.as_str().to_string()),
+                };
+                record::merge(&mut record, &added);
             }
             Err(e) => {
                 let message = format!("{e:#}");

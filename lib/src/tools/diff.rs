@@ -4,14 +4,12 @@
 use crate::cli::{self, RepoArgs, Status};
 use crate::lock::Lock;
 use crate::output::{status_cell, Output, Table};
-use crate::plan::{Change, Options, Plan, Planner, Target};
-use crate::record::{self, list_field, str_field, target_label, Reader, Record};
+use crate::plan::{self, Action, Options, Plan, Planner};
+use crate::record::{self, target_label, Ahead, Changes, Markers, Python, Reader, Record, Target};
 use crate::repo::Repo;
 use crate::requirement::Requirements;
 use crate::tags::{Interpreter, Tags};
 use anyhow::{anyhow, bail, Result};
-use pep508_rs::MarkerEnvironment;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{self, IsTerminal};
 use std::path::PathBuf;
@@ -114,20 +112,20 @@ static TABLE: Table = Table {
 };
 
 fn changes_cell(record: &Record) -> String {
-    let Some(Value::Array(plan)) = record.get("plan") else {
+    let Ok(Some(Changes(plan))) = Changes::of(record) else {
         return String::new();
     };
     if plan.is_empty() {
         return "none".to_string();
     }
-    let text = |c: &Value, key: &str| c.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
     plan.iter()
         .map(|c| {
-            let (action, name) = (text(c, "action"), text(c, "name"));
-            match action.as_str() {
-                "install" => format!("install {name} {}", text(c, "to")),
-                "remove" => format!("remove {name} {}", text(c, "from")),
-                _ => format!("{action} {name} {} -> {}", text(c, "from"), text(c, "to")),
+            let (action, name) = (c.action.as_str(), &c.name);
+            match c.action {
+                Action::Install => format!("install {name} {}", text(&c.to)),
+                Action::Remove => format!("remove {name} {}", text(&c.from)),
+                _ => format!("{action} {name} {} -> {}", text(&c.from), text(&c.to)),
             }
         })
         .collect::<Vec<_>>()
@@ -135,16 +133,15 @@ fn changes_cell(record: &Record) -> String {
 }
 
 fn ahead_cell(record: &Record) -> String {
-    let ahead: Vec<String> = match record.get("ahead") {
-        Some(Value::Array(items)) => items
+    let ahead: Vec<String> = match record::get::<Ahead>(record) {
+        Ok(Some(Ahead(items))) => items
             .iter()
             .map(|a| {
-                let get = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("none");
                 format!(
                     "{} {} (repository: {})",
-                    get("name"),
-                    get("installed"),
-                    get("repository")
+                    a.name,
+                    a.installed,
+                    a.repository.as_deref().unwrap_or("none")
                 )
             })
             .collect(),
@@ -208,8 +205,8 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
                 Err(e) => {
                     let message = format!("{e:#}");
                     cli::warn(TOOL, &format!("{}: {message}", target_label(&record)));
-                    record.shift_remove("plan");
-                    record.shift_remove("ahead");
+                    record::remove::<Changes>(&mut record);
+                    record::remove::<Ahead>(&mut record);
                     record::set_error(&mut record, TOOL, &message);
                 }
             }
@@ -244,23 +241,24 @@ struct State<'a> {
 
 impl State<'_> {
     fn plan_record(&mut self, record: &Record) -> Result<Plan> {
-        let python = record
-            .get("python")
-            .filter(|v| !v.is_null())
-            .ok_or_else(|| anyhow!("missing field `python` (run vd-freeze first)"))?;
-        let markers = record
-            .get("markers")
-            .filter(|v| !v.is_null())
-            .ok_or_else(|| anyhow!("missing field `markers` (run vd-freeze first)"))?;
-        let env: MarkerEnvironment =
-            serde_json::from_value(markers.clone()).map_err(|e| anyhow!("field `markers`: {e}"))?;
-        let interpreter = Interpreter::from_facts(python, markers)?;
+        let target = Target::parse(record)?;
+        let python = match &target.python {
+            Some(Python::Facts(facts)) => facts,
+            Some(Python::Name(_)) => {
+                bail!("field `python` must be an object of interpreter facts (from vd-freeze)")
+            }
+            None => bail!("missing field `python` (run vd-freeze first)"),
+        };
+        let env = record::get::<Markers>(record)?
+            .ok_or_else(|| anyhow!("missing field `markers` (run vd-freeze first)"))?
+            .environment()?;
+        let interpreter = Interpreter::from_facts(python, env.platform_system())?;
         let tags = self
             .tags
             .entry(interpreter)
             .or_insert_with_key(|i| Rc::new(Tags::new(i)))
             .clone();
-        let installed = record::installed(record)?;
+        let installed = record::installed(record)?.by_name();
 
         let per_target;
         let pins;
@@ -274,8 +272,8 @@ impl State<'_> {
             }
             (None, Some(common)) => sources.push(common),
             (None, None) => {
-                let file = str_field(record, "requirements").map(PathBuf::from);
-                let packages = list_field(record, "packages")?;
+                let file = target.requirements.clone();
+                let packages = target.packages.clone();
                 if file.is_none() && packages.is_empty() {
                     bail!("no requirements: give REQUIREMENTS files, or set `requirements` or `packages` on the target");
                 }
@@ -306,19 +304,19 @@ impl State<'_> {
                 sources.push(&per_target.1);
             }
         }
-        let key = serde_json::to_string(&(python, markers, &installed, &requirements_key))
+        let key = serde_json::to_string(&(python, &env, &installed, &requirements_key))
             .expect("facts serialize");
         if let Some(plan) = self.plans.get(&key) {
             return plan.as_ref().clone().map_err(|e| anyhow!("{e}"));
         }
-        let target = Target {
+        let known = plan::Target {
             env: &env,
             tags: &tags,
             installed: &installed,
         };
         let plan = self
             .planner
-            .plan_target(&target, &sources, self.options)
+            .plan_target(&known, &sources, self.options)
             .map_err(|problems| problems.join("; "));
         let plan = Rc::new(plan);
         if self.plans.len() >= MEMO_LIMIT {
@@ -331,24 +329,14 @@ impl State<'_> {
 }
 
 fn set_plan(record: &mut Record, plan: &Plan) {
-    let changes: Vec<Value> = plan
-        .changes
-        .iter()
-        .map(|c: &Change| serde_json::to_value(c).expect("a change serializes"))
-        .collect();
-    let ahead: Vec<Value> = plan
-        .ahead
-        .iter()
-        .map(|a| serde_json::to_value(a).expect("an ahead entry serializes"))
-        .collect();
-    record.insert("plan".to_string(), Value::Array(changes));
-    record.insert("ahead".to_string(), Value::Array(ahead));
+    record::put(record, &Changes(plan.changes.clone()));
+    record::put(record, &Ahead(plan.ahead.clone()));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     #[test]
     fn the_table_shows_changes_and_ahead_packages() {

@@ -4,10 +4,11 @@
 use crate::cli::{Status, TransportArgs};
 use crate::fleet::Host;
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, target_label, Reader, Record};
+use crate::record::{
+    self, target_label, Freeze, Frozen, Installed, Python, Reader, Record, Target,
+};
 use crate::remote;
-use anyhow::{anyhow, bail, Context, Result};
-use serde_json::{Map, Value};
+use anyhow::{bail, Context, Result};
 use std::io;
 
 const TOOL: &str = "vd-freeze";
@@ -42,24 +43,21 @@ pub struct Args {
 static TABLE: Table = Table {
     headers: &["TARGET", "PYTHON", "PACKAGES", "STATUS"],
     row: |r: &Record| {
-        let python = r
-            .get("python")
-            .and_then(|p| p.get("version"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let packages = r
-            .get("installed")
-            .and_then(Value::as_object)
-            .map(|m| m.len().to_string())
-            .unwrap_or_default();
+        let python = match record::get::<Python>(r) {
+            Ok(Some(Python::Facts(facts))) => facts.version.unwrap_or_default(),
+            _ => String::new(),
+        };
+        let packages = match record::get::<Installed>(r) {
+            Ok(Some(installed)) => installed.0.len().to_string(),
+            _ => String::new(),
+        };
         vec![
             target_label(r),
             python,
             packages,
-            status_cell(r, || match r.get("venv_exists") {
-                Some(Value::Bool(false)) => "no venv yet".to_string(),
-                _ => "ok".to_string(),
+            status_cell(r, || match record::venv_exists(r) {
+                false => "no venv yet".to_string(),
+                true => "ok".to_string(),
             }),
         ]
     },
@@ -75,11 +73,12 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
 
 /// Freeze one target: run the script, check what came back, add the fields.
 fn freeze_target(host: &mut Host<()>, record: &mut Record) -> Result<()> {
-    let venv = record::required_str(record, "venv")?.to_string();
-    let python = remote::python_for_new_venv(record);
+    let target = Target::parse(record)?;
+    let venv = &target.venv;
+    let python = target.python_for_new_venv();
     let connection = host.connection()?;
-    let run_as = remote::run_as(record, connection.user());
-    let command = remote::as_user(run_as, &remote::freeze_command(&venv, &python));
+    let run_as = target.run_as(connection.user());
+    let command = remote::as_user(run_as, &remote::freeze_command(venv, &python));
     let finished = connection.run(&command, remote::FREEZE_SCRIPT.as_bytes())?;
     if let Some(message) = remote::sudo_refusal(&finished, run_as) {
         bail!(message);
@@ -99,43 +98,36 @@ fn freeze_target(host: &mut Host<()>, record: &mut Record) -> Result<()> {
             }
         );
     }
-    let facts: Map<String, Value> =
-        serde_json::from_slice(&finished.stdout).with_context(|| {
-            format!(
-                "the freeze script printed no JSON object: {:?}",
-                String::from_utf8_lossy(&finished.stdout)
-            )
-        })?;
-    let field = |name: &str| {
-        facts
-            .get(name)
-            .cloned()
-            .ok_or_else(|| anyhow!("the freeze script printed no `{name}`"))
-    };
-    let interpreter = field("python")?;
-    let markers = field("markers")?;
-    let (installed, exists) = match facts.get("installed") {
-        None => (Value::Object(Map::new()), false),
-        Some(Value::Null) => bail!(
+    let facts: Freeze = serde_json::from_slice(&finished.stdout).with_context(|| {
+        format!(
+            "the freeze script printed no JSON object of python, markers and installed: {:?}",
+            String::from_utf8_lossy(&finished.stdout)
+        )
+    })?;
+    let (installed, exists) = match facts.installed {
+        None => (Installed::default(), false),
+        Some(None) => bail!(
             "python {} in {venv} is too old to list its distributions (vd needs 3.8 or newer)",
-            interpreter
-                .get("version")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
+            facts.python.version.as_deref().unwrap_or("?")
         ),
-        Some(installed) => {
-            if interpreter.get("venv") != Some(&Value::Bool(true)) {
+        Some(Some(installed)) => {
+            if facts.python.venv != Some(true) {
                 bail!(
                     "{venv} is not a virtualenv: its bin/python is the interpreter of {} (there is no pyvenv.cfg)",
-                    interpreter.get("prefix").and_then(Value::as_str).unwrap_or("?")
+                    facts.python.prefix.as_deref().unwrap_or("?")
                 );
             }
-            (installed.clone(), true)
+            (installed, true)
         }
     };
-    record.insert("python".into(), interpreter);
-    record.insert("markers".into(), markers);
-    record.insert("installed".into(), installed);
-    record.insert("venv_exists".into(), Value::Bool(exists));
+    record::merge(
+        record,
+        &Frozen {
+            python: facts.python,
+            markers: facts.markers,
+            installed,
+            venv_exists: exists,
+        },
+    );
     Ok(())
 }

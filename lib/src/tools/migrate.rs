@@ -15,12 +15,12 @@ use crate::fleet::Host;
 use crate::keyed_lock::KeyedLock;
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, target_label, Reader, Record};
+use crate::record::{self, target_label, Migrated, MigratedElsewhere, Pending, Reader, Record};
 use crate::remote::{self, Migrate};
 use crate::repo::Repo;
 use crate::transport::{Connection, Finished};
 use anyhow::{bail, Result};
-use serde_json::{json, Map, Value};
+use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,7 +93,7 @@ static TABLE: Table = Table {
             target_label(r),
             migrations_cell(r),
             status_cell(r, || {
-                if r.contains_key("migrated") || r.contains_key("pending") {
+                if record::has::<Migrated>(r) || record::has::<Pending>(r) {
                     "ok".to_string()
                 } else {
                     "unchanged".to_string()
@@ -107,17 +107,19 @@ static TABLE: Table = Table {
 /// or `pending`.
 fn migrations_cell(record: &Record) -> String {
     let mut cells = Vec::new();
-    let count = |list: &Value| list.as_array().map_or(0, Vec::len);
-    for (field, what) in [("migrated", "applied"), ("pending", "pending")] {
-        if let Some(Value::Object(modules)) = record.get(field) {
-            for (module, list) in modules {
-                cells.push(format!("{module}: {} {what}", count(list)));
-            }
+    if let Ok(Some(Migrated(modules))) = record::get(record) {
+        for (module, list) in modules {
+            cells.push(format!("{module}: {} applied", list.len()));
         }
     }
-    if let Some(Value::Object(modules)) = record.get("migrated_elsewhere") {
+    if let Ok(Some(Pending(modules))) = record::get(record) {
+        for (module, list) in modules {
+            cells.push(format!("{module}: {} pending", list.len()));
+        }
+    }
+    if let Ok(Some(MigratedElsewhere(modules))) = record::get(record) {
         for (module, by) in modules {
-            cells.push(format!("{module}: on {}", by.as_str().unwrap_or("?")));
+            cells.push(format!("{module}: on {by}"));
         }
     }
     cells.join(", ")
@@ -198,13 +200,14 @@ impl Migrator {
         if !self.changed.selects(record)? {
             return Ok(());
         }
-        let venv = record::required_str(record, "venv")?.to_string();
-        let modules = record::list_field(record, "settings")?;
+        let parsed = record::Target::parse(record)?;
+        let venv = parsed.venv.clone();
+        let modules = parsed.settings.clone();
         if let Some(bad) = modules.iter().find(|m| !django::is_settings_module(m)) {
             bail!("settings {bad:?} is not a Python module name (like shop.settings)");
         }
         let connection = host.connection()?;
-        let user = remote::migrate_as(record, connection.user()).map(str::to_string);
+        let user = parsed.migrate_as(connection.user()).map(str::to_string);
         let target = Target {
             connection,
             venv: &venv,
@@ -218,21 +221,21 @@ impl Migrator {
 
     /// `pending`: what `migrate --plan` lists for each module.
     fn plan(&self, mut target: Target, modules: &[String], record: &mut Record) -> Result<()> {
-        let mut pending = Map::new();
+        let mut pending = IndexMap::new();
         let mut said = Vec::new();
         for module in modules {
             let finished = target.migrate(module, Migrate::Plan)?;
             if !finished.success() {
-                record.insert("pending".into(), Value::Object(pending));
+                record::put(record, &Pending(pending));
                 bail!(target.failure(module, &finished, Migrate::Plan));
             }
             let planned = django::planned_migrations(&String::from_utf8_lossy(&finished.stdout));
             if !planned.is_empty() {
                 said.push(format!("{module}: {}", planned.join(" ")));
             }
-            pending.insert(module.clone(), json!(planned));
+            pending.insert(module.clone(), planned);
         }
-        record.insert("pending".into(), Value::Object(pending));
+        record::put(record, &Pending(pending));
         if !said.is_empty() {
             self.pending.store(true, Ordering::Relaxed);
             if self.check {
@@ -253,8 +256,8 @@ impl Migrator {
     /// time across the run; with `--once`, `migrated_elsewhere` too.
     fn apply(&self, mut target: Target, modules: &[String], record: &mut Record) -> Result<()> {
         let label = target_label(record);
-        let mut migrated = Map::new();
-        let mut elsewhere = Map::new();
+        let mut migrated = IndexMap::new();
+        let mut elsewhere = IndexMap::new();
         let mut failure = None;
         for module in modules {
             let _turn = self.turns.lock(module);
@@ -262,7 +265,7 @@ impl Migrator {
                 let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
                 match done.get(module).cloned() {
                     Some(Done::By(by)) => {
-                        elsewhere.insert(module.clone(), json!(by));
+                        elsewhere.insert(module.clone(), by);
                         continue;
                     }
                     Some(Done::FailedOn(by, message)) => {
@@ -288,7 +291,7 @@ impl Migrator {
             };
             let applied = django::applied_migrations(&String::from_utf8_lossy(&finished.stdout));
             self.log_applied(&label, module, &applied);
-            migrated.insert(module.clone(), json!(applied));
+            migrated.insert(module.clone(), applied.clone());
             if !finished.success() {
                 let message = target.failure(module, &finished, Migrate::Apply);
                 self.log_failure(&label, module, &message);
@@ -299,9 +302,9 @@ impl Migrator {
             self.finish_once(module, Done::By(label.clone()));
         }
         // What was applied is kept, failure or not.
-        record.insert("migrated".into(), Value::Object(migrated));
+        record::put(record, &Migrated(migrated));
         if !elsewhere.is_empty() {
-            record.insert("migrated_elsewhere".into(), Value::Object(elsewhere));
+            record::put(record, &MigratedElsewhere(elsewhere));
         }
         match failure {
             Some(message) => bail!(message),

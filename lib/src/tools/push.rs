@@ -5,10 +5,9 @@ use crate::confirm::{self, Answer, Terminal};
 use crate::log::{EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
 use crate::push::{Options, Pusher};
-use crate::record::{target_label, Line, Reader, Record};
+use crate::record::{self, target_label, Changed, Line, Pushed, Reader, Record, Skipped};
 use crate::repo::Repo;
 use anyhow::Result;
-use serde_json::Value;
 use std::io;
 
 const TOOL: &str = "vd-push";
@@ -93,37 +92,30 @@ pub struct Args {
 static TABLE: Table = Table {
     headers: &["TARGET", "PUSHED", "UPLOADED", "STATUS"],
     row: |r: &Record| {
-        let pushed = r.get("pushed");
-        let list = |key: &str| -> Vec<String> {
-            pushed
-                .and_then(|p| p.get(key))
-                .and_then(Value::as_array)
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let mut done: Vec<String> = list("installed");
-        done.extend(list("removed").iter().map(|n| format!("-{n}")));
-        let uploaded = match pushed.and_then(|p| p.get("uploaded_bytes")) {
-            Some(bytes) => format!("{} wheels, {bytes} bytes", list("uploaded").len()),
-            None => String::new(),
-        };
-        let dry_run = pushed.and_then(|p| p.get("dry_run")) == Some(&Value::Bool(true));
+        let pushed = record::get::<Pushed>(r).ok().flatten();
+        let mut done: Vec<String> = Vec::new();
+        let mut uploaded = String::new();
+        let mut dry_run = None;
+        if let Some(pushed) = &pushed {
+            done.extend(pushed.installed.iter().cloned());
+            done.extend(pushed.removed.iter().map(|n| format!("-{n}")));
+            uploaded = format!(
+                "{} wheels, {} bytes",
+                pushed.uploaded.len(),
+                pushed.uploaded_bytes
+            );
+            dry_run = pushed.dry_run.then(|| pushed.commands.join(" && "));
+        }
         vec![
             target_label(r),
             done.join(" "),
             uploaded,
             status_cell(r, || {
-                if r.get("skipped") == Some(&Value::Bool(true)) {
+                if let Ok(Some(Skipped(true))) = record::get(r) {
                     "skipped".to_string()
-                } else if dry_run {
-                    format!("dry run: would run {}", list("commands").join(" && "))
-                } else if r.get("changed") == Some(&Value::Bool(true)) {
+                } else if let Some(commands) = &dry_run {
+                    format!("dry run: would run {commands}")
+                } else if let Ok(Some(Changed(true))) = record::get(r) {
                     "changed".to_string()
                 } else {
                     "unchanged".to_string()

@@ -13,11 +13,10 @@ use crate::cli::{ChangedArgs, RepoArgs, Status, TransportArgs};
 use crate::fleet::{self, Host};
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, target_label, Reader, Record};
+use crate::record::{self, target_label, Checked, Reader, Record, Reloaded, Target};
 use crate::repo::Repo;
 use crate::transport::Connection;
 use anyhow::{bail, Result};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::io;
 use std::time::Duration;
@@ -89,20 +88,20 @@ fn parse_delay(text: &str) -> Result<Duration, String> {
 static TABLE: Table = Table {
     headers: &["TARGET", "RELOAD", "STATUS"],
     row: |r: &Record| {
-        let reload = match r.get("reloaded") {
-            Some(Value::Bool(true)) => {
-                let once = record::bool_field(r, "reload_once").unwrap_or(false);
+        let reload = match record::get::<Reloaded>(r) {
+            Ok(Some(Reloaded(true))) => {
+                let once = Target::parse(r).is_ok_and(|t| t.reload_once);
                 let mut cell = if once { "once per host" } else { "reloaded" }.to_string();
-                if r.get("checked") == Some(&Value::Bool(true)) {
+                if let Ok(Some(Checked(true))) = record::get(r) {
                     cell.push_str(", checked");
                 }
                 cell
             }
-            Some(Value::Bool(false)) => "no reload command".to_string(),
+            Ok(Some(Reloaded(false))) => "no reload command".to_string(),
             _ => String::new(),
         };
         let status = status_cell(r, || {
-            if r.contains_key("reloaded") {
+            if record::has::<Reloaded>(r) {
                 "ok".to_string()
             } else {
                 "unchanged".to_string()
@@ -152,11 +151,14 @@ impl Reloader {
         }
         // Every field is read before anything runs: a bad one is this
         // target's error, not a surprise after its reload.
-        let reload = record::optional_str(record, "reload")?.map(str::to_string);
-        let check = record::optional_str(record, "check")?.map(str::to_string);
-        let once = record::bool_field(record, "reload_once")?;
+        let Target {
+            reload,
+            check,
+            reload_once: once,
+            ..
+        } = Target::parse(record)?;
         let Some(reload) = reload else {
-            record.insert("reloaded".into(), Value::Bool(false));
+            record::put(record, &Reloaded(false));
             return Ok(());
         };
         if once {
@@ -169,14 +171,14 @@ impl Reloader {
             self.log_error(&label, &message);
             bail!(message);
         }
-        record.insert("reloaded".into(), Value::Bool(true));
+        record::put(record, &Reloaded(true));
         self.log_reload(&label, &reload);
         if let Some(check) = check {
             if let Err(message) = self.check(connection, &check) {
                 self.log_error(&label, &message);
                 bail!(message);
             }
-            record.insert("checked".into(), Value::Bool(true));
+            record::put(record, &Checked(true));
         }
         Ok(())
     }
@@ -205,7 +207,7 @@ impl Reloader {
                 let label = target_label(record);
                 match &reloaded {
                     Ok(()) => {
-                        record.insert("reloaded".into(), Value::Bool(true));
+                        record::put(record, &Reloaded(true));
                         self.log_reload(&label, &command);
                     }
                     Err(message) => {
@@ -214,10 +216,12 @@ impl Reloader {
                         continue;
                     }
                 }
-                let Ok(Some(check)) = record::optional_str(record, "check") else {
+                let Ok(Target {
+                    check: Some(check), ..
+                }) = Target::parse(record)
+                else {
                     continue;
                 };
-                let check = check.to_string();
                 let checked = match checks.get(&check) {
                     Some(outcome) => outcome.clone(),
                     None => {
@@ -231,7 +235,7 @@ impl Reloader {
                 };
                 match checked {
                     Ok(()) => {
-                        record.insert("checked".into(), Value::Bool(true));
+                        record::put(record, &Checked(true));
                     }
                     Err(message) => {
                         self.log_error(&label, &message);
@@ -303,10 +307,10 @@ impl Reloader {
 
 /// The reload command of a held record (read when it was held).
 fn reload_of(record: &Record) -> String {
-    match record::optional_str(record, "reload") {
-        Ok(Some(command)) => command.to_string(),
-        _ => String::new(),
-    }
+    Target::parse(record)
+        .ok()
+        .and_then(|t| t.reload)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

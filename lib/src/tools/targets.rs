@@ -3,7 +3,7 @@
 use crate::cli::{self, Status};
 use crate::inventory::{self, Selector};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, list_field, str_field, target_label, Record};
+use crate::record::{self, target_label, Record, Target, Via};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -16,8 +16,10 @@ const TOOL: &str = "vd-targets";
 /// reload, reload_once, via, identity, python, cache, check. Only host and venv
 /// are required; packages and settings are space-separated lists. A file
 /// ending in .jsonl holds target records instead. Relative requirements and
-/// identity paths are resolved against the inventory's folder. An unknown
-/// column is passed through as a field, with a warning.
+/// identity paths are resolved against the inventory's folder; an identity
+/// starting with ~/ is in the home of the user running vd. An unknown column
+/// is passed through as a field, with a warning; a column named twice is an
+/// error.
 ///
 /// NAMES select targets; a target is written when any name matches it, and
 /// with no names every target is. The forms are host, user@host,
@@ -26,11 +28,11 @@ const TOOL: &str = "vd-targets";
 /// venv_user is set. A name that matches no target is an error, so a typo in a
 /// cron job never quietly deploys nothing.
 ///
-/// A bad row (a relative venv, a port that is not a number, a duplicate
-/// target) becomes a record with an `error` naming the file and line; the other
-/// targets go on. Exit status: 0 when every selected target is good, 1 when
+/// A bad row (a relative venv, a port that is not a number, a field of the
+/// wrong type in a .jsonl record, a duplicate target) becomes a record with an
+/// `error` naming the file, line and field; the other targets go on. Exit status: 0 when every selected target is good, 1 when
 /// some row is bad, 2 on a usage or setup error (no inventory, no host or venv
-/// column, a name that matches nothing).
+/// column, a column named twice, a name that matches nothing).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The inventory: CSV with a header row, or .jsonl target records.
@@ -52,11 +54,17 @@ pub struct Args {
 static TABLE: Table = Table {
     headers: &["TARGET", "VIA", "SETTINGS", "RELOAD", "STATUS"],
     row: |r: &Record| {
+        let target = Target::parse(r).ok();
+        let target = target.as_ref();
         vec![
             target_label(r),
-            str_field(r, "via").unwrap_or("ssh").to_string(),
-            list_field(r, "settings").unwrap_or_default().join(" "),
-            str_field(r, "reload").unwrap_or("").to_string(),
+            match target.map(|t| t.via) {
+                Some(Via::Local) => "local",
+                _ => "ssh",
+            }
+            .to_string(),
+            target.map(|t| t.settings.join(" ")).unwrap_or_default(),
+            target.and_then(|t| t.reload.clone()).unwrap_or_default(),
             status_cell(r, || "ok".to_string()),
         ]
     },

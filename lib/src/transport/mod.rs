@@ -15,10 +15,9 @@ mod pattern;
 mod ssh;
 pub mod ssh_config;
 
-use crate::record::{self, Record};
-use anyhow::{anyhow, bail, Context, Result};
+use crate::record::Target;
+use anyhow::{bail, Context, Result};
 use known_hosts::KnownHosts;
-use serde_json::Value;
 use ssh_config::SshConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -40,12 +39,8 @@ pub struct Options {
     pub accept_new: bool,
 }
 
-/// Whether a target is reached over SSH or is on this machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Via {
-    Ssh,
-    Local,
-}
+/// How a target is reached: the record's `via`.
+pub use crate::record::Via;
 
 /// Where a target is, as its record says: what groups targets into one
 /// session. `~/.ssh/config` fills in what the record leaves out when the
@@ -64,39 +59,15 @@ pub struct Destination {
 }
 
 impl Destination {
-    /// The destination of a target record; the error names the bad field.
-    pub fn of(record: &Record) -> Result<Destination> {
-        let host = record::required_str(record, "host")?.to_string();
-        let port = match record.get("port") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => Some(
-                n.as_u64()
-                    .and_then(|p| u16::try_from(p).ok())
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| anyhow!("port {n} is not a port number (1-65535)"))?,
-            ),
-            Some(Value::String(s)) if s.trim().is_empty() => None,
-            Some(Value::String(s)) => Some(
-                s.trim()
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| anyhow!("port {s:?} is not a port number (1-65535)"))?,
-            ),
-            Some(other) => bail!("port {other} is not a number"),
-        };
-        let via = match record::str_field(record, "via") {
-            None | Some("ssh") => Via::Ssh,
-            Some("local") => Via::Local,
-            Some(other) => bail!("via {other:?} must be `ssh` or `local`"),
-        };
-        Ok(Destination {
-            host,
-            port,
-            user: record::str_field(record, "user").map(str::to_string),
-            via,
-            identity: record::str_field(record, "identity").map(PathBuf::from),
-        })
+    /// The destination of a target.
+    pub fn of(target: &Target) -> Destination {
+        Destination {
+            host: target.host.clone(),
+            port: target.port,
+            user: target.user.clone(),
+            via: target.via,
+            identity: target.identity.clone(),
+        }
     }
 }
 
