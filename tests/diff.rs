@@ -913,3 +913,90 @@ fn a_rebuilt_wheel_wins_over_its_first_build() {
     let r = out.records();
     assert_eq!(r[0]["plan"][0]["wheel"], "alpha-1.0-2-py3-none-any.whl");
 }
+
+#[test]
+fn interpreter_facts_beyond_any_real_one_fail_their_target_only() {
+    let dir = repo(&[alpha("1.0")]);
+    write(&dir, "requirements.txt", "alpha\n");
+    let odd = |host: &str, key: &str, value: &str| {
+        let mut r = target(host, &[]);
+        let python = r.get_mut("python").unwrap().as_object_mut().unwrap();
+        python.insert("libc".into(), json!("glibc"));
+        python.insert(key.into(), json!(value));
+        r
+    };
+    let records = [
+        odd("version-a", "version", "3.1000000"),
+        odd("libc-a", "libc_version", "2.10000000"),
+        target("fine", &[]),
+        odd("version-b", "version", "3.100000"),
+        odd("libc-b", "libc_version", "2.100000"),
+        odd("major", "version", "4000000000.1"),
+    ];
+    let started = std::time::Instant::now();
+    let out = diff(&dir, &["requirements.txt"], &records);
+    let took = started.elapsed();
+    out.expect_code(1);
+    let got = out.records();
+    assert_eq!(got.len(), records.len(), "{out:?}");
+    assert_eq!(
+        changes(&got[2]),
+        vec![change("alpha", "install", "-", "1.0")],
+        "{:?}",
+        got[2]
+    );
+    for (i, (field, value)) in [
+        (0, ("version", "3.1000000")),
+        (1, ("libc_version", "2.10000000")),
+        (3, ("version", "3.100000")),
+        (4, ("libc_version", "2.100000")),
+        (5, ("version", "4000000000.1")),
+    ] {
+        assert_contains(&error(&got[i]), &[field, value]);
+    }
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "odd facts took {took:?}"
+    );
+}
+
+#[test]
+fn a_requirements_file_that_is_a_device_or_a_fifo_fails_its_target_only() {
+    let dir = repo(&[alpha("1.0")]);
+    write(&dir, "requirements.txt", "alpha\n");
+    let fifo = dir.path().join("fifo.txt");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let records = [
+        with(target("zero", &[]), "requirements", json!("/dev/zero")),
+        with(target("fifo", &[]), "requirements", json!("fifo.txt")),
+        with(
+            target("fine", &[]),
+            "requirements",
+            json!("requirements.txt"),
+        ),
+    ];
+    let started = std::time::Instant::now();
+    let out = tool("vd-diff")
+        .arg("--repo")
+        .arg(wheels_dir(&dir))
+        .current_dir(dir.path())
+        .stdin(jsonl(&records))
+        .spawn()
+        .finish_by(started + std::time::Duration::from_secs(30))
+        .expect("vd-diff still read a requirements file after 30 s");
+    out.expect_code(1);
+    let got = out.records();
+    assert_contains(
+        &error(&got[0]),
+        &["requirements file /dev/zero: not a regular file (a character device)"],
+    );
+    assert_contains(
+        &error(&got[1]),
+        &["requirements file fifo.txt: not a regular file (a FIFO)"],
+    );
+    assert_eq!(
+        changes(&got[2]),
+        vec![change("alpha", "install", "-", "1.0")]
+    );
+}

@@ -575,3 +575,37 @@ fn identity_in_the_home_directory_is_expanded() {
     assert_eq!(out.records()[0]["venv_exists"], json!(true));
     assert_eq!(out.records()[0]["identity"], json!("~/keys/deploy"));
 }
+
+#[test]
+fn an_identity_that_is_a_device_or_a_fifo_is_skipped_unread() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("key_fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let absent = dir.path().join("absent");
+    let with_identity = |identity: &str| {
+        let mut t = server.target(0, &absent);
+        t.insert("identity".into(), json!(identity));
+        t
+    };
+    let input = [
+        with_identity("/dev/zero"),
+        with_identity(fifo.to_str().unwrap()),
+    ];
+    let started = Instant::now();
+    // The HOME's own key logs in once the odd ones are passed over.
+    let out = server
+        .tool("vd-freeze")
+        .stdin(jsonl(&input))
+        .spawn()
+        .finish_by(started + Duration::from_secs(30))
+        .expect("vd-freeze still read an identity file after 30 s");
+    out.expect_code(0);
+    for record in out.records() {
+        assert_eq!(record["venv_exists"], json!(false), "{record:?}");
+    }
+}

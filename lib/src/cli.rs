@@ -64,9 +64,11 @@ pub struct TransportArgs {
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub jobs: u32,
 
-    /// Give up on a host that does not connect, greet or log in within SECS
-    /// seconds; also the keepalive interval while a command runs (a host
-    /// silent for three intervals is given up).
+    /// Give up on a host whose name does not resolve, or that does not
+    /// connect, greet or log in, within SECS seconds; also the keepalive
+    /// interval while a command runs: a host that sends nothing, not even a
+    /// reply to a keepalive, for three intervals is given up (a command that
+    /// runs long on a host that answers is not).
     #[arg(long, value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,

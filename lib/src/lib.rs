@@ -11,6 +11,7 @@
 // items may link to them.
 #![allow(rustdoc::private_intra_doc_links)]
 
+mod bounded;
 mod cache;
 mod cli;
 mod confirm;

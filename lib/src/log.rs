@@ -4,8 +4,9 @@
 //! deploying tools `install`, `remove`, `migrate`, `reload` and `error` events.
 //! Many processes append at once (a pipeline, parallel cron jobs), so each
 //! append takes an exclusive lock on the file and writes its lines with one
-//! `write` call: a line is there whole or not at all. The log is never
-//! rewritten; a malformed line is reported by number and left as it is.
+//! `write` call: a line is there whole or not at all (a write that fails
+//! part way, on a full disk, is cut back off under the lock). The log is
+//! never rewritten; a malformed line is reported by number and left as it is.
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -79,6 +80,17 @@ impl ReleaseLog {
     /// Append events under the lock, writing the header first into a new or
     /// empty file. All lines go out in one write.
     pub(crate) fn append(&self, events: &[Event]) -> Result<()> {
+        self.append_with(events, false)
+    }
+
+    /// [`ReleaseLog::append`] for `release` events, leaving out those whose
+    /// wheel and sha256 the log already holds: read under the same lock, so
+    /// two vd-add runs that add one wheel at once log its release once.
+    pub(crate) fn append_releases(&self, events: &[Event]) -> Result<()> {
+        self.append_with(events, true)
+    }
+
+    fn append_with(&self, events: &[Event], skip_released: bool) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -91,6 +103,30 @@ impl ReleaseLog {
             .with_context(|| format!("cannot open {shown} for appending"))?;
         file.lock()
             .with_context(|| format!("cannot lock {shown}"))?;
+        let mut kept = std::borrow::Cow::Borrowed(events);
+        if skip_released {
+            file.seek(SeekFrom::Start(0))?;
+            let released: std::collections::HashSet<(String, String)> =
+                parse(&mut file, &self.path)?
+                    .into_iter()
+                    .filter(|e| e.event == "release")
+                    .map(|e| (e.wheel, e.sha256))
+                    .collect();
+            kept = std::borrow::Cow::Owned(
+                events
+                    .iter()
+                    .filter(|e| {
+                        e.event != "release"
+                            || !released.contains(&(e.wheel.clone(), e.sha256.clone()))
+                    })
+                    .cloned()
+                    .collect(),
+            );
+            if kept.is_empty() {
+                return Ok(());
+            }
+        }
+        let events: &[Event] = &kept;
         let mut text = String::new();
         let len = file.metadata()?.len();
         if len == 0 {
@@ -105,13 +141,28 @@ impl ReleaseLog {
             .has_headers(false)
             .from_writer(Vec::new());
         for event in events {
-            writer.serialize(event)?;
+            writer.serialize(without_nul(event))?;
         }
         text.push_str(std::str::from_utf8(&writer.into_inner()?)?);
-        file.write_all(text.as_bytes())
-            .with_context(|| format!("cannot append to {shown}"))?;
-        file.sync_data()
-            .with_context(|| format!("cannot sync {shown}"))?;
+        let written = file
+            .write_all(text.as_bytes())
+            .with_context(|| format!("cannot append to {shown}"))
+            .and_then(|()| {
+                file.sync_data()
+                    .with_context(|| format!("cannot sync {shown}"))
+            });
+        if let Err(e) = written {
+            // A full disk may have taken part of the lines: cut them off
+            // while the lock is still held, or every later reader would
+            // stop at a malformed line even once space is freed.
+            return Err(match file.set_len(len).and_then(|()| file.sync_data()) {
+                Ok(()) => e,
+                Err(undo) => e.context(format!(
+                    "and cannot cut {shown} back to its {len} bytes ({undo}): \
+                     its last line may be partial"
+                )),
+            });
+        }
         Ok(())
     }
 }
@@ -155,6 +206,36 @@ impl EventWriter {
     pub(crate) fn failed(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
     }
+}
+
+/// The event with NUL characters written as `\0`: fields come from records
+/// and remote hosts, and one raw NUL makes the log a binary file to grep and
+/// to every line-oriented tool.
+fn without_nul(event: &Event) -> std::borrow::Cow<'_, Event> {
+    let fields = [
+        &event.time,
+        &event.event,
+        &event.name,
+        &event.version,
+        &event.wheel,
+        &event.sha256,
+        &event.target,
+        &event.detail,
+    ];
+    if !fields.iter().any(|f| f.contains('\0')) {
+        return std::borrow::Cow::Borrowed(event);
+    }
+    let clean = |f: &String| f.replace('\0', "\\0");
+    std::borrow::Cow::Owned(Event {
+        time: clean(&event.time),
+        event: clean(&event.event),
+        name: clean(&event.name),
+        version: clean(&event.version),
+        wheel: clean(&event.wheel),
+        sha256: clean(&event.sha256),
+        target: clean(&event.target),
+        detail: clean(&event.detail),
+    })
 }
 
 fn ends_with_newline(file: &mut File) -> Result<bool> {

@@ -174,8 +174,7 @@ fn read_file(
     stack: &mut Vec<PathBuf>,
     reqs: &mut Requirements,
 ) -> Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read requirements file {}", path.display()))?;
+    let text = crate::bounded::read_text(path, crate::bounded::REQUIREMENTS, "requirements file")?;
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     if stack.contains(&canonical) {
         bail!("{} includes itself (through -r or -c)", path.display());

@@ -56,6 +56,22 @@ impl Interpreter {
         let version = text(&python.version);
         let (major, minor) = major_minor(&version)
             .ok_or_else(|| anyhow!("field `python`: version {version:?} is not like 3.11.4"))?;
+        // The tag lists grow with these numbers (one entry per older minor),
+        // and the facts come from a remote host: refuse what no real
+        // interpreter or C library has rather than list millions of tags.
+        check_beyond_real("version", &version, (major, minor))?;
+        let libc_version = text(&python.libc_version);
+        if let Some(parts) = major_minor(&libc_version) {
+            check_beyond_real("libc_version", &libc_version, parts)?;
+        }
+        // The macOS ladder has one rung per release, and releases are
+        // numbered by year now: 99 leaves decades.
+        let mac_version = text(&python.mac_version);
+        if let Some((major, minor)) = major_minor_or_major(&mac_version) {
+            if major > 99 || minor > MAX_MINOR {
+                bail!("field `python`: mac_version {mac_version:?} is beyond any real one (major at most 99, minor at most {MAX_MINOR})");
+            }
+        }
         let implementation = text(&python.implementation);
         if implementation.is_empty() {
             bail!("field `python` has no implementation");
@@ -76,9 +92,9 @@ impl Interpreter {
             system: platform_system.to_string(),
             pointer_bits: python.pointer_bits.unwrap_or(64),
             libc: text(&python.libc),
-            libc_version: text(&python.libc_version),
+            libc_version,
             machine: text(&python.machine),
-            mac_version: text(&python.mac_version),
+            mac_version,
         })
     }
 
@@ -97,6 +113,21 @@ impl Interpreter {
     fn nodot(&self) -> String {
         format!("{}{}", self.major, self.minor)
     }
+}
+
+/// The largest major and minor version the facts may name: far beyond any
+/// real Python (3.14) or C library (glibc 2.42, musl 1.2).
+const MAX_MAJOR: u32 = 9;
+const MAX_MINOR: u32 = 99;
+
+fn check_beyond_real(field: &str, text: &str, (major, minor): (u32, u32)) -> Result<()> {
+    if major > MAX_MAJOR || minor > MAX_MINOR {
+        bail!(
+            "field `python`: {field} {text:?} is beyond any real one \
+             (major at most {MAX_MAJOR}, minor at most {MAX_MINOR})"
+        );
+    }
+    Ok(())
 }
 
 fn major_minor(version: &str) -> Option<(u32, u32)> {
@@ -573,6 +604,16 @@ mod tests {
             let wheel = WheelName::parse(file).unwrap();
             assert!(tags.priority(&wheel).is_none(), "{file}");
         }
+        let mut beyond: Facts = serde_json::from_value(json!({"implementation": "cpython",
+            "version": "3.12.1", "platform": "macosx-11.0-arm64", "mac_version": "100000.0"}))
+        .unwrap();
+        let e = Interpreter::from_facts(&beyond, "Darwin").unwrap_err();
+        assert!(
+            e.to_string().contains("mac_version \"100000.0\" is beyond"),
+            "{e}"
+        );
+        beyond.mac_version = Some("26.1".into());
+        Interpreter::from_facts(&beyond, "Darwin").unwrap();
     }
 
     #[test]
@@ -627,6 +668,24 @@ mod tests {
         assert_eq!(tags[0], "pp39-pypy39_pp73-manylinux_2_31_x86_64");
         assert!(tags.contains(&"pp39-none-linux_x86_64".to_string()));
         assert!(tags.contains(&"pp3-none-any".to_string()));
+    }
+
+    #[test]
+    fn refuses_versions_beyond_any_real_one() {
+        let odd = |version: &str, libc_version: &str| {
+            facts(json!({"implementation": "cpython", "version": version,
+                   "platform": "linux-x86_64", "libc": "glibc", "libc_version": libc_version}))
+        };
+        for (version, libc, bad) in [
+            ("3.100000", "2.31", "3.100000"),
+            ("3.11.4", "2.10000000", "2.10000000"),
+            ("10.1", "2.31", "10.1"),
+        ] {
+            let e = Interpreter::from_facts(&odd(version, libc), "Linux").unwrap_err();
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+        let edge = Interpreter::from_facts(&odd("3.99", "9.99"), "Linux").unwrap();
+        assert!(sys_tags(&edge).len() < 200_000);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! with the filename, and every file must hash to what RECORD says. This module
 //! does the reading; copying into the repository is `repo`'s job.
 
+use crate::bounded;
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use pep508_rs::pep440_rs::Version;
@@ -164,12 +165,38 @@ pub(crate) fn check_bytes(path: &Path, bytes: &[u8]) -> Result<CheckedWheel> {
     check_archive(io::Cursor::new(bytes), &shown, filename, sha256)
 }
 
+/// The filename of a wheel coming in: parsed, and made only of the
+/// characters PEP 427 allows, since the name ends up in paths and commands
+/// on every target (pip refuses the others at install anyway).
 fn parse_file_name(path: &Path) -> Result<WheelName> {
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| anyhow!("{}: not a wheel filename", path.display()))?;
-    WheelName::parse(file_name)
+    let name = WheelName::parse(file_name)?;
+    let plain = |part: &str| {
+        part.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '+' || c == '!')
+    };
+    let stem = file_name.strip_suffix(".whl").unwrap_or(file_name);
+    if let Some(part) = stem.split('-').find(|part| !plain(part)) {
+        bail!(
+            "{}: malformed wheel filename: {part:?} may hold only letters, digits, `_`, `.`, `+` and `!`",
+            path.display()
+        );
+    }
+    Ok(name)
+}
+
+/// Refuse members pip would not install: absolute paths and paths that
+/// climb out of the install directory.
+fn check_member_paths<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Result<()> {
+    for name in archive.file_names() {
+        if name.starts_with('/') || name.contains('\\') || name.split('/').any(|c| c == "..") {
+            bail!("member {name:?} is not a relative path inside the wheel");
+        }
+    }
+    Ok(())
 }
 
 fn check_archive<R: Read + Seek>(
@@ -181,9 +208,14 @@ fn check_archive<R: Read + Seek>(
     let mut archive =
         zip::ZipArchive::new(reader).map_err(|e| anyhow!("{shown}: not a zip archive: {e}"))?;
 
+    check_member_paths(&archive).with_context(|| shown.to_string())?;
     let dist_info = dist_info(&archive).with_context(|| shown.to_string())?;
-    let metadata_text = read_member(&mut archive, &format!("{dist_info}/METADATA"))
-        .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
+    let metadata_text = read_member(
+        &mut archive,
+        &format!("{dist_info}/METADATA"),
+        bounded::METADATA,
+    )
+    .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
     let metadata =
         parse_metadata(&metadata_text).with_context(|| format!("{shown}: {dist_info}/METADATA"))?;
     if normalize(&metadata.name) != filename.name {
@@ -200,10 +232,26 @@ fn check_archive<R: Read + Seek>(
             filename.version
         );
     }
-    read_member(&mut archive, &format!("{dist_info}/WHEEL"))
+    // `{name}-{version}.dist-info`: the folder pip reads must be this
+    // project's, not another one's that the wheel would overwrite.
+    let of_this_project = dist_info
+        .strip_suffix(".dist-info")
+        .and_then(|stem| stem.rsplit_once('-'))
+        .is_some_and(|(name, version)| {
+            normalize(name) == filename.name
+                && Version::from_str(version).is_ok_and(|v| v == filename.version)
+        });
+    if !of_this_project {
+        bail!(
+            "{shown}: {dist_info} is not the .dist-info folder of {} {}",
+            filename.name,
+            filename.version
+        );
+    }
+    read_member(&mut archive, &format!("{dist_info}/WHEEL"), bounded::WHEEL)
         .with_context(|| format!("{shown}: no {dist_info}/WHEEL file"))?;
     let record_name = format!("{dist_info}/RECORD");
-    let record = read_member(&mut archive, &record_name)
+    let record = read_member(&mut archive, &record_name, bounded::RECORD)
         .with_context(|| format!("{shown}: no {record_name} file"))?;
     check_record(&mut archive, &record, &record_name).with_context(|| shown.to_string())?;
     Ok(CheckedWheel { filename, sha256 })
@@ -217,8 +265,12 @@ pub(crate) fn read_metadata(path: &Path) -> Result<Metadata> {
     let mut archive =
         zip::ZipArchive::new(file).map_err(|e| anyhow!("{shown}: not a zip archive: {e}"))?;
     let dist_info = dist_info(&archive).with_context(|| format!("{shown}"))?;
-    let text = read_member(&mut archive, &format!("{dist_info}/METADATA"))
-        .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
+    let text = read_member(
+        &mut archive,
+        &format!("{dist_info}/METADATA"),
+        bounded::METADATA,
+    )
+    .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
     parse_metadata(&text).with_context(|| format!("{shown}: {dist_info}/METADATA"))
 }
 
@@ -239,11 +291,15 @@ fn dist_info<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Result<String> {
     }
 }
 
-fn read_member<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str) -> Result<String> {
-    let mut member = archive.by_name(name)?;
-    let mut text = String::new();
-    member.read_to_string(&mut text)?;
-    Ok(text)
+/// A member of the archive as text, up to `limit` bytes: its size in the
+/// archive's directory may lie, so the limit holds on what is unpacked.
+fn read_member<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    name: &str,
+    limit: u64,
+) -> Result<String> {
+    let member = archive.by_name(name)?;
+    bounded::read_member(member, limit, name)
 }
 
 /// Every file in the archive must be listed in RECORD with a matching hash

@@ -5,7 +5,9 @@ use crate::output::{status_cell, Output, Table};
 use crate::record::{self, Added, Record};
 use crate::repo::Repo;
 use anyhow::{Context, Result};
+use std::ffi::OsString;
 use std::io::{self, BufRead, IsTerminal};
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 const TOOL: &str = "vd-add";
@@ -21,7 +23,13 @@ const BATCH: usize = 64;
 /// in it must match its hash in RECORD. It is then copied in atomically and a
 /// `release` event is appended to the repository's release_log. Adding the same
 /// file again changes nothing (status `present`); other content under a
-/// filename already in the repository is refused.
+/// filename already in the repository is refused, and so is other content
+/// under another filename for the same wheel (same normalized name, version
+/// and tags). Filenames may hold only letters, digits, `_`, `.`, `+` and `!`
+/// in their parts, members must be relative paths inside the wheel, and the
+/// `.dist-info` folder must be the project's own. Only regular files are read
+/// (a device or a FIFO is refused unread), and a METADATA larger than 32 MiB or
+/// a RECORD larger than 64 MiB, unpacked, is refused.
 ///
 /// Writes one JSON line per wheel: name, version, wheel, sha256 and status
 /// (`added` or `present`), or an `error`. Exit status: 0 when every wheel is in
@@ -57,12 +65,15 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         if io::stdin().is_terminal() {
             cli::warn(TOOL, "reading wheel paths from the terminal, one per line (give WHEEL arguments instead)");
         }
+        // Paths are bytes, not text: a name that is not UTF-8 is still a
+        // path, and never a reason to drop the rest of the batch.
         Box::new(
             io::stdin()
                 .lock()
-                .lines()
-                .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
-                .map(|l| l.map(|l| PathBuf::from(l.trim()))),
+                .split(b'\n')
+                .map(|l| l.map(|l| l.trim_ascii().to_vec()))
+                .filter(|l| l.as_ref().map_or(true, |l| !l.is_empty()))
+                .map(|l| l.map(|l| PathBuf::from(OsString::from_vec(l)))),
         )
     } else {
         Box::new(args.wheels.into_iter().map(Ok))
@@ -71,7 +82,17 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     // committing in batches keeps fsyncs and log writes few.
     let mut done: Vec<Record> = Vec::new();
     for path in paths {
-        let path = path.context("cannot read wheel paths from stdin")?;
+        let path = match path {
+            Ok(path) => path,
+            Err(e) => {
+                // What was added so far is logged and reported all the same.
+                adder.commit()?;
+                for record in done.drain(..) {
+                    out.write(&record)?;
+                }
+                return Err(e).context("cannot read wheel paths from stdin");
+            }
+        };
         let mut record = Record::new();
         let given = Added {
             wheel: Some(path.display().to_string()),

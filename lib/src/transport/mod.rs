@@ -30,7 +30,9 @@ pub use ssh::SshConnection;
 /// `--timeout`, `--known-hosts` and `--accept-new`).
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Bound on connecting, greeting and logging in; the keepalive interval.
+    /// Bound on resolving, connecting, greeting and logging in; the
+    /// keepalive interval while a command runs (three silent intervals and
+    /// the host is given up).
     pub timeout: Duration,
     /// Check host keys against this file only (and record new ones there)
     /// instead of ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts.

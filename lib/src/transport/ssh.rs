@@ -21,6 +21,15 @@ const TIMEOUT: i32 = -9;
 pub struct SshConnection {
     session: Session,
     user: String,
+    /// The session's socket (a second handle), to see whether the host sent
+    /// anything: libssh2 swallows keepalive replies without a word.
+    socket: TcpStream,
+    /// How long the host may stay silent while a command runs: three
+    /// keepalive intervals.
+    silence: Duration,
+    /// Why the session is unusable (the host stopped answering): every later
+    /// command fails at once instead of waiting again.
+    lost: Option<String>,
 }
 
 impl SshConnection {
@@ -42,6 +51,7 @@ impl SshConnection {
             format!("{}:{port}", dest.host)
         };
         let stream = connect_tcp(&hostname, port, settings.timeout).context("cannot connect")?;
+        let socket = stream.try_clone().context("cannot share the socket")?;
         let mut session = Session::new().context("cannot start libssh2")?;
         session.set_tcp_stream(stream);
         session.set_timeout(millis(settings.timeout));
@@ -56,13 +66,24 @@ impl SshConnection {
                 anyhow!("SSH handshake failed: {}", e.message())
             }
         })?;
+        // libssh2 made it non-blocking already; say so for the peeks anyway.
+        socket
+            .set_nonblocking(true)
+            .context("cannot make the socket non-blocking")?;
         check_host_key(&session, settings, &hostname, port, &label)?;
         let mut identities: Vec<_> = dest.identity.iter().cloned().collect();
         identities.extend(config.identity_files.iter().cloned());
         identities.extend(auth::default_identity_files(&settings.home));
         auth::login(&session, &user, &identities)?;
-        session.set_keepalive(true, settings.timeout.as_secs().max(1) as u32);
-        Ok(SshConnection { session, user })
+        let interval = settings.timeout.as_secs().max(1);
+        session.set_keepalive(true, interval as u32);
+        Ok(SshConnection {
+            session,
+            user,
+            socket,
+            silence: Duration::from_secs(3 * interval),
+            lost: None,
+        })
     }
 
     /// The user logged in as.
@@ -74,6 +95,7 @@ impl SshConnection {
     /// output. Both output streams and stdin are served in one loop, so a
     /// command that writes much to stderr while we feed it cannot deadlock.
     pub fn run(&mut self, command: &str, stdin: &[u8]) -> Result<Finished> {
+        self.check_not_lost()?;
         let mut channel = self
             .session
             .channel_session()
@@ -82,7 +104,21 @@ impl SshConnection {
             .exec(command)
             .map_err(|e| anyhow!("cannot start a command: {}", e.message()))?;
         self.session.set_blocking(false);
-        let result = pump(&self.session, &mut channel, stdin);
+        let result = pump(
+            &self.session,
+            &self.socket,
+            self.silence,
+            &mut channel,
+            stdin,
+        );
+        if let Err(e) = &result {
+            if e.kind() == io::ErrorKind::TimedOut {
+                // Left non-blocking: closing the channel and the session
+                // must not wait for a host that no longer answers.
+                self.lost = Some(e.to_string());
+                return Err(anyhow!("{e}"));
+            }
+        }
         self.session.set_blocking(true);
         let (stdout, stderr) = result.context("lost the connection while the command ran")?;
         channel
@@ -105,6 +141,7 @@ impl SshConnection {
     /// Write the local file to `remote` over SFTP (mode 0644, replacing what
     /// is there). Not atomic: upload to a temporary name and rename.
     pub fn upload(&mut self, local: &Path, remote: &str) -> Result<()> {
+        self.check_not_lost()?;
         let mut source = std::fs::File::open(local)
             .with_context(|| format!("cannot open {}", local.display()))?;
         let sftp = self
@@ -134,6 +171,13 @@ impl SshConnection {
             .map_err(|e| anyhow!("cannot finish {remote}: {}", e.message()))?;
         Ok(())
     }
+
+    fn check_not_lost(&self) -> Result<()> {
+        match &self.lost {
+            Some(why) => bail!("{why} (during an earlier command)"),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Drop for SshConnection {
@@ -148,15 +192,20 @@ fn millis(d: Duration) -> u32 {
     d.as_millis().min(u32::MAX as u128) as u32
 }
 
-/// A TCP connection that gives up after `timeout`, with TCP keepalive and a
-/// user timeout so a host that dies mid-command is noticed, not waited on.
+/// A TCP connection that gives up after `timeout` (the name's resolution,
+/// then every address tried, all within it), with TCP keepalive and a user
+/// timeout so a host whose kernel dies mid-command is noticed.
 fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
-    let addrs: Vec<_> = (host, port)
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve {host}"))?
-        .collect();
+    let deadline = Instant::now() + timeout;
+    let addrs = resolve(host, port, timeout)?;
     let mut last = None;
     for addr in &addrs {
+        let Some(left) = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+        else {
+            break;
+        };
         let socket = Socket::new(
             Domain::for_address(*addr),
             Type::STREAM,
@@ -169,7 +218,7 @@ fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
         socket.set_tcp_keepalive(&keepalive)?;
         #[cfg(any(target_os = "linux", target_os = "android"))]
         socket.set_tcp_user_timeout(Some(timeout * 3))?;
-        match socket.connect_timeout(&SockAddr::from(*addr), timeout) {
+        match socket.connect_timeout(&SockAddr::from(*addr), left) {
             Ok(()) => {
                 socket.set_nodelay(true)?;
                 return Ok(socket.into());
@@ -185,7 +234,37 @@ fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
             Err(e) => last = Some(anyhow!("{addr}: {e}")),
         }
     }
-    Err(last.unwrap_or_else(|| anyhow!("{host} has no address")))
+    Err(last.unwrap_or_else(|| anyhow!("no answer from {host} within {}s", timeout.as_secs())))
+}
+
+/// The addresses of `host`, or an error when the resolver does not answer
+/// within `timeout`. getaddrinfo cannot be interrupted, so it runs on a
+/// thread of its own that is left behind when it takes too long.
+fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<std::net::SocketAddr>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = host.to_string();
+    std::thread::Builder::new()
+        .name("resolve".into())
+        .spawn(move || {
+            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
+        })
+        .context("cannot start the resolver thread")?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(addrs)) if addrs.is_empty() => bail!("{host} has no address"),
+        Ok(Ok(addrs)) => Ok(addrs),
+        Ok(Err(e)) => Err(e).with_context(|| format!("cannot resolve {host}")),
+        Err(_) => bail!(
+            "cannot resolve {host}: no answer from the resolver within {}s",
+            timeout.as_secs()
+        ),
+    }
+}
+
+/// Whether bytes from the host wait in the socket (or it was closed), without
+/// taking them. libssh2 keeps the socket non-blocking, so this never waits.
+fn has_arrived(socket: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    socket.peek(&mut byte).is_ok()
 }
 
 /// Ask the server first for the key types on file for it, as OpenSSH does,
@@ -284,9 +363,18 @@ fn check_host_key(
 }
 
 /// Feed stdin and read stdout and stderr until the command's end, in
-/// non-blocking mode. Keepalives go out while the command is quiet.
+/// non-blocking mode.
+///
+/// A command may run long and say nothing (pip building, a migration), so
+/// its end has no deadline; the host's liveness has one. Keepalives (which
+/// ask for a reply) go out every interval, and a host from which nothing at
+/// all arrived for `silence` (three intervals) is given up with a
+/// `TimedOut` error. TCP alone would not notice: a host whose sshd hangs
+/// still has its kernel acknowledge every packet.
 fn pump(
     session: &Session,
+    socket: &TcpStream,
+    silence: Duration,
     channel: &mut ssh2::Channel,
     stdin: &[u8],
 ) -> io::Result<(Vec<u8>, Vec<u8>)> {
@@ -296,8 +384,13 @@ fn pump(
     let mut eof_sent = false;
     let mut buf = vec![0u8; 32 * 1024];
     let mut idle = Duration::from_micros(500);
-    let mut last_keepalive = Instant::now();
+    let mut heard = Instant::now();
     loop {
+        // Look before libssh2 reads: what it reads for itself (keepalive
+        // replies, window adjustments) is gone from the socket after.
+        if has_arrived(socket) {
+            heard = Instant::now();
+        }
         let mut progress = false;
         if written < stdin.len() {
             match channel.write(&stdin[written..]) {
@@ -334,10 +427,20 @@ fn pump(
         if channel.eof() {
             return Ok((stdout, stderr));
         }
-        if last_keepalive.elapsed() >= Duration::from_secs(1) {
-            let _ = session.keepalive_send();
-            last_keepalive = Instant::now();
+        if progress {
+            heard = Instant::now();
         }
+        if heard.elapsed() > silence {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the host stopped answering: nothing for {}s, not even a reply to keepalives",
+                    silence.as_secs()
+                ),
+            ));
+        }
+        // libssh2 sends one only when an interval has passed.
+        let _ = session.keepalive_send();
         if progress {
             idle = Duration::from_micros(500);
         } else {
