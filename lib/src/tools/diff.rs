@@ -304,7 +304,9 @@ impl State<'_> {
                 sources.push(&per_target.1);
             }
         }
-        let key = serde_json::to_string(&(python, &env, &installed, &requirements_key))
+        // The interpreter by its tags' identity, not its facts: those name
+        // the venv's own paths, which do not change the plan.
+        let key = serde_json::to_string(&(tags.id(), &env, &installed, &requirements_key))
             .expect("facts serialize");
         if let Some(plan) = self.plans.get(&key) {
             return plan.as_ref().clone().map_err(|e| anyhow!("{e}"));
