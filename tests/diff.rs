@@ -365,7 +365,9 @@ fn extras_and_dependencies_are_checked() {
         ]
     );
 
-    // The extra brings gamma: required, installed, or an error.
+    // The extra brings gamma; beta's dependency on alpha is resolved: kept
+    // when installed and satisfying, upgraded when not, installed when
+    // missing, and a conflict when a requirement line rules it out.
     let records = [
         with(
             target("b", &[]),
@@ -385,48 +387,68 @@ fn extras_and_dependencies_are_checked() {
             json!(["beta"]),
         ),
         with(target("g", &[]), "packages", json!(["beta"])),
+        with(
+            target("i", &[("alpha", "1.1"), ("gamma", "0.5")]),
+            "packages",
+            json!(["beta"]),
+        ),
     ];
     let out = diff(&dir, &[], &records);
     out.expect_code(1);
     let r = out.records();
     assert_eq!(changes(&r[0]).len(), 3);
     assert_eq!(changes(&r[1]).len(), 2);
-    let beta = "beta-1.0-py3-none-any.whl";
     assert_eq!(
-        error(&r[2]),
-        format!("{beta} requires `gamma>=1.0; extra == \"fast\"`, which is neither installed nor in the requirements")
-    );
-    assert_eq!(
-        error(&r[3]),
-        format!("{beta} requires `alpha>=1.1`, but the plan leaves alpha 1.0")
-    );
-    assert_eq!(
-        error(&r[4]),
-        format!("{beta} requires `alpha>=1.1`, but the venv has alpha 1.0")
+        changes(&r[2]),
+        [
+            change("alpha", "install", "-", "1.1"),
+            change("beta", "install", "-", "1.0"),
+            change("gamma", "install", "-", "1.0")
+        ]
     );
     assert_contains(
-        &error(&r[5]),
+        &error(&r[3]),
         &[
-            beta,
-            "`alpha>=1.1`",
-            "neither installed nor in the requirements",
+            "beta requires alpha >=1.1",
+            "`alpha==1.0` (field `packages`)",
+            "the requirements cannot all be met",
         ],
     );
+    assert_eq!(
+        changes(&r[4]),
+        [
+            change("alpha", "upgrade", "1.0", "1.1"),
+            change("beta", "install", "-", "1.0")
+        ]
+    );
+    assert_eq!(
+        changes(&r[5]),
+        [
+            change("alpha", "install", "-", "1.1"),
+            change("beta", "install", "-", "1.0")
+        ]
+    );
+    // Without the extra, gamma is not needed and stays as it is.
+    assert_eq!(changes(&r[6]), [change("beta", "install", "-", "1.0")]);
 
-    // --exact removing a dependency is caught too.
+    // --exact keeps the dependencies of what is required, and removes the
+    // rest.
     let out = diff(
         &dir,
         &["--exact"],
         &[with(
-            target("h", &[("alpha", "1.1")]),
+            target("h", &[("alpha", "1.1"), ("gamma", "1.0")]),
             "packages",
             json!(["beta"]),
         )],
     );
-    out.expect_code(1);
-    assert_contains(
-        &error(&out.records()[0]),
-        &["requires `alpha>=1.1`, which --exact removes"],
+    out.expect_code(0);
+    assert_eq!(
+        changes(&out.records()[0]),
+        [
+            change("beta", "install", "-", "1.0"),
+            change("gamma", "remove", "1.0", "-")
+        ]
     );
 }
 
@@ -456,11 +478,16 @@ fn pre_releases_only_when_the_specifier_names_one() {
         changes(&plan_for("omega==2.0b1")),
         [change("omega", "install", "-", "2.0b1")]
     );
+    // Only a pre-release satisfies: PEP 440 (and pip) accept it then.
+    assert_eq!(
+        changes(&plan_for("omega>1.0")),
+        [change("omega", "install", "-", "2.0b1")]
+    );
     assert_contains(
-        &error(&plan_for("omega>1.0")),
+        &error(&plan_for("omega>2.0")),
         &[
-            "omega-2.0b1-py3-none-any.whl (a pre-release, not asked for)",
-            "`omega>1.0`",
+            "the repository has no omega >2.0 (it has 2.0b1, 1.0)",
+            "`omega>2.0`",
         ],
     );
 }
@@ -491,7 +518,10 @@ fn requires_python_rules_out_a_version() {
     out.expect_code(1);
     assert_contains(
         &error(&out.records()[0]),
-        &["zeta-2.0-py3-none-any.whl (Requires-Python excludes this interpreter)"],
+        &[
+            "no zeta >=2 can be installed on this interpreter",
+            "zeta 2.0 needs Python >=3.99 (Requires-Python)",
+        ],
     );
 }
 
@@ -552,9 +582,9 @@ fn binary_wheels_are_chosen_for_the_interpreter() {
     assert_contains(
         &error(&out.records()[0]),
         &[
-            "no wheel of markupsafe fits `markupsafe` (field `packages`)",
+            "the requirements ask for markupsafe (`markupsafe` (field `packages`))",
             &format!(
-                "{} (not for this interpreter)",
+                "markupsafe 3.0.2 has wheels only for other interpreters ({})",
                 foreign.file_name().unwrap().to_str().unwrap()
             ),
         ],
@@ -588,6 +618,22 @@ fn a_pip_compile_lock_file_with_hashes() {
             change("six", "install", "-", "1.16.0")
         ]
     );
+
+    // pip-compile's header may say where it found the packages: ignored,
+    // with a warning, since vd reads its repository.
+    write(
+        &dir,
+        "indexed.txt",
+        &format!(
+            "--index-url https://pypi.org/simple\n--extra-index-url https://example.com/simple\n--trusted-host example.com\n--find-links ./dist\n{}",
+            lock(&[&sha])
+        ),
+    );
+    let out = diff(&dir, &["indexed.txt"], &[target("h", &[])]);
+    out.expect_code(0)
+        .expect_stderr("indexed.txt line 1: --index-url https://pypi.org/simple ignored")
+        .expect_stderr("indexed.txt line 4: --find-links ./dist ignored");
+    assert_eq!(changes(&out.records()[0]).len(), 2);
 
     write(&dir, "bad.txt", &lock(&[&other, &"f".repeat(64)]));
     let out = diff(&dir, &["bad.txt"], &[target("h", &[])]);
@@ -627,9 +673,8 @@ fn includes_and_constraints() {
     assert_contains(
         &error(&out.records()[0]),
         &[
-            "six is required more than once",
-            "`six<1.16` (deploy/base/../extra-pins.txt line 1)",
-            "1.16.0",
+            "the repository has no six <1.16 (it has 1.16.0)",
+            "constraint `six<1.16` (deploy/base/../extra-pins.txt line 1)",
         ],
     );
     write(&dir, "deploy/extra-pins.txt", "six<=1.16\n");
@@ -708,8 +753,8 @@ fn bad_requirements_files_name_file_and_line() {
             "req.txt line 1",
         ),
         (
-            "--index-url https://pypi.org/simple\nalpha\n",
-            "req.txt line 1: pip option --index-url",
+            "--no-binary :all:\nalpha\n",
+            "req.txt line 1: pip option --no-binary",
         ),
         (
             "alpha \\\n  --install-option=x\n",
@@ -750,7 +795,7 @@ fn conflicting_and_missing_requirements() {
     out.expect_code(1);
     assert_eq!(
         error(&out.records()[0]),
-        "alpha is required more than once, as `alpha>=2` (a.txt line 1) and `alpha<2` (b.txt line 2), and no version in the repository satisfies all of them (it has 1.0, 2.0)"
+        "cannot resolve the requirements: alpha is required as `alpha>=2` (a.txt line 1) and `alpha<2` (b.txt line 2), and no version satisfies all of them (the repository has 2.0, 1.0)"
     );
 
     write(&dir, "c.txt", "alpha>=5\nnonesuch==1.0\n");
@@ -760,10 +805,19 @@ fn conflicting_and_missing_requirements() {
     assert_contains(
         &message,
         &[
-            "no wheel of alpha fits `alpha>=5` (c.txt line 1)",
-            "alpha-2.0-py3-none-any.whl (2.0 does not satisfy)",
-            "alpha-1.0-py3-none-any.whl (1.0 does not satisfy)",
-            "nonesuch is required by `nonesuch==1.0` (c.txt line 2), but the repository has no wheel of nonesuch",
+            "the repository has no alpha >=5 (it has 2.0, 1.0)",
+            "`alpha>=5` (c.txt line 1)",
+        ],
+    );
+    // Each problem is told on its own: pubgrub stops at the first.
+    write(&dir, "d.txt", "alpha\nnonesuch==1.0\n");
+    let out = diff(&dir, &["d.txt"], &[target("h", &[])]);
+    out.expect_code(1);
+    assert_contains(
+        &error(&out.records()[0]),
+        &[
+            "the repository has no wheel of nonesuch",
+            "`nonesuch==1.0` (d.txt line 2)",
         ],
     );
 }

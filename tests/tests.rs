@@ -11,4 +11,5 @@ mod pipeline;
 mod push;
 mod reach;
 mod reload;
+mod resolve;
 mod targets;

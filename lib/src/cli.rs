@@ -21,15 +21,18 @@ use std::time::Duration;
 pub enum Status {
     Ok,
     TargetFailed,
+    /// An exit status the tool chose itself (`vd-diff --check`'s 1 for
+    /// drift); it stands over the others.
+    Exit(u8),
 }
 
 impl Status {
     /// Failed when either is.
     pub fn or(self, other: Status) -> Status {
-        if self == Status::Ok {
-            other
-        } else {
-            self
+        match (self, other) {
+            (Status::Ok, other) => other,
+            (Status::TargetFailed, Status::Exit(code)) => Status::Exit(code),
+            (this, _) => this,
         }
     }
 }
@@ -116,6 +119,7 @@ pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<Status>) -> ExitCod
     match body() {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::TargetFailed) => ExitCode::from(1),
+        Ok(Status::Exit(code)) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(io::stderr(), "{tool}: {e:#}");

@@ -1,31 +1,29 @@
 //! The plan: for one target, exactly which wheel files to install and which
-//! packages to remove so its virtualenv meets the requirements.
+//! packages to remove so its virtualenv holds the requirements' closure.
 //!
 //! vd plans offline against its own repository, and vd-push installs exactly
-//! the planned files, so there is no resolver to fall back on: everything pip
-//! would later refuse must be caught here. For each required project the
-//! highest repository version that satisfies every line naming it (and every
-//! constraint) and has a wheel the interpreter accepts is chosen; among that
-//! version's wheels the one with the most specific tag (then the highest
-//! build tag, as pip prefers); with `--hash` lines,
-//! only a wheel whose sha256 is listed. Then each chosen wheel's
-//! `Requires-Dist` (markers evaluated for the target, requested extras
-//! included) must be met by what the venv will hold afterwards.
+//! the planned files with pip's dependency resolution turned off, so the plan
+//! must be whole: the [`resolve`](crate::resolve) module works out every
+//! project and version the requirements need, for this target's interpreter.
+//! Here each chosen version becomes a change: among its wheels the one with
+//! the most specific tag (then the highest build tag, as pip prefers); with
+//! `--hash` lines, only a wheel whose sha256 is listed. `--exact` removes
+//! what is installed outside the closure.
 //!
-//! Planning is per target and keeps nothing of one target for the next, so a
-//! run over many targets streams; what is shared is the repository [`Index`]
-//! (which reads each wheel at most once) and the parsed dependencies here.
+//! Planning keeps nothing of one target for the next, so a run over many
+//! targets streams; what is shared is the repository [`Index`] (which reads
+//! each wheel at most once) and the parsed dependencies here.
 
 use crate::repo::Index;
 use crate::requirement::{Origin, Requirement, Requirements};
-use crate::tags::Tags;
+use crate::resolve::{resolve, Candidates, Dist, Memo, Request};
+use crate::wheel::WheelName;
 use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
-use pep508_rs::{ExtraName, MarkerEnvironment};
 use serde::{Deserialize, Serialize};
 use std::cell::OnceCell;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
+
+pub use crate::resolve::Target;
 
 /// What to do with one package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,380 +82,37 @@ pub struct Plan {
     pub ahead: Vec<Ahead>,
 }
 
-/// What is known about one target.
-pub struct Target<'a> {
-    pub env: &'a MarkerEnvironment,
-    pub tags: &'a Tags,
-    /// `{PEP 503 name: version}`; empty for a venv still to be created.
-    pub installed: &'a BTreeMap<String, String>,
-}
-
 /// Packages `--exact` never removes: the venv's own tools.
 pub const KEEP: &[&str] = &["pip", "setuptools", "wheel"];
+
+/// How to choose.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Remove what is installed but outside the resolved closure.
+    pub exact: bool,
+    /// Choose the highest version for dependencies too, not the installed one.
+    pub upgrade_deps: bool,
+}
 
 /// Plans targets against one repository, remembering what it parsed from
 /// wheels (`Requires-Python`, `Requires-Dist`) for the whole run.
 pub struct Planner<'a> {
     index: &'a Index,
-    parsed: Vec<OnceCell<Result<Parsed, String>>>,
+    parsed: Vec<OnceCell<Result<Dist, String>>>,
+    memo: Memo,
 }
 
-struct Parsed {
-    requires_python: Option<VersionSpecifiers>,
-    requires_dist: Vec<Requirement>,
-}
-
-/// The requirements naming one project, after markers.
-struct Group<'r> {
-    name: String,
-    lines: Vec<&'r Requirement>,
-    constraints: Vec<&'r Requirement>,
-    extras: BTreeSet<ExtraName>,
-}
-
-impl Group<'_> {
-    fn specifiers(&self) -> impl Iterator<Item = &pep508_rs::pep440_rs::VersionSpecifier> {
-        self.lines
-            .iter()
-            .chain(&self.constraints)
-            .flat_map(|r| r.specifiers.iter())
+impl Candidates for Planner<'_> {
+    fn wheels_of(&self, name: &str) -> &[usize] {
+        self.index.wheels_of(name)
     }
 
-    fn satisfied_by(&self, version: &Version) -> bool {
-        self.specifiers().all(|s| s.contains(version))
-    }
-
-    /// PEP 440: pre-releases only when a specifier names one.
-    fn allows_prerelease(&self) -> bool {
-        self.specifiers().any(|s| s.any_prerelease())
-    }
-
-    /// `` `foo>=1` (req.txt line 3) `` for each line, for messages.
-    fn described(&self) -> String {
-        self.lines
-            .iter()
-            .chain(&self.constraints)
-            .map(|r| format!("`{}` ({})", r.text, r.origin))
-            .collect::<Vec<_>>()
-            .join(" and ")
-    }
-}
-
-/// What was decided for one required project.
-struct Resolved {
-    version: Version,
-    /// The repository wheel for `version`, when there is one.
-    wheel: Option<usize>,
-}
-
-impl<'a> Planner<'a> {
-    pub fn new(index: &'a Index) -> Planner<'a> {
-        Planner {
-            index,
-            parsed: (0..index.len()).map(|_| OnceCell::new()).collect(),
-        }
-    }
-
-    /// Plan one target. The requirements are every `sources` entry's
-    /// requirements and constraints together; `exact` removes what is
-    /// installed but not required. On failure, every problem found, one
-    /// per element.
-    pub fn plan_target(
-        &self,
-        target: &Target,
-        sources: &[&Requirements],
-        exact: bool,
-    ) -> Result<Plan, Vec<String>> {
-        let mut problems = Vec::new();
-        let no_extras: &[ExtraName] = &[];
-        let mut groups: Vec<Group> = Vec::new();
-        let mut by_name: HashMap<&str, usize> = HashMap::new();
-        for r in sources.iter().flat_map(|s| &s.requirements) {
-            if !r.applies(target.env, no_extras) {
-                continue;
-            }
-            let i = *by_name.entry(r.name.as_str()).or_insert_with(|| {
-                groups.push(Group {
-                    name: r.name.clone(),
-                    lines: Vec::new(),
-                    constraints: Vec::new(),
-                    extras: BTreeSet::new(),
-                });
-                groups.len() - 1
-            });
-            groups[i].lines.push(r);
-            groups[i].extras.extend(r.extras.iter().cloned());
-        }
-        for c in sources.iter().flat_map(|s| &s.constraints) {
-            if let Some(&i) = by_name.get(c.name.as_str()) {
-                if c.applies(target.env, no_extras) {
-                    groups[i].constraints.push(c);
-                }
-            }
-        }
-
-        let mut plan = Plan::default();
-        let mut resolved: HashMap<&str, Resolved> = HashMap::new();
-        for group in &groups {
-            let installed = match target.installed.get(&group.name) {
-                None => None,
-                Some(v) => match Version::from_str(v) {
-                    Ok(v) => Some(v),
-                    Err(_) => {
-                        problems.push(format!(
-                            "{} is installed at {v:?}, which is not a PEP 440 version",
-                            group.name
-                        ));
-                        continue;
-                    }
-                },
-            };
-            let chosen = match self.choose(target, group) {
-                Ok(chosen) => chosen,
-                Err(problem) => {
-                    // Already installed and acceptable: keep it.
-                    if let Some(v) = installed.as_ref().filter(|v| group.satisfied_by(v)) {
-                        plan.ahead.push(Ahead {
-                            name: group.name.clone(),
-                            installed: v.to_string(),
-                            repository: None,
-                        });
-                        resolved.insert(
-                            &group.name,
-                            Resolved {
-                                version: v.clone(),
-                                wheel: None,
-                            },
-                        );
-                    } else {
-                        problems.push(problem);
-                    }
-                    continue;
-                }
-            };
-            let version = self.index.name(chosen).version.clone();
-            let action = match &installed {
-                None => Some(Action::Install),
-                Some(v) if *v == version => None,
-                Some(v) if *v > version && group.satisfied_by(v) => {
-                    plan.ahead.push(Ahead {
-                        name: group.name.clone(),
-                        installed: v.to_string(),
-                        repository: Some(version.to_string()),
-                    });
-                    resolved.insert(
-                        &group.name,
-                        Resolved {
-                            version: v.clone(),
-                            wheel: self.wheel_for_version(target, &group.name, v),
-                        },
-                    );
-                    continue;
-                }
-                Some(v) if *v > version => Some(Action::Downgrade),
-                Some(_) => Some(Action::Upgrade),
-            };
-            if let Some(action) = action {
-                let sha256 = match self.index.sha256(chosen) {
-                    Ok(sha) => sha.to_string(),
-                    Err(e) => {
-                        problems.push(format!("{e:#}"));
-                        continue;
-                    }
-                };
-                plan.changes.push(Change {
-                    name: group.name.clone(),
-                    action,
-                    from: target.installed.get(&group.name).cloned(),
-                    to: Some(version.to_string()),
-                    wheel: Some(self.index.name(chosen).file.clone()),
-                    sha256: Some(sha256),
-                });
-            }
-            resolved.insert(
-                &group.name,
-                Resolved {
-                    version,
-                    wheel: Some(chosen),
-                },
-            );
-        }
-
-        let mut removed = HashSet::new();
-        if exact {
-            for (name, version) in target.installed {
-                if !by_name.contains_key(name.as_str()) && !KEEP.contains(&name.as_str()) {
-                    removed.insert(name.as_str());
-                    plan.changes.push(Change {
-                        name: name.clone(),
-                        action: Action::Remove,
-                        from: Some(version.clone()),
-                        to: None,
-                        wheel: None,
-                        sha256: None,
-                    });
-                }
-            }
-        }
-
-        if problems.is_empty() {
-            self.check_dependencies(target, &groups, &resolved, &removed, &mut problems);
-        }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        plan.changes.sort_by(|a, b| a.name.cmp(&b.name));
-        plan.ahead.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(plan)
-    }
-
-    /// The wheel to install for a group, or a message saying why there is none.
-    fn choose(&self, target: &Target, group: &Group) -> Result<usize, String> {
-        let wheels = self.index.wheels_of(&group.name);
-        let allow_pre = group.allows_prerelease();
-        let mut skipped: Vec<(usize, String)> = Vec::new();
-        // For the chosen version: (tag priority, build tag, wheel) to sort by.
-        type Fit<'n> = (usize, Reverse<(u64, &'n str)>, usize);
-        let mut chosen: Option<(Version, Vec<Fit>)> = None;
-        for &w in wheels {
-            let name = self.index.name(w);
-            if let Some((version, _)) = &chosen {
-                if name.version != *version {
-                    break; // wheels come highest version first
-                }
-            }
-            if !group.satisfied_by(&name.version) {
-                skipped.push((w, format!("{} does not satisfy", name.version)));
-                continue;
-            }
-            if name.version.any_prerelease() && !allow_pre {
-                skipped.push((w, "a pre-release, not asked for".to_string()));
-                continue;
-            }
-            let Some(priority) = target.tags.priority(name) else {
-                skipped.push((w, "not for this interpreter".to_string()));
-                continue;
-            };
-            match self.python_ok(target, w) {
-                Ok(true) => {}
-                Ok(false) => {
-                    skipped.push((w, "Requires-Python excludes this interpreter".to_string()));
-                    continue;
-                }
-                Err(e) => {
-                    skipped.push((w, e));
-                    continue;
-                }
-            }
-            chosen
-                .get_or_insert_with(|| (name.version.clone(), Vec::new()))
-                .1
-                .push((priority, Reverse(name.build_key()), w));
-        }
-        let Some((version, mut fits)) = chosen else {
-            return Err(self.no_wheel_message(target, group, &skipped));
-        };
-        fits.sort();
-        let hashed: Vec<&Requirement> = group
-            .lines
-            .iter()
-            .chain(&group.constraints)
-            .filter(|r| !r.hashes.is_empty())
-            .copied()
-            .collect();
-        if hashed.is_empty() {
-            return Ok(fits[0].2);
-        }
-        let mut seen = Vec::new();
-        for &(_, _, w) in &fits {
-            let sha = self.index.sha256(w).map_err(|e| format!("{e:#}"))?;
-            if hashed.iter().all(|r| r.hashes.iter().any(|h| h == sha)) {
-                return Ok(w);
-            }
-            seen.push(format!("{} (sha256 {sha})", self.index.name(w).file));
-        }
-        Err(format!(
-            "no wheel of {} {version} matches the hashes of {}: the repository has {}",
-            group.name,
-            hashed
-                .iter()
-                .map(|r| r.origin.to_string())
-                .collect::<Vec<_>>()
-                .join(" and "),
-            seen.join(", ")
-        ))
-    }
-
-    fn no_wheel_message(
-        &self,
-        target: &Target,
-        group: &Group,
-        skipped: &[(usize, String)],
-    ) -> String {
-        let wanted = group.described();
-        if skipped.is_empty() {
-            return format!(
-                "{} is required by {wanted}, but the repository has no wheel of {}",
-                group.name, group.name
-            );
-        }
-        let several = group.lines.len() + group.constraints.len() > 1;
-        if several
-            && !skipped
-                .iter()
-                .any(|&(w, _)| group.satisfied_by(&self.index.name(w).version))
-        {
-            let versions: BTreeSet<&Version> = skipped
-                .iter()
-                .map(|&(w, _)| &self.index.name(w).version)
-                .collect();
-            return format!(
-                "{} is required more than once, as {wanted}, and no version in the repository satisfies all of them (it has {})",
-                group.name,
-                versions.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
-            );
-        }
-        const SHOWN: usize = 8;
-        let mut listed: Vec<String> = skipped
-            .iter()
-            .take(SHOWN)
-            .map(|(w, why)| format!("{} ({why})", self.index.name(*w).file))
-            .collect();
-        if skipped.len() > SHOWN {
-            listed.push(format!("and {} more", skipped.len() - SHOWN));
-        }
-        format!(
-            "no wheel of {} fits {wanted} on this interpreter ({}): the repository has {}",
-            group.name,
-            target.tags.describe(),
-            listed.join(", ")
-        )
-    }
-
-    /// Whether the wheel's Requires-Python admits the target's interpreter.
-    fn python_ok(&self, target: &Target, wheel: usize) -> Result<bool, String> {
-        let parsed = self.parsed(wheel)?;
-        Ok(parsed
-            .requires_python
-            .as_ref()
-            .is_none_or(|s| s.contains(target.env.python_full_version())))
-    }
-
-    /// A compatible repository wheel of exactly this version, if any (for
-    /// an installed package that is kept, to read its dependencies).
-    fn wheel_for_version(&self, target: &Target, name: &str, version: &Version) -> Option<usize> {
-        self.index
-            .wheels_of(name)
-            .iter()
-            .copied()
-            .filter(|&w| self.index.name(w).version == *version)
-            .filter_map(|w| Some((target.tags.priority(self.index.name(w))?, w)))
-            .min()
-            .map(|(_, w)| w)
+    fn wheel_name(&self, wheel: usize) -> &WheelName {
+        self.index.name(wheel)
     }
 
     /// What the wheel's METADATA says it needs, parsed once per run.
-    fn parsed(&self, wheel: usize) -> Result<&Parsed, String> {
+    fn dist(&self, wheel: usize) -> Result<&Dist, String> {
         self.parsed[wheel]
             .get_or_init(|| {
                 let file = &self.index.name(wheel).file;
@@ -477,7 +132,7 @@ impl<'a> Planner<'a> {
                             .map_err(|e| format!("{e:#}"))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(Parsed {
+                Ok(Dist {
                     requires_python,
                     requires_dist,
                 })
@@ -486,98 +141,167 @@ impl<'a> Planner<'a> {
             .map_err(Clone::clone)
     }
 
-    /// Every `Requires-Dist` of every required wheel (with the extras asked
-    /// of it, and of its dependencies' extras in turn) must be met by what
-    /// the venv holds after the plan.
-    fn check_dependencies(
+    fn memo(&self) -> Option<&Memo> {
+        Some(&self.memo)
+    }
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(index: &'a Index) -> Planner<'a> {
+        Planner {
+            index,
+            parsed: (0..index.len()).map(|_| OnceCell::new()).collect(),
+            memo: Memo::default(),
+        }
+    }
+
+    /// Plan one target. The requirements are every `sources` entry's
+    /// requirements and constraints together, resolved to their closure
+    /// from the repository. On failure, every problem found, one per
+    /// element.
+    pub fn plan_target(
         &self,
         target: &Target,
-        groups: &[Group],
-        resolved: &HashMap<&str, Resolved>,
-        removed: &HashSet<&str>,
-        problems: &mut Vec<String>,
-    ) {
-        // After the plan: the installed versions, overlaid with the chosen.
-        let version_after = |name: &str| -> Option<Version> {
-            if let Some(r) = resolved.get(name) {
-                return Some(r.version.clone());
-            }
-            if removed.contains(name) {
-                return None;
-            }
-            target
-                .installed
-                .get(name)
-                .and_then(|v| Version::from_str(v).ok())
+        sources: &[&Requirements],
+        options: Options,
+    ) -> Result<Plan, Vec<String>> {
+        let request = Request {
+            requirements: sources.iter().flat_map(|s| &s.requirements).collect(),
+            constraints: sources.iter().flat_map(|s| &s.constraints).collect(),
+            upgrade_deps: options.upgrade_deps,
         };
-        let mut queue: Vec<(usize, Vec<ExtraName>)> = groups
-            .iter()
-            .filter_map(|g| {
-                let wheel = resolved.get(g.name.as_str())?.wheel?;
-                Some((wheel, g.extras.iter().cloned().collect()))
-            })
-            .collect();
-        let mut seen: HashSet<(usize, Vec<ExtraName>)> = queue.iter().cloned().collect();
-        while let Some((wheel, extras)) = queue.pop() {
-            let file = &self.index.name(wheel).file;
-            let parsed = match self.parsed(wheel) {
-                Ok(p) => p,
-                Err(e) => {
-                    problems.push(e);
-                    continue;
+        let resolution = resolve(self, target, &request).map_err(|e| vec![e])?;
+        let mut plan = Plan::default();
+        let mut problems = Vec::new();
+        for (name, chosen) in &resolution.packages {
+            let from = target.installed.get(name);
+            let installed = from.and_then(|v| Version::from_str(v).ok());
+            if chosen.wheels.is_empty() {
+                // The installed version, kept; the repository has no wheel
+                // of it. A warning when the repository has nothing as new.
+                let best = self.best_version(target, name, &request);
+                if best.as_ref().is_none_or(|b| *b < chosen.version) {
+                    plan.ahead.push(Ahead {
+                        name: name.clone(),
+                        installed: chosen.version.to_string(),
+                        repository: best.map(|v| v.to_string()),
+                    });
                 }
+                continue;
+            }
+            let action = match &installed {
+                None => Action::Install,
+                Some(v) if *v == chosen.version => continue,
+                Some(v) if *v > chosen.version => Action::Downgrade,
+                Some(_) => Action::Upgrade,
             };
-            for dep in &parsed.requires_dist {
-                if !dep.applies(target.env, &extras) {
-                    continue;
-                }
-                let dep_name = &dep.name;
-                let Some(version) = version_after(dep_name) else {
-                    let why = if removed.contains(dep_name.as_str()) {
-                        "which --exact removes (it is not in the requirements)"
-                    } else {
-                        "which is neither installed nor in the requirements"
-                    };
-                    problems.push(format!("{file} requires `{}`, {why}", dep.text));
-                    continue;
-                };
-                if !dep.specifiers.iter().all(|s| s.contains(&version)) {
-                    let state = if resolved.contains_key(dep_name.as_str()) {
-                        "the plan leaves"
-                    } else {
-                        "the venv has"
-                    };
-                    problems.push(format!(
-                        "{file} requires `{}`, but {state} {dep_name} {version}",
-                        dep.text
-                    ));
-                    continue;
-                }
-                if dep.extras.is_empty() {
-                    continue;
-                }
-                let dep_wheel = match resolved.get(dep_name.as_str()) {
-                    Some(r) => r.wheel,
-                    None => self.wheel_for_version(target, dep_name, &version),
-                };
-                if let Some(dep_wheel) = dep_wheel {
-                    let key = (dep_wheel, dep.extras.clone());
-                    if seen.insert(key.clone()) {
-                        queue.push(key);
-                    }
+            match self.pick_wheel(name, &chosen.version, &chosen.wheels, &request) {
+                Ok((wheel, sha256)) => plan.changes.push(Change {
+                    name: name.clone(),
+                    action,
+                    from: from.cloned(),
+                    to: Some(chosen.version.to_string()),
+                    wheel: Some(self.index.name(wheel).file.clone()),
+                    sha256: Some(sha256),
+                }),
+                Err(problem) => problems.push(problem),
+            }
+        }
+        if options.exact {
+            for (name, version) in target.installed {
+                if !resolution.packages.contains_key(name) && !KEEP.contains(&name.as_str()) {
+                    plan.changes.push(Change {
+                        name: name.clone(),
+                        action: Action::Remove,
+                        from: Some(version.clone()),
+                        to: None,
+                        wheel: None,
+                        sha256: None,
+                    });
                 }
             }
         }
-        problems.sort();
-        problems.dedup();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        plan.changes.sort_by(|a, b| a.name.cmp(&b.name));
+        plan.ahead.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(plan)
+    }
+
+    /// The highest version the repository has for this target that the
+    /// requirements naming `name` allow, if any; a pre-release only when a
+    /// specifier names one or nothing else is allowed.
+    fn best_version(&self, target: &Target, name: &str, request: &Request) -> Option<Version> {
+        let lines: Vec<&Requirement> = request
+            .requirements
+            .iter()
+            .chain(&request.constraints)
+            .filter(|r| r.name == name && r.applies(target.env, &[]))
+            .copied()
+            .collect();
+        let allowed: Vec<&Version> = self
+            .index
+            .wheels_of(name)
+            .iter()
+            .map(|&w| self.index.name(w))
+            .filter(|w| target.tags.priority(w).is_some())
+            .map(|w| &w.version)
+            .filter(|v| lines.iter().all(|r| r.specifiers.contains(v)))
+            .collect();
+        let pre_named = lines
+            .iter()
+            .any(|r| r.specifiers.iter().any(|s| s.any_prerelease()));
+        allowed
+            .iter()
+            .filter(|v| pre_named || !v.any_prerelease())
+            .max()
+            .or_else(|| allowed.iter().max())
+            .map(|v| (*v).clone())
+    }
+
+    /// Of a chosen version's wheels (best fit first), the first whose
+    /// sha256 every `--hash` line naming the project lists; with its sha256.
+    fn pick_wheel(
+        &self,
+        name: &str,
+        version: &Version,
+        wheels: &[usize],
+        request: &Request,
+    ) -> Result<(usize, String), String> {
+        let hashed: Vec<&Requirement> = request
+            .requirements
+            .iter()
+            .chain(&request.constraints)
+            .filter(|r| r.name == name && !r.hashes.is_empty())
+            .copied()
+            .collect();
+        let mut seen = Vec::new();
+        for &w in wheels {
+            let sha = self.index.sha256(w).map_err(|e| format!("{e:#}"))?;
+            if hashed.iter().all(|r| r.hashes.iter().any(|h| h == sha)) {
+                return Ok((w, sha.to_string()));
+            }
+            seen.push(format!("{} (sha256 {sha})", self.index.name(w).file));
+        }
+        Err(format!(
+            "no wheel of {name} {version} matches the hashes of {}: the repository has {}",
+            hashed
+                .iter()
+                .map(|r| r.origin.to_string())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            seen.join(", ")
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tags::Interpreter;
-    use crate::wheel::{Metadata, WheelName};
+    use crate::tags::{Interpreter, Tags};
+    use crate::wheel::Metadata;
+    use pep508_rs::MarkerEnvironment;
     use serde_json::{json, Value};
     use sha2::{Digest, Sha256};
 
@@ -637,6 +361,7 @@ mod tests {
         Requirements {
             requirements: parse(lines),
             constraints: parse(constraints),
+            warnings: Vec::new(),
         }
     }
 
@@ -669,7 +394,11 @@ mod tests {
             tags: &tags,
             installed: &installed,
         };
-        Planner::new(&index).plan_target(&target, &[reqs], exact)
+        let options = Options {
+            exact,
+            upgrade_deps: false,
+        };
+        Planner::new(&index).plan_target(&target, &[reqs], options)
     }
 
     /// `action name from->to wheel` per change, for short assertions.
@@ -825,21 +554,22 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         let problem = &problems[0];
         assert!(
-            problem.starts_with("no wheel of m fits `m>=2` (field `packages`)"),
+            problem.contains("no m >=2 can be installed on this interpreter"),
             "{problem}"
         );
         assert!(
-            problem.contains("m-2.0-py3-none-any.whl (Requires-Python excludes"),
+            problem.contains("m 3.0 has wheels only for other interpreters (m-3.0-cp312-cp312-manylinux_2_17_x86_64.whl)"),
             "{problem}"
         );
         assert!(
-            problem.contains("cp312-cp312-manylinux_2_17_x86_64.whl (not for this"),
+            problem.contains("m 2.0 needs Python >=3.12 (Requires-Python)"),
             "{problem}"
         );
+        assert!(problem.contains("`m>=2` (field `packages`)"), "{problem}");
     }
 
     #[test]
-    fn dependencies_and_extras_must_be_met_after_the_plan() {
+    fn dependencies_and_extras_are_resolved_with_the_plan() {
         let wheels = &[
             W(
                 "app-1.0-py3-none-any.whl",
@@ -850,60 +580,63 @@ mod tests {
                 ],
                 None,
             ),
+            W("lib-1.0-py3-none-any.whl", &[], None),
             W("lib-2.0-py3-none-any.whl", &[], None),
             W("fast-1.0-py3-none-any.whl", &[], None),
         ];
-        // lib is neither installed nor required.
-        let problems = plan(wheels, &requirements(&["app"], &[]), &[], false).unwrap_err();
+        // lib is neither installed nor required: the plan brings it; the
+        // dependency whose marker is false for the target is not needed.
+        let plan = plan(wheels, &requirements(&["app"], &[]), &[], false).unwrap();
         assert_eq!(
-            problems,
-            ["app-1.0-py3-none-any.whl requires `lib>=2`, which is neither installed nor in the requirements"]
+            changes(&plan),
+            [
+                "install app -->1.0 app-1.0-py3-none-any.whl",
+                "install lib -->2.0 lib-2.0-py3-none-any.whl",
+            ]
         );
-        // Installed too old, or required: both are judged after the plan.
-        let problems = plan(
+        // Installed too old: upgraded with the plan.
+        let plan = super::tests::plan(
             wheels,
             &requirements(&["app"], &[]),
             &[("lib", "1.0")],
             false,
         )
-        .unwrap_err();
-        assert!(
-            problems[0].ends_with("but the venv has lib 1.0"),
-            "{problems:?}"
+        .unwrap();
+        assert_eq!(
+            changes(&plan)[1],
+            "upgrade lib 1.0->2.0 lib-2.0-py3-none-any.whl"
         );
-        let ok = plan(
-            wheels,
-            &requirements(&["app", "lib"], &[]),
-            &[("lib", "1.0")],
-            false,
-        );
-        assert_eq!(changes(&ok.unwrap()).len(), 2);
         // An extra asked for brings its own requirement.
-        let problems = plan(
-            wheels,
-            &requirements(&["app[speed]", "lib"], &[]),
-            &[],
-            false,
-        )
-        .unwrap_err();
-        assert!(
-            problems[0].contains("requires `fast; extra == 'speed'`"),
-            "{problems:?}"
-        );
-        let reqs = requirements(&["app[speed]", "lib", "fast"], &[]);
-        assert_eq!(changes(&plan(wheels, &reqs, &[], false).unwrap()).len(), 3);
-        // --exact removing a dependency is named as such.
-        let problems = plan(
+        let reqs = requirements(&["app[speed]"], &[]);
+        assert_eq!(changes(&plan_of(wheels, &reqs, &[], false)).len(), 3);
+        // --exact keeps what the requirements need, and removes the rest.
+        let plan = super::tests::plan(
             wheels,
             &requirements(&["app"], &[]),
-            &[("lib", "2.0")],
+            &[("lib", "2.0"), ("fast", "1.0")],
             true,
         )
-        .unwrap_err();
+        .unwrap();
+        assert_eq!(
+            changes(&plan),
+            [
+                "install app -->1.0 app-1.0-py3-none-any.whl",
+                "remove fast 1.0->- -",
+            ]
+        );
+        // A line that rules out what a dependency needs: the conflict told.
+        let problems =
+            super::tests::plan(wheels, &requirements(&["app", "lib<2"], &[]), &[], false)
+                .unwrap_err();
         assert!(
-            problems[0].contains("which --exact removes"),
+            problems[0].contains("app requires lib >=2")
+                && problems[0].contains("`lib<2` (field `packages`)"),
             "{problems:?}"
         );
+    }
+
+    fn plan_of(wheels: &[W], reqs: &Requirements, installed: &[(&str, &str)], exact: bool) -> Plan {
+        plan(wheels, reqs, installed, exact).unwrap()
     }
 
     #[test]
@@ -932,15 +665,15 @@ mod tests {
         let reqs = requirements(&["six<1.16", "six>1.16"], &[]);
         let problems = plan(SIX, &reqs, &[], false).unwrap_err();
         assert!(
-            problems[0].starts_with(
-                "six is required more than once, as `six<1.16` (field `packages`) and `six>1.16`"
+            problems[0].contains(
+                "six is required as `six<1.16` (field `packages`) and `six>1.16` (field `packages`), and no version satisfies all of them"
             ),
             "{problems:?}"
         );
         let problems = plan(&[], &requirements(&["six"], &[]), &[], false).unwrap_err();
         assert_eq!(
             problems,
-            ["six is required by `six` (field `packages`), but the repository has no wheel of six"]
+            ["cannot resolve the requirements: Because the repository has no wheel of six and the requirements ask for six (`six` (field `packages`)), the requirements cannot all be met."]
         );
     }
 

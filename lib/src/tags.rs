@@ -8,10 +8,11 @@
 //! following packaging's rules: CPython tags with its ABI, abi3 and none,
 //! abi3 of older versions, generic tags for other interpreters, then the
 //! `pyXY` tags; platforms are manylinux (PEP 600 and the legacy aliases) from
-//! the glibc version down, musllinux, and `linux_<arch>`. On other systems the
+//! the glibc version down, musllinux, and `linux_<arch>`; on macOS the ladder
+//! of `macosx_X_Y` releases from the OS version (`mac_version` in the facts)
+//! down, with the universal2 and intel variants. On other systems the
 //! platform is `sysconfig.get_platform()` normalized, as packaging's generic
-//! rule does; macOS's list of older releases needs the OS version, which the
-//! facts do not carry, so only the interpreter's own platform is used there.
+//! rule does.
 
 /// The interpreter facts tags are computed from (a record's `python`).
 pub use crate::record::Facts;
@@ -41,6 +42,10 @@ pub struct Interpreter {
     /// `glibc`, `musl`, or empty when unknown.
     pub libc: String,
     pub libc_version: String,
+    /// `platform.machine()`, which names the CPU of a universal2 build.
+    pub machine: String,
+    /// `platform.mac_ver()[0]`, the macOS release; empty elsewhere.
+    pub mac_version: String,
 }
 
 impl Interpreter {
@@ -58,6 +63,14 @@ impl Interpreter {
         let libc_version = text(&python.libc_version);
         if let Some(parts) = major_minor(&libc_version) {
             check_beyond_real("libc_version", &libc_version, parts)?;
+        }
+        // The macOS ladder has one rung per release, and releases are
+        // numbered by year now: 99 leaves decades.
+        let mac_version = text(&python.mac_version);
+        if let Some((major, minor)) = major_minor_or_major(&mac_version) {
+            if major > 99 || minor > MAX_MINOR {
+                bail!("field `python`: mac_version {mac_version:?} is beyond any real one (major at most 99, minor at most {MAX_MINOR})");
+            }
         }
         let implementation = text(&python.implementation);
         if implementation.is_empty() {
@@ -80,6 +93,8 @@ impl Interpreter {
             pointer_bits: python.pointer_bits.unwrap_or(64),
             libc: text(&python.libc),
             libc_version,
+            machine: text(&python.machine),
+            mac_version,
         })
     }
 
@@ -315,6 +330,16 @@ fn normalize_tag(text: &str) -> String {
 /// The platform tags, most specific first.
 fn platform_tags(interp: &Interpreter) -> Vec<String> {
     let generic = normalize_tag(&interp.platform);
+    if interp.system == "Darwin" {
+        if let Some(version) = major_minor_or_major(&interp.mac_version) {
+            let arch = match interp.machine.as_str() {
+                "x86_64" if interp.pointer_bits == 32 => "i386",
+                "" => generic.rsplit('_').next().unwrap_or(""),
+                machine => machine,
+            };
+            return mac_platforms(version, arch);
+        }
+    }
     if interp.system != "Linux" {
         return vec![generic];
     }
@@ -341,6 +366,69 @@ fn platform_tags(interp: &Interpreter) -> Vec<String> {
         platforms.push(format!("linux_{arch}"));
     }
     platforms
+}
+
+/// `14.2.1` → (14, 2); `11` → (11, 0).
+fn major_minor_or_major(version: &str) -> Option<(u32, u32)> {
+    major_minor(version).or_else(|| Some((version.parse().ok()?, 0)))
+}
+
+/// packaging's `mac_platforms`: the macOS platform tags a `version` (the
+/// OS release) on `arch` accepts, newest first. Before macOS 11 each release
+/// bumped the minor version, since then the major; an x86_64 Mac also runs
+/// wheels built for every 10.x from 10.4, an arm64 Mac their universal2
+/// builds.
+pub fn mac_platforms(version: (u32, u32), arch: &str) -> Vec<String> {
+    let mut platforms = Vec::new();
+    let mut push = |major: u32, minor: u32| {
+        for format in mac_binary_formats((major, minor), arch) {
+            platforms.push(format!("macosx_{major}_{minor}_{format}"));
+        }
+    };
+    if ((10, 0)..(11, 0)).contains(&version) {
+        for minor in (0..=version.1).rev() {
+            push(10, minor);
+        }
+    }
+    if version >= (11, 0) {
+        for major in (11..=version.0).rev() {
+            push(major, 0);
+        }
+        if arch == "x86_64" {
+            for minor in (4..=16).rev() {
+                push(10, minor);
+            }
+        } else {
+            for minor in (4..=16).rev() {
+                platforms.push(format!("macosx_10_{minor}_universal2"));
+            }
+        }
+    }
+    platforms
+}
+
+/// packaging's `_mac_binary_formats`: the binary formats a macOS `version`
+/// on `arch` runs, the CPU's own first.
+fn mac_binary_formats(version: (u32, u32), arch: &str) -> Vec<&str> {
+    let mut formats = vec![arch];
+    match arch {
+        "x86_64" if version < (10, 4) => return Vec::new(),
+        "x86_64" => formats.extend(["intel", "fat64", "fat32"]),
+        "i386" if version < (10, 4) => return Vec::new(),
+        "i386" => formats.extend(["intel", "fat32", "fat"]),
+        "ppc64" if !((10, 4)..=(10, 5)).contains(&version) => return Vec::new(),
+        "ppc64" => formats.push("fat64"),
+        "ppc" if version > (10, 6) => return Vec::new(),
+        "ppc" => formats.extend(["fat32", "fat"]),
+        _ => {}
+    }
+    if matches!(arch, "arm64" | "x86_64") {
+        formats.push("universal2");
+    }
+    if matches!(arch, "x86_64" | "i386" | "intel" | "ppc" | "ppc64") {
+        formats.push("universal");
+    }
+    formats
 }
 
 /// The legacy names PEPs 513, 571 and 599 gave some glibc versions.
@@ -424,6 +512,8 @@ pub(crate) struct Tags {
     /// python → abi → platform → position in `list`; nested so a wheel's
     /// tags are looked up without building strings.
     index: HashMap<String, HashMap<String, HashMap<String, usize>>>,
+    /// Unique to this list, for memos of what it accepts.
+    id: u64,
 }
 
 impl Tags {
@@ -439,7 +529,14 @@ impl Tags {
                 .entry(tag.platform.clone())
                 .or_insert(i);
         }
-        Tags { list, index }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Tags { list, index, id }
+    }
+
+    /// This list's identity: two lists made apart have different ones.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// How well a wheel fits: the position of its most specific tag in the
@@ -481,6 +578,42 @@ mod tests {
 
     fn strings(tags: &[Tag]) -> Vec<String> {
         tags.iter().map(Tag::to_string).collect()
+    }
+
+    #[test]
+    fn a_macos_target_takes_wheels_for_older_releases_and_universal2() {
+        let facts = json!({"implementation": "cpython", "version": "3.12.1",
+            "platform": "macosx-11.0-arm64", "machine": "arm64", "mac_version": "14.2.1",
+            "soabi": "cpython-312-darwin", "ext_suffix": ".cpython-312-darwin.so",
+            "pointer_bits": 64});
+        let interp =
+            Interpreter::from_facts(&serde_json::from_value(facts).unwrap(), "Darwin").unwrap();
+        let tags = Tags::new(&interp);
+        for file in [
+            "numpy-2.1.0-cp312-cp312-macosx_14_0_arm64.whl",
+            "lxml-5.3.0-cp312-cp312-macosx_10_9_universal2.whl",
+            "pillow-11.0.0-cp312-cp312-macosx_11_0_arm64.whl",
+        ] {
+            let wheel = WheelName::parse(file).unwrap();
+            assert!(tags.priority(&wheel).is_some(), "{file}");
+        }
+        for file in [
+            "lxml-5.3.0-cp312-cp312-macosx_10_9_x86_64.whl",
+            "numpy-2.1.0-cp312-cp312-macosx_15_0_arm64.whl",
+        ] {
+            let wheel = WheelName::parse(file).unwrap();
+            assert!(tags.priority(&wheel).is_none(), "{file}");
+        }
+        let mut beyond: Facts = serde_json::from_value(json!({"implementation": "cpython",
+            "version": "3.12.1", "platform": "macosx-11.0-arm64", "mac_version": "100000.0"}))
+        .unwrap();
+        let e = Interpreter::from_facts(&beyond, "Darwin").unwrap_err();
+        assert!(
+            e.to_string().contains("mac_version \"100000.0\" is beyond"),
+            "{e}"
+        );
+        beyond.mac_version = Some("26.1".into());
+        Interpreter::from_facts(&beyond, "Darwin").unwrap();
     }
 
     #[test]

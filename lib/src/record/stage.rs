@@ -48,6 +48,10 @@ pub struct Facts {
     pub libc: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub libc_version: Option<String>,
+    /// `platform.mac_ver()[0]`, the macOS release: its platform tags
+    /// depend on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -2,8 +2,9 @@
 //! to remove.
 
 use crate::cli::{self, RepoArgs, Status};
+use crate::lock::Lock;
 use crate::output::{status_cell, Output, Table};
-use crate::plan::{self, Action, Plan, Planner};
+use crate::plan::{self, Action, Options, Plan, Planner};
 use crate::record::{self, target_label, Ahead, Changes, Markers, Python, Reader, Record, Target};
 use crate::repo::Repo;
 use crate::requirement::Requirements;
@@ -16,50 +17,82 @@ use std::rc::Rc;
 
 const TOOL: &str = "vd-diff";
 
+/// How many distinct kinds of target keep their plan for the next target
+/// of the same kind.
+const MEMO_LIMIT: usize = 128;
+
 /// Plan the change: which wheels to install and which packages to remove.
 ///
 /// Reads target records from vd-freeze (their `python`, `markers` and
 /// `installed` fields) and the repository, never the network, and adds to
 /// each record a `plan`: a list of {name, action, from, to, wheel, sha256},
 /// sorted by name, where action is install (not installed), upgrade (the
-/// chosen version is newer), downgrade (the installed version does not
-/// satisfy the requirement and the chosen one is older) or remove (with
-/// --exact). An installed version newer than anything in the repository that
-/// still satisfies the requirement is kept and listed in `ahead` (a warning,
-/// not an error). A target with `venv_exists: false` is planned against an
-/// empty venv.
+/// chosen version is newer), downgrade (the chosen version is older) or
+/// remove (with --exact). A target with `venv_exists: false` is planned
+/// against an empty venv.
 ///
-/// For each requirement whose marker is true for the target, the highest
-/// version in the repository that satisfies every line naming the project
-/// (and every -c constraint) and has a wheel the target's interpreter accepts
-/// (by its tags and Requires-Python) is chosen; pre-releases only where a
-/// specifier names one. Among that
-/// version's wheels, the one with the most specific compatibility tag, as
-/// pip's packaging.tags.sys_tags() ranks them, then the highest build tag.
-/// With --hash options the wheel's sha256 must be listed. Then every Requires-Dist of every chosen wheel
-/// (markers evaluated for the target, requested extras included) must be met
-/// by what the venv will hold, since nothing will resolve dependencies later.
+/// The requirements name what a target needs; vd-diff resolves the closure
+/// (every dependency the wheels declare, with versions that satisfy all of
+/// them at once) per target, with PubGrub over PEP 440 ranges. A version is
+/// a candidate only when the repository has a wheel of it the target's
+/// interpreter accepts, by its tags (as pip's packaging.tags.sys_tags()
+/// computes them) and Requires-Python. Markers are evaluated for the target,
+/// extras bring their dependencies, and -c constraints narrow every
+/// requirement on their project. A project the requirements name gets the
+/// highest version that satisfies; a dependency keeps its installed version
+/// when that satisfies (pip's only-if-needed), else the highest
+/// (--upgrade-deps: always the highest). Pre-releases only where a
+/// specifier names one or nothing else satisfies. Of the chosen version's
+/// wheels, the most specific tag, then the highest build tag; with --hash
+/// options the wheel's sha256 must be listed. An installed version newer
+/// than anything in the repository that still satisfies is kept and listed
+/// in `ahead` (a warning, not an error). Targets with the same facts,
+/// installed packages and requirements are resolved once.
 ///
 /// Requirements files take names with extras, PEP 440 specifiers and PEP 508
 /// markers, comments, `\` continuations, -r and -c includes (relative to the
 /// including file) and --hash=sha256:...; a pip-compile lock file works as
-/// is. URLs, paths, -e and other pip options are errors naming file and line.
+/// is (its --index-url, --extra-index-url, --find-links and --trusted-host
+/// lines are ignored with a warning). URLs, paths, -e and other pip options
+/// are errors naming file and line.
 ///
-/// A target that cannot be planned gets an `error` naming every problem (the
-/// package, the specifier, the wheels that exist), and the others go on.
-/// Records that already carry an error pass through untouched. Exit status:
-/// 0 when every target has a plan, 1 when some target has an error, 2 on a
-/// usage or setup error (no repository, a bad REQUIREMENTS file).
+/// A target that cannot be resolved gets an `error` explaining why: the
+/// chain of requirements that conflict, where each was written, the versions
+/// the repository has and the wheels that exist only for other interpreters.
+/// The other targets go on. Records that already carry an error pass through
+/// untouched. Exit status: 0 when every target has a plan, 1 when some
+/// target has an error, 2 on a usage or setup error (no repository, a bad
+/// REQUIREMENTS file); with --check, 1 means drift and 2 any error.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
 
-    /// Also remove packages that are installed but not required (pip,
-    /// setuptools and wheel are kept), so the venv matches the requirements
-    /// exactly.
+    /// Also remove packages that are installed but outside the resolved
+    /// closure (pip, setuptools and wheel are kept), so the venv holds the
+    /// requirements and their dependencies and nothing else.
     #[arg(long)]
     exact: bool,
+
+    /// Choose the highest version for dependencies too. By default a
+    /// dependency keeps its installed version when that satisfies every
+    /// requirement on it (pip's only-if-needed); projects the requirements
+    /// name always get the highest version that satisfies.
+    #[arg(long)]
+    upgrade_deps: bool,
+
+    /// Plan each target to exactly the packages its own record in FILE
+    /// had: FILE is saved vd-freeze (or vd-push) output, matched by host,
+    /// port, user and venv, and applied with --exact. A target missing from
+    /// FILE, or a saved version the repository does not have, is an error
+    /// naming it. Takes the place of REQUIREMENTS.
+    #[arg(long, value_name = "FILE", conflicts_with = "requirements")]
+    lock: Option<PathBuf>,
+
+    /// Report drift for cron: exit 1 when any target's plan is not empty, 0
+    /// when every target is in sync, 2 when a target or the run failed.
+    #[arg(long)]
+    check: bool,
 
     /// Requirements files that apply to every target. With none, each
     /// record's `requirements` file and `packages` list apply.
@@ -132,10 +165,15 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     } else {
         let mut all = Requirements::default();
         for path in &args.requirements {
-            all.extend(&Requirements::read(path)?);
+            let reqs = Requirements::read(path)?;
+            for warning in &reqs.warnings {
+                cli::warn(TOOL, warning);
+            }
+            all.extend(&reqs);
         }
         Some(all)
     };
+    let lock = args.lock.as_deref().map(Lock::read).transpose()?;
     if io::stdin().is_terminal() {
         cli::warn(
             TOOL,
@@ -145,15 +183,25 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     let mut state = State {
         planner,
         common,
-        exact: args.exact,
+        lock,
+        options: Options {
+            exact: args.exact || args.lock.is_some(),
+            upgrade_deps: args.upgrade_deps,
+        },
         tags: HashMap::new(),
         files: HashMap::new(),
+        plans: HashMap::new(),
     };
+    let mut drift = false;
+    let mut failed = false;
     for line in Reader::new(io::stdin().lock(), TOOL) {
         let mut record = line.record;
         if record::error_of(&record).is_none() {
             match state.plan_record(&record) {
-                Ok(plan) => set_plan(&mut record, &plan),
+                Ok(plan) => {
+                    drift |= !plan.changes.is_empty();
+                    set_plan(&mut record, &plan)
+                }
                 Err(e) => {
                     let message = format!("{e:#}");
                     cli::warn(TOOL, &format!("{}: {message}", target_label(&record)));
@@ -163,18 +211,28 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
                 }
             }
         }
+        failed |= record::error_of(&record).is_some();
         out.write(&record)?;
     }
-    Ok(Status::Ok)
+    // For cron: drift and failure as exit statuses of their own.
+    Ok(match (args.check, failed, drift) {
+        (true, true, _) => Status::Exit(2),
+        (true, false, true) => Status::Exit(1),
+        _ => Status::Ok,
+    })
 }
 
 /// What the run keeps from one target to the next: nothing of the targets
 /// themselves, only what many of them share.
 struct State<'a> {
+    lock: Option<Lock>,
+    options: Options,
+    /// Plans by everything they depend on (interpreter facts, installed
+    /// set, requirements): targets of one kind are resolved once.
+    plans: HashMap<String, Rc<Result<Plan, String>>>,
     planner: Planner<'a>,
     /// The REQUIREMENTS arguments, read once.
     common: Option<Requirements>,
-    exact: bool,
     /// Tags per distinct interpreter.
     tags: HashMap<Interpreter, Rc<Tags>>,
     /// Per-target requirements files, read once each.
@@ -203,21 +261,34 @@ impl State<'_> {
         let installed = record::installed(record)?.by_name();
 
         let per_target;
+        let pins;
         let mut sources: Vec<&Requirements> = Vec::new();
-        match &self.common {
-            Some(common) => sources.push(common),
-            None => {
+        let mut requirements_key = String::new();
+        match (&self.lock, &self.common) {
+            (Some(lock), _) => {
+                pins = lock.pins_for(record).map_err(|e| anyhow!("{e}"))?;
+                requirements_key = format!("{:p}", Rc::as_ptr(&pins));
+                sources.push(&pins);
+            }
+            (None, Some(common)) => sources.push(common),
+            (None, None) => {
                 let file = target.requirements.clone();
                 let packages = target.packages.clone();
                 if file.is_none() && packages.is_empty() {
                     bail!("no requirements: give REQUIREMENTS files, or set `requirements` or `packages` on the target");
                 }
+                requirements_key = format!("{file:?} {packages:?}");
                 let from_file = match file {
                     Some(path) => Some(
                         self.files
                             .entry(path)
                             .or_insert_with_key(|p| {
                                 Requirements::read(p)
+                                    .inspect(|reqs| {
+                                        for warning in &reqs.warnings {
+                                            cli::warn(TOOL, warning);
+                                        }
+                                    })
                                     .map(Rc::new)
                                     .map_err(|e| format!("{e:#}"))
                             })
@@ -233,14 +304,29 @@ impl State<'_> {
                 sources.push(&per_target.1);
             }
         }
+        // The interpreter by its tags' identity, not its facts: those name
+        // the venv's own paths, which do not change the plan.
+        let key = serde_json::to_string(&(tags.id(), &env, &installed, &requirements_key))
+            .expect("facts serialize");
+        if let Some(plan) = self.plans.get(&key) {
+            return plan.as_ref().clone().map_err(|e| anyhow!("{e}"));
+        }
         let known = plan::Target {
             env: &env,
             tags: &tags,
             installed: &installed,
         };
-        self.planner
-            .plan_target(&known, &sources, self.exact)
-            .map_err(|problems| anyhow!("{}", problems.join("; ")))
+        let plan = self
+            .planner
+            .plan_target(&known, &sources, self.options)
+            .map_err(|problems| problems.join("; "));
+        let plan = Rc::new(plan);
+        if self.plans.len() >= MEMO_LIMIT {
+            // A fleet of all-different targets: memory stays flat.
+            self.plans.clear();
+        }
+        self.plans.insert(key, plan.clone());
+        plan.as_ref().clone().map_err(|e| anyhow!("{e}"))
     }
 }
 
