@@ -33,7 +33,9 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
-# A whole deployment against a throwaway sshd on loopback (see examples/demo.sh).
+# A whole deployment against a throwaway sshd on loopback (see examples/demo.sh);
+# the demo and the benchmarks share that fleet (bench/fleet.sh) and run the
+# binaries in VD_BIN (default target/release).
 demo: build
 	examples/demo.sh
 
