@@ -93,6 +93,7 @@ printf '%s\n' "${rows[@]}"
 if [ "$last_size" != "$first_size" ]; then
     bench_ratios_header
     bench_ratio_row "time per target, $last_size / $first_size targets (linear = 1)" \
-        "$(echo "$last_time / $last_size" | bc -l)" "$(echo "$first_time / $first_size" | bc -l)"
+        "$(awk -v t="$last_time" -v n="$last_size" 'BEGIN { print t / n }')" \
+        "$(awk -v t="$first_time" -v n="$first_size" 'BEGIN { print t / n }')"
     bench_ratio_row "peak RSS, $last_size / $first_size targets (flat = 1)" "$last_kib" "$first_kib"
 fi

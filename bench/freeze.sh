@@ -16,7 +16,8 @@ cd "$here/.."
 HOSTS=${HOSTS:-4}
 PER_HOST=${PER_HOST:-5}
 bench_tools vd-targets vd-freeze
-fleet_require bc=bc
+# The serial loop runs ssh as it is.
+fleet_require ssh=openssh-client
 
 count=$((HOSTS * PER_HOST))
 cache=$PWD/target/bench/venvs-$("$FLEET_PYTHON" -c 'import sys; print(sys.version_info[0], sys.version_info[1], sep=".")')-$(echo "$FLEET_PYTHON" | tr / _)

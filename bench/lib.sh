@@ -28,7 +28,7 @@ bench_time() {
     start=$(date +%s.%N)
     "$@" >/dev/null 2>&1 || { echo "bench: command failed: $*" >&2; return 1; }
     end=$(date +%s.%N)
-    echo "$end - $start" | bc -l
+    awk -v s="$start" -v e="$end" 'BEGIN { printf "%.6f\n", e - s }'
 }
 
 # Median of the numbers given.

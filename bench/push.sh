@@ -26,7 +26,8 @@ PER_HOST=${PER_HOST:-5}
 CHANGED=${CHANGED:-10}
 ORIGINAL_RUNS=${ORIGINAL_RUNS:-$BENCH_RUNS}
 bench_tools vd-add vd-targets vd-freeze vd-diff vd-push
-fleet_require bc=bc
+# The serial loop (a) runs scp and ssh as they are.
+fleet_require scp=openssh-client
 count=$((HOSTS * PER_HOST))
 
 trap fleet_stop EXIT
