@@ -34,7 +34,9 @@ lint:
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --workspace --no-deps --document-private-items
 
-# A whole deployment against a throwaway sshd on loopback (see examples/demo.sh).
+# A whole deployment against a throwaway sshd on loopback (see examples/demo.sh);
+# the demo and the benchmarks share that fleet (bench/fleet.sh) and run the
+# binaries in VD_BIN (default target/release).
 demo: build
 	examples/demo.sh
 
