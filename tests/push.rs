@@ -802,3 +802,33 @@ fn venv_user_pushes_through_sudo() {
     );
     assert!(!home.join("pwned").exists() && !Path::new("/pwned").exists());
 }
+
+/// The release log policy every deploying tool shares: a log that cannot be
+/// written fails no target (the venv has changed), names what went unlogged
+/// on stderr, and makes the exit status 1.
+#[test]
+fn a_release_log_that_cannot_be_written_fails_no_target() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let repo = repo(d, &[wheel("vdp-alpha", "1.0")]);
+    let venv = d.join("venv");
+    venv_with_pip(&venv);
+    let targets = [target(&server, 0, &venv, &d.join("cache"))];
+    let wanted = requirements(d, "req.txt", "vdp-alpha==1.0\n");
+    let plans = plan(&server, &repo, &wanted, false, &targets);
+    // A directory where the log should be: no user, not even root, can
+    // append to it.
+    let log = repo.join("release_log");
+    fs::remove_file(&log).unwrap();
+    fs::create_dir(&log).unwrap();
+
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(1)
+        .expect_stderr("not logged: install")
+        .expect_stderr("vdp-alpha");
+    let records = out.records();
+    assert_ok(&records[0]);
+    assert_eq!(records[0]["changed"], json!(true));
+    assert_eq!(pip_list(&venv)["vdp-alpha"], "1.0");
+}

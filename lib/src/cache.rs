@@ -5,8 +5,9 @@
 //! The cache is content-addressed: a wheel lives at `DIR/SHA256/FILE`, so a
 //! listing says what is there without hashing anything, and two wheels of
 //! the same name with other bytes (two repositories) never meet. A wheel is
-//! uploaded over SFTP to a hidden temporary name in `DIR`, its sha256 is
-//! checked on the host, and only then is it renamed to its place; an upload
+//! uploaded (over SFTP, or over the command channel where the host has no
+//! SFTP: [`Connection::upload`]) to a hidden temporary name in `DIR`, its
+//! sha256 is checked on the host, and only then is it renamed to its place; an upload
 //! cut off half way leaves a temporary file no listing reports (deleted by a
 //! later push after an hour). The host is listed once per run, the first time
 //! one of its targets needs the cache; what this run uploaded is added to
@@ -76,11 +77,6 @@ impl WheelCache {
         Ok(WheelCache { dir, held })
     }
 
-    /// The directory on the host.
-    pub fn dir(&self) -> &str {
-        &self.dir
-    }
-
     /// Where `wheel` is (or will be) on the host.
     pub fn path_of(&self, wheel: &Wheel) -> String {
         format!("{}/{}", self.dir, key(wheel))
@@ -102,8 +98,8 @@ impl WheelCache {
     }
 
     /// Send `wheels` (the missing ones) and put them in place: each to a
-    /// temporary name over SFTP, then one command on the host checks every
-    /// sha256 and renames the good ones. A wheel that fails is named in the
+    /// temporary name ([`Connection::upload`]), then one command on the host
+    /// checks every sha256 and renames the good ones. A wheel that fails is named in the
     /// error and not counted as held; those that passed are.
     pub fn upload(&mut self, connection: &mut Connection, wheels: &[&Wheel]) -> Result<()> {
         if wheels.is_empty() {
@@ -196,7 +192,7 @@ mod tests {
         let placed = fs::read(cache.path_of(&good)).unwrap();
         assert_eq!(placed, b"good bytes");
         // Nothing but the good wheel's directory: the bad upload is gone.
-        let names: Vec<String> = fs::read_dir(cache.dir())
+        let names: Vec<String> = fs::read_dir(&cache.dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();

@@ -19,17 +19,20 @@ pub mod verify;
 
 use crate::cache::{HostCaches, Wheel};
 use crate::fleet::Host;
-use crate::log::Event;
+use crate::log::{Event, EventWriter};
 use crate::plan::{Action, Change, KEEP};
-use crate::record::{self, str_field, target_label, Record};
+use crate::record::{
+    self, target_label, Changed, Changes, Installed, Pushed, Record, Skipped, Target,
+};
 use crate::remote;
 use crate::remote::cache::DEFAULT_CACHE;
 use crate::remote::push::{self as remote_push, PushOutcome, PushSteps};
 use crate::repo::Repo;
-use crate::wheel::{self, normalize, WheelName};
+use crate::wheel::{self, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
-use serde_json::{json, Value};
+use pep508_rs::PackageName;
 use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
 use std::sync::Mutex;
 use verify::{installs, same_version};
 
@@ -51,20 +54,23 @@ type Source = Result<(String, u64), String>;
 pub struct Pusher {
     repo: Repo,
     options: Options,
+    /// The release log; one that cannot be written fails no target.
+    log: EventWriter,
     /// sha256 and size of each repository file used so far, read once.
     sources: Mutex<HashMap<String, Source>>,
 }
 
 impl Pusher {
-    pub fn new(repo: Repo, options: Options) -> Pusher {
+    pub fn new(repo: Repo, options: Options, log: EventWriter) -> Pusher {
         Pusher {
             repo,
             options,
+            log,
             sources: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Push one target's plan (the work for [`crate::fleet::run`]). A failed
+    /// Push one target's plan (the work for [`crate::fleet::Fleet::run`]). A failed
     /// target also gets an `error` event in the release log.
     pub fn push_target(&self, host: &mut Host<HostCaches>, record: &mut Record) -> Result<()> {
         // The connection and the cache listing both live in `host`.
@@ -76,12 +82,15 @@ impl Pusher {
                 let mut event = Event::now("error");
                 event.target = target_label(record);
                 event.detail = format!("{e:#}");
-                if let Err(log_error) = self.repo.log().append(&[event]) {
-                    return Err(anyhow!("{e:#}; and the release log: {log_error:#}"));
-                }
+                self.log.write(&[event]);
             }
         }
         result
+    }
+
+    /// Whether every event so far reached the release log.
+    pub fn logged(&self) -> bool {
+        !self.log.failed()
     }
 
     fn push(
@@ -90,29 +99,30 @@ impl Pusher {
         caches: &mut HostCaches,
         record: &mut Record,
     ) -> Result<()> {
-        for field in ["pushed", "changed"] {
-            record.shift_remove(field);
-        }
-        if self.options.confirmed && record.get("skipped") == Some(&Value::Bool(true)) {
-            record.insert("changed".into(), Value::Bool(false));
+        record::remove::<Pushed>(record);
+        record::remove::<Changed>(record);
+        let skipped = record::get::<Skipped>(record)? == Some(Skipped(true));
+        if self.options.confirmed && skipped {
+            record::put(record, &Changed(false));
             return Ok(());
         }
-        record.shift_remove("skipped");
+        record::remove::<Skipped>(record);
+        let target = Target::parse(record)?;
         let changes = plan_of(record)?;
         if changes.is_empty() {
             set_pushed(record, &Pushed::default(), false);
             return Ok(());
         }
-        let venv = record::required_str(record, "venv")?.to_string();
-        let exists = record.get("venv_exists") != Some(&Value::Bool(false));
-        let create_with = (!exists).then(|| remote::python_for_new_venv(record));
+        let venv = target.venv.clone();
+        let exists = record::venv_exists(record);
+        let create_with = (!exists).then(|| target.python_for_new_venv());
         if let (Some(python), false) = (&create_with, self.options.create) {
             bail!(
                 "{venv} does not exist (venv_exists is false): run vd-push with --create to make \
                  it with {python}"
             );
         }
-        let frozen = record::installed(record)?;
+        let frozen = record::installed(record)?.by_name();
         let wheels = changes
             .iter()
             .filter(|c| c.action != Action::Remove)
@@ -124,9 +134,9 @@ impl Pusher {
             .map(|c| c.name.clone())
             .collect();
 
-        let spec = str_field(record, "cache").unwrap_or(DEFAULT_CACHE);
+        let spec = target.cache.as_deref().unwrap_or(DEFAULT_CACHE);
         let connection = host.connection()?;
-        let run_as = remote::run_as(record, connection.user()).map(str::to_string);
+        let run_as = target.run_as(connection.user()).map(str::to_string);
         let cache = caches.open(connection, spec, self.options.dry_run)?;
         let missing = cache.missing(&wheels);
         let files: Vec<String> = wheels.iter().map(|w| cache.path_of(w)).collect();
@@ -178,16 +188,21 @@ impl Pusher {
         // venv holds now.
         let after = outcome.after.installed()?;
         let locked = outcome.before.installed()?;
-        record.insert("python".into(), outcome.after.python.clone());
-        record.insert("markers".into(), outcome.after.markers.clone());
-        record.insert("installed".into(), json!(after));
-        record.insert("venv_exists".into(), Value::Bool(true));
+        record::merge(
+            record,
+            &record::Frozen {
+                python: outcome.after.python.clone(),
+                markers: outcome.after.markers.clone(),
+                installed: Installed::from_names(after)?,
+                venv_exists: true,
+            },
+        );
         let applied = verify::applied(&changes, locked, after);
         pushed.installed = applied.installed;
         pushed.removed = applied.removed;
         let changed = outcome.created || locked != after;
         set_pushed(record, &pushed, changed);
-        self.log_changes(record, &changes, &pushed)?;
+        self.log_changes(record, &changes, &pushed);
 
         let mut problems = Vec::new();
         problems.extend(outcome.pip_failure());
@@ -238,7 +253,7 @@ impl Pusher {
     }
 
     /// `install` and `remove` events for what this push changed.
-    fn log_changes(&self, record: &Record, changes: &[Change], pushed: &Pushed) -> Result<()> {
+    fn log_changes(&self, record: &Record, changes: &[Change], pushed: &Pushed) {
         let target = target_label(record);
         let removed: HashSet<&String> = pushed.removed.iter().collect();
         let installed: HashSet<String> = pushed.installed.iter().cloned().collect();
@@ -269,63 +284,31 @@ impl Pusher {
             };
             events.push(event);
         }
-        self.repo.log().append(&events).with_context(|| {
-            format!(
-                "the venv was changed, but the release log {} was not written",
-                self.repo.log().path().display()
-            )
-        })
+        self.log.write(&events);
     }
-}
-
-/// What a push did (or, with `--dry-run`, would do) to one target.
-#[derive(Debug, Default)]
-struct Pushed {
-    /// `name==version` of each package installed.
-    installed: Vec<String>,
-    /// Names of the packages removed.
-    removed: Vec<String>,
-    /// Wheel files this target sent to the host's cache.
-    uploaded: Vec<String>,
-    uploaded_bytes: u64,
-    dry_run: bool,
-    /// With `--dry-run`: the commands a push would run, as run.
-    commands: Vec<String>,
 }
 
 fn set_pushed(record: &mut Record, pushed: &Pushed, changed: bool) {
-    let mut value = json!({
-        "installed": pushed.installed,
-        "removed": pushed.removed,
-        "uploaded": pushed.uploaded,
-        "uploaded_bytes": pushed.uploaded_bytes,
-    });
-    if pushed.dry_run {
-        value["dry_run"] = Value::Bool(true);
-        value["commands"] = json!(pushed.commands);
-    }
-    record.insert("pushed".into(), value);
-    record.insert("changed".into(), Value::Bool(changed));
+    record::put(record, pushed);
+    record::put(record, &Changed(changed));
 }
 
 /// A record's `plan`, checked: every entry names a package once, and what it
 /// installs is a plain wheel file name of that package at that version.
 pub fn plan_of(record: &Record) -> Result<Vec<Change>> {
-    let entries = match record.get("plan") {
-        Some(Value::Array(entries)) => entries,
-        None | Some(Value::Null) => bail!("missing field `plan` (run vd-diff first)"),
-        Some(other) => bail!("field `plan` must be a list, not {other}"),
+    let Some(Changes(entries)) = Changes::of(record)? else {
+        bail!("missing field `plan` (run vd-diff first)");
     };
     let mut seen = HashSet::new();
     let mut changes = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.iter().enumerate() {
+    for (i, mut change) in entries.into_iter().enumerate() {
         let n = i + 1;
-        let mut change: Change =
-            serde_json::from_value(entry.clone()).map_err(|e| anyhow!("plan entry {n}: {e}"))?;
         if change.name.trim().is_empty() {
             bail!("plan entry {n}: no package name");
         }
-        change.name = normalize(&change.name);
+        change.name = PackageName::from_str(&change.name)
+            .map_err(|e| anyhow!("plan entry {n}: {e}"))?
+            .to_string();
         if !seen.insert(change.name.clone()) {
             bail!("plan entry {n}: {} is planned twice", change.name);
         }
@@ -381,6 +364,7 @@ pub fn plan_of(record: &Record) -> Result<Vec<Change>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     fn record(plan: Value) -> Record {
         json!({"host": "h", "venv": "/v", "plan": plan})

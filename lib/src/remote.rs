@@ -17,24 +17,8 @@ pub mod migrate;
 pub mod push;
 pub mod reload;
 
-use crate::record::{self, Record};
 use crate::shell;
 use crate::transport::Finished;
-use serde_json::Value;
-
-/// The user a target's commands run as when that is not the login user
-/// (`venv_user`).
-pub fn run_as<'a>(record: &'a Record, login_user: &str) -> Option<&'a str> {
-    record::str_field(record, "venv_user").filter(|user| *user != login_user)
-}
-
-/// The user a target's migrations run as when that is not the login user:
-/// `migrate_user`, else `venv_user`.
-pub fn migrate_as<'a>(record: &'a Record, login_user: &str) -> Option<&'a str> {
-    record::str_field(record, "migrate_user")
-        .or_else(|| record::str_field(record, "venv_user"))
-        .filter(|user| *user != login_user)
-}
 
 /// `command` (a shell command line) run as `user` through `sudo -n`, which
 /// fails instead of asking for a password; as it is when `user` is `None`.
@@ -71,44 +55,9 @@ pub fn sudo_refusal(finished: &Finished, user: Option<&str>) -> Option<String> {
     })
 }
 
-/// The interpreter a venv still to create would get: the record's `python`,
-/// or, in a record frozen before (where `python` holds facts), the executable
-/// those facts describe when it was not a venv's; else python3.
-pub fn python_for_new_venv(record: &Record) -> String {
-    match record.get("python") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::Object(facts)) if facts.get("venv") == Some(&Value::Bool(false)) => {
-            record::str_field(facts, "executable")
-                .unwrap_or("python3")
-                .to_string()
-        }
-        _ => "python3".to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn venv_user_only_when_it_differs() {
-        let record = json!({"venv_user": "app"}).as_object().unwrap().clone();
-        assert_eq!(run_as(&record, "deploy"), Some("app"));
-        assert_eq!(run_as(&record, "app"), None);
-        assert_eq!(run_as(&Record::new(), "deploy"), None);
-    }
-
-    #[test]
-    fn migrate_user_before_venv_user() {
-        let both = json!({"venv_user": "app", "migrate_user": "owner"});
-        let both = both.as_object().unwrap();
-        assert_eq!(migrate_as(both, "deploy"), Some("owner"));
-        assert_eq!(migrate_as(both, "owner"), None);
-        let venv_only = json!({"venv_user": "app"}).as_object().unwrap().clone();
-        assert_eq!(migrate_as(&venv_only, "deploy"), Some("app"));
-        assert_eq!(migrate_as(&Record::new(), "deploy"), None);
-    }
 
     #[test]
     fn sudo_wrapping_keeps_the_command_one_word() {

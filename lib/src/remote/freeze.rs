@@ -7,11 +7,10 @@
 //! freeze with [`FreezeOutput::parse`].
 
 use super::venv_python;
+use crate::record::{Facts, Freeze, Markers};
 use crate::shell;
 use crate::transport::Finished;
-use crate::wheel::normalize;
-use anyhow::{anyhow, bail, Context, Result};
-use serde_json::{Map, Value};
+use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 
 /// Prints the interpreter's facts and its installed distributions as one
@@ -55,55 +54,43 @@ pub fn freeze_command(venv: &str, python: &str) -> String {
 /// What the freeze script printed, read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FreezeOutput {
-    /// The interpreter's facts (a record's `python` after vd-freeze).
-    pub python: Value,
-    /// Its PEP 508 environment (a record's `markers`).
-    pub markers: Value,
+    /// The interpreter's facts (`python`).
+    pub python: Facts,
+    /// The PEP 508 environment (`markers`).
+    pub markers: Markers,
+    /// What the venv holds.
     pub installed: Installed,
 }
 
-/// What a freeze says is installed.
+/// The `installed` part of a freeze.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Installed {
-    /// Not asked (`--no-installed`): the venv does not exist yet.
+    /// Not asked for: the venv does not exist yet (`--no-installed`).
     NotAsked,
-    /// The interpreter cannot list its distributions (`null`).
+    /// Asked for, but the interpreter could not list its distributions.
     Unknown,
-    /// `{normalized name: version}`.
+    /// {normalized name: version}.
     Listed(BTreeMap<String, String>),
 }
 
 impl FreezeOutput {
-    /// One JSON object as the script prints it.
+    /// Read the JSON object the freeze script prints.
     pub fn parse(text: &str) -> Result<FreezeOutput> {
-        let facts: Map<String, Value> = serde_json::from_str(text)
-            .with_context(|| format!("the freeze script printed no JSON object: {text:?}"))?;
-        let field = |name: &str| {
-            facts
-                .get(name)
-                .cloned()
-                .ok_or_else(|| anyhow!("the freeze script printed no `{name}`"))
-        };
-        let installed = match facts.get("installed") {
+        let facts: Freeze = serde_json::from_str(text).with_context(|| {
+            format!("the freeze script printed no JSON object of python, markers and installed: {text:?}")
+        })?;
+        let installed = match facts.installed {
             None => Installed::NotAsked,
-            Some(Value::Null) => Installed::Unknown,
-            Some(Value::Object(map)) => Installed::Listed(
-                map.iter()
-                    .map(|(n, v)| (normalize(n), v.as_str().unwrap_or("").to_string()))
-                    .collect(),
-            ),
-            Some(other) => bail!("the freeze script printed `installed` as {other}, not a map"),
+            Some(None) => Installed::Unknown,
+            Some(Some(installed)) => Installed::Listed(installed.by_name()),
         };
         Ok(FreezeOutput {
-            python: field("python")?,
-            markers: field("markers")?,
+            python: facts.python,
+            markers: facts.markers,
             installed,
         })
     }
 
-    /// What [`freeze_command`] ended with, for the venv `venv`: the freeze
-    /// of a virtualenv (or of the host's python for a venv still to create),
-    /// or an error saying why there is none.
     pub fn read(finished: &Finished, venv: &str) -> Result<FreezeOutput> {
         if finished.status == NOT_A_VENV {
             bail!("{}", finished.stderr_text());
@@ -125,27 +112,18 @@ impl FreezeOutput {
             Installed::NotAsked => {}
             Installed::Unknown => bail!(
                 "python {} in {venv} is too old to list its distributions (vd needs 3.8 or newer)",
-                output
-                    .python
-                    .get("version")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
+                output.python.version.as_deref().unwrap_or("?")
             ),
             Installed::Listed(_) => {
-                if output.python.get("venv") != Some(&Value::Bool(true)) {
+                if output.python.venv != Some(true) {
                     bail!(
                         "{venv} is not a virtualenv: its bin/python is the interpreter of {} (there is no pyvenv.cfg)",
-                        output.python.get("prefix").and_then(Value::as_str).unwrap_or("?")
+                        output.python.prefix.as_deref().unwrap_or("?")
                     );
                 }
             }
         }
         Ok(output)
-    }
-
-    /// The venv exists (the freeze listed what it holds).
-    pub fn venv_exists(&self) -> bool {
-        matches!(self.installed, Installed::Listed(_))
     }
 
     /// `{normalized name: version}` of a venv's freeze; an error for a
@@ -180,14 +158,17 @@ mod tests {
     #[test]
     fn reads_a_venv_freeze() {
         let out = FreezeOutput::read(&finished(0, VENV, ""), "/srv/shop/venv").unwrap();
-        assert!(out.venv_exists());
+        assert!(matches!(out.installed, Installed::Listed(_)));
         let installed = out.installed().unwrap();
         assert_eq!(installed.len(), 3);
         assert_eq!(installed["pip"], "23.2.1");
         assert_eq!(installed["vdp-alpha"], "1.0");
-        assert_eq!(out.python["version"], "3.11.7");
-        assert_eq!(out.python["executable"], "/srv/shop/venv/bin/python");
-        assert_eq!(out.markers["python_version"], "3.11");
+        assert_eq!(out.python.version.as_deref(), Some("3.11.7"));
+        assert_eq!(
+            out.python.executable.as_deref(),
+            Some("/srv/shop/venv/bin/python")
+        );
+        assert_eq!(out.markers.0["python_version"], "3.11");
         // Names are PEP 503 names, whoever printed them.
         let text = r#"{"installed": {"Django": "5.0.6", "zope.interface": "6.4"}, "markers": {}, "python": {"venv": true}}"#;
         let out = FreezeOutput::parse(text).unwrap();
@@ -199,9 +180,9 @@ mod tests {
     fn a_freeze_without_installed_is_a_venv_to_create() {
         let out = FreezeOutput::read(&finished(0, NO_VENV, ""), "/srv/new").unwrap();
         assert_eq!(out.installed, Installed::NotAsked);
-        assert!(!out.venv_exists());
+        assert!(!matches!(out.installed, Installed::Listed(_)));
         assert!(out.installed().is_err());
-        assert_eq!(out.python["executable"], "/usr/bin/python3");
+        assert_eq!(out.python.executable.as_deref(), Some("/usr/bin/python3"));
     }
 
     #[test]

@@ -207,7 +207,10 @@ mod tests {
         assert!(!outcome.created);
         assert_eq!(outcome.before.installed().unwrap()["vdp-alpha"], "1.0");
         assert_eq!(outcome.after.installed().unwrap()["vdp-alpha"], "2.0");
-        assert_eq!(outcome.after.python["prefix"], "/srv/shop/venv");
+        assert_eq!(
+            outcome.after.python.prefix.as_deref(),
+            Some("/srv/shop/venv")
+        );
         assert_eq!(outcome.pip_failure(), None);
         assert!(outcome
             .pip_output

@@ -9,22 +9,20 @@
 //! here needs a finish per host: a target's record is written once its
 //! migrations are done, so vd-reload never reloads a target ahead of them.
 
-use crate::cli::{self, ChangedArgs, OutputArgs, Status};
-use crate::fleet::{self, Host};
+use crate::cli::{self, ChangedArgs, RepoArgs, Status, TransportArgs};
+use crate::fleet::Host;
 use crate::keyed_lock::KeyedLock;
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, target_label, Record};
+use crate::record::{self, target_label, Migrated, MigratedElsewhere, Pending, Reader, Record};
 use crate::remote;
 use crate::remote::migrate::{is_settings_module, migrate_command, Migrate, MigrateOutcome};
-use crate::repo::{Repo, RepoArgs};
-use crate::transport::{Connection, TransportArgs};
+use crate::repo::Repo;
+use crate::transport::Connection;
 use anyhow::{bail, Result};
-use clap::{CommandFactory, Parser};
-use serde_json::{json, Map, Value};
+use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::io;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -53,9 +51,10 @@ const TOOL: &str = "vd-migrate";
 /// Exit status: 0 when every target is fine, 1 when some record carries an
 /// error (or, with --check, has pending migrations, or an event could not be
 /// logged), 2 on a usage or setup error.
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+// Brackets in this text are --help's, not links to items.
+#[allow(rustdoc::broken_intra_doc_links)]
+#[derive(clap::Args, Debug)]
+pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
 
@@ -82,13 +81,6 @@ struct Args {
 
     #[command(flatten)]
     transport: TransportArgs,
-
-    #[command(flatten)]
-    output: OutputArgs,
-}
-
-pub fn command() -> clap::Command {
-    Args::command()
 }
 
 static TABLE: Table = Table {
@@ -98,7 +90,7 @@ static TABLE: Table = Table {
             target_label(r),
             migrations_cell(r),
             status_cell(r, || {
-                if r.contains_key("migrated") || r.contains_key("pending") {
+                if record::has::<Migrated>(r) || record::has::<Pending>(r) {
                     "ok".to_string()
                 } else {
                     "unchanged".to_string()
@@ -112,28 +104,27 @@ static TABLE: Table = Table {
 /// or `pending`.
 fn migrations_cell(record: &Record) -> String {
     let mut cells = Vec::new();
-    let count = |list: &Value| list.as_array().map_or(0, Vec::len);
-    for (field, what) in [("migrated", "applied"), ("pending", "pending")] {
-        if let Some(Value::Object(modules)) = record.get(field) {
-            for (module, list) in modules {
-                cells.push(format!("{module}: {} {what}", count(list)));
-            }
+    if let Ok(Some(Migrated(modules))) = record::get(record) {
+        for (module, list) in modules {
+            cells.push(format!("{module}: {} applied", list.len()));
         }
     }
-    if let Some(Value::Object(modules)) = record.get("migrated_elsewhere") {
+    if let Ok(Some(Pending(modules))) = record::get(record) {
+        for (module, list) in modules {
+            cells.push(format!("{module}: {} pending", list.len()));
+        }
+    }
+    if let Ok(Some(MigratedElsewhere(modules))) = record::get(record) {
         for (module, by) in modules {
-            cells.push(format!("{module}: on {}", by.as_str().unwrap_or("?")));
+            cells.push(format!("{module}: on {by}"));
         }
     }
     cells.join(", ")
 }
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::run(TOOL, || run(args))
-}
+tool!(VdMigrate);
 
-fn run(args: Args) -> Result<Status> {
+fn run(args: Args, out: &mut Output) -> Result<Status> {
     let mode = if args.plan || args.check {
         Migrate::Plan
     } else {
@@ -159,24 +150,20 @@ fn run(args: Args) -> Result<Status> {
         done: Mutex::new(HashMap::new()),
         pending: AtomicBool::new(false),
     };
-    let mut out = Output::new(args.output.json, &TABLE);
-    let stdin = io::BufReader::new(io::stdin());
-    fleet::run(TOOL, &args.transport, stdin, &mut out, |host, record| {
-        migrator.target(host, record)
-    })?;
+    let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
+    args.transport
+        .fleet(TOOL)?
+        .run(stdin, out, |host, record| migrator.target(host, record))?;
     let logged = migrator.log.as_ref().is_none_or(|log| !log.failed());
     let pending = migrator.pending.load(Ordering::Relaxed);
-    let status = out.finish()?;
     if args.check && pending {
         cli::warn(TOOL, "some targets have pending migrations (see above)");
     }
-    Ok(
-        if status == Status::Ok && logged && !(args.check && pending) {
-            Status::Ok
-        } else {
-            Status::TargetFailed
-        },
-    )
+    Ok(if logged && !(args.check && pending) {
+        Status::Ok
+    } else {
+        Status::TargetFailed
+    })
 }
 
 /// How a settings module's migration went, for `--once`.
@@ -210,13 +197,14 @@ impl Migrator {
         if !self.changed.selects(record)? {
             return Ok(());
         }
-        let venv = record::required_str(record, "venv")?.to_string();
-        let modules = record::list_field(record, "settings")?;
+        let parsed = record::Target::parse(record)?;
+        let venv = parsed.venv.clone();
+        let modules = parsed.settings.clone();
         if let Some(bad) = modules.iter().find(|m| !is_settings_module(m)) {
             bail!("settings {bad:?} is not a Python module name (like shop.settings)");
         }
         let connection = host.connection()?;
-        let user = remote::migrate_as(record, connection.user()).map(str::to_string);
+        let user = parsed.migrate_as(connection.user()).map(str::to_string);
         let target = Target {
             connection,
             venv: &venv,
@@ -230,21 +218,21 @@ impl Migrator {
 
     /// `pending`: what `migrate --plan` lists for each module.
     fn plan(&self, mut target: Target, modules: &[String], record: &mut Record) -> Result<()> {
-        let mut pending = Map::new();
+        let mut pending = IndexMap::new();
         let mut said = Vec::new();
         for module in modules {
             let outcome = target.migrate(module, Migrate::Plan)?;
             if let Some(failure) = outcome.failure {
-                record.insert("pending".into(), Value::Object(pending));
+                record::put(record, &Pending(pending));
                 bail!(failure);
             }
             let planned = outcome.migrations;
             if !planned.is_empty() {
                 said.push(format!("{module}: {}", planned.join(" ")));
             }
-            pending.insert(module.clone(), json!(planned));
+            pending.insert(module.clone(), planned);
         }
-        record.insert("pending".into(), Value::Object(pending));
+        record::put(record, &Pending(pending));
         if !said.is_empty() {
             self.pending.store(true, Ordering::Relaxed);
             if self.check {
@@ -265,8 +253,8 @@ impl Migrator {
     /// time across the run; with `--once`, `migrated_elsewhere` too.
     fn apply(&self, mut target: Target, modules: &[String], record: &mut Record) -> Result<()> {
         let label = target_label(record);
-        let mut migrated = Map::new();
-        let mut elsewhere = Map::new();
+        let mut migrated = IndexMap::new();
+        let mut elsewhere = IndexMap::new();
         let mut failure = None;
         for module in modules {
             let _turn = self.turns.lock(module);
@@ -274,7 +262,7 @@ impl Migrator {
                 let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
                 match done.get(module).cloned() {
                     Some(Done::By(by)) => {
-                        elsewhere.insert(module.clone(), json!(by));
+                        elsewhere.insert(module.clone(), by);
                         continue;
                     }
                     Some(Done::FailedOn(by, message)) => {
@@ -300,7 +288,7 @@ impl Migrator {
             };
             let applied = outcome.migrations;
             self.log_applied(&label, module, &applied);
-            migrated.insert(module.clone(), json!(applied));
+            migrated.insert(module.clone(), applied.clone());
             if let Some(message) = outcome.failure {
                 self.log_failure(&label, module, &message);
                 self.finish_once(module, Done::FailedOn(label.clone(), message.clone()));
@@ -310,9 +298,9 @@ impl Migrator {
             self.finish_once(module, Done::By(label.clone()));
         }
         // What was applied is kept, failure or not.
-        record.insert("migrated".into(), Value::Object(migrated));
+        record::put(record, &Migrated(migrated));
         if !elsewhere.is_empty() {
-            record.insert("migrated_elsewhere".into(), Value::Object(elsewhere));
+            record::put(record, &MigratedElsewhere(elsewhere));
         }
         match failure {
             Some(message) => bail!(message),
