@@ -76,9 +76,15 @@ pub enum Installed {
 impl FreezeOutput {
     /// Read the JSON object the freeze script prints.
     pub fn parse(text: &str) -> Result<FreezeOutput> {
-        let facts: Freeze = serde_json::from_str(text).with_context(|| {
-            format!("the freeze script printed no JSON object of python, markers and installed: {text:?}")
-        })?;
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+            .with_context(|| format!("the freeze script printed no JSON object: {text:?}"))?;
+        for name in ["python", "markers"] {
+            if !object.contains_key(name) {
+                bail!("the freeze script printed no `{name}`");
+            }
+        }
+        let facts: Freeze = serde_json::from_value(serde_json::Value::Object(object))
+            .context("the freeze script printed facts vd cannot read")?;
         let installed = match facts.installed {
             None => Installed::NotAsked,
             Some(None) => Installed::Unknown,
