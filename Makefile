@@ -29,11 +29,23 @@ install: build
 	install -m 644 man/*.1 $(MANDIR)/man1/
 	install -m 644 man/vd.7 $(MANDIR)/man7/
 
+# The shell programs vd sends to hosts are checked by shellcheck where it is
+# installed (.ci/run installs it; a unit test runs it too).
+SHELL_SCRIPTS = lib/src/remote/push.sh lib/src/remote/cache.sh
+
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --workspace --no-deps --document-private-items
+	@if command -v shellcheck >/dev/null 2>&1; then \
+		echo "shellcheck $(SHELL_SCRIPTS)"; shellcheck --norc $(SHELL_SCRIPTS); \
+	else \
+		echo "lint: shellcheck is not installed; $(SHELL_SCRIPTS) not checked (apt-get install shellcheck)" >&2; \
+	fi
 
-# A whole deployment against a throwaway sshd on loopback (see examples/demo.sh).
+# A whole deployment against a throwaway sshd on loopback (see examples/demo.sh);
+# the demo and the benchmarks share that fleet (bench/fleet.sh) and run the
+# binaries in VD_BIN (default target/release).
 demo: build
 	examples/demo.sh
 

@@ -1,8 +1,16 @@
-# The loopback fleet that benchmarks (and the demo) run vd against: one
-# throwaway sshd listening on several loopback addresses, 127.0.0.2 and up,
-# each address standing for one host, and real virtualenvs made once and
-# cached under target/bench. Sourced, not run; bash only.
+# shellcheck shell=bash
+# The loopback fleet that the benchmarks and the demo (examples/demo.sh) run
+# vd against: one throwaway sshd listening on several loopback addresses,
+# 127.0.0.2 and up, each address standing for one host, and real
+# virtualenvs (for the benchmarks, made once and cached under target/bench).
+# Sourced, not run; bash only.
 #
+#   fleet_require [COMMAND=PACKAGE...]
+#                           make sure what the fleet needs is here (sshd, the
+#                           OpenSSH client, FLEET_PYTHON with venv and
+#                           ensurepip) and each COMMAND given: as root with
+#                           apt-get, the missing Debian packages are
+#                           installed; otherwise it fails naming them
 #   fleet_user              set FLEET_USER (the login user) and FLEET_PYTHON
 #                           (an interpreter that user may run)
 #   fleet_start HOSTS       start sshd on HOSTS addresses; sets FLEET_DIR (a
@@ -18,17 +26,47 @@
 #                           DIR/v1 .. DIR/vCOUNT: venvs with pip, and what
 #                           `pip install --no-index ARGS` installs, made once
 #                           (DIR is the cache key)
+#   fleet_clone_venv TEMPLATE VENV [copy]
+#                           a venv at VENV with TEMPLATE's packages
 #   fleet_stop              stop sshd and remove FLEET_DIR (trap it on EXIT)
 #
-# Every side of a benchmark logs in as the same user. Run as root, that is a
-# throwaway account `vd-bench` with /bin/sh as its login shell, like a deploy
-# account: root's own login shell may source a heavy ~/.bashrc (here it runs
-# `pyenv init`) on every command, which would measure that file, not the
-# tools. LOGIN_USER=root measures with root anyway. Otherwise it is the
-# current user.
+# Every side of a benchmark, and the demo, logs in as the same user. Run as
+# root, that is a throwaway account `vd-bench` with /bin/sh as its login
+# shell, like a deploy account: root's own login shell may source a heavy
+# ~/.bashrc (here it runs `pyenv init`) on every command, which would
+# measure that file, not the tools. LOGIN_USER=root logs in as root anyway.
+# Otherwise it is the current user.
+
+fleet_require() {
+    local need=() tool pair
+    fleet_user
+    [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+    for tool in ssh ssh-keygen scp; do
+        command -v "$tool" >/dev/null || { need+=(openssh-client); break; }
+    done
+    if ! command -v "$FLEET_PYTHON" >/dev/null; then
+        need+=(python3 python3-venv)
+    elif ! "$FLEET_PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+        need+=(python3-venv)
+    fi
+    for pair in "$@"; do
+        command -v "${pair%%=*}" >/dev/null || need+=("${pair#*=}")
+    done
+    [ ${#need[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+        echo "fleet: missing ${need[*]}; install them first (Debian: sudo apt-get install ${need[*]})" >&2
+        return 1
+    fi
+    echo "fleet: installing ${need[*]}" >&2
+    if ! DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+        ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; then
+        echo "fleet: could not install ${need[*]}" >&2
+        return 1
+    fi
+}
 
 fleet_user() {
-    [ -n "${FLEET_USER:-}" ] && return
+    [ -n "${FLEET_USER:-}" ] && [ -n "${FLEET_PYTHON:-}" ] && return
     FLEET_PYTHON=${VD_TEST_PYTHON:-python3}
     if [ "$(id -u)" -eq 0 ]; then
         FLEET_USER=${LOGIN_USER:-vd-bench}
@@ -48,7 +86,7 @@ fleet_user() {
 fleet_start() {
     local hosts=$1 h need
     for need in /usr/sbin/sshd ssh ssh-keygen; do
-        command -v "$need" >/dev/null || { echo "bench: $need is missing (apt-get install openssh-server openssh-client)" >&2; return 1; }
+        command -v "$need" >/dev/null || { echo "fleet: $need is missing (apt-get install openssh-server openssh-client)" >&2; return 1; }
     done
     fleet_user
     FLEET_DIR=$(mktemp -d)
@@ -85,7 +123,7 @@ CONF
     /usr/sbin/sshd -D -e -f "$FLEET_DIR/sshd_config" 2>"$FLEET_DIR/sshd.log" &
     FLEET_SSHD_PID=$!
     for h in "${FLEET_HOSTS[@]}"; do fleet_wait_port "$h" "$FLEET_PORT" || {
-        echo "bench: sshd did not listen on $h:$FLEET_PORT:" >&2
+        echo "fleet: sshd did not listen on $h:$FLEET_PORT:" >&2
         cat "$FLEET_DIR/sshd.log" >&2
         return 1
     }; done
@@ -94,6 +132,7 @@ CONF
     unset SSH_AUTH_SOCK
     # What a careful hand-written loop would pass OpenSSH: no user config,
     # no prompts, only the known host key, only this key.
+    # shellcheck disable=SC2034 # read by the scripts that source this
     FLEET_SSH=(-F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes
         -o UserKnownHostsFile="$HOME/.ssh/known_hosts" -i "$HOME/.ssh/id_ed25519")
 }
@@ -101,7 +140,7 @@ CONF
 fleet_stop() {
     [ -n "${FLEET_SSHD_PID:-}" ] && kill "$FLEET_SSHD_PID" 2>/dev/null
     [ -n "${FLEET_DIR:-}" ] && rm -rf "$FLEET_DIR"
-    FLEET_SSHD_PID= FLEET_DIR=
+    FLEET_SSHD_PID='' FLEET_DIR=''
 }
 
 # A TCP port free on loopback now.
@@ -162,6 +201,7 @@ fleet_venvs() {
     fi
     export -f fleet_clone_venv
     export FLEET_PYTHON
+    # shellcheck disable=SC2016 # expanded by the inner bash
     seq 1 "$count" | sed "s|^|$dir/v|" | xargs -P "$(nproc)" -I{} bash -c 'fleet_clone_venv "$1" "$2"' _ "$dir/template" {}
 }
 

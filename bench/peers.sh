@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # vd against its peers, side by side in one run, on a loopback fleet: HOSTS
 # hosts (one sshd on 127.0.0.2 and up, see bench/fleet.sh), real venvs, a
 # repository of 2 x PROJECTS wheels (every project at 1.0 and 1.1).
@@ -34,11 +35,14 @@
 #
 # Run just this one: make build && bench/run peers (or bench/peers.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-. bench/lib.sh
-. bench/fleet.sh
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+# shellcheck source=fleet.sh
+. "$here/fleet.sh"
+cd "$here/.."
 
-RUNS=${RUNS:-${BENCH_RUNS:-5}}
+RUNS=$BENCH_RUNS
 SLOW_RUNS=${SLOW_RUNS:-1}
 BIG_RUNS=${BIG_RUNS:-1}
 LATENCY_RUNS=${LATENCY_RUNS:-$RUNS}    # vd behind the proxy
@@ -52,24 +56,21 @@ PARTS=${PARTS:-w1 sync latency}       # which sections to run
 PROJECTS=20
 CHANGED=10
 ANSIBLE_CORE=${ANSIBLE_CORE:-2.19.14}
-BIN=${BIN:-target/release}
 TIME=/usr/bin/time
 
 fail() { echo "bench: $*" >&2; exit 1; }
 progress() { echo "peers: $*" >&2; }
 
-for tool in vd-add vd-targets vd-freeze vd-diff; do
-    [ -x "$BIN/$tool" ] || fail "no $BIN/$tool; run make build"
-done
-[ -x "$TIME" ] || fail "$TIME is missing (apt-get install time): it measures peak memory"
-command -v scp >/dev/null || fail "scp is missing (apt-get install openssh-client)"
+bench_tools vd-add vd-targets vd-freeze vd-diff
+# GNU time measures peak memory.
+fleet_require "$TIME=time" bc=bc
 for size in $SIZES; do
     [ $((size % HOSTS)) -eq 0 ] || fail "$size targets do not spread evenly on $HOSTS hosts"
 done
 # vd-push comes from its own branch; until it is here, W2 and W3 are not
 # measured for vd (and say so), everything else is.
 have_push=false
-[ -x "$BIN/vd-push" ] && have_push=true
+[ -x "$VD_BIN/vd-push" ] && have_push=true
 
 fleet_user
 pyver=$("$FLEET_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -99,7 +100,7 @@ mkdir -p "$work/t" "$work/m" "$work/trips" "$work/ansible/tmp" "$work/ansible/cp
 # Wheels, repository, requirements. W1 pins every project at 1.0, as
 # installed; W2 pins the first CHANGED at 1.1.
 python3 bench/make_wheels.py "$work/dist" $((PROJECTS * 2)) 2
-"$BIN/vd-add" --repo "$work/repo" "$work"/dist/*.whl >/dev/null
+"$VD_BIN/vd-add" --repo "$work/repo" "$work"/dist/*.whl >/dev/null
 pins() { # CHANGED_COUNT: the pinned requirements, one a line
     local i
     for i in $(seq 0 $((PROJECTS - 1))); do
@@ -126,7 +127,8 @@ for size in $SIZES; do [ "$size" -gt "$max_size" ] && max_size=$size; done
 w1_venvs=$cache/peers-venvs-$pyver-$(echo "$FLEET_PYTHON" | tr / _)-p$PROJECTS
 # By name from --find-links, as from an index: `pip freeze` then says
 # name==version, where a wheel installed by its path would be name @ file:.
-fleet_venvs "$w1_venvs" "$max_size" --find-links "$work/dist" $(cat "$work/w1.txt")
+mapfile -t w1_pins <"$work/w1.txt"
+fleet_venvs "$w1_venvs" "$max_size" --find-links "$work/dist" "${w1_pins[@]}"
 template_site=$(echo "$w1_venvs"/template/lib/python3*/site-packages)
 
 # W2/W3 venvs: copies (they change), owned by the login user, reset to all
@@ -157,7 +159,8 @@ sync_check() {
     local v want got
     want=$(sed 's/==/-/; s/-/_/g' "$1" | LC_ALL=C sort)
     for v in "${sync_venvs[@]}"; do
-        got=$(cd "$v"/lib/python3*/site-packages && ls -d bench_pkg*.dist-info | sed 's/\.dist-info$//; s/-/_/g' | LC_ALL=C sort)
+        got=$(find "$v"/lib/python3*/site-packages -maxdepth 1 -name 'bench_pkg*.dist-info' -printf '%f\n' |
+            sed 's/\.dist-info$//; s/-/_/g' | LC_ALL=C sort)
         [ "$got" = "$want" ] || { echo "bench: $v does not hold what $1 pins:" >&2; echo "$got" >&2; return 1; }
     done
 }
@@ -231,13 +234,13 @@ export ANSIBLE_CONFIG=$work/ansible.cfg LC_ALL=C.UTF-8
 mem() { local tool=$1; shift; "$TIME" -a -o "$work/m/$cell.$tool" -f %M "$@"; }
 
 vd_w1() { # INVENTORY
-    mem vd-targets "$BIN/vd-targets" -i "$work/$1.csv" | mem vd-freeze "$BIN/vd-freeze" |
-        mem vd-diff "$BIN/vd-diff" --repo "$work/repo" "$work/w1.txt" >"$out"
+    mem vd-targets "$VD_BIN/vd-targets" -i "$work/$1.csv" | mem vd-freeze "$VD_BIN/vd-freeze" |
+        mem vd-diff "$VD_BIN/vd-diff" --repo "$work/repo" "$work/w1.txt" >"$out"
 }
 vd_sync() { # INVENTORY
-    mem vd-targets "$BIN/vd-targets" -i "$work/$1.csv" | mem vd-freeze "$BIN/vd-freeze" |
-        mem vd-diff "$BIN/vd-diff" --repo "$work/repo" "$work/w2.txt" |
-        mem vd-push "$BIN/vd-push" --repo "$work/repo" >"$out"
+    mem vd-targets "$VD_BIN/vd-targets" -i "$work/$1.csv" | mem vd-freeze "$VD_BIN/vd-freeze" |
+        mem vd-diff "$VD_BIN/vd-diff" --repo "$work/repo" "$work/w2.txt" |
+        mem vd-push "$VD_BIN/vd-push" --repo "$work/repo" >"$out"
 }
 ansible_run() { # INVENTORY PLAYBOOK PINS
     mem ansible-playbook "$ansible_venv/bin/ansible-playbook" -i "$work/$1.yml" -f "$HOSTS" \
@@ -268,7 +271,7 @@ serial_run() { # INVENTORY REQUIREMENTS
     tail -n +2 "$work/$1.csv" | while IFS=, read -r host port user venv _; do
         missing=$(serial_ssh "$port" "$user" "$host" "$venv/bin/pip freeze" | LC_ALL=C sort | LC_ALL=C comm -13 - "$2") || exit 1
         [ -n "$missing" ] || continue
-        echo "$venv:" $missing >>"$out"
+        echo "$venv: ${missing//$'\n'/ }" >>"$out"
         wheels=()
         for pin in $missing; do wheels+=("$work/dist/$(wheel_of "$pin")"); done
         dir=$work/uploads/serial/$host
@@ -344,7 +347,9 @@ once() {
 # The median time of CELL in seconds, "n/a" when it was not run.
 median_of() {
     [ -s "$work/t/$1" ] || { echo n/a; return; }
-    bench_median $(cat "$work/t/$1")
+    local times
+    mapfile -t times <"$work/t/$1"
+    bench_median "${times[@]}"
 }
 runs_of() { [ -s "$work/t/$1" ] && wc -l <"$work/t/$1" || echo 0; }
 peak_of() { # CELL TOOL: the highest peak RSS of all runs, in MiB
@@ -455,7 +460,12 @@ for ((i = 0; i < LATENCY_RUNS; i++)); do
 done
 proxy_stop
 fi
-trips_of() { [ -s "$work/trips/$1" ] && bench_median $(cat "$work/trips/$1") || echo n/a; }
+trips_of() {
+    local trips
+    [ -s "$work/trips/$1" ] || { echo n/a; return; }
+    mapfile -t trips <"$work/trips/$1"
+    bench_median "${trips[@]}"
+}
 
 # --- The report.
 cores=$(nproc)
@@ -490,7 +500,7 @@ for size in $SIZES; do
     per=$(awk -v t="$(median_of "w1-$size-vd")" -v n="$size" 'BEGIN { printf "%.1f", 1000 * t / n }')
     echo "| $size | $(peak_of "w1-$size-vd" vd-targets) | $(peak_of "w1-$size-vd" vd-freeze) | $(peak_of "w1-$size-vd" vd-diff) | $(peak_of "w1-$size-ansible" ansible-playbook) | $(peak_of "w1-$size-floor" python) | $per |"
 done
-w2vd="not measured: no $BIN/vd-push"
+w2vd="not measured: no $VD_BIN/vd-push"
 w3vd=$w2vd
 if $have_push; then w2vd=$(secs w2-vd) w3vd=$(secs w3-vd); fi
 cat <<EOF

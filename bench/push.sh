@@ -1,164 +1,150 @@
 #!/usr/bin/env bash
-# vd-push: 10 changed wheels to 20 venvs on 4 hosts (an OpenSSH server on
-# 127.0.0.2-5), median of BENCH_RUNS runs (default 5), against
+# shellcheck source-path=SCRIPTDIR
+# vd-push: CHANGED changed wheels (default 10) to PER_HOST venvs on each of
+# HOSTS hosts (default 5 on 4: 20 venvs), the hosts being the loopback fleet
+# (bench/fleet.sh, which also says which user logs in), against
 #  (a) the original tool's way: a serial loop that copies each wheel to each
 #      venv's host with scp, then runs `pip install --upgrade` on one wheel
 #      at a time over ssh (a new connection each, as the fabfile did);
 #  (b) the floor: the same `pip install --no-index --no-deps FILES` vd-push
 #      runs, run directly on each venv without SSH, one venv at a time per
-#      "host" and the 4 hosts at once, as vd-push does by default.
+#      "host" and the hosts at once, as vd-push does by default.
 # Before every timed run the venvs are put back to the old versions and the
 # hosts' wheel caches emptied, so every run uploads and installs everything.
 # Targets: vd-push at least 5x faster than (a), within 1.3x of (b).
-# (a) takes minutes per run; ORIGINAL_RUNS (default BENCH_RUNS) sets how
-# many times it is timed. Each run's times are printed to stderr as taken.
+# Medians of BENCH_RUNS runs; (a) takes minutes per run, and ORIGINAL_RUNS
+# (default BENCH_RUNS) sets how many times it is timed. Each run's times are
+# printed to stderr as taken.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=lib.sh
 . "$here/lib.sh"
-VD_BIN="${VD_BIN:-$here/../target/release}"
-BENCH_RUNS="${BENCH_RUNS:-5}"
-ORIGINAL_RUNS="${ORIGINAL_RUNS:-$BENCH_RUNS}"
-PYTHON="${PYTHON:-python3}"
-for t in vd-add vd-freeze vd-diff vd-push; do
-    [ -x "$VD_BIN/$t" ] || { echo "bench: build first (make build): no $VD_BIN/$t" >&2; exit 1; }
-done
-hosts=(127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5)
-per_host=5
+# shellcheck source=fleet.sh
+. "$here/fleet.sh"
+HOSTS=${HOSTS:-4}
+PER_HOST=${PER_HOST:-5}
+CHANGED=${CHANGED:-10}
+ORIGINAL_RUNS=${ORIGINAL_RUNS:-$BENCH_RUNS}
+bench_tools vd-add vd-targets vd-freeze vd-diff vd-push
+# The serial loop (a) runs scp and ssh as they are.
+fleet_require scp=openssh-client
+count=$((HOSTS * PER_HOST))
 
-work=$(mktemp -d)
-sshd_pid=
-cleanup() {
-    [ -n "$sshd_pid" ] && kill "$sshd_pid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+trap fleet_stop EXIT
+fleet_start "$HOSTS"
+work=$FLEET_DIR
+# What the login user writes: the venvs, vd-push's caches, (a)'s uploads.
+remote=$work/remote
+mkdir -p "$remote"
 
-# Wheels: 10 packages at 1.0 (installed) and 1.1 (planned).
-"$PYTHON" "$here/make_wheels.py" "$work/dist" 20 2
+# Wheels: CHANGED packages at 1.0 (installed) and 1.1 (planned).
+python3 "$here/make_wheels.py" "$work/dist" $((CHANGED * 2)) 2
 "$VD_BIN/vd-add" --repo "$work/wheels" "$work"/dist/*.whl >/dev/null
-for i in $(seq 0 9); do printf 'bench-pkg-%04d==1.1\n' "$i"; done >"$work/requirements.txt"
+for i in $(seq 0 $((CHANGED - 1))); do printf 'bench-pkg-%04d==1.1\n' "$i"; done >"$work/requirements.txt"
+new_wheels=("$work"/wheels/*-1.1-*.whl)
 
-# The "hosts": one sshd on four loopback addresses, a throwaway key, and a
-# HOME for the tools (and for ssh/scp) that knows them.
-mkdir -p "$work/home/.ssh" "$work/sshd"
-ssh-keygen -q -t ed25519 -N '' -f "$work/sshd/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$work/home/.ssh/id_ed25519"
-cp "$work/home/.ssh/id_ed25519.pub" "$work/sshd/authorized_keys"
-port=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-{
-    for h in "${hosts[@]}"; do echo "ListenAddress $h:$port"; done
-    cat <<EOF
-HostKey $work/sshd/host_key
-AuthorizedKeysFile $work/sshd/authorized_keys
-PidFile none
-StrictModes no
-UsePAM no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-MaxStartups 100
-MaxSessions 100
-Subsystem sftp internal-sftp
-EOF
-} >"$work/sshd/config"
-[ "$(id -u)" = 0 ] && mkdir -p /run/sshd
-/usr/sbin/sshd -D -f "$work/sshd/config" -E "$work/sshd/log" &
-sshd_pid=$!
-for h in "${hosts[@]}"; do
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/$h/$port") 2>/dev/null && break; sleep 0.05; done
-    echo "[$h]:$port $(cut -d' ' -f1,2 "$work/sshd/host_key.pub")" >>"$work/home/.ssh/known_hosts"
-done
-export HOME="$work/home"
-unset SSH_AUTH_SOCK
-user=$(id -un)
-ssh_opts=(-o BatchMode=yes -o UserKnownHostsFile="$work/home/.ssh/known_hosts" -i "$work/home/.ssh/id_ed25519" -P "$port")
-
-# One venv with pip and the old versions; every run's venvs are copies.
-"$PYTHON" -m venv "$work/template"
-"$work/template/bin/python" -m pip install -q --no-index --no-deps "$work"/dist/*-1.0-*.whl
-venvs=()
-for h in "${hosts[@]}"; do
-    for v in $(seq 1 $per_host); do venvs+=("$h $work/venvs/$h/v$v"); done
-done
+# One venv with pip and the old versions; the targets are copies of it,
+# each with a wheel cache of its host's (the hosts share this machine, and
+# a shared cache would let one find the wheels another uploaded).
+"$FLEET_PYTHON" -m venv "$work/template"
+"$work/template/bin/python" -m pip install -q --no-index --no-deps --disable-pip-version-check "$work"/dist/*-1.0-*.whl
+template_site=$(echo "$work"/template/lib/python3*/site-packages)
+fleet_inventory "$PER_HOST" "$remote/venvs/v" |
+    awk -F, -v OFS=, -v d="$remote/cache-" 'NR == 1 { print $0, "cache"; next } { print $0, d $1 }' >"$work/targets.csv"
+hosts=() venvs=()
+while IFS=, read -r host _ _ venv _; do
+    hosts+=("$host") venvs+=("$venv")
+    fleet_clone_venv "$work/template" "$venv" copy
+done < <(tail -n +2 "$work/targets.csv")
 reset_venvs() {
-    rm -rf "$work/venvs" "$work"/cache-* "$work"/scp-*
-    for entry in "${venvs[@]}"; do
-        set -- $entry
-        mkdir -p "$(dirname "$2")"
-        cp -a "$work/template" "$2"
+    local v site
+    for v in "${venvs[@]}"; do
+        site=$(echo "$v"/lib/python3*/site-packages)
+        rm -rf "$site"/bench_pkg* "$site"/__pycache__/bench_pkg*
+        cp -a "$template_site"/bench_pkg* "$site/"
+        cp -a "$template_site"/__pycache__/bench_pkg* "$site/__pycache__/" 2>/dev/null || true
     done
+    rm -rf "$remote"/cache-* "$remote"/scp-*
+    chown -R "$FLEET_USER" "$remote"
     sync
 }
 reset_venvs
-for entry in "${venvs[@]}"; do
-    set -- $entry
-    printf '{"host":"%s","port":%s,"user":"%s","venv":"%s","cache":"%s"}\n' \
-        "$1" "$port" "$user" "$2" "$work/cache-$1"
-done >"$work/targets.jsonl"
-"$VD_BIN/vd-freeze" <"$work/targets.jsonl" | "$VD_BIN/vd-diff" --repo "$work/wheels" "$work/requirements.txt" >"$work/plans.jsonl"
+"$VD_BIN/vd-targets" -i "$work/targets.csv" | "$VD_BIN/vd-freeze" |
+    "$VD_BIN/vd-diff" --repo "$work/wheels" "$work/requirements.txt" >"$work/plans.jsonl"
 changes=$(grep -o '"action":"upgrade"' "$work/plans.jsonl" | wc -l)
-[ "$changes" = 200 ] || { echo "bench: expected 200 planned upgrades, got $changes" >&2; exit 1; }
+[ "$changes" -eq $((count * CHANGED)) ] || { echo "bench: expected $((count * CHANGED)) planned upgrades, got $changes" >&2; exit 1; }
 
-cat >"$work/vd.sh" <<EOF
-"$VD_BIN/vd-push" --repo "$work/wheels" <"$work/plans.jsonl" >"$work/pushed.jsonl"
-EOF
+vd_run() {
+    "$VD_BIN/vd-push" --repo "$work/wheels" <"$work/plans.jsonl" >"$work/pushed.jsonl"
+}
 # (a) The original way: serial, a new connection per copy and per pip run.
-cat >"$work/original.sh" <<EOF
-set -e
-for entry in $(printf "'%s' " "${venvs[@]}"); do
-    set -- \$entry
-    dir="$work/scp-\$1/\$(basename \$2)"
-    ssh ${ssh_opts[*]/-P/-p} "$user@\$1" "mkdir -p \$dir"
-    for w in "$work"/wheels/*-1.1-*.whl; do
-        scp -q ${ssh_opts[*]} "\$w" "$user@\$1:\$dir/"
-    done
-    for w in "$work"/wheels/*-1.1-*.whl; do
-        ssh ${ssh_opts[*]/-P/-p} "$user@\$1" "\$2/bin/python -m pip install -q --upgrade --no-index \$dir/\$(basename \$w)"
-    done
-done
-EOF
-# (b) The floor: the same pip command, no SSH, hosts in parallel.
-cat >"$work/floor.sh" <<EOF
-set -e
-for h in ${hosts[*]}; do
-    (
-        for v in \$(seq 1 $per_host); do
-            "$work/venvs/\$h/v\$v/bin/python" -m pip --isolated --disable-pip-version-check --no-input --no-cache-dir \
-                install -q --no-index --no-deps "$work"/wheels/*-1.1-*.whl
+on() { # HOST COMMAND
+    ssh -n "${FLEET_SSH[@]}" -p "$FLEET_PORT" "$FLEET_USER@$1" "$2"
+}
+original_run() {
+    local i host venv dir w
+    for i in "${!venvs[@]}"; do
+        host=${hosts[i]} venv=${venvs[i]}
+        dir=$remote/scp-$host/${venv##*/}
+        on "$host" "mkdir -p $dir" || return 1
+        for w in "${new_wheels[@]}"; do
+            scp -q "${FLEET_SSH[@]}" -P "$FLEET_PORT" "$w" "$FLEET_USER@$host:$dir/" </dev/null || return 1
         done
-    ) &
-done
-wait
-EOF
+        for w in "${new_wheels[@]}"; do
+            on "$host" "$venv/bin/python -m pip install -q --upgrade --no-index --disable-pip-version-check $dir/${w##*/}" || return 1
+        done
+    done
+}
+# (b) The floor: the same pip command, no SSH, hosts in parallel.
+floor_run() {
+    local h i pids=() pid status=0
+    for h in "${FLEET_HOSTS[@]}"; do
+        (
+            for i in "${!venvs[@]}"; do
+                [ "${hosts[i]}" = "$h" ] || continue
+                "${venvs[i]}/bin/python" -m pip --isolated --disable-pip-version-check --no-input --no-cache-dir \
+                    install -q --no-index --no-deps "${new_wheels[@]}" || exit 1
+            done
+        ) &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+    return $status
+}
+# Every venv holds the new versions, by its dist-info.
+check_upgraded() { # WHO
+    local v
+    for v in "${venvs[@]}"; do
+        [ "$(find "$v"/lib/python3*/site-packages -maxdepth 1 -name 'bench_pkg*-1.1.dist-info' | wc -l)" -eq "$CHANGED" ] ||
+            { echo "bench: $1 left $v without the new versions" >&2; exit 1; }
+    done
+}
 
 ta=() tb=() tc=()
 for ((i = 0; i < BENCH_RUNS; i++)); do
     reset_venvs
-    ta+=("$(bench_time bash "$work/vd.sh")")
+    ta+=("$(bench_time vd_run)")
     if grep -q '"error"' "$work/pushed.jsonl"; then
         echo "bench: vd-push failed:" >&2
         grep '"error"' "$work/pushed.jsonl" | head -3 >&2
         exit 1
     fi
+    check_upgraded vd-push
     reset_venvs
-    tc+=("$(bench_time bash "$work/floor.sh")")
+    tc+=("$(bench_time floor_run)")
+    check_upgraded "the floor (b)"
     if ((i < ORIGINAL_RUNS)); then
         reset_venvs
-        tb+=("$(bench_time bash "$work/original.sh")")
+        tb+=("$(bench_time original_run)")
+        check_upgraded "the serial loop (a)"
     fi
     echo "bench: run $((i + 1)): vd-push ${ta[i]}s, floor ${tc[i]}s${tb[i]:+, original ${tb[i]}s}" >&2
 done
-vd=$(bench_median "${ta[@]}")
-original=$(bench_median "${tb[@]}")
-floor=$(bench_median "${tc[@]}")
-echo "### vd-push: 10 changed wheels to 20 venvs on 4 hosts"
-echo
-echo "| what | median (s) | runs |"
-echo "|---|---|---|"
-echo "| vd-push | $vd | $BENCH_RUNS |"
-echo "| (a) serial scp + pip install --upgrade per wheel | $original | $ORIGINAL_RUNS |"
-echo "| (b) pip install --no-index --no-deps per venv, no SSH | $floor | $BENCH_RUNS |"
-echo
-echo "speed-up over (a): $(bench_ratio "$original" "$vd")x (target: at least 5)"
-echo "ratio vd-push / (b): $(bench_ratio "$vd" "$floor") (target: at most 1.3)"
-echo "runs (s): vd-push ${ta[*]}; (a) ${tb[*]}; (b) ${tc[*]}; $(nproc) cores"
+bench_heading "vd-push: $CHANGED changed wheels to $count venvs on $HOSTS hosts, login $FLEET_USER"
+bench_runs_header
+bench_runs_row vd-push "${ta[@]}"
+bench_runs_row "(a) serial scp + pip install --upgrade per wheel" "${tb[@]}"
+bench_runs_row "(b) pip install --no-index --no-deps per venv, no SSH" "${tc[@]}"
+bench_ratios_header
+bench_ratio_row "speed-up: (a) / vd-push" "$(bench_median "${tb[@]}")" "$(bench_median "${ta[@]}")" ">=" 5
+bench_ratio_row "vd-push / (b)" "$(bench_median "${ta[@]}")" "$(bench_median "${tc[@]}")" "<=" 1.3

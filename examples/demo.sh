@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # `make demo`: a whole vd deployment, end to end, against a throwaway fleet on
 # this machine. Two "hosts" (one sshd with fresh keys listening on 127.0.0.2
 # and 127.0.0.3), one virtualenv each, still to be created; a repository
@@ -8,34 +9,24 @@
 #   vd-targets | vd-freeze | vd-diff | vd-push --create | vd-migrate | vd-reload
 #
 # and the same pipeline again, which must change nothing. Everything lives in
-# a scratch folder removed at the end, with the sshd.
+# a scratch folder removed at the end, with the sshd. The fleet is the one the
+# benchmarks use (bench/fleet.sh); VD_BIN names the folder of the vd binaries
+# (default target/release; a relative path is taken from the current folder).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-BIN=${BIN:-$root/target/release}
+VD_BIN=${VD_BIN:-$root/target/release}
+case $VD_BIN in /*) ;; *) VD_BIN=$PWD/$VD_BIN ;; esac
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-# What a fresh Debian machine lacks: as root, install it; otherwise say what.
-missing=()
-[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
-command -v ssh-keygen >/dev/null || missing+=(openssh-client)
-python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
-[ -x /usr/bin/python3 ] || missing+=(python3)
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-        say "installing ${missing[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    else
-        echo "demo: missing ${missing[*]}; install them first: sudo apt-get install ${missing[*]}" >&2
-        exit 1
-    fi
-fi
 for tool in vd-add vd-targets vd-freeze vd-diff vd-push vd-migrate vd-reload; do
-    [ -x "$BIN/$tool" ] || { echo "demo: $BIN/$tool is missing: run make build" >&2; exit 1; }
+    [ -x "$VD_BIN/$tool" ] || { echo "demo: no $VD_BIN/$tool: run make build (or set VD_BIN)" >&2; exit 1; }
 done
 
 # shellcheck source=../bench/fleet.sh
 . "$root/bench/fleet.sh"
+# What a fresh Debian machine lacks (sshd, ssh, python3 with venv): as root,
+# installed here; otherwise the demo says what to install.
+fleet_require python3=python3
 fleet_start 2
 trap fleet_stop EXIT
 work=$FLEET_DIR/demo
@@ -47,16 +38,22 @@ chmod 777 "$work"
 say "building the demo shop wheel and fetching Django's wheels"
 cache=$root/target/demo-cache
 mkdir -p "$cache"
+# pip from a venv of its own, made once: Debian's python3 has no pip
+# unless python3-pip is installed, and every venv has one.
+if [ ! -x "$cache/pip/bin/pip" ]; then
+    "$FLEET_PYTHON" -m venv "$cache/pip"
+fi
+pip=("$cache/pip/bin/python" -m pip --disable-pip-version-check)
 if ! ls "$cache"/[Dd]jango-*.whl >/dev/null 2>&1; then
-    python3 -m pip download -q --only-binary=:all: --python-version 3.10 -d "$cache" "Django>=4.2,<6"
+    "${pip[@]}" download -q --only-binary=:all: --python-version 3.10 -d "$cache" "Django>=4.2,<6"
 fi
 cp "$cache"/*.whl "$work/dist/"
 cp -r "$root/examples/demo-shop" "$work/src"
-python3 -m pip wheel -q --no-deps -w "$work/dist" "$work/src"
+"${pip[@]}" wheel -q --no-deps -w "$work/dist" "$work/src"
 ls "$work/dist"
 
 say "vd-add: the repository"
-ls "$work"/dist/*.whl | "$BIN/vd-add" --repo "$work/wheels" --json |
+printf '%s\n' "$work"/dist/*.whl | "$VD_BIN/vd-add" --repo "$work/wheels" --json |
     python3 -c 'import json, sys
 for line in sys.stdin:
     r = json.loads(line)
@@ -77,12 +74,12 @@ say "the inventory (targets.csv)"
 cat "$work/targets.csv"
 
 deploy() {
-    "$BIN/vd-targets" --inventory "$work/targets.csv" |
-        "$BIN/vd-freeze" |
-        "$BIN/vd-diff" --repo "$work/wheels" "$work/requirements.txt" |
-        "$BIN/vd-push" --repo "$work/wheels" --create |
-        "$BIN/vd-migrate" --repo "$work/wheels" |
-        "$BIN/vd-reload" --repo "$work/wheels"
+    "$VD_BIN/vd-targets" --inventory "$work/targets.csv" |
+        "$VD_BIN/vd-freeze" |
+        "$VD_BIN/vd-diff" --repo "$work/wheels" "$work/requirements.txt" |
+        "$VD_BIN/vd-push" --repo "$work/wheels" --create |
+        "$VD_BIN/vd-migrate" --repo "$work/wheels" |
+        "$VD_BIN/vd-reload" --repo "$work/wheels"
 }
 
 summary() {

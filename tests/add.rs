@@ -299,3 +299,324 @@ fn a_wheel_left_without_its_release_event_gets_one() {
         1
     );
 }
+
+/// A wheel of the project vd-huge 1.0 whose METADATA is `size` bytes, most
+/// of them a description, built from scratch with its RECORD right.
+fn wheel_with_metadata_of(dest: &Path, size: usize) {
+    let script = r#"
+import base64, hashlib, sys, zipfile
+dest, size = sys.argv[1], int(sys.argv[2])
+head = b"Metadata-Version: 2.1\nName: vd-huge\nVersion: 1.0\n\n"
+info = "vd_huge-1.0.dist-info/"
+files = {
+    "vd_huge.py": b"",
+    info + "METADATA": head + b"x" * (size - len(head)),
+    info + "WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = ""
+for name, data in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record += "%s,sha256=%s,%d\n" % (name, digest, len(data))
+files[info + "RECORD"] = (record + info + "RECORD,,\n").encode()
+with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
+    for name, data in files.items():
+        z.writestr(name, data)
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(dest)
+        .arg(size.to_string())
+        .output()
+        .expect("python3 is needed for the tests");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn refuses_devices_fifos_and_oversized_metadata_without_reading_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    let fifo = dir.path().join("vd_fifo-1.0-py3-none-any.whl");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let huge = dir.path().join("vd_huge-1.0-py3-none-any.whl");
+    wheel_with_metadata_of(&huge, 40 << 20);
+    assert!(fs::metadata(&huge).unwrap().len() < 1 << 20);
+    let good = Project::new("vd-good", "1.0").build();
+    let started = std::time::Instant::now();
+    let out = tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .arg("/dev/zero")
+        .arg(&fifo)
+        .arg(&huge)
+        .arg(&good)
+        .spawn()
+        .finish_by(started + std::time::Duration::from_secs(30))
+        .expect("vd-add still read its input after 30 s");
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), 4, "{out:?}");
+    let message = |i: usize| records[i]["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message(0).contains("/dev/zero: not a regular file (a character device)"),
+        "{}",
+        message(0)
+    );
+    assert!(
+        message(1).contains("vd_fifo-1.0-py3-none-any.whl: not a regular file (a FIFO)"),
+        "{}",
+        message(1)
+    );
+    let huge_message = message(2);
+    assert!(
+        huge_message.contains("vd_huge-1.0-py3-none-any.whl")
+            && huge_message.contains("vd_huge-1.0.dist-info/METADATA is larger than 32 MiB"),
+        "{huge_message}"
+    );
+    assert_eq!(records[3]["status"], "added");
+    assert_eq!(log_lines(&repo).len(), 2);
+}
+
+#[test]
+fn a_failed_append_leaves_the_release_log_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    fs::create_dir(&repo).unwrap();
+    // A log larger than the wheel, so that a file size limit just above the
+    // log's size lets the wheel in and stops the log's append part way.
+    let mut log = String::from("time,event,name,version,wheel,sha256,target,detail\n");
+    while log.len() < 64 << 10 {
+        log.push_str("2026-01-01T00:00:00Z,reload,,,,,host:/srv/venv,\n");
+    }
+    fs::write(repo.join("release_log"), &log).unwrap();
+    let good = Project::new("vd-good", "1.0").build();
+    assert!(fs::metadata(&good).unwrap().len() < log.len() as u64);
+    // As on a full disk: writes past the limit fail (EFBIG, with SIGXFSZ
+    // ignored, as ENOSPC fails them), after a partial write.
+    let limit = log.len() + 40;
+    let script =
+        format!("trap '' XFSZ; exec prlimit --fsize={limit} -- \"$0\" --repo \"$1\" \"$2\"");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(crate::util::bin("vd-add"))
+        .arg(&repo)
+        .arg(&good)
+        .env_remove("VD_REPO")
+        .output()
+        .expect("cannot run sh and prlimit (util-linux)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot append to"), "{stderr}");
+    assert_eq!(
+        fs::read_to_string(repo.join("release_log")).unwrap(),
+        log,
+        "the failed append left part of its line"
+    );
+    // Space is back: the wheel gets its release event.
+    let out = tool("vd-add").arg("--repo").arg(&repo).arg(&good).run();
+    out.expect_code(0);
+    assert_eq!(out.records()[0]["status"], "present");
+    let lines = log_lines(&repo);
+    assert!(lines.last().unwrap().contains(",release,vd-good,1.0,"));
+    assert_eq!(lines.len(), log.lines().count() + 1);
+}
+
+#[test]
+fn a_released_wheel_is_not_shadowed_under_another_filename() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    let released = Project::new("vd-shadow", "1.0").build();
+    tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .arg(&released)
+        .run()
+        .expect_code(0);
+    // The same project, version and tags, written again: other bytes.
+    let other = dir.path().join("other");
+    fs::create_dir(&other).unwrap();
+    let mut shadows = Vec::new();
+    for name in [
+        "Vd_Shadow-1.0-py3-none-any.whl",
+        "vd_shadow-1.0.0-py3-none-any.whl",
+    ] {
+        let path = other.join(name);
+        rewrite_wheel(&released, &path, "    pass");
+        assert_ne!(fs::read(&path).unwrap(), fs::read(&released).unwrap());
+        shadows.push(path);
+    }
+    let out = tool("vd-add").arg("--repo").arg(&repo).args(&shadows).run();
+    out.expect_code(1);
+    for (record, path) in out.records().iter().zip(&shadows) {
+        let message = record["error"]["message"].as_str().unwrap_or_default();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(
+            message.contains(name)
+                && message.contains("the same wheel as vd_shadow-1.0-py3-none-any.whl"),
+            "{record:?}"
+        );
+    }
+    let mut names: Vec<String> = fs::read_dir(&repo)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["release_log", "vd_shadow-1.0-py3-none-any.whl"]);
+}
+
+#[test]
+fn a_path_on_stdin_that_is_not_utf8_is_one_error_and_the_batch_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    let first = Project::new("vd-good", "1.0").build();
+    let last = Project::new("vd-shadow", "1.0").build();
+    let mut input = Vec::new();
+    input.extend_from_slice(first.to_str().unwrap().as_bytes());
+    input.extend_from_slice(b"\n/tmp/\xff\xfe-1.0-py3-none-any.whl\n");
+    input.extend_from_slice(last.to_str().unwrap().as_bytes());
+    input.push(b'\n');
+    let out = tool("vd-add").arg("--repo").arg(&repo).stdin(input).run();
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), 3, "{out:?}");
+    assert_eq!(records[0]["status"], "added");
+    let message = records[1]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("-1.0-py3-none-any.whl"), "{message}");
+    assert_eq!(records[2]["status"], "added");
+    let releases = log_lines(&repo)
+        .iter()
+        .filter(|l| l.contains(",release,"))
+        .count();
+    assert_eq!(releases, 2);
+}
+
+/// Python for [`rewrite_wheel`]: `add(name, bytes)` adds a member and lists
+/// it in RECORD with its right hash, as a crafted wheel would.
+const ADD_LISTED: &str = "    import base64, hashlib
+    def add(n, b):
+        files[n] = b
+        rec = [k for k in files if k.endswith('.dist-info/RECORD')][0]
+        d = base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=')
+        files[rec] += n.encode() + b',sha256=' + d + b',' + str(len(b)).encode() + b'\\n'
+";
+
+#[test]
+fn refuses_wheels_pip_would_refuse_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    let good = Project::new("vd-good", "1.0").build();
+    let mut cases: Vec<(PathBuf, &str)> = Vec::new();
+    for (i, (edit, needle)) in [
+        (
+            "    add('../evil.py', b'x')",
+            "member \"../evil.py\" is not a relative path",
+        ),
+        (
+            "    add('/etc/evil.py', b'x')",
+            "member \"/etc/evil.py\" is not a relative path",
+        ),
+        (
+            "    files = {n.replace('vd_good-1.0.dist-info', 'pip-1.0.dist-info'): \
+             b.replace(b'vd_good-1.0.dist-info', b'pip-1.0.dist-info') for n, b in files.items()}",
+            "pip-1.0.dist-info is not the .dist-info folder of vd-good 1.0",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let sub = dir.path().join(format!("crafted{i}"));
+        fs::create_dir(&sub).unwrap();
+        let path = sub.join(good.file_name().unwrap());
+        rewrite_wheel(&good, &path, &format!("{ADD_LISTED}{edit}"));
+        cases.push((path, needle));
+    }
+    for name in [
+        "vd_good$(id)-1.0-py3-none-any.whl",
+        "vd;good-1.0-py3-none-any.whl",
+        "vd good-1.0-py3-none-any.whl",
+    ] {
+        let path = dir.path().join(name);
+        fs::copy(&good, &path).unwrap();
+        cases.push((path, "may hold only letters, digits"));
+    }
+    let out = tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .args(cases.iter().map(|(p, _)| p))
+        .run();
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), cases.len());
+    for ((path, needle), record) in cases.iter().zip(&records) {
+        let message = record["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{path:?}: {record:?}");
+    }
+    assert_eq!(log_lines(&repo).len(), 0);
+}
+
+#[test]
+fn temporary_files_of_a_killed_add_are_swept_once_old() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    fs::create_dir(&repo).unwrap();
+    // No process has this id (above any pid_max).
+    let old = repo.join(".vd_gone-1.0-py3-none-any.whl.999999999.0.tmp");
+    let fresh = repo.join(".vd_gone-1.0-py3-none-any.whl.999999999.1.tmp");
+    let other = repo.join(".notes.tmp");
+    for path in [&old, &fresh, &other] {
+        fs::write(path, "partial").unwrap();
+    }
+    for path in [&old, &other] {
+        let touched = Command::new("touch")
+            .args(["-d", "2 hours ago"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(touched.success());
+    }
+    let good = Project::new("vd-good", "1.0").build();
+    tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .arg(&good)
+        .run()
+        .expect_code(0);
+    assert!(!old.exists(), "an abandoned temporary file was kept");
+    assert!(fresh.exists(), "a recent temporary file was removed");
+    assert!(other.exists(), "a file vd did not write was removed");
+}
+
+#[test]
+fn concurrent_adds_of_one_wheel_log_its_release_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    let wheel = Project::new("vd-good", "1.0").build();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            Command::new(crate::util::bin("vd-add"))
+                .arg("--repo")
+                .arg(&repo)
+                .arg(&wheel)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let events = vd::log::ReleaseLog::new(&repo).read().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+}

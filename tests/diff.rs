@@ -147,7 +147,9 @@ fn six() -> PathBuf {
 #[test]
 fn computed_tags_match_packaging_sys_tags() {
     let f = facts();
-    let interp = vd::tags::Interpreter::from_facts(&f["python"], &f["markers"]).unwrap();
+    let python: vd::tags::Facts = serde_json::from_value(f["python"].clone()).unwrap();
+    let system = f["markers"]["platform_system"].as_str().unwrap();
+    let interp = vd::tags::Interpreter::from_facts(&python, system).unwrap();
     let ours: Vec<String> = vd::tags::sys_tags(&interp)
         .iter()
         .map(ToString::to_string)
@@ -363,7 +365,9 @@ fn extras_and_dependencies_are_checked() {
         ]
     );
 
-    // The extra brings gamma: required, installed, or an error.
+    // The extra brings gamma; beta's dependency on alpha is resolved: kept
+    // when installed and satisfying, upgraded when not, installed when
+    // missing, and a conflict when a requirement line rules it out.
     let records = [
         with(
             target("b", &[]),
@@ -383,48 +387,68 @@ fn extras_and_dependencies_are_checked() {
             json!(["beta"]),
         ),
         with(target("g", &[]), "packages", json!(["beta"])),
+        with(
+            target("i", &[("alpha", "1.1"), ("gamma", "0.5")]),
+            "packages",
+            json!(["beta"]),
+        ),
     ];
     let out = diff(&dir, &[], &records);
     out.expect_code(1);
     let r = out.records();
     assert_eq!(changes(&r[0]).len(), 3);
     assert_eq!(changes(&r[1]).len(), 2);
-    let beta = "beta-1.0-py3-none-any.whl";
     assert_eq!(
-        error(&r[2]),
-        format!("{beta} requires `gamma>=1.0; extra == \"fast\"`, which is neither installed nor in the requirements")
-    );
-    assert_eq!(
-        error(&r[3]),
-        format!("{beta} requires `alpha>=1.1`, but the plan leaves alpha 1.0")
-    );
-    assert_eq!(
-        error(&r[4]),
-        format!("{beta} requires `alpha>=1.1`, but the venv has alpha 1.0")
+        changes(&r[2]),
+        [
+            change("alpha", "install", "-", "1.1"),
+            change("beta", "install", "-", "1.0"),
+            change("gamma", "install", "-", "1.0")
+        ]
     );
     assert_contains(
-        &error(&r[5]),
+        &error(&r[3]),
         &[
-            beta,
-            "`alpha>=1.1`",
-            "neither installed nor in the requirements",
+            "beta requires alpha >=1.1",
+            "`alpha==1.0` (field `packages`)",
+            "the requirements cannot all be met",
         ],
     );
+    assert_eq!(
+        changes(&r[4]),
+        [
+            change("alpha", "upgrade", "1.0", "1.1"),
+            change("beta", "install", "-", "1.0")
+        ]
+    );
+    assert_eq!(
+        changes(&r[5]),
+        [
+            change("alpha", "install", "-", "1.1"),
+            change("beta", "install", "-", "1.0")
+        ]
+    );
+    // Without the extra, gamma is not needed and stays as it is.
+    assert_eq!(changes(&r[6]), [change("beta", "install", "-", "1.0")]);
 
-    // --exact removing a dependency is caught too.
+    // --exact keeps the dependencies of what is required, and removes the
+    // rest.
     let out = diff(
         &dir,
         &["--exact"],
         &[with(
-            target("h", &[("alpha", "1.1")]),
+            target("h", &[("alpha", "1.1"), ("gamma", "1.0")]),
             "packages",
             json!(["beta"]),
         )],
     );
-    out.expect_code(1);
-    assert_contains(
-        &error(&out.records()[0]),
-        &["requires `alpha>=1.1`, which --exact removes"],
+    out.expect_code(0);
+    assert_eq!(
+        changes(&out.records()[0]),
+        [
+            change("beta", "install", "-", "1.0"),
+            change("gamma", "remove", "1.0", "-")
+        ]
     );
 }
 
@@ -454,11 +478,16 @@ fn pre_releases_only_when_the_specifier_names_one() {
         changes(&plan_for("omega==2.0b1")),
         [change("omega", "install", "-", "2.0b1")]
     );
+    // Only a pre-release satisfies: PEP 440 (and pip) accept it then.
+    assert_eq!(
+        changes(&plan_for("omega>1.0")),
+        [change("omega", "install", "-", "2.0b1")]
+    );
     assert_contains(
-        &error(&plan_for("omega>1.0")),
+        &error(&plan_for("omega>2.0")),
         &[
-            "omega-2.0b1-py3-none-any.whl (a pre-release, not asked for)",
-            "`omega>1.0`",
+            "the repository has no omega >2.0 (it has 2.0b1, 1.0)",
+            "`omega>2.0`",
         ],
     );
 }
@@ -489,7 +518,10 @@ fn requires_python_rules_out_a_version() {
     out.expect_code(1);
     assert_contains(
         &error(&out.records()[0]),
-        &["zeta-2.0-py3-none-any.whl (Requires-Python excludes this interpreter)"],
+        &[
+            "no zeta >=2 can be installed on this interpreter",
+            "zeta 2.0 needs Python >=3.99 (Requires-Python)",
+        ],
     );
 }
 
@@ -550,9 +582,9 @@ fn binary_wheels_are_chosen_for_the_interpreter() {
     assert_contains(
         &error(&out.records()[0]),
         &[
-            "no wheel of markupsafe fits `markupsafe` (field `packages`)",
+            "the requirements ask for markupsafe (`markupsafe` (field `packages`))",
             &format!(
-                "{} (not for this interpreter)",
+                "markupsafe 3.0.2 has wheels only for other interpreters ({})",
                 foreign.file_name().unwrap().to_str().unwrap()
             ),
         ],
@@ -586,6 +618,22 @@ fn a_pip_compile_lock_file_with_hashes() {
             change("six", "install", "-", "1.16.0")
         ]
     );
+
+    // pip-compile's header may say where it found the packages: ignored,
+    // with a warning, since vd reads its repository.
+    write(
+        &dir,
+        "indexed.txt",
+        &format!(
+            "--index-url https://pypi.org/simple\n--extra-index-url https://example.com/simple\n--trusted-host example.com\n--find-links ./dist\n{}",
+            lock(&[&sha])
+        ),
+    );
+    let out = diff(&dir, &["indexed.txt"], &[target("h", &[])]);
+    out.expect_code(0)
+        .expect_stderr("indexed.txt line 1: --index-url https://pypi.org/simple ignored")
+        .expect_stderr("indexed.txt line 4: --find-links ./dist ignored");
+    assert_eq!(changes(&out.records()[0]).len(), 2);
 
     write(&dir, "bad.txt", &lock(&[&other, &"f".repeat(64)]));
     let out = diff(&dir, &["bad.txt"], &[target("h", &[])]);
@@ -625,9 +673,8 @@ fn includes_and_constraints() {
     assert_contains(
         &error(&out.records()[0]),
         &[
-            "six is required more than once",
-            "`six<1.16` (deploy/base/../extra-pins.txt line 1)",
-            "1.16.0",
+            "the repository has no six <1.16 (it has 1.16.0)",
+            "constraint `six<1.16` (deploy/base/../extra-pins.txt line 1)",
         ],
     );
     write(&dir, "deploy/extra-pins.txt", "six<=1.16\n");
@@ -706,8 +753,8 @@ fn bad_requirements_files_name_file_and_line() {
             "req.txt line 1",
         ),
         (
-            "--index-url https://pypi.org/simple\nalpha\n",
-            "req.txt line 1: pip option --index-url",
+            "--no-binary :all:\nalpha\n",
+            "req.txt line 1: pip option --no-binary",
         ),
         (
             "alpha \\\n  --install-option=x\n",
@@ -748,7 +795,7 @@ fn conflicting_and_missing_requirements() {
     out.expect_code(1);
     assert_eq!(
         error(&out.records()[0]),
-        "alpha is required more than once, as `alpha>=2` (a.txt line 1) and `alpha<2` (b.txt line 2), and no version in the repository satisfies all of them (it has 1.0, 2.0)"
+        "cannot resolve the requirements: alpha is required as `alpha>=2` (a.txt line 1) and `alpha<2` (b.txt line 2), and no version satisfies all of them (the repository has 2.0, 1.0)"
     );
 
     write(&dir, "c.txt", "alpha>=5\nnonesuch==1.0\n");
@@ -758,10 +805,19 @@ fn conflicting_and_missing_requirements() {
     assert_contains(
         &message,
         &[
-            "no wheel of alpha fits `alpha>=5` (c.txt line 1)",
-            "alpha-2.0-py3-none-any.whl (2.0 does not satisfy)",
-            "alpha-1.0-py3-none-any.whl (1.0 does not satisfy)",
-            "nonesuch is required by `nonesuch==1.0` (c.txt line 2), but the repository has no wheel of nonesuch",
+            "the repository has no alpha >=5 (it has 2.0, 1.0)",
+            "`alpha>=5` (c.txt line 1)",
+        ],
+    );
+    // Each problem is told on its own: pubgrub stops at the first.
+    write(&dir, "d.txt", "alpha\nnonesuch==1.0\n");
+    let out = diff(&dir, &["d.txt"], &[target("h", &[])]);
+    out.expect_code(1);
+    assert_contains(
+        &error(&out.records()[0]),
+        &[
+            "the repository has no wheel of nonesuch",
+            "`nonesuch==1.0` (d.txt line 2)",
         ],
     );
 }
@@ -856,4 +912,91 @@ fn a_rebuilt_wheel_wins_over_its_first_build() {
     out.expect_code(0);
     let r = out.records();
     assert_eq!(r[0]["plan"][0]["wheel"], "alpha-1.0-2-py3-none-any.whl");
+}
+
+#[test]
+fn interpreter_facts_beyond_any_real_one_fail_their_target_only() {
+    let dir = repo(&[alpha("1.0")]);
+    write(&dir, "requirements.txt", "alpha\n");
+    let odd = |host: &str, key: &str, value: &str| {
+        let mut r = target(host, &[]);
+        let python = r.get_mut("python").unwrap().as_object_mut().unwrap();
+        python.insert("libc".into(), json!("glibc"));
+        python.insert(key.into(), json!(value));
+        r
+    };
+    let records = [
+        odd("version-a", "version", "3.1000000"),
+        odd("libc-a", "libc_version", "2.10000000"),
+        target("fine", &[]),
+        odd("version-b", "version", "3.100000"),
+        odd("libc-b", "libc_version", "2.100000"),
+        odd("major", "version", "4000000000.1"),
+    ];
+    let started = std::time::Instant::now();
+    let out = diff(&dir, &["requirements.txt"], &records);
+    let took = started.elapsed();
+    out.expect_code(1);
+    let got = out.records();
+    assert_eq!(got.len(), records.len(), "{out:?}");
+    assert_eq!(
+        changes(&got[2]),
+        vec![change("alpha", "install", "-", "1.0")],
+        "{:?}",
+        got[2]
+    );
+    for (i, (field, value)) in [
+        (0, ("version", "3.1000000")),
+        (1, ("libc_version", "2.10000000")),
+        (3, ("version", "3.100000")),
+        (4, ("libc_version", "2.100000")),
+        (5, ("version", "4000000000.1")),
+    ] {
+        assert_contains(&error(&got[i]), &[field, value]);
+    }
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "odd facts took {took:?}"
+    );
+}
+
+#[test]
+fn a_requirements_file_that_is_a_device_or_a_fifo_fails_its_target_only() {
+    let dir = repo(&[alpha("1.0")]);
+    write(&dir, "requirements.txt", "alpha\n");
+    let fifo = dir.path().join("fifo.txt");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let records = [
+        with(target("zero", &[]), "requirements", json!("/dev/zero")),
+        with(target("fifo", &[]), "requirements", json!("fifo.txt")),
+        with(
+            target("fine", &[]),
+            "requirements",
+            json!("requirements.txt"),
+        ),
+    ];
+    let started = std::time::Instant::now();
+    let out = tool("vd-diff")
+        .arg("--repo")
+        .arg(wheels_dir(&dir))
+        .current_dir(dir.path())
+        .stdin(jsonl(&records))
+        .spawn()
+        .finish_by(started + std::time::Duration::from_secs(30))
+        .expect("vd-diff still read a requirements file after 30 s");
+    out.expect_code(1);
+    let got = out.records();
+    assert_contains(
+        &error(&got[0]),
+        &["requirements file /dev/zero: not a regular file (a character device)"],
+    );
+    assert_contains(
+        &error(&got[1]),
+        &["requirements file fifo.txt: not a regular file (a FIFO)"],
+    );
+    assert_eq!(
+        changes(&got[2]),
+        vec![change("alpha", "install", "-", "1.0")]
+    );
 }

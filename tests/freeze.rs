@@ -337,7 +337,7 @@ fn absent_venvs_and_paths_that_are_not_venvs() {
 }
 
 #[test]
-fn ssh_config_aliases_resolve_and_proxies_are_refused() {
+fn ssh_config_aliases_resolve_and_a_bastion_that_fails_names_its_line() {
     let server = Sshd::start(2);
     let dir = tempfile::tempdir().unwrap();
     let v = dir.path().join("venv");
@@ -372,9 +372,12 @@ fn ssh_config_aliases_resolve_and_proxies_are_refused() {
     let records = out.records();
     assert!(records[0].get("error").is_none(), "{:?}", records[0]);
     assert_eq!(installed(&records[0]), pip_list(&v));
+    // The bastion is tried, and its failure names where it was configured.
     let proxy = error_message(&records[1]);
     assert!(
-        proxy.contains("ProxyJump bastion.example") && proxy.contains("line 7"),
+        proxy.contains("ProxyJump bastion.example")
+            && proxy.contains("config line 7")
+            && proxy.contains("cannot resolve bastion.example"),
         "{proxy}"
     );
 }
@@ -460,4 +463,152 @@ fn ssh_agent_identities_come_first_and_unlock_encrypted_keys() {
         .run();
     out.expect_code(0);
     assert_eq!(installed(&out.records()[0]), pip_list(&v));
+}
+
+/// A field of the wrong type is never taken as absent: `venv_user: 1001`
+/// must not drop the `sudo -u` wrapper and run as the login user. Each is an
+/// error naming the field and the line, nothing runs for that target, and
+/// the others go on.
+#[test]
+fn fields_of_the_wrong_type_are_errors_naming_field_and_line() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    venv(&good);
+    let guarded = dir.path().join("guarded");
+    venv(&guarded);
+    let marker = dir.path().join("ran");
+    plant_marker(&guarded, &marker);
+    let bad = [
+        (
+            "venv_user",
+            json!(1001),
+            "field `venv_user` must be a string, not 1001 (a number)",
+        ),
+        (
+            "venv_user",
+            json!(["app"]),
+            "field `venv_user` must be a string, not [\"app\"] (a list)",
+        ),
+        (
+            "migrate_user",
+            json!(1001),
+            "field `migrate_user` must be a string",
+        ),
+        ("user", json!(7), "field `user` must be a string"),
+        ("cache", json!(false), "field `cache` must be a string"),
+        (
+            "python",
+            json!(3),
+            "field `python` must be an interpreter's name or its facts",
+        ),
+        (
+            "identity",
+            json!(["~/.ssh/id"]),
+            "field `identity` must be a string",
+        ),
+        (
+            "via",
+            json!(1),
+            "field `via` must be a string, not 1 (a number)",
+        ),
+        ("port", json!(true), "port true (a boolean) is not a number"),
+        (
+            "reload_once",
+            json!(2),
+            "field `reload_once`: expected true or false",
+        ),
+        (
+            "settings",
+            json!(1),
+            "field `settings` must be a list of strings",
+        ),
+    ];
+    let mut input = vec![server.target(0, &good)];
+    for (field, value, _) in &bad {
+        let mut record = server.target(0, &guarded);
+        record.insert(field.to_string(), value.clone());
+        input.push(record);
+    }
+    input.push(server.target(0, &good));
+    let out = server.tool("vd-freeze").stdin(jsonl(&input)).run();
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), input.len());
+    for (i, (field, value, expected)) in bad.iter().enumerate() {
+        let line = i + 2;
+        let message = error_message(&records[line - 1]);
+        assert!(
+            message.starts_with(&format!("stdin line {line} (")),
+            "{field}: {message}"
+        );
+        assert!(message.contains(expected), "{field}: {message}");
+        // The record keeps the bad value, for the user to see and fix.
+        assert_eq!(&records[line - 1][*field], value);
+        out.expect_stderr(&format!("stdin line {line} "));
+    }
+    for record in [&records[0], &records[input.len() - 1]] {
+        assert!(record.get("error").is_none(), "{record:?}");
+        assert_eq!(record["venv_exists"], json!(true));
+    }
+    assert!(!marker.exists(), "a target with a bad field ran a command");
+}
+
+/// `identity: ~/key` is the key in the local user's home, as in a shell.
+#[test]
+fn identity_in_the_home_directory_is_expanded() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let v = dir.path().join("venv");
+    venv(&v);
+    // A home whose only key is ~/keys/deploy: without expansion there is
+    // no key to log in with.
+    let home = dir.path().join("home");
+    fs::create_dir_all(home.join(".ssh")).unwrap();
+    fs::create_dir_all(home.join("keys")).unwrap();
+    fs::copy(server.user_key(), home.join("keys/deploy")).unwrap();
+    fs::write(home.join(".ssh/known_hosts"), server.known_hosts()).unwrap();
+    let mut target = server.target(0, &v);
+    target.insert("identity".into(), json!("~/keys/deploy"));
+    let out = server
+        .tool_with_home("vd-freeze", &home)
+        .stdin(jsonl(&[target]))
+        .run();
+    out.expect_code(0);
+    assert_eq!(out.records()[0]["venv_exists"], json!(true));
+    assert_eq!(out.records()[0]["identity"], json!("~/keys/deploy"));
+}
+
+#[test]
+fn an_identity_that_is_a_device_or_a_fifo_is_skipped_unread() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("key_fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let absent = dir.path().join("absent");
+    let with_identity = |identity: &str| {
+        let mut t = server.target(0, &absent);
+        t.insert("identity".into(), json!(identity));
+        t
+    };
+    let input = [
+        with_identity("/dev/zero"),
+        with_identity(fifo.to_str().unwrap()),
+    ];
+    let started = Instant::now();
+    // The HOME's own key logs in once the odd ones are passed over.
+    let out = server
+        .tool("vd-freeze")
+        .stdin(jsonl(&input))
+        .spawn()
+        .finish_by(started + Duration::from_secs(30))
+        .expect("vd-freeze still read an identity file after 30 s");
+    out.expect_code(0);
+    for record in out.records() {
+        assert_eq!(record["venv_exists"], json!(false), "{record:?}");
+    }
 }

@@ -25,6 +25,13 @@ fn plant_egg_info(venv: &Path) {
     .unwrap();
 }
 
+/// The interpreter a frozen record describes, as vd-diff reads it.
+fn interpreter(record: &Record) -> vd::tags::Interpreter {
+    let python: vd::tags::Facts = serde_json::from_value(record["python"].clone()).unwrap();
+    let system = record["markers"]["platform_system"].as_str().unwrap();
+    vd::tags::Interpreter::from_facts(&python, system).unwrap()
+}
+
 fn freeze(server: &Sshd, targets: &[Record]) -> Vec<Record> {
     let out = server.tool("vd-freeze").stdin(jsonl(targets)).run();
     out.expect_code(0);
@@ -64,7 +71,7 @@ fn freeze_lists_what_pip_lists_on_2_7_3_6_3_7_3_8_and_3_13_at_once() {
         assert!(full.starts_with(&format!("{version}.")), "{full}");
         assert_eq!(python["implementation"], "cpython");
         assert_eq!(python["venv"], true);
-        let interp = vd::tags::Interpreter::from_facts(python, &record["markers"]).unwrap();
+        let interp = interpreter(record);
         assert_eq!(&vd::tags::sys_tags(&interp)[0].abi, abi, "{version}");
     }
     // Python 2 has no sys.implementation: packaging's markers say "" and "0".
@@ -106,8 +113,7 @@ fn tags_of_2_7_and_3_6_are_their_own_packagings() {
     let targets: Vec<Record> = venvs.iter().map(|v| server.target(0, v)).collect();
     let records = freeze(&server, &targets);
     for (((version, packaging), venv), record) in cases.iter().zip(&venvs).zip(&records) {
-        let interp =
-            vd::tags::Interpreter::from_facts(&record["python"], &record["markers"]).unwrap();
+        let interp = interpreter(record);
         let ours: Vec<String> = vd::tags::sys_tags(&interp)
             .iter()
             .map(ToString::to_string)
@@ -140,8 +146,7 @@ fn tags_of_2_7_and_3_6_are_their_own_packagings() {
          for t in get_supported(): print(t)",
     );
     assert_eq!(pip[0], "20.3.4");
-    let interp =
-        vd::tags::Interpreter::from_facts(&records[0]["python"], &records[0]["markers"]).unwrap();
+    let interp = interpreter(&records[0]);
     let ours: Vec<String> = vd::tags::sys_tags(&interp)
         .iter()
         .map(ToString::to_string)
@@ -352,7 +357,27 @@ fn django_1_11_on_2_7_and_3_2_on_3_6_deploy_beside_3_11() {
     diff.expect_code(1);
     let message = error_message(&diff.records()[0]);
     assert!(
-        message.contains("futures") && message.contains("not for this interpreter"),
+        message.contains("futures 3.3.0 has wheels only for other interpreters")
+            && message.contains("futures-3.3.0-py2-none-any.whl"),
+        "{message}"
+    );
+
+    // Requires-Python: the repository's Django 5 wheel (the newest below 6,
+    // fetched for 3.11) is py3-none-any, which 3.6's tags accept; its
+    // Requires-Python does not, which is why 3.6 got 3.2 above, and the
+    // message says so.
+    fs::write(dir.join("django-4.txt"), "django>=4.2\n").unwrap();
+    let diff = server
+        .tool("vd-diff")
+        .arg("--repo")
+        .arg(dir.join("wheels"))
+        .arg(dir.join("django-4.txt"))
+        .stdin(jsonl(&good[1..2]))
+        .run();
+    diff.expect_code(1);
+    let message = error_message(&diff.records()[0]);
+    assert!(
+        message.contains("django 5.") && message.contains("needs Python >=3.10 (Requires-Python)"),
         "{message}"
     );
 }

@@ -679,3 +679,156 @@ fn create_makes_missing_venvs_only_when_asked() {
     assert_eq!(installed(record), pip_list(&v));
     assert_eq!(record["python"]["venv"], json!(true));
 }
+
+#[test]
+fn a_plan_that_removes_pip_is_refused_and_its_venv_left_alone() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let beta = wheel("vdp-beta", "1.0");
+    let repo = repo(d, std::slice::from_ref(&beta));
+    let (kept, fine) = (d.join("kept"), d.join("fine"));
+    for v in [&kept, &fine] {
+        venv_with_pip(v);
+    }
+    let (kept_cache, fine_cache) = (d.join("kept-cache"), d.join("fine-cache"));
+    let req = requirements(d, "req.txt", "vdp-beta\n");
+    let plans = plan(
+        &server,
+        &repo,
+        &req,
+        false,
+        &[
+            target(&server, 0, &kept, &kept_cache),
+            target(&server, 0, &fine, &fine_cache),
+        ],
+    );
+    // A saved plan edited by hand (or written by another tool): besides the
+    // install, it removes pip.
+    let mut records: Vec<Record> = plans
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let pip_version = pip_list(&kept)["pip"].clone();
+    records[0]["plan"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "pip", "action": "remove", "from": pip_version}));
+    let before = pip_list(&kept);
+
+    let out = push(&server, &repo, &[], &jsonl(&records));
+    out.expect_code(1);
+    let records = out.records();
+    let message = error_message(&records[0]);
+    assert!(message.contains("removes pip"), "{message}");
+    assert!(message.contains("nothing was done"), "{message}");
+    assert_eq!(pip_list(&kept), before, "the refused plan changed the venv");
+    assert!(
+        !kept_cache.exists(),
+        "the refused plan's wheels were uploaded"
+    );
+    // The other target goes on.
+    assert_ok(&records[1]);
+    assert_eq!(pip_list(&fine)["vdp-beta"], "1.0");
+    let events = push_events(&repo);
+    let kept_events: Vec<_> = events
+        .iter()
+        .filter(|(_, _, _, target)| target.ends_with(kept.to_str().unwrap()))
+        .collect();
+    assert_eq!(kept_events.len(), 1, "{events:?}");
+    assert_eq!(kept_events[0].0, "error");
+
+    // The venv still takes a push: the plan without the removal goes in.
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(0);
+    assert_ok(&out.records()[0]);
+    assert_eq!(pip_list(&kept)["vdp-beta"], "1.0");
+    assert_eq!(pip_list(&kept)["pip"], pip_version);
+}
+
+#[test]
+fn venv_user_pushes_through_sudo() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let user = crate::util::sshd::second_user();
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Every directory on the way to the venv and the cache must be
+    // searchable by the venv's user.
+    fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    let beta = wheel("vdp-beta", "1.0");
+    let repo = repo(d, std::slice::from_ref(&beta));
+    let home = d.join("app");
+    fs::create_dir(&home).unwrap();
+    let chown = Command::new("chown").arg(user).arg(&home).status().unwrap();
+    assert!(chown.success());
+    let v = home.join("venv $(touch pwned) 'x'");
+    let python = crate::util::python::interpreter_for(user);
+    let made = Command::new("sudo")
+        .args(["-n", "-u", user, &python, "-m", "venv"])
+        .arg(&v)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "python3 -m venv as {user} (Debian: apt-get install python3-venv): {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let mut t = target(&server, 0, &v, &d.join("cache"));
+    t.insert("venv_user".into(), json!(user));
+    let req = requirements(d, "req.txt", "vdp-beta\n");
+    let plans = plan(&server, &repo, &req, false, &[t]);
+
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(0);
+    let record = &out.records()[0];
+    assert_ok(record);
+    assert_eq!(record["changed"], json!(true));
+    assert_eq!(pip_list(&v)["vdp-beta"], "1.0");
+    assert_eq!(installed(record), pip_list(&v));
+    // pip ran as the venv's user: what it wrote is that user's.
+    let uid = Command::new("id").args(["-u", user]).output().unwrap();
+    let uid: u32 = String::from_utf8_lossy(&uid.stdout).trim().parse().unwrap();
+    let written: Vec<u32> = fs::read_dir(site_packages(&v))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("vdp_beta"))
+        .map(|e| e.metadata().unwrap().uid())
+        .collect();
+    assert!(
+        !written.is_empty() && written.iter().all(|&u| u == uid),
+        "{written:?}"
+    );
+    assert!(!home.join("pwned").exists() && !Path::new("/pwned").exists());
+}
+
+/// The release log policy every deploying tool shares: a log that cannot be
+/// written fails no target (the venv has changed), names what went unlogged
+/// on stderr, and makes the exit status 1.
+#[test]
+fn a_release_log_that_cannot_be_written_fails_no_target() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let repo = repo(d, &[wheel("vdp-alpha", "1.0")]);
+    let venv = d.join("venv");
+    venv_with_pip(&venv);
+    let targets = [target(&server, 0, &venv, &d.join("cache"))];
+    let wanted = requirements(d, "req.txt", "vdp-alpha==1.0\n");
+    let plans = plan(&server, &repo, &wanted, false, &targets);
+    // A directory where the log should be: no user, not even root, can
+    // append to it.
+    let log = repo.join("release_log");
+    fs::remove_file(&log).unwrap();
+    fs::create_dir(&log).unwrap();
+
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(1)
+        .expect_stderr("not logged: install")
+        .expect_stderr("vdp-alpha");
+    let records = out.records();
+    assert_ok(&records[0]);
+    assert_eq!(records[0]["changed"], json!(true));
+    assert_eq!(pip_list(&venv)["vdp-alpha"], "1.0");
+}

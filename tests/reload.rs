@@ -210,3 +210,145 @@ fn failing_reloads_and_checks_are_errors_and_the_rest_go_on() {
     assert_eq!(errors.len(), 4, "{log:?}");
     assert_eq!(log.iter().filter(|e| e.event == "reload").count(), 2);
 }
+
+/// The parent of process `pid`, and its command name, from /proc.
+fn parent_of(pid: u32) -> Option<(u32, String)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+    let (head, tail) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_string();
+    let ppid = tail.split_whitespace().nth(1)?.parse().ok()?;
+    Some((ppid, comm))
+}
+
+/// Send `signal` to the processes.
+fn signal(signal: &str, pids: &[u32]) {
+    for pid in pids {
+        let _ = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status();
+    }
+}
+
+#[test]
+fn a_host_that_stops_answering_mid_command_is_given_up_and_the_others_go_on() {
+    // A run from cron: nobody watches, so a hang is never noticed.
+    let timeout = 3;
+    let server = Sshd::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    fs::create_dir(&repo).unwrap();
+    let pid_file = dir.path().join("pid");
+    let stuck = format!("echo $$ > {}; sleep 1000", pid_file.display());
+    // Silent for longer than three keepalive intervals, but alive.
+    let slow = format!("sleep {}; echo done", 3 * timeout + 1);
+    let input = [
+        target(&server, 0, "/srv/stuck", &stuck, false),
+        target(&server, 1, "/srv/slow", &slow, false),
+    ];
+    let running = server
+        .tool("vd-reload")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--timeout", &timeout.to_string()])
+        .stdin(jsonl(&input))
+        .spawn();
+    let started = std::time::Instant::now();
+    let shell: u32 = loop {
+        if let Ok(text) = fs::read_to_string(&pid_file) {
+            if let Ok(pid) = text.trim().parse() {
+                break pid;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the reload command never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Stop the session's sshd processes (not the listener): the host's
+    // kernel still acknowledges, but nothing answers any more.
+    let mut stopped = Vec::new();
+    let mut pid = shell;
+    while let Some((parent, _)) = parent_of(pid) {
+        if parent == server.pid() || parent <= 1 {
+            break;
+        }
+        let (_, comm) = parent_of(parent).unwrap();
+        if comm.starts_with("sshd") {
+            stopped.push(parent);
+        }
+        pid = parent;
+    }
+    assert!(!stopped.is_empty(), "no sshd process above {shell}");
+    signal("-STOP", &stopped);
+    let stop = std::time::Instant::now();
+    let outcome = running.finish_by(stop + Duration::from_secs(4 * timeout));
+    let waited = stop.elapsed();
+    eprintln!("vd-reload ended {waited:?} after the host stopped");
+    signal("-KILL", &stopped);
+    signal("-KILL", &[shell]);
+    let out = outcome.unwrap_or_else(|| {
+        panic!("vd-reload still ran {waited:?} after its host stopped answering")
+    });
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), 2, "{out:?}");
+    let message = error_message(&records[0]);
+    assert!(
+        message.contains("127.0.0.2") && message.contains("stopped answering"),
+        "{message}"
+    );
+    assert!(
+        records[1].get("error").is_none(),
+        "a slow but alive host was cut off: {:?}",
+        records[1]
+    );
+    assert_eq!(records[1]["reloaded"], json!(true));
+}
+
+#[test]
+fn nul_characters_never_reach_the_release_log_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    fs::create_dir(&repo).unwrap();
+    let record = json!({"host": "localhost", "via": "local", "venv": "/srv/a\u{0}b",
+                        "changed": true, "reload": "exit 3"});
+    let out = crate::util::tool("vd-reload")
+        .arg("--repo")
+        .arg(&repo)
+        .env("HOME", dir.path())
+        .stdin(jsonl(&[record.as_object().unwrap().clone()]))
+        .run();
+    out.expect_code(1);
+    let log = fs::read(repo.join("release_log")).unwrap();
+    assert!(!log.contains(&0), "a raw NUL in the log");
+    let text = String::from_utf8(log).unwrap();
+    assert!(text.contains("/srv/a\\0b"), "{text}");
+    let events = ReleaseLog::new(&repo).read().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+}
+
+/// The release log policy vd-push, vd-migrate and vd-reload share: a log
+/// that cannot be written fails no target, and makes the exit status 1.
+#[test]
+fn a_release_log_that_cannot_be_written_fails_no_target() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    // A directory where the log should be: not even root can append to it.
+    fs::create_dir_all(repo.join("release_log")).unwrap();
+    let ran = dir.path().join("ran");
+    let reload = format!("echo x >> {}", ran.display());
+    let out = server
+        .tool("vd-reload")
+        .arg("--repo")
+        .arg(&repo)
+        .stdin(jsonl(&[target(&server, 0, "/srv/a", &reload, false)]))
+        .run();
+    out.expect_code(1).expect_stderr("not logged: reload");
+    let records = out.records();
+    assert!(records[0].get("error").is_none(), "{:?}", records[0]);
+    assert_eq!(records[0]["reloaded"], json!(true));
+    assert_eq!(read(&ran), "x\n");
+}

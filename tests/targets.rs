@@ -250,3 +250,85 @@ fn reads_targets_csv_in_the_current_directory_by_default() {
     out.expect_code(0);
     assert_eq!(hosts_and_venvs(&out), ["web1:/srv/a"]);
 }
+
+/// Every field of the wrong type in a `.jsonl` inventory is an error naming
+/// the file, the line and the field; the other targets go on.
+#[test]
+fn fields_of_the_wrong_type_in_jsonl_inventories_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.jsonl");
+    let bad = [
+        (
+            "venv_user",
+            "1001",
+            "field `venv_user` must be a string, not 1001 (a number)",
+        ),
+        (
+            "migrate_user",
+            "[\"a\"]",
+            "field `migrate_user` must be a string",
+        ),
+        (
+            "user",
+            "{}",
+            "field `user` must be a string, not {} (an object)",
+        ),
+        ("cache", "1", "field `cache` must be a string"),
+        (
+            "python",
+            "3.11",
+            "field `python` must be an interpreter's name or its facts",
+        ),
+        ("identity", "true", "field `identity` must be a string"),
+        ("via", "1", "field `via` must be a string"),
+        ("reload", "[]", "field `reload` must be a string"),
+        ("check", "0", "field `check` must be a string"),
+        (
+            "packages",
+            "5",
+            "field `packages` must be a list of strings",
+        ),
+    ];
+    let mut text = String::from("{\"host\":\"web1\",\"venv\":\"/srv/a\"}\n");
+    for (field, value, _) in &bad {
+        text.push_str(&format!(
+            "{{\"host\":\"web1\",\"venv\":\"/srv/{field}\",\"{field}\":{value}}}\n"
+        ));
+    }
+    text.push_str("{\"host\":\"web2\",\"venv\":\"/srv/b\",\"venv_user\":1,\"port\":\"x\"}\n");
+    text.push_str("{\"host\":\"web3\",\"venv\":\"/srv/c\"}\n");
+    fs::write(&path, text).unwrap();
+    let out = tool("vd-targets").arg("--inventory").arg(&path).run();
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), bad.len() + 3);
+    assert!(records[0].get("error").is_none());
+    for (i, (field, _, expected)) in bad.iter().enumerate() {
+        let message = records[i + 1]["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("fleet.jsonl line {}: ", i + 2)),
+            "{field}: {message}"
+        );
+        assert!(message.contains(expected), "{field}: {message}");
+    }
+    // Two bad fields on one line: both named.
+    let both = records[bad.len() + 1]["error"]["message"].as_str().unwrap();
+    assert!(both.contains("field `venv_user`"), "{both}");
+    assert!(both.contains("port \"x\" is not a number"), "{both}");
+    assert!(records[bad.len() + 2].get("error").is_none());
+}
+
+/// A column named twice would leave one of its cells unread: an error
+/// naming the file and the column, before any target is written.
+#[test]
+fn a_column_named_twice_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = targets(
+        dir.path(),
+        "host,venv,venv_user,VENV_USER\nweb1,/srv/a,shop,root\n",
+        &[],
+    );
+    out.expect_code(2);
+    assert!(out.records().is_empty());
+    out.expect_stderr("targets.csv line 1: column `venv_user` appears twice in the header");
+}

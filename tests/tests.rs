@@ -10,5 +10,7 @@ mod man;
 mod migrate;
 mod pipeline;
 mod push;
+mod reach;
 mod reload;
+mod resolve;
 mod targets;

@@ -5,17 +5,19 @@
 //! The cache is content-addressed: a wheel lives at `DIR/SHA256/FILE`, so a
 //! listing says what is there without hashing anything, and two wheels of
 //! the same name with other bytes (two repositories) never meet. A wheel is
-//! uploaded over SFTP to a hidden temporary name in `DIR`, its sha256 is
-//! checked on the host, and only then is it renamed to its place; an upload
+//! uploaded (over SFTP, or over the command channel where the host has no
+//! SFTP: [`Connection::upload`]) to a hidden temporary name in `DIR`, its
+//! sha256 is checked on the host, and only then is it renamed to its place; an upload
 //! cut off half way leaves a temporary file no listing reports (deleted by a
 //! later push after an hour). The host is listed once per run, the first time
 //! one of its targets needs the cache; what this run uploaded is added to
 //! that listing, so the host's next target sends nothing it already has.
 //!
 //! What is not here: which wheels a target needs (the plan, [`crate::push`])
-//! and how a command reaches the host ([`crate::transport`]).
+//! how a command reaches the host ([`crate::transport`]), and the commands
+//! and what they print ([`crate::remote::cache`]).
 
-use crate::remote;
+use crate::remote::cache::{self as remote, CacheCommit, CacheListing};
 use crate::transport::Connection;
 use anyhow::{bail, Context, Result};
 use std::collections::{HashMap, HashSet};
@@ -71,29 +73,8 @@ pub struct WheelCache {
 impl WheelCache {
     fn list(connection: &mut Connection, dir_word: &str, create: bool) -> Result<WheelCache> {
         let finished = connection.run(&remote::cache_listing_command(dir_word, create), b"")?;
-        if !finished.success() {
-            bail!(
-                "cannot list it on the host (exit status {}): {}",
-                finished.status,
-                finished.stderr_text()
-            );
-        }
-        let text = String::from_utf8_lossy(&finished.stdout);
-        let mut lines = text.lines();
-        let dir = match lines.next() {
-            Some(dir) if dir.starts_with('/') => dir.trim_end_matches('/').to_string(),
-            other => bail!("the host named no absolute directory for it (it printed {other:?})"),
-        };
-        let held = lines
-            .filter_map(|line| line.strip_prefix("./"))
-            .map(str::to_string)
-            .collect();
+        let CacheListing { dir, held } = CacheListing::parse(&finished)?;
         Ok(WheelCache { dir, held })
-    }
-
-    /// The directory on the host.
-    pub fn dir(&self) -> &str {
-        &self.dir
     }
 
     /// Where `wheel` is (or will be) on the host.
@@ -117,8 +98,8 @@ impl WheelCache {
     }
 
     /// Send `wheels` (the missing ones) and put them in place: each to a
-    /// temporary name over SFTP, then one command on the host checks every
-    /// sha256 and renames the good ones. A wheel that fails is named in the
+    /// temporary name ([`Connection::upload`]), then one command on the host
+    /// checks every sha256 and renames the good ones. A wheel that fails is named in the
     /// error and not counted as held; those that passed are.
     pub fn upload(&mut self, connection: &mut Connection, wheels: &[&Wheel]) -> Result<()> {
         if wheels.is_empty() {
@@ -150,10 +131,10 @@ impl WheelCache {
             &remote::cache_commit_command(&self.dir, &entries),
             remote::CACHE_SCRIPT.as_bytes(),
         )?;
-        let placed = String::from_utf8_lossy(&finished.stdout);
-        self.held.extend(placed.lines().map(str::to_string));
-        if !finished.success() {
-            bail!("uploading to {}: {}", self.dir, finished.stderr_text());
+        let commit = CacheCommit::parse(&finished);
+        self.held.extend(commit.placed);
+        if let Some(failure) = commit.failure {
+            bail!("uploading to {}: {failure}", self.dir);
         }
         Ok(())
     }
@@ -211,7 +192,7 @@ mod tests {
         let placed = fs::read(cache.path_of(&good)).unwrap();
         assert_eq!(placed, b"good bytes");
         // Nothing but the good wheel's directory: the bad upload is gone.
-        let names: Vec<String> = fs::read_dir(cache.dir())
+        let names: Vec<String> = fs::read_dir(&cache.dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();

@@ -1,27 +1,99 @@
-//! What every tool does around its own work: report errors and exit.
+//! The command line's edge: the options several tools share (clap structs
+//! that the domain modules never see; they get plain settings, such as
+//! [`crate::transport::Options`]), and what every tool does around its own
+//! work: report errors and exit.
 //!
 //! Exit 0 means every target is fine, 1 that some target failed (its record
 //! carries an `error`), 2 a usage or setup error that stopped the tool. Errors
 //! print once, to stderr, with the tool's name and the whole context chain. A
 //! closed stdout is the reader's choice (`| head`), not a failure: quiet exit 0.
 
+use crate::fleet::Fleet;
+use crate::transport;
 use clap::Args;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// How a tool's run ended when it did not stop on a setup error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Ok,
     TargetFailed,
+    /// An exit status the tool chose itself (`vd-diff --check`'s 1 for
+    /// drift); it stands over the others.
+    Exit(u8),
 }
 
-/// The output option every record-writing tool takes.
+impl Status {
+    /// Failed when either is.
+    pub fn or(self, other: Status) -> Status {
+        match (self, other) {
+            (Status::Ok, other) => other,
+            (Status::TargetFailed, Status::Exit(code)) => Status::Exit(code),
+            (this, _) => this,
+        }
+    }
+}
+
+// The output option every record-writing tool takes (a plain comment: a
+// doc comment here would become every tool's --help, as this struct is
+// flattened after the tool's own options).
 #[derive(Args, Debug, Clone)]
 pub struct OutputArgs {
     /// Write JSON lines even when stdout is a terminal (piped output always is).
     #[arg(long)]
     pub json: bool,
+}
+
+/// The option every tool that reads the repository takes.
+#[derive(Args, Debug, Clone)]
+pub struct RepoArgs {
+    /// The repository: a directory of wheels with its `release_log`.
+    #[arg(long, value_name = "DIR", env = "VD_REPO", default_value = "wheels")]
+    pub repo: PathBuf,
+}
+
+/// How the remote tools reach their targets.
+#[derive(Args, Debug, Clone)]
+pub struct TransportArgs {
+    /// Work on up to N hosts at once. The targets of one host share one SSH
+    /// session and run one after another.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: u32,
+
+    /// Give up on a host whose name does not resolve, or that does not
+    /// connect, greet or log in, within SECS seconds; also the keepalive
+    /// interval while a command runs: a host that sends nothing, not even a
+    /// reply to a keepalive, for three intervals is given up (a command that
+    /// runs long on a host that answers is not).
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+
+    /// Check host keys against FILE only, and record new ones there, instead
+    /// of ~/.ssh/known_hosts (and /etc/ssh/ssh_known_hosts).
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+
+    /// Connect to hosts whose key is not yet known, and record their key.
+    /// A key that differs from the one on file is refused all the same.
+    #[arg(long)]
+    pub accept_new: bool,
+}
+
+impl TransportArgs {
+    /// The hosts, reached as these options say.
+    pub fn fleet(&self, tool: &'static str) -> anyhow::Result<Fleet> {
+        let options = transport::Options {
+            timeout: Duration::from_secs(self.timeout),
+            known_hosts: self.known_hosts.clone(),
+            accept_new: self.accept_new,
+        };
+        Fleet::new(tool, self.jobs, &options)
+    }
 }
 
 /// Which records the tools after vd-push act on: the ones it changed.
@@ -37,7 +109,8 @@ impl ChangedArgs {
     /// Whether to act on `record` (one that carries no error); a `changed`
     /// that is not true or false is an error naming the field.
     pub fn selects(&self, record: &crate::record::Record) -> anyhow::Result<bool> {
-        Ok(self.always || crate::record::bool_field(record, "changed")?)
+        use crate::record::{get, Changed};
+        Ok(self.always || get::<Changed>(record)?.is_some_and(|Changed(c)| c))
     }
 }
 
@@ -46,6 +119,7 @@ pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<Status>) -> ExitCod
     match body() {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::TargetFailed) => ExitCode::from(1),
+        Ok(Status::Exit(code)) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(io::stderr(), "{tool}: {e:#}");

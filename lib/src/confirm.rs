@@ -10,9 +10,8 @@
 //! passes through unchanged; `quit` declines it and every target after it.
 
 use crate::output::render_table;
-use crate::record::{self, target_label, Record};
+use crate::record::{self, target_label, Changes, Line, Record, Skipped};
 use anyhow::{Context, Result};
-use serde_json::Value;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 
@@ -83,17 +82,20 @@ impl Terminal {
 
 /// A target's plan as the prompt shows it.
 fn plan_table(record: &Record) -> String {
-    let Some(Value::Array(plan)) = record.get("plan") else {
+    let Ok(Some(Changes(plan))) = Changes::of(record) else {
         return String::new();
     };
-    let text = |c: &Value, key: &str| c.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let rows: Vec<Vec<String>> = plan
         .iter()
         .map(|c| {
-            ["action", "name", "from", "to", "wheel"]
-                .iter()
-                .map(|k| text(c, k))
-                .collect()
+            vec![
+                c.action.as_str().to_string(),
+                c.name.clone(),
+                text(&c.from),
+                text(&c.to),
+                text(&c.wheel),
+            ]
         })
         .collect();
     render_table(&["ACTION", "NAME", "FROM", "TO", "WHEEL"], &rows)
@@ -102,66 +104,51 @@ fn plan_table(record: &Record) -> String {
         .collect()
 }
 
-/// The input the hosts' workers read: `input`, line for line, with every
-/// record that has a plan put to the person first and marked `skipped` when
-/// declined. Lines that are not records, records with an `error` and records
-/// with nothing to do pass as they are.
-pub fn confirmed_input(
-    input: impl BufRead + Send + 'static,
-    mut terminal: Terminal,
-) -> Result<impl BufRead + Send + 'static> {
-    let (reader, mut writer) = io::pipe().context("cannot make a pipe")?;
-    std::thread::spawn(move || {
-        let mut mode = Answer::Yes;
-        for line in input.split(b'\n') {
-            let Ok(line) = line else { break };
-            let line = match confirm_line(&line, &mut terminal, &mut mode) {
-                Some(edited) => edited,
-                None => line,
-            };
-            if writer
-                .write_all(&line)
-                .and_then(|_| writer.write_all(b"\n"))
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
-    Ok(BufReader::new(reader))
+/// The records the hosts' workers get: `input`, record for record, with
+/// every record that has a plan put to the person first (by `ask`, which
+/// shows it and returns the answer) and marked `skipped` when declined.
+/// Records with an `error` and records with nothing to do pass as they are.
+/// The questions are asked as the records are taken, so by the thread that
+/// reads the input, one at a time and in input order.
+pub fn confirmed(
+    input: impl Iterator<Item = Line>,
+    mut ask: impl FnMut(&Record) -> Answer,
+) -> impl Iterator<Item = Line> {
+    let mut mode = Answer::Yes;
+    input.map(move |mut line| {
+        confirm(&mut line.record, &mut ask, &mut mode);
+        line
+    })
 }
 
-/// The line to pass on for one input line, when it is not the line itself.
-/// `mode` is `All` or `Quit` once the person said so.
-fn confirm_line(line: &[u8], terminal: &mut Terminal, mode: &mut Answer) -> Option<Vec<u8>> {
-    let Ok(Value::Object(mut record)) = serde_json::from_slice::<Value>(line) else {
-        return None;
+/// Put one record to the person, unless `mode` is `All` or `Quit` (once
+/// the person said so), and mark it `skipped` when declined.
+fn confirm(record: &mut Record, ask: &mut impl FnMut(&Record) -> Answer, mode: &mut Answer) {
+    if record::error_of(record).is_some() {
+        return;
+    }
+    // A `skipped` from an earlier run is not this run's answer.
+    record::remove::<Skipped>(record);
+    let has_work = matches!(Changes::of(record), Ok(Some(Changes(c))) if !c.is_empty());
+    if !has_work {
+        return;
+    }
+    let answer = match *mode {
+        Answer::All | Answer::Quit => *mode,
+        _ => ask(record),
     };
-    if record::error_of(&record).is_some() {
-        return None;
+    if matches!(answer, Answer::All | Answer::Quit) {
+        *mode = answer;
     }
-    let had_skipped = record.shift_remove("skipped").is_some();
-    let has_work = matches!(record.get("plan"), Some(Value::Array(p)) if !p.is_empty());
-    if has_work {
-        let answer = match *mode {
-            Answer::All | Answer::Quit => *mode,
-            _ => terminal.ask(&record).unwrap_or(Answer::Quit),
-        };
-        if matches!(answer, Answer::All | Answer::Quit) {
-            *mode = answer;
-        }
-        if matches!(answer, Answer::No | Answer::Quit) {
-            record.insert("skipped".into(), Value::Bool(true));
-        }
-    } else if !had_skipped {
-        return None;
+    if matches!(answer, Answer::No | Answer::Quit) {
+        record::put(record, &Skipped(true));
     }
-    Some(serde_json::to_vec(&record).expect("a record serializes"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fleet::lines;
 
     #[test]
     fn answers_in_words_or_letters() {
@@ -171,6 +158,58 @@ mod tests {
         assert_eq!(Answer::parse("q"), Some(Answer::Quit));
         assert_eq!(Answer::parse(""), None);
         assert_eq!(Answer::parse("yep"), None);
+    }
+
+    /// Confirm `input` with the answers given in turn; the records that
+    /// came out, and which ones were asked about (by `host`).
+    fn run(input: Vec<Line>, answers: &[Answer]) -> (Vec<Record>, Vec<String>) {
+        let mut answers = answers.iter().copied();
+        let mut asked = Vec::new();
+        let out = confirmed(input.into_iter(), |r: &Record| {
+            asked.push(r["host"].as_str().unwrap().to_string());
+            answers.next().expect("asked once too often")
+        })
+        .map(|l| l.record)
+        .collect();
+        (out, asked)
+    }
+
+    fn skipped(records: &[Record]) -> Vec<bool> {
+        records.iter().map(|r| r.contains_key("skipped")).collect()
+    }
+
+    #[test]
+    fn asks_only_about_targets_with_work_and_keeps_order() {
+        let plan = serde_json::json!([{"name": "six", "action": "install"}]);
+        let input = lines(serde_json::json!([
+            {"host": "a", "plan": plan},
+            {"host": "b", "plan": []},
+            {"host": "c", "plan": plan, "error": {"tool": "vd-diff", "message": "x"}},
+            {"host": "d", "plan": plan, "skipped": true},
+            {"host": "e", "plan": plan},
+        ]));
+        let (out, asked) = run(input, &[Answer::Yes, Answer::No, Answer::Yes]);
+        assert_eq!(asked, ["a", "d", "e"]);
+        let hosts: Vec<&str> = out.iter().map(|r| r["host"].as_str().unwrap()).collect();
+        assert_eq!(hosts, ["a", "b", "c", "d", "e"]);
+        assert_eq!(skipped(&out), [false, false, false, true, false]);
+    }
+
+    #[test]
+    fn all_and_quit_answer_for_the_rest() {
+        let plan = serde_json::json!([{"name": "six", "action": "install"}]);
+        let four = || {
+            lines(serde_json::json!([
+                {"host": "a", "plan": plan}, {"host": "b", "plan": plan},
+                {"host": "c", "plan": plan}, {"host": "d", "plan": plan},
+            ]))
+        };
+        let (out, asked) = run(four(), &[Answer::No, Answer::All]);
+        assert_eq!(asked, ["a", "b"]);
+        assert_eq!(skipped(&out), [true, false, false, false]);
+        let (out, asked) = run(four(), &[Answer::Yes, Answer::Quit]);
+        assert_eq!(asked, ["a", "b"]);
+        assert_eq!(skipped(&out), [false, true, true, true]);
     }
 
     #[test]

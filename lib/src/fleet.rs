@@ -3,7 +3,7 @@
 //!
 //! Every remote tool (vd-freeze, vd-push, vd-migrate, vd-reload) has the same
 //! shape: read target records, do something to each target over its host's
-//! connection, write the records back. [`run`] is that shape, written once;
+//! connection, write the records back. [`Fleet::run`] is that shape, written once;
 //! a tool gives it the per-target work as a closure.
 //!
 //! Targets are grouped by [`Destination`] (host, port, user, via, identity):
@@ -18,17 +18,17 @@
 //!
 //! Some work can only be done once every target of a host is known: vd-reload
 //! restarts a host's service once for all its venvs (`reload_once`). For that
-//! the work may [`Host::hold`] a target's record, and [`run_with_finish`]
+//! the work may [`Host::hold`] a target's record, and [`Fleet::run_with_finish`]
 //! takes a second closure that gets a host's held records once the input has
 //! ended and the host's last target is done; they are written after it.
 
 use crate::cli;
 use crate::output::Output;
-use crate::record::{self, Reader, Record};
-use crate::transport::{Connection, Destination, Settings, TransportArgs};
+use crate::record::{self, Line, Record, Target};
+use crate::transport::{self, Connection, Destination, Settings};
 use anyhow::{anyhow, bail, Result};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::BufRead;
+use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -50,11 +50,6 @@ pub struct Host<S> {
 }
 
 impl<S> Host<S> {
-    /// Where this host is.
-    pub fn destination(&self) -> &Destination {
-        &self.destination
-    }
-
     /// The host's connection, opened on the first call. A failure is
     /// remembered and returned to every later target of the host.
     pub fn connection(&mut self) -> Result<&mut Connection> {
@@ -70,10 +65,10 @@ impl<S> Host<S> {
     }
 
     /// Keep the record being worked on back from the output until the host
-    /// is finished: it goes to the `finish` closure of [`run_with_finish`]
+    /// is finished: it goes to the `finish` closure of [`Fleet::run_with_finish`]
     /// (with everything the work wrote into it), and is written after that.
     /// Records after it in the input wait for it, since output keeps input
-    /// order. Under [`run`], which has no finish, held records are written
+    /// order. Under [`Fleet::run`], which has no finish, held records are written
     /// once the input ends.
     pub fn hold(&mut self) {
         self.hold = true;
@@ -88,7 +83,8 @@ enum Event<S> {
     /// A target is done: its sequence number and record.
     Target(usize, Record),
     /// A host's batch is done; the host comes back with its connection.
-    HostDone(Destination, Host<S>),
+    /// (Boxed: a host is large, and the channel carries many small events.)
+    HostDone(Destination, Box<Host<S>>),
 }
 
 /// A host and its targets waiting to run.
@@ -98,207 +94,232 @@ struct Slot<S> {
     queue: VecDeque<(usize, Record)>,
 }
 
-/// Read target records from `input`, do `work` to each one that carries no
-/// error over its host's connection, and write every record to `out` in
-/// input order. An `Err` from `work` becomes the record's `error` (with the
-/// target's name) and a line on stderr; the other targets go on. Returns an
-/// error only when the run cannot go on (setup, or stdout closed).
-pub fn run<S, F>(
+/// The hosts a tool works on, and how: `jobs` hosts at once, reached with
+/// the transport's settings.
+pub struct Fleet {
     tool: &'static str,
-    transport: &TransportArgs,
-    input: impl BufRead + Send + 'static,
-    out: &mut Output,
-    work: F,
-) -> Result<()>
-where
-    S: Default + Send + 'static,
-    F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
-{
-    run_with_finish(tool, transport, input, out, work, |_: &mut Host<S>, _| {})
+    settings: Arc<Settings>,
+    jobs: usize,
 }
 
-/// [`run`], and then, once per host that held records ([`Host::hold`]),
-/// `finish` with that host and its held records, in input order. It runs
-/// after the input has ended and the host's last target is done (only then
-/// is it sure that no more of the host's targets can come), over the same
-/// connection, counted against `--jobs` like the work. `finish` reports a
-/// failure by putting an `error` into the records it concerns; a panic in it
-/// becomes an error on every held record.
-pub fn run_with_finish<S, F, G>(
-    tool: &'static str,
-    transport: &TransportArgs,
-    input: impl BufRead + Send + 'static,
-    out: &mut Output,
-    work: F,
-    finish: G,
-) -> Result<()>
-where
-    S: Default + Send + 'static,
-    F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
-    G: Fn(&mut Host<S>, &mut [Record]) + Sync,
-{
-    let settings = Arc::new(Settings::new(transport, move |m| cli::warn(tool, m))?);
-    let jobs = transport.jobs.max(1) as usize;
-    let (tx, rx) = mpsc::channel::<Event<S>>();
-    let reader_tx = tx.clone();
-    // Detached: it may sit in a read on stdin after we are done (stdout
-    // closed); the process exit ends it.
-    std::thread::spawn(move || {
-        for line in Reader::new(input, tool) {
-            if reader_tx
-                .send(Event::Line(line.number, line.record))
-                .is_err()
-            {
-                return;
-            }
-        }
-        let _ = reader_tx.send(Event::End);
-    });
-    let stop = AtomicBool::new(false);
-    let work = &work;
-    let finish = &finish;
-    let stop_ref = &stop;
-    let result = std::thread::scope(|scope| -> Result<()> {
-        let mut slots: HashMap<Destination, Slot<S>> = HashMap::new();
-        let mut ready: VecDeque<Destination> = VecDeque::new();
-        let mut done: BTreeMap<usize, Record> = BTreeMap::new();
-        let (mut total, mut next, mut running) = (0usize, 0usize, 0usize);
-        let mut input_done = false;
-        loop {
-            while let Some(record) = done.remove(&next) {
-                if let Err(e) = out.write(&record) {
-                    // stdout is closed: the workers stop after their target.
-                    stop_ref.store(true, Ordering::Relaxed);
-                    return Err(e.into());
+impl Fleet {
+    /// Read what reaching hosts needs (`~/.ssh/config`, known_hosts) once.
+    pub fn new(tool: &'static str, jobs: u32, options: &transport::Options) -> Result<Fleet> {
+        let settings = Settings::new(options, move |m| cli::warn(tool, m))?;
+        Ok(Fleet {
+            tool,
+            settings: Arc::new(settings),
+            jobs: jobs.max(1) as usize,
+        })
+    }
+
+    /// Take target records from `input` (numbered lines, as
+    /// [`crate::record::Reader`] yields them from a stream), do `work` to
+    /// each one that carries no error over its host's connection, and write
+    /// every record to `out` in input order. An `Err` from `work` becomes
+    /// the record's `error` (with the target's name) and a line on stderr;
+    /// the other targets go on. Returns an error only when the run cannot
+    /// go on (stdout closed).
+    pub fn run<S, F, W>(
+        &self,
+        input: impl Iterator<Item = Line> + Send + 'static,
+        out: &mut Output<W>,
+        work: F,
+    ) -> Result<()>
+    where
+        S: Default + Send + 'static,
+        F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
+        W: Write,
+    {
+        self.run_with_finish(input, out, work, |_: &mut Host<S>, _| {})
+    }
+
+    /// [`Fleet::run`], and then, once per host that held records
+    /// ([`Host::hold`]), `finish` with that host and its held records, in
+    /// input order. It runs after the input has ended and the host's last
+    /// target is done (only then is it sure that no more of the host's
+    /// targets can come), over the same connection, counted against
+    /// `--jobs` like the work. `finish` reports a failure by putting an
+    /// `error` into the records it concerns; a panic in it becomes an error
+    /// on every held record.
+    pub fn run_with_finish<S, F, G, W>(
+        &self,
+        input: impl Iterator<Item = Line> + Send + 'static,
+        out: &mut Output<W>,
+        work: F,
+        finish: G,
+    ) -> Result<()>
+    where
+        S: Default + Send + 'static,
+        F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
+        G: Fn(&mut Host<S>, &mut [Record]) + Sync,
+        W: Write,
+    {
+        let Fleet {
+            tool,
+            ref settings,
+            jobs,
+        } = *self;
+        let (tx, rx) = mpsc::channel::<Event<S>>();
+        let reader_tx = tx.clone();
+        // Detached: it may sit in a read on stdin (or at a --confirm prompt)
+        // after we are done (stdout closed); the process exit ends it.
+        std::thread::spawn(move || {
+            for line in input {
+                if reader_tx
+                    .send(Event::Line(line.number, line.record))
+                    .is_err()
+                {
+                    return;
                 }
-                next += 1;
             }
-            if input_done && next == total && running == 0 {
-                return Ok(());
-            }
-            let Ok(event) = rx.recv() else {
-                bail!("internal error: the workers went away");
-            };
-            match event {
-                Event::Line(number, mut record) => {
-                    let seq = total;
-                    total += 1;
-                    if let Some((by, message)) = record::error_of(&record) {
-                        // A line this tool could not read is news; an error
-                        // from an earlier tool was reported there.
-                        if by == tool && record.len() == 1 {
-                            cli::warn(tool, &message);
-                        }
-                        done.insert(seq, record);
-                        continue;
+            let _ = reader_tx.send(Event::End);
+        });
+        let stop = AtomicBool::new(false);
+        let work = &work;
+        let finish = &finish;
+        let stop_ref = &stop;
+        let result = std::thread::scope(|scope| -> Result<()> {
+            let mut slots: HashMap<Destination, Slot<S>> = HashMap::new();
+            let mut ready: VecDeque<Destination> = VecDeque::new();
+            let mut done: BTreeMap<usize, Record> = BTreeMap::new();
+            let (mut total, mut next, mut running) = (0usize, 0usize, 0usize);
+            let mut input_done = false;
+            loop {
+                while let Some(record) = done.remove(&next) {
+                    if let Err(e) = out.write(&record) {
+                        // stdout is closed: the workers stop after their target.
+                        stop_ref.store(true, Ordering::Relaxed);
+                        return Err(e.into());
                     }
-                    match target_destination(&record) {
-                        Ok(dest) => {
-                            let slot = slots.entry(dest.clone()).or_insert_with(|| Slot {
-                                host: Some(Host {
-                                    destination: dest.clone(),
-                                    settings: Arc::clone(&settings),
-                                    connection: None,
-                                    held: Vec::new(),
-                                    hold: false,
-                                    state: S::default(),
-                                }),
-                                queue: VecDeque::new(),
-                            });
-                            // An idle host with queued targets is already ready.
-                            if slot.host.is_some() && slot.queue.is_empty() {
-                                ready.push_back(dest);
+                    next += 1;
+                }
+                if input_done && next == total && running == 0 {
+                    return Ok(());
+                }
+                let Ok(event) = rx.recv() else {
+                    bail!("internal error: the workers went away");
+                };
+                match event {
+                    Event::Line(number, mut record) => {
+                        let seq = total;
+                        total += 1;
+                        if let Some((by, message)) = record::error_of(&record) {
+                            // A line this tool could not read is news; an error
+                            // from an earlier tool was reported there.
+                            if by == tool && record.len() == 1 {
+                                cli::warn(tool, &message);
                             }
-                            slot.queue.push_back((seq, record));
-                        }
-                        Err(e) => {
-                            let message = format!(
-                                "stdin line {number} ({}): {e:#}",
-                                record::target_label(&record)
-                            );
-                            cli::warn(tool, &message);
-                            record::set_error(&mut record, tool, &message);
                             done.insert(seq, record);
+                            continue;
+                        }
+                        match target_destination(&record) {
+                            Ok(dest) => {
+                                let slot = slots.entry(dest.clone()).or_insert_with(|| Slot {
+                                    host: Some(Host {
+                                        destination: dest.clone(),
+                                        settings: Arc::clone(settings),
+                                        connection: None,
+                                        held: Vec::new(),
+                                        hold: false,
+                                        state: S::default(),
+                                    }),
+                                    queue: VecDeque::new(),
+                                });
+                                // An idle host with queued targets is already ready.
+                                if slot.host.is_some() && slot.queue.is_empty() {
+                                    ready.push_back(dest);
+                                }
+                                slot.queue.push_back((seq, record));
+                            }
+                            Err(e) => {
+                                let message = format!(
+                                    "stdin line {number} ({}): {e:#}",
+                                    record::target_label(&record)
+                                );
+                                cli::warn(tool, &message);
+                                record::set_error(&mut record, tool, &message);
+                                done.insert(seq, record);
+                            }
+                        }
+                    }
+                    Event::End => {
+                        input_done = true;
+                        // Idle hosts with held records are finished now; sessions
+                        // nobody will need again are closed.
+                        slots.retain(|dest, slot| match &slot.host {
+                            None => true,
+                            Some(_) if !slot.queue.is_empty() => true,
+                            Some(host) if !host.held.is_empty() => {
+                                ready.push_back(dest.clone());
+                                true
+                            }
+                            Some(_) => false,
+                        });
+                    }
+                    Event::Target(seq, record) => {
+                        done.insert(seq, record);
+                    }
+                    Event::HostDone(dest, host) => {
+                        running -= 1;
+                        let slot = slots.get_mut(&dest).expect("a busy host has a slot");
+                        if !slot.queue.is_empty() || (input_done && !host.held.is_empty()) {
+                            // More targets, or (the input having ended while the
+                            // batch ran) the finish.
+                            ready.push_back(dest);
+                            slot.host = Some(*host);
+                        } else if input_done {
+                            slots.remove(&dest);
+                        } else {
+                            slot.host = Some(*host);
                         }
                     }
                 }
-                Event::End => {
-                    input_done = true;
-                    // Idle hosts with held records are finished now; sessions
-                    // nobody will need again are closed.
-                    slots.retain(|dest, slot| match &slot.host {
-                        None => true,
-                        Some(_) if !slot.queue.is_empty() => true,
-                        Some(host) if !host.held.is_empty() => {
-                            ready.push_back(dest.clone());
-                            true
-                        }
-                        Some(_) => false,
-                    });
-                }
-                Event::Target(seq, record) => {
-                    done.insert(seq, record);
-                }
-                Event::HostDone(dest, host) => {
-                    running -= 1;
-                    let slot = slots.get_mut(&dest).expect("a busy host has a slot");
-                    if !slot.queue.is_empty() || (input_done && !host.held.is_empty()) {
-                        // More targets, or (the input having ended while the
-                        // batch ran) the finish.
-                        ready.push_back(dest);
-                        slot.host = Some(host);
-                    } else if input_done {
-                        slots.remove(&dest);
-                    } else {
-                        slot.host = Some(host);
-                    }
-                }
-            }
-            while running < jobs {
-                let Some(dest) = ready.pop_front() else { break };
-                let slot = slots.get_mut(&dest).expect("a ready host has a slot");
-                let mut host = slot.host.take().expect("a ready host is idle");
-                let batch: Vec<(usize, Record)> = slot.queue.drain(..).collect();
-                // With the input ended, this batch is the host's last.
-                let last = input_done;
-                running += 1;
-                let tx = tx.clone();
-                scope.spawn(move || {
-                    for (seq, mut record) in batch {
-                        if stop_ref.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        host.hold = false;
-                        work_on(tool, work, &mut host, &mut record);
-                        if std::mem::take(&mut host.hold) && record::error_of(&record).is_none() {
-                            host.held.push((seq, record));
-                        } else if tx.send(Event::Target(seq, record)).is_err() {
-                            return;
-                        }
-                    }
-                    if last && !host.held.is_empty() && !stop_ref.load(Ordering::Relaxed) {
-                        let held = std::mem::take(&mut host.held);
-                        for (seq, record) in finish_host(tool, finish, &mut host, held) {
-                            if tx.send(Event::Target(seq, record)).is_err() {
+                while running < jobs {
+                    let Some(dest) = ready.pop_front() else { break };
+                    let slot = slots.get_mut(&dest).expect("a ready host has a slot");
+                    let mut host = slot.host.take().expect("a ready host is idle");
+                    let batch: Vec<(usize, Record)> = slot.queue.drain(..).collect();
+                    // With the input ended, this batch is the host's last.
+                    let last = input_done;
+                    running += 1;
+                    let tx = tx.clone();
+                    scope.spawn(move || {
+                        for (seq, mut record) in batch {
+                            if stop_ref.load(Ordering::Relaxed) {
+                                break;
+                            }
+                            host.hold = false;
+                            work_on(tool, work, &mut host, &mut record);
+                            if std::mem::take(&mut host.hold) && record::error_of(&record).is_none()
+                            {
+                                host.held.push((seq, record));
+                            } else if tx.send(Event::Target(seq, record)).is_err() {
                                 return;
                             }
                         }
-                    }
-                    let _ = tx.send(Event::HostDone(dest, host));
-                });
+                        if last && !host.held.is_empty() && !stop_ref.load(Ordering::Relaxed) {
+                            let held = std::mem::take(&mut host.held);
+                            for (seq, record) in finish_host(tool, finish, &mut host, held) {
+                                if tx.send(Event::Target(seq, record)).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        let _ = tx.send(Event::HostDone(dest, Box::new(host)));
+                    });
+                }
             }
-        }
-    });
-    result
+        });
+        result
+    }
 }
 
-/// The destination of a target, or why the record is not a usable target.
+/// The destination of a target, or why the record is not a usable target:
+/// the door where every target field is parsed, so a field of the wrong
+/// type fails the target (named with its line) before anything runs.
 fn target_destination(record: &Record) -> Result<Destination> {
-    let venv = record::required_str(record, "venv")?;
-    if !venv.starts_with('/') {
-        bail!("venv {venv:?} is not an absolute path");
-    }
-    Destination::of(record)
+    Ok(Destination::of(&Target::parse(record)?))
 }
 
 /// Run `finish` on a host's held records; a panic (a bug in vd) becomes an
@@ -354,9 +375,204 @@ where
 }
 
 /// Fail a target: its `error`, and a line on stderr, both naming it. What
-/// [`run`] does with an `Err` from the work, for a `finish` to do the same.
+/// [`Fleet::run`] does with an `Err` from the work, for a `finish` to do the same.
 pub fn set_target_error(tool: &str, record: &mut Record, message: &str) {
     let message = format!("{}: {message}", record::target_label(record));
     cli::warn(tool, &message);
     record::set_error(record, tool, &message);
+}
+
+/// The records of a JSON array as numbered lines, as a [`record::Reader`]
+/// yields them: input for tests.
+#[cfg(test)]
+pub(crate) fn lines(records: serde_json::Value) -> Vec<Line> {
+    let serde_json::Value::Array(records) = records else {
+        panic!("not an array of records: {records}")
+    };
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| Line {
+            number: i + 1,
+            record: r.as_object().expect("a record is an object").clone(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use std::time::Duration;
+
+    const TOOL: &str = "vd-test";
+
+    /// Schedule `input` over `jobs` workers; the records written, read back.
+    fn schedule_records<S, F, G>(jobs: usize, input: Value, work: F, finish: G) -> Vec<Record>
+    where
+        S: Default + Send + 'static,
+        F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
+        G: Fn(&mut Host<S>, &mut [Record]) + Sync,
+    {
+        let fleet = Fleet {
+            tool: TOOL,
+            settings: Arc::new(Settings::offline()),
+            jobs,
+        };
+        let mut out = Output::to(Vec::new(), None);
+        let input = lines(input).into_iter();
+        fleet
+            .run_with_finish(input, &mut out, work, finish)
+            .unwrap();
+        let (_, bytes) = out.finish_into().unwrap();
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn field<'r>(record: &'r Record, name: &str) -> &'r Value {
+        record.get(name).unwrap_or(&Value::Null)
+    }
+
+    #[test]
+    fn records_come_out_in_input_order_and_a_host_works_in_turn() {
+        // Host a is slow, so b and c finish first; the output waits for a.
+        let input = json!([
+            {"host": "a", "venv": "/v/1"}, {"host": "b", "venv": "/v/2"},
+            {"host": "a", "venv": "/v/3"}, {"host": "c", "venv": "/v/4"},
+            {"host": "b", "venv": "/v/5"}, {"host": "a", "venv": "/v/6"},
+        ]);
+        let work = |host: &mut Host<u32>, record: &mut Record| {
+            if record["host"] == "a" {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            host.state += 1;
+            record.insert("turn".into(), json!(host.state));
+            Ok(())
+        };
+        let out = schedule_records(3, input, work, |_: &mut Host<u32>, _| {});
+        let venvs: Vec<&Value> = out.iter().map(|r| field(r, "venv")).collect();
+        assert_eq!(venvs, ["/v/1", "/v/2", "/v/3", "/v/4", "/v/5", "/v/6"]);
+        // One host's targets share its state: they ran one after another.
+        let turns: Vec<&Value> = out.iter().map(|r| field(r, "turn")).collect();
+        assert_eq!(turns, [1, 1, 2, 1, 2, 3]);
+    }
+
+    #[test]
+    fn one_worker_runs_every_host() {
+        let input = json!([
+            {"host": "a", "venv": "/v/1"}, {"host": "b", "venv": "/v/2"},
+            {"host": "a", "venv": "/v/3"},
+        ]);
+        let work = |_: &mut Host<()>, record: &mut Record| {
+            record.insert("done".into(), json!(true));
+            Ok(())
+        };
+        let out = schedule_records(1, input, work, |_: &mut Host<()>, _| {});
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|r| r["done"] == true));
+    }
+
+    #[test]
+    fn held_records_are_finished_once_per_host_after_its_last_target() {
+        let input = json!([
+            {"host": "a", "venv": "/v/1", "once": true},
+            {"host": "b", "venv": "/v/2", "once": true},
+            {"host": "a", "venv": "/v/3"},
+            {"host": "a", "venv": "/v/4", "once": true},
+            {"host": "b", "venv": "/v/5", "once": true},
+        ]);
+        let work = |host: &mut Host<Vec<String>>, record: &mut Record| {
+            host.state
+                .push(record["venv"].as_str().unwrap().to_string());
+            if record.contains_key("once") {
+                host.hold();
+            }
+            Ok(())
+        };
+        let finish = |host: &mut Host<Vec<String>>, held: &mut [Record]| {
+            // Every target of the host was worked on before its finish.
+            let seen = host.state.join(" ");
+            let venvs: Vec<&str> = held.iter().map(|r| r["venv"].as_str().unwrap()).collect();
+            let finished = json!({"with": venvs.join(" "), "after": seen});
+            for record in held.iter_mut() {
+                record.insert("finished".into(), finished.clone());
+            }
+        };
+        let out = schedule_records(2, input, work, finish);
+        let venvs: Vec<&Value> = out.iter().map(|r| field(r, "venv")).collect();
+        assert_eq!(venvs, ["/v/1", "/v/2", "/v/3", "/v/4", "/v/5"]);
+        let a = json!({"with": "/v/1 /v/4", "after": "/v/1 /v/3 /v/4"});
+        let b = json!({"with": "/v/2 /v/5", "after": "/v/2 /v/5"});
+        let finished: Vec<&Value> = out.iter().map(|r| field(r, "finished")).collect();
+        assert_eq!(finished, [&a, &b, &Value::Null, &a, &b]);
+    }
+
+    #[test]
+    fn errors_pass_through_and_the_other_targets_go_on() {
+        let input = json!([
+            {"host": "a", "venv": "/v/1", "error": {"tool": "vd-diff", "message": "earlier"}},
+            {"host": "a", "venv": "relative"},
+            {"host": "a", "venv": "/v/3", "fail": true},
+            {"host": "a", "venv": "/v/4", "panic": true},
+            {"venv": "/v/5"},
+            {"host": "a", "venv": "/v/6"},
+        ]);
+        let work = |_: &mut Host<()>, record: &mut Record| {
+            assert!(!record.contains_key("error"), "work on a failed record");
+            if record.contains_key("fail") {
+                anyhow::bail!("it broke");
+            }
+            if record.contains_key("panic") {
+                panic!("a bug");
+            }
+            record.insert("done".into(), json!(true));
+            Ok(())
+        };
+        let out = schedule_records(2, input, work, |_: &mut Host<()>, _| {});
+        let error = |i: usize| -> (String, String) {
+            record::error_of(&out[i]).unwrap_or_else(|| panic!("no error in {:?}", out[i]))
+        };
+        assert_eq!(error(0), ("vd-diff".to_string(), "earlier".to_string()));
+        let (tool, message) = error(1);
+        assert_eq!(tool, TOOL);
+        assert!(
+            message.starts_with("stdin line 2 (a:relative): "),
+            "{message}"
+        );
+        assert!(message.contains("must be an absolute path"), "{message}");
+        assert_eq!(error(2).1, "a:/v/3: it broke");
+        assert!(
+            error(3).1.contains("internal error in vd-test"),
+            "{:?}",
+            error(3)
+        );
+        assert!(error(3).1.ends_with("a bug"), "{:?}", error(3));
+        assert!(error(4).1.starts_with("stdin line 5"), "{:?}", error(4));
+        assert!(
+            error(4).1.contains("missing field `host`"),
+            "{:?}",
+            error(4)
+        );
+        assert_eq!(out[5]["done"], true);
+        assert!(record::error_of(&out[5]).is_none());
+    }
+
+    #[test]
+    fn a_panic_in_the_finish_fails_the_held_records() {
+        let input = json!([{"host": "a", "venv": "/v/1"}, {"host": "b", "venv": "/v/2"}]);
+        let work = |host: &mut Host<()>, record: &mut Record| {
+            if record["host"] == "a" {
+                host.hold();
+            }
+            Ok(())
+        };
+        let finish = |_: &mut Host<()>, _: &mut [Record]| panic!("finish broke");
+        let out = schedule_records(2, input, work, finish);
+        let (_, message) = record::error_of(&out[0]).unwrap();
+        assert!(message.starts_with("a:/v/1: internal error"), "{message}");
+        assert!(record::error_of(&out[1]).is_none());
+    }
 }

@@ -8,39 +8,14 @@
 //! the file and line, and the other rows go on. Selection by name
 //! ([`Selector`]) is here too, since it is the inventory's vocabulary.
 
-use crate::record::{self, Record};
+use crate::record::{self, Record, Target};
 use anyhow::{anyhow, bail, Context, Result};
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The columns vd knows, in the documented order.
-pub const COLUMNS: &[&str] = &[
-    "host",
-    "port",
-    "user",
-    "venv",
-    "venv_user",
-    "requirements",
-    "packages",
-    "settings",
-    "migrate_user",
-    "reload",
-    "reload_once",
-    "via",
-    "identity",
-    "python",
-    "cache",
-    "check",
-];
-
-/// Columns whose cells are space-separated lists.
-const LIST_COLUMNS: &[&str] = &["packages", "settings"];
-
-/// Columns holding paths on this machine, resolved against the inventory's
-/// folder when relative, so the inventory means the same from any directory.
-const LOCAL_PATH_COLUMNS: &[&str] = &["requirements", "identity"];
+pub use crate::record::COLUMNS;
 
 /// One inventory entry: its record (or an error record) and where it came from.
 #[derive(Debug)]
@@ -68,7 +43,7 @@ pub fn load(path: &Path) -> Result<Inventory> {
     } else {
         load_csv(&text, path)?
     };
-    let mut seen: HashMap<(String, u64, String), String> = HashMap::new();
+    let mut seen: HashMap<(String, u16, String), String> = HashMap::new();
     for entry in &mut inventory.entries {
         if record::error_of(&entry.record).is_some() {
             continue;
@@ -123,6 +98,11 @@ fn load_csv(text: &str, path: &Path) -> Result<Inventory> {
             );
         }
     }
+    for (i, h) in headers.iter().enumerate() {
+        if !h.is_empty() && headers[..i].contains(h) {
+            bail!("{shown} line 1: column `{h}` appears twice in the header");
+        }
+    }
     let mut warnings = Vec::new();
     for h in &headers {
         if !COLUMNS.contains(&h.as_str()) {
@@ -141,7 +121,7 @@ fn load_csv(text: &str, path: &Path) -> Result<Inventory> {
                     if cell.is_empty() {
                         continue;
                     }
-                    record.insert(name.clone(), typed_cell(name, cell));
+                    record.insert(name.clone(), record::typed_cell(name, cell));
                 }
                 (line, record)
             }
@@ -157,22 +137,6 @@ fn load_csv(text: &str, path: &Path) -> Result<Inventory> {
         });
     }
     Ok(Inventory { entries, warnings })
-}
-
-/// A CSV cell as the JSON value the record contract wants. Numbers and
-/// booleans that do not parse stay strings, and [`check_target`] names them.
-fn typed_cell(column: &str, cell: &str) -> Value {
-    match column {
-        "port" => cell
-            .parse::<u64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| Value::from(cell)),
-        "reload_once" => record::parse_bool(cell)
-            .map(Value::from)
-            .unwrap_or_else(|| Value::from(cell)),
-        c if LIST_COLUMNS.contains(&c) => json!(cell.split_whitespace().collect::<Vec<_>>()),
-        _ => Value::from(cell),
-    }
 }
 
 fn load_jsonl(text: &str, path: &Path) -> Result<Inventory> {
@@ -199,44 +163,15 @@ fn load_jsonl(text: &str, path: &Path) -> Result<Inventory> {
 
 /// Check one target's fields, resolve its local paths, and return the key
 /// that makes it unique: host, port and venv.
-fn check_target(record: &mut Record, base: &Path) -> Result<(String, u64, String)> {
-    let host = record::required_str(record, "host")?.to_string();
+fn check_target(record: &mut Record, base: &Path) -> Result<(String, u16, String)> {
+    record::resolve_local_paths(record, base);
+    let target = Target::parse(record)?;
+    let host = target.host;
     if host.contains(['@', '/', ' ']) {
         bail!("host {host:?} must be a host name or address (the user goes in the `user` column)");
     }
-    let venv = record::required_str(record, "venv")?.to_string();
-    if !venv.starts_with('/') {
-        bail!("venv {venv:?} must be an absolute path");
-    }
-    let port = match record.get("port") {
-        None | Some(Value::Null) => 22,
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .filter(|p| (1..=65535).contains(p))
-            .ok_or_else(|| anyhow!("port {n} is not a port number (1-65535)"))?,
-        Some(other) => bail!("port {other} is not a number"),
-    };
-    if let Some(v) = record.get("reload_once") {
-        if !v.is_boolean() {
-            bail!("reload_once {v} is not true or false");
-        }
-    }
-    match record::str_field(record, "via") {
-        None | Some("ssh") | Some("local") => {}
-        Some(other) => bail!("via {other:?} must be `ssh` or `local`"),
-    }
-    for column in LIST_COLUMNS {
-        record::list_field(record, column)?;
-    }
-    for column in LOCAL_PATH_COLUMNS {
-        if let Some(p) = record::str_field(record, column) {
-            if !p.starts_with('/') && !p.starts_with('~') {
-                let resolved = base.join(p).display().to_string();
-                record.insert(column.to_string(), Value::from(resolved));
-            }
-        }
-    }
-    Ok((host, port, venv.trim_end_matches('/').to_string()))
+    let venv = target.venv.trim_end_matches('/').to_string();
+    Ok((host, target.port.unwrap_or(22), venv))
 }
 
 /// A name on the command line that selects targets:
@@ -295,21 +230,21 @@ impl Selector {
     /// Whether this name selects the target. The user part matches the
     /// `venv_user`, or the login `user` where no `venv_user` is set.
     pub fn matches(&self, record: &Record) -> bool {
+        let names = record::Names::of(record);
         if let Some(pattern) = &self.host {
-            match record::str_field(record, "host") {
+            match names.host {
                 Some(h) if pattern.matches(h) => {}
                 _ => return false,
             }
         }
         if let Some(path) = &self.path {
-            match record::str_field(record, "venv") {
+            match names.venv {
                 Some(v) if v.trim_end_matches('/') == path => {}
                 _ => return false,
             }
         }
         if let Some(user) = &self.user {
-            let effective = record::str_field(record, "venv_user")
-                .or_else(|| record::str_field(record, "user"));
+            let effective = names.venv_user.or(names.user);
             if effective != Some(user.as_str()) {
                 return false;
             }
@@ -357,6 +292,7 @@ pub fn select<'a>(entries: &'a [Entry], selectors: &[Selector]) -> Result<Vec<&'
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     fn rec(v: Value) -> Record {
         v.as_object().unwrap().clone()

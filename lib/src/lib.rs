@@ -6,24 +6,31 @@
 //! format, the inventory, wheels, the repository and its release log, the
 //! transport and the remote scripts — lives here so that it is written once.
 
-pub mod cache;
-pub mod cli;
-pub mod confirm;
-pub mod django;
-pub mod fleet;
-pub mod inventory;
-pub mod keyed_lock;
+// The documentation is for the people who work on vd: it covers the private
+// modules (`make lint` builds it with --document-private-items), and public
+// items may link to them.
+#![allow(rustdoc::private_intra_doc_links)]
+
+mod bounded;
+mod cache;
+mod cli;
+mod confirm;
+mod fleet;
+mod inventory;
+mod keyed_lock;
+mod lock;
 pub mod log;
 pub mod man;
-pub mod output;
-pub mod plan;
-pub mod push;
-pub mod record;
-pub mod remote;
-pub mod repo;
-pub mod requirement;
-pub mod shell;
+mod output;
+mod plan;
+mod push;
+mod record;
+mod remote;
+mod repo;
+mod requirement;
+mod resolve;
+mod shell;
 pub mod tags;
 pub mod tools;
-pub mod transport;
+mod transport;
 pub mod wheel;

@@ -4,8 +4,9 @@
 //! deploying tools `install`, `remove`, `migrate`, `reload` and `error` events.
 //! Many processes append at once (a pipeline, parallel cron jobs), so each
 //! append takes an exclusive lock on the file and writes its lines with one
-//! `write` call: a line is there whole or not at all. The log is never
-//! rewritten; a malformed line is reported by number and left as it is.
+//! `write` call: a line is there whole or not at all (a write that fails
+//! part way, on a full disk, is cut back off under the lock). The log is
+//! never rewritten; a malformed line is reported by number and left as it is.
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -16,10 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 /// The file's name inside the repository.
-pub const FILE_NAME: &str = "release_log";
+pub(crate) const FILE_NAME: &str = "release_log";
 
 /// The header row, which is also the column order.
-pub const HEADER: &str = "time,event,name,version,wheel,sha256,target,detail";
+pub(crate) const HEADER: &str = "time,event,name,version,wheel,sha256,target,detail";
 
 /// One line of the log.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +38,7 @@ pub struct Event {
 
 impl Event {
     /// An event of kind `event`, stamped now.
-    pub fn now(event: &str) -> Event {
+    pub(crate) fn now(event: &str) -> Event {
         Event {
             time: now_rfc3339(),
             event: event.to_string(),
@@ -47,7 +48,7 @@ impl Event {
 }
 
 /// The current time as the log writes it: `2026-11-24T14:31:45Z`.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
@@ -61,10 +62,6 @@ impl ReleaseLog {
         ReleaseLog {
             path: repo_dir.join(FILE_NAME),
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Read every event; a malformed line is an error naming the file and
@@ -82,7 +79,18 @@ impl ReleaseLog {
 
     /// Append events under the lock, writing the header first into a new or
     /// empty file. All lines go out in one write.
-    pub fn append(&self, events: &[Event]) -> Result<()> {
+    pub(crate) fn append(&self, events: &[Event]) -> Result<()> {
+        self.append_with(events, false)
+    }
+
+    /// [`ReleaseLog::append`] for `release` events, leaving out those whose
+    /// wheel and sha256 the log already holds: read under the same lock, so
+    /// two vd-add runs that add one wheel at once log its release once.
+    pub(crate) fn append_releases(&self, events: &[Event]) -> Result<()> {
+        self.append_with(events, true)
+    }
+
+    fn append_with(&self, events: &[Event], skip_released: bool) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -95,6 +103,30 @@ impl ReleaseLog {
             .with_context(|| format!("cannot open {shown} for appending"))?;
         file.lock()
             .with_context(|| format!("cannot lock {shown}"))?;
+        let mut kept = std::borrow::Cow::Borrowed(events);
+        if skip_released {
+            file.seek(SeekFrom::Start(0))?;
+            let released: std::collections::HashSet<(String, String)> =
+                parse(&mut file, &self.path)?
+                    .into_iter()
+                    .filter(|e| e.event == "release")
+                    .map(|e| (e.wheel, e.sha256))
+                    .collect();
+            kept = std::borrow::Cow::Owned(
+                events
+                    .iter()
+                    .filter(|e| {
+                        e.event != "release"
+                            || !released.contains(&(e.wheel.clone(), e.sha256.clone()))
+                    })
+                    .cloned()
+                    .collect(),
+            );
+            if kept.is_empty() {
+                return Ok(());
+            }
+        }
+        let events: &[Event] = &kept;
         let mut text = String::new();
         let len = file.metadata()?.len();
         if len == 0 {
@@ -109,13 +141,28 @@ impl ReleaseLog {
             .has_headers(false)
             .from_writer(Vec::new());
         for event in events {
-            writer.serialize(event)?;
+            writer.serialize(without_nul(event))?;
         }
         text.push_str(std::str::from_utf8(&writer.into_inner()?)?);
-        file.write_all(text.as_bytes())
-            .with_context(|| format!("cannot append to {shown}"))?;
-        file.sync_data()
-            .with_context(|| format!("cannot sync {shown}"))?;
+        let written = file
+            .write_all(text.as_bytes())
+            .with_context(|| format!("cannot append to {shown}"))
+            .and_then(|()| {
+                file.sync_data()
+                    .with_context(|| format!("cannot sync {shown}"))
+            });
+        if let Err(e) = written {
+            // A full disk may have taken part of the lines: cut them off
+            // while the lock is still held, or every later reader would
+            // stop at a malformed line even once space is freed.
+            return Err(match file.set_len(len).and_then(|()| file.sync_data()) {
+                Ok(()) => e,
+                Err(undo) => e.context(format!(
+                    "and cannot cut {shown} back to its {len} bytes ({undo}): \
+                     its last line may be partial"
+                )),
+            });
+        }
         Ok(())
     }
 }
@@ -125,14 +172,14 @@ impl ReleaseLog {
 /// cannot be written is no reason to stop or to call the target failed: the
 /// failure is said on stderr, with what went unlogged, and remembered so the
 /// tool can exit non-zero.
-pub struct EventWriter {
+pub(crate) struct EventWriter {
     log: ReleaseLog,
     tool: &'static str,
     failed: AtomicBool,
 }
 
 impl EventWriter {
-    pub fn new(log: ReleaseLog, tool: &'static str) -> EventWriter {
+    pub(crate) fn new(log: ReleaseLog, tool: &'static str) -> EventWriter {
         EventWriter {
             log,
             tool,
@@ -141,7 +188,7 @@ impl EventWriter {
     }
 
     /// Append `events`, or say on stderr why they could not be.
-    pub fn write(&self, events: &[Event]) {
+    pub(crate) fn write(&self, events: &[Event]) {
         if let Err(e) = self.log.append(events) {
             self.failed.store(true, Ordering::Relaxed);
             let what: Vec<String> = events
@@ -156,9 +203,39 @@ impl EventWriter {
     }
 
     /// Whether some events could not be written.
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.failed.load(Ordering::Relaxed)
     }
+}
+
+/// The event with NUL characters written as `\0`: fields come from records
+/// and remote hosts, and one raw NUL makes the log a binary file to grep and
+/// to every line-oriented tool.
+fn without_nul(event: &Event) -> std::borrow::Cow<'_, Event> {
+    let fields = [
+        &event.time,
+        &event.event,
+        &event.name,
+        &event.version,
+        &event.wheel,
+        &event.sha256,
+        &event.target,
+        &event.detail,
+    ];
+    if !fields.iter().any(|f| f.contains('\0')) {
+        return std::borrow::Cow::Borrowed(event);
+    }
+    let clean = |f: &String| f.replace('\0', "\\0");
+    std::borrow::Cow::Owned(Event {
+        time: clean(&event.time),
+        event: clean(&event.event),
+        name: clean(&event.name),
+        version: clean(&event.version),
+        wheel: clean(&event.wheel),
+        sha256: clean(&event.sha256),
+        target: clean(&event.target),
+        detail: clean(&event.detail),
+    })
 }
 
 fn ends_with_newline(file: &mut File) -> Result<bool> {
@@ -169,7 +246,7 @@ fn ends_with_newline(file: &mut File) -> Result<bool> {
 }
 
 /// Parse a release log, naming the first malformed line.
-pub fn parse(input: impl Read, path: &Path) -> Result<Vec<Event>> {
+pub(crate) fn parse(input: impl Read, path: &Path) -> Result<Vec<Event>> {
     let shown = path.display();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -227,7 +304,7 @@ mod tests {
         let events = log.read().unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(events[0], e);
-        let text = std::fs::read_to_string(log.path()).unwrap();
+        let text = std::fs::read_to_string(&log.path).unwrap();
         assert!(text.starts_with(HEADER));
     }
 

@@ -17,11 +17,13 @@ pub struct Table {
 }
 
 enum Mode {
-    Json(BufWriter<Stdout>),
+    Json,
     Table(&'static Table, Vec<Vec<String>>),
 }
 
-pub struct Output {
+/// Records on their way to `W`: stdout for the tools, a buffer in tests.
+pub struct Output<W: Write = Stdout> {
+    out: BufWriter<W>,
     mode: Mode,
     failed: bool,
 }
@@ -30,12 +32,20 @@ impl Output {
     /// JSON lines when `json` is set or stdout is not a terminal, else a table.
     pub fn new(json: bool, table: &'static Table) -> Output {
         let stdout = io::stdout();
-        let mode = if json || !stdout.is_terminal() {
-            Mode::Json(BufWriter::new(stdout))
-        } else {
-            Mode::Table(table, Vec::new())
+        let table = (!json && stdout.is_terminal()).then_some(table);
+        Output::to(stdout, table)
+    }
+}
+
+impl<W: Write> Output<W> {
+    /// Records to `out`: as a table when one is given, else as JSON lines.
+    pub fn to(out: W, table: Option<&'static Table>) -> Output<W> {
+        let mode = match table {
+            Some(table) => Mode::Table(table, Vec::new()),
+            None => Mode::Json,
         };
         Output {
+            out: BufWriter::new(out),
             mode,
             failed: false,
         }
@@ -48,10 +58,10 @@ impl Output {
             self.failed = true;
         }
         match &mut self.mode {
-            Mode::Json(out) => {
-                serde_json::to_writer(&mut *out, record)?;
-                out.write_all(b"\n")?;
-                out.flush()
+            Mode::Json => {
+                serde_json::to_writer(&mut self.out, record)?;
+                self.out.write_all(b"\n")?;
+                self.out.flush()
             }
             Mode::Table(table, rows) => {
                 rows.push((table.row)(record));
@@ -60,27 +70,24 @@ impl Output {
         }
     }
 
-    /// Whether any record written so far carries an error.
-    pub fn failed(&self) -> bool {
-        self.failed
-    }
-
     /// Flush what is left (the table, at a terminal) and say how it went.
     pub fn finish(self) -> io::Result<Status> {
+        self.finish_into().map(|(status, _)| status)
+    }
+
+    /// [`Output::finish`], handing back the writer.
+    pub fn finish_into(mut self) -> io::Result<(Status, W)> {
         let status = if self.failed {
             Status::TargetFailed
         } else {
             Status::Ok
         };
-        match self.mode {
-            Mode::Json(mut out) => out.flush()?,
-            Mode::Table(table, rows) => {
-                let mut out = io::stdout().lock();
-                out.write_all(render_table(table.headers, &rows).as_bytes())?;
-                out.flush()?;
-            }
+        if let Mode::Table(table, rows) = &self.mode {
+            self.out
+                .write_all(render_table(table.headers, rows).as_bytes())?;
         }
-        Ok(status)
+        let out = self.out.into_inner().map_err(|e| e.into_error())?;
+        Ok((status, out))
     }
 }
 
@@ -128,6 +135,56 @@ pub fn status_cell(record: &Record, ok: impl FnOnce() -> String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    static NAMES: Table = Table {
+        headers: &["NAME", "STATUS"],
+        row: |r: &Record| {
+            let name = r.get("name").and_then(|n| n.as_str()).unwrap_or("");
+            vec![name.to_string(), status_cell(r, || "ok".to_string())]
+        },
+    };
+
+    fn records() -> Vec<Record> {
+        [
+            json!({"name": "a", "user field": [1, 2]}),
+            json!({"name": "b", "error": {"tool": "vd-x", "message": "no"}}),
+        ]
+        .into_iter()
+        .map(|v| v.as_object().unwrap().clone())
+        .collect()
+    }
+
+    #[test]
+    fn json_lines_keep_every_field_and_an_error_fails_the_run() {
+        let mut out = Output::to(Vec::new(), None);
+        out.write(&records()[0]).unwrap();
+        let (status, bytes) = out.finish_into().unwrap();
+        assert_eq!(status, Status::Ok);
+        assert_eq!(bytes, b"{\"name\":\"a\",\"user field\":[1,2]}\n");
+
+        let mut out = Output::to(Vec::new(), None);
+        for record in &records() {
+            out.write(record).unwrap();
+        }
+        let (status, bytes) = out.finish_into().unwrap();
+        assert_eq!(status, Status::TargetFailed);
+        assert_eq!(String::from_utf8(bytes).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn a_table_is_written_when_the_input_ends() {
+        let mut out = Output::to(Vec::new(), Some(&NAMES));
+        for record in &records() {
+            out.write(record).unwrap();
+        }
+        let (status, bytes) = out.finish_into().unwrap();
+        assert_eq!(status, Status::TargetFailed);
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "NAME  STATUS\na     ok\nb     error (vd-x): no\n"
+        );
+    }
 
     #[test]
     fn table_aligns_columns() {

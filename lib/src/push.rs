@@ -10,27 +10,31 @@
 //! is sent), one `pip install --no-index --no-deps` with all of them, one
 //! `pip uninstall -y` with the packages to remove.
 //!
-//! The wheel cache on the hosts is [`crate::cache`]'s; the commands are
-//! [`crate::remote`]'s; the prompt is [`crate::confirm`]'s.
+//! This module is the orchestration of one target's push. The wheel cache
+//! on the hosts is [`crate::cache`]'s; the command, its shell program and
+//! what it prints are [`crate::remote::push`]'s; the check of the result
+//! against the plan is [`verify`]'s; the prompt is [`crate::confirm`]'s.
+
+pub mod verify;
 
 use crate::cache::{HostCaches, Wheel};
 use crate::fleet::Host;
-use crate::log::Event;
+use crate::log::{Event, EventWriter};
 use crate::plan::{Action, Change, KEEP};
-use crate::record::{self, str_field, target_label, Record};
-use crate::remote::{self, PushSteps};
+use crate::record::{
+    self, target_label, Changed, Changes, Installed, Pushed, Record, Skipped, Target,
+};
+use crate::remote;
+use crate::remote::cache::DEFAULT_CACHE;
+use crate::remote::push::{self as remote_push, PushOutcome, PushSteps};
 use crate::repo::Repo;
-use crate::transport::Finished;
-use crate::wheel::{self, normalize, WheelName};
+use crate::wheel::{self, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
-use pep508_rs::pep440_rs::Version;
-use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use pep508_rs::PackageName;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Mutex;
-
-/// How many lines of pip's output an error carries.
-const PIP_TAIL_LINES: usize = 20;
+use verify::{installs, same_version};
 
 /// What the command line asked for.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,20 +54,23 @@ type Source = Result<(String, u64), String>;
 pub struct Pusher {
     repo: Repo,
     options: Options,
+    /// The release log; one that cannot be written fails no target.
+    log: EventWriter,
     /// sha256 and size of each repository file used so far, read once.
     sources: Mutex<HashMap<String, Source>>,
 }
 
 impl Pusher {
-    pub fn new(repo: Repo, options: Options) -> Pusher {
+    pub fn new(repo: Repo, options: Options, log: EventWriter) -> Pusher {
         Pusher {
             repo,
             options,
+            log,
             sources: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Push one target's plan (the work for [`crate::fleet::run`]). A failed
+    /// Push one target's plan (the work for [`crate::fleet::Fleet::run`]). A failed
     /// target also gets an `error` event in the release log.
     pub fn push_target(&self, host: &mut Host<HostCaches>, record: &mut Record) -> Result<()> {
         // The connection and the cache listing both live in `host`.
@@ -75,12 +82,15 @@ impl Pusher {
                 let mut event = Event::now("error");
                 event.target = target_label(record);
                 event.detail = format!("{e:#}");
-                if let Err(log_error) = self.repo.log().append(&[event]) {
-                    return Err(anyhow!("{e:#}; and the release log: {log_error:#}"));
-                }
+                self.log.write(&[event]);
             }
         }
         result
+    }
+
+    /// Whether every event so far reached the release log.
+    pub fn logged(&self) -> bool {
+        !self.log.failed()
     }
 
     fn push(
@@ -89,29 +99,30 @@ impl Pusher {
         caches: &mut HostCaches,
         record: &mut Record,
     ) -> Result<()> {
-        for field in ["pushed", "changed"] {
-            record.shift_remove(field);
-        }
-        if self.options.confirmed && record.get("skipped") == Some(&Value::Bool(true)) {
-            record.insert("changed".into(), Value::Bool(false));
+        record::remove::<Pushed>(record);
+        record::remove::<Changed>(record);
+        let skipped = record::get::<Skipped>(record)? == Some(Skipped(true));
+        if self.options.confirmed && skipped {
+            record::put(record, &Changed(false));
             return Ok(());
         }
-        record.shift_remove("skipped");
+        record::remove::<Skipped>(record);
+        let target = Target::parse(record)?;
         let changes = plan_of(record)?;
         if changes.is_empty() {
             set_pushed(record, &Pushed::default(), false);
             return Ok(());
         }
-        let venv = record::required_str(record, "venv")?.to_string();
-        let exists = record.get("venv_exists") != Some(&Value::Bool(false));
-        let create_with = (!exists).then(|| remote::python_for_new_venv(record));
+        let venv = target.venv.clone();
+        let exists = record::venv_exists(record);
+        let create_with = (!exists).then(|| target.python_for_new_venv(exists));
         if let (Some(python), false) = (&create_with, self.options.create) {
             bail!(
                 "{venv} does not exist (venv_exists is false): run vd-push with --create to make \
                  it with {python}"
             );
         }
-        let frozen = record::installed(record)?;
+        let frozen = record::installed(record)?.by_name();
         let wheels = changes
             .iter()
             .filter(|c| c.action != Action::Remove)
@@ -123,9 +134,9 @@ impl Pusher {
             .map(|c| c.name.clone())
             .collect();
 
-        let spec = str_field(record, "cache").unwrap_or(remote::DEFAULT_CACHE);
+        let spec = target.cache.as_deref().unwrap_or(DEFAULT_CACHE);
         let connection = host.connection()?;
-        let run_as = remote::run_as(record, connection.user()).map(str::to_string);
+        let run_as = target.run_as(connection.user()).map(str::to_string);
         let cache = caches.open(connection, spec, self.options.dry_run)?;
         let missing = cache.missing(&wheels);
         let files: Vec<String> = wheels.iter().map(|w| cache.path_of(w)).collect();
@@ -139,15 +150,16 @@ impl Pusher {
             cache.suppose_held(&missing);
             let run_as = run_as.as_deref();
             if let Some(python) = &create_with {
-                let create = remote::create_venv_command(python, &venv);
+                let python2 = target.new_venv_is_python2(exists);
+                let create = remote_push::create_venv_command(python, &venv, python2);
                 pushed.commands.push(remote::as_user(run_as, &create));
             }
             if !remove.is_empty() {
-                let uninstall = remote::pip_uninstall_command(&venv, &remove);
+                let uninstall = remote_push::pip_uninstall_command(&venv, &remove);
                 pushed.commands.push(remote::as_user(run_as, &uninstall));
             }
             if !files.is_empty() {
-                let install = remote::pip_install_command(&venv, &files);
+                let install = remote_push::pip_install_command(&venv, &files);
                 pushed.commands.push(remote::as_user(run_as, &install));
             }
             pushed.installed = changes.iter().filter_map(installs).collect();
@@ -160,74 +172,49 @@ impl Pusher {
         cache.upload(connection, &missing)?;
         let command = remote::as_user(
             run_as.as_deref(),
-            &remote::push_command(&PushSteps {
+            &remote_push::push_command(&PushSteps {
                 venv: &venv,
                 create_with: create_with.as_deref(),
                 install: &files,
                 remove: &remove,
             }),
         );
-        let finished = connection.run(&command, remote::FREEZE_SCRIPT.as_bytes())?;
+        let finished = connection.run(&command, remote_push::PUSH_STDIN.as_bytes())?;
         if let Some(message) = remote::sudo_refusal(&finished, run_as.as_deref()) {
             bail!(message);
         }
-        let run = PushRun::parse(&finished)?;
+        let outcome = PushOutcome::parse(&finished)?;
 
         // The truth first: whatever else happened, the record says what the
         // venv holds now.
-        let after = installed_of(&run.after)?;
-        let locked = installed_of(&run.before)?;
-        for field in ["python", "markers"] {
-            if let Some(value) = run.after.get(field) {
-                record.insert(field.into(), value.clone());
-            }
-        }
-        record.insert("installed".into(), json!(after));
-        record.insert("venv_exists".into(), Value::Bool(true));
-        for change in &changes {
-            let (was, now) = (locked.get(&change.name), after.get(&change.name));
-            if change.action == Action::Remove {
-                if was.is_some() && now.is_none() {
-                    pushed.removed.push(change.name.clone());
-                }
-            } else if now.is_some_and(|v| same_version(Some(v), change.to.as_deref()))
-                && !same_version(was.map(String::as_str), change.to.as_deref())
-            {
-                pushed.installed.extend(installs(change));
-            }
-        }
-        let changed = run.created || locked != after;
+        let after = outcome.after.installed()?;
+        let locked = outcome.before.installed()?;
+        record::merge(
+            record,
+            &record::Frozen {
+                python: outcome.after.python.clone(),
+                markers: outcome.after.markers.clone(),
+                installed: Installed::from_names(after)?,
+                venv_exists: true,
+            },
+        );
+        let applied = verify::applied(&changes, locked, after);
+        pushed.installed = applied.installed;
+        pushed.removed = applied.removed;
+        let changed = outcome.created || locked != after;
         set_pushed(record, &pushed, changed);
-        self.log_changes(record, &changes, &pushed)?;
+        self.log_changes(record, &changes, &pushed);
 
         let mut problems = Vec::new();
-        if run.uninstall_status != 0 {
-            problems.push(format!(
-                "pip uninstall failed (exit status {}): {}",
-                run.uninstall_status, run.pip_output
-            ));
-        } else if run.install_status != 0 {
-            problems.push(format!(
-                "pip install failed (exit status {}): {}",
-                run.install_status, run.pip_output
-            ));
-        }
-        let expected = expected_after(&frozen, &changes);
-        let differences = differences(&expected, &after, create_with.is_some());
-        if !differences.is_empty() {
-            let mut text = format!(
-                "after the push, {venv} is not what the plan makes it: {}",
-                differences.join("; ")
-            );
-            let drift = differences_since_freeze(&frozen, &locked);
-            if !drift.is_empty() {
-                text.push_str(&format!(
-                    " (it had changed since vd-freeze: {})",
-                    drift.join("; ")
-                ));
-            }
-            problems.push(text);
-        }
+        problems.extend(outcome.pip_failure());
+        problems.extend(verify::mismatch(
+            &venv,
+            &frozen,
+            &changes,
+            locked,
+            after,
+            create_with.is_some(),
+        ));
         if !problems.is_empty() {
             bail!("{}", problems.join("; and "));
         }
@@ -267,7 +254,7 @@ impl Pusher {
     }
 
     /// `install` and `remove` events for what this push changed.
-    fn log_changes(&self, record: &Record, changes: &[Change], pushed: &Pushed) -> Result<()> {
+    fn log_changes(&self, record: &Record, changes: &[Change], pushed: &Pushed) {
         let target = target_label(record);
         let removed: HashSet<&String> = pushed.removed.iter().collect();
         let installed: HashSet<String> = pushed.installed.iter().cloned().collect();
@@ -298,71 +285,31 @@ impl Pusher {
             };
             events.push(event);
         }
-        self.repo.log().append(&events).with_context(|| {
-            format!(
-                "the venv was changed, but the release log {} was not written",
-                self.repo.log().path().display()
-            )
-        })
+        self.log.write(&events);
     }
-}
-
-/// `name==version` of what an install, upgrade or downgrade puts in.
-fn installs(change: &Change) -> Option<String> {
-    match change.action {
-        Action::Remove => None,
-        _ => Some(format!("{}=={}", change.name, change.to.as_deref()?)),
-    }
-}
-
-/// What a push did (or, with `--dry-run`, would do) to one target.
-#[derive(Debug, Default)]
-struct Pushed {
-    /// `name==version` of each package installed.
-    installed: Vec<String>,
-    /// Names of the packages removed.
-    removed: Vec<String>,
-    /// Wheel files this target sent to the host's cache.
-    uploaded: Vec<String>,
-    uploaded_bytes: u64,
-    dry_run: bool,
-    /// With `--dry-run`: the commands a push would run, as run.
-    commands: Vec<String>,
 }
 
 fn set_pushed(record: &mut Record, pushed: &Pushed, changed: bool) {
-    let mut value = json!({
-        "installed": pushed.installed,
-        "removed": pushed.removed,
-        "uploaded": pushed.uploaded,
-        "uploaded_bytes": pushed.uploaded_bytes,
-    });
-    if pushed.dry_run {
-        value["dry_run"] = Value::Bool(true);
-        value["commands"] = json!(pushed.commands);
-    }
-    record.insert("pushed".into(), value);
-    record.insert("changed".into(), Value::Bool(changed));
+    record::put(record, pushed);
+    record::put(record, &Changed(changed));
 }
 
 /// A record's `plan`, checked: every entry names a package once, and what it
 /// installs is a plain wheel file name of that package at that version.
 pub fn plan_of(record: &Record) -> Result<Vec<Change>> {
-    let entries = match record.get("plan") {
-        Some(Value::Array(entries)) => entries,
-        None | Some(Value::Null) => bail!("missing field `plan` (run vd-diff first)"),
-        Some(other) => bail!("field `plan` must be a list, not {other}"),
+    let Some(Changes(entries)) = Changes::of(record)? else {
+        bail!("missing field `plan` (run vd-diff first)");
     };
     let mut seen = HashSet::new();
     let mut changes = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.iter().enumerate() {
+    for (i, mut change) in entries.into_iter().enumerate() {
         let n = i + 1;
-        let mut change: Change =
-            serde_json::from_value(entry.clone()).map_err(|e| anyhow!("plan entry {n}: {e}"))?;
         if change.name.trim().is_empty() {
             bail!("plan entry {n}: no package name");
         }
-        change.name = normalize(&change.name);
+        change.name = PackageName::from_str(&change.name)
+            .map_err(|e| anyhow!("plan entry {n}: {e}"))?
+            .to_string();
         if !seen.insert(change.name.clone()) {
             bail!("plan entry {n}: {} is planned twice", change.name);
         }
@@ -376,6 +323,16 @@ pub fn plan_of(record: &Record) -> Result<Vec<Change>> {
             change.sha256 = Some(sha.to_ascii_lowercase());
         }
         if change.action == Action::Remove {
+            // A saved plan is input like any other: the rule vd-diff keeps
+            // holds here too, or one bad plan bricks the venv for good.
+            if KEEP.contains(&change.name.as_str()) {
+                bail!(
+                    "plan entry {n} removes {}: vd keeps {} in every venv (without them no \
+                     later push can run), so this plan is refused and nothing was done",
+                    change.name,
+                    KEEP.join(", ")
+                );
+            }
             changes.push(change);
             continue;
         }
@@ -405,165 +362,10 @@ pub fn plan_of(record: &Record) -> Result<Vec<Change>> {
     Ok(changes)
 }
 
-/// What a venv holds after the plan: the frozen `installed`, changed.
-pub fn expected_after(
-    installed: &BTreeMap<String, String>,
-    changes: &[Change],
-) -> BTreeMap<String, Option<String>> {
-    let mut expected: BTreeMap<String, Option<String>> = installed
-        .iter()
-        .map(|(name, version)| (name.clone(), Some(version.clone())))
-        .collect();
-    for change in changes {
-        let version = match change.action {
-            Action::Remove => None,
-            _ => change.to.clone(),
-        };
-        expected.insert(change.name.clone(), version);
-    }
-    expected
-}
-
-/// How `actual` differs from `expected` (`None`: must be absent), in words.
-/// In a venv just made, the packages `python -m venv` puts in (pip,
-/// setuptools) are no difference.
-fn differences(
-    expected: &BTreeMap<String, Option<String>>,
-    actual: &BTreeMap<String, String>,
-    created: bool,
-) -> Vec<String> {
-    let mut found = Vec::new();
-    for (name, want) in expected {
-        let have = actual.get(name).map(String::as_str);
-        match (want, have) {
-            (Some(want), None) => {
-                found.push(format!("{name} is not installed, the plan says {want}"))
-            }
-            (None, Some(have)) => found.push(format!(
-                "{name} {have} is still installed, the plan removes it"
-            )),
-            (Some(want), Some(have)) if !same_version(Some(have), Some(want)) => {
-                found.push(format!("{name} is {have}, the plan says {want}"))
-            }
-            _ => {}
-        }
-    }
-    for (name, have) in actual {
-        let seeded = created && KEEP.contains(&name.as_str());
-        if !expected.contains_key(name) && !seeded {
-            found.push(format!(
-                "{name} {have} is installed, the plan does not have it"
-            ));
-        }
-    }
-    found
-}
-
-/// How the venv under the lock differed from the record's freeze.
-fn differences_since_freeze(
-    frozen: &BTreeMap<String, String>,
-    locked: &BTreeMap<String, String>,
-) -> Vec<String> {
-    let expected = frozen
-        .iter()
-        .map(|(n, v)| (n.clone(), Some(v.clone())))
-        .collect();
-    differences(&expected, locked, false)
-}
-
-/// Two versions are the same by PEP 440 (`1.0` is `1.0.0`), or as text when
-/// either does not parse.
-fn same_version(a: Option<&str>, b: Option<&str>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => match (Version::from_str(a), Version::from_str(b)) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => a == b,
-        },
-        (None, None) => true,
-        _ => false,
-    }
-}
-
-/// `installed` of a freeze printed on the host.
-fn installed_of(facts: &Map<String, Value>) -> Result<BTreeMap<String, String>> {
-    match facts.get("installed") {
-        Some(Value::Object(map)) => Ok(map
-            .iter()
-            .map(|(n, v)| (normalize(n), v.as_str().unwrap_or("").to_string()))
-            .collect()),
-        _ => bail!("the venv's freeze printed no `installed`"),
-    }
-}
-
-/// What [`remote::push_command`] printed.
-struct PushRun {
-    created: bool,
-    before: Map<String, Value>,
-    uninstall_status: i32,
-    install_status: i32,
-    after: Map<String, Value>,
-    /// The end of pip's output (stderr), for errors.
-    pip_output: String,
-}
-
-impl PushRun {
-    fn parse(finished: &Finished) -> Result<PushRun> {
-        let stdout = String::from_utf8_lossy(&finished.stdout);
-        let mut lines = stdout.lines();
-        let mut created = false;
-        let mut before = None;
-        let mut statuses = None;
-        let mut after = None;
-        while let Some(line) = lines.next() {
-            match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-                ["vd-created"] => created = true,
-                ["vd-before"] => before = lines.next().map(parse_facts).transpose()?,
-                ["vd-pip", un, inst] => {
-                    statuses = Some((un.parse().unwrap_or(-1), inst.parse().unwrap_or(-1)));
-                    after = lines.next().map(parse_facts).transpose()?;
-                }
-                _ => {}
-            }
-        }
-        let stderr = finished.stderr_text();
-        let (Some(before), Some((uninstall_status, install_status))) = (before, statuses) else {
-            bail!(
-                "the push command failed before pip ran (exit status {}): {}",
-                finished.status,
-                if stderr.is_empty() {
-                    "no message"
-                } else {
-                    &stderr
-                }
-            );
-        };
-        let Some(after) = after else {
-            bail!(
-                "the venv could not be read after pip ran (exit status {}): {stderr}",
-                finished.status
-            );
-        };
-        let lines: Vec<&str> = stderr.lines().collect();
-        let pip_output = lines[lines.len().saturating_sub(PIP_TAIL_LINES)..].join("\n");
-        Ok(PushRun {
-            created,
-            before,
-            uninstall_status,
-            install_status,
-            after,
-            pip_output,
-        })
-    }
-}
-
-fn parse_facts(line: &str) -> Result<Map<String, Value>> {
-    serde_json::from_str(line)
-        .with_context(|| format!("the venv's freeze printed no JSON object: {line:?}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     fn record(plan: Value) -> Record {
         json!({"host": "h", "venv": "/v", "plan": plan})
@@ -599,37 +401,22 @@ mod tests {
                 .contains("plan entry 2: a is planned twice")
         );
         assert!(format!("{:#}", plan_of(&Record::new()).unwrap_err()).contains("run vd-diff"));
-    }
-
-    #[test]
-    fn the_expected_venv_is_the_freeze_changed_by_the_plan() {
-        let installed: BTreeMap<String, String> = [("a", "1.0"), ("b", "2.0"), ("keep", "1")]
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        let changes = plan_of(&record(json!([
-            {"name": "a", "action": "upgrade", "from": "1.0", "to": "1.1", "wheel": "a-1.1-py3-none-any.whl"},
-            {"name": "b", "action": "remove", "from": "2.0"},
-            {"name": "c", "action": "install", "to": "3", "wheel": "c-3-py3-none-any.whl"},
-        ])))
-        .unwrap();
-        let expected = expected_after(&installed, &changes);
-        let mut actual: BTreeMap<String, String> = [("a", "1.1.0"), ("c", "3"), ("keep", "1")]
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        assert!(differences(&expected, &actual, false).is_empty());
-        actual.insert("b".into(), "2.0".into());
-        actual.insert("pip".into(), "24".into());
-        actual.remove("c");
         assert_eq!(
-            differences(&expected, &actual, false),
-            [
-                "b 2.0 is still installed, the plan removes it",
-                "c is not installed, the plan says 3",
-                "pip 24 is installed, the plan does not have it",
-            ]
+            bad(json!([{"name": "six", "action": "install", "to": "1.16.0",
+                "wheel": "six-1.16.0-py2.py3-none-any.whl"},
+                {"name": "Pip", "action": "remove", "from": "24.0"}])),
+            "plan entry 2 removes pip: vd keeps pip, setuptools, wheel in every venv (without \
+             them no later push can run), so this plan is refused and nothing was done"
         );
-        assert_eq!(differences(&expected, &actual, true).len(), 2);
+        for kept in ["setuptools", "wheel"] {
+            assert!(bad(json!([{"name": kept, "action": "remove"}]))
+                .contains(&format!("removes {kept}:")));
+        }
+        // Upgrading them is a plan like any other.
+        assert!(plan_of(&record(
+            json!([{"name": "pip", "action": "upgrade", "from": "23.0",
+            "to": "24.0", "wheel": "pip-24.0-py3-none-any.whl"}])
+        ))
+        .is_ok());
     }
 }

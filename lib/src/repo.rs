@@ -1,14 +1,14 @@
 //! The repository: a directory of wheels, and its release log.
 //!
-//! Wheels enter it only through [`Repo::add`], which checks them first and
+//! Wheels enter it only through [`Adder::add`], which checks them first and
 //! then copies them in atomically (temporary file, fsync, link into place), so
 //! a reader never sees half a wheel and two writers never overwrite each
 //! other. A filename, once in the repository, always means the same bytes.
 
+use crate::bounded;
 use crate::log::{Event, ReleaseLog};
 use crate::wheel::{self, CheckedWheel, Metadata, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
-use clap::Args;
 use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -16,15 +16,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// The option every tool that reads the repository takes.
-#[derive(Args, Debug, Clone)]
-pub struct RepoArgs {
-    /// The repository: a directory of wheels with its `release_log`.
-    #[arg(long, value_name = "DIR", env = "VD_REPO", default_value = "wheels")]
-    pub repo: PathBuf,
-}
-
-/// What [`Repo::add`] did with a wheel.
+/// What [`Adder::add`] did with a wheel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Added {
     /// Copied in, and a `release` event logged.
@@ -70,10 +62,6 @@ impl Repo {
         &self.dir
     }
 
-    pub fn log(&self) -> &ReleaseLog {
-        &self.log
-    }
-
     /// Start adding wheels: create the directory if needed, and check that
     /// the release log reads cleanly — vd appends to a log it can read, and
     /// never rewrites one it cannot.
@@ -81,6 +69,7 @@ impl Repo {
         fs::create_dir_all(dir)
             .with_context(|| format!("cannot create repository {}", dir.display()))?;
         let repo = Repo::open(dir)?;
+        sweep_temporary_files(dir);
         let released = repo
             .log
             .read()?
@@ -88,9 +77,17 @@ impl Repo {
             .filter(|e| e.event == "release")
             .map(|e| (e.wheel, e.sha256))
             .collect();
+        let mut identities: HashMap<Identity, Vec<String>> = HashMap::new();
+        for name in repo.wheel_names()? {
+            identities
+                .entry(Identity::of(&name))
+                .or_default()
+                .push(name.file);
+        }
         Ok(Adder {
             repo,
             released,
+            identities,
             pending: Vec::new(),
         })
     }
@@ -125,7 +122,44 @@ impl Repo {
 pub struct Adder {
     repo: Repo,
     released: HashSet<(String, String)>,
+    /// The repository's wheel files by what they are to pip.
+    identities: HashMap<Identity, Vec<String>>,
     pending: Vec<Event>,
+}
+
+/// What a wheel is to pip and to the planner: its normalized name and
+/// version, build tag and tags. `Alpha-1.0-py3-none-any.whl` and
+/// `alpha-1.0.0-py3-none-any.whl` are one wheel under two filenames, so
+/// other bytes under the second would shadow the first.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Identity {
+    name: String,
+    /// PEP 440 normal form with trailing `.0` release parts dropped.
+    version: String,
+    build: Option<String>,
+    tags: Vec<(String, String, String)>,
+}
+
+impl Identity {
+    fn of(wheel: &WheelName) -> Identity {
+        let mut release = wheel.version.release().to_vec();
+        while release.len() > 1 && release.last() == Some(&0) {
+            release.pop();
+        }
+        let version = wheel.version.clone().with_release(release).to_string();
+        let mut tags: Vec<(String, String, String)> = wheel
+            .tags()
+            .map(|(p, a, pl)| (p.to_string(), a.to_string(), pl.to_string()))
+            .collect();
+        tags.sort();
+        tags.dedup();
+        Identity {
+            name: wheel.name.clone(),
+            version,
+            build: wheel.build.clone(),
+            tags,
+        }
+    }
 }
 
 impl Adder {
@@ -133,15 +167,15 @@ impl Adder {
     /// [`Added::Present`]; other bytes under a name already taken are refused.
     pub fn add(&mut self, source: &Path) -> Result<(CheckedWheel, Added)> {
         let shown = source.display();
-        let size = fs::metadata(source)
-            .with_context(|| format!("{shown}: cannot read"))?
-            .len();
+        // A device or a FIFO would be read forever, or waited on.
+        let size = bounded::regular_file(source)?.len();
         let (checked, bytes) = if size <= IN_MEMORY_LIMIT {
             let bytes = fs::read(source).with_context(|| format!("{shown}: cannot read"))?;
             (wheel::check_bytes(source, &bytes)?, Some(bytes))
         } else {
             (wheel::check(source)?, None)
         };
+        self.refuse_shadowing(&checked)?;
         let dest = self.repo.dir.join(&checked.filename.file);
         // Most adds are of new wheels: try the link first and compare only
         // when the name is taken.
@@ -159,7 +193,41 @@ impl Adder {
             self.pending.push(event);
             self.released.insert(key);
         }
+        let files = self
+            .identities
+            .entry(Identity::of(&checked.filename))
+            .or_default();
+        if !files.contains(&checked.filename.file) {
+            files.push(checked.filename.file.clone());
+        }
         Ok((checked, status))
+    }
+
+    /// Refuse a wheel that another file in the repository, under another
+    /// filename, already is (same name, version and tags) with other bytes.
+    fn refuse_shadowing(&self, checked: &CheckedWheel) -> Result<()> {
+        let Some(files) = self.identities.get(&Identity::of(&checked.filename)) else {
+            return Ok(());
+        };
+        for file in files {
+            if *file == checked.filename.file {
+                continue;
+            }
+            let path = self.repo.dir.join(file);
+            let sha = match wheel::sha256_file(&path) {
+                Ok((sha, _)) => sha,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+            };
+            if sha != checked.sha256 {
+                bail!(
+                    "{} is the same wheel as {file}, already in the repository with other content (same name, version and tags; sha256 {sha} there, {} here); a released wheel is never shadowed: give the new build a new version",
+                    checked.filename.file,
+                    checked.sha256
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Make the wheels added so far durable and log their `release` events.
@@ -168,7 +236,7 @@ impl Adder {
             return Ok(());
         }
         sync_dir(&self.repo.dir)?;
-        self.repo.log.append(&self.pending)?;
+        self.repo.log.append_releases(&self.pending)?;
         self.pending.clear();
         Ok(())
     }
@@ -260,6 +328,49 @@ impl Adder {
     }
 }
 
+/// How old a temporary file left by [`Adder`] must be before another run
+/// removes it: a copy takes seconds, and a repository on a shared file
+/// system may have writers on other machines, whose processes this one
+/// cannot see.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Remove the `.{wheel}.{pid}.{n}.tmp` files a killed vd-add left behind:
+/// those older than [`ABANDONED_AFTER`] whose process is gone. Best effort:
+/// a file that cannot be removed is left for the next run.
+fn sweep_temporary_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(stem) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+            continue;
+        };
+        let mut parts = stem.rsplitn(3, '.');
+        let (Some(counter), Some(pid), Some(wheel)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if !wheel.ends_with(".whl") || counter.parse::<u64>().is_err() || pid == process_id() {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > ABANDONED_AFTER);
+        let alive = Path::new(&format!("/proc/{pid}")).exists();
+        if old && !alive {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// This process's id, asked of the kernel once.
 fn process_id() -> u32 {
     static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
@@ -285,28 +396,51 @@ struct IndexedWheel {
 impl Repo {
     /// List the repository into an [`Index`].
     pub fn index(&self) -> Result<Index> {
-        let names = self.wheel_names()?;
+        let wheels = self.wheel_names()?.into_iter().map(|name| IndexedWheel {
+            name,
+            metadata: OnceCell::new(),
+            sha256: OnceCell::new(),
+        });
+        Ok(Index::of(self.dir.clone(), wheels.collect()))
+    }
+}
+
+impl Index {
+    fn of(dir: PathBuf, wheels: Vec<IndexedWheel>) -> Index {
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, name) in names.iter().enumerate() {
-            by_name.entry(name.name.clone()).or_default().push(i);
+        for (i, wheel) in wheels.iter().enumerate() {
+            by_name.entry(wheel.name.name.clone()).or_default().push(i);
         }
         for ids in by_name.values_mut() {
             // Highest version first; the filename order breaks ties.
-            ids.sort_by(|&a, &b| names[b].version.cmp(&names[a].version).then(a.cmp(&b)));
+            ids.sort_by(|&a, &b| {
+                let (a_name, b_name) = (&wheels[a].name, &wheels[b].name);
+                b_name
+                    .version
+                    .cmp(&a_name.version)
+                    .then(a_name.file.cmp(&b_name.file))
+            });
         }
-        let wheels = names
-            .into_iter()
-            .map(|name| IndexedWheel {
-                name,
-                metadata: OnceCell::new(),
-                sha256: OnceCell::new(),
-            })
-            .collect();
-        Ok(Index {
-            dir: self.dir.clone(),
+        Index {
+            dir,
             wheels,
             by_name,
-        })
+        }
+    }
+
+    /// An index of wheels that exist only in memory, with their METADATA
+    /// and sha256 given: a repository for the planner's tests.
+    #[cfg(test)]
+    pub(crate) fn in_memory(wheels: Vec<(WheelName, Metadata, String)>) -> Index {
+        let wheels = wheels
+            .into_iter()
+            .map(|(name, metadata, sha256)| IndexedWheel {
+                name,
+                metadata: OnceCell::from(Ok(metadata)),
+                sha256: OnceCell::from(Ok(sha256)),
+            })
+            .collect();
+        Index::of(PathBuf::from("/nonexistent"), wheels)
     }
 }
 
@@ -314,10 +448,6 @@ impl Index {
     /// How many wheels the repository holds.
     pub fn len(&self) -> usize {
         self.wheels.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.wheels.is_empty()
     }
 
     /// The wheels of one project (PEP 503 name), highest version first.

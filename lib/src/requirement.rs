@@ -5,9 +5,12 @@
 //! its versions is accepted: PEP 508 names with extras, PEP 440 specifiers and
 //! markers, and of pip's file syntax comments, `\` continuations, `-r`/`-c`
 //! includes and `--hash=sha256:…` (so a pip-compile lock file works as is).
-//! URLs, paths, `-e` and every other pip option are refused with the file and
-//! line, because silently ignoring them would deploy something other than what
-//! the file says. Markers are kept, not evaluated: one file serves many targets.
+//! The index options pip-compile writes into its header (`--index-url`,
+//! `--extra-index-url`, `--find-links`, `--trusted-host`) say where packages
+//! were found, not which: they are accepted with a warning. URLs, paths, `-e`
+//! and every other pip option are refused with the file and line, because
+//! silently ignoring them would deploy something other than what the file
+//! says. Markers are kept, not evaluated: one file serves many targets.
 //!
 //! pep508_rs does the PEP 508 parsing. It reports some markers it cannot
 //! evaluate as warnings and then treats them as true; those become errors
@@ -114,15 +117,6 @@ impl Requirement {
     pub fn applies(&self, env: &MarkerEnvironment, extras: &[ExtraName]) -> bool {
         self.marker.evaluate(env, extras)
     }
-
-    /// The specifier as written for messages: `>=1.0,<2` or `(any version)`.
-    pub fn specifier_text(&self) -> String {
-        if self.specifiers.is_empty() {
-            "(any version)".to_string()
-        } else {
-            self.specifiers.to_string()
-        }
-    }
 }
 
 /// What a requirements file (with its includes) or a `packages` list asks for.
@@ -132,6 +126,8 @@ pub struct Requirements {
     pub requirements: Vec<Requirement>,
     /// From `-c` files: limits on versions, which install nothing by themselves.
     pub constraints: Vec<Requirement>,
+    /// Lines accepted but ignored, each naming its file and line.
+    pub warnings: Vec<String>,
 }
 
 impl Requirements {
@@ -158,7 +154,7 @@ impl Requirements {
             .collect::<Result<Vec<_>>>()?;
         Ok(Requirements {
             requirements,
-            constraints: Vec::new(),
+            ..Requirements::default()
         })
     }
 
@@ -166,6 +162,7 @@ impl Requirements {
     pub fn extend(&mut self, other: &Requirements) {
         self.requirements.extend(other.requirements.iter().cloned());
         self.constraints.extend(other.constraints.iter().cloned());
+        self.warnings.extend(other.warnings.iter().cloned());
     }
 }
 
@@ -177,8 +174,7 @@ fn read_file(
     stack: &mut Vec<PathBuf>,
     reqs: &mut Requirements,
 ) -> Result<()> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read requirements file {}", path.display()))?;
+    let text = crate::bounded::read_text(path, crate::bounded::REQUIREMENTS, "requirements file")?;
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     if stack.contains(&canonical) {
         bail!("{} includes itself (through -r or -c)", path.display());
@@ -198,6 +194,9 @@ fn read_file(
                     reqs.requirements.push(r);
                 }
             }
+            Line::Ignored(option) => reqs.warnings.push(format!(
+                "{origin}: {option} ignored: vd installs from its repository, never an index"
+            )),
             Line::Include {
                 file,
                 constraint: c,
@@ -255,7 +254,12 @@ fn strip_comment(line: &str) -> &str {
 
 enum Line {
     Requirement(Requirement),
-    Include { file: String, constraint: bool },
+    /// An index option of pip-compile's header, named.
+    Ignored(String),
+    Include {
+        file: String,
+        constraint: bool,
+    },
 }
 
 /// One logical line: a requirement with its `--hash` options, or an include.
@@ -270,6 +274,7 @@ fn parse_line(line: &str, origin: &Origin) -> Result<Line> {
     let (requirement, options) = words.split_at(split);
     let mut hashes = Vec::new();
     let mut include = None;
+    let mut ignored = None;
     let mut i = 0;
     while i < options.len() {
         let word = options[i];
@@ -298,14 +303,27 @@ fn parse_line(line: &str, origin: &Origin) -> Result<Line> {
             "--hash" => hashes.push(parse_hash(&value()?, origin)?),
             "-r" | "--requirement" => include = Some((value()?, false)),
             "-c" | "--constraint" => include = Some((value()?, true)),
+            // pip-compile writes where it found packages into its header;
+            // vd has one source, its repository.
+            "-i" | "--index-url" | "--extra-index-url" | "-f" | "--find-links"
+            | "--trusted-host" => {
+                let v = value()?;
+                ignored = Some(format!("{option} {v}"));
+            }
             "-e" | "--editable" => bail!(
                 "{origin}: editable installs ({option}) are not supported; vd installs wheels from its repository (build a wheel and add it with vd-add)"
             ),
             other => bail!(
-                "{origin}: pip option {other} is not supported; vd reads requirements from its repository, not an index (only -r, -c and --hash are)"
+                "{origin}: pip option {other} is not supported; vd reads requirements from its repository, not an index (only -r, -c and --hash are, and index options are ignored)"
             ),
         }
         i += 1;
+    }
+    if let Some(option) = ignored {
+        if !requirement.is_empty() || !hashes.is_empty() || include.is_some() {
+            bail!("{origin}: {option} must be alone on its line");
+        }
+        return Ok(Line::Ignored(option));
     }
     if let Some((file, constraint)) = include {
         if !requirement.is_empty() || !hashes.is_empty() || options.len() > 2 {
@@ -566,14 +584,37 @@ mod tests {
     }
 
     #[test]
+    fn index_options_of_a_pip_compile_header_are_ignored_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.txt");
+        fs::write(
+            &path,
+            "--index-url https://pypi.org/simple\n--extra-index-url=https://x/simple\n-f ./dist\n--trusted-host x\n\nsix==1.16.0\n",
+        )
+        .unwrap();
+        let reqs = Requirements::read(&path).unwrap();
+        assert_eq!(reqs.requirements.len(), 1);
+        assert_eq!(reqs.warnings.len(), 4);
+        assert_eq!(
+            reqs.warnings[0],
+            format!(
+                "{} line 1: --index-url https://pypi.org/simple ignored: vd installs from its repository, never an index",
+                path.display()
+            )
+        );
+        assert!(reqs.warnings[2].contains("line 3: -f ./dist ignored"));
+    }
+
+    #[test]
     fn errors_name_the_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.txt");
         for (text, needle) in [
             ("a\n-e .\n", "line 2: editable"),
+            ("a\n\n--no-binary :all:\n", "line 3: pip option --no-binary"),
             (
-                "a\n\n--index-url https://x\n",
-                "line 3: pip option --index-url",
+                "a --index-url https://x\n",
+                "line 1: --index-url https://x must be alone",
             ),
             (
                 "a==1 --hash=md5:abc\n",

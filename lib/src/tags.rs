@@ -4,18 +4,22 @@
 //! pip decides this on the target with `packaging.tags.sys_tags()`. vd plans
 //! offline, so it computes the same ordered list here from the `python` facts
 //! vd-freeze collected (implementation, version, SOABI, EXT_SUFFIX, debug and
-//! free-threading flags, platform, pointer size, libc and its version),
-//! following packaging's rules: CPython tags with its ABI, abi3 and none,
+//! free-threading flags, before 3.8 pymalloc and before 3.3 the unicode
+//! width, platform, pointer size, libc and its version), following
+//! packaging's rules: CPython tags with its ABI (`cp311`, `cp37m`,
+//! `cp27mu`), abi3 (from 3.2) and none,
 //! abi3 of older versions, generic tags for other interpreters, then the
 //! `pyXY` tags; platforms are manylinux (PEP 600 and the legacy aliases) from
-//! the glibc version down, musllinux, and `linux_<arch>`. On other systems the
+//! the glibc version down, musllinux, and `linux_<arch>`; on macOS the ladder
+//! of `macosx_X_Y` releases from the OS version (`mac_version` in the facts)
+//! down, with the universal2 and intel variants. On other systems the
 //! platform is `sysconfig.get_platform()` normalized, as packaging's generic
-//! rule does; macOS's list of older releases needs the OS version, which the
-//! facts do not carry, so only the interpreter's own platform is used there.
+//! rule does.
 
+/// The interpreter facts tags are computed from (a record's `python`).
+pub use crate::record::Facts;
 use crate::wheel::WheelName;
 use anyhow::{anyhow, bail, Result};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -45,67 +49,69 @@ pub struct Interpreter {
     /// `glibc`, `musl`, or empty when unknown.
     pub libc: String,
     pub libc_version: String,
+    /// `platform.machine()`, which names the CPU of a universal2 build.
+    pub machine: String,
+    /// `platform.mac_ver()[0]`, the macOS release; empty elsewhere.
+    pub mac_version: String,
 }
 
 impl Interpreter {
     /// Read the facts from a record's `python` object (as vd-freeze's
-    /// remote script writes it) and its `markers` (for `platform_system`).
-    pub fn from_facts(python: &Value, markers: &Value) -> Result<Interpreter> {
-        let text = |key: &str| -> String {
-            python
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        let flag = |key: &str| python.get(key).and_then(Value::as_bool).unwrap_or(false);
-        if !python.is_object() {
-            bail!("field `python` must be an object of interpreter facts (from vd-freeze)");
-        }
-        let version = text("version");
+    /// remote script writes it) and the `platform_system` of its markers.
+    pub fn from_facts(python: &Facts, platform_system: &str) -> Result<Interpreter> {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let version = text(&python.version);
         let (major, minor) = major_minor(&version)
             .ok_or_else(|| anyhow!("field `python`: version {version:?} is not like 3.11.4"))?;
-        let implementation = text("implementation");
+        // The tag lists grow with these numbers (one entry per older minor),
+        // and the facts come from a remote host: refuse what no real
+        // interpreter or C library has rather than list millions of tags.
+        check_beyond_real("version", &version, (major, minor))?;
+        let libc_version = text(&python.libc_version);
+        if let Some(parts) = major_minor(&libc_version) {
+            check_beyond_real("libc_version", &libc_version, parts)?;
+        }
+        // The macOS ladder has one rung per release, and releases are
+        // numbered by year now: 99 leaves decades.
+        let mac_version = text(&python.mac_version);
+        if let Some((major, minor)) = major_minor_or_major(&mac_version) {
+            if major > 99 || minor > MAX_MINOR {
+                bail!("field `python`: mac_version {mac_version:?} is beyond any real one (major at most 99, minor at most {MAX_MINOR})");
+            }
+        }
+        let implementation = text(&python.implementation);
         if implementation.is_empty() {
             bail!("field `python` has no implementation");
         }
-        let platform = text("platform");
+        let platform = text(&python.platform);
         if platform.is_empty() {
             bail!("field `python` has no platform");
         }
-        let system = markers
-            .get("platform_system")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let number = |key: &str| python.get(key).and_then(Value::as_u64);
         // packaging's rule: Py_UNICODE_SIZE when the build has it, else
         // whether sys.maxunicode reaches past the BMP. Facts from before
         // these were collected count as the usual Linux build, UCS-4.
-        let ucs4 = match (number("unicode_size"), number("maxunicode")) {
+        let ucs4 = match (python.unicode_size, python.maxunicode) {
             (Some(size), _) => size == 4,
             (None, Some(max)) => max == 0x10FFFF,
             (None, None) => true,
         };
-        let pointer_bits = python
-            .get("pointer_bits")
-            .and_then(Value::as_u64)
-            .unwrap_or(64) as u32;
         Ok(Interpreter {
             implementation,
             major,
             minor,
-            soabi: text("soabi"),
-            ext_suffix: text("ext_suffix"),
-            py_debug: flag("py_debug"),
-            gil_disabled: flag("gil_disabled"),
-            with_pymalloc: python.get("with_pymalloc").and_then(Value::as_bool),
+            soabi: text(&python.soabi),
+            ext_suffix: text(&python.ext_suffix),
+            py_debug: python.py_debug.unwrap_or(false),
+            gil_disabled: python.gil_disabled.unwrap_or(false),
+            with_pymalloc: python.with_pymalloc,
             ucs4,
             platform,
-            system,
-            pointer_bits,
-            libc: text("libc"),
-            libc_version: text("libc_version"),
+            system: platform_system.to_string(),
+            pointer_bits: python.pointer_bits.unwrap_or(64),
+            libc: text(&python.libc),
+            libc_version,
+            machine: text(&python.machine),
+            mac_version,
         })
     }
 
@@ -124,6 +130,21 @@ impl Interpreter {
     fn nodot(&self) -> String {
         format!("{}{}", self.major, self.minor)
     }
+}
+
+/// The largest major and minor version the facts may name: far beyond any
+/// real Python (3.14) or C library (glibc 2.42, musl 1.2).
+const MAX_MAJOR: u32 = 9;
+const MAX_MINOR: u32 = 99;
+
+fn check_beyond_real(field: &str, text: &str, (major, minor): (u32, u32)) -> Result<()> {
+    if major > MAX_MAJOR || minor > MAX_MINOR {
+        bail!(
+            "field `python`: {field} {text:?} is beyond any real one \
+             (major at most {MAX_MAJOR}, minor at most {MAX_MINOR})"
+        );
+    }
+    Ok(())
 }
 
 fn major_minor(version: &str) -> Option<(u32, u32)> {
@@ -336,6 +357,16 @@ fn normalize_tag(text: &str) -> String {
 /// The platform tags, most specific first.
 fn platform_tags(interp: &Interpreter) -> Vec<String> {
     let generic = normalize_tag(&interp.platform);
+    if interp.system == "Darwin" {
+        if let Some(version) = major_minor_or_major(&interp.mac_version) {
+            let arch = match interp.machine.as_str() {
+                "x86_64" if interp.pointer_bits == 32 => "i386",
+                "" => generic.rsplit('_').next().unwrap_or(""),
+                machine => machine,
+            };
+            return mac_platforms(version, arch);
+        }
+    }
     if interp.system != "Linux" {
         return vec![generic];
     }
@@ -362,6 +393,69 @@ fn platform_tags(interp: &Interpreter) -> Vec<String> {
         platforms.push(format!("linux_{arch}"));
     }
     platforms
+}
+
+/// `14.2.1` → (14, 2); `11` → (11, 0).
+fn major_minor_or_major(version: &str) -> Option<(u32, u32)> {
+    major_minor(version).or_else(|| Some((version.parse().ok()?, 0)))
+}
+
+/// packaging's `mac_platforms`: the macOS platform tags a `version` (the
+/// OS release) on `arch` accepts, newest first. Before macOS 11 each release
+/// bumped the minor version, since then the major; an x86_64 Mac also runs
+/// wheels built for every 10.x from 10.4, an arm64 Mac their universal2
+/// builds.
+pub fn mac_platforms(version: (u32, u32), arch: &str) -> Vec<String> {
+    let mut platforms = Vec::new();
+    let mut push = |major: u32, minor: u32| {
+        for format in mac_binary_formats((major, minor), arch) {
+            platforms.push(format!("macosx_{major}_{minor}_{format}"));
+        }
+    };
+    if ((10, 0)..(11, 0)).contains(&version) {
+        for minor in (0..=version.1).rev() {
+            push(10, minor);
+        }
+    }
+    if version >= (11, 0) {
+        for major in (11..=version.0).rev() {
+            push(major, 0);
+        }
+        if arch == "x86_64" {
+            for minor in (4..=16).rev() {
+                push(10, minor);
+            }
+        } else {
+            for minor in (4..=16).rev() {
+                platforms.push(format!("macosx_10_{minor}_universal2"));
+            }
+        }
+    }
+    platforms
+}
+
+/// packaging's `_mac_binary_formats`: the binary formats a macOS `version`
+/// on `arch` runs, the CPU's own first.
+fn mac_binary_formats(version: (u32, u32), arch: &str) -> Vec<&str> {
+    let mut formats = vec![arch];
+    match arch {
+        "x86_64" if version < (10, 4) => return Vec::new(),
+        "x86_64" => formats.extend(["intel", "fat64", "fat32"]),
+        "i386" if version < (10, 4) => return Vec::new(),
+        "i386" => formats.extend(["intel", "fat32", "fat"]),
+        "ppc64" if !((10, 4)..=(10, 5)).contains(&version) => return Vec::new(),
+        "ppc64" => formats.push("fat64"),
+        "ppc" if version > (10, 6) => return Vec::new(),
+        "ppc" => formats.extend(["fat32", "fat"]),
+        _ => {}
+    }
+    if matches!(arch, "arm64" | "x86_64") {
+        formats.push("universal2");
+    }
+    if matches!(arch, "x86_64" | "i386" | "intel" | "ppc" | "ppc64") {
+        formats.push("universal");
+    }
+    formats
 }
 
 /// The legacy names PEPs 513, 571 and 599 gave some glibc versions.
@@ -440,15 +534,17 @@ fn musllinux_tags(interp: &Interpreter, archs: &[String], platforms: &mut Vec<St
 }
 
 /// An interpreter's tags with their priority, for ranking wheels.
-pub struct Tags {
+pub(crate) struct Tags {
     list: Vec<Tag>,
     /// python → abi → platform → position in `list`; nested so a wheel's
     /// tags are looked up without building strings.
     index: HashMap<String, HashMap<String, HashMap<String, usize>>>,
+    /// Unique to this list, for memos of what it accepts.
+    id: u64,
 }
 
 impl Tags {
-    pub fn new(interp: &Interpreter) -> Tags {
+    pub(crate) fn new(interp: &Interpreter) -> Tags {
         let list = sys_tags(interp);
         let mut index: HashMap<String, HashMap<String, HashMap<String, usize>>> = HashMap::new();
         for (i, tag) in list.iter().enumerate() {
@@ -460,17 +556,19 @@ impl Tags {
                 .entry(tag.platform.clone())
                 .or_insert(i);
         }
-        Tags { list, index }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Tags { list, index, id }
     }
 
-    /// The tags, most specific first.
-    pub fn list(&self) -> &[Tag] {
-        &self.list
+    /// This list's identity: two lists made apart have different ones.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// How well a wheel fits: the position of its most specific tag in the
     /// list (lower is better), or `None` when the interpreter cannot install it.
-    pub fn priority(&self, wheel: &WheelName) -> Option<usize> {
+    pub(crate) fn priority(&self, wheel: &WheelName) -> Option<usize> {
         wheel
             .tags()
             .filter_map(|(p, a, pl)| self.index.get(p)?.get(a)?.get(pl).copied())
@@ -478,7 +576,7 @@ impl Tags {
     }
 
     /// A short description for messages: `cp311 on manylinux_2_36_x86_64`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self.list.first() {
             Some(t) => format!("{} ({})", t.python, t.platform),
             None => "no tags".to_string(),
@@ -489,20 +587,60 @@ impl Tags {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    fn facts(value: Value) -> Facts {
+        serde_json::from_value(value).unwrap()
+    }
 
     fn cpython(version: &str, libc: &str, libc_version: &str) -> Interpreter {
         Interpreter::from_facts(
-            &json!({"implementation": "cpython", "version": version, "platform": "linux-x86_64",
-                    "soabi": "", "ext_suffix": "", "pointer_bits": 64, "libc": libc,
-                    "libc_version": libc_version}),
-            &json!({"platform_system": "Linux"}),
+            &facts(json!({"implementation": "cpython", "version": version,
+                    "platform": "linux-x86_64", "soabi": "", "ext_suffix": "", "pointer_bits": 64,
+                    "libc": libc, "libc_version": libc_version})),
+            "Linux",
         )
         .unwrap()
     }
 
     fn strings(tags: &[Tag]) -> Vec<String> {
         tags.iter().map(Tag::to_string).collect()
+    }
+
+    #[test]
+    fn a_macos_target_takes_wheels_for_older_releases_and_universal2() {
+        let facts = json!({"implementation": "cpython", "version": "3.12.1",
+            "platform": "macosx-11.0-arm64", "machine": "arm64", "mac_version": "14.2.1",
+            "soabi": "cpython-312-darwin", "ext_suffix": ".cpython-312-darwin.so",
+            "pointer_bits": 64});
+        let interp =
+            Interpreter::from_facts(&serde_json::from_value(facts).unwrap(), "Darwin").unwrap();
+        let tags = Tags::new(&interp);
+        for file in [
+            "numpy-2.1.0-cp312-cp312-macosx_14_0_arm64.whl",
+            "lxml-5.3.0-cp312-cp312-macosx_10_9_universal2.whl",
+            "pillow-11.0.0-cp312-cp312-macosx_11_0_arm64.whl",
+        ] {
+            let wheel = WheelName::parse(file).unwrap();
+            assert!(tags.priority(&wheel).is_some(), "{file}");
+        }
+        for file in [
+            "lxml-5.3.0-cp312-cp312-macosx_10_9_x86_64.whl",
+            "numpy-2.1.0-cp312-cp312-macosx_15_0_arm64.whl",
+        ] {
+            let wheel = WheelName::parse(file).unwrap();
+            assert!(tags.priority(&wheel).is_none(), "{file}");
+        }
+        let mut beyond: Facts = serde_json::from_value(json!({"implementation": "cpython",
+            "version": "3.12.1", "platform": "macosx-11.0-arm64", "mac_version": "100000.0"}))
+        .unwrap();
+        let e = Interpreter::from_facts(&beyond, "Darwin").unwrap_err();
+        assert!(
+            e.to_string().contains("mac_version \"100000.0\" is beyond"),
+            "{e}"
+        );
+        beyond.mac_version = Some("26.1".into());
+        Interpreter::from_facts(&beyond, "Darwin").unwrap();
     }
 
     #[test]
@@ -553,7 +691,7 @@ mod tests {
                 .as_object_mut()
                 .unwrap()
                 .extend(extra.as_object().unwrap().clone());
-            Interpreter::from_facts(&python, &json!({"platform_system": "Linux"})).unwrap()
+            Interpreter::from_facts(&serde_json::from_value(python).unwrap(), "Linux").unwrap()
         };
         // 2.7: pymalloc and UCS-4 from the build, else from sys.maxunicode.
         let wide = facts("2.7.18", json!({"with_pymalloc": true, "unicode_size": 4}));
@@ -593,16 +731,34 @@ mod tests {
     #[test]
     fn pypy_uses_generic_tags() {
         let interp = Interpreter::from_facts(
-            &json!({"implementation": "pypy", "version": "3.9.18", "platform": "linux-x86_64",
-                    "ext_suffix": ".pypy39-pp73-x86_64-linux-gnu.so", "libc": "glibc",
-                    "libc_version": "2.31"}),
-            &json!({"platform_system": "Linux"}),
+            &facts(json!({"implementation": "pypy", "version": "3.9.18",
+                    "platform": "linux-x86_64", "ext_suffix": ".pypy39-pp73-x86_64-linux-gnu.so",
+                    "libc": "glibc", "libc_version": "2.31"})),
+            "Linux",
         )
         .unwrap();
         let tags = strings(&sys_tags(&interp));
         assert_eq!(tags[0], "pp39-pypy39_pp73-manylinux_2_31_x86_64");
         assert!(tags.contains(&"pp39-none-linux_x86_64".to_string()));
         assert!(tags.contains(&"pp3-none-any".to_string()));
+    }
+
+    #[test]
+    fn refuses_versions_beyond_any_real_one() {
+        let odd = |version: &str, libc_version: &str| {
+            facts(json!({"implementation": "cpython", "version": version,
+                   "platform": "linux-x86_64", "libc": "glibc", "libc_version": libc_version}))
+        };
+        for (version, libc, bad) in [
+            ("3.100000", "2.31", "3.100000"),
+            ("3.11.4", "2.10000000", "2.10000000"),
+            ("10.1", "2.31", "10.1"),
+        ] {
+            let e = Interpreter::from_facts(&odd(version, libc), "Linux").unwrap_err();
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+        let edge = Interpreter::from_facts(&odd("3.99", "9.99"), "Linux").unwrap();
+        assert!(sys_tags(&edge).len() < 200_000);
     }
 
     #[test]

@@ -6,9 +6,10 @@
 //! with the filename, and every file must hash to what RECORD says. This module
 //! does the reading; copying into the repository is `repo`'s job.
 
+use crate::bounded;
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
-use pep508_rs::pep440_rs::Version;
+use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
@@ -19,7 +20,7 @@ use std::str::FromStr;
 
 /// PEP 503 normalized project name: lower case, runs of `-`, `_` and `.`
 /// folded into one `-`. `Django_Foo.bar` and `django-foo-bar` are one project.
-pub fn normalize(name: &str) -> String {
+pub(crate) fn normalize(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut separator = false;
     for ch in name.trim().chars() {
@@ -93,7 +94,7 @@ impl WheelName {
 
     /// The build tag as PEP 427 orders it: its leading number, then the
     /// rest as text; no build tag sorts first, as `(0, "")`.
-    pub fn build_key(&self) -> (u64, &str) {
+    pub(crate) fn build_key(&self) -> (u64, &str) {
         match &self.build {
             None => (0, ""),
             Some(b) => {
@@ -104,7 +105,7 @@ impl WheelName {
     }
 
     /// Every `(python, abi, platform)` tag triple this wheel declares.
-    pub fn tags(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+    pub(crate) fn tags(&self) -> impl Iterator<Item = (&str, &str, &str)> {
         self.python.iter().flat_map(move |p| {
             self.abi.iter().flat_map(move |a| {
                 self.platform
@@ -123,7 +124,7 @@ impl fmt::Display for WheelName {
 
 /// What a wheel says about itself, read from its `.dist-info`.
 #[derive(Debug, Clone)]
-pub struct Metadata {
+pub(crate) struct Metadata {
     pub name: String,
     pub version: Version,
     /// `Requires-Dist` lines, as written (PEP 508 strings).
@@ -131,13 +132,40 @@ pub struct Metadata {
     pub requires_python: Option<String>,
 }
 
+/// A wheel's `Requires-Python`, read as the pip of its day read it. Wheels
+/// built for Python 2.7 and 3.4-3.6 sometimes carry forms that PEP 440 rules
+/// out but the packaging of that time accepted: a wildcard after an ordering
+/// operator (`>=3.5.*`, meaning `>=3.5`) and empty clauses left by a stray
+/// comma (`>=2.7, !=3.0.*,`). Those are read in that sense; anything else
+/// that is not PEP 440 is an error naming the text.
+pub(crate) fn requires_python(text: &str) -> Result<VersionSpecifiers> {
+    let strict = match VersionSpecifiers::from_str(text) {
+        Ok(specifiers) => return Ok(specifiers),
+        Err(e) => e,
+    };
+    let clauses: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|clause| !clause.is_empty())
+        .map(|clause| {
+            let ordering = [">=", "<=", "~=", ">", "<"]
+                .iter()
+                .any(|op| clause.starts_with(op));
+            match clause.strip_suffix(".*") {
+                Some(bare) if ordering => bare,
+                _ => clause,
+            }
+        })
+        .collect();
+    VersionSpecifiers::from_str(&clauses.join(", "))
+        .map_err(|_| anyhow!("Requires-Python {text:?}: {strict}"))
+}
+
 /// A wheel that has been read and checked, with the sha256 of the whole file.
 #[derive(Debug, Clone)]
-pub struct CheckedWheel {
+pub(crate) struct CheckedWheel {
     pub filename: WheelName,
-    pub metadata: Metadata,
     pub sha256: String,
-    pub size: u64,
 }
 
 /// Hex sha256 of a whole file.
@@ -145,39 +173,59 @@ pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
     let mut file = File::open(path)?;
     let mut hasher = Sha256::new();
     let size = io::copy(&mut file, &mut hasher)?;
-    Ok((hex(&hasher.finalize()), size))
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok((format!("{:x}", hasher.finalize()), size))
 }
 
 /// Read a wheel and check it from end to end: filename, zip, `.dist-info`,
 /// METADATA name and version, `WHEEL`, and every file against RECORD.
-pub fn check(path: &Path) -> Result<CheckedWheel> {
+pub(crate) fn check(path: &Path) -> Result<CheckedWheel> {
     let shown = path.display().to_string();
     let filename = parse_file_name(path)?;
-    let (sha256, size) = sha256_file(path).with_context(|| format!("{shown}: cannot read"))?;
+    let (sha256, _) = sha256_file(path).with_context(|| format!("{shown}: cannot read"))?;
     let file = File::open(path).with_context(|| format!("{shown}: cannot read"))?;
-    check_archive(file, &shown, filename, sha256, size)
+    check_archive(file, &shown, filename, sha256)
 }
 
 /// [`check`] for a wheel already read into memory: no file is read twice.
-pub fn check_bytes(path: &Path, bytes: &[u8]) -> Result<CheckedWheel> {
+pub(crate) fn check_bytes(path: &Path, bytes: &[u8]) -> Result<CheckedWheel> {
     let shown = path.display().to_string();
     let filename = parse_file_name(path)?;
-    let sha256 = hex(&Sha256::digest(bytes));
-    let size = bytes.len() as u64;
-    check_archive(io::Cursor::new(bytes), &shown, filename, sha256, size)
+    let sha256 = format!("{:x}", Sha256::digest(bytes));
+    check_archive(io::Cursor::new(bytes), &shown, filename, sha256)
 }
 
+/// The filename of a wheel coming in: parsed, and made only of the
+/// characters PEP 427 allows, since the name ends up in paths and commands
+/// on every target (pip refuses the others at install anyway).
 fn parse_file_name(path: &Path) -> Result<WheelName> {
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| anyhow!("{}: not a wheel filename", path.display()))?;
-    WheelName::parse(file_name)
+    let name = WheelName::parse(file_name)?;
+    let plain = |part: &str| {
+        part.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '+' || c == '!')
+    };
+    let stem = file_name.strip_suffix(".whl").unwrap_or(file_name);
+    if let Some(part) = stem.split('-').find(|part| !plain(part)) {
+        bail!(
+            "{}: malformed wheel filename: {part:?} may hold only letters, digits, `_`, `.`, `+` and `!`",
+            path.display()
+        );
+    }
+    Ok(name)
+}
+
+/// Refuse members pip would not install: absolute paths and paths that
+/// climb out of the install directory.
+fn check_member_paths<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Result<()> {
+    for name in archive.file_names() {
+        if name.starts_with('/') || name.contains('\\') || name.split('/').any(|c| c == "..") {
+            bail!("member {name:?} is not a relative path inside the wheel");
+        }
+    }
+    Ok(())
 }
 
 fn check_archive<R: Read + Seek>(
@@ -185,14 +233,18 @@ fn check_archive<R: Read + Seek>(
     shown: &str,
     filename: WheelName,
     sha256: String,
-    size: u64,
 ) -> Result<CheckedWheel> {
     let mut archive =
         zip::ZipArchive::new(reader).map_err(|e| anyhow!("{shown}: not a zip archive: {e}"))?;
 
+    check_member_paths(&archive).with_context(|| shown.to_string())?;
     let dist_info = dist_info(&archive).with_context(|| shown.to_string())?;
-    let metadata_text = read_member(&mut archive, &format!("{dist_info}/METADATA"))
-        .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
+    let metadata_text = read_member(
+        &mut archive,
+        &format!("{dist_info}/METADATA"),
+        bounded::METADATA,
+    )
+    .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
     let metadata =
         parse_metadata(&metadata_text).with_context(|| format!("{shown}: {dist_info}/METADATA"))?;
     if normalize(&metadata.name) != filename.name {
@@ -209,30 +261,45 @@ fn check_archive<R: Read + Seek>(
             filename.version
         );
     }
-    read_member(&mut archive, &format!("{dist_info}/WHEEL"))
+    // `{name}-{version}.dist-info`: the folder pip reads must be this
+    // project's, not another one's that the wheel would overwrite.
+    let of_this_project = dist_info
+        .strip_suffix(".dist-info")
+        .and_then(|stem| stem.rsplit_once('-'))
+        .is_some_and(|(name, version)| {
+            normalize(name) == filename.name
+                && Version::from_str(version).is_ok_and(|v| v == filename.version)
+        });
+    if !of_this_project {
+        bail!(
+            "{shown}: {dist_info} is not the .dist-info folder of {} {}",
+            filename.name,
+            filename.version
+        );
+    }
+    read_member(&mut archive, &format!("{dist_info}/WHEEL"), bounded::WHEEL)
         .with_context(|| format!("{shown}: no {dist_info}/WHEEL file"))?;
     let record_name = format!("{dist_info}/RECORD");
-    let record = read_member(&mut archive, &record_name)
+    let record = read_member(&mut archive, &record_name, bounded::RECORD)
         .with_context(|| format!("{shown}: no {record_name} file"))?;
     check_record(&mut archive, &record, &record_name).with_context(|| shown.to_string())?;
-    Ok(CheckedWheel {
-        filename,
-        metadata,
-        sha256,
-        size,
-    })
+    Ok(CheckedWheel { filename, sha256 })
 }
 
 /// Read only a wheel's METADATA, without checking the rest of the archive:
 /// for wheels already in the repository, which [`check`] let in.
-pub fn read_metadata(path: &Path) -> Result<Metadata> {
+pub(crate) fn read_metadata(path: &Path) -> Result<Metadata> {
     let shown = path.display();
     let file = File::open(path).with_context(|| format!("{shown}: cannot read"))?;
     let mut archive =
         zip::ZipArchive::new(file).map_err(|e| anyhow!("{shown}: not a zip archive: {e}"))?;
     let dist_info = dist_info(&archive).with_context(|| format!("{shown}"))?;
-    let text = read_member(&mut archive, &format!("{dist_info}/METADATA"))
-        .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
+    let text = read_member(
+        &mut archive,
+        &format!("{dist_info}/METADATA"),
+        bounded::METADATA,
+    )
+    .with_context(|| format!("{shown}: cannot read {dist_info}/METADATA"))?;
     parse_metadata(&text).with_context(|| format!("{shown}: {dist_info}/METADATA"))
 }
 
@@ -253,11 +320,15 @@ fn dist_info<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Result<String> {
     }
 }
 
-fn read_member<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, name: &str) -> Result<String> {
-    let mut member = archive.by_name(name)?;
-    let mut text = String::new();
-    member.read_to_string(&mut text)?;
-    Ok(text)
+/// A member of the archive as text, up to `limit` bytes: its size in the
+/// archive's directory may lie, so the limit holds on what is unpacked.
+fn read_member<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    name: &str,
+    limit: u64,
+) -> Result<String> {
+    let member = archive.by_name(name)?;
+    bounded::read_member(member, limit, name)
 }
 
 /// Every file in the archive must be listed in RECORD with a matching hash
@@ -329,7 +400,7 @@ fn check_record<R: Read + Seek>(
 
 /// Parse the email-header form of METADATA (core metadata): the fields vd
 /// needs, with continuation lines folded and the body ignored.
-pub fn parse_metadata(text: &str) -> Result<Metadata> {
+pub(crate) fn parse_metadata(text: &str) -> Result<Metadata> {
     let mut name = None;
     let mut version = None;
     let mut requires_dist = Vec::new();
@@ -367,6 +438,28 @@ pub fn parse_metadata(text: &str) -> Result<Metadata> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_old_wheels_requires_python_as_their_pip_did() {
+        let read = |text: &str| requires_python(text).map(|s| s.to_string());
+        let py27 = Version::from_str("2.7.18").unwrap();
+        let py36 = Version::from_str("3.6.15").unwrap();
+        // Django 1.11's: PEP 440 as it is.
+        let django = requires_python(">=2.7, !=3.0.*, !=3.1.*, !=3.2.*, !=3.3.*").unwrap();
+        assert!(django.contains(&py27) && django.contains(&py36));
+        assert!(!django.contains(&Version::from_str("3.2.5").unwrap()));
+        // Forms of their day.
+        assert_eq!(read(">=3.5.*").unwrap(), ">=3.5");
+        assert_eq!(read(">=2.6, <3.0.*").unwrap(), ">=2.6, <3.0");
+        assert_eq!(read(">=2.7, !=3.0.*,").unwrap(), ">=2.7, !=3.0.*");
+        assert!(!requires_python(">=3.5.*").unwrap().contains(&py27));
+        assert!(requires_python(">=2.6, <3.0.*").unwrap().contains(&py27));
+        // Anything else stays an error that names the text.
+        for bad in ["2.7", ">=three", "~=3"] {
+            let e = format!("{:#}", requires_python(bad).unwrap_err());
+            assert!(e.starts_with(&format!("Requires-Python {bad:?}: ")), "{e}");
+        }
+    }
 
     #[test]
     fn normalizes_like_pep_503() {

@@ -3,6 +3,7 @@
 //! on (wheels built by pip, wheels downloaded from the index once and cached,
 //! virtualenvs, an OpenSSH server on loopback).
 
+pub mod netns;
 pub mod python;
 pub mod sshd;
 
@@ -211,4 +212,20 @@ pub fn strings(value: &serde_json::Value) -> Vec<String> {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect()
+}
+
+impl Running {
+    /// [`Running::finish`], or `None` (the run killed) when it is not done
+    /// by `deadline`: for tests of hangs, which must fail, not hang.
+    pub fn finish_by(mut self, deadline: std::time::Instant) -> Option<Outcome> {
+        while std::time::Instant::now() < deadline {
+            if self.child.try_wait().unwrap().is_some() {
+                return Some(self.finish());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.finish();
+        None
+    }
 }

@@ -232,7 +232,16 @@ fn find_wheel(dir: &Path) -> Option<PathBuf> {
 /// Published wheels fetched once from the package index with `pip download`
 /// (`requirement` like `six==1.16.0`; extra pip arguments select platforms).
 pub fn download(requirement: &str, extra: &[&str]) -> Vec<PathBuf> {
-    let key = format!("{:016x}", fnv(&format!("{requirement} {extra:?}")));
+    download_with(&python3(), requirement, extra)
+}
+
+/// [`download`] by another interpreter's pip: its markers decide which
+/// dependencies are fetched (`--python-version` alone does not change them).
+pub fn download_with(python: &str, requirement: &str, extra: &[&str]) -> Vec<PathBuf> {
+    let key = match python == python3() {
+        true => format!("{:016x}", fnv(&format!("{requirement} {extra:?}"))),
+        false => format!("{:016x}", fnv(&format!("{python} {requirement} {extra:?}"))),
+    };
     let out = cache_dir().join("downloads").join(&key);
     let list = |dir: &Path| -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -252,7 +261,7 @@ pub fn download(requirement: &str, extra: &[&str]) -> Vec<PathBuf> {
     let tmp_out = out.with_extension("partial");
     let _ = std::fs::remove_dir_all(&tmp_out);
     run_ok(
-        Command::new(python3())
+        Command::new(python)
             .args(["-m", "pip", "download", "-q", "--only-binary=:all:", "-d"])
             .arg(&tmp_out)
             .arg(requirement)

@@ -6,7 +6,13 @@
 //! user key it authorizes, and a HOME for the tools holding that key as
 //! `~/.ssh/id_ed25519` and a known_hosts file naming every host, so the tools
 //! never read or write the real `~/.ssh`. The server stops on drop.
+//!
+//! [`Sshd::start_with`] takes [`Options`]: no SFTP subsystem, extra
+//! sshd_config lines (`PermitOpen`), other addresses, and a network
+//! namespace ([`super::netns`]) to run in, for hosts reachable only through
+//! a bastion.
 
+use super::netns::Netns;
 use super::{tool, Run};
 use serde_json::{json, Map, Value};
 use std::fs;
@@ -88,8 +94,25 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// How [`Sshd::start_with`] differs from a plain server.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Listen on these addresses instead of 127.0.0.2, 127.0.0.3, ….
+    pub addresses: Vec<String>,
+    /// No `Subsystem sftp` line: a hardened server without SFTP.
+    pub no_sftp: bool,
+    /// More sshd_config lines.
+    pub config: String,
+    /// Run inside this network namespace.
+    pub netns: Option<&'a Netns>,
+}
+
 impl Sshd {
     pub fn start(hosts: usize) -> Sshd {
+        Sshd::start_with(hosts, Options::default())
+    }
+
+    pub fn start_with(hosts: usize, options: Options) -> Sshd {
         let sshd = Path::new("/usr/sbin/sshd");
         assert!(sshd.exists(), "/usr/sbin/sshd is missing; {INSTALL}");
         if is_root() {
@@ -102,7 +125,11 @@ impl Sshd {
         keygen(&d.join("user_key"), "");
         fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
         let port = free_port();
-        let hosts: Vec<String> = (0..hosts).map(|i| format!("127.0.0.{}", i + 2)).collect();
+        let hosts: Vec<String> = if options.addresses.is_empty() {
+            (0..hosts).map(|i| format!("127.0.0.{}", i + 2)).collect()
+        } else {
+            options.addresses.clone()
+        };
         let mut config = String::new();
         for host in &hosts {
             config.push_str(&format!("ListenAddress {host}:{port}\n"));
@@ -111,13 +138,21 @@ impl Sshd {
             "HostKey {hk}\nAuthorizedKeysFile {ak}\nPidFile none\nStrictModes no\nUsePAM no\n\
              PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
              KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nMaxStartups 100\n\
-             MaxSessions 100\nLogLevel INFO\nSubsystem sftp internal-sftp\n",
+             MaxSessions 100\nLogLevel INFO\n",
             hk = d.join("host_key").display(),
             ak = d.join("authorized_keys").display(),
         ));
+        if !options.no_sftp {
+            config.push_str("Subsystem sftp internal-sftp\n");
+        }
+        config.push_str(&options.config);
         fs::write(d.join("sshd_config"), config).unwrap();
         let log = fs::File::create(d.join("sshd.log")).unwrap();
-        let mut child = Command::new(sshd)
+        let mut command = match options.netns {
+            Some(netns) => netns.command(sshd),
+            None => Command::new(sshd),
+        };
+        let mut child = command
             .args(["-D", "-e", "-f"])
             .arg(d.join("sshd_config"))
             .stdin(Stdio::null())
@@ -126,8 +161,15 @@ impl Sshd {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start sshd ({e}); {INSTALL}"));
         let deadline = Instant::now() + Duration::from_secs(15);
+        let listening = |host: &str| match options.netns {
+            // Not reachable from here: its own log says when it listens.
+            Some(_) => fs::read_to_string(d.join("sshd.log"))
+                .unwrap_or_default()
+                .contains(&format!("Server listening on {host} port {port}")),
+            None => TcpStream::connect((host, port)).is_ok(),
+        };
         for host in &hosts {
-            while TcpStream::connect((host.as_str(), port)).is_err() {
+            while !listening(host) {
                 if let Some(status) = child.try_wait().unwrap() {
                     panic!(
                         "sshd exited ({status}):\n{}",
@@ -163,6 +205,14 @@ impl Sshd {
     /// ~/.ssh/known_hosts with every host's key.
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")
+    }
+
+    /// Let the holder of `public_key` log in too.
+    pub fn authorize(&self, public_key: &Path) {
+        let key = fs::read_to_string(public_key).unwrap();
+        let mut keys = fs::read_to_string(self.dir.path().join("authorized_keys")).unwrap();
+        keys.push_str(&key);
+        fs::write(self.dir.path().join("authorized_keys"), keys).unwrap();
     }
 
     /// A private key the server accepts.

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    vd::tools::add::main()
+    vd::tools::main::<vd::tools::add::VdAdd>()
 }

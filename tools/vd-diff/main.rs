@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    vd::tools::diff::main()
+    vd::tools::main::<vd::tools::diff::VdDiff>()
 }

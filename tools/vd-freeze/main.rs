@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    vd::tools::freeze::main()
+    vd::tools::main::<vd::tools::freeze::VdFreeze>()
 }

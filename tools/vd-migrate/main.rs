@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    vd::tools::migrate::main()
+    vd::tools::main::<vd::tools::migrate::VdMigrate>()
 }

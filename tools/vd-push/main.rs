@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    vd::tools::push::main()
+    vd::tools::main::<vd::tools::push::VdPush>()
 }

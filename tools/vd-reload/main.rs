@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    vd::tools::reload::main()
+    vd::tools::main::<vd::tools::reload::VdReload>()
 }

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    vd::tools::targets::main()
+    vd::tools::main::<vd::tools::targets::VdTargets>()
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # vd-push's wheel cache, on the host: move uploaded wheels into place once
 # their sha256 is right. A wheel is uploaded to a hidden temporary name in the
 # cache directory; only here, after its hash matches, is it renamed to

@@ -107,6 +107,26 @@ def markers():
     }
 
 
+def mac_version():
+    """The macOS release, as packaging's mac_platforms() reads it; "" elsewhere."""
+    version = platform.mac_ver()[0]
+    if version == "10.16":
+        # A Python built against an old SDK is told 10.16 on macOS 11 and
+        # later; the real release, with that compatibility shim turned off.
+        env = dict(os.environ, SYSTEM_VERSION_COMPAT="0")
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-sS", "-c", "import platform; print(platform.mac_ver()[0])"],
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+            out, _ = proc.communicate()
+            version = out.decode("ascii").strip() or version
+        except OSError:
+            pass
+    return version
+
+
 def interpreter():
     libc_name, libc_version = libc()
     config = sysconfig.get_config_var
@@ -131,6 +151,7 @@ def interpreter():
         "pointer_bits": struct.calcsize("P") * 8,
         "libc": libc_name,
         "libc_version": libc_version,
+        "mac_version": mac_version(),
         "prefix": sys.prefix,
         "base_prefix": base_prefix(),
         "venv": sys.prefix != base_prefix(),

@@ -1,15 +1,14 @@
 //! `vd-add`: check wheels and add them to the repository.
 
-use crate::cli::{self, OutputArgs, Status};
+use crate::cli::{self, RepoArgs, Status};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, str_field, Record};
-use crate::repo::{Repo, RepoArgs};
+use crate::record::{self, Added, Record};
+use crate::repo::Repo;
 use anyhow::{Context, Result};
-use clap::{CommandFactory, Parser};
-use serde_json::Value;
+use std::ffi::OsString;
 use std::io::{self, BufRead, IsTerminal};
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 const TOOL: &str = "vd-add";
 
@@ -24,20 +23,22 @@ const BATCH: usize = 64;
 /// in it must match its hash in RECORD. It is then copied in atomically and a
 /// `release` event is appended to the repository's release_log. Adding the same
 /// file again changes nothing (status `present`); other content under a
-/// filename already in the repository is refused.
+/// filename already in the repository is refused, and so is other content
+/// under another filename for the same wheel (same normalized name, version
+/// and tags). Filenames may hold only letters, digits, `_`, `.`, `+` and `!`
+/// in their parts, members must be relative paths inside the wheel, and the
+/// `.dist-info` folder must be the project's own. Only regular files are read
+/// (a device or a FIFO is refused unread), and a METADATA larger than 32 MiB or
+/// a RECORD larger than 64 MiB, unpacked, is refused.
 ///
 /// Writes one JSON line per wheel: name, version, wheel, sha256 and status
 /// (`added` or `present`), or an `error`. Exit status: 0 when every wheel is in
 /// the repository, 1 when some wheel was refused, 2 on a usage or setup error
 /// (the repository cannot be created, its release_log is malformed).
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
-
-    #[command(flatten)]
-    output: OutputArgs,
 
     /// Wheel files to add. With none, paths are read from stdin, one per
     /// line (`ls dist/*.whl | vd-add`).
@@ -45,57 +46,69 @@ struct Args {
     wheels: Vec<PathBuf>,
 }
 
-pub fn command() -> clap::Command {
-    Args::command()
-}
-
 static TABLE: Table = Table {
     headers: &["WHEEL", "STATUS"],
     row: |r: &Record| {
+        let added: Added = record::read(r).unwrap_or_default();
         vec![
-            str_field(r, "wheel").unwrap_or("").to_string(),
-            status_cell(r, || str_field(r, "status").unwrap_or("").to_string()),
+            added.wheel.unwrap_or_default(),
+            status_cell(r, || added.status.clone().unwrap_or_default()),
         ]
     },
 };
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::run(TOOL, || run(args))
-}
+tool!(VdAdd);
 
-fn run(args: Args) -> Result<Status> {
+fn run(args: Args, out: &mut Output) -> Result<Status> {
     let mut adder = Repo::adder(&args.repo.repo)?;
     let paths: Box<dyn Iterator<Item = io::Result<PathBuf>>> = if args.wheels.is_empty() {
         if io::stdin().is_terminal() {
             cli::warn(TOOL, "reading wheel paths from the terminal, one per line (give WHEEL arguments instead)");
         }
+        // Paths are bytes, not text: a name that is not UTF-8 is still a
+        // path, and never a reason to drop the rest of the batch.
         Box::new(
             io::stdin()
                 .lock()
-                .lines()
-                .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
-                .map(|l| l.map(|l| PathBuf::from(l.trim()))),
+                .split(b'\n')
+                .map(|l| l.map(|l| l.trim_ascii().to_vec()))
+                .filter(|l| l.as_ref().map_or(true, |l| !l.is_empty()))
+                .map(|l| l.map(|l| PathBuf::from(OsString::from_vec(l)))),
         )
     } else {
         Box::new(args.wheels.into_iter().map(Ok))
     };
-    let mut out = Output::new(args.output.json, &TABLE);
     // Records wait for the commit that makes their wheels durable and logged;
     // committing in batches keeps fsyncs and log writes few.
     let mut done: Vec<Record> = Vec::new();
     for path in paths {
-        let path = path.context("cannot read wheel paths from stdin")?;
+        let path = match path {
+            Ok(path) => path,
+            Err(e) => {
+                // What was added so far is logged and reported all the same.
+                adder.commit()?;
+                for record in done.drain(..) {
+                    out.write(&record)?;
+                }
+                return Err(e).context("cannot read wheel paths from stdin");
+            }
+        };
         let mut record = Record::new();
-        record.insert("wheel".into(), Value::from(path.display().to_string()));
+        let given = Added {
+            wheel: Some(path.display().to_string()),
+            ..Added::default()
+        };
+        record::merge(&mut record, &given);
         match adder.add(&path) {
             Ok((checked, added)) => {
-                record.insert("name".into(), Value::from(checked.filename.name));
-                let version = checked.filename.version.to_string();
-                record.insert("version".into(), Value::from(version));
-                record.insert("wheel".into(), Value::from(checked.filename.file));
-                record.insert("sha256".into(), Value::from(checked.sha256));
-                record.insert("status".into(), Value::from(added.as_str()));
+                let added = Added {
+                    name: Some(checked.filename.name),
+                    version: Some(checked.filename.version.to_string()),
+                    wheel: Some(checked.filename.file),
+                    sha256: Some(checked.sha256),
+                    status: Some(added.as_str().to_string()),
+                };
+                record::merge(&mut record, &added);
             }
             Err(e) => {
                 let message = format!("{e:#}");
@@ -115,5 +128,5 @@ fn run(args: Args) -> Result<Status> {
     for record in &done {
         out.write(record)?;
     }
-    Ok(out.finish()?)
+    Ok(Status::Ok)
 }

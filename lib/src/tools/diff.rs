@@ -1,24 +1,25 @@
 //! `vd-diff`: plan, per target, which wheels to install and which packages
 //! to remove.
 
-use crate::cli::{self, OutputArgs, Status};
+use crate::cli::{self, RepoArgs, Status};
+use crate::lock::Lock;
 use crate::output::{status_cell, Output, Table};
-use crate::plan::{Change, Plan, Planner, Target};
-use crate::record::{self, list_field, str_field, target_label, Reader, Record};
-use crate::repo::{Repo, RepoArgs};
+use crate::plan::{self, Action, Options, Plan, Planner};
+use crate::record::{self, target_label, Ahead, Changes, Markers, Python, Reader, Record, Target};
+use crate::repo::Repo;
 use crate::requirement::Requirements;
 use crate::tags::{Interpreter, Tags};
 use anyhow::{anyhow, bail, Result};
-use clap::{CommandFactory, Parser};
-use pep508_rs::MarkerEnvironment;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::io::{self, IsTerminal};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::rc::Rc;
 
 const TOOL: &str = "vd-diff";
+
+/// How many distinct kinds of target keep their plan for the next target
+/// of the same kind.
+const MEMO_LIMIT: usize = 128;
 
 /// Plan the change: which wheels to install and which packages to remove.
 ///
@@ -26,57 +27,77 @@ const TOOL: &str = "vd-diff";
 /// `installed` fields) and the repository, never the network, and adds to
 /// each record a `plan`: a list of {name, action, from, to, wheel, sha256},
 /// sorted by name, where action is install (not installed), upgrade (the
-/// chosen version is newer), downgrade (the installed version does not
-/// satisfy the requirement and the chosen one is older) or remove (with
-/// --exact). An installed version newer than anything in the repository that
-/// still satisfies the requirement is kept and listed in `ahead` (a warning,
-/// not an error). A target with `venv_exists: false` is planned against an
-/// empty venv.
+/// chosen version is newer), downgrade (the chosen version is older) or
+/// remove (with --exact). A target with `venv_exists: false` is planned
+/// against an empty venv.
 ///
-/// For each requirement whose marker is true for the target, the highest
-/// version in the repository that satisfies every line naming the project
-/// (and every -c constraint) and has a wheel the target's interpreter accepts
-/// (by its tags and Requires-Python) is chosen; pre-releases only where a
-/// specifier names one. Among that
-/// version's wheels, the one with the most specific compatibility tag, as
-/// pip's packaging.tags.sys_tags() ranks them, then the highest build tag.
-/// With --hash options the wheel's sha256 must be listed. Then every Requires-Dist of every chosen wheel
-/// (markers evaluated for the target, requested extras included) must be met
-/// by what the venv will hold, since nothing will resolve dependencies later.
+/// The requirements name what a target needs; vd-diff resolves the closure
+/// (every dependency the wheels declare, with versions that satisfy all of
+/// them at once) per target, with PubGrub over PEP 440 ranges. A version is
+/// a candidate only when the repository has a wheel of it the target's
+/// interpreter accepts, by its tags (as pip's packaging.tags.sys_tags()
+/// computes them) and Requires-Python. Markers are evaluated for the target,
+/// extras bring their dependencies, and -c constraints narrow every
+/// requirement on their project. A project the requirements name gets the
+/// highest version that satisfies; a dependency keeps its installed version
+/// when that satisfies (pip's only-if-needed), else the highest
+/// (--upgrade-deps: always the highest). Pre-releases only where a
+/// specifier names one or nothing else satisfies. Of the chosen version's
+/// wheels, the most specific tag, then the highest build tag; with --hash
+/// options the wheel's sha256 must be listed. An installed version newer
+/// than anything in the repository that still satisfies is kept and listed
+/// in `ahead` (a warning, not an error). Targets with the same facts,
+/// installed packages and requirements are resolved once.
 ///
 /// Requirements files take names with extras, PEP 440 specifiers and PEP 508
 /// markers, comments, `\` continuations, -r and -c includes (relative to the
 /// including file) and --hash=sha256:...; a pip-compile lock file works as
-/// is. URLs, paths, -e and other pip options are errors naming file and line.
+/// is (its --index-url, --extra-index-url, --find-links and --trusted-host
+/// lines are ignored with a warning). URLs, paths, -e and other pip options
+/// are errors naming file and line.
 ///
-/// A target that cannot be planned gets an `error` naming every problem (the
-/// package, the specifier, the wheels that exist), and the others go on.
-/// Records that already carry an error pass through untouched. Exit status:
-/// 0 when every target has a plan, 1 when some target has an error, 2 on a
-/// usage or setup error (no repository, a bad REQUIREMENTS file).
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+/// A target that cannot be resolved gets an `error` explaining why: the
+/// chain of requirements that conflict, where each was written, the versions
+/// the repository has and the wheels that exist only for other interpreters.
+/// The other targets go on. Records that already carry an error pass through
+/// untouched. Exit status: 0 when every target has a plan, 1 when some
+/// target has an error, 2 on a usage or setup error (no repository, a bad
+/// REQUIREMENTS file); with --check, 1 means drift and 2 any error.
+#[derive(clap::Args, Debug)]
+pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
 
-    /// Also remove packages that are installed but not required (pip,
-    /// setuptools and wheel are kept), so the venv matches the requirements
-    /// exactly.
+    /// Also remove packages that are installed but outside the resolved
+    /// closure (pip, setuptools and wheel are kept), so the venv holds the
+    /// requirements and their dependencies and nothing else.
     #[arg(long)]
     exact: bool,
 
-    #[command(flatten)]
-    output: OutputArgs,
+    /// Choose the highest version for dependencies too. By default a
+    /// dependency keeps its installed version when that satisfies every
+    /// requirement on it (pip's only-if-needed); projects the requirements
+    /// name always get the highest version that satisfies.
+    #[arg(long)]
+    upgrade_deps: bool,
+
+    /// Plan each target to exactly the packages its own record in FILE
+    /// had: FILE is saved vd-freeze (or vd-push) output, matched by host,
+    /// port, user and venv, and applied with --exact. A target missing from
+    /// FILE, or a saved version the repository does not have, is an error
+    /// naming it. Takes the place of REQUIREMENTS.
+    #[arg(long, value_name = "FILE", conflicts_with = "requirements")]
+    lock: Option<PathBuf>,
+
+    /// Report drift for cron: exit 1 when any target's plan is not empty, 0
+    /// when every target is in sync, 2 when a target or the run failed.
+    #[arg(long)]
+    check: bool,
 
     /// Requirements files that apply to every target. With none, each
     /// record's `requirements` file and `packages` list apply.
     #[arg(value_name = "REQUIREMENTS")]
     requirements: Vec<PathBuf>,
-}
-
-pub fn command() -> clap::Command {
-    Args::command()
 }
 
 static TABLE: Table = Table {
@@ -91,20 +112,20 @@ static TABLE: Table = Table {
 };
 
 fn changes_cell(record: &Record) -> String {
-    let Some(Value::Array(plan)) = record.get("plan") else {
+    let Ok(Some(Changes(plan))) = Changes::of(record) else {
         return String::new();
     };
     if plan.is_empty() {
         return "none".to_string();
     }
-    let text = |c: &Value, key: &str| c.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
     plan.iter()
         .map(|c| {
-            let (action, name) = (text(c, "action"), text(c, "name"));
-            match action.as_str() {
-                "install" => format!("install {name} {}", text(c, "to")),
-                "remove" => format!("remove {name} {}", text(c, "from")),
-                _ => format!("{action} {name} {} -> {}", text(c, "from"), text(c, "to")),
+            let (action, name) = (c.action.as_str(), &c.name);
+            match c.action {
+                Action::Install => format!("install {name} {}", text(&c.to)),
+                Action::Remove => format!("remove {name} {}", text(&c.from)),
+                _ => format!("{action} {name} {} -> {}", text(&c.from), text(&c.to)),
             }
         })
         .collect::<Vec<_>>()
@@ -112,16 +133,15 @@ fn changes_cell(record: &Record) -> String {
 }
 
 fn ahead_cell(record: &Record) -> String {
-    let ahead: Vec<String> = match record.get("ahead") {
-        Some(Value::Array(items)) => items
+    let ahead: Vec<String> = match record::get::<Ahead>(record) {
+        Ok(Some(Ahead(items))) => items
             .iter()
             .map(|a| {
-                let get = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or("none");
                 format!(
                     "{} {} (repository: {})",
-                    get("name"),
-                    get("installed"),
-                    get("repository")
+                    a.name,
+                    a.installed,
+                    a.repository.as_deref().unwrap_or("none")
                 )
             })
             .collect(),
@@ -134,12 +154,9 @@ fn ahead_cell(record: &Record) -> String {
     }
 }
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::run(TOOL, || run(args))
-}
+tool!(VdDiff);
 
-fn run(args: Args) -> Result<Status> {
+fn run(args: Args, out: &mut Output) -> Result<Status> {
     let repo = Repo::open(&args.repo.repo)?;
     let index = repo.index()?;
     let planner = Planner::new(&index);
@@ -148,10 +165,15 @@ fn run(args: Args) -> Result<Status> {
     } else {
         let mut all = Requirements::default();
         for path in &args.requirements {
-            all.extend(&Requirements::read(path)?);
+            let reqs = Requirements::read(path)?;
+            for warning in &reqs.warnings {
+                cli::warn(TOOL, warning);
+            }
+            all.extend(&reqs);
         }
         Some(all)
     };
+    let lock = args.lock.as_deref().map(Lock::read).transpose()?;
     if io::stdin().is_terminal() {
         cli::warn(
             TOOL,
@@ -161,37 +183,56 @@ fn run(args: Args) -> Result<Status> {
     let mut state = State {
         planner,
         common,
-        exact: args.exact,
+        lock,
+        options: Options {
+            exact: args.exact || args.lock.is_some(),
+            upgrade_deps: args.upgrade_deps,
+        },
         tags: HashMap::new(),
         files: HashMap::new(),
+        plans: HashMap::new(),
     };
-    let mut out = Output::new(args.output.json, &TABLE);
+    let mut drift = false;
+    let mut failed = false;
     for line in Reader::new(io::stdin().lock(), TOOL) {
         let mut record = line.record;
         if record::error_of(&record).is_none() {
             match state.plan_record(&record) {
-                Ok(plan) => set_plan(&mut record, &plan),
+                Ok(plan) => {
+                    drift |= !plan.changes.is_empty();
+                    set_plan(&mut record, &plan)
+                }
                 Err(e) => {
                     let message = format!("{e:#}");
                     cli::warn(TOOL, &format!("{}: {message}", target_label(&record)));
-                    record.shift_remove("plan");
-                    record.shift_remove("ahead");
+                    record::remove::<Changes>(&mut record);
+                    record::remove::<Ahead>(&mut record);
                     record::set_error(&mut record, TOOL, &message);
                 }
             }
         }
+        failed |= record::error_of(&record).is_some();
         out.write(&record)?;
     }
-    Ok(out.finish()?)
+    // For cron: drift and failure as exit statuses of their own.
+    Ok(match (args.check, failed, drift) {
+        (true, true, _) => Status::Exit(2),
+        (true, false, true) => Status::Exit(1),
+        _ => Status::Ok,
+    })
 }
 
 /// What the run keeps from one target to the next: nothing of the targets
 /// themselves, only what many of them share.
 struct State<'a> {
+    lock: Option<Lock>,
+    options: Options,
+    /// Plans by everything they depend on (interpreter facts, installed
+    /// set, requirements): targets of one kind are resolved once.
+    plans: HashMap<String, Rc<Result<Plan, String>>>,
     planner: Planner<'a>,
     /// The REQUIREMENTS arguments, read once.
     common: Option<Requirements>,
-    exact: bool,
     /// Tags per distinct interpreter.
     tags: HashMap<Interpreter, Rc<Tags>>,
     /// Per-target requirements files, read once each.
@@ -200,40 +241,54 @@ struct State<'a> {
 
 impl State<'_> {
     fn plan_record(&mut self, record: &Record) -> Result<Plan> {
-        let python = record
-            .get("python")
-            .filter(|v| !v.is_null())
-            .ok_or_else(|| anyhow!("missing field `python` (run vd-freeze first)"))?;
-        let markers = record
-            .get("markers")
-            .filter(|v| !v.is_null())
-            .ok_or_else(|| anyhow!("missing field `markers` (run vd-freeze first)"))?;
-        let env: MarkerEnvironment =
-            serde_json::from_value(markers.clone()).map_err(|e| anyhow!("field `markers`: {e}"))?;
-        let interpreter = Interpreter::from_facts(python, markers)?;
+        let target = Target::parse(record)?;
+        let python = match &target.python {
+            Some(Python::Facts(facts)) => facts,
+            Some(Python::Name(_)) => {
+                bail!("field `python` must be an object of interpreter facts (from vd-freeze)")
+            }
+            None => bail!("missing field `python` (run vd-freeze first)"),
+        };
+        let env = record::get::<Markers>(record)?
+            .ok_or_else(|| anyhow!("missing field `markers` (run vd-freeze first)"))?
+            .environment()?;
+        let interpreter = Interpreter::from_facts(python, env.platform_system())?;
         let tags = self
             .tags
             .entry(interpreter)
             .or_insert_with_key(|i| Rc::new(Tags::new(i)))
             .clone();
-        let installed = record::installed(record)?;
+        let installed = record::installed(record)?.by_name();
 
         let per_target;
+        let pins;
         let mut sources: Vec<&Requirements> = Vec::new();
-        match &self.common {
-            Some(common) => sources.push(common),
-            None => {
-                let file = str_field(record, "requirements").map(PathBuf::from);
-                let packages = list_field(record, "packages")?;
+        let mut requirements_key = String::new();
+        match (&self.lock, &self.common) {
+            (Some(lock), _) => {
+                pins = lock.pins_for(record).map_err(|e| anyhow!("{e}"))?;
+                requirements_key = format!("{:p}", Rc::as_ptr(&pins));
+                sources.push(&pins);
+            }
+            (None, Some(common)) => sources.push(common),
+            (None, None) => {
+                let file = target.requirements.clone();
+                let packages = target.packages.clone();
                 if file.is_none() && packages.is_empty() {
                     bail!("no requirements: give REQUIREMENTS files, or set `requirements` or `packages` on the target");
                 }
+                requirements_key = format!("{file:?} {packages:?}");
                 let from_file = match file {
                     Some(path) => Some(
                         self.files
                             .entry(path)
                             .or_insert_with_key(|p| {
                                 Requirements::read(p)
+                                    .inspect(|reqs| {
+                                        for warning in &reqs.warnings {
+                                            cli::warn(TOOL, warning);
+                                        }
+                                    })
                                     .map(Rc::new)
                                     .map_err(|e| format!("{e:#}"))
                             })
@@ -249,36 +304,41 @@ impl State<'_> {
                 sources.push(&per_target.1);
             }
         }
-        let target = Target {
+        // The interpreter by its tags' identity, not its facts: those name
+        // the venv's own paths, which do not change the plan.
+        let key = serde_json::to_string(&(tags.id(), &env, &installed, &requirements_key))
+            .expect("facts serialize");
+        if let Some(plan) = self.plans.get(&key) {
+            return plan.as_ref().clone().map_err(|e| anyhow!("{e}"));
+        }
+        let known = plan::Target {
             env: &env,
             tags: &tags,
             installed: &installed,
         };
-        self.planner
-            .plan_target(&target, &sources, self.exact)
-            .map_err(|problems| anyhow!("{}", problems.join("; ")))
+        let plan = self
+            .planner
+            .plan_target(&known, &sources, self.options)
+            .map_err(|problems| problems.join("; "));
+        let plan = Rc::new(plan);
+        if self.plans.len() >= MEMO_LIMIT {
+            // A fleet of all-different targets: memory stays flat.
+            self.plans.clear();
+        }
+        self.plans.insert(key, plan.clone());
+        plan.as_ref().clone().map_err(|e| anyhow!("{e}"))
     }
 }
 
 fn set_plan(record: &mut Record, plan: &Plan) {
-    let changes: Vec<Value> = plan
-        .changes
-        .iter()
-        .map(|c: &Change| serde_json::to_value(c).expect("a change serializes"))
-        .collect();
-    let ahead: Vec<Value> = plan
-        .ahead
-        .iter()
-        .map(|a| serde_json::to_value(a).expect("an ahead entry serializes"))
-        .collect();
-    record.insert("plan".to_string(), Value::Array(changes));
-    record.insert("ahead".to_string(), Value::Array(ahead));
+    record::put(record, &Changes(plan.changes.clone()));
+    record::put(record, &Ahead(plan.ahead.clone()));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     #[test]
     fn the_table_shows_changes_and_ahead_packages() {

@@ -1,17 +1,14 @@
 //! `vd-freeze`: what is installed in each target's virtualenv, and what
 //! interpreter it runs.
 
-use crate::cli::{self, OutputArgs, Status};
-use crate::fleet::{self, Host};
+use crate::cli::{Status, TransportArgs};
+use crate::fleet::Host;
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, target_label, Record};
+use crate::record::{self, target_label, Frozen, Installed, Python, Reader, Record, Target};
 use crate::remote;
-use crate::transport::TransportArgs;
-use anyhow::{anyhow, bail, Context, Result};
-use clap::{CommandFactory, Parser};
-use serde_json::{Map, Value};
+use crate::remote::freeze::{self, FreezeOutput, Installed as Listed};
+use anyhow::{bail, Result};
 use std::io;
-use std::process::ExitCode;
 
 const TOOL: &str = "vd-freeze";
 
@@ -37,117 +34,68 @@ const TOOL: &str = "vd-freeze";
 ///
 /// Exit status: 0 when every target was frozen, 1 when some record carries an
 /// error, 2 on a usage or setup error.
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub struct Args {
     #[command(flatten)]
     transport: TransportArgs,
-
-    #[command(flatten)]
-    output: OutputArgs,
-}
-
-pub fn command() -> clap::Command {
-    Args::command()
 }
 
 static TABLE: Table = Table {
     headers: &["TARGET", "PYTHON", "PACKAGES", "STATUS"],
     row: |r: &Record| {
-        let python = r
-            .get("python")
-            .and_then(|p| p.get("version"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let packages = r
-            .get("installed")
-            .and_then(Value::as_object)
-            .map(|m| m.len().to_string())
-            .unwrap_or_default();
+        let python = match record::get::<Python>(r) {
+            Ok(Some(Python::Facts(facts))) => facts.version.unwrap_or_default(),
+            _ => String::new(),
+        };
+        let packages = match record::get::<Installed>(r) {
+            Ok(Some(installed)) => installed.0.len().to_string(),
+            _ => String::new(),
+        };
         vec![
             target_label(r),
             python,
             packages,
-            status_cell(r, || match r.get("venv_exists") {
-                Some(Value::Bool(false)) => "no venv yet".to_string(),
-                _ => "ok".to_string(),
+            status_cell(r, || match record::venv_exists(r) {
+                false => "no venv yet".to_string(),
+                true => "ok".to_string(),
             }),
         ]
     },
 };
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::run(TOOL, || run(args))
+tool!(VdFreeze);
+
+fn run(args: Args, out: &mut Output) -> Result<Status> {
+    let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
+    args.transport.fleet(TOOL)?.run(stdin, out, freeze_target)?;
+    Ok(Status::Ok)
 }
 
-fn run(args: Args) -> Result<Status> {
-    let mut out = Output::new(args.output.json, &TABLE);
-    let stdin = io::BufReader::new(io::stdin());
-    fleet::run(TOOL, &args.transport, stdin, &mut out, freeze_target)?;
-    Ok(out.finish()?)
-}
-
-/// Freeze one target: run the script, check what came back, add the fields.
+/// Freeze one target: run the freeze, read what came back, add the fields.
 fn freeze_target(host: &mut Host<()>, record: &mut Record) -> Result<()> {
-    let venv = record::required_str(record, "venv")?.to_string();
-    let python = remote::python_for_new_venv(record);
+    let target = Target::parse(record)?;
+    let venv = &target.venv;
+    let python = target.python_for_new_venv(record::venv_exists(record));
     let connection = host.connection()?;
-    let run_as = remote::run_as(record, connection.user());
-    let command = remote::as_user(run_as, &remote::freeze_command(&venv, &python));
-    let finished = connection.run(&command, remote::FREEZE_SCRIPT.as_bytes())?;
+    let run_as = target.run_as(connection.user());
+    let command = remote::as_user(run_as, &freeze::freeze_command(venv, &python));
+    let finished = connection.run(&command, freeze::FREEZE_SCRIPT.as_bytes())?;
     if let Some(message) = remote::sudo_refusal(&finished, run_as) {
         bail!(message);
     }
-    if finished.status == remote::NOT_A_VENV {
-        bail!("{}", finished.stderr_text());
-    }
-    if !finished.success() {
-        let stderr = finished.stderr_text();
-        bail!(
-            "the freeze command failed (exit status {}){}",
-            finished.status,
-            if stderr.is_empty() {
-                String::new()
-            } else {
-                format!(": {stderr}")
-            }
-        );
-    }
-    let facts: Map<String, Value> =
-        serde_json::from_slice(&finished.stdout).with_context(|| {
-            format!(
-                "the freeze script printed no JSON object: {:?}",
-                String::from_utf8_lossy(&finished.stdout)
-            )
-        })?;
-    let field = |name: &str| {
-        facts
-            .get(name)
-            .cloned()
-            .ok_or_else(|| anyhow!("the freeze script printed no `{name}`"))
+    let facts = FreezeOutput::read(&finished, venv)?;
+    let (installed, exists) = match &facts.installed {
+        Listed::Listed(installed) => (Installed::from_names(installed)?, true),
+        _ => (Installed::default(), false),
     };
-    let interpreter = field("python")?;
-    let markers = field("markers")?;
-    let (installed, exists) = match facts.get("installed") {
-        None => (Value::Object(Map::new()), false),
-        Some(installed) if !installed.is_object() => {
-            bail!("the freeze script printed `installed` that is not an object: {installed}")
-        }
-        Some(installed) => {
-            if interpreter.get("venv") != Some(&Value::Bool(true)) {
-                bail!(
-                    "{venv} is not a virtualenv: its bin/python is the interpreter of {} (there is no pyvenv.cfg)",
-                    interpreter.get("prefix").and_then(Value::as_str).unwrap_or("?")
-                );
-            }
-            (installed.clone(), true)
-        }
-    };
-    record.insert("python".into(), interpreter);
-    record.insert("markers".into(), markers);
-    record.insert("installed".into(), installed);
-    record.insert("venv_exists".into(), Value::Bool(exists));
+    record::merge(
+        record,
+        &Frozen {
+            python: facts.python,
+            markers: facts.markers,
+            installed,
+            venv_exists: exists,
+        },
+    );
     Ok(())
 }

@@ -9,29 +9,28 @@
 //! here needs a finish per host: a target's record is written once its
 //! migrations are done, so vd-reload never reloads a target ahead of them.
 
-use crate::cli::{self, ChangedArgs, OutputArgs, Status};
-use crate::django;
-use crate::fleet::{self, Host};
+use crate::cli::{self, ChangedArgs, RepoArgs, Status, TransportArgs};
+use crate::fleet::Host;
 use crate::keyed_lock::KeyedLock;
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, target_label, Record};
-use crate::remote::{self, Migrate};
-use crate::repo::{Repo, RepoArgs};
-use crate::transport::{Connection, Finished, TransportArgs};
+use crate::record::{
+    self, target_label, Installed, Migrated, MigratedElsewhere, Pending, Reader, Record,
+};
+use crate::remote;
+use crate::remote::migrate::{is_settings_module, migrate_command, Migrate, MigrateOutcome};
+use crate::repo::Repo;
+use crate::transport::Connection;
 use anyhow::{bail, Result};
-use clap::{CommandFactory, Parser};
-use serde_json::{json, Map, Value};
+use indexmap::IndexMap;
+use pep508_rs::PackageName;
 use std::collections::HashMap;
 use std::io;
-use std::process::ExitCode;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 const TOOL: &str = "vd-migrate";
-
-/// How many lines of Django's output an error keeps.
-const TAIL_LINES: usize = 15;
 
 /// Apply Django's migrations on the targets that changed.
 ///
@@ -56,9 +55,10 @@ const TAIL_LINES: usize = 15;
 /// Exit status: 0 when every target is fine, 1 when some record carries an
 /// error (or, with --check, has pending migrations, or an event could not be
 /// logged), 2 on a usage or setup error.
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+// Brackets in this text are --help's, not links to items.
+#[allow(rustdoc::broken_intra_doc_links)]
+#[derive(clap::Args, Debug)]
+pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
 
@@ -87,13 +87,6 @@ struct Args {
 
     #[command(flatten)]
     transport: TransportArgs,
-
-    #[command(flatten)]
-    output: OutputArgs,
-}
-
-pub fn command() -> clap::Command {
-    Args::command()
 }
 
 static TABLE: Table = Table {
@@ -103,7 +96,7 @@ static TABLE: Table = Table {
             target_label(r),
             migrations_cell(r),
             status_cell(r, || {
-                if r.contains_key("migrated") || r.contains_key("pending") {
+                if record::has::<Migrated>(r) || record::has::<Pending>(r) {
                     "ok".to_string()
                 } else {
                     "unchanged".to_string()
@@ -117,28 +110,27 @@ static TABLE: Table = Table {
 /// or `pending`.
 fn migrations_cell(record: &Record) -> String {
     let mut cells = Vec::new();
-    let count = |list: &Value| list.as_array().map_or(0, Vec::len);
-    for (field, what) in [("migrated", "applied"), ("pending", "pending")] {
-        if let Some(Value::Object(modules)) = record.get(field) {
-            for (module, list) in modules {
-                cells.push(format!("{module}: {} {what}", count(list)));
-            }
+    if let Ok(Some(Migrated(modules))) = record::get(record) {
+        for (module, list) in modules {
+            cells.push(format!("{module}: {} applied", list.len()));
         }
     }
-    if let Some(Value::Object(modules)) = record.get("migrated_elsewhere") {
+    if let Ok(Some(Pending(modules))) = record::get(record) {
+        for (module, list) in modules {
+            cells.push(format!("{module}: {} pending", list.len()));
+        }
+    }
+    if let Ok(Some(MigratedElsewhere(modules))) = record::get(record) {
         for (module, by) in modules {
-            cells.push(format!("{module}: on {}", by.as_str().unwrap_or("?")));
+            cells.push(format!("{module}: on {by}"));
         }
     }
     cells.join(", ")
 }
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::run(TOOL, || run(args))
-}
+tool!(VdMigrate);
 
-fn run(args: Args) -> Result<Status> {
+fn run(args: Args, out: &mut Output) -> Result<Status> {
     let mode = if args.plan || args.check {
         Migrate::Plan
     } else {
@@ -150,7 +142,7 @@ fn run(args: Args) -> Result<Status> {
             ReleaseLog::new(Repo::open(&args.repo.repo)?.dir()),
             TOOL,
         )),
-        Migrate::Plan => None,
+        Migrate::Plan | Migrate::ShowPlan => None,
     };
     let migrator = Migrator {
         mode,
@@ -164,24 +156,20 @@ fn run(args: Args) -> Result<Status> {
         done: Mutex::new(HashMap::new()),
         pending: AtomicBool::new(false),
     };
-    let mut out = Output::new(args.output.json, &TABLE);
-    let stdin = io::BufReader::new(io::stdin());
-    fleet::run(TOOL, &args.transport, stdin, &mut out, |host, record| {
-        migrator.target(host, record)
-    })?;
+    let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
+    args.transport
+        .fleet(TOOL)?
+        .run(stdin, out, |host, record| migrator.target(host, record))?;
     let logged = migrator.log.as_ref().is_none_or(|log| !log.failed());
     let pending = migrator.pending.load(Ordering::Relaxed);
-    let status = out.finish()?;
     if args.check && pending {
         cli::warn(TOOL, "some targets have pending migrations (see above)");
     }
-    Ok(
-        if status == Status::Ok && logged && !(args.check && pending) {
-            Status::Ok
-        } else {
-            Status::TargetFailed
-        },
-    )
+    Ok(if logged && !(args.check && pending) {
+        Status::Ok
+    } else {
+        Status::TargetFailed
+    })
 }
 
 /// How a settings module's migration went, for `--once`.
@@ -215,53 +203,59 @@ impl Migrator {
         if !self.changed.selects(record)? {
             return Ok(());
         }
-        let venv = record::required_str(record, "venv")?.to_string();
-        let modules = record::list_field(record, "settings")?;
-        if let Some(bad) = modules.iter().find(|m| !django::is_settings_module(m)) {
+        let parsed = record::Target::parse(record)?;
+        let venv = parsed.venv.clone();
+        let modules = parsed.settings.clone();
+        if let Some(bad) = modules.iter().find(|m| !is_settings_module(m)) {
             bail!("settings {bad:?} is not a Python module name (like shop.settings)");
         }
         let connection = host.connection()?;
-        let user = remote::migrate_as(record, connection.user()).map(str::to_string);
-        // The Django version vd-freeze or vd-push saw, when the record has it.
-        let django = record
-            .get("installed")
-            .and_then(|installed| installed.get("django"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let user = parsed.migrate_as(connection.user()).map(str::to_string);
+        // How to ask this target's Django for a plan: by the version
+        // vd-freeze or vd-push saw, when the record has it.
+        let installed = record::get::<Installed>(record).ok().flatten();
+        let django = installed
+            .as_ref()
+            .and_then(|i| {
+                i.0.get(&PackageName::from_str("django").expect("a valid name"))
+            })
+            .map(String::as_str);
+        let plan = Migrate::Plan.for_django(django);
         let target = Target {
             connection,
             venv: &venv,
             user: user.as_deref(),
-            migrate_plan: django::has_migrate_plan(django.as_deref()),
         };
         match self.mode {
-            Migrate::Plan => self.plan(target, &modules, record),
+            Migrate::Plan | Migrate::ShowPlan => self.plan(target, plan, &modules, record),
             Migrate::Apply => self.apply(target, &modules, record),
         }
     }
 
-    /// `pending`: what `migrate --plan` lists for each module.
-    fn plan(&self, mut target: Target, modules: &[String], record: &mut Record) -> Result<()> {
-        let mut pending = Map::new();
+    /// `pending`: what `migrate --plan` (`how`: or, on Django before 2.2,
+    /// `showmigrations --plan`) lists for each module.
+    fn plan(
+        &self,
+        mut target: Target,
+        how: Migrate,
+        modules: &[String],
+        record: &mut Record,
+    ) -> Result<()> {
+        let mut pending = IndexMap::new();
         let mut said = Vec::new();
         for module in modules {
-            let finished = target.migrate(module, Migrate::Plan)?;
-            if !finished.success() {
-                record.insert("pending".into(), Value::Object(pending));
-                bail!(target.failure(module, &finished, Migrate::Plan));
+            let outcome = target.migrate(module, how)?;
+            if let Some(failure) = outcome.failure {
+                record::put(record, &Pending(pending));
+                bail!(failure);
             }
-            let output = String::from_utf8_lossy(&finished.stdout);
-            let planned = if target.migrate_plan {
-                django::planned_migrations(&output)
-            } else {
-                django::unapplied_in_showmigrations(&output)
-            };
+            let planned = outcome.migrations;
             if !planned.is_empty() {
                 said.push(format!("{module}: {}", planned.join(" ")));
             }
-            pending.insert(module.clone(), json!(planned));
+            pending.insert(module.clone(), planned);
         }
-        record.insert("pending".into(), Value::Object(pending));
+        record::put(record, &Pending(pending));
         if !said.is_empty() {
             self.pending.store(true, Ordering::Relaxed);
             if self.check {
@@ -282,8 +276,8 @@ impl Migrator {
     /// time across the run; with `--once`, `migrated_elsewhere` too.
     fn apply(&self, mut target: Target, modules: &[String], record: &mut Record) -> Result<()> {
         let label = target_label(record);
-        let mut migrated = Map::new();
-        let mut elsewhere = Map::new();
+        let mut migrated = IndexMap::new();
+        let mut elsewhere = IndexMap::new();
         let mut failure = None;
         for module in modules {
             let _turn = self.turns.lock(module);
@@ -291,7 +285,7 @@ impl Migrator {
                 let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
                 match done.get(module).cloned() {
                     Some(Done::By(by)) => {
-                        elsewhere.insert(module.clone(), json!(by));
+                        elsewhere.insert(module.clone(), by);
                         continue;
                     }
                     Some(Done::FailedOn(by, message)) => {
@@ -304,8 +298,8 @@ impl Migrator {
                     None => {}
                 }
             }
-            let finished = match target.migrate(module, Migrate::Apply) {
-                Ok(finished) => finished,
+            let outcome = match target.migrate(module, Migrate::Apply) {
+                Ok(outcome) => outcome,
                 Err(e) => {
                     // Django did not run: the database is as it was, and
                     // with --once the next target may try.
@@ -315,11 +309,10 @@ impl Migrator {
                     break;
                 }
             };
-            let applied = django::applied_migrations(&String::from_utf8_lossy(&finished.stdout));
+            let applied = outcome.migrations;
             self.log_applied(&label, module, &applied);
-            migrated.insert(module.clone(), json!(applied));
-            if !finished.success() {
-                let message = target.failure(module, &finished, Migrate::Apply);
+            migrated.insert(module.clone(), applied.clone());
+            if let Some(message) = outcome.failure {
                 self.log_failure(&label, module, &message);
                 self.finish_once(module, Done::FailedOn(label.clone(), message.clone()));
                 failure = Some(message);
@@ -328,9 +321,9 @@ impl Migrator {
             self.finish_once(module, Done::By(label.clone()));
         }
         // What was applied is kept, failure or not.
-        record.insert("migrated".into(), Value::Object(migrated));
+        record::put(record, &Migrated(migrated));
         if !elsewhere.is_empty() {
-            record.insert("migrated_elsewhere".into(), Value::Object(elsewhere));
+            record::put(record, &MigratedElsewhere(elsewhere));
         }
         match failure {
             Some(message) => bail!(message),
@@ -374,47 +367,18 @@ struct Target<'a> {
     connection: &'a mut Connection,
     venv: &'a str,
     user: Option<&'a str>,
-    /// Whether its Django has `migrate --plan` (2.2 and newer, or unknown);
-    /// older Django's plan is `showmigrations --plan`.
-    migrate_plan: bool,
 }
 
 impl Target<'_> {
-    /// Run Django's migrate (or its plan) for `module`. An error is a
-    /// command that could not be run at all, or sudo refusing.
-    fn migrate(&mut self, module: &str, what: Migrate) -> Result<Finished> {
-        let command = match what {
-            Migrate::Plan if !self.migrate_plan => {
-                remote::showmigrations_plan_command(self.venv, module)
-            }
-            _ => remote::migrate_command(self.venv, module, what),
-        };
-        let command = remote::as_user(self.user, &command);
+    /// Run Django's migrate (or its plan) for `module`, and read what it
+    /// said. An error is a command that could not be run at all, or sudo
+    /// refusing.
+    fn migrate(&mut self, module: &str, what: Migrate) -> Result<MigrateOutcome> {
+        let command = remote::as_user(self.user, &migrate_command(self.venv, module, what));
         let finished = self.connection.run(&command, b"")?;
         if let Some(message) = remote::sudo_refusal(&finished, self.user) {
             bail!(message);
         }
-        Ok(finished)
-    }
-
-    /// Why `migrate` failed, with the end of what Django said.
-    fn failure(&self, module: &str, finished: &Finished, what: Migrate) -> String {
-        let venv = self.venv.trim_end_matches('/');
-        if finished.status == remote::NO_DJANGO_ADMIN {
-            return format!(
-                "{venv}/bin/django-admin is missing: is Django installed in the venv? ({})",
-                finished.tail(2)
-            );
-        }
-        let verb = match what {
-            Migrate::Apply => "migrate",
-            Migrate::Plan if self.migrate_plan => "migrate --plan",
-            Migrate::Plan => "showmigrations --plan",
-        };
-        format!(
-            "django-admin {verb} for {module} failed (exit status {}): {}",
-            finished.status,
-            finished.tail(TAIL_LINES)
-        )
+        Ok(MigrateOutcome::read(&finished, self.venv, module, what))
     }
 }

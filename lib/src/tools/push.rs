@@ -1,18 +1,14 @@
 //! `vd-push`: put each target's planned wheels into its virtualenv.
 
-use crate::cli::{self, OutputArgs, Status};
-use crate::confirm::{self, Terminal};
-use crate::fleet;
+use crate::cli::{RepoArgs, Status, TransportArgs};
+use crate::confirm::{self, Answer, Terminal};
+use crate::log::{EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
 use crate::push::{Options, Pusher};
-use crate::record::{target_label, Record};
-use crate::repo::{Repo, RepoArgs};
-use crate::transport::TransportArgs;
+use crate::record::{self, target_label, Changed, Line, Pushed, Reader, Record, Skipped};
+use crate::repo::Repo;
 use anyhow::Result;
-use clap::{CommandFactory, Parser};
-use serde_json::Value;
-use std::io::{self, BufRead};
-use std::process::ExitCode;
+use std::io;
 
 const TOOL: &str = "vd-push";
 
@@ -21,13 +17,16 @@ const TOOL: &str = "vd-push";
 /// Reads records with a `plan` (from vd-diff) on stdin and makes each venv
 /// what its plan says. Records with an `error` pass through untouched;
 /// records with an empty plan pass with `changed: false` and cost no remote
-/// work, not even a connection.
+/// work, not even a connection. A plan is checked before anything is done
+/// for its target: one that removes pip, setuptools or wheel (which every
+/// later push needs) is refused with an error naming the package.
 ///
 /// Upload: the planned wheels go to a cache on each host, the target's
 /// `cache` (an absolute path, or one under ~/ for the login user's home;
 /// default ~/.cache/vd/wheels), at CACHE/SHA256/FILE. One command lists the
 /// cache the first time a host's target needs it; only wheels it lacks are
-/// sent, by SFTP, to a temporary name, checked by sha256 on the host and
+/// sent, by SFTP (or, on a host without SFTP, as the stdin of `cat`, with a
+/// warning), to a temporary name, checked by sha256 on the host and
 /// then renamed into place, so a transfer cut off half way leaves nothing a
 /// later push would use. A wheel crosses the network once per host however
 /// many of its venvs need it. Before sending, each wheel file in the
@@ -51,14 +50,18 @@ const TOOL: &str = "vd-push";
 /// [NAME], uploaded: [wheel files this target sent], uploaded_bytes}, and
 /// `changed`, whether this push changed the venv. The release log in the
 /// repository gets an `install` or `remove` event per package per target,
-/// and an `error` event per failed target.
+/// and an `error` event per failed target. A release log that cannot be
+/// written fails no target (its venv has changed all the same): the events
+/// it lost are named on stderr, and the exit status is 1.
 ///
 /// Exit status: 0 when every target is done (or skipped), 1 when some record
-/// carries an error, 2 on a usage or setup error (no repository, --confirm
-/// without a terminal), before anything is done.
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+/// carries an error or an event could not be logged, 2 on a usage or setup
+/// error (no repository, --confirm without a terminal), before anything is
+/// done.
+// Brackets in this text are --help's, not links to items.
+#[allow(rustdoc::broken_intra_doc_links)]
+#[derive(clap::Args, Debug)]
+pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
 
@@ -89,49 +92,35 @@ struct Args {
 
     #[command(flatten)]
     transport: TransportArgs,
-
-    #[command(flatten)]
-    output: OutputArgs,
-}
-
-pub fn command() -> clap::Command {
-    Args::command()
 }
 
 static TABLE: Table = Table {
     headers: &["TARGET", "PUSHED", "UPLOADED", "STATUS"],
     row: |r: &Record| {
-        let pushed = r.get("pushed");
-        let list = |key: &str| -> Vec<String> {
-            pushed
-                .and_then(|p| p.get(key))
-                .and_then(Value::as_array)
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let mut done: Vec<String> = list("installed");
-        done.extend(list("removed").iter().map(|n| format!("-{n}")));
-        let uploaded = match pushed.and_then(|p| p.get("uploaded_bytes")) {
-            Some(bytes) => format!("{} wheels, {bytes} bytes", list("uploaded").len()),
-            None => String::new(),
-        };
-        let dry_run = pushed.and_then(|p| p.get("dry_run")) == Some(&Value::Bool(true));
+        let pushed = record::get::<Pushed>(r).ok().flatten();
+        let mut done: Vec<String> = Vec::new();
+        let mut uploaded = String::new();
+        let mut dry_run = None;
+        if let Some(pushed) = &pushed {
+            done.extend(pushed.installed.iter().cloned());
+            done.extend(pushed.removed.iter().map(|n| format!("-{n}")));
+            uploaded = format!(
+                "{} wheels, {} bytes",
+                pushed.uploaded.len(),
+                pushed.uploaded_bytes
+            );
+            dry_run = pushed.dry_run.then(|| pushed.commands.join(" && "));
+        }
         vec![
             target_label(r),
             done.join(" "),
             uploaded,
             status_cell(r, || {
-                if r.get("skipped") == Some(&Value::Bool(true)) {
+                if let Ok(Some(Skipped(true))) = record::get(r) {
                     "skipped".to_string()
-                } else if dry_run {
-                    format!("dry run: would run {}", list("commands").join(" && "))
-                } else if r.get("changed") == Some(&Value::Bool(true)) {
+                } else if let Some(commands) = &dry_run {
+                    format!("dry run: would run {commands}")
+                } else if let Ok(Some(Changed(true))) = record::get(r) {
                     "changed".to_string()
                 } else {
                     "unchanged".to_string()
@@ -141,30 +130,31 @@ static TABLE: Table = Table {
     },
 };
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::run(TOOL, || run(args))
-}
+tool!(VdPush);
 
-fn run(args: Args) -> Result<Status> {
+fn run(args: Args, out: &mut Output) -> Result<Status> {
     let repo = Repo::open(&args.repo.repo)?;
-    let stdin = io::BufReader::new(io::stdin());
-    let input: Box<dyn BufRead + Send> = if args.confirm {
-        Box::new(confirm::confirmed_input(stdin, Terminal::open()?)?)
+    let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
+    let input: Box<dyn Iterator<Item = Line> + Send> = if args.confirm {
+        let mut terminal = Terminal::open()?;
+        let ask = move |record: &Record| terminal.ask(record).unwrap_or(Answer::Quit);
+        Box::new(confirm::confirmed(stdin, ask))
     } else {
         Box::new(stdin)
     };
-    let pusher = Pusher::new(
-        repo,
-        Options {
-            dry_run: args.dry_run,
-            create: args.create,
-            confirmed: args.confirm,
-        },
-    );
-    let mut out = Output::new(args.output.json, &TABLE);
-    fleet::run(TOOL, &args.transport, input, &mut out, |host, record| {
-        pusher.push_target(host, record)
-    })?;
-    Ok(out.finish()?)
+    let log = EventWriter::new(ReleaseLog::new(repo.dir()), TOOL);
+    let options = Options {
+        dry_run: args.dry_run,
+        create: args.create,
+        confirmed: args.confirm,
+    };
+    let pusher = Pusher::new(repo, options, log);
+    args.transport
+        .fleet(TOOL)?
+        .run(input, out, |host, record| pusher.push_target(host, record))?;
+    Ok(if pusher.logged() {
+        Status::Ok
+    } else {
+        Status::TargetFailed
+    })
 }

@@ -9,25 +9,20 @@
 //! updates; here such targets are held ([`Host::hold`]) and reloaded together
 //! in the fleet's finish, when the input has ended.
 
-use crate::cli::{self, ChangedArgs, OutputArgs, Status};
+use crate::cli::{ChangedArgs, RepoArgs, Status, TransportArgs};
 use crate::fleet::{self, Host};
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, target_label, Record};
-use crate::repo::{Repo, RepoArgs};
-use crate::transport::{Connection, TransportArgs};
+use crate::record::{self, target_label, Checked, Reader, Record, Reloaded, Target};
+use crate::remote::reload;
+use crate::repo::Repo;
+use crate::transport::Connection;
 use anyhow::{bail, Result};
-use clap::{CommandFactory, Parser};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::io;
-use std::process::ExitCode;
 use std::time::Duration;
 
 const TOOL: &str = "vd-reload";
-
-/// How many lines of a failed command's output an error keeps.
-const TAIL_LINES: usize = 10;
 
 /// Reload the services of the targets that changed.
 ///
@@ -56,9 +51,8 @@ const TAIL_LINES: usize = 10;
 /// through untouched: they are not reloaded. Exit status: 0 when every target
 /// is fine, 1 when some record carries an error (or an event could not be
 /// logged), 2 on a usage or setup error.
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub struct Args {
     #[command(flatten)]
     repo: RepoArgs,
 
@@ -77,13 +71,6 @@ struct Args {
 
     #[command(flatten)]
     transport: TransportArgs,
-
-    #[command(flatten)]
-    output: OutputArgs,
-}
-
-pub fn command() -> clap::Command {
-    Args::command()
 }
 
 /// `1.5` (seconds) or a duration with units (`500ms`, `2s`).
@@ -99,20 +86,20 @@ fn parse_delay(text: &str) -> Result<Duration, String> {
 static TABLE: Table = Table {
     headers: &["TARGET", "RELOAD", "STATUS"],
     row: |r: &Record| {
-        let reload = match r.get("reloaded") {
-            Some(Value::Bool(true)) => {
-                let once = record::bool_field(r, "reload_once").unwrap_or(false);
+        let reload = match record::get::<Reloaded>(r) {
+            Ok(Some(Reloaded(true))) => {
+                let once = Target::parse(r).is_ok_and(|t| t.reload_once);
                 let mut cell = if once { "once per host" } else { "reloaded" }.to_string();
-                if r.get("checked") == Some(&Value::Bool(true)) {
+                if let Ok(Some(Checked(true))) = record::get(r) {
                     cell.push_str(", checked");
                 }
                 cell
             }
-            Some(Value::Bool(false)) => "no reload command".to_string(),
+            Ok(Some(Reloaded(false))) => "no reload command".to_string(),
             _ => String::new(),
         };
         let status = status_cell(r, || {
-            if r.contains_key("reloaded") {
+            if record::has::<Reloaded>(r) {
                 "ok".to_string()
             } else {
                 "unchanged".to_string()
@@ -122,12 +109,9 @@ static TABLE: Table = Table {
     },
 };
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::run(TOOL, || run(args))
-}
+tool!(VdReload);
 
-fn run(args: Args) -> Result<Status> {
+fn run(args: Args, out: &mut Output) -> Result<Status> {
     let repo = Repo::open(&args.repo.repo)?;
     let reloader = Reloader {
         changed: args.changed,
@@ -135,21 +119,17 @@ fn run(args: Args) -> Result<Status> {
         check_delay: args.check_delay,
         log: EventWriter::new(ReleaseLog::new(repo.dir()), TOOL),
     };
-    let mut out = Output::new(args.output.json, &TABLE);
-    let stdin = io::BufReader::new(io::stdin());
-    fleet::run_with_finish(
-        TOOL,
-        &args.transport,
+    let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
+    args.transport.fleet(TOOL)?.run_with_finish(
         stdin,
-        &mut out,
+        out,
         |host, record| reloader.target(host, record),
         |host, records| reloader.once_per_host(host, records),
     )?;
-    let status = out.finish()?;
     Ok(if reloader.log.failed() {
         Status::TargetFailed
     } else {
-        status
+        Status::Ok
     })
 }
 
@@ -169,11 +149,14 @@ impl Reloader {
         }
         // Every field is read before anything runs: a bad one is this
         // target's error, not a surprise after its reload.
-        let reload = record::optional_str(record, "reload")?.map(str::to_string);
-        let check = record::optional_str(record, "check")?.map(str::to_string);
-        let once = record::bool_field(record, "reload_once")?;
+        let Target {
+            reload,
+            check,
+            reload_once: once,
+            ..
+        } = Target::parse(record)?;
         let Some(reload) = reload else {
-            record.insert("reloaded".into(), Value::Bool(false));
+            record::put(record, &Reloaded(false));
             return Ok(());
         };
         if once {
@@ -186,14 +169,14 @@ impl Reloader {
             self.log_error(&label, &message);
             bail!(message);
         }
-        record.insert("reloaded".into(), Value::Bool(true));
+        record::put(record, &Reloaded(true));
         self.log_reload(&label, &reload);
         if let Some(check) = check {
             if let Err(message) = self.check(connection, &check) {
                 self.log_error(&label, &message);
                 bail!(message);
             }
-            record.insert("checked".into(), Value::Bool(true));
+            record::put(record, &Checked(true));
         }
         Ok(())
     }
@@ -222,7 +205,7 @@ impl Reloader {
                 let label = target_label(record);
                 match &reloaded {
                     Ok(()) => {
-                        record.insert("reloaded".into(), Value::Bool(true));
+                        record::put(record, &Reloaded(true));
                         self.log_reload(&label, &command);
                     }
                     Err(message) => {
@@ -231,10 +214,12 @@ impl Reloader {
                         continue;
                     }
                 }
-                let Ok(Some(check)) = record::optional_str(record, "check") else {
+                let Ok(Target {
+                    check: Some(check), ..
+                }) = Target::parse(record)
+                else {
                     continue;
                 };
-                let check = check.to_string();
                 let checked = match checks.get(&check) {
                     Some(outcome) => outcome.clone(),
                     None => {
@@ -248,7 +233,7 @@ impl Reloader {
                 };
                 match checked {
                     Ok(()) => {
-                        record.insert("checked".into(), Value::Bool(true));
+                        record::put(record, &Checked(true));
                     }
                     Err(message) => {
                         self.log_error(&label, &message);
@@ -261,44 +246,12 @@ impl Reloader {
 
     /// Run a reload command as it is written.
     fn reload(&self, connection: &mut Connection, command: &str) -> Result<(), String> {
-        let finished = connection
-            .run(command, b"")
-            .map_err(|e| format!("reload command `{command}` could not run: {e:#}"))?;
-        if finished.success() {
-            return Ok(());
-        }
-        Err(format!(
-            "reload command `{command}` failed (exit status {}): {}",
-            finished.status,
-            finished.tail(TAIL_LINES)
-        ))
+        reload::reload(connection, command)
     }
 
     /// Run a check until it succeeds or its tries are used up.
     fn check(&self, connection: &mut Connection, command: &str) -> Result<(), String> {
-        let mut delay = self.check_delay;
-        let mut last = String::new();
-        for attempt in 1..=self.check_tries {
-            if attempt > 1 {
-                std::thread::sleep(delay);
-                delay = delay.saturating_mul(2);
-            }
-            let finished = connection
-                .run(command, b"")
-                .map_err(|e| format!("check `{command}` could not run: {e:#}"))?;
-            if finished.success() {
-                return Ok(());
-            }
-            last = format!(
-                "exit status {}: {}",
-                finished.status,
-                finished.tail(TAIL_LINES)
-            );
-        }
-        Err(format!(
-            "check `{command}` still failed after {} tries ({last})",
-            self.check_tries
-        ))
+        reload::check(connection, command, self.check_tries, self.check_delay)
     }
 
     fn log_reload(&self, label: &str, command: &str) {
@@ -320,10 +273,10 @@ impl Reloader {
 
 /// The reload command of a held record (read when it was held).
 fn reload_of(record: &Record) -> String {
-    match record::optional_str(record, "reload") {
-        Ok(Some(command)) => command.to_string(),
-        _ => String::new(),
-    }
+    Target::parse(record)
+        .ok()
+        .and_then(|t| t.reload)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

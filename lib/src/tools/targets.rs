@@ -1,13 +1,11 @@
 //! `vd-targets`: select targets from the inventory and start a pipeline.
 
-use crate::cli::{self, OutputArgs, Status};
+use crate::cli::{self, Status};
 use crate::inventory::{self, Selector};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, list_field, str_field, target_label, Record};
+use crate::record::{self, target_label, Record, Target, Via};
 use anyhow::Result;
-use clap::{CommandFactory, Parser};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 const TOOL: &str = "vd-targets";
 
@@ -15,11 +13,15 @@ const TOOL: &str = "vd-targets";
 ///
 /// The inventory is a CSV file with a header row naming its columns: host,
 /// port, user, venv, venv_user, requirements, packages, settings, migrate_user,
-/// reload, reload_once, via, identity, python, cache, check. Only host and venv
-/// are required; packages and settings are space-separated lists. A file
+/// reload, reload_once, via, identity, python, cache, check, jump. Only host
+/// and venv are required; packages and settings are space-separated lists;
+/// jump names the bastions to reach the host through (user@host:port, a
+/// comma-separated chain, as ProxyJump writes them). A file
 /// ending in .jsonl holds target records instead. Relative requirements and
-/// identity paths are resolved against the inventory's folder. An unknown
-/// column is passed through as a field, with a warning.
+/// identity paths are resolved against the inventory's folder; an identity
+/// starting with ~/ is in the home of the user running vd. An unknown column
+/// is passed through as a field, with a warning; a column named twice is an
+/// error.
 ///
 /// NAMES select targets; a target is written when any name matches it, and
 /// with no names every target is. The forms are host, user@host,
@@ -28,14 +30,13 @@ const TOOL: &str = "vd-targets";
 /// venv_user is set. A name that matches no target is an error, so a typo in a
 /// cron job never quietly deploys nothing.
 ///
-/// A bad row (a relative venv, a port that is not a number, a duplicate
-/// target) becomes a record with an `error` naming the file and line; the other
-/// targets go on. Exit status: 0 when every selected target is good, 1 when
+/// A bad row (a relative venv, a port that is not a number, a field of the
+/// wrong type in a .jsonl record, a duplicate target) becomes a record with an
+/// `error` naming the file, line and field; the other targets go on. Exit status: 0 when every selected target is good, 1 when
 /// some row is bad, 2 on a usage or setup error (no inventory, no host or venv
-/// column, a name that matches nothing).
-#[derive(Parser, Debug)]
-#[command(name = TOOL, version)]
-struct Args {
+/// column, a column named twice, a name that matches nothing).
+#[derive(clap::Args, Debug)]
+pub struct Args {
     /// The inventory: CSV with a header row, or .jsonl target records.
     #[arg(
         long,
@@ -46,38 +47,34 @@ struct Args {
     )]
     inventory: PathBuf,
 
-    #[command(flatten)]
-    output: OutputArgs,
-
     /// Targets to select: host, user@host, user@host:/path, host:/path,
     /// :/path or user@ (all targets when none is given).
     #[arg(value_name = "NAME")]
     names: Vec<String>,
 }
 
-pub fn command() -> clap::Command {
-    Args::command()
-}
-
 static TABLE: Table = Table {
     headers: &["TARGET", "VIA", "SETTINGS", "RELOAD", "STATUS"],
     row: |r: &Record| {
+        let target = Target::parse(r).ok();
+        let target = target.as_ref();
         vec![
             target_label(r),
-            str_field(r, "via").unwrap_or("ssh").to_string(),
-            list_field(r, "settings").unwrap_or_default().join(" "),
-            str_field(r, "reload").unwrap_or("").to_string(),
+            match target.map(|t| t.via) {
+                Some(Via::Local) => "local",
+                _ => "ssh",
+            }
+            .to_string(),
+            target.map(|t| t.settings.join(" ")).unwrap_or_default(),
+            target.and_then(|t| t.reload.clone()).unwrap_or_default(),
             status_cell(r, || "ok".to_string()),
         ]
     },
 };
 
-pub fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::run(TOOL, || run(args))
-}
+tool!(VdTargets);
 
-fn run(args: Args) -> Result<Status> {
+fn run(args: Args, out: &mut Output) -> Result<Status> {
     let selectors = args
         .names
         .iter()
@@ -96,12 +93,11 @@ fn run(args: Args) -> Result<Status> {
             }
         }
     }
-    let mut out = Output::new(args.output.json, &TABLE);
     for entry in chosen {
         if let Some((_, message)) = record::error_of(&entry.record) {
             cli::warn(TOOL, &message);
         }
         out.write(&entry.record)?;
     }
-    Ok(out.finish()?)
+    Ok(Status::Ok)
 }

@@ -5,6 +5,7 @@
 //! nothing works the error lists every key tried and why each failed, so the
 //! user can tell a missing `ssh-add` from a key the server does not accept.
 
+use crate::bounded;
 use anyhow::{bail, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -41,10 +42,12 @@ pub fn login(session: &Session, user: &str, identity_files: &[PathBuf]) -> Resul
         }
         seen.push(path);
         let shown = path.display();
-        let text = match std::fs::read(path) {
+        // libssh2 reads the file again itself; this read also makes sure it
+        // is a key-sized regular file, not a device or a FIFO.
+        let text = match bounded::read(path, bounded::KEY, "key") {
             Ok(text) => text,
             Err(e) => {
-                tried.push(format!("{shown} (cannot read: {e})"));
+                tried.push(format!("{e:#}"));
                 continue;
             }
         };
@@ -58,7 +61,9 @@ pub fn login(session: &Session, user: &str, identity_files: &[PathBuf]) -> Resul
             Some(ext) => format!("{}.pub", ext.to_string_lossy()),
             None => "pub".to_string(),
         });
-        let public = public.exists().then_some(public);
+        let public = bounded::read(&public, bounded::KEY, "key")
+            .is_ok()
+            .then_some(public);
         match session.userauth_pubkey_file(user, public.as_deref(), path, None) {
             Ok(()) if session.authenticated() => return Ok(()),
             Ok(()) => tried.push(format!("{shown} (refused)")),

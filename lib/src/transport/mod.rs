@@ -1,66 +1,53 @@
 //! Reaching targets: where a target is ([`Destination`]), the options that
-//! say how strictly and how fast to reach it ([`TransportArgs`]), and an open
+//! say how strictly and how fast to reach it ([`Options`]), and an open
 //! [`Connection`] that runs shell commands and uploads files there.
 //!
 //! A connection is either an SSH session (libssh2, one per host, shared by the
-//! host's targets) or this machine (`via = local`); the tools see one type and
-//! the same commands run either way. This module knows nothing about venvs or
+//! host's targets; reached directly, through bastions or over a proxy
+//! command, see [`route`]) or this machine (`via = local`); the tools see one
+//! type and the same commands run either way. This module knows nothing about venvs or
 //! pip: what to run is [`crate::remote`]'s business, and which targets share a
 //! connection and run in parallel is [`crate::fleet`]'s.
 
 mod auth;
+mod exec_upload;
+pub mod jump;
 pub mod known_hosts;
 mod local;
 mod pattern;
+mod proxy;
+mod route;
 mod ssh;
 pub mod ssh_config;
 
-use crate::record::{self, Record};
-use anyhow::{anyhow, bail, Context, Result};
-use clap::Args;
+use crate::record::Target;
+use anyhow::{bail, Context, Result};
 use known_hosts::KnownHosts;
-use serde_json::Value;
 use ssh_config::SshConfig;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use local::LocalConnection;
 pub use ssh::SshConnection;
 
-/// How the remote tools reach their targets.
-#[derive(Args, Debug, Clone)]
-pub struct TransportArgs {
-    /// Work on up to N hosts at once. The targets of one host share one SSH
-    /// session and run one after another.
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 8,
-          value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub jobs: u32,
-
-    /// Give up on a host that does not connect, greet or log in within SECS
-    /// seconds; also the keepalive interval while a command runs (a host
-    /// silent for three intervals is given up).
-    #[arg(long, value_name = "SECS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout: u64,
-
-    /// Check host keys against FILE only, and record new ones there, instead
-    /// of ~/.ssh/known_hosts (and /etc/ssh/ssh_known_hosts).
-    #[arg(long, value_name = "FILE")]
+/// How strictly and how fast to reach targets (from the command line's
+/// `--timeout`, `--known-hosts` and `--accept-new`).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Bound on resolving, connecting, greeting and logging in; the
+    /// keepalive interval while a command runs (three silent intervals and
+    /// the host is given up).
+    pub timeout: Duration,
+    /// Check host keys against this file only (and record new ones there)
+    /// instead of ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts.
     pub known_hosts: Option<PathBuf>,
-
     /// Connect to hosts whose key is not yet known, and record their key.
-    /// A key that differs from the one on file is refused all the same.
-    #[arg(long)]
     pub accept_new: bool,
 }
 
-/// Whether a target is reached over SSH or is on this machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Via {
-    Ssh,
-    Local,
-}
+/// How a target is reached: the record's `via`.
+pub use crate::record::Via;
 
 /// Where a target is, as its record says: what groups targets into one
 /// session. `~/.ssh/config` fills in what the record leaves out when the
@@ -76,42 +63,22 @@ pub struct Destination {
     pub via: Via,
     /// The record's `identity` key file.
     pub identity: Option<PathBuf>,
+    /// The record's `jump`: bastions to go through, overriding
+    /// `~/.ssh/config`'s ProxyJump and ProxyCommand.
+    pub jump: Option<Vec<jump::Hop>>,
 }
 
 impl Destination {
-    /// The destination of a target record; the error names the bad field.
-    pub fn of(record: &Record) -> Result<Destination> {
-        let host = record::required_str(record, "host")?.to_string();
-        let port = match record.get("port") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => Some(
-                n.as_u64()
-                    .and_then(|p| u16::try_from(p).ok())
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| anyhow!("port {n} is not a port number (1-65535)"))?,
-            ),
-            Some(Value::String(s)) if s.trim().is_empty() => None,
-            Some(Value::String(s)) => Some(
-                s.trim()
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| anyhow!("port {s:?} is not a port number (1-65535)"))?,
-            ),
-            Some(other) => bail!("port {other} is not a number"),
-        };
-        let via = match record::str_field(record, "via") {
-            None | Some("ssh") => Via::Ssh,
-            Some("local") => Via::Local,
-            Some(other) => bail!("via {other:?} must be `ssh` or `local`"),
-        };
-        Ok(Destination {
-            host,
-            port,
-            user: record::str_field(record, "user").map(str::to_string),
-            via,
-            identity: record::str_field(record, "identity").map(PathBuf::from),
-        })
+    /// The destination of a target.
+    pub fn of(target: &Target) -> Destination {
+        Destination {
+            host: target.host.clone(),
+            port: target.port,
+            user: target.user.clone(),
+            via: target.via,
+            identity: target.identity.clone(),
+            jump: target.jump.clone(),
+        }
     }
 }
 
@@ -126,15 +93,17 @@ pub struct Settings {
     ssh_config: SshConfig,
     home: PathBuf,
     local_user: String,
+    /// The bastions' sessions, shared by the targets behind them.
+    bastions: jump::Bastions,
     /// Where a connection reports something worth a line on stderr.
-    notice: Box<dyn Fn(&str) + Send + Sync>,
+    notice: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 impl Settings {
     /// Read `~/.ssh/config` and the known_hosts files. `notice` prints a line
     /// for the user (a newly recorded host key).
     pub fn new(
-        args: &TransportArgs,
+        options: &Options,
         notice: impl Fn(&str) + Send + Sync + 'static,
     ) -> Result<Settings> {
         let home = std::env::var_os("HOME")
@@ -142,7 +111,7 @@ impl Settings {
             .map(PathBuf::from)
             .context("HOME is not set: vd reads ~/.ssh/config and ~/.ssh/known_hosts from it")?;
         let ssh_config = SshConfig::load(&home.join(".ssh/config"), &home)?;
-        let (files, record_to) = match &args.known_hosts {
+        let (files, record_to) = match &options.known_hosts {
             Some(file) => (vec![file.clone()], file.clone()),
             None => {
                 let user_file = home.join(".ssh/known_hosts");
@@ -154,14 +123,15 @@ impl Settings {
         };
         let known_hosts = KnownHosts::load(&files, Some(record_to))?;
         Ok(Settings {
-            timeout: Duration::from_secs(args.timeout),
-            accept_new: args.accept_new,
+            timeout: options.timeout,
+            accept_new: options.accept_new,
             known_hosts: Mutex::new(known_hosts),
             known_hosts_files: files,
             ssh_config,
             home,
             local_user: local_user()?,
-            notice: Box::new(notice),
+            bastions: jump::Bastions::default(),
+            notice: Arc::new(notice),
         })
     }
 
@@ -174,25 +144,38 @@ impl Settings {
     }
 }
 
-/// The user this process runs as: the default login user, and the user of
-/// `via = local` targets.
-pub fn local_user() -> Result<String> {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    if let (Some(uid), Ok(passwd)) = (uid, std::fs::read_to_string("/etc/passwd")) {
-        for line in passwd.lines() {
-            let fields: Vec<&str> = line.split(':').collect();
-            if fields.len() > 2 && fields[2].parse::<u32>().ok() == Some(uid) {
-                return Ok(fields[0].to_string());
-            }
+#[cfg(test)]
+impl Settings {
+    /// Settings that read no file, for tests whose work never connects.
+    pub(crate) fn offline() -> Settings {
+        Settings {
+            timeout: Duration::from_secs(1),
+            accept_new: false,
+            known_hosts: Mutex::new(KnownHosts::default()),
+            known_hosts_files: Vec::new(),
+            ssh_config: SshConfig::default(),
+            home: PathBuf::from("/nonexistent"),
+            local_user: "nobody".to_string(),
+            bastions: jump::Bastions::default(),
+            notice: Arc::new(|_| {}),
         }
+    }
+}
+
+/// The user this process runs as: the default login user, and the user of
+/// `via = local` targets. Asked of the system's user database (getpwuid, so
+/// NSS: LDAP and SSSD deploy accounts too), then of USER and LOGNAME.
+pub fn local_user() -> Result<String> {
+    let uid = nix::unistd::geteuid();
+    if let Ok(Some(user)) = nix::unistd::User::from_uid(uid) {
+        return Ok(user.name);
     }
     for var in ["USER", "LOGNAME"] {
         if let Some(user) = std::env::var(var).ok().filter(|u| !u.is_empty()) {
             return Ok(user);
         }
     }
-    bail!("cannot tell which user vd runs as (no /etc/passwd entry, USER not set)")
+    bail!("cannot tell which user vd runs as (uid {uid} has no entry in the user database, USER is not set)")
 }
 
 /// How a command ended.
@@ -265,7 +248,8 @@ impl Connection {
         }
     }
 
-    /// Copy a local file to `remote` on the host (SFTP, or a copy for local
+    /// Copy a local file to `remote` on the host (SFTP, or `cat` over the
+    /// command channel where the host has no SFTP, or a copy for local
     /// targets), replacing it. Not atomic: upload under a temporary name and
     /// rename with a command.
     pub fn upload(&mut self, local: &Path, remote: &str) -> Result<()> {

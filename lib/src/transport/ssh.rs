@@ -1,26 +1,52 @@
 //! One SSH session to one host, over libssh2 (the `ssh2` crate): connect with
 //! a timeout, check the host key, log in, then run commands and upload files
-//! over it for as long as the host's targets need it.
+//! over it for as long as the host's targets need it. How the bytes get
+//! there (directly, through a bastion, over a proxy command) is
+//! [`super::route`]'s choice.
 
 use super::known_hosts::{fingerprint, key_type, lookup_name, Verdict};
-use super::{auth, Destination, Finished, Settings};
+use super::route::{self, Endpoint, Through};
+use super::{auth, exec_upload, Destination, Finished, Settings};
 use anyhow::{anyhow, bail, Context, Result};
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 use ssh2::{MethodType, OpenFlags, OpenType, Session};
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// libssh2's "would block" in non-blocking mode.
 const EAGAIN: i32 = -37;
 /// libssh2's "timed out" in blocking mode.
 const TIMEOUT: i32 = -9;
+/// The bytes handed to libssh2's SFTP write at once.
+const SFTP_WRITE: usize = 1 << 20;
+/// libssh2's "channel request refused": a subsystem the server lacks.
+const CHANNEL_FAILURE: i32 = -21;
 
 /// A logged-in session to one host.
 pub struct SshConnection {
     session: Session,
     user: String,
+    /// The session's socket (a second handle), to see whether the host sent
+    /// anything: libssh2 swallows keepalive replies without a word. A
+    /// bastion's relay waits on it too. Closed before `through`, so a
+    /// bastion sees this session end.
+    socket: Socket,
+    /// How long the host may stay silent while a command runs: three
+    /// keepalive intervals.
+    silence: Duration,
+    /// Why the session is unusable (the host stopped answering): every later
+    /// command fails at once instead of waiting again.
+    lost: Option<String>,
+    /// The host as messages name it.
+    label: String,
+    /// Set once the host refused SFTP: files go over the command channel.
+    without_sftp: bool,
+    notice: Arc<dyn Fn(&str) + Send + Sync>,
+    _through: Through,
 }
 
 impl SshConnection {
@@ -41,28 +67,53 @@ impl SshConnection {
         } else {
             format!("{}:{port}", dest.host)
         };
-        let stream = connect_tcp(&hostname, port, settings.timeout).context("cannot connect")?;
+        let to = Endpoint {
+            hostname: &hostname,
+            port,
+            user: &user,
+        };
+        let (stream, mut through) =
+            route::connect(dest, &config, &to, settings).context("cannot connect")?;
+        let socket = Socket::from(stream.try_clone().context("cannot share the socket")?);
         let mut session = Session::new().context("cannot start libssh2")?;
         session.set_tcp_stream(stream);
         session.set_timeout(millis(settings.timeout));
         prefer_known_key_types(&session, settings, &hostname, port)?;
-        session.handshake().map_err(|e| {
-            if e.code() == ssh2::ErrorCode::Session(TIMEOUT) {
-                anyhow!(
-                    "no SSH greeting within {}s (is it an SSH server?)",
-                    settings.timeout.as_secs()
-                )
-            } else {
-                anyhow!("SSH handshake failed: {}", e.message())
-            }
-        })?;
+        session
+            .handshake()
+            .map_err(|e| {
+                if e.code() == ssh2::ErrorCode::Session(TIMEOUT) {
+                    anyhow!(
+                        "no SSH greeting within {}s (is it an SSH server?)",
+                        settings.timeout.as_secs()
+                    )
+                } else {
+                    anyhow!("SSH handshake failed: {}", e.message())
+                }
+            })
+            .map_err(|e| through.explain(e))?;
+        // libssh2 made it non-blocking already; say so for the peeks anyway.
+        socket
+            .set_nonblocking(true)
+            .context("cannot make the socket non-blocking")?;
         check_host_key(&session, settings, &hostname, port, &label)?;
         let mut identities: Vec<_> = dest.identity.iter().cloned().collect();
         identities.extend(config.identity_files.iter().cloned());
         identities.extend(auth::default_identity_files(&settings.home));
         auth::login(&session, &user, &identities)?;
-        session.set_keepalive(true, settings.timeout.as_secs().max(1) as u32);
-        Ok(SshConnection { session, user })
+        let interval = settings.timeout.as_secs().max(1);
+        session.set_keepalive(true, interval as u32);
+        Ok(SshConnection {
+            session,
+            user,
+            socket,
+            silence: Duration::from_secs(3 * interval),
+            lost: None,
+            label,
+            without_sftp: false,
+            notice: settings.notice.clone(),
+            _through: through,
+        })
     }
 
     /// The user logged in as.
@@ -74,6 +125,7 @@ impl SshConnection {
     /// output. Both output streams and stdin are served in one loop, so a
     /// command that writes much to stderr while we feed it cannot deadlock.
     pub fn run(&mut self, command: &str, stdin: &[u8]) -> Result<Finished> {
+        self.check_not_lost()?;
         let mut channel = self
             .session
             .channel_session()
@@ -82,7 +134,21 @@ impl SshConnection {
             .exec(command)
             .map_err(|e| anyhow!("cannot start a command: {}", e.message()))?;
         self.session.set_blocking(false);
-        let result = pump(&self.session, &mut channel, stdin);
+        let result = pump(
+            &self.session,
+            &self.socket,
+            self.silence,
+            &mut channel,
+            stdin,
+        );
+        if let Err(e) = &result {
+            if e.kind() == io::ErrorKind::TimedOut {
+                // Left non-blocking: closing the channel and the session
+                // must not wait for a host that no longer answers.
+                self.lost = Some(e.to_string());
+                return Err(anyhow!("{e}"));
+            }
+        }
         self.session.set_blocking(true);
         let (stdout, stderr) = result.context("lost the connection while the command ran")?;
         channel
@@ -102,38 +168,79 @@ impl SshConnection {
         })
     }
 
-    /// Write the local file to `remote` over SFTP (mode 0644, replacing what
-    /// is there). Not atomic: upload to a temporary name and rename.
+    /// Write the local file to `remote` (mode 0644, replacing what is
+    /// there): over SFTP, or where the host has no SFTP subsystem, over the
+    /// command channel (with a warning, once per host). Not atomic: upload
+    /// to a temporary name and rename.
     pub fn upload(&mut self, local: &Path, remote: &str) -> Result<()> {
-        let mut source = std::fs::File::open(local)
-            .with_context(|| format!("cannot open {}", local.display()))?;
-        let sftp = self
-            .session
-            .sftp()
-            .map_err(|e| anyhow!("cannot start SFTP: {}", e.message()))?;
-        let mut target = sftp
-            .open_mode(
-                Path::new(remote),
-                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
-                0o644,
-                OpenType::File,
-            )
-            .map_err(|e| anyhow!("cannot create {remote}: {}", e.message()))?;
-        io::copy(&mut source, &mut target)
-            .with_context(|| format!("cannot upload {} to {remote}", local.display()))?;
-        target
-            .fsync()
-            .or_else(|e| {
-                // fsync is an OpenSSH extension; a server without it is fine.
-                if e.code() == ssh2::ErrorCode::SFTP(8) {
-                    Ok(())
-                } else {
-                    Err(e)
+        self.check_not_lost()?;
+        if !self.without_sftp {
+            match self.session.sftp() {
+                Ok(sftp) => return upload_sftp(&sftp, local, remote),
+                Err(e) if e.code() == ssh2::ErrorCode::Session(CHANNEL_FAILURE) => {
+                    (self.notice)(&format!(
+                        "{}: the server offers no SFTP ({}); sending files over the command channel instead",
+                        self.label,
+                        e.message()
+                    ));
+                    self.without_sftp = true;
                 }
-            })
-            .map_err(|e| anyhow!("cannot finish {remote}: {}", e.message()))?;
-        Ok(())
+                Err(e) => bail!("cannot start SFTP: {}", e.message()),
+            }
+        }
+        exec_upload::upload(self, local, remote)
     }
+
+    /// The session, for a bastion's relay.
+    pub(super) fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The session's socket, for a bastion's relay to wait on.
+    pub(super) fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    fn check_not_lost(&self) -> Result<()> {
+        match &self.lost {
+            Some(why) => bail!("{why} (during an earlier command)"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Write the local file to `remote` over an SFTP session.
+fn upload_sftp(sftp: &ssh2::Sftp, local: &Path, remote: &str) -> Result<()> {
+    let mut source =
+        std::fs::File::open(local).with_context(|| format!("cannot open {}", local.display()))?;
+    let mut target = sftp
+        .open_mode(
+            Path::new(remote),
+            OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
+            0o644,
+            OpenType::File,
+        )
+        .map_err(|e| anyhow!("cannot create {remote}: {}", e.message()))?;
+    // Large writes let libssh2 keep many SFTP packets in flight; with
+    // io::copy's 8 KiB each write waits a round trip, which through a
+    // bastion or over a long link is most of the time.
+    let mut writer = io::BufWriter::with_capacity(SFTP_WRITE, &mut target);
+    io::copy(&mut source, &mut writer)
+        .and_then(|_| writer.flush())
+        .with_context(|| format!("cannot upload {} to {remote}", local.display()))?;
+    drop(writer);
+    target
+        .fsync()
+        .or_else(|e| {
+            // fsync is an OpenSSH extension; a server without it is fine.
+            if e.code() == ssh2::ErrorCode::SFTP(8) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| anyhow!("cannot finish {remote}: {}", e.message()))?;
+    Ok(())
 }
 
 impl Drop for SshConnection {
@@ -148,15 +255,20 @@ fn millis(d: Duration) -> u32 {
     d.as_millis().min(u32::MAX as u128) as u32
 }
 
-/// A TCP connection that gives up after `timeout`, with TCP keepalive and a
-/// user timeout so a host that dies mid-command is noticed, not waited on.
-fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
-    let addrs: Vec<_> = (host, port)
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve {host}"))?
-        .collect();
+/// A TCP connection that gives up after `timeout` (the name's resolution,
+/// then every address tried, all within it), with TCP keepalive and a user
+/// timeout so a host whose kernel dies mid-command is noticed.
+pub(super) fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
+    let deadline = Instant::now() + timeout;
+    let addrs = resolve(host, port, timeout)?;
     let mut last = None;
     for addr in &addrs {
+        let Some(left) = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+        else {
+            break;
+        };
         let socket = Socket::new(
             Domain::for_address(*addr),
             Type::STREAM,
@@ -169,7 +281,7 @@ fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
         socket.set_tcp_keepalive(&keepalive)?;
         #[cfg(any(target_os = "linux", target_os = "android"))]
         socket.set_tcp_user_timeout(Some(timeout * 3))?;
-        match socket.connect_timeout(&SockAddr::from(*addr), timeout) {
+        match socket.connect_timeout(&SockAddr::from(*addr), left) {
             Ok(()) => {
                 socket.set_nodelay(true)?;
                 return Ok(socket.into());
@@ -185,7 +297,37 @@ fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream> {
             Err(e) => last = Some(anyhow!("{addr}: {e}")),
         }
     }
-    Err(last.unwrap_or_else(|| anyhow!("{host} has no address")))
+    Err(last.unwrap_or_else(|| anyhow!("no answer from {host} within {}s", timeout.as_secs())))
+}
+
+/// The addresses of `host`, or an error when the resolver does not answer
+/// within `timeout`. getaddrinfo cannot be interrupted, so it runs on a
+/// thread of its own that is left behind when it takes too long.
+fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<std::net::SocketAddr>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = host.to_string();
+    std::thread::Builder::new()
+        .name("resolve".into())
+        .spawn(move || {
+            let _ = tx.send((name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
+        })
+        .context("cannot start the resolver thread")?;
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(addrs)) if addrs.is_empty() => bail!("{host} has no address"),
+        Ok(Ok(addrs)) => Ok(addrs),
+        Ok(Err(e)) => Err(e).with_context(|| format!("cannot resolve {host}")),
+        Err(_) => bail!(
+            "cannot resolve {host}: no answer from the resolver within {}s",
+            timeout.as_secs()
+        ),
+    }
+}
+
+/// Whether bytes from the host wait in the socket (or it was closed), without
+/// taking them. libssh2 keeps the socket non-blocking, so this never waits.
+fn has_arrived(socket: &Socket) -> bool {
+    let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+    socket.peek(&mut byte).is_ok()
 }
 
 /// Ask the server first for the key types on file for it, as OpenSSH does,
@@ -284,9 +426,18 @@ fn check_host_key(
 }
 
 /// Feed stdin and read stdout and stderr until the command's end, in
-/// non-blocking mode. Keepalives go out while the command is quiet.
+/// non-blocking mode.
+///
+/// A command may run long and say nothing (pip building, a migration), so
+/// its end has no deadline; the host's liveness has one. Keepalives (which
+/// ask for a reply) go out every interval, and a host from which nothing at
+/// all arrived for `silence` (three intervals) is given up with a
+/// `TimedOut` error. TCP alone would not notice: a host whose sshd hangs
+/// still has its kernel acknowledge every packet.
 fn pump(
     session: &Session,
+    socket: &Socket,
+    silence: Duration,
     channel: &mut ssh2::Channel,
     stdin: &[u8],
 ) -> io::Result<(Vec<u8>, Vec<u8>)> {
@@ -296,8 +447,13 @@ fn pump(
     let mut eof_sent = false;
     let mut buf = vec![0u8; 32 * 1024];
     let mut idle = Duration::from_micros(500);
-    let mut last_keepalive = Instant::now();
+    let mut heard = Instant::now();
     loop {
+        // Look before libssh2 reads: what it reads for itself (keepalive
+        // replies, window adjustments) is gone from the socket after.
+        if has_arrived(socket) {
+            heard = Instant::now();
+        }
         let mut progress = false;
         if written < stdin.len() {
             match channel.write(&stdin[written..]) {
@@ -334,10 +490,20 @@ fn pump(
         if channel.eof() {
             return Ok((stdout, stderr));
         }
-        if last_keepalive.elapsed() >= Duration::from_secs(1) {
-            let _ = session.keepalive_send();
-            last_keepalive = Instant::now();
+        if progress {
+            heard = Instant::now();
         }
+        if heard.elapsed() > silence {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the host stopped answering: nothing for {}s, not even a reply to keepalives",
+                    silence.as_secs()
+                ),
+            ));
+        }
+        // libssh2 sends one only when an interval has passed.
+        let _ = session.keepalive_send();
         if progress {
             idle = Duration::from_micros(500);
         } else {

@@ -2,14 +2,17 @@
 //! inventory reaches the same machine as `ssh web1`.
 //!
 //! vd understands `Host` and `Match` blocks (`all`, `host`, `originalhost`),
-//! `Include`, and the options that say where a host is: `HostName`, `User`,
-//! `Port`, `IdentityFile`. As in OpenSSH the first value found wins, except
-//! `IdentityFile`, which adds up. Options that change *how* the host is
-//! reached and that vd cannot honour (`ProxyJump`, `ProxyCommand`) are an
-//! error for the hosts they apply to: connecting directly instead would
-//! quietly bypass a bastion. Other options are not vd's business and are left
-//! to OpenSSH.
+//! `Include`, the options that say where a host is: `HostName`, `User`,
+//! `Port`, `IdentityFile`, and the ones that say how to get there:
+//! `ProxyJump` (bastions, [`super::jump`]) and `ProxyCommand`
+//! ([`super::proxy`]). As in OpenSSH the first value found wins (the first of
+//! `ProxyJump` and `ProxyCommand`, too: they exclude each other), except
+//! `IdentityFile`, which adds up. A `Match` vd cannot evaluate is an error
+//! naming its file and line for the hosts that reach it: guessing could
+//! quietly bypass a bastion. Other options are not vd's business and are
+//! left to OpenSSH.
 
+use super::jump::{self, Hop};
 use super::pattern;
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs;
@@ -29,6 +32,9 @@ struct Line {
     condition: usize,
     keyword: String,
     args: Vec<String>,
+    /// The text after the keyword, unsplit (a `ProxyCommand` is a shell
+    /// command line, given to the shell as written).
+    rest: String,
     origin: String,
 }
 
@@ -50,6 +56,22 @@ pub struct HostConfig {
     pub user: Option<String>,
     pub port: Option<u16>,
     pub identity_files: Vec<PathBuf>,
+    /// How to reach the host when not directly; `None` when nothing says.
+    pub proxy: Option<Proxy>,
+    /// `file line N` of the `ProxyJump` or `ProxyCommand`, for messages.
+    pub proxy_origin: Option<String>,
+}
+
+/// A way to reach a host other than a TCP connection of vd's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proxy {
+    /// `ProxyJump none` or `ProxyCommand none`: directly, whatever comes later.
+    Direct,
+    /// Through these bastions, the first one first.
+    Jump(Vec<Hop>),
+    /// Over the stdin and stdout of this command (`%h`, `%p`, `%r`, `%n`
+    /// still to expand).
+    Command(String),
 }
 
 impl Default for SshConfig {
@@ -60,9 +82,6 @@ impl Default for SshConfig {
         }
     }
 }
-
-/// Options vd refuses to ignore; the value `none` switches them off.
-const UNSUPPORTED: &[&str] = &["proxyjump", "proxycommand"];
 
 impl SshConfig {
     /// Parse `path`; a missing file is an empty config.
@@ -121,6 +140,7 @@ impl SshConfig {
                     condition: current,
                     keyword,
                     args: args.to_vec(),
+                    rest: after_keyword(raw).to_string(),
                     origin,
                 }),
             }
@@ -131,7 +151,6 @@ impl SshConfig {
     /// What applies to `host`, the name in the inventory.
     pub fn host(&self, host: &str, home: &Path) -> Result<HostConfig> {
         let mut found = HostConfig::default();
-        let mut seen_unsupported: Vec<&str> = Vec::new();
         for line in &self.lines {
             if !self.applies(line.condition, host, &line.origin)? {
                 continue;
@@ -154,17 +173,27 @@ impl SshConfig {
                             .replace("%%", "%");
                     found.identity_files.push(PathBuf::from(path));
                 }
-                k if UNSUPPORTED.contains(&k) && !seen_unsupported.contains(&k) => {
-                    seen_unsupported.push(k);
-                    if !first.eq_ignore_ascii_case("none") {
-                        bail!(
-                            "{}: {} {} applies to {host}, and vd cannot connect through a proxy; \
-                             give the inventory a host vd can reach directly",
-                            line.origin,
-                            canonical(k),
-                            line.args.join(" ")
-                        );
-                    }
+                "proxyjump" if found.proxy.is_none() => {
+                    found.proxy_origin = Some(line.origin.clone());
+                    found.proxy = Some(if first.eq_ignore_ascii_case("none") {
+                        Proxy::Direct
+                    } else {
+                        Proxy::Jump(
+                            jump::parse_chain(&line.args.join(" "))
+                                .with_context(|| format!("{}: ProxyJump", line.origin))?,
+                        )
+                    });
+                }
+                "proxycommand" if found.proxy.is_none() => {
+                    found.proxy_origin = Some(line.origin.clone());
+                    // The command is the rest of the line, as the shell will see it.
+                    found.proxy = Some(if first.eq_ignore_ascii_case("none") {
+                        Proxy::Direct
+                    } else if line.args.is_empty() {
+                        bail!("{}: ProxyCommand without a command", line.origin);
+                    } else {
+                        Proxy::Command(line.rest.clone())
+                    });
                 }
                 _ => {}
             }
@@ -191,13 +220,6 @@ impl SshConfig {
     }
 }
 
-fn canonical(keyword: &str) -> &'static str {
-    match keyword {
-        "proxyjump" => "ProxyJump",
-        _ => "ProxyCommand",
-    }
-}
-
 fn parse_match(args: &[String], origin: &str) -> Result<Condition> {
     match args {
         [all] if all.eq_ignore_ascii_case("all") => Ok(Condition::MatchAll),
@@ -220,6 +242,16 @@ fn expand_tilde(path: &str, home: &Path) -> String {
     }
 }
 
+/// What follows a line's keyword and its separator (spaces or `=`).
+fn after_keyword(line: &str) -> &str {
+    let line = line.trim();
+    let rest = match line.find(|c: char| c.is_whitespace() || c == '=') {
+        Some(i) => line[i..].trim_start(),
+        None => "",
+    };
+    rest.strip_prefix('=').unwrap_or(rest).trim()
+}
+
 /// Split a config line into words: `Key value`, `Key=value`, double quotes
 /// around words with spaces, `#` comments.
 fn split_words(line: &str) -> Result<Vec<String>> {
@@ -228,11 +260,11 @@ fn split_words(line: &str) -> Result<Vec<String>> {
         return Ok(Vec::new());
     }
     // The keyword may be followed by `=` instead of (or beside) whitespace.
-    let (keyword, rest) = match line.find(|c: char| c.is_whitespace() || c == '=') {
-        Some(i) => (&line[..i], line[i..].trim_start()),
-        None => (line, ""),
+    let keyword = match line.find(|c: char| c.is_whitespace() || c == '=') {
+        Some(i) => &line[..i],
+        None => line,
     };
-    let rest = rest.strip_prefix('=').unwrap_or(rest).trim_start();
+    let rest = after_keyword(line);
     let mut words = vec![keyword.to_string()];
     let mut chars = rest.chars().peekable();
     while let Some(&c) = chars.peek() {
@@ -302,19 +334,47 @@ mod tests {
     }
 
     #[test]
-    fn proxies_are_refused_where_they_apply() {
+    fn proxies_are_read_and_the_first_one_wins() {
         let (dir, c) = config(
-            "Host behind\n  ProxyJump bastion\nHost direct\n  ProxyCommand none\nMatch host legacy\n  ProxyCommand nc %h %p\n",
+            "Host behind\n  ProxyJump deploy@bastion:2222,inner\n  ProxyCommand nc %h %p\n\
+             Host direct\n  ProxyCommand none\n\
+             Match host legacy\n  ProxyCommand=ssh -W '%h:%p' gw # through gw\n\
+             Host *\n  ProxyJump fallback\n",
         );
-        let e = c.host("behind", dir.path()).unwrap_err().to_string();
+        let h = c.host("behind", dir.path()).unwrap();
+        let Some(Proxy::Jump(hops)) = h.proxy else {
+            panic!("{h:?}")
+        };
+        assert_eq!(hops.len(), 2);
+        assert_eq!(
+            (hops[0].user.as_deref(), hops[0].host.as_str(), hops[0].port),
+            (Some("deploy"), "bastion", Some(2222))
+        );
+        assert_eq!(hops[1].host, "inner");
+        assert_eq!(
+            c.host("direct", dir.path()).unwrap().proxy,
+            Some(Proxy::Direct)
+        );
+        assert_eq!(
+            c.host("legacy", dir.path()).unwrap().proxy,
+            Some(Proxy::Command("ssh -W '%h:%p' gw # through gw".to_string()))
+        );
+        let Some(Proxy::Jump(hops)) = c.host("other", dir.path()).unwrap().proxy else {
+            panic!()
+        };
+        assert_eq!(hops[0].host, "fallback");
+    }
+
+    #[test]
+    fn a_bad_proxy_names_its_file_and_line() {
+        let (dir, c) = config("Host a\n  User x\n  ProxyJump user@:22\nHost b\n  ProxyCommand\n");
+        let e = format!("{:#}", c.host("a", dir.path()).unwrap_err());
+        assert!(e.contains("config line 3") && e.contains("user@:22"), "{e}");
+        let e = format!("{:#}", c.host("b", dir.path()).unwrap_err());
         assert!(
-            e.contains("line 2") && e.contains("ProxyJump bastion"),
+            e.contains("config line 5") && e.contains("without a command"),
             "{e}"
         );
-        assert!(c.host("direct", dir.path()).is_ok());
-        assert!(c.host("other", dir.path()).is_ok());
-        let e = c.host("legacy", dir.path()).unwrap_err().to_string();
-        assert!(e.contains("ProxyCommand nc %h %p"), "{e}");
     }
 
     #[test]

@@ -6,11 +6,22 @@
 //! from a stream one line at a time — a bad line becomes an error record naming
 //! its line number, and the lines after it go on — and holds the conventions
 //! every tool shares: the `error` field and the name of a target in messages.
+//!
+//! It is also the only place that knows field names. [`Target`] is the typed
+//! view of what the inventory says about a target, parsed once where a record
+//! enters a tool; [`stage`] holds one type per field a tool writes, read with
+//! [`get`] and written back in place with [`put`] or [`merge`].
 
-use crate::wheel::normalize;
+mod stage;
+mod target;
+
+pub use stage::*;
+pub use target::{resolve_local_paths, typed_cell, Python, Target, Via, COLUMNS};
+
 use anyhow::{anyhow, Result};
-use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
 use std::io::BufRead;
 
 /// One target record.
@@ -96,83 +107,80 @@ pub fn error_record(tool: &str, message: &str) -> Record {
 
 /// Mark the record as failed by `tool`. Later tools pass it through untouched.
 pub fn set_error(record: &mut Record, tool: &str, message: &str) {
-    record.insert(
-        "error".to_string(),
-        json!({ "tool": tool, "message": message }),
+    put(
+        record,
+        &Error {
+            tool: tool.to_string(),
+            message: message.to_string(),
+        },
     );
 }
 
-/// The error a record carries, if any: `(tool, message)`.
+/// The error a record carries, if any: `(tool, message)`. An `error` of
+/// another shape still counts as an error, shown as it is.
 pub fn error_of(record: &Record) -> Option<(String, String)> {
-    let error = record.get("error")?;
+    let error = record.get(Error::NAME)?;
     if error.is_null() {
         return None;
     }
-    let tool = error.get("tool").and_then(Value::as_str).unwrap_or("");
-    let message = match error.get("message").and_then(Value::as_str) {
-        Some(m) => m.to_string(),
-        None => error.to_string(),
-    };
-    Some((tool.to_string(), message))
+    match serde_json::from_value::<Error>(error.clone()) {
+        Ok(Error { tool, message }) => Some((tool, message)),
+        Err(_) => Some((String::new(), error.to_string())),
+    }
+}
+
+/// One field of a record, typed: the field's name and the Rust type of its
+/// value. Each stage's fields implement it in [`stage`].
+pub trait Field: Serialize + DeserializeOwned {
+    /// The field's name on the wire.
+    const NAME: &'static str;
+}
+
+/// A field's value: `None` when absent or null; an error naming the field
+/// when it holds something of another type.
+pub fn get<F: Field>(record: &Record) -> Result<Option<F>> {
+    match record.get(F::NAME) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => F::deserialize(value)
+            .map(Some)
+            .map_err(|e| anyhow!("field `{}`: {e}", F::NAME)),
+    }
+}
+
+/// Whether the record holds the field (with any value but null).
+pub fn has<F: Field>(record: &Record) -> bool {
+    record.get(F::NAME).is_some_and(|v| !v.is_null())
+}
+
+/// Write a field: in its place when the record has it, else at the end.
+pub fn put<F: Field>(record: &mut Record, value: &F) {
+    let value = serde_json::to_value(value).expect("a record field serializes");
+    record.insert(F::NAME.to_string(), value);
+}
+
+/// Drop a field, keeping the order of the others.
+pub fn remove<F: Field>(record: &mut Record) {
+    record.shift_remove(F::NAME);
+}
+
+/// Write every field of a stage's struct (one that serializes to an object)
+/// into the record: each in its place when present, new ones at the end.
+pub fn merge<T: Serialize>(record: &mut Record, fields: &T) {
+    match serde_json::to_value(fields).expect("a stage serializes") {
+        Value::Object(map) => {
+            for (name, value) in map {
+                record.insert(name, value);
+            }
+        }
+        other => unreachable!("a stage serializes to an object, not {other}"),
+    }
 }
 
 /// A string field, or `None` when absent, null or empty.
-pub fn str_field<'a>(record: &'a Record, name: &str) -> Option<&'a str> {
+fn str_field<'a>(record: &'a Record, name: &str) -> Option<&'a str> {
     match record.get(name) {
         Some(Value::String(s)) if !s.is_empty() => Some(s),
         _ => None,
-    }
-}
-
-/// A required string field; the error names the field.
-pub fn required_str<'a>(record: &'a Record, name: &str) -> Result<&'a str> {
-    match record.get(name) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s),
-        Some(Value::String(_)) | None | Some(Value::Null) => Err(anyhow!("missing field `{name}`")),
-        Some(other) => Err(anyhow!("field `{name}` must be a string, not {other}")),
-    }
-}
-
-/// An optional string field: `None` when absent, null or empty; an error
-/// naming the field when it holds something else.
-pub fn optional_str<'a>(record: &'a Record, name: &str) -> Result<Option<&'a str>> {
-    match record.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.as_str()).filter(|s| !s.trim().is_empty())),
-        Some(other) => Err(anyhow!("field `{name}` must be a string, not {other}")),
-    }
-}
-
-/// A list field: a JSON array of strings, or one string of space-separated
-/// words (the inventory's form). Absent means empty.
-pub fn list_field(record: &Record, name: &str) -> Result<Vec<String>> {
-    match record.get(name) {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(s.split_whitespace().map(str::to_string).collect()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(anyhow!("field `{name}` must hold strings, not {other}")),
-            })
-            .collect(),
-        Some(other) => Err(anyhow!(
-            "field `{name}` must be a list of strings, not {other}"
-        )),
-    }
-}
-
-/// A boolean field; absent or null is `false`. Accepts the inventory's text
-/// forms (`true`/`false`, `yes`/`no`, `1`/`0`).
-pub fn bool_field(record: &Record, name: &str) -> Result<bool> {
-    match record.get(name) {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) => parse_bool(s)
-            .ok_or_else(|| anyhow!("field `{name}`: expected true or false, not {s:?}")),
-        Some(other) => Err(anyhow!(
-            "field `{name}`: expected true or false, not {other}"
-        )),
     }
 }
 
@@ -185,13 +193,38 @@ pub fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
+/// The names of a target, read leniently (a field of the wrong type is
+/// absent here): what messages and selection by name need, even from a
+/// record that [`Target::parse`] refuses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Names<'a> {
+    pub host: Option<&'a str>,
+    pub venv: Option<&'a str>,
+    pub user: Option<&'a str>,
+    pub venv_user: Option<&'a str>,
+}
+
+impl<'a> Names<'a> {
+    pub fn of(record: &'a Record) -> Names<'a> {
+        Names {
+            host: str_field(record, "host"),
+            venv: str_field(record, "venv"),
+            user: str_field(record, "user"),
+            venv_user: str_field(record, "venv_user"),
+        }
+    }
+}
+
 /// How a target is named in messages and tables: `user@host:port:/venv`, with
-/// the parts that are defaults left out.
+/// the parts that are defaults left out. It works on any record, even one
+/// whose fields are of the wrong type, since it names the target in the
+/// message that says so.
 pub fn target_label(record: &Record) -> String {
-    let host = str_field(record, "host").unwrap_or("?");
-    let venv = str_field(record, "venv").unwrap_or("?");
+    let names = Names::of(record);
+    let host = names.host.unwrap_or("?");
+    let venv = names.venv.unwrap_or("?");
     let mut label = String::new();
-    if let Some(user) = str_field(record, "user") {
+    if let Some(user) = names.user {
         label.push_str(user);
         label.push('@');
     }
@@ -204,29 +237,6 @@ pub fn target_label(record: &Record) -> String {
     label.push(':');
     label.push_str(venv);
     label
-}
-
-/// `installed` as {normalized name: version}, or nothing for a venv still to
-/// be created (`venv_exists: false`).
-pub fn installed(record: &Record) -> Result<BTreeMap<String, String>> {
-    if record.get("venv_exists") == Some(&Value::Bool(false)) {
-        return Ok(BTreeMap::new());
-    }
-    match record.get("installed") {
-        Some(Value::Object(map)) => map
-            .iter()
-            .map(|(name, version)| match version {
-                Value::String(v) => Ok((normalize(name), v.clone())),
-                other => Err(anyhow!(
-                    "field `installed`: version of {name} must be a string, not {other}"
-                )),
-            })
-            .collect(),
-        None | Some(Value::Null) => Err(anyhow!("missing field `installed` (run vd-freeze first)")),
-        Some(other) => Err(anyhow!(
-            "field `installed` must be an object of name: version, not {other}"
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -274,15 +284,5 @@ mod tests {
         );
         assert_eq!(target_label(&lines[0].record), "h:/v");
         assert_eq!(target_label(&lines[1].record), "u@h:2222:/v");
-    }
-
-    #[test]
-    fn list_fields_take_words_or_arrays() {
-        let lines = read("{\"a\":\"x y  z\",\"b\":[\"p\"],\"c\":3}\n");
-        let r = &lines[0].record;
-        assert_eq!(list_field(r, "a").unwrap(), ["x", "y", "z"]);
-        assert_eq!(list_field(r, "b").unwrap(), ["p"]);
-        assert!(list_field(r, "missing").unwrap().is_empty());
-        assert!(list_field(r, "c").is_err());
     }
 }

@@ -1,0 +1,475 @@
+//! The fields each tool adds to a record, one Rust type per field.
+//!
+//! The JSON of each type is the contract in vd(7); serde writes it and reads
+//! it back, so a tool never builds or picks apart a field by hand. Each type
+//! implements [`Field`], which names its field; [`super::get`] reads it,
+//! [`super::put`] writes it back in its place.
+
+use super::{Field, Record};
+use crate::plan;
+use anyhow::{anyhow, bail, Result};
+use indexmap::IndexMap;
+use pep508_rs::{MarkerEnvironment, PackageName};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// The facts of an interpreter, as vd-freeze's remote script prints them
+/// (the `python` field after vd-freeze). Facts vd does not use are kept in
+/// `other`, so a newer script's additions travel on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Facts {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executable: Option<String>,
+    /// `sys.implementation.name`: cpython, pypy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub implementation: Option<String>,
+    /// `platform.python_version()`, like 3.11.4.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soabi: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ext_suffix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub py_debug: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gil_disabled: Option<bool>,
+    /// `WITH_PYMALLOC`: the `m` of the ABI of CPython before 3.8 (`cp37m`);
+    /// null where the build does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub with_pymalloc: Option<bool>,
+    /// `Py_UNICODE_SIZE` (2 or 4; null from 3.3 on): the `u` of `cp27mu`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unicode_size: Option<u32>,
+    /// `sys.maxunicode`, which says the unicode width where
+    /// `unicode_size` does not (0x10FFFF: UCS-4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maxunicode: Option<u32>,
+    /// `sysconfig.get_platform()`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer_bits: Option<u32>,
+    /// `glibc`, `musl`, or empty when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub libc: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub libc_version: Option<String>,
+    /// `platform.mac_ver()[0]`, the macOS release: its platform tags
+    /// depend on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_prefix: Option<String>,
+    /// Whether the interpreter is a virtualenv's (it has a pyvenv.cfg).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub venv: Option<bool>,
+    /// Facts vd does not read, kept as they came.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// `markers`: the interpreter's PEP 508 environment, kept as the script
+/// printed it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Markers(pub Map<String, Value>);
+
+impl Field for Markers {
+    const NAME: &'static str = "markers";
+}
+
+impl Markers {
+    /// The environment markers are evaluated in.
+    pub fn environment(&self) -> Result<MarkerEnvironment> {
+        MarkerEnvironment::deserialize(&Value::Object(self.0.clone()))
+            .map_err(|e| anyhow!("field `markers`: {e}"))
+    }
+}
+
+/// `installed`: every distribution in the venv, `{normalized name: version}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Map<String, Value>")]
+pub struct Installed(pub BTreeMap<PackageName, String>);
+
+impl TryFrom<Map<String, Value>> for Installed {
+    type Error = String;
+
+    fn try_from(map: Map<String, Value>) -> Result<Installed, String> {
+        map.into_iter()
+            .map(|(name, version)| {
+                let Value::String(version) = version else {
+                    return Err(format!("version of {name} must be a string, not {version}"));
+                };
+                let name = name
+                    .parse::<PackageName>()
+                    .map_err(|e| format!("package name {name:?}: {e}"))?;
+                Ok((name, version))
+            })
+            .collect::<Result<_, String>>()
+            .map(Installed)
+    }
+}
+
+impl Field for Installed {
+    const NAME: &'static str = "installed";
+}
+
+/// `venv_exists`: false for a venv still to be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct VenvExists(pub bool);
+
+impl Field for VenvExists {
+    const NAME: &'static str = "venv_exists";
+}
+
+/// Whether the record says the venv exists: anything but `venv_exists:
+/// false` means yes.
+pub fn venv_exists(record: &Record) -> bool {
+    !matches!(get::<VenvExists>(record), Ok(Some(VenvExists(false))))
+}
+
+/// The `installed` a plan starts from: the record's, or nothing for a venv
+/// still to be created (`venv_exists: false`).
+pub fn installed(record: &Record) -> Result<Installed> {
+    if !venv_exists(record) {
+        return Ok(Installed::default());
+    }
+    match get::<Installed>(record) {
+        Ok(Some(installed)) => Ok(installed),
+        Ok(None) => bail!("missing field `installed` (run vd-freeze first)"),
+        Err(e) => Err(e),
+    }
+}
+
+use super::get;
+
+impl Installed {
+    /// `{PEP 503 name: version}`, the form plans are made in.
+    pub fn by_name(&self) -> BTreeMap<String, String> {
+        self.0
+            .iter()
+            .map(|(name, version)| (name.to_string(), version.clone()))
+            .collect()
+    }
+
+    /// From `{PEP 503 name: version}`.
+    pub fn from_names(names: &BTreeMap<String, String>) -> Result<Installed> {
+        names
+            .iter()
+            .map(|(name, version)| {
+                let name = name
+                    .parse::<PackageName>()
+                    .map_err(|e| anyhow!("package name {name:?}: {e}"))?;
+                Ok((name, version.clone()))
+            })
+            .collect::<Result<_>>()
+            .map(Installed)
+    }
+}
+
+/// What the freeze script prints on a host: the interpreter's facts, its
+/// markers, and `installed`, which is absent when the venv does not exist
+/// (null, which an older script printed for Python before 3.8, is read as
+/// such so the message can say so).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Freeze {
+    pub python: Facts,
+    pub markers: Markers,
+    #[serde(default, deserialize_with = "present")]
+    pub installed: Option<Option<Installed>>,
+}
+
+/// A field that is present (even as null) is `Some`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// What vd-freeze adds to a record, written in one go.
+#[derive(Debug, Clone, Serialize)]
+pub struct Frozen {
+    pub python: Facts,
+    pub markers: Markers,
+    pub installed: Installed,
+    pub venv_exists: bool,
+}
+
+/// `plan` (from vd-diff): the changes to make, sorted by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Changes(pub Vec<plan::Change>);
+
+impl Field for Changes {
+    const NAME: &'static str = "plan";
+}
+
+impl Changes {
+    /// A record's `plan`, entry by entry, so an error names the entry:
+    /// `None` when the record has none.
+    pub fn of(record: &Record) -> Result<Option<Changes>> {
+        match record.get(Changes::NAME) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(entries)) => entries
+                .iter()
+                .enumerate()
+                .map(|(i, entry)| {
+                    plan::Change::deserialize(entry)
+                        .map_err(|e| anyhow!("plan entry {}: {e}", i + 1))
+                })
+                .collect::<Result<_>>()
+                .map(|changes| Some(Changes(changes))),
+            Some(other) => bail!("field `plan` must be a list, not {other}"),
+        }
+    }
+}
+
+/// `ahead` (from vd-diff): installed versions newer than the repository's
+/// best that still satisfy the requirements. A warning, not an error: the
+/// plan keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Ahead(pub Vec<plan::Ahead>);
+
+impl Field for Ahead {
+    const NAME: &'static str = "ahead";
+}
+
+/// `pushed` (from vd-push): what the push did, or with `--dry-run` would do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Pushed {
+    /// `name==version` of each package installed.
+    pub installed: Vec<String>,
+    /// Names of the packages removed.
+    pub removed: Vec<String>,
+    /// Wheel files this target sent to the host's cache.
+    pub uploaded: Vec<String>,
+    pub uploaded_bytes: u64,
+    /// True for `vd-push --dry-run`: nothing ran on the host, and the other
+    /// fields say what a push would do.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// With `--dry-run`: the commands a push would run, as it would run them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
+}
+
+impl Field for Pushed {
+    const NAME: &'static str = "pushed";
+}
+
+/// `changed` (from vd-push): whether the venv changed; what vd-migrate and
+/// vd-reload --changed select on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Changed(pub bool);
+
+impl Field for Changed {
+    const NAME: &'static str = "changed";
+}
+
+/// `skipped` (from vd-push's prompt): the user declined this target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Skipped(pub bool);
+
+impl Field for Skipped {
+    const NAME: &'static str = "skipped";
+}
+
+/// `migrated` (from vd-migrate): per settings module, in the order migrated,
+/// the migrations applied (`app.0002_name`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Migrated(pub IndexMap<String, Vec<String>>);
+
+impl Field for Migrated {
+    const NAME: &'static str = "migrated";
+}
+
+/// `pending` (from vd-migrate --plan): per settings module, the migrations
+/// `migrate` would apply; nothing was applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Pending(pub IndexMap<String, Vec<String>>);
+
+impl Field for Pending {
+    const NAME: &'static str = "pending";
+}
+
+/// `migrated_elsewhere` (from vd-migrate --once): per settings module, the
+/// target whose run migrated that database, so this one did not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MigratedElsewhere(pub IndexMap<String, String>);
+
+impl Field for MigratedElsewhere {
+    const NAME: &'static str = "migrated_elsewhere";
+}
+
+/// `reloaded` (from vd-reload): true when the reload command ran, false
+/// when the target has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Reloaded(pub bool);
+
+impl Field for Reloaded {
+    const NAME: &'static str = "reloaded";
+}
+
+/// `checked` (from vd-reload): true when the target's health check passed
+/// after its reload; absent when it has no check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Checked(pub bool);
+
+impl Field for Checked {
+    const NAME: &'static str = "checked";
+}
+
+/// `error`: the tool that failed the target and why. Later tools pass the
+/// record through untouched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Error {
+    pub tool: String,
+    pub message: String,
+}
+
+impl Field for Error {
+    const NAME: &'static str = "error";
+}
+
+/// A vd-add record: one wheel given on the command line and what became of
+/// it. `wheel` is the path given until the wheel is checked, then its file
+/// name in the repository.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Added {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wheel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// What vd-add did: added, or already there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// Read a stage's struct (one whose fields are record fields, like
+/// [`Added`]) from a record; fields it does not name are ignored.
+pub fn read<T: serde::de::DeserializeOwned>(record: &Record) -> Result<T> {
+    T::deserialize(&Value::Object(record.clone())).map_err(|e| anyhow!("{e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{merge, put, remove};
+    use super::*;
+    use serde_json::json;
+
+    fn record(value: Value) -> Record {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn writing_a_stage_keeps_unknown_fields_in_place_and_order() {
+        let mut r = record(json!({"zeta": 1, "pushed": null, "host": "h", "alpha": [1]}));
+        put(
+            &mut r,
+            &Pushed {
+                installed: vec!["six==1.16.0".into()],
+                ..Pushed::default()
+            },
+        );
+        put(&mut r, &Changed(true));
+        let keys: Vec<&str> = r.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["zeta", "pushed", "host", "alpha", "changed"]);
+        assert_eq!(
+            serde_json::to_string(&r["pushed"]).unwrap(),
+            r#"{"installed":["six==1.16.0"],"removed":[],"uploaded":[],"uploaded_bytes":0}"#
+        );
+        remove::<Pushed>(&mut r);
+        let keys: Vec<&str> = r.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["zeta", "host", "alpha", "changed"]);
+    }
+
+    #[test]
+    fn facts_round_trip_with_what_vd_does_not_read() {
+        let text = r#"{"executable":"/v/bin/python","implementation":"cpython","version":"3.11.4","venv":true,"new_fact":[1,2]}"#;
+        let facts: Facts = serde_json::from_str(text).unwrap();
+        assert_eq!(facts.version.as_deref(), Some("3.11.4"));
+        assert_eq!(serde_json::to_string(&facts).unwrap(), text);
+    }
+
+    #[test]
+    fn merge_writes_in_place_and_appends_the_rest() {
+        let mut r = record(json!({"wheel": "/tmp/a.whl", "mine": true}));
+        merge(
+            &mut r,
+            &Added {
+                wheel: Some("a-1.0-py3-none-any.whl".into()),
+                name: Some("a".into()),
+                ..Added::default()
+            },
+        );
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"wheel":"a-1.0-py3-none-any.whl","mine":true,"name":"a"}"#
+        );
+        let added: Added = read(&r).unwrap();
+        assert_eq!(added.name.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn installed_is_keyed_by_normalized_names() {
+        let r = record(json!({"installed": {"Zope.Interface": "6.0", "six": "1.16.0"}}));
+        let installed = installed(&r).unwrap();
+        let zope: PackageName = "zope-interface".parse().unwrap();
+        assert_eq!(installed.0.get(&zope).map(String::as_str), Some("6.0"));
+        assert_eq!(
+            serde_json::to_string(&installed).unwrap(),
+            r#"{"six":"1.16.0","zope-interface":"6.0"}"#
+        );
+        let fresh = record(json!({"venv_exists": false}));
+        assert!(super::installed(&fresh).unwrap().0.is_empty());
+        let missing = format!("{:#}", super::installed(&record(json!({}))).unwrap_err());
+        assert!(missing.contains("missing field `installed`"), "{missing}");
+    }
+
+    #[test]
+    fn each_wrong_type_is_named() {
+        let r = record(json!({
+            "installed": {"a": 1}, "plan": {}, "pushed": 3, "migrated": {"m": "x"},
+            "reloaded": "yes", "checked": 1, "markers": 2, "error": "boom"
+        }));
+        fn named<F: Field + std::fmt::Debug>(r: &Record) {
+            let message = format!("{:#}", get::<F>(r).unwrap_err());
+            assert!(
+                message.starts_with(&format!("field `{}`", F::NAME)),
+                "{message}"
+            );
+        }
+        named::<Installed>(&r);
+        named::<Changes>(&r);
+        named::<Pushed>(&r);
+        named::<Migrated>(&r);
+        named::<Reloaded>(&r);
+        named::<Checked>(&r);
+        named::<Markers>(&r);
+        named::<Error>(&r);
+    }
+}

@@ -1,0 +1,170 @@
+//! The wheel cache's two remote operations: list a cache directory, and
+//! commit uploaded wheels into it (`cache.sh`, beside this file, sent on
+//! stdin). What the cache is for, and when each runs, is [`crate::cache`]'s.
+
+use crate::shell;
+use crate::transport::Finished;
+use anyhow::{bail, Result};
+use std::collections::HashSet;
+
+/// Checks uploaded wheels' sha256 on the host and renames them into place.
+pub const CACHE_SCRIPT: &str = include_str!("cache.sh");
+
+/// The wheel cache when the record names none: under the login user's home.
+pub const DEFAULT_CACHE: &str = "~/.cache/vd/wheels";
+
+/// A directory for a remote command: an absolute path quoted, or `~` /
+/// `~/...` as `"$HOME"/...`, so the remote shell expands the login user's
+/// home and quotes the rest. Anything else is an error naming the value.
+pub fn home_path_word(path: &str) -> Result<String> {
+    if path.starts_with('/') {
+        return Ok(shell::quote(path));
+    }
+    if path == "~" {
+        return Ok("\"$HOME\"".to_string());
+    }
+    match path.strip_prefix("~/") {
+        Some(rest) if !rest.is_empty() => Ok(format!("\"$HOME\"/{}", shell::quote(rest))),
+        Some(_) => Ok("\"$HOME\"".to_string()),
+        None => bail!("{path:?} is not an absolute path or one under ~/ (the login user's home)"),
+    }
+}
+
+/// List a wheel cache: the first line is the directory (absolute), then one
+/// `./SHA256/FILE` per cached wheel. With `create`, the directory is made
+/// (mode 0755) and temporary files of uploads cut off over an hour ago are
+/// deleted; without, nothing on the host changes and a missing directory
+/// lists as empty. `dir_word` is a [`home_path_word`].
+pub fn cache_listing_command(dir_word: &str, create: bool) -> String {
+    let list = "find . -mindepth 2 -maxdepth 2 -type f -name '*.whl' ! -name '.*' -print";
+    if create {
+        format!(
+            "dir={dir_word} && umask 022 && mkdir -p \"$dir\" && cd \"$dir\" && pwd && \
+             {{ find . -mindepth 1 -maxdepth 1 -type f -name '.*.part' -mmin +60 -exec rm -f {{}} + ; {list}; }}"
+        )
+    } else {
+        format!(
+            "dir={dir_word} && printf '%s\\n' \"$dir\" && \
+             if [ -d \"$dir\" ]; then cd \"$dir\" && {list}; fi"
+        )
+    }
+}
+
+/// What [`cache_listing_command`] printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheListing {
+    /// The directory, absolute (the home expanded by the host).
+    pub dir: String,
+    /// `SHA256/FILE` of every wheel it holds.
+    pub held: HashSet<String>,
+}
+
+impl CacheListing {
+    pub fn parse(finished: &Finished) -> Result<CacheListing> {
+        if !finished.success() {
+            bail!(
+                "cannot list it on the host (exit status {}): {}",
+                finished.status,
+                finished.stderr_text()
+            );
+        }
+        let text = String::from_utf8_lossy(&finished.stdout);
+        let mut lines = text.lines();
+        let dir = match lines.next() {
+            Some(dir) if dir.starts_with('/') => dir.trim_end_matches('/').to_string(),
+            other => bail!("the host named no absolute directory for it (it printed {other:?})"),
+        };
+        let held = lines
+            .filter_map(|line| line.strip_prefix("./"))
+            .map(str::to_string)
+            .collect();
+        Ok(CacheListing { dir, held })
+    }
+}
+
+/// Run [`CACHE_SCRIPT`] over uploaded files: `(sha256, file name, temporary
+/// name)` each, in the cache directory `dir` (absolute).
+pub fn cache_commit_command(dir: &str, uploads: &[(&str, &str, &str)]) -> String {
+    let mut words = vec!["/bin/sh", "-s", "--", dir];
+    for (sha, file, temp) in uploads {
+        words.extend([*sha, *file, *temp]);
+    }
+    shell::join(&words)
+}
+
+/// What [`cache_commit_command`] printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheCommit {
+    /// `SHA256/FILE` of each wheel now in place.
+    pub placed: Vec<String>,
+    /// What the host said of the wheels that are not, if any.
+    pub failure: Option<String>,
+}
+
+impl CacheCommit {
+    pub fn parse(finished: &Finished) -> CacheCommit {
+        CacheCommit {
+            placed: String::from_utf8_lossy(&finished.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect(),
+            failure: (!finished.success()).then(|| finished.stderr_text()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(status: i32, stdout: &str, stderr: &str) -> Finished {
+        Finished {
+            status,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+        }
+    }
+
+    const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    #[test]
+    fn reads_a_listing() {
+        let out =
+            format!("/home/deploy/.cache/vd/wheels/\n./{SHA}/six-1.16.0-py2.py3-none-any.whl\n");
+        let listing = CacheListing::parse(&finished(0, &out, "")).unwrap();
+        assert_eq!(listing.dir, "/home/deploy/.cache/vd/wheels");
+        assert_eq!(
+            listing.held,
+            HashSet::from([format!("{SHA}/six-1.16.0-py2.py3-none-any.whl")])
+        );
+        let empty = CacheListing::parse(&finished(0, "/var/cache/vd\n", "")).unwrap();
+        assert!(empty.held.is_empty());
+    }
+
+    #[test]
+    fn a_listing_without_its_directory_is_an_error() {
+        let err = |f: Finished| CacheListing::parse(&f).unwrap_err().to_string();
+        assert_eq!(
+            err(finished(1, "", "mkdir: cannot create directory '/var/cache/vd': Permission denied\n")),
+            "cannot list it on the host (exit status 1): mkdir: cannot create directory '/var/cache/vd': Permission denied"
+        );
+        assert!(err(finished(0, "", "")).contains("no absolute directory"));
+        assert!(err(finished(0, "~/wheels\n", "")).contains("\"~/wheels\""));
+    }
+
+    #[test]
+    fn reads_a_commit() {
+        let commit = CacheCommit::parse(&finished(
+            1,
+            &format!("{SHA}/a-1.0-py3-none-any.whl\n"),
+            "b-1.0-py3-none-any.whl: the uploaded copy has sha256 1234, not 0000; it was discarded\n",
+        ));
+        assert_eq!(commit.placed, [format!("{SHA}/a-1.0-py3-none-any.whl")]);
+        assert!(commit
+            .failure
+            .unwrap()
+            .starts_with("b-1.0-py3-none-any.whl: "));
+        let good = CacheCommit::parse(&finished(0, &format!("{SHA}/a-1.0-py3-none-any.whl\n"), ""));
+        assert_eq!(good.failure, None);
+    }
+}

@@ -1,0 +1,120 @@
+# shellcheck shell=sh
+# vd-push's change to one venv, on the host, as the venv's user.
+#
+# Under an exclusive flock on VENV/.vd-lock: make the venv if asked, check
+# every wheel file can be read, freeze, uninstall, install, freeze again.
+# Everything comes in as arguments, never as text put into this script:
+#
+# usage: sh -c "$(cat push.sh)" vd-push VENV LOCK_WAIT CREATE_WITH NREMOVE \
+#            [NAME ...] [FILE ...] <freeze.py
+#   VENV         the virtualenv (absolute, no trailing slash)
+#   LOCK_WAIT    seconds to wait for another push's lock
+#   CREATE_WITH  the python to make the venv with when it has none (`-m
+#                venv`; a Python 2 `-m virtualenv`); empty: the venv must
+#                exist
+#   NREMOVE      how many NAMEs follow: the packages to uninstall
+#   FILE         the wheel files to install, with one pip call
+#   stdin        the freeze script, run by the venv's python before and after
+#
+# stdout: `vd-created` when the venv was made; `vd-before` and the first
+# freeze's JSON; `vd-pip UNINSTALL INSTALL` (pip's exit statuses, 0 for a
+# step not run) and the second freeze's JSON. pip's output goes to stderr.
+# A failure before pip runs prints a message on stderr, no `vd-pip` line,
+# and exits 5.
+
+set -u
+venv=$1 lock_wait=$2 create_with=$3 nremove=$4
+shift 4
+cd / && umask 022 && freeze=$(cat) || exit 5
+python=$venv/bin/python
+lock=$venv/.vd-lock
+
+fail() {
+    echo "$*" >&2
+    exit 5
+}
+
+# The venv's pip, with the options every push takes: no user or site
+# configuration, no prompts, no cache in the venv user's home. `python -m
+# pip` rather than bin/pip, whose #! line breaks when a venv is moved.
+pip() {
+    "$python" -m pip --isolated --disable-pip-version-check --no-input --no-cache-dir "$@" \
+        </dev/null 1>&2
+}
+
+# pip_uninstall N ARGS...: uninstall the first N of ARGS (the package names).
+pip_uninstall() {
+    n=$1 i=0
+    shift
+    for arg; do
+        shift
+        if [ "$i" -lt "$n" ]; then set -- "$@" "$arg"; fi
+        i=$((i + 1))
+    done
+    if [ $# -gt 0 ]; then pip uninstall -y "$@"; fi
+}
+
+# pip_install N ARGS...: install what follows the first N of ARGS (the files).
+pip_install() {
+    shift $(($1 + 1))
+    if [ $# -gt 0 ]; then pip install --no-index --no-deps "$@"; fi
+}
+
+# readable N ARGS...: fail unless the venv's user can read every file.
+readable() {
+    shift $(($1 + 1))
+    for file; do
+        [ -r "$file" ] || fail "$file cannot be read by $(id -un): every directory of the" \
+            "cache must be searchable, and its files readable, by the venv's user (set the" \
+            "target's cache to such a directory)"
+    done
+}
+
+# The freeze, isolated from the user's environment as vd-freeze runs it:
+# `-E -s`, since Python 2.7 has no -I (the script drops the current
+# directory from sys.path itself).
+run_freeze() {
+    printf '%s\n' "$freeze" | "$python" -E -s -
+}
+
+# make_venv: `-m venv` (Python 3.3 and newer). Python 2 has no venv module:
+# it takes `-m virtualenv` (releases before 21 run on 2.7) when it has it,
+# else the message says what to install. The interpreter itself decides.
+make_venv() {
+    if "$create_with" -c 'import sys; sys.exit(sys.version_info[0] != 2)' </dev/null 2>/dev/null; then
+        "$create_with" -c 'import virtualenv' </dev/null 2>/dev/null ||
+            fail "$create_with is Python 2, which has no venv module, and virtualenv is not" \
+                "installed for it: install it on the host ($create_with -m pip install" \
+                "'virtualenv<21'), or name a Python 3 in the target's python"
+        "$create_with" -m virtualenv --quiet "$venv"
+    else
+        "$create_with" -m venv "$venv"
+    fi
+}
+
+if [ -n "$create_with" ]; then
+    mkdir -p "$venv" || exit 5
+elif [ ! -d "$venv" ]; then
+    fail "$venv does not exist (vd-push --create makes it; run vd-freeze again first)"
+fi
+command -v flock >/dev/null 2>&1 ||
+    fail "flock is not installed on this host (util-linux): vd-push locks the venv with it"
+[ -e "$lock" ] || : >>"$lock" || exit 5
+exec 9<"$lock" || exit 5
+flock -w "$lock_wait" 9 || fail "another push has held the lock $lock for ${lock_wait}s; gave up"
+
+if [ -n "$create_with" ] && [ ! -e "$python" ]; then
+    make_venv </dev/null 1>&2 || fail "$create_with could not make the venv $venv"
+    echo vd-created
+fi
+readable "$nremove" "$@"
+echo vd-before
+run_freeze || exit 5
+
+uninstall_status=0 install_status=0
+pip_uninstall "$nremove" "$@" || uninstall_status=$?
+if [ "$uninstall_status" = 0 ]; then
+    pip_install "$nremove" "$@" || install_status=$?
+fi
+echo "vd-pip $uninstall_status $install_status"
+run_freeze

@@ -1,0 +1,646 @@
+//! Reaching hosts that are not on a flat network: through bastions (the
+//! inventory's `jump`, `ProxyJump` in ~/.ssh/config, chains of them), over a
+//! `ProxyCommand`, with host keys checked at every hop; and hosts whose sshd
+//! offers no SFTP.
+//!
+//! The hosts behind the bastion live in a network namespace of their own:
+//! the test (the client) cannot reach them, the bastion (in the namespace,
+//! reachable on a veth pair) can, so a run that works went the way it says.
+
+use crate::util::netns::Netns;
+use crate::util::python::{pip_list, venv_with_pip, Project};
+use crate::util::sshd::{current_user, Options, Sshd};
+use crate::util::{error_message, installed, jsonl, tool};
+use serde_json::{json, Map, Value};
+use std::fs;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+type Record = Map<String, Value>;
+
+/// Two hosts in a namespace, and a bastion in it that lets through to them
+/// alone (`PermitOpen`). The tools run with the bastion's HOME; its user
+/// key logs in everywhere.
+struct Behind {
+    hosts: Sshd,
+    bastion: Sshd,
+    /// Dropped last, after the servers in it.
+    _netns: Netns,
+}
+
+impl Behind {
+    fn new() -> Behind {
+        let netns = Netns::new();
+        let hosts = Sshd::start_with(
+            2,
+            Options {
+                netns: Some(&netns),
+                ..Options::default()
+            },
+        );
+        let permit: Vec<String> = (0..2)
+            .map(|i| format!("{}:{}", hosts.host(i), hosts.port))
+            .collect();
+        let bastion = Sshd::start_with(
+            1,
+            Options {
+                addresses: vec![netns.inside.clone()],
+                netns: Some(&netns),
+                config: format!("PermitOpen {}\n", permit.join(" ")),
+                ..Options::default()
+            },
+        );
+        hosts.authorize(&bastion.user_key().with_extension("pub"));
+        let known = format!("{}{}", bastion.known_hosts(), hosts.known_hosts());
+        fs::write(bastion.home().join(".ssh/known_hosts"), known).unwrap();
+        // Out of the client's reach: only the bastion gets there.
+        assert!(
+            TcpStream::connect((hosts.host(0), hosts.port)).is_err(),
+            "the hosts behind the bastion are reachable directly"
+        );
+        Behind {
+            hosts,
+            bastion,
+            _netns: netns,
+        }
+    }
+
+    /// `user@bastion:port`, as the `jump` column and ProxyJump name it.
+    fn jump(&self) -> String {
+        format!(
+            "{}@{}:{}",
+            current_user(),
+            self.bastion.host(0),
+            self.bastion.port
+        )
+    }
+
+    fn known_hosts(&self) -> PathBuf {
+        self.bastion.home().join(".ssh/known_hosts")
+    }
+
+    fn tool(&self, name: &str) -> crate::util::Run {
+        self.bastion.tool(name)
+    }
+}
+
+#[track_caller]
+fn assert_ok(record: &Record) {
+    assert!(record.get("error").is_none(), "{record:?}");
+}
+
+#[test]
+fn freeze_and_push_through_a_bastion_with_one_session_each() {
+    let behind = Behind::new();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Host 0 through the inventory's `jump`; host 1 through ProxyJump in a
+    // file ~/.ssh/config includes. The same bastion: one session for both.
+    let ssh = behind.bastion.home().join(".ssh");
+    fs::create_dir_all(ssh.join("config.d")).unwrap();
+    fs::write(ssh.join("config"), "Include config.d/*.conf\n").unwrap();
+    fs::write(
+        ssh.join("config.d/behind.conf"),
+        format!(
+            "Host inner\n  HostName {}\n  Port {}\n  ProxyJump {}\n",
+            behind.hosts.host(1),
+            behind.hosts.port,
+            behind.jump()
+        ),
+    )
+    .unwrap();
+    let (v0, v1) = (d.join("venv0"), d.join("venv1"));
+    venv_with_pip(&v0);
+    venv_with_pip(&v1);
+    let mut t0 = behind.hosts.target(0, &v0);
+    t0.insert("jump".into(), json!(behind.jump()));
+    t0.insert(
+        "cache".into(),
+        json!(d.join("cache0").display().to_string()),
+    );
+    let t1: Record = json!({
+        "host": "inner",
+        "user": current_user(),
+        "venv": v1.display().to_string(),
+        "cache": d.join("cache1").display().to_string(),
+    })
+    .as_object()
+    .unwrap()
+    .clone();
+
+    let frozen = behind.tool("vd-freeze").stdin(jsonl(&[t0, t1])).run();
+    frozen.expect_code(0);
+    let records = frozen.records();
+    assert_eq!(records.len(), 2);
+    records.iter().for_each(assert_ok);
+    assert_eq!(behind.bastion.logins(), 1, "{}", behind.bastion.log());
+    assert_eq!(behind.hosts.logins(), 2, "{}", behind.hosts.log());
+
+    let wheel = Project::new("vdr-behind", "1.0").build();
+    let repo = d.join("wheels");
+    tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .arg(&wheel)
+        .run()
+        .expect_code(0);
+    fs::write(d.join("req.txt"), "vdr-behind\n").unwrap();
+    let planned = tool("vd-diff")
+        .arg("--repo")
+        .arg(&repo)
+        .arg(d.join("req.txt"))
+        .stdin(frozen.stdout.clone())
+        .run();
+    planned.expect_code(0);
+    let pushed = behind
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .stdin(planned.stdout.clone())
+        .run();
+    pushed.expect_code(0);
+    for (record, venv) in pushed.records().iter().zip([&v0, &v1]) {
+        assert_ok(record);
+        assert_eq!(pip_list(venv)["vdr-behind"], "1.0");
+        assert_eq!(installed(record), pip_list(venv));
+    }
+    // One more session each: one to the bastion for the whole run, one per
+    // host through it.
+    assert_eq!(behind.bastion.logins(), 2, "{}", behind.bastion.log());
+    assert_eq!(behind.hosts.logins(), 4, "{}", behind.hosts.log());
+}
+
+#[test]
+fn host_keys_are_checked_at_both_hops() {
+    let behind = Behind::new();
+    let dir = tempfile::tempdir().unwrap();
+    let venv = dir.path().join("venv");
+    venv_with_pip(&venv);
+    let mut target = behind.hosts.target(0, &venv);
+    target.insert("jump".into(), json!(behind.jump()));
+    let right = fs::read_to_string(behind.known_hosts()).unwrap();
+    // Another server's key in place of each hop's, in turn.
+    let other = Sshd::start(1);
+    let wrong_key = other.host_key();
+    let bastion_entry = behind.bastion.known_hosts();
+    let hosts_entry = behind.hosts.known_hosts();
+
+    let swap = |entries: &str| {
+        entries
+            .lines()
+            .map(|l| {
+                let name = l.split_whitespace().next().unwrap();
+                format!("{name} {wrong_key}\n")
+            })
+            .collect::<String>()
+    };
+    fs::write(
+        behind.known_hosts(),
+        format!("{}{hosts_entry}", swap(&bastion_entry)),
+    )
+    .unwrap();
+    let out = behind
+        .tool("vd-freeze")
+        .stdin(jsonl(std::slice::from_ref(&target)))
+        .run();
+    out.expect_code(1);
+    let message = error_message(&out.records()[0]);
+    assert!(
+        message.contains("HOST KEY CHANGED")
+            && message.contains(&format!("bastion {}", behind.jump()))
+            && message.contains(&format!(
+                "[{}]:{}",
+                behind.bastion.host(0),
+                behind.bastion.port
+            )),
+        "{message}"
+    );
+    assert_eq!(behind.bastion.logins(), 0);
+    assert_eq!(behind.hosts.logins(), 0);
+
+    fs::write(
+        behind.known_hosts(),
+        format!("{bastion_entry}{}", swap(&hosts_entry)),
+    )
+    .unwrap();
+    let out = behind
+        .tool("vd-freeze")
+        .stdin(jsonl(std::slice::from_ref(&target)))
+        .run();
+    out.expect_code(1);
+    let message = error_message(&out.records()[0]);
+    assert!(
+        message.contains("HOST KEY CHANGED")
+            && message.contains(&format!("[{}]:{}", behind.hosts.host(0), behind.hosts.port))
+            && !message.contains("bastion"),
+        "{message}"
+    );
+    // Refused before logging in: nothing ran there.
+    assert_eq!(behind.hosts.logins(), 0, "{}", behind.hosts.log());
+
+    // With the right keys it goes through.
+    fs::write(behind.known_hosts(), right).unwrap();
+    behind
+        .tool("vd-freeze")
+        .stdin(jsonl(&[target]))
+        .run()
+        .expect_code(0);
+}
+
+#[test]
+fn a_chain_of_bastions_and_a_proxy_command() {
+    let behind = Behind::new();
+    // An outer bastion on this side: `jump` = outer,inner.
+    let outer = Sshd::start(1);
+    outer.authorize(&behind.bastion.user_key().with_extension("pub"));
+    let known = fs::read_to_string(behind.known_hosts()).unwrap() + &outer.known_hosts();
+    fs::write(behind.known_hosts(), known).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (v0, v1) = (dir.path().join("venv0"), dir.path().join("venv1"));
+    venv_with_pip(&v0);
+    venv_with_pip(&v1);
+    let mut t0 = behind.hosts.target(0, &v0);
+    t0.insert(
+        "jump".into(),
+        json!(format!(
+            "{}@{}:{},{}",
+            current_user(),
+            outer.host(0),
+            outer.port,
+            behind.jump()
+        )),
+    );
+    // Host 1 over `ssh -W` through the bastion, the classic ProxyCommand.
+    let ssh = behind.bastion.home().join(".ssh");
+    fs::write(
+        ssh.join("config"),
+        format!(
+            "Host broken\n  ProxyCommand false\n\
+             Host {host}\n  ProxyCommand ssh -F none -o BatchMode=yes -o StrictHostKeyChecking=yes \
+             -o UserKnownHostsFile={known} -i {key} -p {port} -W %h:%p {user}@{bastion}\n",
+            host = behind.hosts.host(1),
+            known = behind.known_hosts().display(),
+            key = ssh.join("id_ed25519").display(),
+            port = behind.bastion.port,
+            user = current_user(),
+            bastion = behind.bastion.host(0),
+        ),
+    )
+    .unwrap();
+    let t1 = behind.hosts.target(1, &v1);
+    let mut t2 = t1.clone();
+    t2.insert("host".into(), json!("broken"));
+    let out = behind.tool("vd-freeze").stdin(jsonl(&[t0, t1, t2])).run();
+    out.expect_code(1);
+    let records = out.records();
+    assert_ok(&records[0]);
+    assert_ok(&records[1]);
+    // A command that fails is named, not just a failed SSH greeting.
+    let message = error_message(&records[2]);
+    assert!(
+        message.contains("ProxyCommand false ended (exit status: 1)"),
+        "{message}"
+    );
+    assert_eq!(outer.logins(), 1, "{}", outer.log());
+    // The chain's inner bastion, and ssh -W's own login.
+    assert_eq!(behind.bastion.logins(), 2, "{}", behind.bastion.log());
+    assert_eq!(behind.hosts.logins(), 2, "{}", behind.hosts.log());
+}
+
+#[test]
+fn a_bad_jump_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("targets.csv");
+    fs::write(
+        &inventory,
+        "host,venv,jump\nweb1,/srv/a,deploy@gw:99999\nweb2,/srv/b,deploy@gw:2222\n",
+    )
+    .unwrap();
+    let out = tool("vd-targets")
+        .arg("--inventory")
+        .arg(&inventory)
+        .arg("--json")
+        .run();
+    out.expect_code(1);
+    let records = out.records();
+    let message = error_message(&records[0]);
+    assert!(
+        message.contains("line 2") && message.contains("99999"),
+        "{message}"
+    );
+    assert_eq!(records[1]["jump"], json!("deploy@gw:2222"));
+}
+
+/// A repository holding `wheels`, made by vd-add.
+fn repo(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
+    let repo = dir.join("wheels");
+    tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .args(wheels)
+        .run()
+        .expect_code(0);
+    repo
+}
+
+/// `vd-freeze | vd-diff REQUIREMENTS` for `targets`.
+fn plan(server: &Sshd, repo: &Path, requirements: &str, targets: &[Record]) -> String {
+    let frozen = server.tool("vd-freeze").stdin(jsonl(targets)).run();
+    frozen.expect_code(0);
+    let req = repo.with_file_name("requirements.txt");
+    fs::write(&req, requirements).unwrap();
+    let planned = tool("vd-diff")
+        .arg("--repo")
+        .arg(repo)
+        .arg(&req)
+        .stdin(frozen.stdout.clone())
+        .run();
+    planned.expect_code(0);
+    planned.stdout
+}
+
+/// The wheels a cache holds, as `SHA256/FILE`; temporary files are not.
+fn cached(cache: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(cache).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            for file in fs::read_dir(entry.path()).unwrap().flatten() {
+                found.push(format!(
+                    "{}/{}",
+                    entry.file_name().to_string_lossy(),
+                    file.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn cache_key(wheel: &Path) -> String {
+    format!(
+        "{}/{}",
+        sha256(wheel),
+        wheel.file_name().unwrap().to_string_lossy()
+    )
+}
+
+const NO_SFTP_WARNING: &str = "the server offers no SFTP";
+
+#[test]
+fn push_to_hosts_without_sftp() {
+    let server = Sshd::start_with(
+        2,
+        Options {
+            no_sftp: true,
+            ..Options::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let wheel = Project::new("vdr-nosftp", "1.0").payload(100_000).build();
+    let repo = repo(d, std::slice::from_ref(&wheel));
+    // Two venvs on host 0 (the second used to fail), one on host 1.
+    let venvs: Vec<PathBuf> = (0..3).map(|i| d.join(format!("venv{i}"))).collect();
+    let targets: Vec<Record> = venvs
+        .iter()
+        .zip([0, 0, 1])
+        .map(|(v, host)| {
+            venv_with_pip(v);
+            let mut t = server.target(host, v);
+            let cache = d.join(format!("cache{host}"));
+            t.insert("cache".into(), json!(cache.display().to_string()));
+            t
+        })
+        .collect();
+    let plans = plan(&server, &repo, "vdr-nosftp\n", &targets);
+    let logins = server.logins();
+    let out = server
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .stdin(plans)
+        .run();
+    out.expect_code(0);
+    let records = out.records();
+    records.iter().for_each(assert_ok);
+    for v in &venvs {
+        assert_eq!(pip_list(v)["vdr-nosftp"], "1.0");
+    }
+    // Each wheel once per host, each host warned about once, one session each.
+    let size = fs::metadata(&wheel).unwrap().len();
+    let bytes = |i: usize| records[i]["pushed"]["uploaded_bytes"].as_u64().unwrap();
+    assert_eq!(bytes(0) + bytes(1), size);
+    assert_eq!(bytes(2), size);
+    for host in 0..2 {
+        assert_eq!(cached(&d.join(format!("cache{host}"))), [cache_key(&wheel)]);
+    }
+    assert_eq!(
+        out.stderr.matches(NO_SFTP_WARNING).count(),
+        2,
+        "{}",
+        out.stderr
+    );
+    for host in 0..2 {
+        assert!(
+            out.stderr.contains(&format!(
+                "{}:{}: {NO_SFTP_WARNING}",
+                server.host(host),
+                server.port
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+    assert_eq!(server.logins() - logins, 2);
+}
+
+#[test]
+fn a_transfer_without_sftp_cut_off_leaves_nothing_and_a_rerun_completes() {
+    let server = Sshd::start_with(
+        1,
+        Options {
+            no_sftp: true,
+            ..Options::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let big = Project::new("vdr-big", "1.0").payload(32 << 20).build();
+    let repo = repo(d, std::slice::from_ref(&big));
+    let v = d.join("venv");
+    venv_with_pip(&v);
+    let cache = d.join("cache");
+    let mut target = server.target(0, &v);
+    target.insert("cache".into(), json!(cache.display().to_string()));
+    let plans = plan(&server, &repo, "vdr-big\n", &[target]);
+    let before = pip_list(&v);
+    let sessions_before = descendants(server.pid());
+
+    let child = server
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--timeout", "3"])
+        .stdin(plans.clone())
+        .spawn();
+    // Once the first piece has landed, kill the host's end mid-transfer.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let uploading = fs::read_dir(&cache).ok().is_some_and(|entries| {
+            entries.filter_map(|e| e.ok()).any(|e| {
+                e.file_name().to_string_lossy().ends_with(".part")
+                    && e.metadata().is_ok_and(|m| m.len() > 0)
+            })
+        });
+        if uploading {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the upload never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for pid in descendants(server.pid()) {
+        if !sessions_before.contains(&pid) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+    let out = child.finish();
+    out.expect_code(1);
+    let message = error_message(&out.records()[0]);
+    assert!(
+        message.contains("upload") || message.contains("connection"),
+        "{message}"
+    );
+    assert!(
+        cached(&cache).is_empty(),
+        "a cut-off upload is in the cache"
+    );
+    assert_eq!(pip_list(&v), before);
+
+    let out = server
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .stdin(plans)
+        .run();
+    out.expect_code(0);
+    let record = &out.records()[0];
+    assert_ok(record);
+    assert_eq!(
+        record["pushed"]["uploaded_bytes"],
+        json!(fs::metadata(&big).unwrap().len())
+    );
+    assert_eq!(cached(&cache), [cache_key(&big)]);
+    assert_eq!(pip_list(&v)["vdr-big"], "1.0");
+}
+
+/// Every process below `ancestor`.
+fn descendants(ancestor: u32) -> Vec<u32> {
+    let mut found = children(ancestor);
+    let mut i = 0;
+    while i < found.len() {
+        let more = children(found[i]);
+        found.extend(more);
+        i += 1;
+    }
+    found
+}
+
+fn children(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        if after.split(' ').nth(1).and_then(|p| p.parse().ok()) == Some(parent) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_bastion_lost_mid_transfer_fails_its_targets_and_a_rerun_completes() {
+    let behind = Behind::new();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let big = Project::new("vdr-big", "1.0").payload(32 << 20).build();
+    let repo = repo(d, std::slice::from_ref(&big));
+    let v = d.join("venv");
+    venv_with_pip(&v);
+    let cache = d.join("cache");
+    let mut target = behind.hosts.target(0, &v);
+    target.insert("jump".into(), json!(behind.jump()));
+    target.insert("cache".into(), json!(cache.display().to_string()));
+    let plans = plan(&behind.bastion, &repo, "vdr-big\n", &[target]);
+    let before = pip_list(&v);
+    let sessions_before = descendants(behind.bastion.pid());
+
+    let started = Instant::now();
+    let child = behind
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--timeout", "3"])
+        .stdin(plans.clone())
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !fs::read_dir(&cache).ok().is_some_and(|entries| {
+        entries.filter_map(|e| e.ok()).any(|e| {
+            e.file_name().to_string_lossy().ends_with(".part")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        })
+    }) {
+        assert!(Instant::now() < deadline, "the upload never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The bastion's session goes; the host's own is untouched.
+    for pid in descendants(behind.bastion.pid()) {
+        if !sessions_before.contains(&pid) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+    let out = child.finish();
+    out.expect_code(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(45),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(out.records()[0].get("error").is_some());
+    assert!(
+        cached(&cache).is_empty(),
+        "a cut-off upload is in the cache"
+    );
+    assert_eq!(pip_list(&v), before);
+
+    let out = behind
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .stdin(plans)
+        .run();
+    out.expect_code(0);
+    assert_ok(&out.records()[0]);
+    assert_eq!(cached(&cache), [cache_key(&big)]);
+    assert_eq!(pip_list(&v)["vdr-big"], "1.0");
+}
