@@ -102,6 +102,13 @@ pub struct Planner<'a> {
     memo: Memo,
 }
 
+impl<'a> Planner<'a> {
+    /// The repository the plans come from.
+    pub fn index(&self) -> &'a Index {
+        self.index
+    }
+}
+
 impl Candidates for Planner<'_> {
     fn wheels_of(&self, name: &str) -> &[usize] {
         self.index.wheels_of(name)

@@ -266,7 +266,9 @@ impl State<'_> {
         let mut requirements_key = String::new();
         match (&self.lock, &self.common) {
             (Some(lock), _) => {
-                pins = lock.pins_for(record).map_err(|e| anyhow!("{e}"))?;
+                pins = lock
+                    .pins_for(&target, record, self.planner.index())
+                    .map_err(|e| anyhow!("{e}"))?;
                 requirements_key = format!("{:p}", Rc::as_ptr(&pins));
                 sources.push(&pins);
             }
