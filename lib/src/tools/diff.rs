@@ -70,7 +70,9 @@ pub struct Args {
 
     /// Also remove packages that are installed but outside the resolved
     /// closure (pip, setuptools and wheel are kept), so the venv holds the
-    /// requirements and their dependencies and nothing else.
+    /// requirements and their dependencies and nothing else. When a kept
+    /// installed version has no wheel in the repository, its dependencies
+    /// are unknown, and a plan that would remove anything is an error.
     #[arg(long)]
     exact: bool,
 
@@ -266,7 +268,9 @@ impl State<'_> {
         let mut requirements_key = String::new();
         match (&self.lock, &self.common) {
             (Some(lock), _) => {
-                pins = lock.pins_for(record).map_err(|e| anyhow!("{e}"))?;
+                pins = lock
+                    .pins_for(&target, record, self.planner.index())
+                    .map_err(|e| anyhow!("{e}"))?;
                 requirements_key = format!("{:p}", Rc::as_ptr(&pins));
                 sources.push(&pins);
             }
