@@ -160,6 +160,43 @@ mod tests {
     /// the host's python3 (`--no-installed`), captured.
     const VENV: &str = include_str!("testdata/freeze-venv.json");
     const NO_VENV: &str = include_str!("testdata/freeze-no-venv.json");
+    /// The same script in a virtualenv (20.15) of CPython 2.7.18 with
+    /// Django 1.11, and in a venv of 3.6.15 with Django 3.2, captured.
+    const VENV_27: &str = include_str!("testdata/freeze-venv-2.7.json");
+    const VENV_36: &str = include_str!("testdata/freeze-venv-3.6.json");
+
+    #[test]
+    fn reads_the_freezes_of_2_7_and_3_6_down_to_their_tags() {
+        use crate::tags::{sys_tags, Interpreter};
+        let read = |text: &str, venv: &str| {
+            let out = FreezeOutput::read(&Finished::of(0, text, ""), venv).unwrap();
+            let env = out.markers.environment().unwrap();
+            let system = env.platform_system().to_string();
+            let interp = Interpreter::from_facts(&out.python, &system).unwrap();
+            (out, interp)
+        };
+        let (py27, interp) = read(VENV_27, "/srv/legacy/venv");
+        let installed = py27.installed().unwrap();
+        assert_eq!(installed["django"], "1.11.29");
+        assert_eq!(installed["pip"], "20.3.4");
+        assert!(!installed.contains_key("python") && !installed.contains_key("wsgiref"));
+        assert_eq!(py27.markers.0["implementation_name"], "");
+        assert_eq!(py27.python.unicode_size, Some(4));
+        let tags: Vec<String> = sys_tags(&interp).iter().map(|t| t.to_string()).collect();
+        assert_eq!(tags[0], "cp27-cp27mu-manylinux_2_36_x86_64");
+        assert_eq!(tags.last().unwrap(), "py20-none-any");
+        // packaging 20.9's sys_tags() on that interpreter: 405 tags, and
+        // pip adds cp27-none-any.
+        assert_eq!(tags.len(), 406);
+
+        let (py36, interp) = read(VENV_36, "/srv/billing/venv");
+        assert_eq!(py36.installed().unwrap()["django"], "3.2.25");
+        assert_eq!(py36.python.with_pymalloc, Some(true));
+        let tags: Vec<String> = sys_tags(&interp).iter().map(|t| t.to_string()).collect();
+        assert_eq!(tags[0], "cp36-cp36m-manylinux_2_36_x86_64");
+        // packaging 21.3's: 548, and cp36-none-any.
+        assert_eq!(tags.len(), 549);
+    }
 
     #[test]
     fn reads_a_venv_freeze() {
