@@ -832,3 +832,51 @@ fn a_release_log_that_cannot_be_written_fails_no_target() {
     assert_eq!(records[0]["changed"], json!(true));
     assert_eq!(pip_list(&venv)["vdp-alpha"], "1.0");
 }
+
+#[test]
+fn a_cache_path_with_a_newline_or_semicolon_is_refused_naming_field_and_line() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let beta = wheel("vdp-beta", "1.0");
+    let repo = repo(d, std::slice::from_ref(&beta));
+    let venvs = [d.join("newline"), d.join("semicolon"), d.join("fine")];
+    for v in &venvs {
+        venv_with_pip(v);
+    }
+    let good = d.join("cache");
+    let targets: Vec<Record> = venvs.iter().map(|v| target(&server, 0, v, &good)).collect();
+    let req = requirements(d, "req.txt", "vdp-beta\n");
+    let plans = plan(&server, &repo, &req, false, &targets);
+    // A saved plan edited by hand: the first two targets' caches are paths
+    // no push can carry as one path.
+    let bad = [
+        format!("{}/new\n{}/line", d.display(), d.display()),
+        format!("{}/semi;touch {}/pwned", d.display(), d.display()),
+    ];
+    let mut records: Vec<Record> = plans
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (record, cache) in records.iter_mut().zip(&bad) {
+        record.insert("cache".into(), json!(cache));
+    }
+    let before = pip_list(&venvs[0]);
+
+    let out = push(&server, &repo, &[], &jsonl(&records));
+    out.expect_code(1);
+    let records = out.records();
+    for (i, record) in records[..2].iter().enumerate() {
+        let message = error_message(record);
+        assert!(
+            message.contains("field `cache`") && message.contains(&format!("line {}", i + 1)),
+            "{message}"
+        );
+        assert_eq!(pip_list(&venvs[i]), before, "a refused target changed");
+    }
+    for leftover in ["new", "new\nline", "semi", "semi;touch", "pwned"] {
+        assert!(!d.join(leftover).exists(), "{leftover:?} was made");
+    }
+    assert_ok(&records[2]);
+    assert_eq!(pip_list(&venvs[2])["vdp-beta"], "1.0");
+}

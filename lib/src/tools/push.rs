@@ -23,7 +23,9 @@ const TOOL: &str = "vd-push";
 ///
 /// Upload: the planned wheels go to a cache on each host, the target's
 /// `cache` (an absolute path, or one under ~/ for the login user's home;
-/// default ~/.cache/vd/wheels), at CACHE/SHA256/FILE. One command lists the
+/// default ~/.cache/vd/wheels; one holding a newline or other control
+/// character, or `;`, is an error naming the field and line), at
+/// CACHE/SHA256/FILE. One command lists the
 /// cache the first time a host's target needs it; only wheels it lacks are
 /// sent, by SFTP (or, on a host without SFTP, as the stdin of `cat`, with a
 /// warning), to a temporary name, checked by sha256 on the host and
