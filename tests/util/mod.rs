@@ -160,6 +160,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The process id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Wait for the end and collect what it wrote.
     pub fn finish(self) -> Outcome {
         let out = self.child.wait_with_output().unwrap();
