@@ -1054,3 +1054,22 @@ fn errors_about_a_private_file_name_its_line_and_quote_none_of_it() {
     assert_contains(&error(&r[7]), &["`SECRET3 SECRET4`"]);
     assert_contains(&error(&r[3]), &["column 9", "not shown"]);
 }
+
+#[test]
+fn a_wheel_with_huge_metadata_put_in_the_repository_by_hand_fails_its_target_only() {
+    let dir = repo(&[alpha("1.0")]);
+    // Not through vd-add, which refuses it: copied in by hand.
+    let huge = wheels_dir(&dir).join("vd_huge-1.0-py3-none-any.whl");
+    crate::add::wheel_with_metadata_of(&huge, 40 << 20);
+    write(&dir, "huge.txt", "vd-huge\n");
+    write(&dir, "fine.txt", "alpha\n");
+    let records = [
+        with(target("huge", &[]), "requirements", json!("huge.txt")),
+        with(target("fine", &[]), "requirements", json!("fine.txt")),
+    ];
+    let out = diff(&dir, &[], &records);
+    out.expect_code(1);
+    let r = out.records();
+    assert_contains(&error(&r[0]), &["vd_huge-1.0-py3-none-any.whl", "METADATA"]);
+    assert_eq!(changes(&r[1]), [change("alpha", "install", "-", "1.0")]);
+}
