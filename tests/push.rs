@@ -832,3 +832,59 @@ fn a_release_log_that_cannot_be_written_fails_no_target() {
     assert_eq!(records[0]["changed"], json!(true));
     assert_eq!(pip_list(&venv)["vdp-alpha"], "1.0");
 }
+
+#[test]
+fn a_venv_changed_since_the_plan_is_refused_with_nothing_changed() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (alpha1, alpha2, beta) = (
+        wheel("vdp-alpha", "1.0"),
+        wheel("vdp-alpha", "2.0"),
+        wheel("vdp-beta", "1.0"),
+    );
+    let repo = repo(d, &[alpha1.clone(), beta.clone()]);
+    let v = d.join("venv");
+    venv_with_pip(&v);
+    install(&v, std::slice::from_ref(&alpha1));
+    let cache = d.join("cache");
+    let req = requirements(d, "req.txt", "vdp-alpha\nvdp-beta\n");
+    let plans = plan(
+        &server,
+        &repo,
+        &req,
+        false,
+        &[target(&server, 0, &v, &cache)],
+    );
+    assert!(plans.contains("\"planned_from\":\"sha256:"), "{plans}");
+
+    // Someone upgrades the venv by hand between the review and the push.
+    install(&v, std::slice::from_ref(&alpha2));
+    let drifted = pip_list(&v);
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(1);
+    let record = &out.records()[0];
+    let message = error_message(record);
+    assert!(
+        message.contains(
+            "changed since the plan was made: vdp-alpha 1.0 → 2.0; nothing was installed"
+        ),
+        "{message}"
+    );
+    assert_eq!(pip_list(&v), drifted, "a drifted venv was changed");
+    assert_eq!(installed(record), drifted, "the record lies");
+    let events = push_events(&repo);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "error");
+
+    // Planned again, it goes in.
+    let plans = plan(
+        &server,
+        &repo,
+        &req,
+        false,
+        &[target(&server, 0, &v, &cache)],
+    );
+    push(&server, &repo, &[], &plans).expect_code(0);
+    assert_eq!(pip_list(&v)["vdp-beta"], "1.0");
+}

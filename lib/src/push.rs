@@ -18,11 +18,13 @@
 pub mod verify;
 
 use crate::cache::{HostCaches, Wheel};
+use crate::fingerprint;
 use crate::fleet::Host;
 use crate::log::{Event, EventWriter};
 use crate::plan::{Action, Change, KEEP};
 use crate::record::{
-    self, target_label, Changed, Changes, Installed, Pushed, Record, Skipped, Target,
+    self, target_label, Changed, Changes, Installed, PlannedFrom, Pushed, Python, Record, Skipped,
+    Target,
 };
 use crate::remote;
 use crate::remote::cache::DEFAULT_CACHE;
@@ -31,7 +33,7 @@ use crate::repo::Repo;
 use crate::wheel::{self, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
 use pep508_rs::PackageName;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Mutex;
 use verify::{installs, same_version};
@@ -128,6 +130,23 @@ impl Pusher {
             );
         }
         let frozen = record::installed(record)?.by_name();
+        // The states the venv may be in when the push takes its lock: as
+        // planned from, or as the plan makes it (a push of the same plan got
+        // there first, and pip will find nothing to do).
+        let accept = match record::get::<PlannedFrom>(record)? {
+            None => Vec::new(),
+            Some(PlannedFrom(from)) => {
+                let python = match &target.python {
+                    Some(Python::Facts(facts)) => Some(facts.as_ref()),
+                    _ => None,
+                };
+                let made: BTreeMap<String, String> = verify::expected_after(&frozen, &changes)
+                    .into_iter()
+                    .filter_map(|(name, version)| Some((name, version?)))
+                    .collect();
+                vec![from, fingerprint::of_state(python, Some(&made))]
+            }
+        };
         let wheels = changes
             .iter()
             .filter(|c| c.action != Action::Remove)
@@ -179,6 +198,7 @@ impl Pusher {
             &remote_push::push_command(&PushSteps {
                 venv: &venv,
                 create_with: create_with.as_deref(),
+                accept: &accept,
                 install: &files,
                 remove: &remove,
             }),
@@ -188,6 +208,9 @@ impl Pusher {
             bail!(message);
         }
         let outcome = PushOutcome::parse(&finished)?;
+        if outcome.drifted {
+            return Err(self.drifted(record, target, &outcome));
+        }
 
         // The truth first: whatever else happened, the record says what the
         // venv holds now.
@@ -223,6 +246,57 @@ impl Pusher {
             bail!("{}", problems.join("; and "));
         }
         Ok(())
+    }
+
+    /// The error for a venv that is not the state its plan was made from,
+    /// naming each change; the record says what the venv holds.
+    fn drifted(
+        &self,
+        record: &mut Record,
+        target: &Target,
+        outcome: &PushOutcome,
+    ) -> anyhow::Error {
+        let planned = record::venv_exists(record).then(|| {
+            let installed = record::installed(record)
+                .map(|i| i.by_name())
+                .unwrap_or_default();
+            let python = match &target.python {
+                Some(Python::Facts(facts)) => facts.version.clone(),
+                _ => None,
+            };
+            (installed, python)
+        });
+        let now = match outcome.before.installed() {
+            Ok(now) => now.clone(),
+            Err(e) => return e,
+        };
+        let mut words = fingerprint::drift(
+            planned.as_ref().map(|(i, p)| (i, p.as_deref())),
+            &now,
+            outcome.before.python.version.as_deref(),
+        );
+        if words.is_empty() {
+            words.push(
+                "the record's `installed` or `python` is not what vd-diff planned from".into(),
+            );
+        }
+        if let Ok(installed) = Installed::from_names(&now) {
+            record::merge(
+                record,
+                &record::Frozen {
+                    python: outcome.before.python.clone(),
+                    markers: outcome.before.markers.clone(),
+                    installed,
+                    venv_exists: true,
+                },
+            );
+        }
+        anyhow!(
+            "{} changed since the plan was made: {}; nothing was installed (run vd-freeze | \
+             vd-diff again, and review the new plan)",
+            target.venv,
+            words.join(", ")
+        )
     }
 
     /// The repository file a change installs, checked against the plan.

@@ -235,6 +235,17 @@ impl Field for Ahead {
     const NAME: &'static str = "ahead";
 }
 
+/// `planned_from` (from vd-diff): the fingerprint of the state the plan
+/// was made from ([`crate::fingerprint::of_state`]); vd-push refuses a
+/// target whose venv no longer has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PlannedFrom(pub String);
+
+impl Field for PlannedFrom {
+    const NAME: &'static str = "planned_from";
+}
+
 /// `pushed` (from vd-push): what the push did, or with `--dry-run` would do.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

@@ -2,10 +2,13 @@
 //! to remove.
 
 use crate::cli::{self, RepoArgs, Status};
+use crate::fingerprint;
 use crate::lock::Lock;
 use crate::output::{status_cell, Output, Table};
 use crate::plan::{self, Action, Options, Plan, Planner};
-use crate::record::{self, target_label, Ahead, Changes, Markers, Python, Reader, Record, Target};
+use crate::record::{
+    self, target_label, Ahead, Changes, Markers, PlannedFrom, Python, Reader, Record, Target,
+};
 use crate::repo::Repo;
 use crate::requirement::Requirements;
 use crate::tags::{Interpreter, Tags};
@@ -55,6 +58,11 @@ const MEMO_LIMIT: usize = 128;
 /// is (its --index-url, --extra-index-url, --find-links and --trusted-host
 /// lines are ignored with a warning). URLs, paths, -e and other pip options
 /// are errors naming file and line.
+///
+/// Each plan is stamped with `planned_from`, a fingerprint (sha256) of the
+/// state it was made from: the interpreter's implementation and version and
+/// the `installed` set. vd-push refuses a target whose venv no longer has
+/// it, so a saved and reviewed plan applies to exactly that state.
 ///
 /// A target that cannot be resolved gets an `error` explaining why: the
 /// chain of requirements that conflict, where each was written, the versions
@@ -197,16 +205,20 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     for line in Reader::new(io::stdin().lock(), TOOL) {
         let mut record = line.record;
         if record::error_of(&record).is_none() {
-            match state.plan_record(&record) {
-                Ok(plan) => {
+            let planned = state
+                .plan_record(&record)
+                .and_then(|plan| Ok((plan, fingerprint::of_record(&record)?)));
+            match planned {
+                Ok((plan, planned_from)) => {
                     drift |= !plan.changes.is_empty();
-                    set_plan(&mut record, &plan)
+                    set_plan(&mut record, &plan, planned_from);
                 }
                 Err(e) => {
                     let message = format!("{e:#}");
                     cli::warn(TOOL, &format!("{}: {message}", target_label(&record)));
                     record::remove::<Changes>(&mut record);
                     record::remove::<Ahead>(&mut record);
+                    record::remove::<PlannedFrom>(&mut record);
                     record::set_error(&mut record, TOOL, &message);
                 }
             }
@@ -330,9 +342,11 @@ impl State<'_> {
     }
 }
 
-fn set_plan(record: &mut Record, plan: &Plan) {
+/// The plan, and the fingerprint of the state it was made from.
+fn set_plan(record: &mut Record, plan: &Plan, planned_from: String) {
     record::put(record, &Changes(plan.changes.clone()));
     record::put(record, &Ahead(plan.ahead.clone()));
+    record::put(record, &PlannedFrom(planned_from));
 }
 
 #[cfg(test)]

@@ -35,6 +35,12 @@ const TOOL: &str = "vd-push";
 /// able to reach the cache (every directory above it searchable: a login
 /// user's home often is not, so set `cache` to e.g. /var/cache/vd/wheels).
 ///
+/// Drift: a plan stamped by vd-diff with `planned_from` (the fingerprint of
+/// the state it was made from) is checked on the host, under the venv's lock
+/// and before pip runs. A venv in neither that state nor the state the plan
+/// makes is an error naming what changed since the plan was made (`django
+/// 5.2.1 → 5.2.3`), and nothing is installed or removed.
+///
 /// Install: as `venv_user` where set (sudo -n -u), under an exclusive flock
 /// on VENV/.vd-lock (so two pushes never run pip on one venv at once; a push
 /// waits up to 15 minutes for another), one `VENV/bin/python -m pip
