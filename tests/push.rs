@@ -12,15 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-type Record = Map<String, Value>;
+pub(crate) type Record = Map<String, Value>;
 
 /// Wheels of one project at several versions, each built once.
-fn wheel(name: &str, version: &str) -> PathBuf {
+pub(crate) fn wheel(name: &str, version: &str) -> PathBuf {
     Project::new(name, version).build()
 }
 
 /// A repository made by vd-add.
-fn repo(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
+pub(crate) fn repo(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
     let repo = dir.join("wheels");
     tool("vd-add")
         .arg("--repo")
@@ -33,14 +33,14 @@ fn repo(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
 
 /// A target on host `i` whose wheel cache is `cache` (a directory of the
 /// test's, never the real home's).
-fn target(server: &Sshd, i: usize, venv: &Path, cache: &Path) -> Record {
+pub(crate) fn target(server: &Sshd, i: usize, venv: &Path, cache: &Path) -> Record {
     let mut t = server.target(i, venv);
     t.insert("cache".into(), json!(cache.display().to_string()));
     t
 }
 
 /// `vd-freeze | vd-diff [--exact] REQUIREMENTS`, the plans vd-push reads.
-fn plan(
+pub(crate) fn plan(
     server: &Sshd,
     repo: &Path,
     requirements: &Path,
@@ -58,7 +58,7 @@ fn plan(
     planned.stdout
 }
 
-fn push(server: &Sshd, repo: &Path, args: &[&str], plans: &str) -> Outcome {
+pub(crate) fn push(server: &Sshd, repo: &Path, args: &[&str], plans: &str) -> Outcome {
     server
         .tool("vd-push")
         .arg("--repo")
@@ -69,17 +69,17 @@ fn push(server: &Sshd, repo: &Path, args: &[&str], plans: &str) -> Outcome {
 }
 
 #[track_caller]
-fn assert_ok(record: &Record) {
+pub(crate) fn assert_ok(record: &Record) {
     assert!(record.get("error").is_none(), "{record:?}");
 }
 
 /// The release log's events, read as vd reads it.
-fn log_events(repo: &Path) -> Vec<vd::log::Event> {
+pub(crate) fn log_events(repo: &Path) -> Vec<vd::log::Event> {
     vd::log::ReleaseLog::new(repo).read().unwrap()
 }
 
 /// `(event, name, version, target)` of the log's events other than `release`.
-fn push_events(repo: &Path) -> Vec<(String, String, String, String)> {
+pub(crate) fn push_events(repo: &Path) -> Vec<(String, String, String, String)> {
     log_events(repo)
         .into_iter()
         .filter(|e| e.event != "release")
@@ -115,7 +115,7 @@ fn cached(cache: &Path) -> Vec<String> {
     found
 }
 
-fn sha256(path: &Path) -> String {
+pub(crate) fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
@@ -128,7 +128,7 @@ fn size(path: &Path) -> u64 {
     fs::metadata(path).unwrap().len()
 }
 
-fn requirements(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(crate) fn requirements(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     fs::write(&path, text).unwrap();
     path

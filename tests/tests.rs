@@ -5,6 +5,7 @@ mod util;
 mod add;
 mod diff;
 mod freeze;
+mod generations;
 mod man;
 mod migrate;
 mod pipeline;

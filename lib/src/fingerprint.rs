@@ -111,11 +111,12 @@ mod tests {
         .unwrap()
     }
 
-    /// Whether fingerprint.py, run by this machine's python3 on `freeze`,
-    /// says it matches `expected`.
-    fn script_matches(freeze: &serde_json::Value, expected: &str) -> bool {
+    /// fingerprint.py's exit status, run by this machine's python3 on
+    /// `freeze` with `args`.
+    fn script(freeze: &serde_json::Value, args: &[&str]) -> Option<i32> {
         let mut child = Command::new("python3")
-            .args(["-E", "-s", "-c", FINGERPRINT_SCRIPT, expected])
+            .args(["-E", "-s", "-c", FINGERPRINT_SCRIPT])
+            .args(args)
             .stdin(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -127,14 +128,41 @@ mod tests {
             .write_all(freeze.to_string().as_bytes())
             .unwrap();
         let out = child.wait_with_output().unwrap();
-        match out.status.code() {
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.status.code()
+    }
+
+    /// Whether fingerprint.py says `freeze` has the fingerprint `expected`.
+    fn script_matches(freeze: &serde_json::Value, expected: &str) -> bool {
+        match script(freeze, &[expected]) {
             Some(0) => true,
             Some(3) => false,
-            other => panic!(
-                "fingerprint.py exited {other:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
+            other => panic!("fingerprint.py exited {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_host_tells_planned_from_made_and_checks_a_new_set() {
+        let freeze = serde_json::json!({
+            "python": {"implementation": "cpython", "version": "3.11.7"},
+            "markers": {}, "installed": {"a": "1.0", "pip": "24.0"},
+        });
+        let from = of_state(Some(&facts("3.11.7")), Some(&versions(&[("a", "0.9")])));
+        let made = of_state(
+            Some(&facts("3.11.7")),
+            Some(&versions(&[("a", "1.0"), ("pip", "24.0")])),
+        );
+        assert_eq!(script(&freeze, &[&format!("{from} {made}")]), Some(4));
+        assert_eq!(script(&freeze, &[&format!("{made} {from}")]), Some(0));
+        assert_eq!(script(&freeze, &[&from]), Some(3));
+        assert_eq!(script(&freeze, &["--holds", "a==1.0"]), Some(0));
+        assert_eq!(script(&freeze, &["--holds", "a==1.0 b==2"]), Some(3));
+        assert_eq!(script(&freeze, &["--holds", "a==0.9"]), Some(3));
+        assert_eq!(script(&freeze, &["--holds", ""]), Some(3));
     }
 
     #[test]

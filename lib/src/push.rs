@@ -15,6 +15,7 @@
 //! what it prints are [`crate::remote::push`]'s; the check of the result
 //! against the plan is [`verify`]'s; the prompt is [`crate::confirm`]'s.
 
+mod generation;
 pub mod verify;
 
 use crate::cache::{HostCaches, Wheel};
@@ -28,10 +29,12 @@ use crate::record::{
 };
 use crate::remote;
 use crate::remote::cache::DEFAULT_CACHE;
+use crate::remote::freeze::FreezeOutput;
 use crate::remote::push::{self as remote_push, PushOutcome, PushSteps};
 use crate::repo::Repo;
 use crate::wheel::{self, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
+use generation::Build;
 use pep508_rs::PackageName;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
@@ -47,6 +50,9 @@ pub struct Options {
     pub create: bool,
     /// Records were put to the user, who declined those marked `skipped`.
     pub confirmed: bool,
+    /// Make a plain venv at the path of a target with `generations` its
+    /// first generation.
+    pub adopt: bool,
 }
 
 /// A repository file's sha256 and size, or why it cannot be read.
@@ -147,6 +153,16 @@ impl Pusher {
                 vec![from, fingerprint::of_state(python, Some(&made))]
             }
         };
+        if let Some(keep) = target.generations {
+            let build = Build {
+                keep,
+                changes: &changes,
+                frozen: &frozen,
+                accept: &accept,
+                create_with: create_with.as_deref(),
+            };
+            return self.push_generation(host, caches, target, record, &build);
+        }
         let wheels = changes
             .iter()
             .filter(|c| c.action != Action::Remove)
@@ -209,7 +225,7 @@ impl Pusher {
         }
         let outcome = PushOutcome::parse(&finished)?;
         if outcome.drifted {
-            return Err(self.drifted(record, target, &outcome));
+            return Err(self.drifted(record, target, &outcome.before));
         }
 
         // The truth first: whatever else happened, the record says what the
@@ -230,7 +246,7 @@ impl Pusher {
         pushed.removed = applied.removed;
         let changed = outcome.created || locked != after;
         set_pushed(record, &pushed, changed);
-        self.log_changes(record, &changes, &pushed);
+        self.log_changes(record, &changes, &pushed, None);
 
         let mut problems = Vec::new();
         problems.extend(outcome.pip_failure());
@@ -254,7 +270,7 @@ impl Pusher {
         &self,
         record: &mut Record,
         target: &Target,
-        outcome: &PushOutcome,
+        before: &FreezeOutput,
     ) -> anyhow::Error {
         let planned = record::venv_exists(record).then(|| {
             let installed = record::installed(record)
@@ -266,14 +282,14 @@ impl Pusher {
             };
             (installed, python)
         });
-        let now = match outcome.before.installed() {
+        let now = match before.installed() {
             Ok(now) => now.clone(),
             Err(e) => return e,
         };
         let mut words = fingerprint::drift(
             planned.as_ref().map(|(i, p)| (i, p.as_deref())),
             &now,
-            outcome.before.python.version.as_deref(),
+            before.python.version.as_deref(),
         );
         if words.is_empty() {
             words.push(
@@ -284,8 +300,8 @@ impl Pusher {
             record::merge(
                 record,
                 &record::Frozen {
-                    python: outcome.before.python.clone(),
-                    markers: outcome.before.markers.clone(),
+                    python: before.python.clone(),
+                    markers: before.markers.clone(),
                     installed,
                     venv_exists: true,
                 },
@@ -332,7 +348,13 @@ impl Pusher {
     }
 
     /// `install` and `remove` events for what this push changed.
-    fn log_changes(&self, record: &Record, changes: &[Change], pushed: &Pushed) {
+    fn log_changes(
+        &self,
+        record: &Record,
+        changes: &[Change],
+        pushed: &Pushed,
+        generation: Option<u32>,
+    ) {
         let target = target_label(record);
         let removed: HashSet<&String> = pushed.removed.iter().collect();
         let installed: HashSet<String> = pushed.installed.iter().cloned().collect();
@@ -361,6 +383,9 @@ impl Pusher {
                 }
                 (action, Some(from)) => format!("{} from {from}", action.as_str()),
             };
+            if let Some(n) = generation {
+                event.detail.push_str(&format!(" in generation {n}"));
+            }
             events.push(event);
         }
         self.log.write(&events);

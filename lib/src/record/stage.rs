@@ -235,6 +235,30 @@ impl Field for Ahead {
     const NAME: &'static str = "ahead";
 }
 
+/// `unchanged` (from vd-diff, for targets with `generations`): the
+/// packages of the closure the plan leaves as they are, each with its wheel,
+/// so vd-push can build a whole new generation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Unchanged(pub Vec<plan::Unchanged>);
+
+impl Field for Unchanged {
+    const NAME: &'static str = "unchanged";
+}
+
+/// `generation` (from vd-push and vd-rollback, for targets with
+/// `generations`): the number of the generation `venv` points at, and of
+/// the one before it (none before the first).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generation {
+    pub active: Option<u32>,
+    pub previous: Option<u32>,
+}
+
+impl Field for Generation {
+    const NAME: &'static str = "generation";
+}
+
 /// `planned_from` (from vd-diff): the fingerprint of the state the plan
 /// was made from ([`crate::fingerprint::of_state`]); vd-push refuses a
 /// target whose venv no longer has it.

@@ -105,7 +105,7 @@ printf '%s\n' "$before"
 if [ -n "$planned_from" ] && [ -z "$created" ]; then
     printf '%s\n' "$before" | "$python" -E -s -c "$fingerprint" "$planned_from"
     case $? in
-    0) ;;
+    0 | 4) ;;
     3)
         echo vd-drifted
         exit 0

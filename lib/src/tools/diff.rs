@@ -8,6 +8,7 @@ use crate::output::{status_cell, Output, Table};
 use crate::plan::{self, Action, Options, Plan, Planner};
 use crate::record::{
     self, target_label, Ahead, Changes, Markers, PlannedFrom, Python, Reader, Record, Target,
+    Unchanged,
 };
 use crate::repo::Repo;
 use crate::requirement::Requirements;
@@ -195,6 +196,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         options: Options {
             exact: args.exact || args.lock.is_some(),
             upgrade_deps: args.upgrade_deps,
+            unchanged: false,
         },
         tags: HashMap::new(),
         files: HashMap::new(),
@@ -219,6 +221,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
                     record::remove::<Changes>(&mut record);
                     record::remove::<Ahead>(&mut record);
                     record::remove::<PlannedFrom>(&mut record);
+                    record::remove::<Unchanged>(&mut record);
                     record::set_error(&mut record, TOOL, &message);
                 }
             }
@@ -318,8 +321,18 @@ impl State<'_> {
         }
         // The interpreter by its tags' identity, not its facts: those name
         // the venv's own paths, which do not change the plan.
-        let key = serde_json::to_string(&(tags.id(), &env, &installed, &requirements_key))
-            .expect("facts serialize");
+        let options = Options {
+            unchanged: target.generations.is_some(),
+            ..self.options
+        };
+        let key = serde_json::to_string(&(
+            tags.id(),
+            &env,
+            &installed,
+            &requirements_key,
+            options.unchanged,
+        ))
+        .expect("facts serialize");
         if let Some(plan) = self.plans.get(&key) {
             return plan.as_ref().clone().map_err(|e| anyhow!("{e}"));
         }
@@ -330,7 +343,7 @@ impl State<'_> {
         };
         let plan = self
             .planner
-            .plan_target(&known, &sources, self.options)
+            .plan_target(&known, &sources, options)
             .map_err(|problems| problems.join("; "));
         let plan = Rc::new(plan);
         if self.plans.len() >= MEMO_LIMIT {
@@ -346,6 +359,11 @@ impl State<'_> {
 fn set_plan(record: &mut Record, plan: &Plan, planned_from: String) {
     record::put(record, &Changes(plan.changes.clone()));
     record::put(record, &Ahead(plan.ahead.clone()));
+    if plan.unchanged.is_empty() {
+        record::remove::<Unchanged>(record);
+    } else {
+        record::put(record, &Unchanged(plan.unchanged.clone()));
+    }
     record::put(record, &PlannedFrom(planned_from));
 }
 
