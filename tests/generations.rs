@@ -269,3 +269,107 @@ fn a_failed_build_leaves_the_active_generation_and_two_pushes_serialize() {
     assert_eq!(kept(&v), [1, 2]);
     assert_eq!(pip_list(&v)["vdp-gamma"], "1.0");
 }
+
+#[test]
+fn rollback_restores_the_previous_generation_and_revert_undoes_a_failed_deploy() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (alpha1, alpha2) = (wheel("vdp-alpha", "1.0"), wheel("vdp-alpha", "2.0"));
+    let repo = repo(d, &[alpha1.clone(), alpha2.clone()]);
+    let v = d.join("venv");
+    let cache = d.join("cache");
+    let reloads = d.join("reloads");
+    let mut t = generations_target(&server, &v, &cache, 3);
+    t.insert("python".into(), json!(crate::util::python::python3()));
+    t.insert(
+        "reload".into(),
+        json!(format!("echo reload >>'{}'", reloads.display())),
+    );
+    // Healthy only with vdp-alpha 1.0.
+    t.insert(
+        "check".into(),
+        json!(format!(
+            "'{}/bin/python' -c 'import sys, vdp_alpha; sys.exit(vdp_alpha.VERSION != \"1.0\")'",
+            v.display()
+        )),
+    );
+    let one = requirements(d, "one.txt", "vdp-alpha==1.0\n");
+    let plans = plan(&server, &repo, &one, false, std::slice::from_ref(&t));
+    push(&server, &repo, &["--create"], &plans).expect_code(0);
+    let first = pip_list(&v);
+    let two = requirements(d, "two.txt", "vdp-alpha==2.0\n");
+    let plans = plan(&server, &repo, &two, false, std::slice::from_ref(&t));
+    let pushed = push(&server, &repo, &[], &plans);
+    pushed.expect_code(0);
+    let pushed = pushed.stdout;
+    assert_eq!(active(&v), "2");
+
+    let rollback = |args: &[&str], input: &str| {
+        server
+            .tool("vd-rollback")
+            .arg("--repo")
+            .arg(&repo)
+            .args(args)
+            .stdin(input)
+            .run()
+    };
+    let out = rollback(&[], &pushed);
+    out.expect_code(0);
+    let record = &out.records()[0];
+    assert_ok(record);
+    assert_eq!(record["rolled_back"], json!({"from": 2, "to": 1}));
+    assert_eq!(record["changed"], json!(true));
+    assert_eq!(generation(record), (json!(1), json!(null)));
+    assert_eq!(active(&v), "1");
+    assert_eq!(pip_list(&v), first);
+    assert_eq!(installed(record), first, "not exactly the previous installed");
+    let events: Vec<_> = log_events(&repo)
+        .into_iter()
+        .filter(|e| e.event == "rollback")
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].detail, "generation 2 to 1");
+
+    // Nothing before the first; --to goes forward again.
+    let out = rollback(&[], &pushed);
+    out.expect_code(1);
+    assert!(error_message(&out.records()[0]).contains("keeps none before it"));
+    assert_eq!(active(&v), "1");
+    let out = rollback(&["--to", "2"], &pushed);
+    out.expect_code(0);
+    assert_eq!(out.records()[0]["rolled_back"], json!({"from": 1, "to": 2}));
+    assert_eq!(active(&v), "2");
+
+    // The deploy of 2.0 fails its check: --revert ends on generation 1,
+    // reloaded and checked, and the record keeps the error.
+    let out = server
+        .tool("vd-reload")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--revert", "--check-tries", "1"])
+        .stdin(pushed.clone())
+        .run();
+    out.expect_code(1);
+    let record = &out.records()[0];
+    let message = error_message(record);
+    assert!(
+        message.contains("still failed after 1 tries")
+            && message.contains("reverted to generation 1, reloaded and checked"),
+        "{message}"
+    );
+    assert_eq!(record["reverted"], json!({"from": 2, "to": 1}));
+    assert_eq!(record["checked"], json!(true));
+    assert_eq!(active(&v), "1");
+    assert_eq!(installed(record), first);
+    assert_eq!(fs::read_to_string(&reloads).unwrap().lines().count(), 2);
+
+    // A target changed in place has no generation to go back to.
+    let plain = d.join("plain");
+    venv_with_pip(&plain);
+    let record = target(&server, 0, &plain, &cache);
+    let out = rollback(&[], &crate::util::jsonl(&[record]));
+    out.expect_code(1);
+    let message = error_message(&out.records()[0]);
+    assert!(message.contains("vd-diff --lock"), "{message}");
+}

@@ -259,6 +259,33 @@ impl Field for Generation {
     const NAME: &'static str = "generation";
 }
 
+/// `rolled_back` (from vd-rollback) and `reverted` (from vd-reload
+/// --revert): the generations switched from and to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Switch {
+    pub from: u32,
+    pub to: u32,
+}
+
+/// `rolled_back`: vd-rollback switched the target back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RolledBack(pub Switch);
+
+impl Field for RolledBack {
+    const NAME: &'static str = "rolled_back";
+}
+
+/// `reverted`: vd-reload --revert switched the target back after its
+/// reload or check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Reverted(pub Switch);
+
+impl Field for Reverted {
+    const NAME: &'static str = "reverted";
+}
+
 /// `planned_from` (from vd-diff): the fingerprint of the state the plan
 /// was made from ([`crate::fingerprint::of_state`]); vd-push refuses a
 /// target whose venv no longer has it.
