@@ -29,9 +29,7 @@ const TOOL: &str = "vd-rollback";
 /// record `rolled_back`: {from, to}, `changed: true`, `generation`: {active,
 /// previous}, and the now-active generation's `installed`, `python` and
 /// `markers`; logs a `rollback` event. Pipe into vd-reload to reload the
-/// services:
-///
-///     vd-targets shop@ | vd-rollback | vd-reload
+/// services: `vd-targets shop@ | vd-rollback | vd-reload`.
 ///
 /// Migrations are not reversed: when the release log shows migrations
 /// applied since the generation left was made, a warning on stderr names
