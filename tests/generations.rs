@@ -323,7 +323,11 @@ fn rollback_restores_the_previous_generation_and_revert_undoes_a_failed_deploy()
     assert_eq!(generation(record), (json!(1), json!(null)));
     assert_eq!(active(&v), "1");
     assert_eq!(pip_list(&v), first);
-    assert_eq!(installed(record), first, "not exactly the previous installed");
+    assert_eq!(
+        installed(record),
+        first,
+        "not exactly the previous installed"
+    );
     let events: Vec<_> = log_events(&repo)
         .into_iter()
         .filter(|e| e.event == "rollback")

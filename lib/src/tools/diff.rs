@@ -79,7 +79,9 @@ pub struct Args {
 
     /// Also remove packages that are installed but outside the resolved
     /// closure (pip, setuptools and wheel are kept), so the venv holds the
-    /// requirements and their dependencies and nothing else.
+    /// requirements and their dependencies and nothing else. When a kept
+    /// installed version has no wheel in the repository, its dependencies
+    /// are unknown, and a plan that would remove anything is an error.
     #[arg(long)]
     exact: bool,
 
@@ -212,7 +214,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
                 .and_then(|plan| Ok((plan, fingerprint::of_record(&record)?)));
             match planned {
                 Ok((plan, planned_from)) => {
-                    drift |= !plan.changes.is_empty();
+                    drift |= plan.drift;
                     set_plan(&mut record, &plan, planned_from);
                 }
                 Err(e) => {
@@ -244,7 +246,7 @@ struct State<'a> {
     options: Options,
     /// Plans by everything they depend on (interpreter facts, installed
     /// set, requirements): targets of one kind are resolved once.
-    plans: HashMap<String, Rc<Result<Plan, String>>>,
+    plans: HashMap<String, Result<Rc<Planned>, String>>,
     planner: Planner<'a>,
     /// The REQUIREMENTS arguments, read once.
     common: Option<Requirements>,
@@ -255,7 +257,7 @@ struct State<'a> {
 }
 
 impl State<'_> {
-    fn plan_record(&mut self, record: &Record) -> Result<Plan> {
+    fn plan_record(&mut self, record: &Record) -> Result<Rc<Planned>> {
         let target = Target::parse(record)?;
         let python = match &target.python {
             Some(Python::Facts(facts)) => facts,
@@ -281,7 +283,9 @@ impl State<'_> {
         let mut requirements_key = String::new();
         match (&self.lock, &self.common) {
             (Some(lock), _) => {
-                pins = lock.pins_for(record).map_err(|e| anyhow!("{e}"))?;
+                pins = lock
+                    .pins_for(&target, record, self.planner.index())
+                    .map_err(|e| anyhow!("{e}"))?;
                 requirements_key = format!("{:p}", Rc::as_ptr(&pins));
                 sources.push(&pins);
             }
@@ -334,7 +338,7 @@ impl State<'_> {
         ))
         .expect("facts serialize");
         if let Some(plan) = self.plans.get(&key) {
-            return plan.as_ref().clone().map_err(|e| anyhow!("{e}"));
+            return plan.clone().map_err(|e| anyhow!("{e}"));
         }
         let known = plan::Target {
             env: &env,
@@ -344,27 +348,52 @@ impl State<'_> {
         let plan = self
             .planner
             .plan_target(&known, &sources, options)
+            .map(|plan| Rc::new(Planned::from(plan)))
             .map_err(|problems| problems.join("; "));
-        let plan = Rc::new(plan);
         if self.plans.len() >= MEMO_LIMIT {
             // A fleet of all-different targets: memory stays flat.
             self.plans.clear();
         }
         self.plans.insert(key, plan.clone());
-        plan.as_ref().clone().map_err(|e| anyhow!("{e}"))
+        plan.map_err(|e| anyhow!("{e}"))
     }
 }
 
 /// The plan, and the fingerprint of the state it was made from.
-fn set_plan(record: &mut Record, plan: &Plan, planned_from: String) {
-    record::put(record, &Changes(plan.changes.clone()));
-    record::put(record, &Ahead(plan.ahead.clone()));
-    if plan.unchanged.is_empty() {
-        record::remove::<Unchanged>(record);
-    } else {
-        record::put(record, &Unchanged(plan.unchanged.clone()));
+fn set_plan(record: &mut Record, plan: &Planned, planned_from: String) {
+    record::put_json::<Changes>(record, plan.changes.clone());
+    record::put_json::<Ahead>(record, plan.ahead.clone());
+    match &plan.unchanged {
+        Some(unchanged) => record::put_json::<Unchanged>(record, unchanged.clone()),
+        None => record::remove::<Unchanged>(record),
     }
     record::put(record, &PlannedFrom(planned_from));
+}
+
+/// A plan as the record carries it, serialized once for every target that
+/// shares it.
+struct Planned {
+    /// `plan`
+    changes: serde_json::Value,
+    /// `ahead`
+    ahead: serde_json::Value,
+    /// `unchanged`, for a target with generations (none when empty).
+    unchanged: Option<serde_json::Value>,
+    /// Whether there is anything to change (for `--check`).
+    drift: bool,
+}
+
+impl From<Plan> for Planned {
+    fn from(plan: Plan) -> Planned {
+        Planned {
+            drift: !plan.changes.is_empty(),
+            changes: serde_json::to_value(Changes(plan.changes)).expect("a plan serializes"),
+            ahead: serde_json::to_value(Ahead(plan.ahead)).expect("a plan serializes"),
+            unchanged: (!plan.unchanged.is_empty()).then(|| {
+                serde_json::to_value(Unchanged(plan.unchanged)).expect("a plan serializes")
+            }),
+        }
+    }
 }
 
 #[cfg(test)]
