@@ -115,7 +115,7 @@ mod tests {
     /// `freeze` with `args`.
     fn script(freeze: &serde_json::Value, args: &[&str]) -> Option<i32> {
         let mut child = Command::new("python3")
-            .args(["-E", "-s", "-c", FINGERPRINT_SCRIPT])
+            .args(["-I", "-c", FINGERPRINT_SCRIPT])
             .args(args)
             .stdin(Stdio::piped())
             .stderr(Stdio::piped())

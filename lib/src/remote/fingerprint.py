@@ -2,7 +2,8 @@
 # the freeze just taken (JSON on stdin, as freeze.py prints it) have one of
 # the fingerprints in argv[1] (space-separated: the state the plan was made
 # from, and the state it makes)? The same text and hash as fingerprint.rs's
-# of_state; runs on Python 2.7 and 3.
+# of_state; the code runs on Python 2.7 and 3, and is run isolated (-I) like
+# the freeze, so no .pth file of the venv runs before it.
 #
 # Exit 0: the state planned from; 4: the state the plan makes; 3: neither,
 # the venv drifted since the plan was made.

@@ -127,14 +127,14 @@ if [ -n "$active" ]; then
     before=$(run_freeze "$python") || exit 5
     printf '%s\n' "$before"
     if [ -n "$accept" ]; then
-        printf '%s\n' "$before" | "$python" -E -s -c "$fingerprint" "$accept"
+        printf '%s\n' "$before" | "$python" -I -c "$fingerprint" "$accept"
         case $? in
         0) ;;
         3)
             # Not the state planned from, nor (by the fingerprint) the one the
             # plan makes; it may still hold exactly the new set (pip,
             # setuptools and wheel aside: a new venv brings its own).
-            if printf '%s\n' "$before" | "$python" -E -s -c "$fingerprint" --holds "$holds"; then
+            if printf '%s\n' "$before" | "$python" -I -c "$fingerprint" --holds "$holds"; then
                 echo vd-done
             else
                 echo vd-drifted
@@ -172,8 +172,8 @@ echo "vd-built $create_status $install_status"
 if [ "$create_status" != 0 ] || [ "$install_status" != 0 ]; then discard; fi
 after=$(run_freeze "$dir/bin/python") || discard
 printf '%s\n' "$after"
-printf '%s\n' "$after" | "$dir/bin/python" -E -s -c "$fingerprint" --holds "$holds" || discard
-site=$("$dir/bin/python" -E -s -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') ||
+printf '%s\n' "$after" | "$dir/bin/python" -I -c "$fingerprint" --holds "$holds" || discard
+site=$("$dir/bin/python" -I -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') ||
     discard
 printf '%s\n' "$pin" >"$site/vd_generation.pth" || discard
 

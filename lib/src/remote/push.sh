@@ -103,7 +103,7 @@ printf '%s\n' "$before"
 # A venv this push made was absent, as planned; any other must be as it was
 # when the plan was made, or nothing is done.
 if [ -n "$planned_from" ] && [ -z "$created" ]; then
-    printf '%s\n' "$before" | "$python" -E -s -c "$fingerprint" "$planned_from"
+    printf '%s\n' "$before" | "$python" -I -c "$fingerprint" "$planned_from"
     case $? in
     0 | 4) ;;
     3)
