@@ -5,7 +5,7 @@ DESTDIR ?=
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 MANDIR = $(DESTDIR)$(PREFIX)/share/man
 CARGO ?= cargo
-TOOLS = vd-add vd-targets vd-freeze vd-diff vd-push vd-migrate vd-reload
+TOOLS = vd-add vd-targets vd-freeze vd-diff vd-push vd-migrate vd-reload vd-rollback
 
 .PHONY: all build test man install demo bench lint clean
 
@@ -31,7 +31,8 @@ install: build
 
 # The shell programs vd sends to hosts are checked by shellcheck where it is
 # installed (.ci/run installs it; a unit test runs it too).
-SHELL_SCRIPTS = lib/src/remote/push.sh lib/src/remote/cache.sh
+SHELL_SCRIPTS = lib/src/remote/push.sh lib/src/remote/generation.sh lib/src/remote/switch.sh \
+	lib/src/remote/cache.sh
 
 lint:
 	$(CARGO) fmt --all --check

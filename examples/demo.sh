@@ -8,7 +8,15 @@
 #
 #   vd-targets | vd-freeze | vd-diff | vd-push --create | vd-migrate | vd-reload
 #
-# and the same pipeline again, which must change nothing. Everything lives in
+# and the same pipeline again, which must change nothing. The targets keep
+# generations (the inventory's `generations` column): each venv path is a
+# symlink, and every push builds a whole new generation beside the active
+# one and switches to it atomically. Then a new release of the shop goes out
+# (generation 2) and is rolled back:
+#
+#   vd-targets | vd-rollback | vd-reload
+#
+# which puts generation 1 back in place and reloads. Everything lives in
 # a scratch folder removed at the end, with the sshd. The fleet is the one the
 # benchmarks use (bench/fleet.sh); VD_BIN names the folder of the vd binaries
 # (default target/release; a relative path is taken from the current folder).
@@ -18,7 +26,7 @@ VD_BIN=${VD_BIN:-$root/target/release}
 case $VD_BIN in /*) ;; *) VD_BIN=$PWD/$VD_BIN ;; esac
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-for tool in vd-add vd-targets vd-freeze vd-diff vd-push vd-migrate vd-reload; do
+for tool in vd-add vd-targets vd-freeze vd-diff vd-push vd-migrate vd-reload vd-rollback; do
     [ -x "$VD_BIN/$tool" ] || { echo "demo: no $VD_BIN/$tool: run make build (or set VD_BIN)" >&2; exit 1; }
 done
 
@@ -63,11 +71,11 @@ for line in sys.stdin:
 for whl in "$work"/dist/*.whl; do basename "$whl" | cut -d- -f1; done > "$work/requirements.txt"
 
 {
-    echo "host,port,user,venv,settings,reload,reload_once,python,check"
+    echo "host,port,user,venv,settings,reload,reload_once,python,check,generations"
     for i in 0 1; do
         host=${FLEET_HOSTS[$i]}
         venv=$work/venvs/shop-$((i + 1))
-        echo "$host,$FLEET_PORT,$FLEET_USER,$venv,demo_shop.settings,echo reloaded shop on $host >> $work/reloads.log,true,$FLEET_PYTHON,test -s $venv/demo-shop.sqlite3"
+        echo "$host,$FLEET_PORT,$FLEET_USER,$venv,demo_shop.settings,echo reloaded shop on $host >> $work/reloads.log,true,$FLEET_PYTHON,test -s $venv/demo-shop.sqlite3,3"
     done
 } > "$work/targets.csv"
 say "the inventory (targets.csv)"
@@ -96,9 +104,16 @@ for line in open(sys.argv[1]):
     pushed = r.get("pushed") or {}
     installed = pushed.get("installed") or []
     migrated = r.get("migrated") or {}
+    generation = r.get("generation") or {}
+    rolled_back = r.get("rolled_back")
     print("  %s" % target)
     print("    changed:   %s" % r.get("changed"))
-    print("    installed: %s" % (", ".join(installed) or "nothing"))
+    if rolled_back:
+        print("    rolled back from generation %(from)s to %(to)s" % rolled_back)
+    else:
+        print("    installed: %s" % (", ".join(installed) or "nothing"))
+    if generation:
+        print("    generation %s active (previous: %s)" % (generation.get("active"), generation.get("previous")))
     for module, names in migrated.items():
         print("    migrated:  %s: %s" % (module, ", ".join(names) or "nothing to apply"))
     print("    reloaded:  %s" % ("yes" if r.get("reloaded") else "no (nothing changed)"))
@@ -123,6 +138,38 @@ if grep -q '"changed":true' "$work/second.jsonl"; then
     echo "demo: the second run changed something; it should not have" >&2
     exit 1
 fi
-say "reloads (one per host, first run only)"
+
+# Each venv path and the generation it points at.
+show_links() {
+    local link
+    for link in "$work"/venvs/*; do
+        if [ -L "$link" ]; then echo "  $link -> $(readlink "$link")"; fi
+    done
+}
+
+say "a new release of the shop (1.1), deployed: generation 2"
+cp -r "$root/examples/demo-shop" "$work/src-1.1"
+sed -i 's/^version = "1.0"/version = "1.1"/' "$work/src-1.1/pyproject.toml"
+"${pip[@]}" wheel -q --no-deps -w "$work/dist-1.1" "$work/src-1.1"
+"$VD_BIN/vd-add" --repo "$work/wheels" "$work"/dist-1.1/*.whl >/dev/null
+deploy > "$work/third.jsonl" || true
+summary "$work/third.jsonl"
+show_links
+
+say "roll back: vd-targets | vd-rollback | vd-reload"
+"$VD_BIN/vd-targets" --inventory "$work/targets.csv" |
+    "$VD_BIN/vd-rollback" --repo "$work/wheels" |
+    "$VD_BIN/vd-reload" --repo "$work/wheels" > "$work/rollback.jsonl" || true
+summary "$work/rollback.jsonl"
+python3 - "$work/rollback.jsonl" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("generation", {}).get("active") != 1 or r.get("installed", {}).get("demo-shop") != "1.0":
+        sys.exit("demo: %s is not back on generation 1 with demo-shop 1.0" % r.get("venv"))
+PY
+show_links
+
+say "reloads (one per host: the first deploy, the release, the rollback)"
 cat "$work/reloads.log"
-say "done: the fleet is in sync, and the sshd is stopped"
+say "done: deployed with generations (three kept per venv), released 1.1 as generation 2, rolled back to generation 1; the sshd is stopped"

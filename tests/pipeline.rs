@@ -195,7 +195,7 @@ fn a_cron_run_with_a_host_stopped_mid_command_ends_with_that_targets_error() {
     fs::write(
         python::site_packages(&stuck).join("vd_test_gate.pth"),
         format!(
-            "import sys, os; sys.flags.isolated or (open('{}', 'w').write(str(os.getpid())), \
+            "import sys, os; sys.flags.ignore_environment or (open('{}', 'w').write(str(os.getpid())), \
              open('{}').read())\n",
             started.display(),
             gate.display()

@@ -12,15 +12,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-type Record = Map<String, Value>;
+pub(crate) type Record = Map<String, Value>;
 
 /// Wheels of one project at several versions, each built once.
-fn wheel(name: &str, version: &str) -> PathBuf {
+pub(crate) fn wheel(name: &str, version: &str) -> PathBuf {
     Project::new(name, version).build()
 }
 
 /// A repository made by vd-add.
-fn repo(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
+pub(crate) fn repo(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
     let repo = dir.join("wheels");
     tool("vd-add")
         .arg("--repo")
@@ -33,14 +33,14 @@ fn repo(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
 
 /// A target on host `i` whose wheel cache is `cache` (a directory of the
 /// test's, never the real home's).
-fn target(server: &Sshd, i: usize, venv: &Path, cache: &Path) -> Record {
+pub(crate) fn target(server: &Sshd, i: usize, venv: &Path, cache: &Path) -> Record {
     let mut t = server.target(i, venv);
     t.insert("cache".into(), json!(cache.display().to_string()));
     t
 }
 
 /// `vd-freeze | vd-diff [--exact] REQUIREMENTS`, the plans vd-push reads.
-fn plan(
+pub(crate) fn plan(
     server: &Sshd,
     repo: &Path,
     requirements: &Path,
@@ -58,7 +58,7 @@ fn plan(
     planned.stdout
 }
 
-fn push(server: &Sshd, repo: &Path, args: &[&str], plans: &str) -> Outcome {
+pub(crate) fn push(server: &Sshd, repo: &Path, args: &[&str], plans: &str) -> Outcome {
     server
         .tool("vd-push")
         .arg("--repo")
@@ -69,17 +69,17 @@ fn push(server: &Sshd, repo: &Path, args: &[&str], plans: &str) -> Outcome {
 }
 
 #[track_caller]
-fn assert_ok(record: &Record) {
+pub(crate) fn assert_ok(record: &Record) {
     assert!(record.get("error").is_none(), "{record:?}");
 }
 
 /// The release log's events, read as vd reads it.
-fn log_events(repo: &Path) -> Vec<vd::log::Event> {
+pub(crate) fn log_events(repo: &Path) -> Vec<vd::log::Event> {
     vd::log::ReleaseLog::new(repo).read().unwrap()
 }
 
 /// `(event, name, version, target)` of the log's events other than `release`.
-fn push_events(repo: &Path) -> Vec<(String, String, String, String)> {
+pub(crate) fn push_events(repo: &Path) -> Vec<(String, String, String, String)> {
     log_events(repo)
         .into_iter()
         .filter(|e| e.event != "release")
@@ -115,7 +115,7 @@ fn cached(cache: &Path) -> Vec<String> {
     found
 }
 
-fn sha256(path: &Path) -> String {
+pub(crate) fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
@@ -128,7 +128,7 @@ fn size(path: &Path) -> u64 {
     fs::metadata(path).unwrap().len()
 }
 
-fn requirements(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(crate) fn requirements(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     fs::write(&path, text).unwrap();
     path
@@ -834,6 +834,62 @@ fn a_release_log_that_cannot_be_written_fails_no_target() {
 }
 
 #[test]
+fn a_venv_changed_since_the_plan_is_refused_with_nothing_changed() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (alpha1, alpha2, beta) = (
+        wheel("vdp-alpha", "1.0"),
+        wheel("vdp-alpha", "2.0"),
+        wheel("vdp-beta", "1.0"),
+    );
+    let repo = repo(d, &[alpha1.clone(), beta.clone()]);
+    let v = d.join("venv");
+    venv_with_pip(&v);
+    install(&v, std::slice::from_ref(&alpha1));
+    let cache = d.join("cache");
+    let req = requirements(d, "req.txt", "vdp-alpha\nvdp-beta\n");
+    let plans = plan(
+        &server,
+        &repo,
+        &req,
+        false,
+        &[target(&server, 0, &v, &cache)],
+    );
+    assert!(plans.contains("\"planned_from\":\"sha256:"), "{plans}");
+
+    // Someone upgrades the venv by hand between the review and the push.
+    install(&v, std::slice::from_ref(&alpha2));
+    let drifted = pip_list(&v);
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(1);
+    let record = &out.records()[0];
+    let message = error_message(record);
+    assert!(
+        message.contains(
+            "changed since the plan was made: vdp-alpha 1.0 → 2.0; nothing was installed"
+        ),
+        "{message}"
+    );
+    assert_eq!(pip_list(&v), drifted, "a drifted venv was changed");
+    assert_eq!(installed(record), drifted, "the record lies");
+    let events = push_events(&repo);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "error");
+
+    // Planned again, it goes in.
+    let plans = plan(
+        &server,
+        &repo,
+        &req,
+        false,
+        &[target(&server, 0, &v, &cache)],
+    );
+    push(&server, &repo, &[], &plans).expect_code(0);
+    assert_eq!(pip_list(&v)["vdp-beta"], "1.0");
+}
+
+#[test]
 fn a_cache_path_with_a_newline_or_semicolon_is_refused_naming_field_and_line() {
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
@@ -896,7 +952,7 @@ fn a_push_killed_while_pip_runs_is_logged_by_the_next_push() {
     let plans = plan(&server, &repo, &req, false, &targets);
 
     // pip waits at a gate: a `.pth` file of the venv, run by every start of
-    // its python but the freeze's isolated one, says pip started, waits for
+    // its python but the freeze's (which runs with -E), says pip started, waits for
     // the gate (a FIFO) to be opened, then sends pip's output to a file, as
     // a pip with nothing left to print outlives the connection that ran it.
     let (gate, started, output) = (d.join("gate"), d.join("started"), d.join("pip-output"));
@@ -909,7 +965,7 @@ fn a_push_killed_while_pip_runs_is_logged_by_the_next_push() {
     fs::write(
         &pth,
         format!(
-            "import sys, os; sys.flags.isolated or (open('{s}', 'w').write(str(os.getpid())), \
+            "import sys, os; sys.flags.ignore_environment or (open('{s}', 'w').write(str(os.getpid())), \
              open('{g}').read(), os.dup2(os.open('{o}', os.O_WRONLY | os.O_CREAT), 1), \
              os.dup2(1, 2))\n",
             s = started.display(),

@@ -5,6 +5,7 @@ mod util;
 mod add;
 mod diff;
 mod freeze;
+mod generations;
 mod interpreters;
 mod man;
 mod migrate;

@@ -15,6 +15,7 @@ mod bounded;
 mod cache;
 mod cli;
 mod confirm;
+mod fingerprint;
 mod fleet;
 mod inventory;
 mod keyed_lock;

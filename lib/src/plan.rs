@@ -75,11 +75,23 @@ pub struct Ahead {
     pub repository: Option<String>,
 }
 
-/// The plan for one target: changes and `ahead` packages, each sorted by name.
+/// A package of the closure the plan leaves as it is, with the wheel that
+/// holds it: what vd-push needs to build a whole new generation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unchanged {
+    pub name: String,
+    pub version: String,
+    pub wheel: String,
+    pub sha256: String,
+}
+
+/// The plan for one target: changes and `ahead` packages, each sorted by
+/// name; with [`Options::unchanged`], the closure's other packages too.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub changes: Vec<Change>,
     pub ahead: Vec<Ahead>,
+    pub unchanged: Vec<Unchanged>,
 }
 
 /// Packages `--exact` never removes: the venv's own tools.
@@ -92,6 +104,9 @@ pub struct Options {
     pub exact: bool,
     /// Choose the highest version for dependencies too, not the installed one.
     pub upgrade_deps: bool,
+    /// Also name the wheel of each package the plan leaves as it is (for a
+    /// target with generations, whose every push builds a whole venv).
+    pub unchanged: bool,
 }
 
 /// Plans targets against one repository, remembering what it parsed from
@@ -205,7 +220,20 @@ impl<'a> Planner<'a> {
             }
             let action = match &installed {
                 None => Action::Install,
-                Some(v) if *v == chosen.version => continue,
+                Some(v) if *v == chosen.version => {
+                    if options.unchanged {
+                        match self.pick_wheel(name, &chosen.version, &chosen.wheels, &request) {
+                            Ok((wheel, sha256)) => plan.unchanged.push(Unchanged {
+                                name: name.clone(),
+                                version: from.cloned().unwrap_or_default(),
+                                wheel: self.index.name(wheel).file.clone(),
+                                sha256,
+                            }),
+                            Err(problem) => problems.push(problem),
+                        }
+                    }
+                    continue;
+                }
                 Some(v) if *v > chosen.version => Action::Downgrade,
                 Some(_) => Action::Upgrade,
             };
@@ -258,11 +286,24 @@ impl<'a> Planner<'a> {
             }
             plan.changes.extend(removals);
         }
+        if options.unchanged && !options.exact {
+            // Installed outside the closure and kept: a new generation needs
+            // their wheels too, where the repository has that very version.
+            for (name, version) in target.installed {
+                if resolution.packages.contains_key(name) || KEEP.contains(&name.as_str()) {
+                    continue;
+                }
+                if let Some(kept) = self.installed_wheel(target, name, version) {
+                    plan.unchanged.push(kept);
+                }
+            }
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
         plan.changes.sort_by(|a, b| a.name.cmp(&b.name));
         plan.ahead.sort_by(|a, b| a.name.cmp(&b.name));
+        plan.unchanged.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(plan)
     }
 
@@ -295,6 +336,27 @@ impl<'a> Planner<'a> {
             .max()
             .or_else(|| allowed.iter().max())
             .map(|v| (*v).clone())
+    }
+
+    /// The repository's best wheel for this target of exactly the installed
+    /// `version` of `name`, if it has one.
+    fn installed_wheel(&self, target: &Target, name: &str, version: &str) -> Option<Unchanged> {
+        let wanted = Version::from_str(version).ok()?;
+        let (_, wheel) = self
+            .index
+            .wheels_of(name)
+            .iter()
+            .map(|&w| (self.index.name(w), w))
+            .filter(|(n, _)| n.version == wanted)
+            .filter_map(|(n, w)| Some((target.tags.priority(n)?, w)))
+            .min()?;
+        let sha256 = self.index.sha256(wheel).ok()?.to_string();
+        Some(Unchanged {
+            name: name.to_string(),
+            version: version.to_string(),
+            wheel: self.index.name(wheel).file.clone(),
+            sha256,
+        })
     }
 
     /// Of a chosen version's wheels (best fit first), the first whose
@@ -439,6 +501,7 @@ mod tests {
         let options = Options {
             exact,
             upgrade_deps: false,
+            unchanged: false,
         };
         Planner::new(&index).plan_target(&target, &[reqs], options)
     }

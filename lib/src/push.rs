@@ -17,25 +17,30 @@
 //! the record that lets a later push log what a killed one did is
 //! [`intent`]'s.
 
+mod generation;
 pub mod intent;
 pub mod verify;
 
 use crate::cache::{HostCaches, Wheel};
+use crate::fingerprint;
 use crate::fleet::Host;
 use crate::log::{Event, EventWriter};
 use crate::plan::{Action, Change, KEEP};
 use crate::record::{
-    self, target_label, Changed, Changes, Installed, Pushed, Record, Skipped, Target,
+    self, target_label, Changed, Changes, Installed, PlannedFrom, Pushed, Python, Record, Skipped,
+    Target,
 };
 use crate::remote;
 use crate::remote::cache::DEFAULT_CACHE;
+use crate::remote::freeze::FreezeOutput;
 use crate::remote::push::{self as remote_push, PushOutcome, PushSteps};
 use crate::repo::Repo;
 use crate::wheel::{self, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
+use generation::Build;
 use intent::Intents;
 use pep508_rs::PackageName;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Mutex;
 use verify::{installs, same_version};
@@ -49,6 +54,9 @@ pub struct Options {
     pub create: bool,
     /// Records were put to the user, who declined those marked `skipped`.
     pub confirmed: bool,
+    /// Make a plain venv at the path of a target with `generations` its
+    /// first generation.
+    pub adopt: bool,
 }
 
 /// A repository file's sha256 and size, or why it cannot be read.
@@ -142,6 +150,39 @@ impl Pusher {
             );
         }
         let frozen = record::installed(record)?.by_name();
+        // The states the venv may be in when the push takes its lock: as
+        // planned from, or as the plan makes it (a push of the same plan got
+        // there first, and pip will find nothing to do).
+        let accept = match record::get::<PlannedFrom>(record)? {
+            None => Vec::new(),
+            Some(PlannedFrom(from)) => {
+                let python = match &target.python {
+                    Some(Python::Facts(facts)) => Some(facts.as_ref()),
+                    _ => None,
+                };
+                let made: BTreeMap<String, String> = verify::expected_after(&frozen, &changes)
+                    .into_iter()
+                    .filter_map(|(name, version)| Some((name, version?)))
+                    .collect();
+                vec![from, fingerprint::of_state(python, Some(&made))]
+            }
+        };
+        if let Some(keep) = target.generations {
+            if changes.is_empty() {
+                // Orphans are of pushes in place: a generation is whole or
+                // never switched to, and nothing here needs building.
+                set_pushed(record, &Pushed::default(), false);
+                return Ok(());
+            }
+            let build = Build {
+                keep,
+                changes: &changes,
+                frozen: &frozen,
+                accept: &accept,
+                create_with: create_with.as_deref(),
+            };
+            return self.push_generation(host, caches, target, record, &build);
+        }
         let wheels = changes
             .iter()
             .filter(|c| c.action != Action::Remove)
@@ -205,6 +246,7 @@ impl Pusher {
             &remote_push::push_command(&PushSteps {
                 venv: &venv,
                 create_with: create_with.as_deref(),
+                accept: &accept,
                 install: &files,
                 remove: &remove,
             }),
@@ -222,6 +264,9 @@ impl Pusher {
             bail!(message);
         }
         let outcome = PushOutcome::parse(&finished)?;
+        if outcome.drifted {
+            return Err(self.drifted(record, target, &outcome.before));
+        }
 
         // The truth first: whatever else happened, the record says what the
         // venv holds now.
@@ -246,7 +291,7 @@ impl Pusher {
                 orphan.done();
             }
         }
-        if self.log_changes(record, &changes, &pushed) {
+        if self.log_changes(record, &changes, &pushed, None) {
             if let Some(pending) = pending.take() {
                 pending.done();
             }
@@ -266,6 +311,57 @@ impl Pusher {
             bail!("{}", problems.join("; and "));
         }
         Ok(())
+    }
+
+    /// The error for a venv that is not the state its plan was made from,
+    /// naming each change; the record says what the venv holds.
+    fn drifted(
+        &self,
+        record: &mut Record,
+        target: &Target,
+        before: &FreezeOutput,
+    ) -> anyhow::Error {
+        let planned = record::venv_exists(record).then(|| {
+            let installed = record::installed(record)
+                .map(|i| i.by_name())
+                .unwrap_or_default();
+            let python = match &target.python {
+                Some(Python::Facts(facts)) => facts.version.clone(),
+                _ => None,
+            };
+            (installed, python)
+        });
+        let now = match before.installed() {
+            Ok(now) => now.clone(),
+            Err(e) => return e,
+        };
+        let mut words = fingerprint::drift(
+            planned.as_ref().map(|(i, p)| (i, p.as_deref())),
+            &now,
+            before.python.version.as_deref(),
+        );
+        if words.is_empty() {
+            words.push(
+                "the record's `installed` or `python` is not what vd-diff planned from".into(),
+            );
+        }
+        if let Ok(installed) = Installed::from_names(&now) {
+            record::merge(
+                record,
+                &record::Frozen {
+                    python: before.python.clone(),
+                    markers: before.markers.clone(),
+                    installed,
+                    venv_exists: true,
+                },
+            );
+        }
+        anyhow!(
+            "{} changed since the plan was made: {}; nothing was installed (run vd-freeze | \
+             vd-diff again, and review the new plan)",
+            target.venv,
+            words.join(", ")
+        )
     }
 
     /// The repository file a change installs, checked against the plan.
@@ -300,9 +396,16 @@ impl Pusher {
         })
     }
 
-    /// `install` and `remove` events for what this push changed; whether
-    /// they reached the log.
-    fn log_changes(&self, record: &Record, changes: &[Change], pushed: &Pushed) -> bool {
+    /// `install` and `remove` events for what this push changed (in
+    /// `generation`, for a target with generations); whether they reached
+    /// the log.
+    fn log_changes(
+        &self,
+        record: &Record,
+        changes: &[Change],
+        pushed: &Pushed,
+        generation: Option<u32>,
+    ) -> bool {
         let target = target_label(record);
         let removed: HashSet<&String> = pushed.removed.iter().collect();
         let installed: HashSet<String> = pushed.installed.iter().cloned().collect();
@@ -331,6 +434,9 @@ impl Pusher {
                 }
                 (action, Some(from)) => format!("{} from {from}", action.as_str()),
             };
+            if let Some(n) = generation {
+                event.detail.push_str(&format!(" in generation {n}"));
+            }
             events.push(event);
         }
         self.log.write(&events)

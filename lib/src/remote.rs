@@ -2,8 +2,9 @@
 //!
 //! Each operation's module holds its command, the script it sends (a real
 //! file beside it that a linter can read: `freeze.py`, `push.sh`,
-//! `cache.sh`), the parser of what the host prints, and that typed result:
-//! [`freeze`], [`push`], [`cache`], [`migrate`], [`reload`]. What is shared
+//! `generation.sh`, `switch.sh`, `cache.sh`), the parser of what the host
+//! prints, and that typed result: [`freeze`], [`push`], [`generation`],
+//! [`switch`], [`cache`], [`migrate`], [`reload`]. What is shared
 //! is here: who a command runs as, and sudo's refusals. Every value that
 //! comes from a record (a venv path, an interpreter, a user) goes through
 //! [`shell::quote`], so a path like `/srv/$(id)` is a path and never code;
@@ -13,9 +14,11 @@
 
 pub mod cache;
 pub mod freeze;
+pub mod generation;
 pub mod migrate;
 pub mod push;
 pub mod reload;
+pub mod switch;
 
 use crate::shell;
 use crate::transport::Finished;
@@ -82,7 +85,7 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/remote");
         let out = std::process::Command::new("shellcheck")
             .arg("--norc")
-            .args(["push.sh", "cache.sh"])
+            .args(["push.sh", "generation.sh", "switch.sh", "cache.sh"])
             .current_dir(&dir)
             .output()
             .unwrap_or_else(|e| {

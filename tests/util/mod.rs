@@ -21,6 +21,7 @@ pub fn bin(tool: &str) -> PathBuf {
         "vd-targets" => env!("CARGO_BIN_EXE_vd-targets"),
         "vd-migrate" => env!("CARGO_BIN_EXE_vd-migrate"),
         "vd-reload" => env!("CARGO_BIN_EXE_vd-reload"),
+        "vd-rollback" => env!("CARGO_BIN_EXE_vd-rollback"),
         other => panic!("no tool named {other}"),
     };
     PathBuf::from(path)

@@ -245,6 +245,68 @@ impl Field for Ahead {
     const NAME: &'static str = "ahead";
 }
 
+/// `unchanged` (from vd-diff, for targets with `generations`): the
+/// packages of the closure the plan leaves as they are, each with its wheel,
+/// so vd-push can build a whole new generation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Unchanged(pub Vec<plan::Unchanged>);
+
+impl Field for Unchanged {
+    const NAME: &'static str = "unchanged";
+}
+
+/// `generation` (from vd-push and vd-rollback, for targets with
+/// `generations`): the number of the generation `venv` points at, and of
+/// the one before it (none before the first).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generation {
+    pub active: Option<u32>,
+    pub previous: Option<u32>,
+}
+
+impl Field for Generation {
+    const NAME: &'static str = "generation";
+}
+
+/// `rolled_back` (from vd-rollback) and `reverted` (from vd-reload
+/// --revert): the generations switched from and to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Switch {
+    pub from: u32,
+    pub to: u32,
+}
+
+/// `rolled_back`: vd-rollback switched the target back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RolledBack(pub Switch);
+
+impl Field for RolledBack {
+    const NAME: &'static str = "rolled_back";
+}
+
+/// `reverted`: vd-reload --revert switched the target back after its
+/// reload or check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Reverted(pub Switch);
+
+impl Field for Reverted {
+    const NAME: &'static str = "reverted";
+}
+
+/// `planned_from` (from vd-diff): the fingerprint of the state the plan
+/// was made from ([`crate::fingerprint::of_state`]); vd-push refuses a
+/// target whose venv no longer has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PlannedFrom(pub String);
+
+impl Field for PlannedFrom {
+    const NAME: &'static str = "planned_from";
+}
+
 /// `pushed` (from vd-push): what the push did, or with `--dry-run` would do.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]

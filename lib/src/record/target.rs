@@ -74,6 +74,10 @@ pub struct Target {
     pub python: Option<Python>,
     /// The wheel cache on the host.
     pub cache: Option<String>,
+    /// Keep this many generations (2 or more): `venv` is a symlink vd
+    /// manages into `VENV.generations/N`. `None`: the venv is changed in
+    /// place.
+    pub generations: Option<u32>,
     /// The bastions to reach the host through, the first one first.
     pub jump: Option<Vec<Hop>>,
 }
@@ -105,6 +109,7 @@ impl Target {
             identity: None,
             python: None,
             cache: None,
+            generations: None,
             jump: None,
         };
         take(required(record, "host").map(|v| target.host = v));
@@ -132,6 +137,7 @@ impl Target {
             target.cache = v;
             Ok(())
         }));
+        take(generations(record).map(|v| target.generations = v));
         take(optional(record, "via").and_then(|v| {
             target.via = match v.as_deref() {
                 None | Some("ssh") => Via::Ssh,
@@ -222,6 +228,7 @@ pub const COLUMNS: &[&str] = &[
     "python",
     "cache",
     "check",
+    "generations",
     "jump",
 ];
 
@@ -230,7 +237,7 @@ pub const COLUMNS: &[&str] = &[
 /// booleans that do not parse stay strings, and [`Target::parse`] names them.
 pub fn typed_cell(column: &str, cell: &str) -> Value {
     match column {
-        "port" => cell
+        "port" | "generations" => cell
             .parse::<u64>()
             .map(Value::from)
             .unwrap_or_else(|_| Value::from(cell)),
@@ -368,6 +375,25 @@ fn port(record: &Record) -> Result<Option<u16>> {
     }
 }
 
+/// `generations`: how many generations to keep, 2 or more (a number, or a
+/// string of digits as a CSV cell is); absent or blank: none.
+fn generations(record: &Record) -> Result<Option<u32>> {
+    let n = match record.get("generations") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+        Some(_) => None,
+    };
+    match n.and_then(|n| u32::try_from(n).ok()) {
+        Some(n) if n >= 2 => Ok(Some(n)),
+        _ => bail!(
+            "field `generations` must be a number of generations to keep, 2 or more, not {}",
+            shown(&record["generations"])
+        ),
+    }
+}
+
 /// `python`: an interpreter's name, or the facts of one.
 fn python(record: &Record) -> Result<Option<Python>> {
     match record.get(Python::NAME) {
@@ -400,9 +426,10 @@ mod tests {
             "venv_user": "app", "migrate_user": "owner", "requirements": "/r.txt",
             "packages": "a b", "settings": ["shop.settings"], "reload": "touch x",
             "reload_once": "yes", "check": "true", "via": "local", "identity": "/k",
-            "python": "python3.11", "cache": "/c", "mine": 1
+            "python": "python3.11", "cache": "/c", "generations": "3", "mine": 1
         })))
         .unwrap();
+        assert_eq!(t.generations, Some(3));
         assert_eq!(t.port, Some(2222));
         assert_eq!(t.packages, ["a", "b"]);
         assert_eq!(t.settings, ["shop.settings"]);
@@ -443,6 +470,10 @@ mod tests {
         assert!(message.contains("port true (a boolean)"), "{message}");
         let message = error(json!({"host": "h", "venv": "/v", "reload_once": 2}));
         assert!(message.contains("field `reload_once`"), "{message}");
+        for bad in [json!(1), json!("x"), json!(true)] {
+            let message = error(json!({"host": "h", "venv": "/v", "generations": bad}));
+            assert!(message.contains("field `generations`"), "{message}");
+        }
         let message = error(json!({"host": "h", "venv": "/v", "settings": [1]}));
         assert!(message.contains("field `settings`"), "{message}");
     }

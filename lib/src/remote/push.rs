@@ -14,6 +14,10 @@ use anyhow::{bail, Result};
 /// The shell program of a push (see its header for its arguments and output).
 pub const PUSH_SCRIPT: &str = include_str!("push.sh");
 
+/// Checks, on the host, that a freeze has the fingerprint a plan was made
+/// from (`fingerprint.py`; see [`crate::fingerprint`]).
+pub const FINGERPRINT_SCRIPT: &str = include_str!("fingerprint.py");
+
 /// What [`push_command`] sends on stdin: the freeze, run before and after pip.
 pub const PUSH_STDIN: &str = FREEZE_SCRIPT;
 
@@ -78,6 +82,11 @@ pub struct PushSteps<'a> {
     pub venv: &'a str,
     /// Make the venv first (when it has no interpreter) with this python.
     pub create_with: Option<&'a str>,
+    /// The fingerprints the venv may have under the lock, before pip runs:
+    /// the state the plan was made from, and the state it makes (another
+    /// push of the same plan got there first). Empty: not checked; not
+    /// checked either for a venv this push made.
+    pub accept: &'a [String],
     /// Wheel files on the host, to install with one pip call.
     pub install: &'a [String],
     /// Packages to uninstall first.
@@ -89,6 +98,7 @@ pub struct PushSteps<'a> {
 pub fn push_command(steps: &PushSteps) -> String {
     let lock_wait = LOCK_WAIT_SECS.to_string();
     let nremove = steps.remove.len().to_string();
+    let accept = steps.accept.join(" ");
     let mut words = vec![
         "/bin/sh",
         "-c",
@@ -97,6 +107,8 @@ pub fn push_command(steps: &PushSteps) -> String {
         steps.venv.trim_end_matches('/'),
         &lock_wait,
         steps.create_with.unwrap_or(""),
+        &accept,
+        FINGERPRINT_SCRIPT,
         &nremove,
     ];
     words.extend(steps.remove.iter().map(String::as_str));
@@ -111,6 +123,9 @@ pub struct PushOutcome {
     pub created: bool,
     /// The freeze under the lock, before pip ran.
     pub before: FreezeOutput,
+    /// The venv was not the state the plan was made from: pip did not run,
+    /// and `after` is `before`.
+    pub drifted: bool,
     /// pip's exit statuses (0 for a step not run).
     pub uninstall_status: i32,
     pub install_status: i32,
@@ -128,12 +143,14 @@ impl PushOutcome {
         let mut before = None;
         let mut statuses = None;
         let mut after = None;
+        let mut drifted = false;
         let freeze = |line: &str| {
             FreezeOutput::parse(line).map_err(|e| anyhow::anyhow!("the venv's freeze: {e:#}"))
         };
         while let Some(line) = lines.next() {
             match line.split_whitespace().collect::<Vec<_>>().as_slice() {
                 ["vd-created"] => created = true,
+                ["vd-drifted"] => drifted = true,
                 ["vd-before"] => before = lines.next().map(freeze).transpose()?,
                 ["vd-pip", un, inst] => {
                     statuses = Some((un.parse().unwrap_or(-1), inst.parse().unwrap_or(-1)));
@@ -143,6 +160,17 @@ impl PushOutcome {
             }
         }
         let stderr = finished.stderr_text();
+        if let (true, Some(before)) = (drifted, &before) {
+            return Ok(PushOutcome {
+                created,
+                before: before.clone(),
+                drifted,
+                uninstall_status: 0,
+                install_status: 0,
+                after: before.clone(),
+                pip_output: String::new(),
+            });
+        }
         let (Some(before), Some((uninstall_status, install_status))) = (before, statuses) else {
             bail!(
                 "the push command failed before pip ran (exit status {}): {}",
@@ -165,6 +193,7 @@ impl PushOutcome {
         Ok(PushOutcome {
             created,
             before,
+            drifted,
             uninstall_status,
             install_status,
             after,
@@ -310,6 +339,7 @@ mod tests {
         let steps = PushSteps {
             venv: &venv,
             create_with: None,
+            accept: &[],
             install: &install,
             remove: &remove,
         };
@@ -351,6 +381,7 @@ mod tests {
         let steps = PushSteps {
             venv: &venv,
             create_with: None,
+            accept: &[],
             install: &install,
             remove: &[],
         };
@@ -364,6 +395,7 @@ mod tests {
         let steps = PushSteps {
             venv: &absent,
             create_with: None,
+            accept: &[],
             install: &[],
             remove: &[],
         };
@@ -384,6 +416,16 @@ mod tests {
             PUSH_SCRIPT.contains(&format!("\"$python\" {ISOLATED} -")),
             "push.sh must run the freeze with {ISOLATED}"
         );
+        // Every Python the remote scripts start runs as the freeze does:
+        // `-I` would be refused by the Python 2.7 of an old venv.
+        use super::super::{generation::GENERATION_SCRIPT, switch::SWITCH_SCRIPT};
+        for (name, script) in [
+            ("push.sh", PUSH_SCRIPT),
+            ("generation.sh", GENERATION_SCRIPT),
+            ("switch.sh", SWITCH_SCRIPT),
+        ] {
+            assert!(!script.contains("\" -I "), "{name} runs a python with -I");
+        }
     }
 
     /// A base interpreter that says it is Python `major` and, when `with`,
@@ -423,6 +465,7 @@ mod tests {
             let steps = PushSteps {
                 venv: &venv,
                 create_with: Some(&python),
+                accept: &[],
                 install: &[],
                 remove: &[],
             };
@@ -439,6 +482,7 @@ mod tests {
         let steps = PushSteps {
             venv: &venv,
             create_with: Some(&bare),
+            accept: &[],
             install: &[],
             remove: &[],
         };

@@ -2,29 +2,34 @@
 # vd-push's change to one venv, on the host, as the venv's user.
 #
 # Under an exclusive flock on VENV/.vd-lock: make the venv if asked, check
-# every wheel file can be read, freeze, uninstall, install, freeze again.
+# every wheel file can be read, freeze, check the freeze is the state the
+# plan was made from, uninstall, install, freeze again.
 # Everything comes in as arguments, never as text put into this script:
 #
-# usage: sh -c "$(cat push.sh)" vd-push VENV LOCK_WAIT CREATE_WITH NREMOVE \
-#            [NAME ...] [FILE ...] <freeze.py
+# usage: sh -c "$(cat push.sh)" vd-push VENV LOCK_WAIT CREATE_WITH \
+#            PLANNED_FROM FINGERPRINT NREMOVE [NAME ...] [FILE ...] <freeze.py
 #   VENV         the virtualenv (absolute, no trailing slash)
 #   LOCK_WAIT    seconds to wait for another push's lock
 #   CREATE_WITH  the python to make the venv with when it has none (`-m
 #                venv`; a Python 2 `-m virtualenv`); empty: the venv must
 #                exist
+#   PLANNED_FROM the fingerprints of the state the plan was made from and of
+#                the state it makes (space-separated); empty: not checked
+#   FINGERPRINT  the program (fingerprint.py) that checks it against a freeze
 #   NREMOVE      how many NAMEs follow: the packages to uninstall
 #   FILE         the wheel files to install, with one pip call
 #   stdin        the freeze script, run by the venv's python before and after
 #
 # stdout: `vd-created` when the venv was made; `vd-before` and the first
-# freeze's JSON; `vd-pip UNINSTALL INSTALL` (pip's exit statuses, 0 for a
+# freeze's JSON; `vd-drifted` (and nothing more is done) when that freeze is
+# not the state planned from; `vd-pip UNINSTALL INSTALL` (pip's exit statuses, 0 for a
 # step not run) and the second freeze's JSON. pip's output goes to stderr.
 # A failure before pip runs prints a message on stderr, no `vd-pip` line,
 # and exits 5.
 
 set -u
-venv=$1 lock_wait=$2 create_with=$3 nremove=$4
-shift 4
+venv=$1 lock_wait=$2 create_with=$3 planned_from=$4 fingerprint=$5 nremove=$6
+shift 6
 cd / && umask 022 && freeze=$(cat) || exit 5
 python=$venv/bin/python
 lock=$venv/.vd-lock
@@ -103,13 +108,30 @@ command -v flock >/dev/null 2>&1 ||
 exec 9<"$lock" || exit 5
 flock -w "$lock_wait" 9 || fail "another push has held the lock $lock for ${lock_wait}s; gave up"
 
+created=
 if [ -n "$create_with" ] && [ ! -e "$python" ]; then
     make_venv </dev/null 1>&2 || fail "$create_with could not make the venv $venv"
     echo vd-created
+    created=1
 fi
 readable "$nremove" "$@"
 echo vd-before
-run_freeze || exit 5
+before=$(run_freeze) || exit 5
+printf '%s\n' "$before"
+
+# A venv this push made was absent, as planned; any other must be as it was
+# when the plan was made, or nothing is done.
+if [ -n "$planned_from" ] && [ -z "$created" ]; then
+    printf '%s\n' "$before" | "$python" -E -s -c "$fingerprint" "$planned_from"
+    case $? in
+    0 | 4) ;;
+    3)
+        echo vd-drifted
+        exit 0
+        ;;
+    *) fail "the check of $venv against the plan's fingerprint failed" ;;
+    esac
+fi
 
 uninstall_status=0 install_status=0
 pip_uninstall "$nremove" "$@" || uninstall_status=$?

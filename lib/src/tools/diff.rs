@@ -2,10 +2,14 @@
 //! to remove.
 
 use crate::cli::{self, RepoArgs, Status};
+use crate::fingerprint;
 use crate::lock::Lock;
 use crate::output::{status_cell, Output, Table};
 use crate::plan::{self, Action, Options, Plan, Planner};
-use crate::record::{self, target_label, Ahead, Changes, Markers, Python, Reader, Record, Target};
+use crate::record::{
+    self, target_label, Ahead, Changes, Markers, PlannedFrom, Python, Reader, Record, Target,
+    Unchanged,
+};
 use crate::repo::Repo;
 use crate::requirement::Requirements;
 use crate::tags::{Interpreter, Tags};
@@ -55,6 +59,11 @@ const MEMO_LIMIT: usize = 128;
 /// is (its --index-url, --extra-index-url, --find-links and --trusted-host
 /// lines are ignored with a warning). URLs, paths, -e and other pip options
 /// are errors naming file and line.
+///
+/// Each plan is stamped with `planned_from`, a fingerprint (sha256) of the
+/// state it was made from: the interpreter's implementation and version and
+/// the `installed` set. vd-push refuses a target whose venv no longer has
+/// it, so a saved and reviewed plan applies to exactly that state.
 ///
 /// A target that cannot be resolved gets an `error` explaining why: the
 /// chain of requirements that conflict, where each was written, the versions
@@ -189,6 +198,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         options: Options {
             exact: args.exact || args.lock.is_some(),
             upgrade_deps: args.upgrade_deps,
+            unchanged: false,
         },
         tags: HashMap::new(),
         files: HashMap::new(),
@@ -199,17 +209,21 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     for line in Reader::new(io::stdin().lock(), TOOL) {
         let mut record = line.record;
         if record::error_of(&record).is_none() {
-            match state.plan_record(&record) {
-                Ok(plan) => {
+            let planned = state
+                .plan_record(&record)
+                .and_then(|plan| Ok((plan, fingerprint::of_record(&record)?)));
+            match planned {
+                Ok((plan, planned_from)) => {
                     drift |= plan.drift;
-                    record::put_json::<Changes>(&mut record, plan.changes.clone());
-                    record::put_json::<Ahead>(&mut record, plan.ahead.clone());
+                    set_plan(&mut record, &plan, planned_from);
                 }
                 Err(e) => {
                     let message = format!("{e:#}");
                     cli::warn(TOOL, &format!("{}: {message}", target_label(&record)));
                     record::remove::<Changes>(&mut record);
                     record::remove::<Ahead>(&mut record);
+                    record::remove::<PlannedFrom>(&mut record);
+                    record::remove::<Unchanged>(&mut record);
                     record::set_error(&mut record, TOOL, &message);
                 }
             }
@@ -311,8 +325,18 @@ impl State<'_> {
         }
         // The interpreter by its tags' identity, not its facts: those name
         // the venv's own paths, which do not change the plan.
-        let key = serde_json::to_string(&(tags.id(), &env, &installed, &requirements_key))
-            .expect("facts serialize");
+        let options = Options {
+            unchanged: target.generations.is_some(),
+            ..self.options
+        };
+        let key = serde_json::to_string(&(
+            tags.id(),
+            &env,
+            &installed,
+            &requirements_key,
+            options.unchanged,
+        ))
+        .expect("facts serialize");
         if let Some(plan) = self.plans.get(&key) {
             return plan.clone().map_err(|e| anyhow!("{e}"));
         }
@@ -323,7 +347,7 @@ impl State<'_> {
         };
         let plan = self
             .planner
-            .plan_target(&known, &sources, self.options)
+            .plan_target(&known, &sources, options)
             .map(|plan| Rc::new(Planned::from(plan)))
             .map_err(|problems| problems.join("; "));
         if self.plans.len() >= MEMO_LIMIT {
@@ -335,6 +359,17 @@ impl State<'_> {
     }
 }
 
+/// The plan, and the fingerprint of the state it was made from.
+fn set_plan(record: &mut Record, plan: &Planned, planned_from: String) {
+    record::put_json::<Changes>(record, plan.changes.clone());
+    record::put_json::<Ahead>(record, plan.ahead.clone());
+    match &plan.unchanged {
+        Some(unchanged) => record::put_json::<Unchanged>(record, unchanged.clone()),
+        None => record::remove::<Unchanged>(record),
+    }
+    record::put(record, &PlannedFrom(planned_from));
+}
+
 /// A plan as the record carries it, serialized once for every target that
 /// shares it.
 struct Planned {
@@ -342,6 +377,8 @@ struct Planned {
     changes: serde_json::Value,
     /// `ahead`
     ahead: serde_json::Value,
+    /// `unchanged`, for a target with generations (none when empty).
+    unchanged: Option<serde_json::Value>,
     /// Whether there is anything to change (for `--check`).
     drift: bool,
 }
@@ -352,6 +389,9 @@ impl From<Plan> for Planned {
             drift: !plan.changes.is_empty(),
             changes: serde_json::to_value(Changes(plan.changes)).expect("a plan serializes"),
             ahead: serde_json::to_value(Ahead(plan.ahead)).expect("a plan serializes"),
+            unchanged: (!plan.unchanged.is_empty()).then(|| {
+                serde_json::to_value(Unchanged(plan.unchanged)).expect("a plan serializes")
+            }),
         }
     }
 }

@@ -10,7 +10,7 @@ use anyhow::Result;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use std::process::ExitCode;
 
-/// What makes one of the seven tools.
+/// What makes one of the eight tools.
 pub trait Tool {
     /// The binary's name; its messages on stderr start with it.
     const NAME: &'static str;
@@ -54,6 +54,7 @@ pub mod freeze;
 pub mod migrate;
 pub mod push;
 pub mod reload;
+pub mod rollback;
 pub mod targets;
 
 // The whole command line: the tool's own, then what every tool takes. No
@@ -98,5 +99,6 @@ pub fn commands() -> Vec<clap::Command> {
         command::<push::VdPush>(),
         command::<migrate::VdMigrate>(),
         command::<reload::VdReload>(),
+        command::<rollback::VdRollback>(),
     ]
 }

@@ -5,7 +5,9 @@ use crate::confirm::{self, Answer, Terminal};
 use crate::log::{EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
 use crate::push::{Options, Pusher};
-use crate::record::{self, target_label, Changed, Line, Pushed, Reader, Record, Skipped};
+use crate::record::{
+    self, target_label, Changed, Generation, Line, Pushed, Reader, Record, Skipped,
+};
 use crate::repo::Repo;
 use anyhow::Result;
 use std::io;
@@ -38,6 +40,12 @@ const TOOL: &str = "vd-push";
 /// able to reach the cache (every directory above it searchable: a login
 /// user's home often is not, so set `cache` to e.g. /var/cache/vd/wheels).
 ///
+/// Drift: a plan stamped by vd-diff with `planned_from` (the fingerprint of
+/// the state it was made from) is checked on the host, under the venv's lock
+/// and before pip runs. A venv in neither that state nor the state the plan
+/// makes is an error naming what changed since the plan was made (`django
+/// 5.2.1 → 5.2.3`), and nothing is installed or removed.
+///
 /// Install: as `venv_user` where set (sudo -n -u), under an exclusive flock
 /// on VENV/.vd-lock (so two pushes never run pip on one venv at once; a push
 /// waits up to 15 minutes for another), one `VENV/bin/python -m pip
@@ -48,6 +56,17 @@ const TOOL: &str = "vd-push";
 /// `markers`) become that freeze, and a venv that is not what the plan
 /// makes it is an error naming each difference. A pip failure is an error
 /// carrying the end of pip's output.
+///
+/// Generations: a target with `generations` (N) is never changed in place.
+/// Its venv path is a symlink to VENV.generations/M; under a flock on
+/// VENV.generations/.vd-lock, vd-push builds a new venv beside the active
+/// one with its interpreter, installs every wheel of the new set (the
+/// plan's, and those vd-diff names in `unchanged`) with one pip call,
+/// freezes it, checks it holds exactly that set, then points the path at it
+/// with one rename(2). A failed build is removed and the active generation
+/// left as it was. The oldest generations beyond N are then removed, never
+/// the active one or the one before it. Records get `generation`: {active,
+/// previous}.
 ///
 /// Adds to each record `pushed`: {installed: [NAME==VERSION], removed:
 /// [NAME], uploaded: [wheel files this target sent], uploaded_bytes}, and
@@ -101,6 +120,14 @@ pub struct Args {
     #[arg(long)]
     create: bool,
 
+    /// For a target with `generations` whose venv is still a plain
+    /// virtualenv: move it to VENV.generations/1 and put a symlink in its
+    /// place (two renames; the path is absent only between them), then
+    /// push as usual. Without --adopt such a target is an error, and its
+    /// venv is left alone.
+    #[arg(long)]
+    adopt: bool,
+
     #[command(flatten)]
     transport: TransportArgs,
 }
@@ -132,7 +159,12 @@ static TABLE: Table = Table {
                 } else if let Some(commands) = &dry_run {
                     format!("dry run: would run {commands}")
                 } else if let Ok(Some(Changed(true))) = record::get(r) {
-                    "changed".to_string()
+                    match record::get::<Generation>(r) {
+                        Ok(Some(Generation {
+                            active: Some(n), ..
+                        })) => format!("changed: generation {n}"),
+                        _ => "changed".to_string(),
+                    }
                 } else {
                     "unchanged".to_string()
                 }
@@ -158,6 +190,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         dry_run: args.dry_run,
         create: args.create,
         confirmed: args.confirm,
+        adopt: args.adopt,
     };
     let pusher = Pusher::new(repo, options, log);
     args.transport

@@ -13,9 +13,12 @@ use crate::cli::{ChangedArgs, RepoArgs, Status, TransportArgs};
 use crate::fleet::{self, Held, Host};
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
-use crate::record::{self, target_label, Checked, Reader, Record, Reloaded, Target};
+use crate::record::{
+    self, target_label, Checked, Generation, Reader, Record, Reloaded, Reverted, Target,
+};
 use crate::remote::reload;
 use crate::repo::Repo;
+use crate::tools::rollback;
 use crate::transport::Connection;
 use anyhow::{bail, Result};
 use std::collections::HashMap;
@@ -69,6 +72,14 @@ pub struct Args {
     #[arg(long, value_name = "DELAY", default_value = "1s", value_parser = parse_delay)]
     check_delay: Duration,
 
+    /// When the reload or the check of a target with generations fails,
+    /// switch it back to the generation before the one vd-push made (its
+    /// record's `generation`), reload and check again, and add `reverted`:
+    /// {from, to}. The record keeps its error and the exit status is 1: the
+    /// deploy failed. Targets with `reload_once` are not reverted.
+    #[arg(long)]
+    revert: bool,
+
     #[command(flatten)]
     transport: TransportArgs,
 }
@@ -115,6 +126,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     let repo = Repo::open(&args.repo.repo)?;
     let reloader = Reloader {
         changed: args.changed,
+        revert: args.revert,
         check_tries: args.check_tries,
         check_delay: args.check_delay,
         log: EventWriter::new(ReleaseLog::new(repo.dir()), TOOL),
@@ -136,6 +148,8 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
 /// What every target's work shares.
 struct Reloader {
     changed: ChangedArgs,
+    /// Switch a failed target with generations back (`--revert`).
+    revert: bool,
     check_tries: u32,
     check_delay: Duration,
     log: EventWriter,
@@ -151,31 +165,91 @@ impl Reloader {
         // target's error, not a surprise after its reload.
         let Target {
             reload,
-            check,
             reload_once: once,
             ..
         } = target;
-        let Some(reload) = reload else {
+        if reload.is_none() {
             record::put(record, &Reloaded(false));
             return Ok(());
-        };
+        }
         if *once {
             host.hold();
             return Ok(());
         }
         let label = target_label(record);
         let connection = host.connection()?;
-        if let Err(message) = self.reload(connection, reload) {
-            self.log_error(&label, &message);
-            bail!(message);
+        let failed = match self.reload_and_check(connection, &label, target, record) {
+            Ok(()) => return Ok(()),
+            Err(message) => message,
+        };
+        self.log_error(&label, &failed);
+        if !self.revert || target.generations.is_none() {
+            bail!(failed);
         }
-        record::put(record, &Reloaded(true));
-        self.log_reload(&label, reload);
-        if let Some(check) = check {
-            if let Err(message) = self.check(connection, check) {
-                self.log_error(&label, &message);
-                bail!(message);
+        // deploy-rs's magic rollback: back to the generation before the
+        // push's, reloaded and checked again. The deploy still failed.
+        let Ok(Some(Generation {
+            active: Some(active),
+            previous: Some(previous),
+        })) = record::get::<Generation>(record)
+        else {
+            bail!("{failed}; not reverted: the record names no previous generation");
+        };
+        let switch =
+            match rollback::roll_back(connection, target, record, Some(active), Some(previous)) {
+                Ok(switch) => switch,
+                Err(e) => {
+                    let message =
+                        format!("{failed}; the revert to generation {previous} failed: {e:#}");
+                    self.log_error(&label, &message);
+                    bail!(message);
+                }
+            };
+        record::put(record, &Reverted(switch));
+        record::remove::<Reloaded>(record);
+        record::remove::<Checked>(record);
+        self.log.write(&[Event {
+            target: label.clone(),
+            detail: format!(
+                "generation {} to {} after: {failed}",
+                switch.from, switch.to
+            ),
+            ..Event::now("revert")
+        }]);
+        match self.reload_and_check(connection, &label, target, record) {
+            Ok(()) => bail!(
+                "{failed}; reverted to generation {}, reloaded{}",
+                switch.to,
+                if target.check.is_some() {
+                    " and checked"
+                } else {
+                    ""
+                }
+            ),
+            Err(again) => {
+                self.log_error(&label, &again);
+                bail!(
+                    "{failed}; reverted to generation {}, and then: {again}",
+                    switch.to
+                )
             }
+        }
+    }
+
+    /// Run a target's reload, then its check; the first failure in words.
+    fn reload_and_check(
+        &self,
+        connection: &mut Connection,
+        label: &str,
+        target: &Target,
+        record: &mut Record,
+    ) -> Result<(), String> {
+        let reload = target.reload.as_deref().unwrap_or_default();
+        self.reload(connection, reload)?;
+        record::put(record, &Reloaded(true));
+        self.log_reload(label, reload);
+        if let Some(check) = &target.check {
+            self.check(connection, check)?;
             record::put(record, &Checked(true));
         }
         Ok(())

@@ -13,8 +13,10 @@ const TOOL: &str = "vd-targets";
 ///
 /// The inventory is a CSV file with a header row naming its columns: host,
 /// port, user, venv, venv_user, requirements, packages, settings, migrate_user,
-/// reload, reload_once, via, identity, python, cache, check, jump. Only host
-/// and venv are required; packages and settings are space-separated lists;
+/// reload, reload_once, via, identity, python, cache, check, generations,
+/// jump. Only host and venv are required; packages and settings are
+/// space-separated lists; generations (a number, 2 or more) makes the venv
+/// path a symlink vd-push manages over that many kept generations;
 /// jump names the bastions to reach the host through (user@host:port, a
 /// comma-separated chain, as ProxyJump writes them). A file
 /// ending in .jsonl holds target records instead. Relative requirements and

@@ -1,0 +1,203 @@
+//! The fingerprint of the state a plan was made from, and the words for how
+//! a venv drifted from it.
+//!
+//! vd-diff plans against a freeze; a plan saved and reviewed is only right
+//! for the venv as it was frozen. vd-diff stamps each plan with
+//! [`of_state`] (`planned_from`): a sha256 over the interpreter
+//! (implementation and version) and every installed `name==version`, or
+//! over "absent" for a venv still to create. vd-push checks it on the host,
+//! under the venv's lock and before pip runs, with `fingerprint.py` (beside
+//! the remote scripts), which computes the same text from the freeze it just
+//! took; the two are tested against each other. When they differ, nothing
+//! is installed and [`drift`] names what changed.
+
+use crate::record::{self, Facts, Python, Record};
+use anyhow::Result;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// The first line of the text hashed: its version, should it ever change.
+const HEADER: &str = "vd-state 1";
+
+/// The fingerprint of a venv's state: `sha256:HEX` over the interpreter and
+/// every installed distribution, or over "absent" when `installed` is
+/// `None` (a venv still to create).
+pub fn of_state(python: Option<&Facts>, installed: Option<&BTreeMap<String, String>>) -> String {
+    let mut text = format!("{HEADER}\n");
+    match installed {
+        None => text.push_str("absent\n"),
+        Some(installed) => {
+            let fact = |f: Option<&Option<String>>| f.and_then(|v| v.clone()).unwrap_or_default();
+            text.push_str(&format!(
+                "python {} {}\n",
+                fact(python.map(|p| &p.implementation)),
+                fact(python.map(|p| &p.version))
+            ));
+            for (name, version) in installed {
+                text.push_str(&format!("{name}=={version}\n"));
+            }
+        }
+    }
+    format!("sha256:{:x}", Sha256::digest(text.as_bytes()))
+}
+
+/// The fingerprint of the state a frozen record describes: its `python`
+/// facts and `installed`, or a venv still to create (`venv_exists: false`).
+pub fn of_record(record: &Record) -> Result<String> {
+    let facts = match record::get::<Python>(record)? {
+        Some(Python::Facts(facts)) => Some(*facts),
+        _ => None,
+    };
+    if !record::venv_exists(record) {
+        return Ok(of_state(facts.as_ref(), None));
+    }
+    let installed = record::installed(record)?.by_name();
+    Ok(of_state(facts.as_ref(), Some(&installed)))
+}
+
+/// How the venv found under the lock (`now`, with its interpreter's
+/// version) differs from the state planned from, one change per element:
+/// `django 5.2.1 → 5.2.3`, `six 1.16.0 installed`, `attrs 23.1.0 removed`.
+/// `planned` is `None` for a venv planned as absent.
+pub fn drift(
+    planned: Option<(&BTreeMap<String, String>, Option<&str>)>,
+    now: &BTreeMap<String, String>,
+    now_python: Option<&str>,
+) -> Vec<String> {
+    let Some((before, before_python)) = planned else {
+        return vec!["the venv was made".to_string()];
+    };
+    let mut words = Vec::new();
+    if before_python != now_python {
+        words.push(format!(
+            "python {} → {}",
+            before_python.unwrap_or("?"),
+            now_python.unwrap_or("?")
+        ));
+    }
+    for (name, was) in before {
+        match now.get(name) {
+            None => words.push(format!("{name} {was} removed")),
+            Some(is) if is != was => words.push(format!("{name} {was} → {is}")),
+            Some(_) => {}
+        }
+    }
+    for (name, is) in now {
+        if !before.contains_key(name) {
+            words.push(format!("{name} {is} installed"));
+        }
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::push::FINGERPRINT_SCRIPT;
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    fn versions(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn facts(version: &str) -> Facts {
+        serde_json::from_value(serde_json::json!({
+            "implementation": "cpython", "version": version, "executable": "/v/bin/python"
+        }))
+        .unwrap()
+    }
+
+    /// fingerprint.py's exit status, run by this machine's python3 on
+    /// `freeze` with `args`.
+    fn script(freeze: &serde_json::Value, args: &[&str]) -> Option<i32> {
+        let mut child = Command::new("python3")
+            .args(["-E", "-s", "-c", FINGERPRINT_SCRIPT])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run python3 ({e}): install Python 3"));
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(freeze.to_string().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.status.code()
+    }
+
+    /// Whether fingerprint.py says `freeze` has the fingerprint `expected`.
+    fn script_matches(freeze: &serde_json::Value, expected: &str) -> bool {
+        match script(freeze, &[expected]) {
+            Some(0) => true,
+            Some(3) => false,
+            other => panic!("fingerprint.py exited {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_host_tells_planned_from_made_and_checks_a_new_set() {
+        let freeze = serde_json::json!({
+            "python": {"implementation": "cpython", "version": "3.11.7"},
+            "markers": {}, "installed": {"a": "1.0", "pip": "24.0"},
+        });
+        let from = of_state(Some(&facts("3.11.7")), Some(&versions(&[("a", "0.9")])));
+        let made = of_state(
+            Some(&facts("3.11.7")),
+            Some(&versions(&[("a", "1.0"), ("pip", "24.0")])),
+        );
+        assert_eq!(script(&freeze, &[&format!("{from} {made}")]), Some(4));
+        assert_eq!(script(&freeze, &[&format!("{made} {from}")]), Some(0));
+        assert_eq!(script(&freeze, &[&from]), Some(3));
+        assert_eq!(script(&freeze, &["--holds", "a==1.0"]), Some(0));
+        assert_eq!(script(&freeze, &["--holds", "a==1.0 b==2"]), Some(3));
+        assert_eq!(script(&freeze, &["--holds", "a==0.9"]), Some(3));
+        assert_eq!(script(&freeze, &["--holds", ""]), Some(3));
+    }
+
+    #[test]
+    fn the_host_computes_the_same_fingerprint() {
+        let installed = versions(&[("django", "5.2.1"), ("zope-interface", "6.4"), ("é", "1")]);
+        let planned = of_state(Some(&facts("3.11.7")), Some(&installed));
+        assert!(planned.starts_with("sha256:") && planned.len() == 7 + 64);
+        let freeze = serde_json::json!({
+            "python": {"implementation": "cpython", "version": "3.11.7", "executable": "/g/2/bin/python"},
+            "markers": {}, "installed": {"zope-interface": "6.4", "é": "1", "django": "5.2.1"},
+        });
+        assert!(script_matches(&freeze, &planned));
+        let mut upgraded = freeze.clone();
+        upgraded["installed"]["django"] = "5.2.3".into();
+        assert!(!script_matches(&upgraded, &planned));
+        let mut newer = freeze.clone();
+        newer["python"]["version"] = "3.11.9".into();
+        assert!(!script_matches(&newer, &planned));
+        assert!(!script_matches(&freeze, &of_state(None, None)));
+    }
+
+    #[test]
+    fn drift_names_each_change() {
+        let before = versions(&[("django", "5.2.1"), ("attrs", "23.1.0")]);
+        let now = versions(&[("django", "5.2.3"), ("six", "1.16.0")]);
+        assert_eq!(
+            drift(Some((&before, Some("3.11.7"))), &now, Some("3.11.9")),
+            [
+                "python 3.11.7 → 3.11.9",
+                "attrs 23.1.0 removed",
+                "django 5.2.1 → 5.2.3",
+                "six 1.16.0 installed"
+            ]
+        );
+        assert!(drift(Some((&before, None)), &before, None).is_empty());
+        assert_eq!(drift(None, &now, None), ["the venv was made"]);
+    }
+}

@@ -1,0 +1,256 @@
+//! Pushing to a target with generations: the plan applied by building a
+//! whole new venv beside the active one, from the host's wheel cache in one
+//! pip call, checked, then switched to with one rename(2).
+//!
+//! The new generation holds what the plan makes of the frozen venv: every
+//! package the plan installs, upgrades or downgrades, from its wheel, and
+//! every other package it keeps, from the wheel vd-diff named for it in
+//! `unchanged`. A kept package with no wheel (one in `ahead`, newer than the
+//! repository) cannot be rebuilt, and the push is an error before anything
+//! is sent. pip, setuptools and wheel come with the new venv unless the
+//! plan names them. The host checks the new generation holds exactly that
+//! set before it switches; a failed build is removed and the active
+//! generation stays as it was.
+
+use super::{installs, set_pushed, Pusher};
+use crate::cache::{HostCaches, Wheel};
+use crate::fleet::Host;
+use crate::plan::{Action, Change, KEEP};
+use crate::record::{self, Generation, Installed, Pushed, Python, Record, Target, Unchanged};
+use crate::remote;
+use crate::remote::cache::DEFAULT_CACHE;
+use crate::remote::generation::{
+    generation_command, generations_dir, GenerationOutcome, GenerationSteps, GENERATION_STDIN,
+};
+use crate::remote::push as remote_push;
+use crate::shell;
+use crate::wheel::WheelName;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+
+/// What one target's push to a new generation starts from.
+pub struct Build<'a> {
+    /// Generations to keep.
+    pub keep: u32,
+    pub changes: &'a [Change],
+    /// The record's `installed`, by name.
+    pub frozen: &'a BTreeMap<String, String>,
+    /// Fingerprints the active generation may have (see `PushSteps`).
+    pub accept: &'a [String],
+    /// The python for the first generation, when there is none.
+    pub create_with: Option<&'a str>,
+}
+
+impl Pusher {
+    pub(super) fn push_generation(
+        &self,
+        host: &mut Host<HostCaches>,
+        caches: &mut HostCaches,
+        target: &Target,
+        record: &mut Record,
+        build: &Build,
+    ) -> Result<()> {
+        let venv = &target.venv;
+        if let Some(Python::Facts(facts)) = &target.python {
+            if let Some(version) = facts.version.as_deref().filter(|v| v.starts_with("2.")) {
+                bail!(
+                    "generations are built with `python -m venv`, which Python {version} lacks: \
+                     leave this target's `generations` empty to push to it in place"
+                );
+            }
+        }
+        let sources = new_set(record, build)?;
+        let wheels = sources
+            .iter()
+            .map(|c| self.wheel(c))
+            .collect::<Result<Vec<Wheel>>>()?;
+        let holds: Vec<String> = sources.iter().filter_map(installs).collect();
+
+        let spec = target.cache.as_deref().unwrap_or(DEFAULT_CACHE);
+        let connection = host.connection()?;
+        let run_as = target.run_as(connection.user()).map(str::to_string);
+        let cache = caches.open(connection, spec, self.options.dry_run)?;
+        let missing = cache.missing(&wheels);
+        let files: Vec<String> = wheels.iter().map(|w| cache.path_of(w)).collect();
+        let mut pushed = Pushed {
+            uploaded: missing.iter().map(|w| w.file.clone()).collect(),
+            uploaded_bytes: missing.iter().map(|w| w.size).sum(),
+            ..Pushed::default()
+        };
+
+        if self.options.dry_run {
+            cache.suppose_held(&missing);
+            let run_as = run_as.as_deref();
+            let next = format!("{}/NEXT", generations_dir(venv));
+            let python = build.create_with.unwrap_or("ACTIVE/bin/python");
+            let create = remote_push::create_venv_command(python, &next, false);
+            pushed.commands.push(remote::as_user(run_as, &create));
+            if !files.is_empty() {
+                let install = remote_push::pip_install_command(&next, &files);
+                pushed.commands.push(remote::as_user(run_as, &install));
+            }
+            let switch = shell::join(&["mv", "-T", &format!("{venv}.vd-new"), venv]);
+            pushed.commands.push(remote::as_user(run_as, &switch));
+            pushed.installed = build.changes.iter().filter_map(installs).collect();
+            pushed.removed = removed(build.changes);
+            pushed.dry_run = true;
+            set_pushed(record, &pushed, false);
+            return Ok(());
+        }
+
+        cache.upload(connection, &missing)?;
+        let command = remote::as_user(
+            run_as.as_deref(),
+            &generation_command(&GenerationSteps {
+                venv,
+                keep: build.keep,
+                adopt: self.options.adopt,
+                create_with: build.create_with,
+                accept: build.accept,
+                holds: &holds,
+                install: &files,
+            }),
+        );
+        let finished = connection.run(&command, GENERATION_STDIN.as_bytes())?;
+        if let Some(message) = remote::sudo_refusal(&finished, run_as.as_deref()) {
+            bail!(message);
+        }
+        let outcome = GenerationOutcome::parse(&finished)?;
+        if outcome.drifted {
+            let before = outcome
+                .before
+                .as_ref()
+                .context("no freeze before the drift")?;
+            return Err(self.drifted(record, target, before));
+        }
+
+        // The truth first: the record says what the active generation holds.
+        let active = outcome.switched.or(outcome.active);
+        let now = if outcome.switched.is_some() {
+            outcome.after.as_ref()
+        } else {
+            outcome.before.as_ref()
+        };
+        if let Some(now) = now {
+            record::merge(
+                record,
+                &record::Frozen {
+                    python: now.python.clone(),
+                    markers: now.markers.clone(),
+                    installed: Installed::from_names(now.installed()?)?,
+                    venv_exists: true,
+                },
+            );
+        }
+        let previous = outcome.switched.and(outcome.active);
+        let kept_previous = record::get::<Generation>(record)
+            .ok()
+            .flatten()
+            .filter(|g| g.active == active)
+            .and_then(|g| g.previous);
+        record::put(
+            record,
+            &Generation {
+                active,
+                previous: previous.or(kept_previous),
+            },
+        );
+        if let Some(failure) = outcome.build_failure() {
+            set_pushed(record, &pushed, outcome.adopted.is_some());
+            bail!("{venv}: {failure}");
+        }
+        let Some(new) = outcome.switched else {
+            // vd-done: another push of this plan made it already.
+            set_pushed(record, &pushed, false);
+            return Ok(());
+        };
+        let empty = BTreeMap::new();
+        let before = match &outcome.before {
+            Some(before) => before.installed()?,
+            None => &empty,
+        };
+        let after = outcome
+            .after
+            .as_ref()
+            .context("no freeze of the new generation")?
+            .installed()?;
+        let applied = super::verify::applied(build.changes, before, after);
+        pushed.installed = applied.installed;
+        pushed.removed = applied.removed;
+        set_pushed(record, &pushed, true);
+        self.log_changes(record, build.changes, &pushed, Some(new));
+        Ok(())
+    }
+}
+
+/// The names a plan removes.
+fn removed(changes: &[Change]) -> Vec<String> {
+    changes
+        .iter()
+        .filter(|c| c.action == Action::Remove)
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// Every package of the new generation as a change that installs its
+/// wheel: the plan's own, then the kept packages' from `unchanged`. A kept
+/// package without a wheel is an error naming each one.
+fn new_set(record: &Record, build: &Build) -> Result<Vec<Change>> {
+    let unchanged = record::get::<Unchanged>(record)?.unwrap_or_default();
+    let mut sources: BTreeMap<String, Change> = BTreeMap::new();
+    for (i, kept) in unchanged.0.into_iter().enumerate() {
+        let what = format!("unchanged entry {} ({})", i + 1, kept.name);
+        if kept.wheel.contains('/') || kept.wheel.starts_with('.') {
+            bail!(
+                "{what}: wheel {:?} is not a file name in the repository",
+                kept.wheel
+            );
+        }
+        let parsed = WheelName::parse(&kept.wheel).with_context(|| what.clone())?;
+        if parsed.name != kept.name {
+            bail!(
+                "{what}: wheel {} is not a wheel of {}",
+                kept.wheel,
+                kept.name
+            );
+        }
+        sources.insert(
+            kept.name.clone(),
+            Change {
+                name: kept.name,
+                action: Action::Install,
+                from: None,
+                to: Some(kept.version),
+                wheel: Some(kept.wheel),
+                sha256: Some(kept.sha256),
+            },
+        );
+    }
+    for change in build.changes {
+        match change.action {
+            Action::Remove => sources.remove(&change.name),
+            _ => sources.insert(change.name.clone(), change.clone()),
+        };
+    }
+    let mut without = Vec::new();
+    for (name, version) in build.frozen {
+        let removed = build
+            .changes
+            .iter()
+            .any(|c| c.name == *name && c.action == Action::Remove);
+        if !removed && !sources.contains_key(name) && !KEEP.contains(&name.as_str()) {
+            without.push(format!("{name} {version}"));
+        }
+    }
+    if !without.is_empty() {
+        bail!(
+            "a new generation cannot be built: the plan keeps {} but names no wheel of {} \
+             (plan again with vd-diff, which names the wheel of each package it keeps for a \
+             target with generations; a package the repository lacks, or has only older \
+             versions of, must be added with vd-add or left out with vd-diff --exact)",
+            without.join(", "),
+            if without.len() == 1 { "it" } else { "them" }
+        );
+    }
+    Ok(sources.into_values().collect())
+}

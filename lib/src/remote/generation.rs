@@ -1,0 +1,240 @@
+//! A push to a target with generations: a whole new venv built beside the
+//! active one, checked, and switched to atomically.
+//!
+//! The command runs [`GENERATION_SCRIPT`] (`generation.sh`, beside this
+//! file) as the venv's user, with every value as a quoted argument and the
+//! freeze script on stdin; what it prints, a line per step, is read into a
+//! [`GenerationOutcome`]. Which wheels make the new set, and whether it
+//! ended as the plan says, is [`crate::push`]'s. The layout: `VENV` is a
+//! symlink to `BASE.generations/N` beside it (BASE is VENV's last
+//! component), and each generation is a complete venv made at its own path.
+
+use super::freeze::{FreezeOutput, FREEZE_SCRIPT};
+use super::push::{FINGERPRINT_SCRIPT, LOCK_WAIT_SECS};
+use crate::shell;
+use crate::transport::Finished;
+use anyhow::{anyhow, bail, Result};
+
+/// The shell program of a generation's build and switch.
+pub const GENERATION_SCRIPT: &str = include_str!("generation.sh");
+
+/// What [`generation_command`] sends on stdin: the freeze.
+pub const GENERATION_STDIN: &str = FREEZE_SCRIPT;
+
+/// How many lines of pip's output an error carries.
+const PIP_TAIL_LINES: usize = 20;
+
+/// The folder of a venv's generations.
+pub fn generations_dir(venv: &str) -> String {
+    format!("{}.generations", venv.trim_end_matches('/'))
+}
+
+/// What [`generation_command`] does to one target.
+pub struct GenerationSteps<'a> {
+    pub venv: &'a str,
+    /// Generations to keep.
+    pub keep: u32,
+    /// Make a plain venv at `venv` a generation first.
+    pub adopt: bool,
+    /// Make the first generation with this python when `venv` is absent.
+    pub create_with: Option<&'a str>,
+    /// The fingerprints of the state planned from and of the state the plan
+    /// makes; empty: not checked.
+    pub accept: &'a [String],
+    /// `name==version` of every package the new generation must hold.
+    pub holds: &'a [String],
+    /// The wheel files on the host of the new generation.
+    pub install: &'a [String],
+}
+
+/// The build of a new generation, as `/bin/sh -c` with the steps as
+/// arguments, to be sent [`GENERATION_STDIN`] on stdin.
+pub fn generation_command(steps: &GenerationSteps) -> String {
+    let lock_wait = LOCK_WAIT_SECS.to_string();
+    let keep = steps.keep.to_string();
+    let accept = steps.accept.join(" ");
+    let holds = steps.holds.join(" ");
+    let mut words = vec![
+        "/bin/sh",
+        "-c",
+        GENERATION_SCRIPT,
+        "vd-push",
+        steps.venv.trim_end_matches('/'),
+        &lock_wait,
+        &keep,
+        if steps.adopt { "1" } else { "0" },
+        steps.create_with.unwrap_or(""),
+        &accept,
+        FINGERPRINT_SCRIPT,
+        &holds,
+    ];
+    words.extend(steps.install.iter().map(String::as_str));
+    shell::join(&words)
+}
+
+/// What [`generation_command`] printed.
+#[derive(Debug, Default)]
+pub struct GenerationOutcome {
+    /// A plain venv was made this generation.
+    pub adopted: Option<u32>,
+    /// The generation active when the lock was taken, and its freeze.
+    pub active: Option<u32>,
+    pub before: Option<FreezeOutput>,
+    /// The active generation was not the state planned from: nothing done.
+    pub drifted: bool,
+    /// The active generation already was what the plan makes: nothing done.
+    pub done: bool,
+    /// The new generation's number, once its build began.
+    pub built: Option<u32>,
+    /// Exit statuses of `python -m venv` and of pip's install.
+    pub create_status: i32,
+    pub install_status: i32,
+    /// The new generation's freeze, when it got that far.
+    pub after: Option<FreezeOutput>,
+    /// The new generation was removed, not switched to.
+    pub discarded: bool,
+    /// The generation `venv` points at now, when the push switched.
+    pub switched: Option<u32>,
+    /// Generations removed as older than the kept ones.
+    pub pruned: Vec<u32>,
+    /// The end of the command's stderr (pip's output), for errors.
+    pub output: String,
+}
+
+impl GenerationOutcome {
+    pub fn parse(finished: &Finished) -> Result<GenerationOutcome> {
+        let stdout = String::from_utf8_lossy(&finished.stdout);
+        let mut lines = stdout.lines();
+        let mut outcome = GenerationOutcome::default();
+        let number = |word: &str| {
+            word.parse::<u32>()
+                .map_err(|_| anyhow!("the generation script printed {word:?} for a number"))
+        };
+        let freeze = |line: Option<&str>| match line {
+            Some(line) => FreezeOutput::parse(line)
+                .map(Some)
+                .map_err(|e| anyhow!("the generation's freeze: {e:#}")),
+            None => Ok(None),
+        };
+        while let Some(line) = lines.next() {
+            match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+                ["vd-adopted", n] => outcome.adopted = Some(number(n)?),
+                ["vd-active", n] => outcome.active = Some(number(n)?),
+                ["vd-before"] => outcome.before = freeze(lines.next())?,
+                ["vd-drifted"] => outcome.drifted = true,
+                ["vd-done"] => outcome.done = true,
+                ["vd-generation", n] => outcome.built = Some(number(n)?),
+                ["vd-built", create, install] => {
+                    outcome.create_status = create.parse().unwrap_or(-1);
+                    outcome.install_status = install.parse().unwrap_or(-1);
+                    if outcome.create_status == 0 && outcome.install_status == 0 {
+                        outcome.after = freeze(lines.next())?;
+                    }
+                }
+                ["vd-discarded", _] => outcome.discarded = true,
+                ["vd-switched", n] => outcome.switched = Some(number(n)?),
+                ["vd-pruned", pruned @ ..] => {
+                    outcome.pruned = pruned.iter().map(|n| number(n)).collect::<Result<_>>()?
+                }
+                _ => {}
+            }
+        }
+        let stderr = finished.stderr_text();
+        let lines: Vec<&str> = stderr.lines().collect();
+        outcome.output = lines[lines.len().saturating_sub(PIP_TAIL_LINES)..].join("\n");
+        let finished_steps =
+            outcome.drifted || outcome.done || outcome.discarded || outcome.switched.is_some();
+        if !finished_steps {
+            bail!(
+                "the push command failed{} (exit status {}): {}",
+                match (outcome.built, outcome.active) {
+                    (Some(n), Some(active)) =>
+                        format!(" while building generation {n} (generation {active} stays active)"),
+                    (Some(n), None) => format!(" while building generation {n}"),
+                    (None, _) => " before building a new generation".to_string(),
+                },
+                finished.status,
+                if stderr.is_empty() {
+                    "no message"
+                } else {
+                    &stderr
+                }
+            );
+        }
+        Ok(outcome)
+    }
+
+    /// Why the build was discarded, in words; `None` when it was not.
+    pub fn build_failure(&self) -> Option<String> {
+        if !self.discarded {
+            return None;
+        }
+        let n = self.built.unwrap_or_default();
+        let kept = match self.active {
+            Some(active) => format!("generation {active} stays active"),
+            None => "there is no generation yet".to_string(),
+        };
+        let why = if self.create_status != 0 {
+            format!("python -m venv failed (exit status {})", self.create_status)
+        } else if self.install_status != 0 {
+            format!("pip install failed (exit status {})", self.install_status)
+        } else {
+            "it does not hold what the plan makes".to_string()
+        };
+        Some(format!(
+            "generation {n} was not built, {why}, and is removed; {kept}: {}",
+            self.output
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_each_step() {
+        let freeze = r#"{"installed": {"a": "1"}, "markers": {}, "python": {"venv": true}}"#;
+        let stdout = format!(
+            "vd-adopted 1\nvd-active 1\nvd-before\n{freeze}\nvd-generation 2\nvd-built 0 0\n\
+             {freeze}\nvd-switched 2\nvd-pruned\n"
+        );
+        let outcome = GenerationOutcome::parse(&Finished::of(0, &stdout, "")).unwrap();
+        assert_eq!(
+            (
+                outcome.adopted,
+                outcome.active,
+                outcome.built,
+                outcome.switched
+            ),
+            (Some(1), Some(1), Some(2), Some(2))
+        );
+        assert!(outcome.after.is_some() && outcome.pruned.is_empty());
+        assert_eq!(outcome.build_failure(), None);
+
+        let failed = "vd-active 4\nvd-before\n".to_string()
+            + freeze
+            + "\nvd-generation 5\nvd-built 0 1\nvd-discarded 5\n";
+        let outcome =
+            GenerationOutcome::parse(&Finished::of(0, &failed, "ERROR: disk full\n")).unwrap();
+        assert_eq!(
+            outcome.build_failure().unwrap(),
+            "generation 5 was not built, pip install failed (exit status 1), and is removed; \
+             generation 4 stays active: ERROR: disk full"
+        );
+        let cut = "vd-active 4\nvd-before\n".to_string() + freeze + "\nvd-generation 5\n";
+        let err = format!(
+            "{:#}",
+            GenerationOutcome::parse(&Finished::of(137, &cut, "Killed")).unwrap_err()
+        );
+        assert!(
+            err.contains("while building generation 5 (generation 4 stays active)"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            GenerationOutcome::parse(&Finished::of(5, "", "/v is a plain virtualenv")).unwrap_err()
+        );
+        assert!(err.contains("before building a new generation"), "{err}");
+    }
+}

@@ -1,0 +1,379 @@
+//! Targets with generations, against a real sshd on loopback and real
+//! virtualenvs: a new generation built beside the active one and switched
+//! to atomically, kept N at a time, adopted from a plain venv, refused when
+//! it drifted, left alone when its build fails.
+
+use crate::push::{
+    assert_ok, log_events, plan, push, repo, requirements, sha256, target, wheel, Record,
+};
+use crate::util::python::{install, pip_list, venv_with_pip};
+use crate::util::sshd::Sshd;
+use crate::util::{error_message, installed, Outcome};
+use serde_json::json;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A target on host 0 that keeps `keep` generations.
+fn generations_target(server: &Sshd, venv: &Path, cache: &Path, keep: u32) -> Record {
+    let mut t = target(server, 0, venv, cache);
+    t.insert("generations".into(), json!(keep));
+    t
+}
+
+/// The generation `venv` points at, by its link.
+fn active(venv: &Path) -> String {
+    let link = fs::read_link(venv).unwrap_or_else(|e| panic!("{} is no link: {e}", venv.display()));
+    let name = venv.file_name().unwrap().to_string_lossy();
+    let link = link.display().to_string();
+    link.strip_prefix(&format!("{name}.generations/"))
+        .unwrap_or_else(|| panic!("{} points at {link}", venv.display()))
+        .to_string()
+}
+
+/// The numbers of the generations kept beside `venv`.
+fn kept(venv: &Path) -> Vec<u32> {
+    let dir = PathBuf::from(format!("{}.generations", venv.display()));
+    let mut numbers: Vec<u32> = fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.parse().ok())
+        .collect();
+    numbers.sort();
+    numbers
+}
+
+/// A Python process started through `venv` that imports `module` when told
+/// to (a line on its stdin) and prints where from and its VERSION.
+struct Service(std::process::Child);
+
+impl Service {
+    fn start(venv: &Path) -> Service {
+        let child = Command::new(venv.join("bin/python"))
+            .args([
+                "-c",
+                "import sys\nfor name in sys.stdin:\n    m = __import__(name.strip())\n    \
+                 print(m.VERSION, m.__file__, flush=True)",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Service(child)
+    }
+
+    /// `VERSION path` of `module` as the running process imports it now.
+    fn import(&mut self, module: &str) -> String {
+        let stdin = self.0.stdin.as_mut().unwrap();
+        writeln!(stdin, "{module}").unwrap();
+        let mut line = String::new();
+        BufReader::new(self.0.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line.trim().to_string()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn generation(record: &Record) -> (serde_json::Value, serde_json::Value) {
+    (
+        record["generation"]["active"].clone(),
+        record["generation"]["previous"].clone(),
+    )
+}
+
+#[test]
+fn a_generation_is_built_beside_the_active_one_and_switched_to() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (alpha1, alpha2, beta, gamma) = (
+        wheel("vdp-alpha", "1.0"),
+        wheel("vdp-alpha", "2.0"),
+        wheel("vdp-beta", "1.0"),
+        wheel("vdp-gamma", "1.0"),
+    );
+    let repo = repo(
+        d,
+        &[alpha1.clone(), alpha2.clone(), beta.clone(), gamma.clone()],
+    );
+    let v = d.join("venv");
+    venv_with_pip(&v);
+    install(&v, std::slice::from_ref(&alpha1));
+    let cache = d.join("cache");
+    let t = generations_target(&server, &v, &cache, 3);
+    let one = requirements(d, "one.txt", "vdp-alpha==1.0\nvdp-beta\n");
+    let plans = plan(&server, &repo, &one, false, std::slice::from_ref(&t));
+    assert!(
+        plans.contains("\"unchanged\":[{\"name\":\"vdp-alpha\""),
+        "{plans}"
+    );
+
+    // A plain venv is never moved silently.
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(1);
+    let message = error_message(&out.records()[0]);
+    assert!(
+        message.contains("plain virtualenv") && message.contains("--adopt"),
+        "{message}"
+    );
+    assert!(v.is_dir() && !v.is_symlink(), "the venv was moved");
+
+    // --adopt: the venv becomes generation 1, and the plan builds 2.
+    let out = push(&server, &repo, &["--adopt"], &plans);
+    out.expect_code(0);
+    let record = &out.records()[0];
+    assert_ok(record);
+    assert_eq!(record["changed"], json!(true));
+    assert_eq!(generation(record), (json!(2), json!(1)));
+    assert_eq!(active(&v), "2");
+    assert_eq!(kept(&v), [1, 2]);
+    assert_eq!(pip_list(&v)["vdp-beta"], "1.0");
+    assert_eq!(pip_list(&v)["vdp-alpha"], "1.0");
+    assert_eq!(installed(record), pip_list(&v));
+    let installs: Vec<_> = log_events(&repo)
+        .into_iter()
+        .filter(|e| e.event == "install")
+        .collect();
+    assert_eq!(installs.len(), 1, "{installs:?}");
+    assert_eq!(installs[0].detail, "install in generation 2");
+
+    // A process started now keeps generation 2 through the next switch.
+    let mut old = Service::start(&v);
+    assert!(old.import("vdp_beta").starts_with("1.0 "));
+    let two = requirements(d, "two.txt", "vdp-alpha==2.0\nvdp-beta\n");
+    let plans = plan(&server, &repo, &two, false, std::slice::from_ref(&t));
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(0);
+    let record = &out.records()[0];
+    assert_ok(record);
+    assert_eq!(generation(record), (json!(3), json!(2)));
+    assert_eq!(active(&v), "3");
+    let seen = old.import("vdp_alpha");
+    assert!(
+        seen.starts_with("1.0 ") && seen.contains("venv.generations/2/"),
+        "{seen}"
+    );
+    let mut new = Service::start(&v);
+    let seen = new.import("vdp_alpha");
+    assert!(
+        seen.starts_with("2.0 ") && seen.contains("venv.generations/3/"),
+        "{seen}"
+    );
+
+    // Keep 3: the fourth generation prunes the first.
+    let three = requirements(d, "three.txt", "vdp-alpha==2.0\nvdp-beta\nvdp-gamma\n");
+    let plans = plan(&server, &repo, &three, false, std::slice::from_ref(&t));
+    push(&server, &repo, &[], &plans).expect_code(0);
+    assert_eq!(active(&v), "4");
+    assert_eq!(kept(&v), [2, 3, 4]);
+
+    // A venv changed since the plan was made is refused; nothing is built.
+    let plans = plan(&server, &repo, &one, false, std::slice::from_ref(&t));
+    let uninstalled = Command::new(v.join("bin/python"))
+        .args(["-m", "pip", "uninstall", "-q", "-y", "vdp-gamma"])
+        .status()
+        .unwrap();
+    assert!(uninstalled.success());
+    let drifted = pip_list(&v);
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(1);
+    let message = error_message(&out.records()[0]);
+    assert!(
+        message.contains("changed since the plan was made: vdp-gamma 1.0 removed"),
+        "{message}"
+    );
+    assert_eq!((active(&v), kept(&v)), ("4".to_string(), vec![2, 3, 4]));
+    assert_eq!(pip_list(&v), drifted);
+}
+
+#[test]
+fn a_failed_build_leaves_the_active_generation_and_two_pushes_serialize() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (alpha1, beta, gamma) = (
+        wheel("vdp-alpha", "1.0"),
+        wheel("vdp-beta", "1.0"),
+        wheel("vdp-gamma", "1.0"),
+    );
+    let repo = repo(d, &[alpha1.clone(), beta.clone(), gamma.clone()]);
+    let v = d.join("venv");
+    let cache = d.join("cache");
+    let mut t = generations_target(&server, &v, &cache, 2);
+    t.insert("python".into(), json!(crate::util::python::python3()));
+    let first = requirements(d, "first.txt", "vdp-alpha\n");
+    let plans = plan(&server, &repo, &first, false, std::slice::from_ref(&t));
+    let out = push(&server, &repo, &["--create"], &plans);
+    out.expect_code(0);
+    assert_eq!(generation(&out.records()[0]), (json!(1), json!(null)));
+    assert_eq!(active(&v), "1");
+
+    // The cache holds a broken copy of gamma's wheel: pip fails mid-build.
+    let more = requirements(d, "more.txt", "vdp-alpha\nvdp-gamma\n");
+    let plans = plan(&server, &repo, &more, false, std::slice::from_ref(&t));
+    let sha = sha256(&gamma);
+    fs::create_dir_all(cache.join(&sha)).unwrap();
+    fs::write(
+        cache.join(&sha).join(gamma.file_name().unwrap()),
+        b"not a zip",
+    )
+    .unwrap();
+    let mut service = Service::start(&v);
+    let before = pip_list(&v);
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(1);
+    let record = &out.records()[0];
+    let message = error_message(record);
+    assert!(
+        message.contains("generation 2 was not built, pip install failed")
+            && message.contains("generation 1 stays active"),
+        "{message}"
+    );
+    assert_eq!(active(&v), "1");
+    assert_eq!(kept(&v), [1], "the failed generation was left behind");
+    assert_eq!(pip_list(&v), before);
+    assert_eq!(installed(record), before, "the record lies");
+    assert!(service.import("vdp_alpha").starts_with("1.0 "));
+
+    // Mended, two pushes of one plan at once: one builds, one finds it done.
+    fs::remove_dir_all(cache.join(&sha)).unwrap();
+    let pushes: Vec<_> = (0..2)
+        .map(|_| {
+            let run = server
+                .tool("vd-push")
+                .arg("--repo")
+                .arg(&repo)
+                .stdin(plans.clone());
+            std::thread::spawn(move || run.run())
+        })
+        .collect();
+    let outs: Vec<Outcome> = pushes.into_iter().map(|p| p.join().unwrap()).collect();
+    let mut changed = 0;
+    for out in &outs {
+        out.expect_code(0);
+        let record = &out.records()[0];
+        assert_ok(record);
+        assert_eq!(installed(record), pip_list(&v));
+        assert_eq!(record["generation"]["active"], json!(2));
+        changed += usize::from(record["changed"] == json!(true));
+    }
+    assert_eq!(changed, 1, "both pushes built a generation");
+    assert_eq!(active(&v), "2");
+    assert_eq!(kept(&v), [1, 2]);
+    assert_eq!(pip_list(&v)["vdp-gamma"], "1.0");
+}
+
+#[test]
+fn rollback_restores_the_previous_generation_and_revert_undoes_a_failed_deploy() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (alpha1, alpha2) = (wheel("vdp-alpha", "1.0"), wheel("vdp-alpha", "2.0"));
+    let repo = repo(d, &[alpha1.clone(), alpha2.clone()]);
+    let v = d.join("venv");
+    let cache = d.join("cache");
+    let reloads = d.join("reloads");
+    let mut t = generations_target(&server, &v, &cache, 3);
+    t.insert("python".into(), json!(crate::util::python::python3()));
+    t.insert(
+        "reload".into(),
+        json!(format!("echo reload >>'{}'", reloads.display())),
+    );
+    // Healthy only with vdp-alpha 1.0.
+    t.insert(
+        "check".into(),
+        json!(format!(
+            "'{}/bin/python' -c 'import sys, vdp_alpha; sys.exit(vdp_alpha.VERSION != \"1.0\")'",
+            v.display()
+        )),
+    );
+    let one = requirements(d, "one.txt", "vdp-alpha==1.0\n");
+    let plans = plan(&server, &repo, &one, false, std::slice::from_ref(&t));
+    push(&server, &repo, &["--create"], &plans).expect_code(0);
+    let first = pip_list(&v);
+    let two = requirements(d, "two.txt", "vdp-alpha==2.0\n");
+    let plans = plan(&server, &repo, &two, false, std::slice::from_ref(&t));
+    let pushed = push(&server, &repo, &[], &plans);
+    pushed.expect_code(0);
+    let pushed = pushed.stdout;
+    assert_eq!(active(&v), "2");
+
+    let rollback = |args: &[&str], input: &str| {
+        server
+            .tool("vd-rollback")
+            .arg("--repo")
+            .arg(&repo)
+            .args(args)
+            .stdin(input)
+            .run()
+    };
+    let out = rollback(&[], &pushed);
+    out.expect_code(0);
+    let record = &out.records()[0];
+    assert_ok(record);
+    assert_eq!(record["rolled_back"], json!({"from": 2, "to": 1}));
+    assert_eq!(record["changed"], json!(true));
+    assert_eq!(generation(record), (json!(1), json!(null)));
+    assert_eq!(active(&v), "1");
+    assert_eq!(pip_list(&v), first);
+    assert_eq!(
+        installed(record),
+        first,
+        "not exactly the previous installed"
+    );
+    let events: Vec<_> = log_events(&repo)
+        .into_iter()
+        .filter(|e| e.event == "rollback")
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].detail, "generation 2 to 1");
+
+    // Nothing before the first; --to goes forward again.
+    let out = rollback(&[], &pushed);
+    out.expect_code(1);
+    assert!(error_message(&out.records()[0]).contains("keeps none before it"));
+    assert_eq!(active(&v), "1");
+    let out = rollback(&["--to", "2"], &pushed);
+    out.expect_code(0);
+    assert_eq!(out.records()[0]["rolled_back"], json!({"from": 1, "to": 2}));
+    assert_eq!(active(&v), "2");
+
+    // The deploy of 2.0 fails its check: --revert ends on generation 1,
+    // reloaded and checked, and the record keeps the error.
+    let out = server
+        .tool("vd-reload")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--revert", "--check-tries", "1"])
+        .stdin(pushed.clone())
+        .run();
+    out.expect_code(1);
+    let record = &out.records()[0];
+    let message = error_message(record);
+    assert!(
+        message.contains("still failed after 1 tries")
+            && message.contains("reverted to generation 1, reloaded and checked"),
+        "{message}"
+    );
+    assert_eq!(record["reverted"], json!({"from": 2, "to": 1}));
+    assert_eq!(record["checked"], json!(true));
+    assert_eq!(active(&v), "1");
+    assert_eq!(installed(record), first);
+    assert_eq!(fs::read_to_string(&reloads).unwrap().lines().count(), 2);
+
+    // A target changed in place has no generation to go back to.
+    let plain = d.join("plain");
+    venv_with_pip(&plain);
+    let record = target(&server, 0, &plain, &cache);
+    let out = rollback(&[], &crate::util::jsonl(&[record]));
+    out.expect_code(1);
+    let message = error_message(&out.records()[0]);
+    assert!(message.contains("vd-diff --lock"), "{message}");
+}
