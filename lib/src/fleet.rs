@@ -23,6 +23,7 @@
 //! ended and the host's last target is done; they are written after it.
 
 use crate::cli;
+use crate::console;
 use crate::output::Output;
 use crate::record::{self, Line, Record, Target};
 use crate::transport::{self, Connection, Destination, Settings};
@@ -55,6 +56,9 @@ impl<S> Host<S> {
     pub fn connection(&mut self) -> Result<&mut Connection> {
         if self.connection.is_none() {
             let opened = Connection::open(&self.destination, &self.settings);
+            if opened.is_ok() {
+                console::host_connected();
+            }
             self.connection = Some(opened.map_err(|e| format!("{e:#}")));
         }
         match self.connection.as_mut() {
@@ -202,13 +206,14 @@ impl Fleet {
                 };
                 match event {
                     Event::Line(number, mut record) => {
+                        console::read(Some(()));
                         let seq = total;
                         total += 1;
                         if let Some((by, message)) = record::error_of(&record) {
                             // A line this tool could not read is news; an error
                             // from an earlier tool was reported there.
                             if by == tool && record.len() == 1 {
-                                cli::warn(tool, &message);
+                                cli::target_error(tool, &message);
                             }
                             done.insert(seq, record);
                             continue;
@@ -237,13 +242,14 @@ impl Fleet {
                                     "stdin line {number} ({}): {e:#}",
                                     record::target_label(&record)
                                 );
-                                cli::warn(tool, &message);
+                                cli::target_error(tool, &message);
                                 record::set_error(&mut record, tool, &message);
                                 done.insert(seq, record);
                             }
                         }
                     }
                     Event::End => {
+                        console::read(None);
                         input_done = true;
                         // Idle hosts with held records are finished now; sessions
                         // nobody will need again are closed.
@@ -362,7 +368,9 @@ fn work_on<S, F>(tool: &str, work: &F, host: &mut Host<S>, record: &mut Record)
 where
     F: Fn(&mut Host<S>, &mut Record) -> Result<()>,
 {
+    let doing = console::doing(record::target_label(record));
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(host, record)));
+    drop(doing);
     let message = match outcome {
         Ok(Ok(())) => return,
         Ok(Err(e)) => format!("{e:#}"),
@@ -378,7 +386,7 @@ where
 /// [`Fleet::run`] does with an `Err` from the work, for a `finish` to do the same.
 pub fn set_target_error(tool: &str, record: &mut Record, message: &str) {
     let message = format!("{}: {message}", record::target_label(record));
-    cli::warn(tool, &message);
+    cli::target_error(tool, &message);
     record::set_error(record, tool, &message);
 }
 

@@ -14,7 +14,9 @@
 mod bounded;
 mod cache;
 mod cli;
+pub mod completions;
 mod confirm;
+mod console;
 mod fleet;
 mod inventory;
 mod keyed_lock;
@@ -30,6 +32,7 @@ mod repo;
 mod requirement;
 mod resolve;
 mod shell;
+mod summary;
 pub mod tags;
 pub mod tools;
 mod transport;

@@ -18,6 +18,7 @@
 pub mod verify;
 
 use crate::cache::{HostCaches, Wheel};
+use crate::console;
 use crate::fleet::Host;
 use crate::log::{Event, EventWriter};
 use crate::plan::{Action, Change, KEEP};
@@ -168,7 +169,11 @@ impl Pusher {
             return Ok(());
         }
 
+        let label = target_label(record);
+        let uploading = console::doing(format!("upload {label}"));
         cache.upload(connection, &missing)?;
+        drop(uploading);
+        let _pip = console::doing(format!("pip {label}"));
         let command = remote::as_user(
             run_as.as_deref(),
             &remote_push::push_command(&PushSteps {

@@ -204,7 +204,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
                 }
                 Err(e) => {
                     let message = format!("{e:#}");
-                    cli::warn(TOOL, &format!("{}: {message}", target_label(&record)));
+                    cli::target_error(TOOL, &format!("{}: {message}", target_label(&record)));
                     record::remove::<Changes>(&mut record);
                     record::remove::<Ahead>(&mut record);
                     record::set_error(&mut record, TOOL, &message);

@@ -10,6 +10,7 @@
 //! in the fleet's finish, when the input has ended.
 
 use crate::cli::{ChangedArgs, RepoArgs, Status, TransportArgs};
+use crate::console;
 use crate::fleet::{self, Host};
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
@@ -164,6 +165,7 @@ impl Reloader {
             return Ok(());
         }
         let label = target_label(record);
+        let _doing = console::doing(format!("reload {label}"));
         let connection = host.connection()?;
         if let Err(message) = self.reload(connection, &reload) {
             self.log_error(&label, &message);
