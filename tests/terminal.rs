@@ -466,3 +466,49 @@ fn shared_options_come_from_the_environment() {
         .run();
     out.expect_code(0);
 }
+
+#[test]
+fn the_last_stage_shows_what_the_stages_before_it_are_doing() {
+    let fleet = Fleet::new();
+    let gate = Gate::new(fleet.path("gate"));
+    let inventory = fleet.inventory(Some(&gate.path));
+    // vd-reload in the middle waits on target 2; vd-freeze ends the pipeline.
+    let command = format!(
+        "{} --inventory {} | {} --always --repo {} | {}",
+        bin("vd-targets").display(),
+        inventory.display(),
+        bin("vd-reload").display(),
+        fleet.path("wheels").display(),
+        bin("vd-freeze").display(),
+    );
+    let terminal = fleet.at_terminal(&command);
+    let s = &fleet.server;
+    let user = s.target(1, Path::new("/x"))["user"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let waiting = format!(
+        "reload {user}@{}:{}:{}",
+        s.host(1),
+        s.port,
+        fleet.path("v2").display()
+    );
+    let shown = terminal.wait_for(|shown| {
+        let text = plain(shown);
+        text.contains("vd-freeze [") && text.contains("reload 1/5") && text.contains(&waiting)
+    });
+    assert!(
+        shown,
+        "the bar lacks vd-reload's post:\n{}",
+        terminal.shown()
+    );
+    gate.open();
+    let (code, shown) = terminal.finish();
+    assert_eq!(code, 1, "{}", plain(&shown));
+    let lines = screen(&shown);
+    assert!(
+        lines.iter().any(|l| l.starts_with("5 targets: ")),
+        "{}",
+        lines.join("\n")
+    );
+}

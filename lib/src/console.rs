@@ -4,12 +4,21 @@
 //! A pipeline's stages share one terminal, so at a terminal the stage that
 //! ends the pipeline speaks for all of them. That stage is the one whose
 //! stdout is not a pipe (the terminal, or a file): it alone draws a progress
-//! bar, one line at the bottom of stderr, counting the records that reach it
-//! (every stage's work shows there, since each record carries what the
-//! stages before did), the hosts it connected to and the target it is
-//! working on; when it ends, the bar gives way to the summary line (or, when
-//! stdout is the table, the table's last line is the summary). The stages
-//! before it draw nothing. A target's error travels in its record to the
+//! bar, one line at the bottom of stderr; when it ends, the bar gives way to
+//! the summary line (or, when stdout is the table, the table's last line is
+//! the summary). The stages before it draw nothing: each posts its own
+//! status (records done of those read, bytes uploaded, the target it is
+//! working on) as a one-line file in a folder the pipeline's stages share
+//! ([`Board`]: one per terminal and process group, which a shell gives each
+//! pipeline), and the bar shows every stage's status, in pipeline order,
+//! each prefixed with its tool's short name:
+//!
+//! ```text
+//! vd-reload [=>   ] freeze 6/6 · push 2/6+ 14.2 MiB · migrate 1/2+ · reload 0/1+ · pip web2:/srv/a  41s
+//! ```
+//!
+//! A single tool at a terminal shows its own counts: records done and
+//! read, hosts connected, the summary so far, what a worker is doing. A target's error travels in its record to the
 //! last stage, which shows it once: in the table, or on stderr when stdout
 //! is a file. Warnings (not errors of a target) are printed by whichever
 //! stage has them, each line prefixed with the tool's name; at a terminal
@@ -32,7 +41,7 @@ use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileTypeExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -55,6 +64,8 @@ struct Console {
     /// between the bar and a question).
     tty: Option<File>,
     bar: Option<ProgressBar>,
+    /// Where the stages of this pipeline post their status.
+    board: Option<Board>,
     live: Mutex<Live>,
 }
 
@@ -71,6 +82,11 @@ struct Live {
     /// What the workers are doing now, by ticket and thread.
     doing: Vec<(u64, ThreadId, String)>,
     next_ticket: u64,
+    /// The summary's counts that the bar shows by themselves.
+    failed: u64,
+    bytes: u64,
+    /// When this stage last posted its status.
+    posted: Option<Instant>,
 }
 
 /// Decide, once, what this tool writes on stderr.
@@ -98,6 +114,8 @@ pub fn init(tool: &'static str, quiet: bool) {
         bar.enable_steady_tick(TICK);
         bar
     });
+    let board = (stderr_tty && !quiet).then(Board::open).flatten();
+    let ticking = board.is_some();
     let _ = CONSOLE.set(Console {
         tool,
         quiet,
@@ -107,8 +125,18 @@ pub fn init(tool: &'static str, quiet: bool) {
         started: Instant::now(),
         tty,
         bar,
+        board,
         live: Mutex::new(Live::default()),
     });
+    if ticking {
+        // The other stages' posts are read, and a stage in the middle posts
+        // what its last news left unposted, on every tick, not only when
+        // this stage has news.
+        std::thread::spawn(|| loop {
+            std::thread::sleep(TICK);
+            update(|_| {});
+        });
+    }
 }
 
 /// Whether stdout goes to another program (a pipe or a socket).
@@ -225,6 +253,8 @@ pub fn written(record_error: Option<(String, String)>, summary: &Summary) {
     update(|live| {
         live.written = summary.records;
         live.counts = summary.counts();
+        live.failed = summary.failed;
+        live.bytes = summary.bytes;
     });
 }
 
@@ -232,6 +262,9 @@ pub fn written(record_error: Option<(String, String)>, summary: &Summary) {
 /// table on stdout ends with it (`in_table`).
 pub fn finish(summary: &Summary, in_table: bool) {
     let Some(console) = CONSOLE.get() else { return };
+    if let Some(board) = &console.board {
+        board.leave(console.last);
+    }
     let Some(bar) = &console.bar else { return };
     bar.finish_and_clear();
     if !in_table {
@@ -272,12 +305,21 @@ impl Drop for Doing {
     }
 }
 
-/// Change what the bar shows (nothing without a bar).
+/// Change what the bar shows, or what this stage posts for the last one.
 fn update(change: impl FnOnce(&mut Live)) {
     let Some(console) = CONSOLE.get() else { return };
-    let Some(bar) = &console.bar else { return };
     let mut live = console.live.lock().unwrap_or_else(|e| e.into_inner());
     change(&mut live);
+    if let (Some(board), false) = (&console.board, console.last) {
+        // Posted at most a few times a second: the last stage reads it on
+        // its ticks.
+        if live.posted.is_none_or(|t| t.elapsed() >= POST_EVERY) {
+            live.posted = Some(Instant::now());
+            board.post(&stage_status(console.tool, &live));
+        }
+        return;
+    }
+    let Some(bar) = &console.bar else { return };
     let total = if live.read > 0 {
         live.read
     } else {
@@ -287,7 +329,57 @@ fn update(change: impl FnOnce(&mut Live)) {
         bar.set_length(total);
         bar.set_position(live.written);
     }
-    bar.set_message(message(&live));
+    let others = console.board.as_ref().map(|b| b.read()).unwrap_or_default();
+    if others.is_empty() {
+        bar.set_message(message(&live));
+    } else {
+        bar.set_message(pipeline_message(console.tool, &live, &others));
+    }
+}
+
+/// How often a stage in the middle posts its status.
+const POST_EVERY: Duration = Duration::from_millis(200);
+
+/// One stage's status on the board: its counts, then what it is doing.
+fn stage_status(tool: &str, live: &Live) -> (String, String) {
+    let short = tool.strip_prefix("vd-").unwrap_or(tool);
+    let mut counts = match (live.read, live.input_done) {
+        (0, _) => format!("{short} {}", live.written),
+        (read, done) => format!(
+            "{short} {}/{read}{}",
+            live.written,
+            if done { "" } else { "+" }
+        ),
+    };
+    if live.bytes > 0 {
+        counts.push(' ');
+        counts.push_str(&crate::summary::bytes(live.bytes));
+    }
+    let doing = live
+        .doing
+        .last()
+        .map(|(_, _, what)| what.clone())
+        .unwrap_or_default();
+    (counts, doing)
+}
+
+/// The bar's text in a pipeline: every stage's counts in pipeline order
+/// (the posts of the stages before, this one last), the failures that
+/// reached the end, then what each stage is doing.
+fn pipeline_message(tool: &str, live: &Live, others: &[(String, String)]) -> String {
+    let own = stage_status(tool, live);
+    let stages: Vec<&(String, String)> = others.iter().chain([&own]).collect();
+    let mut parts: Vec<String> = stages.iter().map(|(counts, _)| counts.clone()).collect();
+    if live.failed > 0 {
+        parts.push(format!("{} failed", live.failed));
+    }
+    parts.extend(
+        stages
+            .iter()
+            .filter(|(_, doing)| !doing.is_empty())
+            .map(|(_, doing)| doing.clone()),
+    );
+    parts.join(" · ")
 }
 
 /// The bar's text: `3/5+ · 2 hosts · 3 targets: 0 failed · pip web1:/srv/a`.
@@ -321,6 +413,103 @@ fn message(live: &Live) -> String {
         }
     }
     parts.join(" · ")
+}
+
+/// The folder where a pipeline's stages post their status for its last
+/// stage to show: `vd-UID/TTY-PGID` in the temporary folder, one file per
+/// stage named by its process id, holding its counts and what it is doing.
+/// The folder is the user's alone (mode 0700); a stage that cannot use it
+/// posts nothing, and the bar shows the last stage only.
+struct Board {
+    dir: PathBuf,
+    me: u32,
+}
+
+impl Board {
+    fn open() -> Option<Board> {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        let uid = std::fs::metadata("/proc/self").ok()?.uid();
+        let tty = std::fs::metadata("/proc/self/fd/2").ok()?.rdev();
+        // The process group: the fifth field of /proc/self/stat, after the
+        // command name in parentheses.
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let pgid: u32 = stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(2)?
+            .parse()
+            .ok()?;
+        let mine = std::env::temp_dir().join(format!("vd-{uid}"));
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&mine);
+        let meta = std::fs::symlink_metadata(&mine).ok()?;
+        if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+            return None;
+        }
+        let dir = mine.join(format!("{tty}-{pgid}"));
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        dir.is_dir().then(|| Board {
+            dir,
+            me: std::process::id(),
+        })
+    }
+
+    /// Post this stage's status (replacing the last post whole).
+    fn post(&self, (counts, doing): &(String, String)) {
+        let tmp = self.dir.join(format!(".{}", self.me));
+        let text = format!(
+            "{}\t{}\n",
+            counts.replace('\t', " "),
+            doing.replace('\t', " ")
+        );
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, self.dir.join(self.me.to_string()));
+        }
+    }
+
+    /// The posts of the other stages still running, in pipeline order (a
+    /// shell starts a pipeline's stages from left to right).
+    fn read(&self) -> Vec<(String, String)> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut posts: Vec<(u32, String, String)> = Vec::new();
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid == self.me {
+                continue;
+            }
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                // A stage that ended without leaving.
+                let _ = std::fs::remove_file(entry.path());
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                continue;
+            };
+            let (counts, doing) = text
+                .trim_end()
+                .split_once('\t')
+                .unwrap_or((text.trim_end(), ""));
+            posts.push((pid, counts.to_string(), doing.to_string()));
+        }
+        posts.sort_by_key(|(pid, _, _)| *pid);
+        posts.into_iter().map(|(_, c, d)| (c, d)).collect()
+    }
+
+    /// This stage is done: its post goes; the last stage removes the folder.
+    fn leave(&self, last: bool) {
+        let _ = std::fs::remove_file(self.dir.join(self.me.to_string()));
+        if last {
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
 }
 
 /// The turn of a question on the terminal: while it is held, no other vd
@@ -448,5 +637,34 @@ mod tests {
         live.input_done = true;
         live.doing.clear();
         assert_eq!(message(&live), "3/5 · 2 hosts · 3 targets: 0 failed");
+    }
+
+    #[test]
+    fn in_a_pipeline_the_bar_shows_every_stage_in_order() {
+        let push = Live {
+            read: 6,
+            written: 2,
+            bytes: 3 * 1024 * 1024,
+            doing: vec![(
+                1,
+                std::thread::current().id(),
+                "pip web2:/srv/a".to_string(),
+            )],
+            ..Live::default()
+        };
+        let others = [
+            ("freeze 6/6".to_string(), String::new()),
+            stage_status("vd-push", &push),
+        ];
+        let reload = Live {
+            read: 1,
+            written: 0,
+            failed: 1,
+            ..Live::default()
+        };
+        assert_eq!(
+            pipeline_message("vd-reload", &reload, &others),
+            "freeze 6/6 · push 2/6+ 3.0 MiB · reload 0/1+ · 1 failed · pip web2:/srv/a"
+        );
     }
 }
