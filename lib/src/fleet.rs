@@ -21,6 +21,10 @@
 //! the work may [`Host::hold`] a target's record, and [`Fleet::run_with_finish`]
 //! takes a second closure that gets a host's held records once the input has
 //! ended and the host's last target is done; they are written after it.
+//!
+//! A record's target fields are parsed once, here, where the record enters
+//! the tool ([`Target::parse`]): the work gets the typed [`Target`] beside
+//! the record, and a record with a bad field fails before any host is asked.
 
 use crate::cli;
 use crate::console;
@@ -44,7 +48,7 @@ pub struct Host<S> {
     /// tried once, not once per target.
     connection: Option<Result<Connection, String>>,
     /// Records held for the finish, with their sequence numbers.
-    held: Vec<(usize, Record)>,
+    held: Vec<(usize, Held)>,
     /// Whether the work asked to hold the record it is working on.
     hold: bool,
     pub state: S,
@@ -79,6 +83,13 @@ impl<S> Host<S> {
     }
 }
 
+/// A target held for its host's finish: its parsed fields and its record
+/// (with everything the work wrote into it).
+pub struct Held {
+    pub target: Target,
+    pub record: Record,
+}
+
 enum Event<S> {
     /// A line of input: its number and record.
     Line(usize, Record),
@@ -95,7 +106,7 @@ enum Event<S> {
 struct Slot<S> {
     /// The host, or `None` while a worker has it.
     host: Option<Host<S>>,
-    queue: VecDeque<(usize, Record)>,
+    queue: VecDeque<(usize, Held)>,
 }
 
 /// The hosts a tool works on, and how: `jobs` hosts at once, reached with
@@ -132,7 +143,7 @@ impl Fleet {
     ) -> Result<()>
     where
         S: Default + Send + 'static,
-        F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
+        F: Fn(&mut Host<S>, &Target, &mut Record) -> Result<()> + Sync,
         W: Write,
     {
         self.run_with_finish(input, out, work, |_: &mut Host<S>, _| {})
@@ -155,8 +166,8 @@ impl Fleet {
     ) -> Result<()>
     where
         S: Default + Send + 'static,
-        F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
-        G: Fn(&mut Host<S>, &mut [Record]) + Sync,
+        F: Fn(&mut Host<S>, &Target, &mut Record) -> Result<()> + Sync,
+        G: Fn(&mut Host<S>, &mut [Held]) + Sync,
         W: Write,
     {
         let Fleet {
@@ -218,8 +229,9 @@ impl Fleet {
                             done.insert(seq, record);
                             continue;
                         }
-                        match target_destination(&record) {
-                            Ok(dest) => {
+                        match Target::parse(&record) {
+                            Ok(target) => {
+                                let dest = Destination::of(&target);
                                 let slot = slots.entry(dest.clone()).or_insert_with(|| Slot {
                                     host: Some(Host {
                                         destination: dest.clone(),
@@ -235,7 +247,7 @@ impl Fleet {
                                 if slot.host.is_some() && slot.queue.is_empty() {
                                     ready.push_back(dest);
                                 }
-                                slot.queue.push_back((seq, record));
+                                slot.queue.push_back((seq, Held { target, record }));
                             }
                             Err(e) => {
                                 let message = format!(
@@ -285,22 +297,23 @@ impl Fleet {
                     let Some(dest) = ready.pop_front() else { break };
                     let slot = slots.get_mut(&dest).expect("a ready host has a slot");
                     let mut host = slot.host.take().expect("a ready host is idle");
-                    let batch: Vec<(usize, Record)> = slot.queue.drain(..).collect();
+                    let batch: Vec<(usize, Held)> = slot.queue.drain(..).collect();
                     // With the input ended, this batch is the host's last.
                     let last = input_done;
                     running += 1;
                     let tx = tx.clone();
                     scope.spawn(move || {
-                        for (seq, mut record) in batch {
+                        for (seq, mut job) in batch {
                             if stop_ref.load(Ordering::Relaxed) {
                                 break;
                             }
                             host.hold = false;
-                            work_on(tool, work, &mut host, &mut record);
-                            if std::mem::take(&mut host.hold) && record::error_of(&record).is_none()
+                            work_on(tool, work, &mut host, &job.target, &mut job.record);
+                            if std::mem::take(&mut host.hold)
+                                && record::error_of(&job.record).is_none()
                             {
-                                host.held.push((seq, record));
-                            } else if tx.send(Event::Target(seq, record)).is_err() {
+                                host.held.push((seq, job));
+                            } else if tx.send(Event::Target(seq, job.record)).is_err() {
                                 return;
                             }
                         }
@@ -321,36 +334,31 @@ impl Fleet {
     }
 }
 
-/// The destination of a target, or why the record is not a usable target:
-/// the door where every target field is parsed, so a field of the wrong
-/// type fails the target (named with its line) before anything runs.
-fn target_destination(record: &Record) -> Result<Destination> {
-    Ok(Destination::of(&Target::parse(record)?))
-}
-
 /// Run `finish` on a host's held records; a panic (a bug in vd) becomes an
 /// error on each of them.
 fn finish_host<S, G>(
     tool: &str,
     finish: &G,
     host: &mut Host<S>,
-    held: Vec<(usize, Record)>,
+    held: Vec<(usize, Held)>,
 ) -> Vec<(usize, Record)>
 where
-    G: Fn(&mut Host<S>, &mut [Record]),
+    G: Fn(&mut Host<S>, &mut [Held]),
 {
-    let (seqs, mut records): (Vec<usize>, Vec<Record>) = held.into_iter().unzip();
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| finish(host, &mut records)));
+    let (seqs, mut jobs): (Vec<usize>, Vec<Held>) = held.into_iter().unzip();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| finish(host, &mut jobs)));
     if let Err(panic) = outcome {
         let message = format!(
             "internal error in {tool} (please report it): {}",
             panic_text(&*panic)
         );
-        for record in &mut records {
-            set_target_error(tool, record, &message);
+        for job in &mut jobs {
+            set_target_error(tool, &mut job.record, &message);
         }
     }
-    seqs.into_iter().zip(records).collect()
+    seqs.into_iter()
+        .zip(jobs.into_iter().map(|job| job.record))
+        .collect()
 }
 
 /// What a panic said.
@@ -364,12 +372,12 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
 
 /// Do the work on one target; an error (or a panic, which is a bug in vd)
 /// goes into the record, named by target.
-fn work_on<S, F>(tool: &str, work: &F, host: &mut Host<S>, record: &mut Record)
+fn work_on<S, F>(tool: &str, work: &F, host: &mut Host<S>, target: &Target, record: &mut Record)
 where
-    F: Fn(&mut Host<S>, &mut Record) -> Result<()>,
+    F: Fn(&mut Host<S>, &Target, &mut Record) -> Result<()>,
 {
     let doing = console::doing(record::target_label(record));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(host, record)));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(host, target, record)));
     drop(doing);
     let message = match outcome {
         Ok(Ok(())) => return,
@@ -419,8 +427,8 @@ mod tests {
     fn schedule_records<S, F, G>(jobs: usize, input: Value, work: F, finish: G) -> Vec<Record>
     where
         S: Default + Send + 'static,
-        F: Fn(&mut Host<S>, &mut Record) -> Result<()> + Sync,
-        G: Fn(&mut Host<S>, &mut [Record]) + Sync,
+        F: Fn(&mut Host<S>, &Target, &mut Record) -> Result<()> + Sync,
+        G: Fn(&mut Host<S>, &mut [Held]) + Sync,
     {
         let fleet = Fleet {
             tool: TOOL,
@@ -452,7 +460,7 @@ mod tests {
             {"host": "a", "venv": "/v/3"}, {"host": "c", "venv": "/v/4"},
             {"host": "b", "venv": "/v/5"}, {"host": "a", "venv": "/v/6"},
         ]);
-        let work = |host: &mut Host<u32>, record: &mut Record| {
+        let work = |host: &mut Host<u32>, _: &Target, record: &mut Record| {
             if record["host"] == "a" {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -474,7 +482,7 @@ mod tests {
             {"host": "a", "venv": "/v/1"}, {"host": "b", "venv": "/v/2"},
             {"host": "a", "venv": "/v/3"},
         ]);
-        let work = |_: &mut Host<()>, record: &mut Record| {
+        let work = |_: &mut Host<()>, _: &Target, record: &mut Record| {
             record.insert("done".into(), json!(true));
             Ok(())
         };
@@ -492,7 +500,7 @@ mod tests {
             {"host": "a", "venv": "/v/4", "once": true},
             {"host": "b", "venv": "/v/5", "once": true},
         ]);
-        let work = |host: &mut Host<Vec<String>>, record: &mut Record| {
+        let work = |host: &mut Host<Vec<String>>, _: &Target, record: &mut Record| {
             host.state
                 .push(record["venv"].as_str().unwrap().to_string());
             if record.contains_key("once") {
@@ -500,13 +508,13 @@ mod tests {
             }
             Ok(())
         };
-        let finish = |host: &mut Host<Vec<String>>, held: &mut [Record]| {
+        let finish = |host: &mut Host<Vec<String>>, held: &mut [Held]| {
             // Every target of the host was worked on before its finish.
             let seen = host.state.join(" ");
-            let venvs: Vec<&str> = held.iter().map(|r| r["venv"].as_str().unwrap()).collect();
+            let venvs: Vec<&str> = held.iter().map(|h| h.target.venv.as_str()).collect();
             let finished = json!({"with": venvs.join(" "), "after": seen});
-            for record in held.iter_mut() {
-                record.insert("finished".into(), finished.clone());
+            for job in held.iter_mut() {
+                job.record.insert("finished".into(), finished.clone());
             }
         };
         let out = schedule_records(2, input, work, finish);
@@ -528,7 +536,7 @@ mod tests {
             {"venv": "/v/5"},
             {"host": "a", "venv": "/v/6"},
         ]);
-        let work = |_: &mut Host<()>, record: &mut Record| {
+        let work = |_: &mut Host<()>, _: &Target, record: &mut Record| {
             assert!(!record.contains_key("error"), "work on a failed record");
             if record.contains_key("fail") {
                 anyhow::bail!("it broke");
@@ -571,13 +579,13 @@ mod tests {
     #[test]
     fn a_panic_in_the_finish_fails_the_held_records() {
         let input = json!([{"host": "a", "venv": "/v/1"}, {"host": "b", "venv": "/v/2"}]);
-        let work = |host: &mut Host<()>, record: &mut Record| {
+        let work = |host: &mut Host<()>, _: &Target, record: &mut Record| {
             if record["host"] == "a" {
                 host.hold();
             }
             Ok(())
         };
-        let finish = |_: &mut Host<()>, _: &mut [Record]| panic!("finish broke");
+        let finish = |_: &mut Host<()>, _: &mut [Held]| panic!("finish broke");
         let out = schedule_records(2, input, work, finish);
         let (_, message) = record::error_of(&out[0]).unwrap();
         assert!(message.starts_with("a:/v/1: internal error"), "{message}");

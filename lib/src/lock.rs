@@ -7,11 +7,12 @@
 //! where a venv is; the venv's own tools (pip, setuptools, wheel) are not
 //! pinned, as `--exact` never removes them either.
 
+use crate::cli;
 use crate::plan::KEEP;
-use crate::record::{self, Reader, Record};
+use crate::record::{self, Reader, Record, Target};
+use crate::repo::Index;
 use crate::requirement::{Origin, Requirement, Requirements};
 use anyhow::{Context, Result};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
@@ -21,21 +22,19 @@ use std::rc::Rc;
 /// The saved records of one file, by where their venv is.
 pub struct Lock {
     path: PathBuf,
-    targets: HashMap<String, Result<Rc<Requirements>, String>>,
+    targets: HashMap<Key, Result<Rc<Requirements>, String>>,
 }
 
-/// `host port user venv`, each as written (a port as text), for matching.
-fn key(record: &Record) -> String {
-    let part = |name: &str| match record.get(name) {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    };
-    let port = match part("port").as_str() {
-        "" => "22".to_string(),
-        p => p.to_string(),
-    };
-    [part("host"), port, part("user"), part("venv")].join("\u{1f}")
+/// Where a venv is: host, port (22 when not named), login user and path.
+type Key = (String, u16, Option<String>, String);
+
+fn key(target: &Target) -> Key {
+    (
+        target.host.clone(),
+        target.port.unwrap_or(22),
+        target.user.clone(),
+        target.venv.clone(),
+    )
 }
 
 impl Lock {
@@ -49,6 +48,15 @@ impl Lock {
         for line in Reader::new(BufReader::new(file), "vd-diff") {
             let origin = format!("{} line {}", path.display(), line.number);
             let record = line.record;
+            // A line that names no venv cannot stand for any target: said
+            // once here; a target it was meant for is then "not found".
+            let target = match Target::parse(&record) {
+                Ok(target) => target,
+                Err(e) => {
+                    cli::warn("vd-diff", &format!("{origin}: not a target record: {e:#}"));
+                    continue;
+                }
+            };
             let pins = if let Some((_, message)) = record::error_of(&record) {
                 Err(format!(
                     "{origin}: the saved record carries an error: {message}"
@@ -56,7 +64,7 @@ impl Lock {
             } else {
                 pins(&record, path, line.number).map_err(|e| format!("{origin}: {e:#}"))
             };
-            targets.insert(key(&record), pins.map(Rc::new));
+            targets.insert(key(&target), pins.map(Rc::new));
         }
         Ok(Lock {
             path: path.to_path_buf(),
@@ -64,10 +72,33 @@ impl Lock {
         })
     }
 
-    /// The pins for the target this record names.
-    pub fn pins_for(&self, record: &Record) -> Result<Rc<Requirements>, String> {
-        match self.targets.get(&key(record)) {
-            Some(pins) => pins.clone(),
+    /// The pins for `target` (whose record is `record`). Every pinned
+    /// version must be in the repository, even one the venv still has: a
+    /// rollback that only holds on the venvs that kept their packages is
+    /// not one to rely on.
+    pub fn pins_for(
+        &self,
+        target: &Target,
+        record: &Record,
+        index: &Index,
+    ) -> Result<Rc<Requirements>, String> {
+        match self.targets.get(&key(target)) {
+            Some(Ok(pins)) => {
+                for pin in &pins.requirements {
+                    let present = index
+                        .wheels_of(&pin.name)
+                        .iter()
+                        .any(|&w| pin.specifiers.contains(&index.name(w).version));
+                    if !present {
+                        return Err(format!(
+                            "{}: the repository has no {} {} (vd-add its wheel to roll back to it)",
+                            pin.origin, pin.name, pin.specifiers
+                        ));
+                    }
+                }
+                Ok(pins.clone())
+            }
+            Some(Err(e)) => Err(e.clone()),
             None => Err(format!(
                 "{} has no saved record of {} (matched by host, port, user and venv)",
                 self.path.display(),
@@ -98,6 +129,26 @@ fn pins(record: &Record, path: &Path, line: usize) -> Result<Requirements> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wheel::{Metadata, WheelName};
+
+    /// A repository of these wheels, in memory.
+    fn index(files: &[&str]) -> Index {
+        Index::in_memory(
+            files
+                .iter()
+                .map(|file| {
+                    let name = WheelName::parse(file).unwrap();
+                    let metadata = Metadata {
+                        name: name.distribution.clone(),
+                        version: name.version.clone(),
+                        requires_dist: Vec::new(),
+                        requires_python: None,
+                    };
+                    (name, metadata, String::new())
+                })
+                .collect(),
+        )
+    }
 
     #[test]
     fn saved_records_become_pins_matched_by_where_the_venv_is() {
@@ -114,16 +165,25 @@ mod tests {
                 "\n",
                 r#"{"host":"web3","venv":"/srv/a","installed":{"six":"not a version"}}"#,
                 "\n",
+                r#"{"host":"web4","venv":"relative"}"#,
+                "\n",
             ),
         )
         .unwrap();
         let lock = Lock::read(&path).unwrap();
-        let record = |text: &str| -> Record { serde_json::from_str(text).unwrap() };
-        let a = lock
-            .pins_for(&record(
-                r#"{"host":"web1","port":"22","user":"deploy","venv":"/srv/a","installed":{}}"#,
-            ))
-            .unwrap();
+        let repo = index(&[
+            "Django-5.2-py3-none-any.whl",
+            "asgiref-3.8.1-py3-none-any.whl",
+            "six-1.16.0-py2.py3-none-any.whl",
+        ]);
+        let pins_for = |text: &str| {
+            let record: Record = serde_json::from_str(text).unwrap();
+            lock.pins_for(&Target::parse(&record).unwrap(), &record, &repo)
+        };
+        let a = pins_for(
+            r#"{"host":"web1","port":"22","user":"deploy","venv":"/srv/a","installed":{}}"#,
+        )
+        .unwrap();
         let texts: Vec<&str> = a.requirements.iter().map(|r| r.text.as_str()).collect();
         assert_eq!(texts, ["asgiref==3.8.1", "django==5.2"]);
         assert_eq!(
@@ -131,23 +191,29 @@ mod tests {
             format!("{} line 1", path.display())
         );
         // The port defaults to 22, and the user must match.
-        assert!(lock
-            .pins_for(&record(r#"{"host":"web1","venv":"/srv/b"}"#))
-            .is_ok());
-        let missing = lock
-            .pins_for(&record(r#"{"host":"web1","user":"other","venv":"/srv/a"}"#))
-            .unwrap_err();
+        assert!(pins_for(r#"{"host":"web1","venv":"/srv/b"}"#).is_ok());
+        let missing = pins_for(r#"{"host":"web1","user":"other","venv":"/srv/a"}"#).unwrap_err();
         assert!(
             missing.contains("has no saved record of other@web1:/srv/a"),
             "{missing}"
         );
-        let failed = lock
-            .pins_for(&record(r#"{"host":"web2","venv":"/srv/a"}"#))
-            .unwrap_err();
+        let failed = pins_for(r#"{"host":"web2","venv":"/srv/a"}"#).unwrap_err();
         assert!(failed.contains("line 3: the saved record carries an error: ssh: refused"));
-        let bad = lock
-            .pins_for(&record(r#"{"host":"web3","venv":"/srv/a"}"#))
-            .unwrap_err();
+        let bad = pins_for(r#"{"host":"web3","venv":"/srv/a"}"#).unwrap_err();
         assert!(bad.contains("line 4: "), "{bad}");
+
+        // A saved version the repository lost is an error even where the
+        // venv still has it.
+        let without_six = index(&["Django-5.2-py3-none-any.whl"]);
+        let record: Record =
+            serde_json::from_str(r#"{"host":"web1","venv":"/srv/b","installed":{"six":"1.16.0"}}"#)
+                .unwrap();
+        let gone = lock
+            .pins_for(&Target::parse(&record).unwrap(), &record, &without_six)
+            .unwrap_err();
+        assert!(
+            gone.contains("line 2: the repository has no six ==1.16.0"),
+            "{gone}"
+        );
     }
 }

@@ -102,6 +102,13 @@ pub struct Planner<'a> {
     memo: Memo,
 }
 
+impl<'a> Planner<'a> {
+    /// The repository the plans come from.
+    pub fn index(&self) -> &'a Index {
+        self.index
+    }
+}
+
 impl Candidates for Planner<'_> {
     fn wheels_of(&self, name: &str) -> &[usize] {
         self.index.wheels_of(name)
@@ -173,6 +180,9 @@ impl<'a> Planner<'a> {
         let resolution = resolve(self, target, &request).map_err(|e| vec![e])?;
         let mut plan = Plan::default();
         let mut problems = Vec::new();
+        // Kept versions the repository has no wheel of: their dependencies
+        // are unknown, so the closure may lack some of them.
+        let mut unread = Vec::new();
         for (name, chosen) in &resolution.packages {
             let from = target.installed.get(name);
             let installed = from.and_then(|v| Version::from_str(v).ok());
@@ -186,6 +196,10 @@ impl<'a> Planner<'a> {
                         installed: chosen.version.to_string(),
                         repository: best.map(|v| v.to_string()),
                     });
+                }
+                // The venv's own tools depend on nothing it could lose.
+                if !KEEP.contains(&name.as_str()) {
+                    unread.push(format!("{name} {}", chosen.version));
                 }
                 continue;
             }
@@ -208,9 +222,10 @@ impl<'a> Planner<'a> {
             }
         }
         if options.exact {
+            let mut removals = Vec::new();
             for (name, version) in target.installed {
                 if !resolution.packages.contains_key(name) && !KEEP.contains(&name.as_str()) {
-                    plan.changes.push(Change {
+                    removals.push(Change {
                         name: name.clone(),
                         action: Action::Remove,
                         from: Some(version.clone()),
@@ -220,6 +235,28 @@ impl<'a> Planner<'a> {
                     });
                 }
             }
+            // What a kept package without a wheel needs may be among the
+            // removals: removing it could break the venv, so say so rather
+            // than guess.
+            if !removals.is_empty() && !unread.is_empty() {
+                problems.push(format!(
+                    "--exact cannot tell what {} need{} (the repository has no wheel of {}, so \
+                     {} dependencies are unknown) and would remove {}: vd-add {} wheel{}, or \
+                     leave out --exact",
+                    unread.join(", "),
+                    if unread.len() == 1 { "s" } else { "" },
+                    if unread.len() == 1 { "it" } else { "them" },
+                    if unread.len() == 1 { "its" } else { "their" },
+                    removals
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if unread.len() == 1 { "its" } else { "their" },
+                    if unread.len() == 1 { "" } else { "s" },
+                ));
+            }
+            plan.changes.extend(removals);
         }
         if !problems.is_empty() {
             return Err(problems);
@@ -480,6 +517,21 @@ mod tests {
         // Not in the repository at all, but installed and acceptable.
         let plan = super::tests::plan(&[], &reqs, &[("six", "1.18.0")], false).unwrap();
         assert_eq!(plan.ahead[0].repository, None);
+        // With --exact, nothing is removed on a guess: what the kept six
+        // needs is unknown, and `other` might be it.
+        let installed = &[("six", "1.18.0"), ("other", "1.0")];
+        let problems = super::tests::plan(&[], &reqs, installed, true).unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "--exact cannot tell what six 1.18.0 needs (the repository has no wheel of it, so \
+              its dependencies are unknown) and would remove other: vd-add its wheel, or leave \
+              out --exact"
+            ]
+        );
+        // Nothing to remove: nothing to fear.
+        let plan = super::tests::plan(&[], &reqs, &[("six", "1.18.0")], true).unwrap();
+        assert!(plan.changes.is_empty());
         // Newer but excluded by the specifier: a downgrade.
         let reqs = requirements(&["six<1.17"], &[]);
         let plan = super::tests::plan(SIX, &reqs, &[("six", "1.18.0")], false).unwrap();

@@ -73,10 +73,15 @@ impl Pusher {
 
     /// Push one target's plan (the work for [`crate::fleet::Fleet::run`]). A failed
     /// target also gets an `error` event in the release log.
-    pub fn push_target(&self, host: &mut Host<HostCaches>, record: &mut Record) -> Result<()> {
+    pub fn push_target(
+        &self,
+        host: &mut Host<HostCaches>,
+        target: &Target,
+        record: &mut Record,
+    ) -> Result<()> {
         // The connection and the cache listing both live in `host`.
         let mut caches = std::mem::take(&mut host.state);
-        let result = self.push(host, &mut caches, record);
+        let result = self.push(host, &mut caches, target, record);
         host.state = caches;
         if let Err(e) = &result {
             if !self.options.dry_run {
@@ -98,6 +103,7 @@ impl Pusher {
         &self,
         host: &mut Host<HostCaches>,
         caches: &mut HostCaches,
+        target: &Target,
         record: &mut Record,
     ) -> Result<()> {
         record::remove::<Pushed>(record);
@@ -108,7 +114,6 @@ impl Pusher {
             return Ok(());
         }
         record::remove::<Skipped>(record);
-        let target = Target::parse(record)?;
         let changes = plan_of(record)?;
         if changes.is_empty() {
             set_pushed(record, &Pushed::default(), false);

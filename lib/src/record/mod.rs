@@ -158,6 +158,12 @@ pub fn put<F: Field>(record: &mut Record, value: &F) {
     record.insert(F::NAME.to_string(), value);
 }
 
+/// Set a field to a value serialized before: one plan shared by many
+/// targets is turned into JSON once, not once per record.
+pub fn put_json<F: Field>(record: &mut Record, value: Value) {
+    record.insert(F::NAME.to_string(), value);
+}
+
 /// Drop a field, keeping the order of the others.
 pub fn remove<F: Field>(record: &mut Record) {
     record.shift_remove(F::NAME);

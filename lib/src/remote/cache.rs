@@ -117,27 +117,19 @@ impl CacheCommit {
 mod tests {
     use super::*;
 
-    fn finished(status: i32, stdout: &str, stderr: &str) -> Finished {
-        Finished {
-            status,
-            stdout: stdout.as_bytes().to_vec(),
-            stderr: stderr.as_bytes().to_vec(),
-        }
-    }
-
     const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
     #[test]
     fn reads_a_listing() {
         let out =
             format!("/home/deploy/.cache/vd/wheels/\n./{SHA}/six-1.16.0-py2.py3-none-any.whl\n");
-        let listing = CacheListing::parse(&finished(0, &out, "")).unwrap();
+        let listing = CacheListing::parse(&Finished::of(0, &out, "")).unwrap();
         assert_eq!(listing.dir, "/home/deploy/.cache/vd/wheels");
         assert_eq!(
             listing.held,
             HashSet::from([format!("{SHA}/six-1.16.0-py2.py3-none-any.whl")])
         );
-        let empty = CacheListing::parse(&finished(0, "/var/cache/vd\n", "")).unwrap();
+        let empty = CacheListing::parse(&Finished::of(0, "/var/cache/vd\n", "")).unwrap();
         assert!(empty.held.is_empty());
     }
 
@@ -145,16 +137,16 @@ mod tests {
     fn a_listing_without_its_directory_is_an_error() {
         let err = |f: Finished| CacheListing::parse(&f).unwrap_err().to_string();
         assert_eq!(
-            err(finished(1, "", "mkdir: cannot create directory '/var/cache/vd': Permission denied\n")),
+            err(Finished::of(1, "", "mkdir: cannot create directory '/var/cache/vd': Permission denied\n")),
             "cannot list it on the host (exit status 1): mkdir: cannot create directory '/var/cache/vd': Permission denied"
         );
-        assert!(err(finished(0, "", "")).contains("no absolute directory"));
-        assert!(err(finished(0, "~/wheels\n", "")).contains("\"~/wheels\""));
+        assert!(err(Finished::of(0, "", "")).contains("no absolute directory"));
+        assert!(err(Finished::of(0, "~/wheels\n", "")).contains("\"~/wheels\""));
     }
 
     #[test]
     fn reads_a_commit() {
-        let commit = CacheCommit::parse(&finished(
+        let commit = CacheCommit::parse(&Finished::of(
             1,
             &format!("{SHA}/a-1.0-py3-none-any.whl\n"),
             "b-1.0-py3-none-any.whl: the uploaded copy has sha256 1234, not 0000; it was discarded\n",
@@ -164,7 +156,11 @@ mod tests {
             .failure
             .unwrap()
             .starts_with("b-1.0-py3-none-any.whl: "));
-        let good = CacheCommit::parse(&finished(0, &format!("{SHA}/a-1.0-py3-none-any.whl\n"), ""));
+        let good = CacheCommit::parse(&Finished::of(
+            0,
+            &format!("{SHA}/a-1.0-py3-none-any.whl\n"),
+            "",
+        ));
         assert_eq!(good.failure, None);
     }
 }

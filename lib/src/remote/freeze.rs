@@ -153,17 +153,9 @@ mod tests {
     const VENV: &str = include_str!("testdata/freeze-venv.json");
     const NO_VENV: &str = include_str!("testdata/freeze-no-venv.json");
 
-    fn finished(status: i32, stdout: &str, stderr: &str) -> Finished {
-        Finished {
-            status,
-            stdout: stdout.as_bytes().to_vec(),
-            stderr: stderr.as_bytes().to_vec(),
-        }
-    }
-
     #[test]
     fn reads_a_venv_freeze() {
-        let out = FreezeOutput::read(&finished(0, VENV, ""), "/srv/shop/venv").unwrap();
+        let out = FreezeOutput::read(&Finished::of(0, VENV, ""), "/srv/shop/venv").unwrap();
         assert!(matches!(out.installed, Installed::Listed(_)));
         let installed = out.installed().unwrap();
         assert_eq!(installed.len(), 3);
@@ -184,7 +176,7 @@ mod tests {
 
     #[test]
     fn a_freeze_without_installed_is_a_venv_to_create() {
-        let out = FreezeOutput::read(&finished(0, NO_VENV, ""), "/srv/new").unwrap();
+        let out = FreezeOutput::read(&Finished::of(0, NO_VENV, ""), "/srv/new").unwrap();
         assert_eq!(out.installed, Installed::NotAsked);
         assert!(!matches!(out.installed, Installed::Listed(_)));
         assert!(out.installed().is_err());
@@ -195,19 +187,22 @@ mod tests {
     fn says_why_there_is_no_freeze() {
         let err = |f: Finished| format!("{:#}", FreezeOutput::read(&f, "/srv/shop").unwrap_err());
         let not_a_venv = "/srv/shop exists but is not a virtualenv (it has no bin/python)\n";
-        assert_eq!(err(finished(NOT_A_VENV, "", not_a_venv)), not_a_venv.trim());
         assert_eq!(
-            err(finished(127, "", "sh: python3: not found\n")),
+            err(Finished::of(NOT_A_VENV, "", not_a_venv)),
+            not_a_venv.trim()
+        );
+        assert_eq!(
+            err(Finished::of(127, "", "sh: python3: not found\n")),
             "the freeze command failed (exit status 127): sh: python3: not found"
         );
-        assert!(err(finished(0, "Traceback", "")).contains("printed no JSON object"));
-        assert!(err(finished(0, r#"{"python": {}}"#, "")).contains("printed no `markers`"));
+        assert!(err(Finished::of(0, "Traceback", "")).contains("printed no JSON object"));
+        assert!(err(Finished::of(0, r#"{"python": {}}"#, "")).contains("printed no `markers`"));
         let old =
             r#"{"installed": null, "markers": {}, "python": {"version": "3.6.15", "venv": true}}"#;
-        assert!(err(finished(0, old, "")).contains("python 3.6.15 in /srv/shop is too old"));
+        assert!(err(Finished::of(0, old, "")).contains("python 3.6.15 in /srv/shop is too old"));
         let system =
             r#"{"installed": {}, "markers": {}, "python": {"venv": false, "prefix": "/usr"}}"#;
-        assert!(err(finished(0, system, "")).contains("interpreter of /usr"));
+        assert!(err(Finished::of(0, system, "")).contains("interpreter of /usr"));
     }
 
     #[test]

@@ -134,14 +134,6 @@ fn is_migration_name(text: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn finished(status: i32, stdout: &str, stderr: &str) -> Finished {
-        Finished {
-            status,
-            stdout: stdout.as_bytes().to_vec(),
-            stderr: stderr.as_bytes().to_vec(),
-        }
-    }
-
     #[test]
     fn reads_applied_migrations() {
         let out = "Operations to perform:\n  Apply all migrations: catalog, contenttypes\nRunning migrations:\n  Applying catalog.0001_initial... OK\n  Applying contenttypes.0001_initial... OK (0.012s)\n  Applying contenttypes.0002_remove_content_type_name...";
@@ -159,7 +151,7 @@ mod tests {
         let out = "Operations to perform:\n  Apply all migrations: catalog\nRunning migrations:\n  Applying catalog.0001_initial... OK\n  Applying catalog.0002_price...";
         let err = "Traceback (most recent call last):\n  File \"manage.py\", line 22\ndjango.db.utils.OperationalError: no such table: catalog_product\n";
         let outcome = MigrateOutcome::read(
-            &finished(1, out, err),
+            &Finished::of(1, out, err),
             "/srv/shop/",
             "shop.settings",
             Migrate::Apply,
@@ -178,7 +170,7 @@ mod tests {
         );
 
         let missing = MigrateOutcome::read(
-            &finished(
+            &Finished::of(
                 127,
                 "",
                 "env: '/srv/shop/bin/django-admin': No such file or directory\n",
@@ -191,7 +183,7 @@ mod tests {
             .failure
             .unwrap()
             .starts_with("/srv/shop/bin/django-admin is missing"));
-        let fine = MigrateOutcome::read(&finished(0, "", ""), "/v", "s", Migrate::Apply);
+        let fine = MigrateOutcome::read(&Finished::of(0, "", ""), "/v", "s", Migrate::Apply);
         assert_eq!(fine.failure, None);
     }
 
@@ -215,7 +207,7 @@ mod tests {
     #[test]
     fn reads_planned_migrations() {
         let out = "Planned operations:\ncatalog.0001_initial\n    Create model Product\ncontenttypes.0002_remove_content_type_name\n    Raw Python operation\n";
-        let outcome = MigrateOutcome::read(&finished(0, out, ""), "/v", "s", Migrate::Plan);
+        let outcome = MigrateOutcome::read(&Finished::of(0, out, ""), "/v", "s", Migrate::Plan);
         assert_eq!(
             outcome.migrations,
             [

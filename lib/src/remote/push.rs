@@ -193,17 +193,9 @@ mod tests {
     const UPGRADE_STDOUT: &str = include_str!("testdata/push-upgrade.stdout");
     const UPGRADE_STDERR: &str = include_str!("testdata/push-upgrade.stderr");
 
-    fn finished(status: i32, stdout: &str, stderr: &str) -> Finished {
-        Finished {
-            status,
-            stdout: stdout.as_bytes().to_vec(),
-            stderr: stderr.as_bytes().to_vec(),
-        }
-    }
-
     #[test]
     fn reads_what_a_push_printed() {
-        let outcome = PushOutcome::parse(&finished(0, UPGRADE_STDOUT, UPGRADE_STDERR)).unwrap();
+        let outcome = PushOutcome::parse(&Finished::of(0, UPGRADE_STDOUT, UPGRADE_STDERR)).unwrap();
         assert!(!outcome.created);
         assert_eq!(outcome.before.installed().unwrap()["vdp-alpha"], "1.0");
         assert_eq!(outcome.after.installed().unwrap()["vdp-alpha"], "2.0");
@@ -217,7 +209,8 @@ mod tests {
             .ends_with("Successfully installed vdp-alpha-2.0"));
 
         let failed = UPGRADE_STDOUT.replace("vd-pip 0 0", "vd-pip 0 1");
-        let outcome = PushOutcome::parse(&finished(1, &failed, "ERROR: no space left\n")).unwrap();
+        let outcome =
+            PushOutcome::parse(&Finished::of(1, &failed, "ERROR: no space left\n")).unwrap();
         assert_eq!(
             outcome.pip_failure().unwrap(),
             "pip install failed (exit status 1): ERROR: no space left"
@@ -229,7 +222,7 @@ mod tests {
         let err = |stdout: &str, stderr: &str| {
             format!(
                 "{:#}",
-                PushOutcome::parse(&finished(5, stdout, stderr)).unwrap_err()
+                PushOutcome::parse(&Finished::of(5, stdout, stderr)).unwrap_err()
             )
         };
         let busy = "another push has held the lock /v/.vd-lock for 900s; gave up\n";

@@ -70,7 +70,9 @@ pub struct Args {
 
     /// Also remove packages that are installed but outside the resolved
     /// closure (pip, setuptools and wheel are kept), so the venv holds the
-    /// requirements and their dependencies and nothing else.
+    /// requirements and their dependencies and nothing else. When a kept
+    /// installed version has no wheel in the repository, its dependencies
+    /// are unknown, and a plan that would remove anything is an error.
     #[arg(long)]
     exact: bool,
 
@@ -199,8 +201,9 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         if record::error_of(&record).is_none() {
             match state.plan_record(&record) {
                 Ok(plan) => {
-                    drift |= !plan.changes.is_empty();
-                    set_plan(&mut record, &plan)
+                    drift |= plan.drift;
+                    record::put_json::<Changes>(&mut record, plan.changes.clone());
+                    record::put_json::<Ahead>(&mut record, plan.ahead.clone());
                 }
                 Err(e) => {
                     let message = format!("{e:#}");
@@ -229,7 +232,7 @@ struct State<'a> {
     options: Options,
     /// Plans by everything they depend on (interpreter facts, installed
     /// set, requirements): targets of one kind are resolved once.
-    plans: HashMap<String, Rc<Result<Plan, String>>>,
+    plans: HashMap<String, Result<Rc<Planned>, String>>,
     planner: Planner<'a>,
     /// The REQUIREMENTS arguments, read once.
     common: Option<Requirements>,
@@ -240,7 +243,7 @@ struct State<'a> {
 }
 
 impl State<'_> {
-    fn plan_record(&mut self, record: &Record) -> Result<Plan> {
+    fn plan_record(&mut self, record: &Record) -> Result<Rc<Planned>> {
         let target = Target::parse(record)?;
         let python = match &target.python {
             Some(Python::Facts(facts)) => facts,
@@ -266,7 +269,9 @@ impl State<'_> {
         let mut requirements_key = String::new();
         match (&self.lock, &self.common) {
             (Some(lock), _) => {
-                pins = lock.pins_for(record).map_err(|e| anyhow!("{e}"))?;
+                pins = lock
+                    .pins_for(&target, record, self.planner.index())
+                    .map_err(|e| anyhow!("{e}"))?;
                 requirements_key = format!("{:p}", Rc::as_ptr(&pins));
                 sources.push(&pins);
             }
@@ -309,7 +314,7 @@ impl State<'_> {
         let key = serde_json::to_string(&(tags.id(), &env, &installed, &requirements_key))
             .expect("facts serialize");
         if let Some(plan) = self.plans.get(&key) {
-            return plan.as_ref().clone().map_err(|e| anyhow!("{e}"));
+            return plan.clone().map_err(|e| anyhow!("{e}"));
         }
         let known = plan::Target {
             env: &env,
@@ -319,20 +324,36 @@ impl State<'_> {
         let plan = self
             .planner
             .plan_target(&known, &sources, self.options)
+            .map(|plan| Rc::new(Planned::from(plan)))
             .map_err(|problems| problems.join("; "));
-        let plan = Rc::new(plan);
         if self.plans.len() >= MEMO_LIMIT {
             // A fleet of all-different targets: memory stays flat.
             self.plans.clear();
         }
         self.plans.insert(key, plan.clone());
-        plan.as_ref().clone().map_err(|e| anyhow!("{e}"))
+        plan.map_err(|e| anyhow!("{e}"))
     }
 }
 
-fn set_plan(record: &mut Record, plan: &Plan) {
-    record::put(record, &Changes(plan.changes.clone()));
-    record::put(record, &Ahead(plan.ahead.clone()));
+/// A plan as the record carries it, serialized once for every target that
+/// shares it.
+struct Planned {
+    /// `plan`
+    changes: serde_json::Value,
+    /// `ahead`
+    ahead: serde_json::Value,
+    /// Whether there is anything to change (for `--check`).
+    drift: bool,
+}
+
+impl From<Plan> for Planned {
+    fn from(plan: Plan) -> Planned {
+        Planned {
+            drift: !plan.changes.is_empty(),
+            changes: serde_json::to_value(Changes(plan.changes)).expect("a plan serializes"),
+            ahead: serde_json::to_value(Ahead(plan.ahead)).expect("a plan serializes"),
+        }
+    }
 }
 
 #[cfg(test)]

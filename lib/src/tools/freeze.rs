@@ -71,8 +71,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
 }
 
 /// Freeze one target: run the freeze, read what came back, add the fields.
-fn freeze_target(host: &mut Host<()>, record: &mut Record) -> Result<()> {
-    let target = Target::parse(record)?;
+fn freeze_target(host: &mut Host<()>, target: &Target, record: &mut Record) -> Result<()> {
     let venv = &target.venv;
     let python = target.python_for_new_venv();
     let connection = host.connection()?;

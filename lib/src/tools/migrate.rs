@@ -154,7 +154,9 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
     args.transport
         .fleet(TOOL)?
-        .run(stdin, out, |host, record| migrator.target(host, record))?;
+        .run(stdin, out, |host, target, record| {
+            migrator.target(host, target, record)
+        })?;
     let logged = migrator.log.as_ref().is_none_or(|log| !log.failed());
     let pending = migrator.pending.load(Ordering::Relaxed);
     if args.check && pending {
@@ -194,11 +196,15 @@ struct Migrator {
 
 impl Migrator {
     /// Migrate (or plan) one target.
-    fn target(&self, host: &mut Host<()>, record: &mut Record) -> Result<()> {
+    fn target(
+        &self,
+        host: &mut Host<()>,
+        parsed: &record::Target,
+        record: &mut Record,
+    ) -> Result<()> {
         if !self.changed.selects(record)? {
             return Ok(());
         }
-        let parsed = record::Target::parse(record)?;
         let venv = parsed.venv.clone();
         let modules = parsed.settings.clone();
         if let Some(bad) = modules.iter().find(|m| !is_settings_module(m)) {

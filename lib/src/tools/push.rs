@@ -150,7 +150,9 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     let pusher = Pusher::new(repo, options, log);
     args.transport
         .fleet(TOOL)?
-        .run(input, out, |host, record| pusher.push_target(host, record))?;
+        .run(input, out, |host, target, record| {
+            pusher.push_target(host, target, record)
+        })?;
     Ok(if pusher.logged() {
         Status::Ok
     } else {

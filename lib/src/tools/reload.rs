@@ -11,7 +11,7 @@
 
 use crate::cli::{ChangedArgs, RepoArgs, Status, TransportArgs};
 use crate::console;
-use crate::fleet::{self, Host};
+use crate::fleet::{self, Held, Host};
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
 use crate::record::{self, target_label, Checked, Reader, Record, Reloaded, Target};
@@ -124,8 +124,8 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     args.transport.fleet(TOOL)?.run_with_finish(
         stdin,
         out,
-        |host, record| reloader.target(host, record),
-        |host, records| reloader.once_per_host(host, records),
+        |host, target, record| reloader.target(host, target, record),
+        |host, held| reloader.once_per_host(host, held),
     )?;
     Ok(if reloader.log.failed() {
         Status::TargetFailed
@@ -144,7 +144,7 @@ struct Reloader {
 
 impl Reloader {
     /// Reload one target now, or hold it for its host's reload.
-    fn target(&self, host: &mut Host<()>, record: &mut Record) -> Result<()> {
+    fn target(&self, host: &mut Host<()>, target: &Target, record: &mut Record) -> Result<()> {
         if !self.changed.selects(record)? {
             return Ok(());
         }
@@ -155,26 +155,26 @@ impl Reloader {
             check,
             reload_once: once,
             ..
-        } = Target::parse(record)?;
+        } = target;
         let Some(reload) = reload else {
             record::put(record, &Reloaded(false));
             return Ok(());
         };
-        if once {
+        if *once {
             host.hold();
             return Ok(());
         }
         let label = target_label(record);
         let _doing = console::doing(format!("reload {label}"));
         let connection = host.connection()?;
-        if let Err(message) = self.reload(connection, &reload) {
+        if let Err(message) = self.reload(connection, reload) {
             self.log_error(&label, &message);
             bail!(message);
         }
         record::put(record, &Reloaded(true));
-        self.log_reload(&label, &reload);
+        self.log_reload(&label, reload);
         if let Some(check) = check {
-            if let Err(message) = self.check(connection, &check) {
+            if let Err(message) = self.check(connection, check) {
                 self.log_error(&label, &message);
                 bail!(message);
             }
@@ -187,10 +187,10 @@ impl Reloader {
     /// arrived: each distinct reload command once, then each target's check
     /// (each distinct check once, since it asks the same host the same
     /// question).
-    fn once_per_host(&self, host: &mut Host<()>, records: &mut [Record]) {
+    fn once_per_host(&self, host: &mut Host<()>, held: &mut [Held]) {
         let mut commands: Vec<(String, Vec<usize>)> = Vec::new();
-        for (i, record) in records.iter().enumerate() {
-            let command = reload_of(record);
+        for (i, job) in held.iter().enumerate() {
+            let command = job.target.reload.clone().unwrap_or_default();
             match commands.iter_mut().find(|(c, _)| *c == command) {
                 Some((_, members)) => members.push(i),
                 None => commands.push((command, vec![i])),
@@ -203,7 +203,7 @@ impl Reloader {
                 Err(e) => Err(format!("{e:#}")),
             };
             for &i in &members {
-                let record = &mut records[i];
+                let Held { target, record } = &mut held[i];
                 let label = target_label(record);
                 match &reloaded {
                     Ok(()) => {
@@ -216,20 +216,17 @@ impl Reloader {
                         continue;
                     }
                 }
-                let Ok(Target {
-                    check: Some(check), ..
-                }) = Target::parse(record)
-                else {
+                let Some(check) = &target.check else {
                     continue;
                 };
-                let checked = match checks.get(&check) {
+                let checked = match checks.get(check) {
                     Some(outcome) => outcome.clone(),
                     None => {
                         let outcome = match host.connection() {
-                            Ok(connection) => self.check(connection, &check),
+                            Ok(connection) => self.check(connection, check),
                             Err(e) => Err(format!("{e:#}")),
                         };
-                        checks.insert(check, outcome.clone());
+                        checks.insert(check.clone(), outcome.clone());
                         outcome
                     }
                 };
@@ -271,14 +268,6 @@ impl Reloader {
             ..Event::now("error")
         }]);
     }
-}
-
-/// The reload command of a held record (read when it was held).
-fn reload_of(record: &Record) -> String {
-    Target::parse(record)
-        .ok()
-        .and_then(|t| t.reload)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

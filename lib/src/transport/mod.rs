@@ -188,6 +188,16 @@ pub struct Finished {
 }
 
 impl Finished {
+    /// A command's end as a test writes it: status and text.
+    #[cfg(test)]
+    pub(crate) fn of(status: i32, stdout: &str, stderr: &str) -> Finished {
+        Finished {
+            status,
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+        }
+    }
+
     pub fn success(&self) -> bool {
         self.status == 0
     }
