@@ -82,8 +82,9 @@ struct Live {
     /// What the workers are doing now, by ticket and thread.
     doing: Vec<(u64, ThreadId, String)>,
     next_ticket: u64,
-    /// The summary's counts that the bar shows by themselves.
+    /// The failures among the records written.
     failed: u64,
+    /// Bytes this tool uploaded (vd-push).
     bytes: u64,
     /// When this stage last posted its status.
     posted: Option<Instant>,
@@ -254,7 +255,6 @@ pub fn written(record_error: Option<(String, String)>, summary: &Summary) {
         live.written = summary.records;
         live.counts = summary.counts();
         live.failed = summary.failed;
-        live.bytes = summary.bytes;
     });
 }
 
@@ -279,9 +279,15 @@ pub fn elapsed() -> Duration {
         .map_or(Duration::ZERO, |c| c.started.elapsed())
 }
 
-/// What a worker is doing now (`pip web1:/srv/shop`), shown on the bar
-/// until the guard is dropped.
-pub fn doing(what: String) -> Doing {
+/// What a worker is doing to a target now (`pip web1:/srv/shop`), shown
+/// on the bar until the guard is dropped; `what` may be empty (the fleet
+/// names the target it works on, the tool says what it does to it).
+pub fn doing(what: &str, record: &crate::record::Record) -> Doing {
+    let target = short_label(record);
+    let what = match what {
+        "" => target,
+        what => format!("{what} {target}"),
+    };
     let mut ticket = None;
     update(|live| {
         live.next_ticket += 1;
@@ -290,6 +296,27 @@ pub fn doing(what: String) -> Doing {
             .push((live.next_ticket, std::thread::current().id(), what));
     });
     Doing { ticket }
+}
+
+/// A target named short enough for the bar: `host:venv`, without the user
+/// and port, a long venv path cut at its start (its end tells venvs apart).
+fn short_label(record: &crate::record::Record) -> String {
+    const VENV: usize = 28;
+    let names = crate::record::Names::of(record);
+    let venv = names.venv.unwrap_or("?");
+    let count = venv.chars().count();
+    let venv = if count > VENV {
+        let tail: String = venv.chars().skip(count - (VENV - 1)).collect();
+        format!("…{tail}")
+    } else {
+        venv.to_string()
+    };
+    format!("{}:{venv}", names.host.unwrap_or("?"))
+}
+
+/// Bytes sent to a host (vd-push), as they go.
+pub fn uploaded(bytes: u64) {
+    update(|live| live.bytes += bytes);
 }
 
 /// See [`doing`].
@@ -352,8 +379,7 @@ fn stage_status(tool: &str, live: &Live) -> (String, String) {
         ),
     };
     if live.bytes > 0 {
-        counts.push(' ');
-        counts.push_str(&crate::summary::bytes(live.bytes));
+        counts.push_str(&format!(" {} up", crate::summary::bytes(live.bytes)));
     }
     let doing = live
         .doing
@@ -398,6 +424,9 @@ fn message(live: &Live) -> String {
         parts.push(live.counts.clone());
     } else if live.read == 0 {
         parts.push("waiting for input".to_string());
+    }
+    if live.bytes > 0 {
+        parts.push(format!("{} up", crate::summary::bytes(live.bytes)));
     }
     if let Some((_, _, now)) = live.doing.last() {
         // A worker's latest activity stands for it (the fleet names the
@@ -664,7 +693,7 @@ mod tests {
         };
         assert_eq!(
             pipeline_message("vd-reload", &reload, &others),
-            "freeze 6/6 · push 2/6+ 3.0 MiB · reload 0/1+ · 1 failed · pip web2:/srv/a"
+            "freeze 6/6 · push 2/6+ 3.0 MiB up · reload 0/1+ · 1 failed · pip web2:/srv/a"
         );
     }
 }

@@ -376,7 +376,7 @@ fn work_on<S, F>(tool: &str, work: &F, host: &mut Host<S>, target: &Target, reco
 where
     F: Fn(&mut Host<S>, &Target, &mut Record) -> Result<()>,
 {
-    let doing = console::doing(record::target_label(record));
+    let doing = console::doing("", record);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(host, target, record)));
     drop(doing);
     let message = match outcome {

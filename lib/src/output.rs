@@ -6,7 +6,8 @@
 //! forces JSON lines) that streams too: each row is written as its record
 //! is, in input order, so the columns cannot be sized to their widest cell.
 //! Every column but the last gets a fixed share of the terminal's width and
-//! a longer cell is cut with an ellipsis (the whole text is in `--json`);
+//! a longer cell is cut with an ellipsis (the whole text is in `--json`;
+//! the target's name, in the first column, is cut in the middle);
 //! the last column, the status that carries a target's error, is written
 //! whole. The table ends with the summary line ([`Summary`]).
 //!
@@ -208,7 +209,13 @@ fn table_row<'a>(widths: &[usize], cells: impl Iterator<Item = &'a str>) -> Stri
         }
         match widths.get(i) {
             Some(&width) => {
-                let cut = truncate(cell, width);
+                // The first column names the target: its start (user and
+                // host) and its end (the venv) tell targets apart.
+                let cut = if i == 0 {
+                    truncate_middle(cell, width)
+                } else {
+                    truncate(cell, width)
+                };
                 let pad = width.saturating_sub(cut.chars().count());
                 line.push_str(&cut);
                 line.extend(std::iter::repeat_n(' ', pad));
@@ -219,6 +226,21 @@ fn table_row<'a>(widths: &[usize], cells: impl Iterator<Item = &'a str>) -> Stri
     let mut line = line.trim_end().to_string();
     line.push('\n');
     line
+}
+
+/// `text` cut to `width` characters in the middle, marked with an ellipsis.
+fn truncate_middle(text: &str, width: usize) -> String {
+    let text = text.replace(['\n', '\r'], " ");
+    let count = text.chars().count();
+    if count <= width || width < 3 {
+        return truncate(&text, width);
+    }
+    let tail = (width - 1) / 2;
+    let head = width - 1 - tail;
+    let mut cut: String = text.chars().take(head).collect();
+    cut.push('…');
+    cut.extend(text.chars().skip(count - tail));
+    cut
 }
 
 /// `text` cut to `width` characters, the cut marked with an ellipsis.
@@ -352,7 +374,7 @@ mod tests {
         out.write(&records()[1]).unwrap();
         out.write(&long).unwrap();
         want += &format!("{}error (vd-x): no\n", name("b"));
-        want += &format!("{}ok\n", name("a-name-far-too-long-for-…"));
+        want += &format!("{}ok\n", name("a-name-far-t…r-its-column"));
         assert_eq!(screen.text(), want);
         let (status, _) = out.finish_into().unwrap();
         assert_eq!(status, Status::TargetFailed);
@@ -385,6 +407,7 @@ mod tests {
             [6, 6, 8]
         );
         assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate_middle("user@host:/srv/venv-1", 11), "user@…env-1");
         assert_eq!(truncate("two\nlines", 20), "two lines");
     }
 

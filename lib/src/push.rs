@@ -174,11 +174,11 @@ impl Pusher {
             return Ok(());
         }
 
-        let label = target_label(record);
-        let uploading = console::doing(format!("upload {label}"));
+        let uploading = console::doing("upload", record);
         cache.upload(connection, &missing)?;
+        console::uploaded(pushed.uploaded_bytes);
         drop(uploading);
-        let _pip = console::doing(format!("pip {label}"));
+        let _pip = console::doing("pip", record);
         let command = remote::as_user(
             run_as.as_deref(),
             &remote_push::push_command(&PushSteps {

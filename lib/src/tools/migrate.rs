@@ -283,7 +283,7 @@ impl Migrator {
                     None => {}
                 }
             }
-            let _doing = console::doing(format!("migrate {label} {module}"));
+            let _doing = console::doing("migrate", record);
             let outcome = match target.migrate(module, Migrate::Apply) {
                 Ok(outcome) => outcome,
                 Err(e) => {

@@ -165,7 +165,7 @@ impl Reloader {
             return Ok(());
         }
         let label = target_label(record);
-        let _doing = console::doing(format!("reload {label}"));
+        let _doing = console::doing("reload", record);
         let connection = host.connection()?;
         if let Err(message) = self.reload(connection, reload) {
             self.log_error(&label, &message);
