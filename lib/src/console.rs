@@ -76,6 +76,8 @@ struct Live {
     read: u64,
     input_done: bool,
     written: u64,
+    /// Records done, some perhaps not yet written ([`finished`]).
+    finished: u64,
     hosts: u64,
     /// The summary's counts of the records written so far.
     counts: String,
@@ -88,6 +90,13 @@ struct Live {
     bytes: u64,
     /// When this stage last posted its status.
     posted: Option<Instant>,
+}
+
+impl Live {
+    /// Records done: written, or finished and waiting for their turn.
+    fn done(&self) -> u64 {
+        self.written.max(self.finished)
+    }
 }
 
 /// Decide, once, what this tool writes on stderr.
@@ -237,6 +246,17 @@ pub fn read(record: Option<()>) {
     });
 }
 
+/// How many records are done, written or not (output keeps input order,
+/// so a slow target holds back the records after it).
+pub fn finished(count: usize) {
+    let count = count as u64;
+    let Some(console) = CONSOLE.get() else { return };
+    let known = console.live.lock().map_or(0, |l| l.finished);
+    if count != known {
+        update(|live| live.finished = count);
+    }
+}
+
 /// A host's session was opened.
 pub fn host_connected() {
     update(|live| live.hosts += 1);
@@ -354,7 +374,7 @@ fn update(change: impl FnOnce(&mut Live)) {
     };
     if total > 0 {
         bar.set_length(total);
-        bar.set_position(live.written);
+        bar.set_position(live.done());
     }
     let others = console.board.as_ref().map(|b| b.read()).unwrap_or_default();
     if others.is_empty() {
@@ -374,7 +394,7 @@ fn stage_status(tool: &str, live: &Live) -> (String, String) {
         (0, _) => format!("{short} {}", live.written),
         (read, done) => format!(
             "{short} {}/{read}{}",
-            live.written,
+            live.done(),
             if done { "" } else { "+" }
         ),
     };
@@ -413,7 +433,7 @@ fn message(live: &Live) -> String {
     let mut parts = Vec::new();
     if live.read > 0 {
         let more = if live.input_done { "" } else { "+" };
-        parts.push(format!("{}/{}{more}", live.written, live.read));
+        parts.push(format!("{}/{}{more}", live.done(), live.read));
     }
     match live.hosts {
         0 => {}

@@ -212,6 +212,8 @@ impl Fleet {
                 if input_done && next == total && running == 0 {
                     return Ok(());
                 }
+                // Done: written, and finished but waiting for one before it.
+                console::finished(next + done.len());
                 let Ok(event) = rx.recv() else {
                     bail!("internal error: the workers went away");
                 };
