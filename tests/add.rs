@@ -302,7 +302,7 @@ fn a_wheel_left_without_its_release_event_gets_one() {
 
 /// A wheel of the project vd-huge 1.0 whose METADATA is `size` bytes, most
 /// of them a description, built from scratch with its RECORD right.
-fn wheel_with_metadata_of(dest: &Path, size: usize) {
+pub(crate) fn wheel_with_metadata_of(dest: &Path, size: usize) {
     let script = r#"
 import base64, hashlib, sys, zipfile
 dest, size = sys.argv[1], int(sys.argv[2])

@@ -1000,3 +1000,76 @@ fn a_requirements_file_that_is_a_device_or_a_fifo_fails_its_target_only() {
         vec![change("alpha", "install", "-", "1.0")]
     );
 }
+
+#[test]
+fn errors_about_a_private_file_name_its_line_and_quote_none_of_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = repo(&[alpha("1.0")]);
+    // Files a record may name that are not requirements files, readable by
+    // this user only, as /etc/shadow and private keys are.
+    let secrets = [
+        ("shadow", "root:$6$SECRET0salt$hash:19000:0:99999:7:::\n"),
+        ("key", "alpha\n-----BEGIN SECRET1 PRIVATE KEY-----\n"),
+        ("netrc", "https://bob:SECRET2@example.com/x\n"),
+        ("token", "# a token\nSECRET3 SECRET4\n"),
+        ("hash", "alpha --hash=sha256:SECRET5\n"),
+        ("index", "--index-url https://SECRET6@example.com alpha\n"),
+        ("include", "-r SECRET7.txt\n"),
+    ];
+    let mut records = Vec::new();
+    for (name, text) in secrets {
+        write(&dir, name, text);
+        let path = dir.path().join(name);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        records.push(with(
+            target(name, &[]),
+            "requirements",
+            json!(path.display().to_string()),
+        ));
+    }
+    // The same bad line in a file everyone may read is quoted, as before.
+    write(&dir, "public.txt", "SECRET3 SECRET4\n");
+    let public = dir.path().join("public.txt");
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
+    records.push(with(
+        target("public", &[]),
+        "requirements",
+        json!(public.display().to_string()),
+    ));
+    let out = diff(&dir, &[], &records);
+    out.expect_code(1);
+    let r = out.records();
+    let lines = [1, 2, 1, 2, 1, 1, 1];
+    for (i, ((name, _), line)) in secrets.iter().zip(lines).enumerate() {
+        let message = error(&r[i]);
+        let path = dir.path().join(name);
+        assert_contains(&message, &[&format!("{} line {line}", path.display())]);
+        assert!(!message.contains("SECRET"), "{name}: {message}");
+    }
+    for secret in [
+        "SECRET0", "SECRET1", "SECRET2", "SECRET5", "SECRET6", "SECRET7",
+    ] {
+        assert!(!out.stderr.contains(secret), "{}", out.stderr);
+    }
+    assert_contains(&error(&r[7]), &["`SECRET3 SECRET4`"]);
+    assert_contains(&error(&r[3]), &["column 9", "not shown"]);
+}
+
+#[test]
+fn a_wheel_with_huge_metadata_put_in_the_repository_by_hand_fails_its_target_only() {
+    let dir = repo(&[alpha("1.0")]);
+    // Not through vd-add, which refuses it: copied in by hand.
+    let huge = wheels_dir(&dir).join("vd_huge-1.0-py3-none-any.whl");
+    crate::add::wheel_with_metadata_of(&huge, 40 << 20);
+    write(&dir, "huge.txt", "vd-huge\n");
+    write(&dir, "fine.txt", "alpha\n");
+    let records = [
+        with(target("huge", &[]), "requirements", json!("huge.txt")),
+        with(target("fine", &[]), "requirements", json!("fine.txt")),
+    ];
+    let out = diff(&dir, &[], &records);
+    out.expect_code(1);
+    let r = out.records();
+    assert_contains(&error(&r[0]), &["vd_huge-1.0-py3-none-any.whl", "METADATA"]);
+    assert_eq!(changes(&r[1]), [change("alpha", "install", "-", "1.0")]);
+}

@@ -832,3 +832,147 @@ fn a_release_log_that_cannot_be_written_fails_no_target() {
     assert_eq!(records[0]["changed"], json!(true));
     assert_eq!(pip_list(&venv)["vdp-alpha"], "1.0");
 }
+
+#[test]
+fn a_cache_path_with_a_newline_or_semicolon_is_refused_naming_field_and_line() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let beta = wheel("vdp-beta", "1.0");
+    let repo = repo(d, std::slice::from_ref(&beta));
+    let venvs = [d.join("newline"), d.join("semicolon"), d.join("fine")];
+    for v in &venvs {
+        venv_with_pip(v);
+    }
+    let good = d.join("cache");
+    let targets: Vec<Record> = venvs.iter().map(|v| target(&server, 0, v, &good)).collect();
+    let req = requirements(d, "req.txt", "vdp-beta\n");
+    let plans = plan(&server, &repo, &req, false, &targets);
+    // A saved plan edited by hand: the first two targets' caches are paths
+    // no push can carry as one path.
+    let bad = [
+        format!("{}/new\n{}/line", d.display(), d.display()),
+        format!("{}/semi;touch {}/pwned", d.display(), d.display()),
+    ];
+    let mut records: Vec<Record> = plans
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (record, cache) in records.iter_mut().zip(&bad) {
+        record.insert("cache".into(), json!(cache));
+    }
+    let before = pip_list(&venvs[0]);
+
+    let out = push(&server, &repo, &[], &jsonl(&records));
+    out.expect_code(1);
+    let records = out.records();
+    for (i, record) in records[..2].iter().enumerate() {
+        let message = error_message(record);
+        assert!(
+            message.contains("field `cache`") && message.contains(&format!("line {}", i + 1)),
+            "{message}"
+        );
+        assert_eq!(pip_list(&venvs[i]), before, "a refused target changed");
+    }
+    for leftover in ["new", "new\nline", "semi", "semi;touch", "pwned"] {
+        assert!(!d.join(leftover).exists(), "{leftover:?} was made");
+    }
+    assert_ok(&records[2]);
+    assert_eq!(pip_list(&venvs[2])["vdp-beta"], "1.0");
+}
+
+#[test]
+fn a_push_killed_while_pip_runs_is_logged_by_the_next_push() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let beta = wheel("vdp-beta", "1.0");
+    let repo = repo(d, std::slice::from_ref(&beta));
+    let v = d.join("venv");
+    venv_with_pip(&v);
+    let cache = d.join("cache");
+    let req = requirements(d, "req.txt", "vdp-beta\n");
+    let targets = [target(&server, 0, &v, &cache)];
+    let plans = plan(&server, &repo, &req, false, &targets);
+
+    // pip waits at a gate: a `.pth` file of the venv, run by every start of
+    // its python but the freeze's isolated one, says pip started, waits for
+    // the gate (a FIFO) to be opened, then sends pip's output to a file, as
+    // a pip with nothing left to print outlives the connection that ran it.
+    let (gate, started, output) = (d.join("gate"), d.join("started"), d.join("pip-output"));
+    assert!(Command::new("mkfifo")
+        .arg(&gate)
+        .status()
+        .unwrap()
+        .success());
+    let pth = site_packages(&v).join("vd_test_gate.pth");
+    fs::write(
+        &pth,
+        format!(
+            "import sys, os; sys.flags.isolated or (open('{s}', 'w').write(str(os.getpid())), \
+             open('{g}').read(), os.dup2(os.open('{o}', os.O_WRONLY | os.O_CREAT), 1), \
+             os.dup2(1, 2))\n",
+            s = started.display(),
+            g = gate.display(),
+            o = output.display()
+        ),
+    )
+    .unwrap();
+    let running = server
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .stdin(plans)
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pip: u32 = loop {
+        if let Some(pid) = fs::read_to_string(&started)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "pip never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = Command::new("kill")
+        .args(["-KILL", &running.pid().to_string()])
+        .status();
+    running.finish();
+    fs::remove_file(&pth).unwrap();
+    fs::write(&gate, "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Path::new(&format!("/proc/{pip}")).exists() {
+        assert!(Instant::now() < deadline, "pip did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // pip did its work; the push that ran it logged nothing.
+    assert_eq!(pip_list(&v)["vdp-beta"], "1.0");
+    assert!(push_events(&repo).is_empty(), "{:?}", push_events(&repo));
+
+    // The next run plans nothing for the venv, and logs what was done.
+    let plans = plan(&server, &repo, &req, false, &targets);
+    assert!(plans.contains("\"plan\":[]"), "{plans}");
+    let out = push(&server, &repo, &[], &plans);
+    out.expect_code(0);
+    let record = &out.records()[0];
+    assert_ok(record);
+    assert_eq!(record["changed"], json!(false));
+    let events: Vec<_> = log_events(&repo)
+        .into_iter()
+        .filter(|e| e.event != "release")
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(
+        (e.event.as_str(), e.name.as_str(), e.version.as_str()),
+        ("install", "vdp-beta", "1.0")
+    );
+    assert_eq!(e.sha256, sha256(&beta));
+    assert!(e.target.ends_with(v.to_str().unwrap()), "{e:?}");
+    assert!(e.detail.contains("found done by a later push"), "{e:?}");
+
+    // Once told, never told again.
+    push(&server, &repo, &[], &plans).expect_code(0);
+    assert_eq!(push_events(&repo).len(), 1);
+}

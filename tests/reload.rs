@@ -212,7 +212,7 @@ fn failing_reloads_and_checks_are_errors_and_the_rest_go_on() {
 }
 
 /// The parent of process `pid`, and its command name, from /proc.
-fn parent_of(pid: u32) -> Option<(u32, String)> {
+pub(crate) fn parent_of(pid: u32) -> Option<(u32, String)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
     let (head, tail) = stat.rsplit_once(')')?;
@@ -222,7 +222,7 @@ fn parent_of(pid: u32) -> Option<(u32, String)> {
 }
 
 /// Send `signal` to the processes.
-fn signal(signal: &str, pids: &[u32]) {
+pub(crate) fn signal(signal: &str, pids: &[u32]) {
     for pid in pids {
         let _ = Command::new("kill")
             .args([signal, &pid.to_string()])

@@ -25,6 +25,13 @@
 //! A record's target fields are parsed once, here, where the record enters
 //! the tool ([`Target::parse`]): the work gets the typed [`Target`] beside
 //! the record, and a record with a bad field fails before any host is asked.
+//!
+//! Memory stays flat however long the input: the reader stops reading while
+//! [`READ_AHEAD`] records wait for their work, and a host that never needed
+//! its connection is forgotten when its targets are done (a fleet of ten
+//! thousand hosts with nothing to do keeps no ten thousand idle hosts).
+//! Records already done wait for the ones before them only, as output keeps
+//! input order.
 
 use crate::cli;
 use crate::console;
@@ -36,7 +43,43 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+
+/// How many records may be read and not yet worked on. Enough to keep
+/// `--jobs` hosts busy; few enough that a long input is not held whole.
+pub const READ_AHEAD: usize = 256;
+
+/// Room for records read ahead of the work: the reader takes a place per
+/// record, and a place is given back once the work on that record is done
+/// (or it needs none), not once it is written: a record held for the
+/// finish, or waiting for a slow one before it, must not stop the reading
+/// that the finish waits for.
+struct Window {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Window {
+    fn new(size: usize) -> Window {
+        Window {
+            free: Mutex::new(size),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn take(&self) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+    }
+
+    fn give(&self) {
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.freed.notify_one();
+    }
+}
 
 /// One host as the work sees it: its destination, its connection (opened on
 /// first use, then shared by the host's targets), and state the tool keeps
@@ -51,6 +94,9 @@ pub struct Host<S> {
     held: Vec<(usize, Held)>,
     /// Whether the work asked to hold the record it is working on.
     hold: bool,
+    /// Kept as long as the host is: a host that never opened its
+    /// connection is forgotten between its targets, so keep here only what
+    /// comes of the connection (vd-push: the host's cache listings).
     pub state: S,
 }
 
@@ -177,10 +223,13 @@ impl Fleet {
         } = *self;
         let (tx, rx) = mpsc::channel::<Event<S>>();
         let reader_tx = tx.clone();
+        let window = Arc::new(Window::new(READ_AHEAD));
+        let reader_window = Arc::clone(&window);
         // Detached: it may sit in a read on stdin (or at a --confirm prompt)
         // after we are done (stdout closed); the process exit ends it.
         std::thread::spawn(move || {
             for line in input {
+                reader_window.take();
                 if reader_tx
                     .send(Event::Line(line.number, line.record))
                     .is_err()
@@ -194,6 +243,7 @@ impl Fleet {
         let work = &work;
         let finish = &finish;
         let stop_ref = &stop;
+        let window = &*window;
         let result = std::thread::scope(|scope| -> Result<()> {
             let mut slots: HashMap<Destination, Slot<S>> = HashMap::new();
             let mut ready: VecDeque<Destination> = VecDeque::new();
@@ -228,6 +278,7 @@ impl Fleet {
                             if by == tool && record.len() == 1 {
                                 cli::target_error(tool, &message);
                             }
+                            window.give();
                             done.insert(seq, record);
                             continue;
                         }
@@ -258,6 +309,7 @@ impl Fleet {
                                 );
                                 cli::target_error(tool, &message);
                                 record::set_error(&mut record, tool, &message);
+                                window.give();
                                 done.insert(seq, record);
                             }
                         }
@@ -288,7 +340,10 @@ impl Fleet {
                             // batch ran) the finish.
                             ready.push_back(dest);
                             slot.host = Some(*host);
-                        } else if input_done {
+                        } else if input_done || (host.connection.is_none() && host.held.is_empty())
+                        {
+                            // Done for good, or never connected: nothing
+                            // worth keeping until its next target.
                             slots.remove(&dest);
                         } else {
                             slot.host = Some(*host);
@@ -311,6 +366,7 @@ impl Fleet {
                             }
                             host.hold = false;
                             work_on(tool, work, &mut host, &job.target, &mut job.record);
+                            window.give();
                             if std::mem::take(&mut host.hold)
                                 && record::error_of(&job.record).is_none()
                             {
@@ -476,6 +532,60 @@ mod tests {
         // One host's targets share its state: they ran one after another.
         let turns: Vec<&Value> = out.iter().map(|r| field(r, "turn")).collect();
         assert_eq!(turns, [1, 1, 2, 1, 2, 3]);
+    }
+
+    #[test]
+    fn the_input_is_read_at_most_a_window_ahead_of_the_work() {
+        use std::sync::atomic::AtomicUsize;
+        let n = 3 * READ_AHEAD;
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&pulled);
+        let input = (0..n).map(move |i| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let record = json!({"host": format!("h{}", i % 3), "venv": format!("/v/{i}")});
+            Line {
+                number: i + 1,
+                record: record.as_object().unwrap().clone(),
+            }
+        });
+        let (worked, ahead) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let work = |_: &mut Host<()>, _: &Target, _: &mut Record| {
+            let done = worked.fetch_add(1, Ordering::SeqCst);
+            ahead.fetch_max(pulled.load(Ordering::SeqCst) - done, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_micros(200));
+            Ok(())
+        };
+        let fleet = Fleet {
+            tool: TOOL,
+            settings: Arc::new(Settings::offline()),
+            jobs: 2,
+        };
+        let mut out = Output::to(Vec::new(), None);
+        fleet.run(input, &mut out, work).unwrap();
+        let (_, bytes) = out.finish_into().unwrap();
+        assert_eq!(bytes.iter().filter(|b| **b == b'\n').count(), n);
+        let ahead = ahead.load(Ordering::SeqCst);
+        assert!(ahead <= READ_AHEAD + 1, "read {ahead} records ahead");
+    }
+
+    #[test]
+    fn more_held_records_than_the_window_are_all_finished() {
+        let records: Vec<Value> = (0..2 * READ_AHEAD)
+            .map(|i| json!({"host": "a", "venv": format!("/v/{i}")}))
+            .collect();
+        let work = |host: &mut Host<()>, _: &Target, _: &mut Record| {
+            host.hold();
+            Ok(())
+        };
+        let finish = |_: &mut Host<()>, held: &mut [Held]| {
+            let count = held.len();
+            for job in held.iter_mut() {
+                job.record.insert("with".into(), json!(count));
+            }
+        };
+        let out = schedule_records(2, Value::Array(records), work, finish);
+        assert_eq!(out.len(), 2 * READ_AHEAD);
+        assert!(out.iter().all(|r| r["with"] == json!(2 * READ_AHEAD)));
     }
 
     #[test]

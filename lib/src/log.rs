@@ -187,8 +187,9 @@ impl EventWriter {
         }
     }
 
-    /// Append `events`, or say on stderr why they could not be.
-    pub(crate) fn write(&self, events: &[Event]) {
+    /// Append `events`, or say on stderr why they could not be; whether
+    /// they were.
+    pub(crate) fn write(&self, events: &[Event]) -> bool {
         if let Err(e) = self.log.append(events) {
             self.failed.store(true, Ordering::Relaxed);
             let what: Vec<String> = events
@@ -199,7 +200,9 @@ impl EventWriter {
                 self.tool,
                 &format!("{e:#}; not logged: {}", what.join("; ")),
             );
+            return false;
         }
+        true
     }
 
     /// Whether some events could not be written.

@@ -13,8 +13,11 @@
 //! This module is the orchestration of one target's push. The wheel cache
 //! on the hosts is [`crate::cache`]'s; the command, its shell program and
 //! what it prints are [`crate::remote::push`]'s; the check of the result
-//! against the plan is [`verify`]'s; the prompt is [`crate::confirm`]'s.
+//! against the plan is [`verify`]'s; the prompt is [`crate::confirm`]'s;
+//! the record that lets a later push log what a killed one did is
+//! [`intent`]'s.
 
+pub mod intent;
 pub mod verify;
 
 use crate::cache::{HostCaches, Wheel};
@@ -31,6 +34,7 @@ use crate::remote::push::{self as remote_push, PushOutcome, PushSteps};
 use crate::repo::Repo;
 use crate::wheel::{self, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
+use intent::Intents;
 use pep508_rs::PackageName;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -59,11 +63,14 @@ pub struct Pusher {
     log: EventWriter,
     /// sha256 and size of each repository file used so far, read once.
     sources: Mutex<HashMap<String, Source>>,
+    /// What each push is about to do, until its events are logged.
+    intents: Intents,
 }
 
 impl Pusher {
     pub fn new(repo: Repo, options: Options, log: EventWriter) -> Pusher {
         Pusher {
+            intents: Intents::new(repo.dir()),
             repo,
             options,
             log,
@@ -115,7 +122,14 @@ impl Pusher {
         }
         record::remove::<Skipped>(record);
         let changes = plan_of(record)?;
-        if changes.is_empty() {
+        // Pushes to this target that ended without logging: this push
+        // freezes the venv under its lock, and logs what they did.
+        let label = target_label(record);
+        let orphans = match self.options.dry_run {
+            true => Vec::new(),
+            false => self.intents.orphans(&label),
+        };
+        if changes.is_empty() && orphans.is_empty() {
             set_pushed(record, &Pushed::default(), false);
             return Ok(());
         }
@@ -179,6 +193,17 @@ impl Pusher {
         console::uploaded(pushed.uploaded_bytes);
         drop(uploading);
         let _pip = console::doing("pip", record);
+        let mut pending = match changes.is_empty() {
+            true => None,
+            false => self
+                .intents
+                .begin(&label, &changes)
+                .map_err(|e| {
+                    let message = format!("{label}: {e:#}; a push killed now would go unlogged");
+                    crate::cli::warn("vd-push", &message);
+                })
+                .ok(),
+        };
         let command = remote::as_user(
             run_as.as_deref(),
             &remote_push::push_command(&PushSteps {
@@ -189,7 +214,15 @@ impl Pusher {
             }),
         );
         let finished = connection.run(&command, remote_push::PUSH_STDIN.as_bytes())?;
-        if let Some(message) = remote::sudo_refusal(&finished, run_as.as_deref()) {
+        // Refused, or failed before pip: nothing was done, nothing to log later.
+        let pip_ran = String::from_utf8_lossy(&finished.stdout).contains("\nvd-pip ");
+        let refusal = remote::sudo_refusal(&finished, run_as.as_deref());
+        if refusal.is_some() || !pip_ran {
+            if let Some(pending) = pending.take() {
+                pending.done();
+            }
+        }
+        if let Some(message) = refusal {
             bail!(message);
         }
         let outcome = PushOutcome::parse(&finished)?;
@@ -212,7 +245,16 @@ impl Pusher {
         pushed.removed = applied.removed;
         let changed = outcome.created || locked != after;
         set_pushed(record, &pushed, changed);
-        self.log_changes(record, &changes, &pushed);
+        for orphan in orphans {
+            if self.log.write(&orphan.events(locked)) {
+                orphan.done();
+            }
+        }
+        if self.log_changes(record, &changes, &pushed) {
+            if let Some(pending) = pending.take() {
+                pending.done();
+            }
+        }
 
         let mut problems = Vec::new();
         problems.extend(outcome.pip_failure());
@@ -262,8 +304,9 @@ impl Pusher {
         })
     }
 
-    /// `install` and `remove` events for what this push changed.
-    fn log_changes(&self, record: &Record, changes: &[Change], pushed: &Pushed) {
+    /// `install` and `remove` events for what this push changed; whether
+    /// they reached the log.
+    fn log_changes(&self, record: &Record, changes: &[Change], pushed: &Pushed) -> bool {
         let target = target_label(record);
         let removed: HashSet<&String> = pushed.removed.iter().collect();
         let installed: HashSet<String> = pushed.installed.iter().cloned().collect();
@@ -294,7 +337,7 @@ impl Pusher {
             };
             events.push(event);
         }
-        self.log.write(&events);
+        self.log.write(&events)
     }
 }
 

@@ -18,9 +18,17 @@
 //! global marker interner is locked poisons that interner for the rest of the
 //! process, so the one known form is refused before pep508_rs sees it, and any
 //! other panic is caught and turned into an error naming the line.
+//!
+//! A record may name any file this machine can read as its `requirements`
+//! (`/etc/shadow` included, when vd runs as root), and errors end up in
+//! records, logs and mail. So an error quotes a line of a file only when
+//! every user of this machine may read that file anyway (its mode lets
+//! others read it), as a project's requirements file does; of any other
+//! file it names the file, the line and the column and says what was
+//! expected, and quotes nothing (see [`Quoting`]).
 
 use crate::wheel::normalize;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use pep508_rs::pep440_rs::VersionSpecifiers;
 use pep508_rs::{ExtraName, MarkerEnvironment, MarkerTree, MarkerWarningKind, VersionOrUrl};
 use std::cell::Cell;
@@ -73,23 +81,41 @@ impl Requirement {
     /// version specifiers only: a URL or path is an error, and so is a marker
     /// pep508_rs could not evaluate as written.
     pub fn parse(text: &str, origin: Origin) -> Result<Requirement> {
+        Requirement::parse_quoting(text, origin, Quoting::Quote)
+    }
+
+    /// [`Requirement::parse`], quoting the text in errors only if `quoting` says so.
+    fn parse_quoting(text: &str, origin: Origin, quoting: Quoting) -> Result<Requirement> {
         let text = text.trim();
         let fail = |message: String| anyhow!("{origin}: {message}");
+        // What an error says of the text: the text itself, or nothing.
+        let shown = quoting.show(text);
         if text.is_empty() {
             return Err(fail("empty requirement".to_string()));
         }
         if looks_like_url_or_path(text) {
             return Err(fail(format!(
-                "`{text}`: URLs and paths are not supported; vd installs wheels from its repository by name and version (add the wheel with vd-add)"
+                "{shown}URLs and paths are not supported; vd installs wheels from its repository by name and version (add the wheel with vd-add)"
             )));
         }
-        check_string_tilde_equal(text).map_err(|m| fail(format!("`{text}`: {m}")))?;
+        check_string_tilde_equal(text).map_err(|m| fail(format!("{shown}{m}")))?;
         let mut warnings = Vec::new();
-        let parsed =
-            parse_without_panic(text, &mut warnings).map_err(|m| fail(format!("`{text}`: {m}")))?;
+        let parsed = parse_without_panic(text, &mut warnings).map_err(|(m, column)| {
+            fail(match quoting {
+                Quoting::Quote => format!("`{text}`: {m}"),
+                Quoting::Withhold => format!(
+                    "not a requirement vd can read (column {column}: {}){WITHHELD}",
+                    without_found(&m)
+                ),
+            })
+        })?;
         if let Some(warning) = warnings.first() {
+            let warning = match quoting {
+                Quoting::Quote => warning.as_str(),
+                Quoting::Withhold => "a marker pep508_rs cannot evaluate",
+            };
             return Err(fail(format!(
-                "`{text}`: marker cannot be evaluated: {warning}"
+                "{shown}marker cannot be evaluated: {warning}"
             )));
         }
         let specifiers = match parsed.version_or_url {
@@ -97,7 +123,7 @@ impl Requirement {
             Some(VersionOrUrl::VersionSpecifier(s)) => s,
             Some(VersionOrUrl::Url(_)) => {
                 return Err(fail(format!(
-                    "`{text}`: URLs are not supported; vd installs wheels from its repository by name and version (add the wheel with vd-add)"
+                    "{shown}URLs are not supported; vd installs wheels from its repository by name and version (add the wheel with vd-add)"
                 )))
             }
         };
@@ -175,6 +201,7 @@ fn read_file(
     reqs: &mut Requirements,
 ) -> Result<()> {
     let text = crate::bounded::read_text(path, crate::bounded::REQUIREMENTS, "requirements file")?;
+    let quoting = Quoting::of(path);
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     if stack.contains(&canonical) {
         bail!("{} includes itself (through -r or -c)", path.display());
@@ -186,7 +213,7 @@ fn read_file(
             path: path.to_path_buf(),
             line: number,
         };
-        match parse_line(&line, &origin)? {
+        match parse_line(&line, &origin, quoting)? {
             Line::Requirement(r) => {
                 if constraint {
                     reqs.constraints.push(r);
@@ -202,8 +229,15 @@ fn read_file(
                 constraint: c,
             } => {
                 let included = dir.join(&file);
-                read_file(&included, constraint || c, stack, reqs)
-                    .with_context(|| format!("{origin}: {} {file}", if c { "-c" } else { "-r" }))?;
+                let option = if c { "-c" } else { "-r" };
+                read_file(&included, constraint || c, stack, reqs).map_err(|e| match quoting {
+                    Quoting::Quote => e.context(format!("{origin}: {option} {file}")),
+                    // The included file's name is the line's text, and its
+                    // error would name it.
+                    Quoting::Withhold => anyhow!(
+                        "{origin}: {option} (a file) cannot be read as a requirements file{WITHHELD}"
+                    ),
+                })?;
             }
         }
     }
@@ -265,7 +299,7 @@ enum Line {
 /// One logical line: a requirement with its `--hash` options, or an include.
 /// As pip does, the words before the first one that starts with `-` are the
 /// requirement, the rest are options.
-fn parse_line(line: &str, origin: &Origin) -> Result<Line> {
+fn parse_line(line: &str, origin: &Origin, quoting: Quoting) -> Result<Line> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let split = words
         .iter()
@@ -300,7 +334,7 @@ fn parse_line(line: &str, origin: &Origin) -> Result<Line> {
                 .ok_or_else(|| anyhow!("{origin}: {option} needs a value"))
         };
         match option {
-            "--hash" => hashes.push(parse_hash(&value()?, origin)?),
+            "--hash" => hashes.push(parse_hash(&value()?, origin, quoting)?),
             "-r" | "--requirement" => include = Some((value()?, false)),
             "-c" | "--constraint" => include = Some((value()?, true)),
             // pip-compile writes where it found packages into its header;
@@ -308,13 +342,20 @@ fn parse_line(line: &str, origin: &Origin) -> Result<Line> {
             "-i" | "--index-url" | "--extra-index-url" | "-f" | "--find-links"
             | "--trusted-host" => {
                 let v = value()?;
-                ignored = Some(format!("{option} {v}"));
+                ignored = Some(match quoting {
+                    Quoting::Quote => format!("{option} {v}"),
+                    Quoting::Withhold => option.to_string(),
+                });
             }
             "-e" | "--editable" => bail!(
                 "{origin}: editable installs ({option}) are not supported; vd installs wheels from its repository (build a wheel and add it with vd-add)"
             ),
             other => bail!(
-                "{origin}: pip option {other} is not supported; vd reads requirements from its repository, not an index (only -r, -c and --hash are, and index options are ignored)"
+                "{origin}: pip option {} is not supported; vd reads requirements from its repository, not an index (only -r, -c and --hash are, and index options are ignored)",
+                match quoting {
+                    Quoting::Quote => other,
+                    Quoting::Withhold => "(a word starting with -)",
+                }
             ),
         }
         i += 1;
@@ -334,13 +375,18 @@ fn parse_line(line: &str, origin: &Origin) -> Result<Line> {
     if requirement.is_empty() {
         bail!("{origin}: --hash without a requirement");
     }
-    let mut r = Requirement::parse(&requirement.join(" "), origin.clone())?;
+    let mut r = Requirement::parse_quoting(&requirement.join(" "), origin.clone(), quoting)?;
     r.hashes = hashes;
     Ok(Line::Requirement(r))
 }
 
 /// `sha256:<64 hex digits>` → the digits, lower case.
-fn parse_hash(value: &str, origin: &Origin) -> Result<String> {
+fn parse_hash(value: &str, origin: &Origin, quoting: Quoting) -> Result<String> {
+    let value = match quoting {
+        Quoting::Quote => value.to_string(),
+        Quoting::Withhold => "…".to_string(),
+    };
+    let value = value.as_str();
     let Some((algorithm, digest)) = value.split_once(':') else {
         bail!("{origin}: --hash={value}: expected sha256:<hex digest>");
     };
@@ -351,6 +397,58 @@ fn parse_hash(value: &str, origin: &Origin) -> Result<String> {
         bail!("{origin}: --hash={value}: a sha256 digest is 64 hex digits");
     }
     Ok(digest.to_ascii_lowercase())
+}
+
+/// Whether errors may quote the lines of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoting {
+    /// Everyone may read the file: quote its lines (a requirements file).
+    Quote,
+    /// The file is kept from other users: name the line, quote nothing.
+    Withhold,
+}
+
+/// What an error adds when it withholds a line.
+const WITHHELD: &str =
+    "; the line is not shown, since the file is not readable by every user of this machine";
+
+impl Quoting {
+    /// [`Quoting::Quote`] when any user of this machine may read the file.
+    fn of(path: &Path) -> Quoting {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(canonical) = path.canonicalize() else {
+            return Quoting::Withhold;
+        };
+        // The file's own mode, not its directories': a project checked out
+        // in a private home is still the project's, and its requirements
+        // file is as readable as its other sources.
+        if std::fs::metadata(canonical).is_ok_and(|m| m.permissions().mode() & 0o004 != 0) {
+            Quoting::Quote
+        } else {
+            Quoting::Withhold
+        }
+    }
+
+    /// `` `text`: `` to start an error with, or nothing.
+    fn show(self, text: &str) -> String {
+        match self {
+            Quoting::Quote => format!("`{text}`: "),
+            Quoting::Withhold => String::new(),
+        }
+    }
+}
+
+/// pep508_rs's message without what it found (which is the line's text).
+fn without_found(message: &str) -> &str {
+    let end = [", found", " found `", "after parsing"]
+        .iter()
+        .filter_map(|m| message.find(m))
+        .min()
+        .unwrap_or(message.len());
+    match message[..end].trim_end_matches([',', ':', ' ']) {
+        "" => "not PEP 508",
+        kept => kept,
+    }
 }
 
 fn looks_like_url_or_path(text: &str) -> bool {
@@ -467,7 +565,7 @@ thread_local! {
 fn parse_without_panic(
     text: &str,
     warnings: &mut Vec<String>,
-) -> std::result::Result<pep508_rs::Requirement, String> {
+) -> std::result::Result<pep508_rs::Requirement, (String, usize)> {
     static QUIET_HOOK: Once = Once::new();
     QUIET_HOOK.call_once(|| {
         let previous = panic::take_hook();
@@ -489,8 +587,11 @@ fn parse_without_panic(
     PARSING.with(|p| p.set(false));
     match result {
         Ok(Ok(r)) => Ok(r),
-        Ok(Err(e)) => Err(e.message.to_string()),
-        Err(_) => Err("the PEP 508 parser failed on this requirement".to_string()),
+        Ok(Err(e)) => Err((e.message.to_string(), e.start + 1)),
+        Err(_) => Err((
+            "the PEP 508 parser failed on this requirement".to_string(),
+            1,
+        )),
     }
 }
 

@@ -100,6 +100,18 @@ pub fn tool(tool: &str) -> Run {
     }
 }
 
+/// Start describing a run of any program (a shell running a pipeline).
+pub fn command(program: &str) -> Run {
+    let mut command = Command::new(program);
+    for var in ["VD_REPO", "VD_INVENTORY"] {
+        command.env_remove(var);
+    }
+    Run {
+        command,
+        stdin: Vec::new(),
+    }
+}
+
 impl Run {
     pub fn args<I, S>(mut self, args: I) -> Self
     where
@@ -166,6 +178,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The process id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Wait for the end and collect what it wrote.
     pub fn finish(self) -> Outcome {
         let out = self.child.wait_with_output().unwrap();

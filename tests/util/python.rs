@@ -29,12 +29,23 @@ fn run_ok(command: &mut Command, what: &str) {
     }
 }
 
+/// Whether the cached venv at `venv` was made there. A venv's scripts name
+/// its own path, so one copied along with a build directory from elsewhere
+/// is made again rather than used.
+fn made_here(venv: &Path) -> bool {
+    std::fs::read_to_string(venv.join(".ready")).is_ok_and(|p| Path::new(&p) == venv)
+}
+
+/// Mark the cached venv at `venv` as complete, made at this path.
+fn mark_made(venv: &Path) {
+    std::fs::write(venv.join(".ready"), venv.as_os_str().as_encoded_bytes()).unwrap();
+}
+
 /// A virtualenv with setuptools and wheel, for building fixture wheels
 /// without build isolation (fast, and one download for the whole suite).
 fn builder() -> PathBuf {
     let venv = cache_dir().join("builder-venv");
-    let ready = venv.join(".ready");
-    if !ready.exists() {
+    if !made_here(&venv) {
         let _ = std::fs::remove_dir_all(&venv);
         run_ok(
             Command::new(python3()).args(["-m", "venv"]).arg(&venv),
@@ -44,7 +55,7 @@ fn builder() -> PathBuf {
             Command::new(venv.join("bin/pip")).args(["install", "-q", "setuptools>=68", "wheel"]),
             "pip install setuptools wheel (needs the package index)",
         );
-        std::fs::write(&ready, "").unwrap();
+        mark_made(&venv);
     }
     venv
 }
@@ -432,16 +443,15 @@ pub fn site_packages(venv: &Path) -> PathBuf {
 /// ensurepip (copying it takes a fraction of ensurepip's seconds).
 pub fn venv_with_pip(path: &Path) {
     let template = cache_dir().join("pip-venv");
-    let ready = template.join(".ready");
-    if !ready.exists() {
+    if !made_here(&template) {
         let _guard = PIP.lock().unwrap_or_else(|e| e.into_inner());
-        if !ready.exists() {
+        if !made_here(&template) {
             let _ = std::fs::remove_dir_all(&template);
             run_ok(
                 Command::new(python3()).args(["-m", "venv"]).arg(&template),
                 "python3 -m venv (Debian: apt-get install python3-venv)",
             );
-            std::fs::write(&ready, "").unwrap();
+            mark_made(&template);
         }
     }
     venv(path);

@@ -125,7 +125,13 @@ impl Target {
         take(optional(record, "reload").map(|v| target.reload = v));
         take(boolean(record, "reload_once").map(|v| target.reload_once = v));
         take(optional(record, "check").map(|v| target.check = v));
-        take(optional(record, "cache").map(|v| target.cache = v));
+        take(optional(record, "cache").and_then(|v| {
+            if let Some(path) = &v {
+                check_cache_path(path)?;
+            }
+            target.cache = v;
+            Ok(())
+        }));
         take(optional(record, "via").and_then(|v| {
             target.via = match v.as_deref() {
                 None | Some("ssh") => Via::Ssh,
@@ -234,6 +240,24 @@ pub fn resolve_local_paths(record: &mut Record, base: &Path) {
             }
         }
     }
+}
+
+/// A wheel cache directory must be a path every step of a push carries as
+/// one path: absolute or under `~/`, with no control character (the host
+/// reports the directory as one line of a listing, so a newline would split
+/// it) and no `;` (pip reads `;` in an install argument as the start of an
+/// environment marker, not as part of a file name). Quoting cannot save
+/// either: the listing and pip see the value after the shell.
+fn check_cache_path(path: &str) -> Result<()> {
+    if !(path.starts_with('/') || path == "~" || path.starts_with("~/")) {
+        bail!("field `cache`: {path:?} is not an absolute path or one under ~/ (the login user's home)");
+    }
+    if let Some(c) = path.chars().find(|c| c.is_control() || *c == ';') {
+        bail!(
+            "field `cache`: {path:?} holds {c:?}; a cache directory's path may not hold a control character (such as a newline) or `;`"
+        );
+    }
+    Ok(())
 }
 
 /// `~/x` as x in this user's home (`$HOME`), as a shell would read it.
@@ -443,6 +467,18 @@ mod tests {
         .unwrap();
         if !home.is_empty() {
             assert_eq!(t.identity, Some(PathBuf::from(home).join(".ssh/deploy")));
+        }
+    }
+
+    #[test]
+    fn a_cache_path_a_push_cannot_carry_is_refused() {
+        for ok in ["/var/cache/vd wheels", "~/.cache/vd", "~", "/c/$(x)'q"] {
+            let t = Target::parse(&record(json!({"host": "h", "venv": "/v", "cache": ok})));
+            assert_eq!(t.unwrap().cache.as_deref(), Some(ok));
+        }
+        for bad in ["/c\nd", "/c;rm -rf ~", "/c\u{7f}", "cache", "~user/c"] {
+            let message = error(json!({"host": "h", "venv": "/v", "cache": bad}));
+            assert!(message.contains("field `cache`"), "{bad:?}: {message}");
         }
     }
 

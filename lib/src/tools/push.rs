@@ -18,13 +18,16 @@ const TOOL: &str = "vd-push";
 /// Reads records with a `plan` (from vd-diff) on stdin and makes each venv
 /// what its plan says. Records with an `error` pass through untouched;
 /// records with an empty plan pass with `changed: false` and cost no remote
-/// work, not even a connection. A plan is checked before anything is done
+/// work, not even a connection (unless an earlier push to the target was
+/// killed before logging: see below). A plan is checked before anything is done
 /// for its target: one that removes pip, setuptools or wheel (which every
 /// later push needs) is refused with an error naming the package.
 ///
 /// Upload: the planned wheels go to a cache on each host, the target's
 /// `cache` (an absolute path, or one under ~/ for the login user's home;
-/// default ~/.cache/vd/wheels), at CACHE/SHA256/FILE. One command lists the
+/// default ~/.cache/vd/wheels; one holding a newline or other control
+/// character, or `;`, is an error naming the field and line), at
+/// CACHE/SHA256/FILE. One command lists the
 /// cache the first time a host's target needs it; only wheels it lacks are
 /// sent, by SFTP (or, on a host without SFTP, as the stdin of `cat`, with a
 /// warning), to a temporary name, checked by sha256 on the host and
@@ -54,6 +57,14 @@ const TOOL: &str = "vd-push";
 /// and an `error` event per failed target. A release log that cannot be
 /// written fails no target (its venv has changed all the same): the events
 /// it lost are named on stderr, and the exit status is 1.
+///
+/// Before its pip run, each push writes what it is about to do to the
+/// repository's .vd-intents directory, and deletes it once its events are
+/// logged. One left by a push that was killed (or lost its host) after pip
+/// started is taken up by the next push to that target, even one with an
+/// empty plan: the venv as frozen under its lock says which planned
+/// changes were made, and those are logged then, with a detail saying so;
+/// the changes not made are named in an `error` event.
 ///
 /// Exit status: 0 when every target is done (or skipped), 1 when some record
 /// carries an error or an event could not be logged, 2 on a usage or setup
