@@ -4,10 +4,11 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 MANDIR = $(DESTDIR)$(PREFIX)/share/man
+SHAREDIR = $(DESTDIR)$(PREFIX)/share
 CARGO ?= cargo
 TOOLS = vd-add vd-targets vd-freeze vd-diff vd-push vd-migrate vd-reload vd-rollback
 
-.PHONY: all build test man install demo bench lint clean
+.PHONY: all build test man completions install demo bench lint clean
 
 all: build
 
@@ -23,11 +24,20 @@ test:
 man:
 	$(CARGO) run --quiet --locked -p vd --example man -- man
 
+# Regenerate the shell completions (bash, zsh, fish) from the same definitions.
+completions:
+	$(CARGO) run --quiet --locked -p vd --example completions -- completions
+
 install: build
 	install -d $(BINDIR) $(MANDIR)/man1 $(MANDIR)/man7
 	for t in $(TOOLS); do install -m 755 target/release/$$t $(BINDIR)/$$t; done
 	install -m 644 man/*.1 $(MANDIR)/man1/
 	install -m 644 man/vd.7 $(MANDIR)/man7/
+	install -d $(SHAREDIR)/bash-completion/completions $(SHAREDIR)/zsh/site-functions \
+		$(SHAREDIR)/fish/vendor_completions.d
+	install -m 644 completions/bash/* $(SHAREDIR)/bash-completion/completions/
+	install -m 644 completions/zsh/* $(SHAREDIR)/zsh/site-functions/
+	install -m 644 completions/fish/* $(SHAREDIR)/fish/vendor_completions.d/
 
 # The shell programs vd sends to hosts are checked by shellcheck where it is
 # installed (.ci/run installs it; a unit test runs it too).

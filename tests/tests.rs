@@ -3,6 +3,7 @@
 mod util;
 
 mod add;
+mod completions;
 mod diff;
 mod freeze;
 mod generations;
@@ -15,3 +16,4 @@ mod reach;
 mod reload;
 mod resolve;
 mod targets;
+mod terminal;

@@ -8,10 +8,11 @@
 //! print once, to stderr, with the tool's name and the whole context chain. A
 //! closed stdout is the reader's choice (`| head`), not a failure: quiet exit 0.
 
+use crate::console;
 use crate::fleet::Fleet;
 use crate::transport;
 use clap::Args;
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -37,14 +38,21 @@ impl Status {
     }
 }
 
-// The output option every record-writing tool takes (a plain comment: a
-// doc comment here would become every tool's --help, as this struct is
-// flattened after the tool's own options).
+// The options every tool takes, whatever it does: how it writes records and
+// how much it says on stderr. A new tool gets them by being a `Tool` (a
+// plain comment: a doc comment here would become every tool's --help, as
+// this struct is flattened after the tool's own options).
 #[derive(Args, Debug, Clone)]
 pub struct OutputArgs {
     /// Write JSON lines even when stdout is a terminal (piped output always is).
     #[arg(long)]
     pub json: bool,
+
+    /// Write nothing on stderr but errors: no progress bar, no summary line,
+    /// no warnings. Without it, at a terminal, the last tool of a pipeline
+    /// shows a progress bar on stderr and ends with a summary line.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 /// The option every tool that reads the repository takes.
@@ -60,7 +68,7 @@ pub struct RepoArgs {
 pub struct TransportArgs {
     /// Work on up to N hosts at once. The targets of one host share one SSH
     /// session and run one after another.
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 8,
+    #[arg(long, short = 'j', value_name = "N", env = "VD_JOBS", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub jobs: u32,
 
@@ -69,13 +77,13 @@ pub struct TransportArgs {
     /// interval while a command runs: a host that sends nothing, not even a
     /// reply to a keepalive, for three intervals is given up (a command that
     /// runs long on a host that answers is not).
-    #[arg(long, value_name = "SECS", default_value_t = 10,
+    #[arg(long, value_name = "SECS", env = "VD_TIMEOUT", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
 
     /// Check host keys against FILE only, and record new ones there, instead
     /// of ~/.ssh/known_hosts (and /etc/ssh/ssh_known_hosts).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "VD_KNOWN_HOSTS")]
     pub known_hosts: Option<PathBuf>,
 
     /// Connect to hosts whose key is not yet known, and record their key.
@@ -122,15 +130,26 @@ pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<Status>) -> ExitCod
         Ok(Status::Exit(code)) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(io::stderr(), "{tool}: {e:#}");
+            console::error(tool, &format!("{e:#}"));
             ExitCode::from(2)
         }
     }
 }
 
-/// A warning or progress line on stderr, prefixed with the tool's name.
+/// A warning on stderr, prefixed with the tool's name (not with `--quiet`).
 pub fn warn(tool: &str, message: &str) {
-    let _ = writeln!(io::stderr(), "{tool}: {message}");
+    console::warn(tool, message);
+}
+
+/// A target's error on stderr, prefixed with the tool's name; at a terminal
+/// the last tool of the pipeline shows it instead (see [`console`]).
+pub fn target_error(tool: &str, message: &str) {
+    console::target_error(tool, message);
+}
+
+/// An error that no record carries, on stderr whatever the options.
+pub fn error(tool: &str, message: &str) {
+    console::error(tool, message);
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

@@ -9,6 +9,7 @@
 //! question waits for its answer. A declined target is marked `skipped` and
 //! passes through unchanged; `quit` declines it and every target after it.
 
+use crate::console;
 use crate::output::render_table;
 use crate::record::{self, target_label, Changes, Line, Record, Skipped};
 use anyhow::{Context, Result};
@@ -64,7 +65,11 @@ impl Terminal {
     pub fn ask(&mut self, record: &Record) -> io::Result<Answer> {
         let label = target_label(record);
         let table = plan_table(record);
-        write!(self.output, "\n{label}\n{table}")?;
+        // The terminal is the question's until it is answered: no progress
+        // bar is drawn and no table row written there meanwhile. The line
+        // the question starts on may hold a bar: it is cleared first.
+        let _turn = console::prompt_turn();
+        write!(self.output, "\r\x1b[K\n{label}\n{table}")?;
         loop {
             write!(self.output, "Push to {label}? [y]es, [n]o, [a]ll, [q]uit: ")?;
             self.output.flush()?;

@@ -34,6 +34,7 @@
 //! input order.
 
 use crate::cli;
+use crate::console;
 use crate::output::Output;
 use crate::record::{self, Line, Record, Target};
 use crate::transport::{self, Connection, Destination, Settings};
@@ -105,6 +106,9 @@ impl<S> Host<S> {
     pub fn connection(&mut self) -> Result<&mut Connection> {
         if self.connection.is_none() {
             let opened = Connection::open(&self.destination, &self.settings);
+            if opened.is_ok() {
+                console::host_connected();
+            }
             self.connection = Some(opened.map_err(|e| format!("{e:#}")));
         }
         match self.connection.as_mut() {
@@ -258,18 +262,21 @@ impl Fleet {
                 if input_done && next == total && running == 0 {
                     return Ok(());
                 }
+                // Done: written, and finished but waiting for one before it.
+                console::finished(next + done.len());
                 let Ok(event) = rx.recv() else {
                     bail!("internal error: the workers went away");
                 };
                 match event {
                     Event::Line(number, mut record) => {
+                        console::read(Some(()));
                         let seq = total;
                         total += 1;
                         if let Some((by, message)) = record::error_of(&record) {
                             // A line this tool could not read is news; an error
                             // from an earlier tool was reported there.
                             if by == tool && record.len() == 1 {
-                                cli::warn(tool, &message);
+                                cli::target_error(tool, &message);
                             }
                             window.give();
                             done.insert(seq, record);
@@ -300,7 +307,7 @@ impl Fleet {
                                     "stdin line {number} ({}): {e:#}",
                                     record::target_label(&record)
                                 );
-                                cli::warn(tool, &message);
+                                cli::target_error(tool, &message);
                                 record::set_error(&mut record, tool, &message);
                                 window.give();
                                 done.insert(seq, record);
@@ -308,6 +315,7 @@ impl Fleet {
                         }
                     }
                     Event::End => {
+                        console::read(None);
                         input_done = true;
                         // Idle hosts with held records are finished now; sessions
                         // nobody will need again are closed.
@@ -426,7 +434,9 @@ fn work_on<S, F>(tool: &str, work: &F, host: &mut Host<S>, target: &Target, reco
 where
     F: Fn(&mut Host<S>, &Target, &mut Record) -> Result<()>,
 {
+    let doing = console::doing("", record);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(host, target, record)));
+    drop(doing);
     let message = match outcome {
         Ok(Ok(())) => return,
         Ok(Err(e)) => format!("{e:#}"),
@@ -442,7 +452,7 @@ where
 /// [`Fleet::run`] does with an `Err` from the work, for a `finish` to do the same.
 pub fn set_target_error(tool: &str, record: &mut Record, message: &str) {
     let message = format!("{}: {message}", record::target_label(record));
-    cli::warn(tool, &message);
+    cli::target_error(tool, &message);
     record::set_error(record, tool, &message);
 }
 

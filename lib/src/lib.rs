@@ -14,7 +14,9 @@
 mod bounded;
 mod cache;
 mod cli;
+pub mod completions;
 mod confirm;
+mod console;
 mod fingerprint;
 mod fleet;
 mod inventory;
@@ -31,6 +33,7 @@ mod repo;
 mod requirement;
 mod resolve;
 mod shell;
+mod summary;
 pub mod tags;
 pub mod tools;
 mod transport;

@@ -2,13 +2,25 @@
 //!
 //! Piped, each record is written as one JSON line and flushed at once, so the
 //! next tool in the pipeline starts on a target while this one works on the
-//! rest. At a terminal the same records are shown as a table once the input
-//! ends (`--json` forces JSON lines). The writer also remembers whether any
-//! record it wrote carries an `error`, which decides the exit status.
+//! rest. At a terminal the same records are shown as a table (`--json`
+//! forces JSON lines) that streams too: each row is written as its record
+//! is, in input order, so the columns cannot be sized to their widest cell.
+//! Every column but the last gets a fixed share of the terminal's width and
+//! a longer cell is cut with an ellipsis (the whole text is in `--json`;
+//! the target's name, in the first column, is cut in the middle);
+//! the last column, the status that carries a target's error, is written
+//! whole. The table ends with the summary line ([`Summary`]).
+//!
+//! The writer also remembers whether any record it wrote carries an `error`,
+//! which decides the exit status, and tells the console (the progress bar)
+//! about each record.
 
 use crate::cli::Status;
+use crate::console;
 use crate::record::{error_of, Record};
-use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
+use crate::summary::Summary;
+use std::io::{self, BufWriter, Stdout, Write};
+use std::time::Instant;
 
 /// How one tool shows its records as a table.
 pub struct Table {
@@ -16,9 +28,18 @@ pub struct Table {
     pub row: fn(&Record) -> Vec<String>,
 }
 
+/// The terminal width assumed when it cannot be read.
+const DEFAULT_WIDTH: usize = 100;
+
 enum Mode {
     Json,
-    Table(&'static Table, Vec<Vec<String>>),
+    Table {
+        table: &'static Table,
+        /// Widths of every column but the last.
+        widths: Vec<usize>,
+        /// Whether the header row is out.
+        started: bool,
+    },
 }
 
 /// Records on their way to `W`: stdout for the tools, a buffer in tests.
@@ -26,51 +47,104 @@ pub struct Output<W: Write = Stdout> {
     out: BufWriter<W>,
     mode: Mode,
     failed: bool,
+    summary: Summary,
+    started: Instant,
+    /// Writes go to the terminal, where the progress bar steps aside.
+    terminal: bool,
 }
 
 impl Output {
     /// JSON lines when `json` is set or stdout is not a terminal, else a table.
     pub fn new(json: bool, table: &'static Table) -> Output {
         let stdout = io::stdout();
-        let table = (!json && stdout.is_terminal()).then_some(table);
-        Output::to(stdout, table)
+        let terminal = console::stdout_is_terminal();
+        let width = terminal_size::terminal_size_of(&stdout)
+            .map_or(DEFAULT_WIDTH, |(w, _)| usize::from(w.0));
+        let table = (!json && terminal).then_some(table);
+        let mut out = Output::with_width(stdout, table, width);
+        out.terminal = terminal;
+        out
     }
 }
 
 impl<W: Write> Output<W> {
     /// Records to `out`: as a table when one is given, else as JSON lines.
     pub fn to(out: W, table: Option<&'static Table>) -> Output<W> {
+        Output::with_width(out, table, DEFAULT_WIDTH)
+    }
+
+    /// [`Output::to`], the table fitted to a terminal `width` columns wide.
+    pub fn with_width(out: W, table: Option<&'static Table>, width: usize) -> Output<W> {
         let mode = match table {
-            Some(table) => Mode::Table(table, Vec::new()),
+            Some(table) => Mode::Table {
+                table,
+                widths: column_widths(table.headers, width),
+                started: false,
+            },
             None => Mode::Json,
         };
         Output {
             out: BufWriter::new(out),
             mode,
             failed: false,
+            summary: Summary::new("targets"),
+            started: Instant::now(),
+            terminal: false,
         }
+    }
+
+    /// What the summary calls a record (`wheels` for vd-add).
+    pub fn counting(&mut self, noun: &'static str) {
+        self.summary.noun = noun;
     }
 
     /// Write one record. An error here is the reader having gone away (a
     /// closed pipe), which the caller turns into a quiet exit.
     pub fn write(&mut self, record: &Record) -> io::Result<()> {
-        if error_of(record).is_some() {
-            self.failed = true;
-        }
-        match &mut self.mode {
+        let error = error_of(record);
+        self.failed |= error.is_some();
+        self.summary.add(record);
+        let text = match &mut self.mode {
             Mode::Json => {
-                serde_json::to_writer(&mut self.out, record)?;
-                self.out.write_all(b"\n")?;
-                self.out.flush()
+                let mut line = serde_json::to_string(record)?;
+                line.push('\n');
+                line
             }
-            Mode::Table(table, rows) => {
-                rows.push((table.row)(record));
-                Ok(())
+            Mode::Table {
+                table,
+                widths,
+                started,
+            } => {
+                let mut text = String::new();
+                if !std::mem::replace(started, true) {
+                    text.push_str(&table_row(widths, table.headers.iter().copied()));
+                }
+                let cells = (table.row)(record);
+                text.push_str(&table_row(widths, cells.iter().map(String::as_str)));
+                text
             }
+        };
+        self.put(&text)?;
+        console::written(error, &self.summary);
+        Ok(())
+    }
+
+    /// Write and flush `text`, the bar stepping aside at a terminal.
+    fn put(&mut self, text: &str) -> io::Result<()> {
+        let out = &mut self.out;
+        let mut write = || {
+            out.write_all(text.as_bytes())?;
+            out.flush()
+        };
+        if self.terminal {
+            console::show(write)
+        } else {
+            write()
         }
     }
 
-    /// Flush what is left (the table, at a terminal) and say how it went.
+    /// Flush what is left (the table's summary, at a terminal) and say how
+    /// it went.
     pub fn finish(self) -> io::Result<Status> {
         self.finish_into().map(|(status, _)| status)
     }
@@ -82,13 +156,103 @@ impl<W: Write> Output<W> {
         } else {
             Status::Ok
         };
-        if let Mode::Table(table, rows) = &self.mode {
-            self.out
-                .write_all(render_table(table.headers, rows).as_bytes())?;
+        let in_table = matches!(self.mode, Mode::Table { .. });
+        if let Mode::Table {
+            table,
+            widths,
+            started,
+        } = &self.mode
+        {
+            let mut text = String::new();
+            if !started {
+                text.push_str(&table_row(widths, table.headers.iter().copied()));
+            }
+            text.push_str(&self.summary.line(self.started.elapsed()));
+            text.push('\n');
+            self.put(&text)?;
         }
+        console::finish(&self.summary, in_table);
         let out = self.out.into_inner().map_err(|e| e.into_error())?;
         Ok((status, out))
     }
+}
+
+/// The widths of a streamed table's columns but the last, for a terminal
+/// `width` columns wide: about two thirds of it, the first column (the
+/// target) taking half of that and the others sharing the rest, none
+/// narrower than its header.
+fn column_widths(headers: &[&str], width: usize) -> Vec<usize> {
+    let fixed = headers.len().saturating_sub(1);
+    if fixed == 0 {
+        return Vec::new();
+    }
+    let budget = width.saturating_sub(2 * fixed) * 2 / 3;
+    let first = if fixed == 1 { budget } else { budget / 2 };
+    let others = (budget - first) / (fixed - 1).max(1);
+    headers[..fixed]
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let share = if i == 0 { first } else { others };
+            share.max(h.chars().count())
+        })
+        .collect()
+}
+
+/// One row of a streamed table: cells padded or cut to `widths`, the last
+/// cell whole.
+fn table_row<'a>(widths: &[usize], cells: impl Iterator<Item = &'a str>) -> String {
+    let mut line = String::new();
+    for (i, cell) in cells.enumerate() {
+        if i > 0 {
+            line.push_str("  ");
+        }
+        match widths.get(i) {
+            Some(&width) => {
+                // The first column names the target: its start (user and
+                // host) and its end (the venv) tell targets apart.
+                let cut = if i == 0 {
+                    truncate_middle(cell, width)
+                } else {
+                    truncate(cell, width)
+                };
+                let pad = width.saturating_sub(cut.chars().count());
+                line.push_str(&cut);
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+            None => line.push_str(cell),
+        }
+    }
+    let mut line = line.trim_end().to_string();
+    line.push('\n');
+    line
+}
+
+/// `text` cut to `width` characters in the middle, marked with an ellipsis.
+fn truncate_middle(text: &str, width: usize) -> String {
+    let text = text.replace(['\n', '\r'], " ");
+    let count = text.chars().count();
+    if count <= width || width < 3 {
+        return truncate(&text, width);
+    }
+    let tail = (width - 1) / 2;
+    let head = width - 1 - tail;
+    let mut cut: String = text.chars().take(head).collect();
+    cut.push('…');
+    cut.extend(text.chars().skip(count - tail));
+    cut
+}
+
+/// `text` cut to `width` characters, the cut marked with an ellipsis.
+fn truncate(text: &str, width: usize) -> String {
+    // A cell is one line: a line break inside would break the table.
+    let text = text.replace(['\n', '\r'], " ");
+    if text.chars().count() <= width {
+        return text;
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 /// Columns padded to their widest cell; the last column is not padded.
@@ -172,18 +336,79 @@ mod tests {
         assert_eq!(String::from_utf8(bytes).unwrap().lines().count(), 2);
     }
 
-    #[test]
-    fn a_table_is_written_when_the_input_ends() {
-        let mut out = Output::to(Vec::new(), Some(&NAMES));
-        for record in &records() {
-            out.write(record).unwrap();
+    /// A buffer that can be read while an [`Output`] writes into it.
+    #[derive(Clone, Default)]
+    struct Screen(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+    impl Write for Screen {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
         }
-        let (status, bytes) = out.finish_into().unwrap();
-        assert_eq!(status, Status::TargetFailed);
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Screen {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.borrow().clone()).unwrap()
+        }
+    }
+
+    #[test]
+    fn a_table_streams_its_rows_and_ends_with_the_summary() {
+        let screen = Screen::default();
+        // 40 columns: the NAME column gets (40 - 2) * 2 / 3 = 25 of them.
+        let mut out = Output::with_width(screen.clone(), Some(&NAMES), 40);
+        let mut long = records()[0].clone();
+        long.insert("name".into(), json!("a-name-far-too-long-for-its-column"));
+        out.write(&records()[0]).unwrap();
+        let name = |n: &str| format!("{n:<25}  ");
+        let mut want = format!("{}STATUS\n{}ok\n", name("NAME"), name("a"));
         assert_eq!(
-            String::from_utf8(bytes).unwrap(),
-            "NAME  STATUS\na     ok\nb     error (vd-x): no\n"
+            screen.text(),
+            want,
+            "the first row is out before the input ends"
         );
+        out.write(&records()[1]).unwrap();
+        out.write(&long).unwrap();
+        want += &format!("{}error (vd-x): no\n", name("b"));
+        want += &format!("{}ok\n", name("a-name-far-t…r-its-column"));
+        assert_eq!(screen.text(), want);
+        let (status, _) = out.finish_into().unwrap();
+        assert_eq!(status, Status::TargetFailed);
+        let text = screen.text();
+        let summary = text.strip_prefix(&want).unwrap();
+        assert!(summary.starts_with("3 targets: 1 failed in "), "{summary}");
+        assert_eq!(summary.lines().count(), 1);
+    }
+
+    #[test]
+    fn a_long_error_is_shown_whole_in_the_last_column() {
+        let screen = Screen::default();
+        let mut out = Output::with_width(screen.clone(), Some(&NAMES), 20);
+        let mut record = records()[1].clone();
+        let message = "no: ".to_string() + &"x".repeat(100);
+        record.insert("error".into(), json!({"tool": "vd-x", "message": message}));
+        out.write(&record).unwrap();
+        assert!(screen.text().contains(&message), "{}", screen.text());
+    }
+
+    #[test]
+    fn columns_share_the_width_and_never_hide_a_header() {
+        assert_eq!(column_widths(&["TARGET", "STATUS"], 100), [65]);
+        assert_eq!(
+            column_widths(&["TARGET", "PUSHED", "UPLOADED", "STATUS"], 100),
+            [31, 15, 15]
+        );
+        assert_eq!(
+            column_widths(&["TARGET", "PUSHED", "UPLOADED", "STATUS"], 20),
+            [6, 6, 8]
+        );
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate_middle("user@host:/srv/venv-1", 11), "user@…env-1");
+        assert_eq!(truncate("two\nlines", 20), "two lines");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod intent;
 pub mod verify;
 
 use crate::cache::{HostCaches, Wheel};
+use crate::console;
 use crate::fingerprint;
 use crate::fleet::Host;
 use crate::log::{Event, EventWriter};
@@ -229,7 +230,11 @@ impl Pusher {
             return Ok(());
         }
 
+        let uploading = console::doing("upload", record);
         cache.upload(connection, &missing)?;
+        console::uploaded(pushed.uploaded_bytes);
+        drop(uploading);
+        let _pip = console::doing("pip", record);
         let mut pending = match changes.is_empty() {
             true => None,
             false => self

@@ -86,7 +86,13 @@ pub struct Run {
 pub fn tool(tool: &str) -> Run {
     let mut command = Command::new(bin(tool));
     // Tests say where things are; the user's environment must not.
-    for var in ["VD_REPO", "VD_INVENTORY"] {
+    for var in [
+        "VD_REPO",
+        "VD_INVENTORY",
+        "VD_JOBS",
+        "VD_TIMEOUT",
+        "VD_KNOWN_HOSTS",
+    ] {
         command.env_remove(var);
     }
     Run {

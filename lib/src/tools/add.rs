@@ -60,6 +60,7 @@ static TABLE: Table = Table {
 tool!(VdAdd);
 
 fn run(args: Args, out: &mut Output) -> Result<Status> {
+    out.counting("wheels");
     let mut adder = Repo::adder(&args.repo.repo)?;
     let paths: Box<dyn Iterator<Item = io::Result<PathBuf>>> = if args.wheels.is_empty() {
         if io::stdin().is_terminal() {
@@ -112,7 +113,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
             }
             Err(e) => {
                 let message = format!("{e:#}");
-                cli::warn(TOOL, &message);
+                cli::target_error(TOOL, &message);
                 record::set_error(&mut record, TOOL, &message);
             }
         }

@@ -219,7 +219,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
                 }
                 Err(e) => {
                     let message = format!("{e:#}");
-                    cli::warn(TOOL, &format!("{}: {message}", target_label(&record)));
+                    cli::target_error(TOOL, &format!("{}: {message}", target_label(&record)));
                     record::remove::<Changes>(&mut record);
                     record::remove::<Ahead>(&mut record);
                     record::remove::<PlannedFrom>(&mut record);

@@ -10,6 +10,7 @@
 //! migrations are done, so vd-reload never reloads a target ahead of them.
 
 use crate::cli::{self, ChangedArgs, RepoArgs, Status, TransportArgs};
+use crate::console;
 use crate::fleet::Host;
 use crate::keyed_lock::KeyedLock;
 use crate::log::{Event, EventWriter, ReleaseLog};
@@ -165,7 +166,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     let logged = migrator.log.as_ref().is_none_or(|log| !log.failed());
     let pending = migrator.pending.load(Ordering::Relaxed);
     if args.check && pending {
-        cli::warn(TOOL, "some targets have pending migrations (see above)");
+        cli::error(TOOL, "some targets have pending migrations (see above)");
     }
     Ok(if logged && !(args.check && pending) {
         Status::Ok
@@ -265,7 +266,8 @@ impl Migrator {
         if !said.is_empty() {
             self.pending.store(true, Ordering::Relaxed);
             if self.check {
-                cli::warn(
+                // What --check is run for: said even with --quiet.
+                cli::error(
                     TOOL,
                     &format!(
                         "{}: pending migrations: {}",
@@ -304,6 +306,7 @@ impl Migrator {
                     None => {}
                 }
             }
+            let _doing = console::doing("migrate", record);
             let outcome = match target.migrate(module, Migrate::Apply) {
                 Ok(outcome) => outcome,
                 Err(e) => {

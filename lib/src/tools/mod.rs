@@ -82,6 +82,7 @@ pub fn main<T: Tool>() -> ExitCode {
     let mut matches = cmd.get_matches_mut();
     let line = CommandLine::<T::Args>::from_arg_matches_mut(&mut matches)
         .unwrap_or_else(|e| e.format(&mut cmd).exit());
+    crate::console::init(T::NAME, line.output.quiet);
     cli::run(T::NAME, || {
         let mut out = Output::new(line.output.json, T::TABLE);
         let status = T::run(line.tool, &mut out)?;

@@ -9,6 +9,7 @@ use crate::record::{
     self, target_label, Changed, Generation, Line, Pushed, Reader, Record, Skipped,
 };
 use crate::repo::Repo;
+use crate::summary;
 use anyhow::Result;
 use std::io;
 
@@ -143,9 +144,9 @@ static TABLE: Table = Table {
             done.extend(pushed.installed.iter().cloned());
             done.extend(pushed.removed.iter().map(|n| format!("-{n}")));
             uploaded = format!(
-                "{} wheels, {} bytes",
+                "{} wheels, {}",
                 pushed.uploaded.len(),
-                pushed.uploaded_bytes
+                summary::bytes(pushed.uploaded_bytes)
             );
             dry_run = pushed.dry_run.then(|| pushed.commands.join(" && "));
         }

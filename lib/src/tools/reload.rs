@@ -10,6 +10,7 @@
 //! in the fleet's finish, when the input has ended.
 
 use crate::cli::{ChangedArgs, RepoArgs, Status, TransportArgs};
+use crate::console;
 use crate::fleet::{self, Held, Host};
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
@@ -177,6 +178,7 @@ impl Reloader {
             return Ok(());
         }
         let label = target_label(record);
+        let _doing = console::doing("reload", record);
         let connection = host.connection()?;
         let failed = match self.reload_and_check(connection, &label, target, record) {
             Ok(()) => return Ok(()),

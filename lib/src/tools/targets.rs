@@ -97,7 +97,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     }
     for entry in chosen {
         if let Some((_, message)) = record::error_of(&entry.record) {
-            cli::warn(TOOL, &message);
+            cli::target_error(TOOL, &message);
         }
         out.write(&entry.record)?;
     }

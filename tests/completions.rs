@@ -1,0 +1,34 @@
+//! The checked-in shell completions are the ones the clap definitions
+//! generate, and they complete what the tools take.
+
+use std::path::Path;
+
+#[test]
+fn completions_are_current() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
+    let scripts = vd::completions::scripts();
+    assert_eq!(scripts.len(), 7 * 3, "every tool, for bash, zsh and fish");
+    for (path, text) in scripts {
+        let on_disk = std::fs::read(dir.join(&path)).unwrap_or_default();
+        assert!(
+            on_disk == text,
+            "completions/{path} is stale or missing: run `make completions` and commit the result"
+        );
+    }
+}
+
+#[test]
+fn completions_offer_every_tools_options() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
+    let bash = std::fs::read_to_string(dir.join("bash/vd-push")).unwrap();
+    for option in ["--confirm", "--quiet", "--json", "--known-hosts", "--jobs"] {
+        assert!(bash.contains(option), "bash completion lacks {option}");
+    }
+    let fish = std::fs::read_to_string(dir.join("fish/vd-targets.fish")).unwrap();
+    assert!(
+        fish.contains("-l inventory") && fish.contains("-l quiet"),
+        "{fish}"
+    );
+    let zsh = std::fs::read_to_string(dir.join("zsh/_vd-reload")).unwrap();
+    assert!(zsh.starts_with("#compdef vd-reload"), "{zsh}");
+}
