@@ -7,7 +7,23 @@ use std::path::Path;
 fn completions_are_current() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
     let scripts = vd::completions::scripts();
-    assert_eq!(scripts.len(), 7 * 3, "every tool, for bash, zsh and fish");
+    // One binary per folder under tools/: each has its three scripts.
+    let tools = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("vd-")
+        })
+        .count();
+    assert!(tools > 0, "no tools under tools/");
+    assert_eq!(
+        scripts.len(),
+        tools * 3,
+        "every tool, for bash, zsh and fish"
+    );
     for (path, text) in scripts {
         let on_disk = std::fs::read(dir.join(&path)).unwrap_or_default();
         assert!(
