@@ -113,7 +113,8 @@ for line in open(sys.argv[1]):
     else:
         print("    installed: %s" % (", ".join(installed) or "nothing"))
     if generation:
-        print("    generation %s active (previous: %s)" % (generation.get("active"), generation.get("previous")))
+        previous = generation.get("previous")
+        print("    generation %s active (previous: %s)" % (generation.get("active"), "none" if previous is None else previous))
     for module, names in migrated.items():
         print("    migrated:  %s: %s" % (module, ", ".join(names) or "nothing to apply"))
     print("    reloaded:  %s" % ("yes" if r.get("reloaded") else "no (nothing changed)"))

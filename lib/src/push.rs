@@ -36,6 +36,7 @@ use crate::remote::cache::DEFAULT_CACHE;
 use crate::remote::freeze::FreezeOutput;
 use crate::remote::push::{self as remote_push, PushOutcome, PushSteps};
 use crate::repo::Repo;
+use crate::transport::Connection;
 use crate::wheel::{self, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
 use generation::Build;
@@ -195,20 +196,11 @@ impl Pusher {
             .map(|c| c.name.clone())
             .collect();
 
-        let spec = target.cache.as_deref().unwrap_or(DEFAULT_CACHE);
         let connection = host.connection()?;
         let run_as = target.run_as(connection.user()).map(str::to_string);
-        let cache = caches.open(connection, spec, self.options.dry_run)?;
-        let missing = cache.missing(&wheels);
-        let files: Vec<String> = wheels.iter().map(|w| cache.path_of(w)).collect();
-        let mut pushed = Pushed {
-            uploaded: missing.iter().map(|w| w.file.clone()).collect(),
-            uploaded_bytes: missing.iter().map(|w| w.size).sum(),
-            ..Pushed::default()
-        };
+        let (files, mut pushed) = self.stage(connection, caches, target, &wheels, record)?;
 
         if self.options.dry_run {
-            cache.suppose_held(&missing);
             let run_as = run_as.as_deref();
             if let Some(python) = &create_with {
                 let python2 = target.new_venv_is_python2(exists);
@@ -230,10 +222,6 @@ impl Pusher {
             return Ok(());
         }
 
-        let uploading = console::doing("upload", record);
-        cache.upload(connection, &missing)?;
-        console::uploaded(pushed.uploaded_bytes);
-        drop(uploading);
         let _pip = console::doing("pip", record);
         let mut pending = match changes.is_empty() {
             true => None,
@@ -370,6 +358,36 @@ impl Pusher {
     }
 
     /// The repository file a change installs, checked against the plan.
+    /// Put `wheels` in the host's cache named by the target, each wheel
+    /// once per host (in a dry run, only count what would be sent): the
+    /// paths pip will read them from, and `pushed` begun with what was sent.
+    fn stage(
+        &self,
+        connection: &mut Connection,
+        caches: &mut HostCaches,
+        target: &Target,
+        wheels: &[Wheel],
+        record: &Record,
+    ) -> Result<(Vec<String>, Pushed)> {
+        let spec = target.cache.as_deref().unwrap_or(DEFAULT_CACHE);
+        let cache = caches.open(connection, spec, self.options.dry_run)?;
+        let missing = cache.missing(wheels);
+        let files = wheels.iter().map(|w| cache.path_of(w)).collect();
+        let pushed = Pushed {
+            uploaded: missing.iter().map(|w| w.file.clone()).collect(),
+            uploaded_bytes: missing.iter().map(|w| w.size).sum(),
+            ..Pushed::default()
+        };
+        if self.options.dry_run {
+            cache.suppose_held(&missing);
+        } else {
+            let _uploading = console::doing("upload", record);
+            cache.upload(connection, &missing)?;
+            console::uploaded(pushed.uploaded_bytes);
+        }
+        Ok((files, pushed))
+    }
+
     fn wheel(&self, change: &Change) -> Result<Wheel> {
         let file = change.wheel.clone().expect("checked by plan_of");
         let path = self.repo.dir().join(&file);

@@ -14,11 +14,11 @@
 
 use super::{installs, set_pushed, Pusher};
 use crate::cache::{HostCaches, Wheel};
+use crate::console;
 use crate::fleet::Host;
 use crate::plan::{Action, Change, KEEP};
-use crate::record::{self, Generation, Installed, Pushed, Python, Record, Target, Unchanged};
+use crate::record::{self, Generation, Installed, Python, Record, Target, Unchanged};
 use crate::remote;
-use crate::remote::cache::DEFAULT_CACHE;
 use crate::remote::generation::{
     generation_command, generations_dir, GenerationOutcome, GenerationSteps, GENERATION_STDIN,
 };
@@ -66,20 +66,11 @@ impl Pusher {
             .collect::<Result<Vec<Wheel>>>()?;
         let holds: Vec<String> = sources.iter().filter_map(installs).collect();
 
-        let spec = target.cache.as_deref().unwrap_or(DEFAULT_CACHE);
         let connection = host.connection()?;
         let run_as = target.run_as(connection.user()).map(str::to_string);
-        let cache = caches.open(connection, spec, self.options.dry_run)?;
-        let missing = cache.missing(&wheels);
-        let files: Vec<String> = wheels.iter().map(|w| cache.path_of(w)).collect();
-        let mut pushed = Pushed {
-            uploaded: missing.iter().map(|w| w.file.clone()).collect(),
-            uploaded_bytes: missing.iter().map(|w| w.size).sum(),
-            ..Pushed::default()
-        };
+        let (files, mut pushed) = self.stage(connection, caches, target, &wheels, record)?;
 
         if self.options.dry_run {
-            cache.suppose_held(&missing);
             let run_as = run_as.as_deref();
             let next = format!("{}/NEXT", generations_dir(venv));
             let python = build.create_with.unwrap_or("ACTIVE/bin/python");
@@ -98,7 +89,7 @@ impl Pusher {
             return Ok(());
         }
 
-        cache.upload(connection, &missing)?;
+        let _pip = console::doing("pip", record);
         let command = remote::as_user(
             run_as.as_deref(),
             &generation_command(&GenerationSteps {
