@@ -1073,3 +1073,94 @@ fn a_wheel_with_huge_metadata_put_in_the_repository_by_hand_fails_its_target_onl
     assert_contains(&error(&r[0]), &["vd_huge-1.0-py3-none-any.whl", "METADATA"]);
     assert_eq!(changes(&r[1]), [change("alpha", "install", "-", "1.0")]);
 }
+
+/// Targets of one kind (same facts, installed set and requirements) are
+/// planned once, and each of the others is written without being read
+/// whole: what comes out must be, line for line, what vd-diff writes for
+/// each record on its own.
+#[test]
+fn targets_of_one_kind_come_out_as_each_would_alone() {
+    let dir = repo(&[alpha("1.0"), alpha("2.0"), six()]);
+    let kind = |host: &str| {
+        with(
+            target(host, &[("alpha", "1.0")]),
+            "packages",
+            json!(["alpha", "six"]),
+        )
+    };
+    // With generations, the plan names the wheels of what stays.
+    let current = |host: &str| {
+        with(
+            target(host, &[("alpha", "2.0")]),
+            "packages",
+            json!(["alpha", "six"]),
+        )
+    };
+    let mut stale = Record::new();
+    stale.insert("host".into(), json!("stale"));
+    stale.insert("plan".into(), json!("from an earlier run"));
+    stale.insert("unchanged".into(), json!(["left over"]));
+    for (k, v) in kind("stale") {
+        stale.entry(k).or_insert(v);
+    }
+    let compact = |r: &Record| serde_json::to_string(r).unwrap();
+    // Spaces between the tokens, as Python's json.dumps writes them.
+    let spaced = |r: &Record| compact(r).replace("\":", "\": ").replace(",\"", ", \"");
+    let lines = [
+        compact(&kind("web1")),
+        compact(&kind("web2")),
+        spaced(&kind("web3")),
+        spaced(&kind("web4")),
+        compact(&stale),
+        compact(&with(kind("badport"), "port", json!("twenty-two"))),
+        compact(&with(
+            kind("failed"),
+            "error",
+            json!({"tool": "vd-freeze", "message": "ssh: refused"}),
+        )),
+        compact(&with(current("gen1"), "generations", json!(2))),
+        compact(&with(current("gen2"), "generations", json!(2))),
+        compact(&with(
+            kind("quoted"),
+            "note",
+            json!("é \"quoted\" \\ \t tab"),
+        )),
+        compact(&with(kind("web5"), "python", facts()["python"].clone())),
+    ];
+    let run = |input: String| {
+        tool("vd-diff")
+            .arg("--repo")
+            .arg(wheels_dir(&dir))
+            .stdin(input)
+            .run()
+    };
+    let together = run(lines.iter().map(|l| format!("{l}\n")).collect());
+    together.expect_code(1);
+    let alone: Vec<String> = lines
+        .iter()
+        .map(|line| run(format!("{line}\n")).stdout)
+        .collect();
+    let out: Vec<&str> = together.stdout.lines().collect();
+    assert_eq!(out.len(), lines.len());
+    for (i, line) in out.iter().enumerate() {
+        assert_eq!(format!("{line}\n"), alone[i], "record {i}");
+    }
+    let r = together.records();
+    assert_eq!(
+        changes(&r[1]),
+        [
+            change("alpha", "upgrade", "1.0", "2.0"),
+            change("six", "install", "-", "1.16.0")
+        ]
+    );
+    // A stale plan is replaced where it was, a stale `unchanged` dropped.
+    let keys: Vec<&String> = r[4].keys().collect();
+    assert_eq!(keys[..2], ["host", "plan"]);
+    assert!(!r[4].contains_key("unchanged"));
+    // Each target is still checked: a bad field fails its own record.
+    assert_contains(&error(&r[5]), &["port"]);
+    assert_eq!(out[6], lines[6], "a failed record passes through");
+    assert!(r[8].contains_key("unchanged") && !r[1].contains_key("unchanged"));
+    assert_eq!(r[9]["note"], json!("é \"quoted\" \\ \t tab"));
+    assert!(together.stderr.contains("badport"));
+}

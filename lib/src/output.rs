@@ -51,6 +51,9 @@ pub struct Output<W: Write = Stdout> {
     started: Instant,
     /// Writes go to the terminal, where the progress bar steps aside.
     terminal: bool,
+    /// Records wait in the buffer for [`Output::flush`] (see
+    /// [`Output::flush_when_told`]).
+    hold: bool,
 }
 
 impl Output {
@@ -84,12 +87,14 @@ impl<W: Write> Output<W> {
             None => Mode::Json,
         };
         Output {
-            out: BufWriter::new(out),
+            // Room for a run of records held back (flush_when_told).
+            out: BufWriter::with_capacity(1 << 16, out),
             mode,
             failed: false,
             summary: Summary::new("targets"),
             started: Instant::now(),
             terminal: false,
+            hold: false,
         }
     }
 
@@ -101,9 +106,7 @@ impl<W: Write> Output<W> {
     /// Write one record. An error here is the reader having gone away (a
     /// closed pipe), which the caller turns into a quiet exit.
     pub fn write(&mut self, record: &Record) -> io::Result<()> {
-        let error = error_of(record);
-        self.failed |= error.is_some();
-        self.summary.add(record);
+        let error = self.count(record);
         let text = match &mut self.mode {
             Mode::Json => {
                 let mut line = serde_json::to_string(record)?;
@@ -129,11 +132,54 @@ impl<W: Write> Output<W> {
         Ok(())
     }
 
+    /// Whether records go out as JSON lines (not as a table).
+    pub fn is_json(&self) -> bool {
+        matches!(self.mode, Mode::Json)
+    }
+
+    /// Write a record its tool has written as a JSON line itself (`line`,
+    /// with its newline): JSON mode only ([`Output::is_json`]). `record`
+    /// holds the fields the counts read (at least `error` and the stages'
+    /// outcomes), and may leave out the rest.
+    pub fn write_json_line(&mut self, line: &str, record: &Record) -> io::Result<()> {
+        debug_assert!(self.is_json());
+        let error = self.count(record);
+        self.put(line)?;
+        console::written(error, &self.summary);
+        Ok(())
+    }
+
+    /// Flush records only when told to, not after each one: for a tool
+    /// that writes many records in the time a write(2) takes, and that
+    /// calls [`Output::flush`] whenever it is about to wait (for input, or
+    /// on long work), so a record still reaches the next tool as soon as
+    /// waiting for this one could delay it. Not at a terminal.
+    pub fn flush_when_told(&mut self) {
+        self.hold = !self.terminal;
+    }
+
+    /// Write out the records held back ([`Output::flush_when_told`]).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Count a record for the exit status and the summary; its error.
+    fn count(&mut self, record: &Record) -> Option<(String, String)> {
+        let error = error_of(record);
+        self.failed |= error.is_some();
+        self.summary.add(record);
+        error
+    }
+
     /// Write and flush `text`, the bar stepping aside at a terminal.
     fn put(&mut self, text: &str) -> io::Result<()> {
         let out = &mut self.out;
+        let hold = self.hold;
         let mut write = || {
             out.write_all(text.as_bytes())?;
+            if hold {
+                return Ok(());
+            }
             out.flush()
         };
         if self.terminal {

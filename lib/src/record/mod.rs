@@ -12,11 +12,14 @@
 //! enters a tool; [`stage`] holds one type per field a tool writes, read with
 //! [`get`] and written back in place with [`put`] or [`merge`].
 
+mod raw;
 mod stage;
 mod target;
 
+pub use raw::RawRecord;
+
 pub use stage::*;
-pub use target::{resolve_local_paths, typed_cell, Python, Target, Via, COLUMNS};
+pub use target::{resolve_local_paths, typed_cell, Python, Target, Via, COLUMNS, PLAN_COLUMNS};
 
 use anyhow::{anyhow, Result};
 use serde::de::DeserializeOwned;
@@ -58,10 +61,18 @@ impl<R: BufRead> Reader<R> {
     }
 }
 
-impl<R: BufRead> Iterator for Reader<R> {
-    type Item = Line;
+impl<R: BufRead> Reader<R> {
+    /// What the records are read from (to ask a buffer what it holds).
+    pub fn input(&self) -> &R {
+        &self.input
+    }
 
-    fn next(&mut self) -> Option<Line> {
+    /// The next line that is not blank, as text not yet read as JSON, with
+    /// its number; or, for a line that cannot be read as text (not UTF-8,
+    /// an I/O error), its error record. For a tool that looks at the text
+    /// before reading it ([`RawRecord`]); [`parse_line`] reads it as
+    /// iterating does.
+    pub fn next_text(&mut self) -> Option<Result<(usize, &str), Line>> {
         loop {
             self.buf.clear();
             self.number += 1;
@@ -71,30 +82,46 @@ impl<R: BufRead> Iterator for Reader<R> {
                 Ok(_) => {}
                 Err(e) => {
                     let record = error_record(self.tool, &format!("stdin line {number}: {e}"));
-                    return Some(Line { number, record });
+                    return Some(Err(Line { number, record }));
                 }
             }
-            let text = match std::str::from_utf8(&self.buf) {
-                Ok(text) => text.trim(),
+            match std::str::from_utf8(&self.buf) {
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(_) => break,
                 Err(e) => {
                     let message = format!("stdin line {number}: not UTF-8: {e}");
                     let record = error_record(self.tool, &message);
-                    return Some(Line { number, record });
+                    return Some(Err(Line { number, record }));
                 }
-            };
-            if text.is_empty() {
-                continue;
             }
-            let record = match serde_json::from_str::<Value>(text) {
-                Ok(Value::Object(map)) => map,
-                Ok(_) => error_record(
-                    self.tool,
-                    &format!("stdin line {number}: not a JSON object"),
-                ),
-                Err(e) => error_record(self.tool, &format!("stdin line {number}: not JSON: {e}")),
-            };
-            return Some(Line { number, record });
         }
+        let text = std::str::from_utf8(&self.buf).expect("checked above");
+        Some(Ok((self.number, text.trim())))
+    }
+}
+
+impl<R: BufRead> Iterator for Reader<R> {
+    type Item = Line;
+
+    fn next(&mut self) -> Option<Line> {
+        let tool = self.tool;
+        match self.next_text()? {
+            Ok((number, text)) => Some(Line {
+                number,
+                record: parse_line(tool, number, text),
+            }),
+            Err(line) => Some(line),
+        }
+    }
+}
+
+/// A line's text as a record; for one that is not a JSON object, an error
+/// record from `tool` naming the line.
+pub fn parse_line(tool: &str, number: usize, text: &str) -> Record {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => error_record(tool, &format!("stdin line {number}: not a JSON object")),
+        Err(e) => error_record(tool, &format!("stdin line {number}: not JSON: {e}")),
     }
 }
 

@@ -209,6 +209,11 @@ impl Target {
     }
 }
 
+/// The target fields vd-diff's plan depends on: the interpreter and what
+/// the target asks for (beside vd-freeze's `markers`, `installed` and
+/// `venv_exists`). Targets alike in these, and in those, get one plan.
+pub const PLAN_COLUMNS: &[&str] = &["python", "requirements", "packages", "generations"];
+
 /// The fields an inventory may set, in the documented order: the columns
 /// of a CSV inventory.
 pub const COLUMNS: &[&str] = &[

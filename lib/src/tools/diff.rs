@@ -7,8 +7,8 @@ use crate::lock::Lock;
 use crate::output::{status_cell, Output, Table};
 use crate::plan::{self, Action, Options, Plan, Planner};
 use crate::record::{
-    self, target_label, Ahead, Changes, Markers, PlannedFrom, Python, Reader, Record, Target,
-    Unchanged,
+    self, target_label, Ahead, Changes, Error, Field, Installed, Markers, PlannedFrom, Python,
+    RawRecord, Reader, Record, Target, Unchanged, VenvExists,
 };
 use crate::repo::Repo;
 use crate::requirement::Requirements;
@@ -51,7 +51,10 @@ const MEMO_LIMIT: usize = 128;
 /// options the wheel's sha256 must be listed. An installed version newer
 /// than anything in the repository that still satisfies is kept and listed
 /// in `ahead` (a warning, not an error). Targets with the same facts,
-/// installed packages and requirements are resolved once.
+/// installed packages and requirements are resolved once, and a record
+/// whose text in those fields repeats one before is written with that
+/// plan without being read whole: a fleet of many targets of a few kinds
+/// costs about what its kinds cost.
 ///
 /// Requirements files take names with extras, PEP 440 specifiers and PEP 508
 /// markers, comments, `\` continuations, -r and -c includes (relative to the
@@ -206,16 +209,54 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     };
     let mut drift = false;
     let mut failed = false;
-    for line in Reader::new(io::stdin().lock(), TOOL) {
-        let mut record = line.record;
+    // Targets of a kind planned before skip the reading: only with the
+    // plans of a lock, which are each target's own, or a table, which
+    // reads every record anyway, is each one read whole.
+    let mut kinds = (out.is_json() && state.lock.is_none()).then(Kinds::default);
+    // Written records are flushed when the input has no more lines at
+    // hand, or before a target that takes a resolution: piped in all at
+    // once, a fleet's records go out in few writes; from a stage that
+    // sends them one by one, each goes on at once.
+    out.flush_when_told();
+    let input = io::BufReader::with_capacity(1 << 16, io::stdin());
+    let mut reader = Reader::new(input, TOOL);
+    loop {
+        if reader.input().buffer().is_empty() {
+            out.flush()?;
+        }
+        let Some(next) = reader.next_text() else {
+            break;
+        };
+        let (number, text) = match next {
+            Ok(line) => line,
+            Err(line) => {
+                failed = true;
+                out.write(&line.record)?;
+                continue;
+            }
+        };
+        let raw = kinds.as_ref().and_then(|_| RawRecord::parse(text));
+        if let (Some(kinds), Some(raw)) = (&mut kinds, &raw) {
+            if let Some((kind, target)) = kinds.find(raw) {
+                drift |= kind.plan.drift;
+                let line = kind.write(raw);
+                out.write_json_line(&line, &target)?;
+                continue;
+            }
+        }
+        let mut record = record::parse_line(TOOL, number, text);
         if record::error_of(&record).is_none() {
+            out.flush()?;
             let planned = state
                 .plan_record(&record)
                 .and_then(|plan| Ok((plan, fingerprint::of_record(&record)?)));
             match planned {
                 Ok((plan, planned_from)) => {
                     drift |= plan.drift;
-                    set_plan(&mut record, &plan, planned_from);
+                    set_plan(&mut record, &plan, &planned_from);
+                    if let (Some(kinds), Some(raw)) = (&mut kinds, &raw) {
+                        kinds.remember(raw, plan, &planned_from);
+                    }
                 }
                 Err(e) => {
                     let message = format!("{e:#}");
@@ -359,15 +400,104 @@ impl State<'_> {
     }
 }
 
+/// Plans by the text of what they were made from, as the records carried
+/// it ([`RawRecord`]): for a target of a kind seen before, vd-diff reads
+/// its target fields only (to check them, as for any target) and writes
+/// the record with its kind's plan, without reading or writing the
+/// installed set and the interpreter's facts as values. Records alike in
+/// what the plan depends on but not in its text (other spacing, another
+/// venv path in the facts) still share the resolution, in [`State`].
+#[derive(Default)]
+struct Kinds {
+    known: HashMap<Vec<u8>, Rc<Kind>>,
+    /// The last key looked up, kept for [`Kinds::remember`].
+    key: Vec<u8>,
+}
+
+/// One kind's plan, and its fields as the JSON text every record of the
+/// kind gets.
+struct Kind {
+    plan: Rc<Planned>,
+    planned_from: String,
+}
+
+impl Kinds {
+    /// The fields that make a kind: what the plan and the fingerprint of
+    /// the state it was made from are computed from.
+    fn key_fields() -> impl Iterator<Item = &'static str> {
+        [Markers::NAME, Installed::NAME, VenvExists::NAME]
+            .into_iter()
+            .chain(record::PLAN_COLUMNS.iter().copied())
+    }
+
+    /// The plan of the record's kind, if planned before, with the fields
+    /// the record keeps once the big ones are left out (its target,
+    /// checked as every target is). `None` sends the record the long way:
+    /// a kind not seen yet, an error from an earlier tool, or a target
+    /// whose fields do not parse (there it gets its error).
+    fn find(&mut self, raw: &RawRecord) -> Option<(Rc<Kind>, Record)> {
+        if raw.has(Error::NAME) {
+            return None;
+        }
+        let names: Vec<&str> = Kinds::key_fields().collect();
+        raw.key(&names, &mut self.key);
+        let kind = self.known.get(&self.key)?.clone();
+        // The interpreter's facts are in the key: checked with the kind.
+        let left = raw
+            .without(&[
+                Python::NAME,
+                Installed::NAME,
+                Markers::NAME,
+                Changes::NAME,
+                Ahead::NAME,
+                Unchanged::NAME,
+                PlannedFrom::NAME,
+            ])
+            .ok()?;
+        Target::parse(&left).ok()?;
+        Some((kind, left))
+    }
+
+    /// Keep the plan of the record last looked up with [`Kinds::find`].
+    fn remember(&mut self, raw: &RawRecord, plan: Rc<Planned>, planned_from: &str) {
+        let names: Vec<&str> = Kinds::key_fields().collect();
+        raw.key(&names, &mut self.key);
+        if self.known.len() >= MEMO_LIMIT {
+            self.known.clear();
+        }
+        let planned_from = serde_json::to_string(planned_from).expect("a string serializes");
+        let kind = Kind { plan, planned_from };
+        self.known.insert(self.key.clone(), Rc::new(kind));
+    }
+}
+
+impl Kind {
+    /// The record as a JSON line, with the fields [`set_plan`] writes.
+    fn write(&self, raw: &RawRecord) -> String {
+        let plan = &self.plan;
+        let mut line = String::new();
+        raw.write_with(
+            &[
+                (Changes::NAME, Some(&plan.changes_text)),
+                (Ahead::NAME, Some(&plan.ahead_text)),
+                (Unchanged::NAME, plan.unchanged_text.as_deref()),
+                (PlannedFrom::NAME, Some(&self.planned_from)),
+            ],
+            &mut line,
+        );
+        line
+    }
+}
+
 /// The plan, and the fingerprint of the state it was made from.
-fn set_plan(record: &mut Record, plan: &Planned, planned_from: String) {
+fn set_plan(record: &mut Record, plan: &Planned, planned_from: &str) {
     record::put_json::<Changes>(record, plan.changes.clone());
     record::put_json::<Ahead>(record, plan.ahead.clone());
     match &plan.unchanged {
         Some(unchanged) => record::put_json::<Unchanged>(record, unchanged.clone()),
         None => record::remove::<Unchanged>(record),
     }
-    record::put(record, &PlannedFrom(planned_from));
+    record::put(record, &PlannedFrom(planned_from.to_string()));
 }
 
 /// A plan as the record carries it, serialized once for every target that
@@ -381,17 +511,28 @@ struct Planned {
     unchanged: Option<serde_json::Value>,
     /// Whether there is anything to change (for `--check`).
     drift: bool,
+    /// The same three as JSON text, for [`Kinds`].
+    changes_text: String,
+    ahead_text: String,
+    unchanged_text: Option<String>,
 }
 
 impl From<Plan> for Planned {
     fn from(plan: Plan) -> Planned {
+        let drift = !plan.changes.is_empty();
+        let changes = serde_json::to_value(Changes(plan.changes)).expect("a plan serializes");
+        let ahead = serde_json::to_value(Ahead(plan.ahead)).expect("a plan serializes");
+        let unchanged = (!plan.unchanged.is_empty())
+            .then(|| serde_json::to_value(Unchanged(plan.unchanged)).expect("a plan serializes"));
+        let text = |value: &serde_json::Value| value.to_string();
         Planned {
-            drift: !plan.changes.is_empty(),
-            changes: serde_json::to_value(Changes(plan.changes)).expect("a plan serializes"),
-            ahead: serde_json::to_value(Ahead(plan.ahead)).expect("a plan serializes"),
-            unchanged: (!plan.unchanged.is_empty()).then(|| {
-                serde_json::to_value(Unchanged(plan.unchanged)).expect("a plan serializes")
-            }),
+            drift,
+            changes_text: text(&changes),
+            ahead_text: text(&ahead),
+            unchanged_text: unchanged.as_ref().map(text),
+            changes,
+            ahead,
+            unchanged,
         }
     }
 }
