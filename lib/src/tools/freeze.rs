@@ -16,23 +16,33 @@ const TOOL: &str = "vd-freeze";
 
 /// Record what is installed in each target's virtualenv.
 ///
-/// Reads target records (from vd-targets) on stdin. For each target, one
-/// command runs VENV/bin/python on the target's host with a small script, sent
-/// on stdin, that reads the distributions' metadata files on the interpreter's
-/// sys.path (pip is not needed and not imported); it runs unchanged on
-/// CPython 2.7 and 3.6 to 3.13. It adds to the record: `python`, the interpreter
-/// (implementation, version, ABI flags, platform, machine, libc); `markers`, its PEP
-/// 508 environment; `installed`, every distribution as {normalized name:
-/// version}; and `venv_exists`. A venv path that does not exist gives
+/// Reads target records (from vd-targets) on stdin. It adds to each record:
+/// `python`, the interpreter (implementation, version, ABI flags, platform,
+/// machine, libc); `markers`, its PEP 508 environment; `installed`, every
+/// distribution as {normalized name: version}, read from the distributions'
+/// metadata files on the venv's sys.path as pip finds them (pip is not needed
+/// and not imported); and `venv_exists`. A venv path that does not exist gives
 /// `venv_exists: false`, an empty `installed` and the facts of the host's
 /// `python` (the record's field, default python3), so a later step can create
 /// the venv; a path that exists but is not a virtualenv is an error. With
 /// `venv_user`, the command runs through `sudo -n -u USER`.
 ///
-/// The targets of one host share one SSH session; hosts run in parallel.
-/// Records are written in input order, each as soon as it and those before it
-/// are done. Host keys must be in known_hosts (see --accept-new). Records that
-/// carry an `error` pass through untouched.
+/// All the targets of a host that are read as one user are read by one
+/// command, with the list of venvs on its stdin: it starts one Python process
+/// per distinct interpreter behind the venvs' bin/python, not one per venv,
+/// which reads that interpreter's facts once and each venv's distributions
+/// from its site-packages (and the directories its .pth files add), as the
+/// venv's own python would see them. A venv that cannot be read that way
+/// exactly (no pyvenv.cfg, system site-packages, Python 2, a --copies venv, a
+/// .pth file that runs code) is read by its own bin/python within the same
+/// command, and one that the command did not answer for, by a command of its
+/// own. The script runs unchanged on CPython 2.7 and 3.6 to 3.13.
+///
+/// The targets of one host share one SSH session; hosts run in parallel. A
+/// host starts once the input has ended (or once 256 records wait), so that
+/// its targets go in one command. Records are written in input order, each as
+/// soon as it and those before it are done. Host keys must be in known_hosts
+/// (see --accept-new). Records that carry an `error` pass through untouched.
 ///
 /// Exit status: 0 when every target was frozen, 1 when some record carries an
 /// error, 2 on a usage or setup error.
