@@ -142,6 +142,15 @@ impl Sshd {
             hk = d.join("host_key").display(),
             ak = d.join("authorized_keys").display(),
         ));
+        // The sessions log in as the user running the tests, whose bash
+        // sources ~/.bashrc for every SSH command (Debian builds bash so);
+        // a developer's .bashrc (pyenv's `init` rehashes its shims on every
+        // start, and says so on stderr when two race) must not reach what
+        // the tools print. bash reads it only when it thinks it is the top
+        // shell: SHLVL=1 from sshd makes the login shell level 2. The test
+        // hosts are thus accounts whose shell does no work, as the
+        // benchmarks' are.
+        config.push_str("SetEnv SHLVL=1\n");
         if !options.no_sftp {
             config.push_str("Subsystem sftp internal-sftp\n");
         }
