@@ -939,3 +939,49 @@ fn many_venvs_of_a_host_cost_one_command_and_no_python_of_their_own() {
         assert!(mark.exists(), "{}", path.display());
     }
 }
+
+/// Targets read as another user (`venv_user`) go in a command of their own,
+/// run through sudo; the login user's targets share another. (Which user a
+/// venv's python runs as is `venv_user_runs_through_sudo`'s part.)
+#[test]
+fn each_user_a_hosts_venvs_are_read_as_gets_one_command() {
+    let user = sshd::second_user();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, log) = counting_server(1, dir.path());
+    let python = python::interpreter_for(user);
+    let (demo, _) = wheels();
+    let chmod = Command::new("chmod")
+        .arg("0777")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(chmod.success());
+    let mut input = Vec::new();
+    let mut venvs = Vec::new();
+    for i in 0..4 {
+        let path = dir.path().join(format!("venv-{i}"));
+        python::venv_with(&python, &path);
+        install(&path, std::slice::from_ref(&demo));
+        let mut target = server.target(0, &path);
+        if i % 2 == 1 {
+            target.insert("venv_user".into(), json!(user));
+        }
+        input.push(target);
+        venvs.push(path);
+    }
+    let out = server.tool("vd-freeze").stdin(jsonl(&input)).run();
+    out.expect_code(0);
+    assert_eq!(commands(&log), 2, "one command per user");
+    for (path, record) in venvs.iter().zip(out.records()) {
+        assert_eq!(
+            installed(&record)["vd-demo-pkg"],
+            "1.0",
+            "{}",
+            path.display()
+        );
+        assert_eq!(
+            record["python"]["executable"],
+            json!(path.join("bin/python").display().to_string())
+        );
+    }
+}

@@ -361,6 +361,24 @@ mod tests {
     }
 
     #[test]
+    fn the_batch_runs_every_freeze_as_the_per_venv_command_does() {
+        // Isolated from the remote user's environment, as freeze_command.
+        for run in [
+            format!("\"$interpreter\" {ISOLATED} -"),
+            format!("\"$python\" {ISOLATED} - --no-installed"),
+            format!("\"$2/bin/python\" {ISOLATED} -S -c"),
+        ] {
+            assert!(BATCH_SCRIPT.contains(&run), "freeze_batch.sh: {run}");
+        }
+        assert!(FREEZE_SCRIPT.contains(r#"[python, "-E", "-s", "-"]"#));
+        assert!(FREEZE_SCRIPT.contains(r#"[real, "-E", "-s", "-S", "-c""#));
+        assert_eq!(ISOLATED, "-E -s");
+        // The command does not grow with the venvs: they go on stdin.
+        let command = batch_command(&batch_token());
+        assert!(command.len() < 32 * 1024, "{} bytes", command.len());
+    }
+
+    #[test]
     fn only_plain_absolute_paths_go_into_a_batch() {
         assert!(batchable("/srv/shop/venv", "python3"));
         assert!(batchable("/srv/it's a \"venv\" $(x)", "/usr/bin/python3"));
