@@ -798,7 +798,17 @@ fn one_command_per_host_freezes_each_venv_as_its_own_python_would() {
         &runs_code,
         &second_311,
     ];
-    let input: Vec<_> = venvs.iter().map(|p| server.target(0, p)).collect();
+    // The interpreter a new venv gets, named so that the host's PATH does
+    // not decide which python3 that is.
+    let new_venv_python = python::real_executable(&python::python3()).unwrap();
+    let input: Vec<_> = venvs
+        .iter()
+        .map(|p| {
+            let mut target = server.target(0, p);
+            target.insert("python".into(), json!(new_venv_python));
+            target
+        })
+        .collect();
     let out = server.tool("vd-freeze").stdin(jsonl(&input)).run();
     out.expect_code(1);
     let records = out.records();
@@ -812,7 +822,7 @@ fn one_command_per_host_freezes_each_venv_as_its_own_python_would() {
         }
         assert!(record.get("error").is_none(), "{record:?}");
         let (reference, listed) = if *venv == &absent {
-            let python = Path::new(&python::python3()).to_path_buf();
+            let python = PathBuf::from(&new_venv_python);
             (reference_freeze(&python, &["--no-installed"]), None)
         } else if *venv == &py27 {
             let python = venv.join("bin/python");
