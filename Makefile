@@ -42,7 +42,7 @@ install: build
 # The shell programs vd sends to hosts are checked by shellcheck where it is
 # installed (.ci/run installs it; a unit test runs it too).
 SHELL_SCRIPTS = lib/src/remote/push.sh lib/src/remote/generation.sh lib/src/remote/switch.sh \
-	lib/src/remote/cache.sh
+	lib/src/remote/cache.sh lib/src/remote/freeze_batch.sh
 
 lint:
 	$(CARGO) fmt --all --check

@@ -3,9 +3,12 @@
 use crate::util::python::{self, install, pip_list, plant_marker, venv, Project};
 use crate::util::sshd::{self, current_user, fingerprint, free_port, keygen, Sshd};
 use crate::util::{error_message, installed, jsonl};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::fs;
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn wheels() -> (std::path::PathBuf, std::path::PathBuf) {
@@ -610,5 +613,385 @@ fn an_identity_that_is_a_device_or_a_fifo_is_skipped_unread() {
     out.expect_code(0);
     for record in out.records() {
         assert_eq!(record["venv_exists"], json!(false), "{record:?}");
+    }
+}
+
+/// A server whose every command first adds a line to a log: the number of
+/// SSH commands vd-freeze ran, counted by the host.
+fn counting_server(hosts: usize, dir: &Path) -> (Sshd, PathBuf) {
+    let log = dir.join("commands.log");
+    let wrapper = dir.join("count-commands");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho command >>'{}'\nexec /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    let options = sshd::Options {
+        config: format!("ForceCommand {}\n", wrapper.display()),
+        ..sshd::Options::default()
+    };
+    (Sshd::start_with(hosts, options), log)
+}
+
+fn commands(log: &Path) -> usize {
+    fs::read_to_string(log).unwrap_or_default().lines().count()
+}
+
+/// What the per-venv freeze prints: freeze.py run by `python` as
+/// `freeze_command` runs it, the reference for the batched freeze.
+fn reference_freeze(python: &Path, args: &[&str]) -> Value {
+    use std::io::Write;
+    let mut child = Command::new(python)
+        .args(["-E", "-s", "-"])
+        .args(args)
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(include_bytes!("../lib/src/remote/freeze.py"))
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}: freeze.py failed",
+        python.display()
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A distribution's metadata planted by hand, as installers other than
+/// pip's wheel installs leave it: a setuptools `.egg-info` directory, or
+/// distutils' single `.egg-info` file.
+fn plant_egg_info(site: &Path, name: &str, version: &str, as_file: bool) {
+    let text =
+        format!("Metadata-Version: 1.0\nName: {name}\nVersion: {version}\n\nName: not-this\n");
+    let path = site.join(format!("{name}-{version}-py3.egg-info"));
+    if as_file {
+        fs::write(path, text).unwrap();
+    } else {
+        fs::create_dir_all(&path).unwrap();
+        fs::write(path.join("PKG-INFO"), text).unwrap();
+    }
+}
+
+fn plant_dist_info(dir: &Path, name: &str, version: &str) {
+    let path = dir.join(format!("{name}-{version}.dist-info"));
+    fs::create_dir_all(&path).unwrap();
+    fs::write(
+        path.join("METADATA"),
+        format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
+    )
+    .unwrap();
+}
+
+/// The batched freeze against the per-venv one, venv by venv: two
+/// interpreters, dist-info and both kinds of egg-info, a .pth directory,
+/// names with dots, underscores and capitals, a venv reached through a
+/// symlink (as generations make them), and the venvs it must leave to their
+/// own python (--copies, Python 2.7, system site-packages, a .pth that runs
+/// code) or tell apart (absent, not a venv, a broken bin/python), all on
+/// one host and in one SSH command.
+#[test]
+fn one_command_per_host_freezes_each_venv_as_its_own_python_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, log) = counting_server(1, dir.path());
+    let (demo, zope) = wheels();
+    let py38 = python::pyenv_python("3.8");
+    let v = |name: &str| dir.path().join(name);
+
+    // Python 2.7's virtualenv first: its interpreter starts the batch, and
+    // hands the other interpreters' venvs on.
+    let py27 = v("py27");
+    python::venv_of(&python::python27_with_virtualenv(), &py27);
+    plant_egg_info(&python::site_packages(&py27), "Old_Style.Dist", "0.3", true);
+
+    let plain_311 = v("a 3.11 venv");
+    venv(&plain_311);
+    install(&plain_311, &[demo.clone(), zope.clone()]);
+    let site = python::site_packages(&plain_311);
+    plant_egg_info(&site, "Setuptools_Style.Egg", "2.0", false);
+    plant_egg_info(&site, "Distutils.Style", "0.1", true);
+    // A .pth file naming a directory outside site-packages that holds a
+    // distribution, next to a comment, a blank line and a missing directory.
+    let extra = v("extra dir");
+    plant_dist_info(&extra, "Pth_Added.Pkg", "3.0");
+    fs::write(
+        site.join("extra.pth"),
+        format!("# a comment\n\n{}\n/nonexistent/dir\n", extra.display()),
+    )
+    .unwrap();
+    // The same name twice: the first on sys.path wins, as for pip.
+    plant_dist_info(&extra, "Vd.Demo_Pkg", "9.9");
+    // Metadata that cannot be read is passed over, as pip does.
+    let unreadable = site.join("Broken_Meta-1.0.dist-info");
+    fs::create_dir_all(unreadable.join("METADATA")).unwrap();
+
+    let second_311 = v("second");
+    venv(&second_311);
+    install(&second_311, std::slice::from_ref(&zope));
+    let through_link = v("current");
+    std::os::unix::fs::symlink(&second_311, &through_link).unwrap();
+
+    let first_38 = v("venv-3.8");
+    python::venv_with(&py38, &first_38);
+    install(&first_38, std::slice::from_ref(&demo));
+    plant_egg_info(
+        &python::site_packages(&first_38),
+        "Egg.Only_Pkg",
+        "1.2",
+        false,
+    );
+    let second_38 = v("venv-3.8-b");
+    python::venv_with(&py38, &second_38);
+
+    let copies = v("copies");
+    Command::new(python::python3())
+        .args(["-m", "venv", "--without-pip", "--copies"])
+        .arg(&copies)
+        .status()
+        .unwrap();
+    install(&copies, std::slice::from_ref(&demo));
+    let system_site = v("system-site");
+    Command::new(python::python3())
+        .args(["-m", "venv", "--without-pip", "--system-site-packages"])
+        .arg(&system_site)
+        .status()
+        .unwrap();
+    let runs_code = v("runs-code");
+    venv(&runs_code);
+    fs::write(
+        python::site_packages(&runs_code).join("adds.pth"),
+        format!(
+            "import sys; sys.path.append({:?})\n",
+            extra.display().to_string()
+        ),
+    )
+    .unwrap();
+
+    let absent = v("still to create");
+    let not_a_venv = v("plain");
+    fs::create_dir(&not_a_venv).unwrap();
+    let broken = v("broken");
+    venv(&broken);
+    fs::remove_file(broken.join("bin/python")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/python3", broken.join("bin/python")).unwrap();
+
+    let venvs = [
+        &py27,
+        &plain_311,
+        &absent,
+        &first_38,
+        &through_link,
+        &not_a_venv,
+        &copies,
+        &second_38,
+        &broken,
+        &system_site,
+        &runs_code,
+        &second_311,
+    ];
+    // The interpreter a new venv gets, named so that the host's PATH does
+    // not decide which python3 that is.
+    let new_venv_python = python::real_executable(&python::python3()).unwrap();
+    let input: Vec<_> = venvs
+        .iter()
+        .map(|p| {
+            let mut target = server.target(0, p);
+            target.insert("python".into(), json!(new_venv_python));
+            target
+        })
+        .collect();
+    let out = server.tool("vd-freeze").stdin(jsonl(&input)).run();
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), venvs.len());
+    assert_eq!(commands(&log), 1, "one host, one command");
+
+    for (venv, record) in venvs.iter().zip(&records) {
+        assert_eq!(record["venv"], json!(venv.display().to_string()));
+        if *venv == &not_a_venv || *venv == &broken {
+            continue;
+        }
+        assert!(record.get("error").is_none(), "{record:?}");
+        let (reference, listed) = if *venv == &absent {
+            let python = PathBuf::from(&new_venv_python);
+            (reference_freeze(&python, &["--no-installed"]), None)
+        } else if *venv == &py27 {
+            let python = venv.join("bin/python");
+            (
+                reference_freeze(&python, &[]),
+                Some(python::own_pip_list(venv)),
+            )
+        } else {
+            let python = venv.join("bin/python");
+            (reference_freeze(&python, &[]), Some(pip_list(venv)))
+        };
+        // vd's record leaves out the facts the interpreter says are null.
+        let mut facts = reference["python"].as_object().unwrap().clone();
+        facts.retain(|_, value| !value.is_null());
+        assert_eq!(record["python"], json!(facts), "{}", venv.display());
+        assert_eq!(
+            record["markers"],
+            reference["markers"],
+            "{}",
+            venv.display()
+        );
+        match listed {
+            None => assert_eq!(record["installed"], json!({})),
+            Some(listed) => {
+                assert_eq!(
+                    record["installed"],
+                    reference["installed"],
+                    "{}",
+                    venv.display()
+                );
+                assert_eq!(installed(record), listed, "{}: pip list", venv.display());
+            }
+        }
+    }
+    let at = |venv: &PathBuf| &records[venvs.iter().position(|v| *v == venv).unwrap()];
+    let listed = installed(at(&plain_311));
+    for (name, version) in [
+        ("vd-demo-pkg", "1.0"),
+        ("zope-thing-extra", "2.5.1"),
+        ("setuptools-style-egg", "2.0"),
+        ("distutils-style", "0.1"),
+        ("pth-added-pkg", "3.0"),
+    ] {
+        assert_eq!(
+            listed.get(name).map(String::as_str),
+            Some(version),
+            "{name}"
+        );
+    }
+    assert_eq!(installed(at(&first_38))["egg-only-pkg"], "1.2");
+    assert_eq!(installed(at(&py27))["old-style-dist"], "0.3");
+    assert!(installed(at(&runs_code)).contains_key("pth-added-pkg"));
+    assert_eq!(
+        at(&through_link)["python"]["prefix"],
+        json!(through_link.display().to_string())
+    );
+    assert_eq!(
+        at(&first_38)["python"]["version"].as_str().map(|v| &v[..4]),
+        Some("3.8.")
+    );
+    // The broken ones fail alone, each with the per-venv freeze's words.
+    let message = error_message(at(&not_a_venv));
+    assert!(
+        message.ends_with("exists but is not a virtualenv (it has no bin/python)"),
+        "{message}"
+    );
+    let message = error_message(at(&broken));
+    assert!(
+        message.contains("bin/python cannot be run here"),
+        "{message}"
+    );
+}
+
+/// Many venvs of one interpreter on each host: one SSH command per host,
+/// and no start of any venv's own python. The proof of the latter is a
+/// `distutils-precedence.pth` in each venv that leaves a mark whenever the
+/// venv's python starts: setuptools' file of that name only installs a
+/// distutils shim, so the batched freeze knows it leaves sys.path alone and
+/// need not run it.
+#[test]
+fn many_venvs_of_a_host_cost_one_command_and_no_python_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, log) = counting_server(2, dir.path());
+    let (demo, _) = wheels();
+    let mut input = Vec::new();
+    let mut venvs = Vec::new();
+    for i in 0..12 {
+        let path = dir.path().join(format!("venv-{i}"));
+        venv(&path);
+        if i % 3 == 0 {
+            install(&path, std::slice::from_ref(&demo));
+        }
+        let mark = dir.path().join(format!("started-{i}"));
+        fs::write(
+            python::site_packages(&path).join("distutils-precedence.pth"),
+            format!(
+                "import os; open({:?}, 'w').close()\n",
+                mark.display().to_string()
+            ),
+        )
+        .unwrap();
+        input.push(server.target(i % 2, &path));
+        venvs.push((path, mark));
+    }
+    let out = server.tool("vd-freeze").stdin(jsonl(&input)).run();
+    out.expect_code(0);
+    assert_eq!(commands(&log), 2, "two hosts, two commands");
+    for (path, mark) in &venvs {
+        assert!(!mark.exists(), "{}/bin/python ran", path.display());
+    }
+    for ((path, mark), record) in venvs.iter().zip(out.records()) {
+        assert_eq!(installed(&record), pip_list(path), "{}", path.display());
+        let reference = reference_freeze(&path.join("bin/python"), &[]);
+        assert_eq!(record["installed"], reference["installed"]);
+        assert_eq!(
+            record["python"]["executable"],
+            reference["python"]["executable"]
+        );
+        assert_eq!(
+            record["python"]["base_prefix"],
+            reference["python"]["base_prefix"]
+        );
+        // The mark works: the reference run left it.
+        assert!(mark.exists(), "{}", path.display());
+    }
+}
+
+/// Targets read as another user (`venv_user`) go in a command of their own,
+/// run through sudo; the login user's targets share another. (Which user a
+/// venv's python runs as is `venv_user_runs_through_sudo`'s part.)
+#[test]
+fn each_user_a_hosts_venvs_are_read_as_gets_one_command() {
+    let user = sshd::second_user();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, log) = counting_server(1, dir.path());
+    let python = python::interpreter_for(user);
+    let (demo, _) = wheels();
+    let chmod = Command::new("chmod")
+        .arg("0777")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(chmod.success());
+    let mut input = Vec::new();
+    let mut venvs = Vec::new();
+    for i in 0..4 {
+        let path = dir.path().join(format!("venv-{i}"));
+        python::venv_with(&python, &path);
+        install(&path, std::slice::from_ref(&demo));
+        let mut target = server.target(0, &path);
+        if i % 2 == 1 {
+            target.insert("venv_user".into(), json!(user));
+        }
+        input.push(target);
+        venvs.push(path);
+    }
+    let out = server.tool("vd-freeze").stdin(jsonl(&input)).run();
+    out.expect_code(0);
+    assert_eq!(commands(&log), 2, "one command per user");
+    for (path, record) in venvs.iter().zip(out.records()) {
+        assert_eq!(
+            installed(&record)["vd-demo-pkg"],
+            "1.0",
+            "{}",
+            path.display()
+        );
+        assert_eq!(
+            record["python"]["executable"],
+            json!(path.join("bin/python").display().to_string())
+        );
     }
 }

@@ -22,6 +22,14 @@
 //! takes a second closure that gets a host's held records once the input has
 //! ended and the host's last target is done; they are written after it.
 //!
+//! Other work is cheaper done for many targets of a host at once: vd-freeze
+//! reads all of a host's venvs with one remote command. [`Fleet::run_batched`]
+//! hands the work a host's whole batch of targets; so that a batch holds most
+//! of a host's targets, its hosts are not started as soon as their first
+//! target arrives but once the input has ended, or once the read-ahead
+//! window is full (then every host with waiting targets starts, so a long
+//! input neither stalls nor is held whole).
+//!
 //! A record's target fields are parsed once, here, where the record enters
 //! the tool ([`Target::parse`]): the work gets the typed [`Target`] beside
 //! the record, and a record with a bad field fails before any host is asked.
@@ -73,6 +81,12 @@ impl Window {
             free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
         }
         *free -= 1;
+    }
+
+    /// Whether the reader has taken every place: it reads no more until
+    /// some work is done.
+    fn is_full(&self) -> bool {
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) == 0
     }
 
     fn give(&self) {
@@ -148,6 +162,18 @@ enum Event<S> {
     HostDone(Destination, Box<Host<S>>),
 }
 
+/// The work a run does: per target (with the finish of held records), or
+/// per batch of a host's targets.
+enum Work<'a, F, G, B> {
+    Each { work: &'a F, finish: &'a G },
+    Batch(&'a B),
+}
+
+/// What [`Fleet::run_batched`] stands in for the per-target work it has not.
+type NoWork<S> = fn(&mut Host<S>, &Target, &mut Record) -> Result<()>;
+/// What [`Fleet::run_with_finish`] stands in for the batch work it has not.
+type BatchWork<S> = fn(&mut Host<S>, &mut [Held]);
+
 /// A host and its targets waiting to run.
 struct Slot<S> {
     /// The host, or `None` while a worker has it.
@@ -216,6 +242,50 @@ impl Fleet {
         G: Fn(&mut Host<S>, &mut [Held]) + Sync,
         W: Write,
     {
+        let how: Work<F, G, BatchWork<S>> = Work::Each {
+            work: &work,
+            finish: &finish,
+        };
+        self.schedule(input, out, how)
+    }
+
+    /// Like [`Fleet::run`], but `work` gets a host's batch of targets at
+    /// once, over the host's connection: what it writes into each record,
+    /// and the `error` it puts into the records that failed ([`set_target_error`]),
+    /// is written as each record's outcome. A panic in it (a bug in vd)
+    /// becomes an error on every record of the batch. A host's targets wait
+    /// until the input has ended or [`READ_AHEAD`] records are waiting, so a
+    /// batch holds all of a host's targets as far as memory allows.
+    pub fn run_batched<S, B, W>(
+        &self,
+        input: impl Iterator<Item = Line> + Send + 'static,
+        out: &mut Output<W>,
+        work: B,
+    ) -> Result<()>
+    where
+        S: Default + Send + 'static,
+        B: Fn(&mut Host<S>, &mut [Held]) + Sync,
+        W: Write,
+    {
+        let how: Work<NoWork<S>, BatchWork<S>, B> = Work::Batch(&work);
+        self.schedule(input, out, how)
+    }
+
+    /// The scheduler behind [`Fleet::run_with_finish`] and [`Fleet::run_batched`].
+    fn schedule<S, F, G, B, W>(
+        &self,
+        input: impl Iterator<Item = Line> + Send + 'static,
+        out: &mut Output<W>,
+        how: Work<F, G, B>,
+    ) -> Result<()>
+    where
+        S: Default + Send + 'static,
+        F: Fn(&mut Host<S>, &Target, &mut Record) -> Result<()> + Sync,
+        G: Fn(&mut Host<S>, &mut [Held]) + Sync,
+        B: Fn(&mut Host<S>, &mut [Held]) + Sync,
+        W: Write,
+    {
+        let batched = matches!(how, Work::Batch(_));
         let Fleet {
             tool,
             ref settings,
@@ -240,13 +310,14 @@ impl Fleet {
             let _ = reader_tx.send(Event::End);
         });
         let stop = AtomicBool::new(false);
-        let work = &work;
-        let finish = &finish;
+        let how = &how;
         let stop_ref = &stop;
         let window = &*window;
         let result = std::thread::scope(|scope| -> Result<()> {
             let mut slots: HashMap<Destination, Slot<S>> = HashMap::new();
             let mut ready: VecDeque<Destination> = VecDeque::new();
+            // Batched: idle hosts with targets, not yet started (see run_batched).
+            let mut waiting: Vec<Destination> = Vec::new();
             let mut done: BTreeMap<usize, Record> = BTreeMap::new();
             let (mut total, mut next, mut running) = (0usize, 0usize, 0usize);
             let mut input_done = false;
@@ -296,9 +367,13 @@ impl Fleet {
                                     }),
                                     queue: VecDeque::new(),
                                 });
-                                // An idle host with queued targets is already ready.
+                                // An idle host with queued targets is already ready
+                                // (or, batched, waiting).
                                 if slot.host.is_some() && slot.queue.is_empty() {
-                                    ready.push_back(dest);
+                                    match batched {
+                                        true => waiting.push(dest),
+                                        false => ready.push_back(dest),
+                                    }
                                 }
                                 slot.queue.push_back((seq, Held { target, record }));
                             }
@@ -335,7 +410,10 @@ impl Fleet {
                     Event::HostDone(dest, host) => {
                         running -= 1;
                         let slot = slots.get_mut(&dest).expect("a busy host has a slot");
-                        if !slot.queue.is_empty() || (input_done && !host.held.is_empty()) {
+                        if batched && !slot.queue.is_empty() {
+                            waiting.push(dest);
+                            slot.host = Some(*host);
+                        } else if !slot.queue.is_empty() || (input_done && !host.held.is_empty()) {
                             // More targets, or (the input having ended while the
                             // batch ran) the finish.
                             ready.push_back(dest);
@@ -350,6 +428,11 @@ impl Fleet {
                         }
                     }
                 }
+                // Batched hosts start once the input has ended, or once the
+                // reader waits for room (else it would wait for good).
+                if batched && !waiting.is_empty() && (input_done || window.is_full()) {
+                    ready.extend(waiting.drain(..));
+                }
                 while running < jobs {
                     let Some(dest) = ready.pop_front() else { break };
                     let slot = slots.get_mut(&dest).expect("a ready host has a slot");
@@ -360,6 +443,20 @@ impl Fleet {
                     running += 1;
                     let tx = tx.clone();
                     scope.spawn(move || {
+                        let (work, finish) = match how {
+                            Work::Each { work, finish } => (work, finish),
+                            Work::Batch(batch_work) => {
+                                let done = batch_on(tool, batch_work, &mut host, batch, stop_ref);
+                                for (seq, record) in done {
+                                    window.give();
+                                    if tx.send(Event::Target(seq, record)).is_err() {
+                                        return;
+                                    }
+                                }
+                                let _ = tx.send(Event::HostDone(dest, Box::new(host)));
+                                return;
+                            }
+                        };
                         for (seq, mut job) in batch {
                             if stop_ref.load(Ordering::Relaxed) {
                                 break;
@@ -412,6 +509,38 @@ where
         );
         for job in &mut jobs {
             set_target_error(tool, &mut job.record, &message);
+        }
+    }
+    seqs.into_iter()
+        .zip(jobs.into_iter().map(|job| job.record))
+        .collect()
+}
+
+/// Run the batch work on a host's targets; a panic (a bug in vd) becomes
+/// an error on each of them. Nothing runs once stdout is closed.
+fn batch_on<S, B>(
+    tool: &str,
+    work: &B,
+    host: &mut Host<S>,
+    batch: Vec<(usize, Held)>,
+    stop: &AtomicBool,
+) -> Vec<(usize, Record)>
+where
+    B: Fn(&mut Host<S>, &mut [Held]),
+{
+    let (seqs, mut jobs): (Vec<usize>, Vec<Held>) = batch.into_iter().unzip();
+    if !stop.load(Ordering::Relaxed) {
+        let doing = jobs.first().map(|job| console::doing("", &job.record));
+        let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(host, &mut jobs)));
+        drop(doing);
+        if let Err(panic) = outcome {
+            let message = format!(
+                "internal error in {tool} (please report it): {}",
+                panic_text(&*panic)
+            );
+            for job in &mut jobs {
+                set_target_error(tool, &mut job.record, &message);
+            }
         }
     }
     seqs.into_iter()
@@ -702,5 +831,131 @@ mod tests {
         let (_, message) = record::error_of(&out[0]).unwrap();
         assert!(message.starts_with("a:/v/1: internal error"), "{message}");
         assert!(record::error_of(&out[1]).is_none());
+    }
+
+    /// Run `work` batched over `jobs` workers; the records written, read back.
+    fn batched_records<F>(
+        jobs: usize,
+        input: impl Iterator<Item = Line> + Send + 'static,
+        work: F,
+    ) -> Vec<Record>
+    where
+        F: Fn(&mut Host<()>, &mut [Held]) + Sync,
+    {
+        let fleet = Fleet {
+            tool: TOOL,
+            settings: Arc::new(Settings::offline()),
+            jobs,
+        };
+        let mut out = Output::to(Vec::new(), None);
+        fleet.run_batched(input, &mut out, work).unwrap();
+        let (_, bytes) = out.finish_into().unwrap();
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Each record of a batch learns the venvs of its batch.
+    fn mark_batch(_: &mut Host<()>, batch: &mut [Held]) {
+        let venvs: Vec<String> = batch.iter().map(|h| h.target.venv.clone()).collect();
+        for job in batch.iter_mut() {
+            job.record.insert("batch".into(), json!(venvs.join(" ")));
+        }
+    }
+
+    #[test]
+    fn a_batched_run_hands_each_host_all_its_targets_at_once() {
+        let input = json!([
+            {"host": "a", "venv": "/v/1"}, {"host": "b", "venv": "/v/2"},
+            {"host": "a", "venv": "/v/3"}, {"host": "c", "venv": "/v/4"},
+            {"host": "b", "venv": "/v/5"}, {"host": "a", "venv": "/v/6"},
+            {"host": "a", "venv": "/v/7", "error": {"tool": "vd-diff", "message": "earlier"}},
+        ]);
+        for jobs in [1, 3] {
+            let out = batched_records(jobs, lines(input.clone()).into_iter(), mark_batch);
+            let venvs: Vec<&Value> = out.iter().map(|r| field(r, "venv")).collect();
+            assert_eq!(
+                venvs,
+                ["/v/1", "/v/2", "/v/3", "/v/4", "/v/5", "/v/6", "/v/7"]
+            );
+            let batches: Vec<&Value> = out.iter().map(|r| field(r, "batch")).collect();
+            let (a, b, c) = (json!("/v/1 /v/3 /v/6"), json!("/v/2 /v/5"), json!("/v/4"));
+            assert_eq!(batches, [&a, &b, &a, &c, &b, &a, &Value::Null]);
+            assert_eq!(record::error_of(&out[6]).unwrap().1, "earlier");
+        }
+    }
+
+    #[test]
+    fn a_batched_run_longer_than_the_window_goes_on_in_batches_of_at_most_a_window() {
+        use std::sync::atomic::AtomicUsize;
+        let n = 3 * READ_AHEAD + 7;
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&pulled);
+        let input = (0..n).map(move |i| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let record = json!({"host": format!("h{}", i % 3), "venv": format!("/v/{i}")});
+            Line {
+                number: i + 1,
+                record: record.as_object().unwrap().clone(),
+            }
+        });
+        let (worked, ahead, batches) = (
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+        );
+        let work = |host: &mut Host<()>, batch: &mut [Held]| {
+            let done = worked.fetch_add(batch.len(), Ordering::SeqCst);
+            ahead.fetch_max(pulled.load(Ordering::SeqCst) - done, Ordering::SeqCst);
+            batches.fetch_add(1, Ordering::SeqCst);
+            assert!(batch.len() <= READ_AHEAD, "a batch of {}", batch.len());
+            mark_batch(host, batch);
+        };
+        let out = batched_records(2, input, work);
+        assert_eq!(out.len(), n);
+        for (i, record) in out.iter().enumerate() {
+            assert_eq!(record["venv"], json!(format!("/v/{i}")));
+            assert!(record["batch"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("/v/{i}")));
+        }
+        let ahead = ahead.load(Ordering::SeqCst);
+        assert!(ahead <= READ_AHEAD + 1, "read {ahead} records ahead");
+        // Each host starts when the window fills, not once per target.
+        let batches = batches.load(Ordering::SeqCst);
+        assert!(batches < n / 20, "{batches} batches for {n} targets");
+    }
+
+    #[test]
+    fn a_batch_fails_its_own_records_only() {
+        let input = json!([
+            {"host": "a", "venv": "/v/1"}, {"host": "b", "venv": "/v/2"},
+            {"host": "a", "venv": "/v/3", "fail": true}, {"host": "b", "venv": "/v/4"},
+            {"host": "c", "venv": "/v/5"},
+        ]);
+        let work = |_: &mut Host<()>, batch: &mut [Held]| {
+            if batch[0].record["host"] == "b" {
+                panic!("a bug");
+            }
+            for job in batch.iter_mut() {
+                if job.record.contains_key("fail") {
+                    set_target_error(TOOL, &mut job.record, "it broke");
+                } else {
+                    job.record.insert("done".into(), json!(true));
+                }
+            }
+        };
+        let out = batched_records(2, lines(input).into_iter(), work);
+        assert_eq!(out[0]["done"], true);
+        assert_eq!(record::error_of(&out[2]).unwrap().1, "a:/v/3: it broke");
+        for i in [1, 3] {
+            let (_, message) = record::error_of(&out[i]).unwrap();
+            assert!(message.contains("internal error in vd-test"), "{message}");
+            assert!(message.ends_with("a bug"), "{message}");
+        }
+        assert_eq!(out[4]["done"], true);
     }
 }

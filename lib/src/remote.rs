@@ -1,7 +1,7 @@
 //! The commands vd runs on targets: one module per remote operation.
 //!
 //! Each operation's module holds its command, the script it sends (a real
-//! file beside it that a linter can read: `freeze.py`, `push.sh`,
+//! file beside it that a linter can read: `freeze.py`, `freeze_batch.sh`, `push.sh`,
 //! `generation.sh`, `switch.sh`, `cache.sh`), the parser of what the host
 //! prints, and that typed result: [`freeze`], [`push`], [`generation`],
 //! [`switch`], [`cache`], [`migrate`], [`reload`]. What is shared
@@ -85,7 +85,13 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/remote");
         let out = std::process::Command::new("shellcheck")
             .arg("--norc")
-            .args(["push.sh", "generation.sh", "switch.sh", "cache.sh"])
+            .args([
+                "push.sh",
+                "generation.sh",
+                "switch.sh",
+                "cache.sh",
+                "freeze_batch.sh",
+            ])
             .current_dir(&dir)
             .output()
             .unwrap_or_else(|e| {

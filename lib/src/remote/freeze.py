@@ -7,6 +7,10 @@
 # are read from the *.dist-info/METADATA and *.egg-info files on sys.path, as
 # pip finds them; pip is never imported, so this works in a venv without pip
 # and costs one interpreter start.
+#
+# With --venvs (see freeze_venvs below) it prints that same object for many
+# venvs at once, each read from the venv's files by one interpreter process
+# per real interpreter behind their bin/python, not one process per venv.
 import sys
 
 # The script comes on stdin, so sys.path[0] is the current directory: leave
@@ -220,8 +224,237 @@ def installed():
     return dict(sorted(found.items()))
 
 
-facts = {"python": interpreter(), "markers": markers()}
-if "--no-installed" not in sys.argv:
-    facts["installed"] = installed()
-json.dump(facts, sys.stdout, sort_keys=True)
-sys.stdout.write("\n")
+# -- Many venvs at once ------------------------------------------------------
+#
+# freeze.py --venvs TOKEN INDEX VENV [INDEX VENV ...], run by the interpreter
+# of one of the venvs with -E -s -S -c (the text of this script) and this
+# script's text again on stdin (for the processes it starts). For each venv it
+# prints, after a line "TOKEN INDEX out" (each such line after a newline),
+# exactly what the per-venv freeze would print, then "TOKEN INDEX err" and
+# what that freeze said on stderr, then "TOKEN INDEX status N", its exit
+# status. A venv whose bin/python is this interpreter is read here, as its
+# own interpreter would see it: this interpreter's facts (with the venv's
+# executable and prefix), and the distributions on the stdlib's part of
+# sys.path (as -S leaves it, the same for every venv of the interpreter, read
+# once) followed by the venv's site-packages and the directories their .pth
+# files add, as site.py adds them. The venvs of other interpreters go to one
+# process of each of those (--venvs-here: no further ones). Whatever this
+# cannot reproduce exactly is left to the venv's own python running this
+# script as the per-venv freeze does: no pyvenv.cfg, system site-packages,
+# Python 2 (virtualenv's own site.py), a bin/python that is not a link to
+# this interpreter, a .pth file that runs code, a sitecustomize in the venv,
+# Debian's dist-packages in it, or anything that fails on the way.
+
+# .pth files whose import lines are known to leave sys.path as it is:
+# setuptools' distutils shim, virtualenv's distutils patch, and setuptools'
+# editable finders (which add to sys.meta_path, not sys.path).
+QUIET_PTH = ("distutils-precedence.pth", "_virtualenv.pth")
+
+
+class Fallback(Exception):
+    """A venv this process cannot answer for exactly: its own python must."""
+
+
+def pyvenv_cfg(venv):
+    """pyvenv.cfg's keys as site.py reads them (the last of a key wins)."""
+    if os.path.exists(os.path.join(venv, "bin", "pyvenv.cfg")):
+        raise Fallback("bin/pyvenv.cfg comes first")
+    import io
+
+    cfg, homes = {}, 0
+    with io.open(os.path.join(venv, "pyvenv.cfg"), encoding="utf-8") as f:
+        for line in f:
+            key, sep, value = line.partition("=")
+            if sep:
+                key = key.strip().lower()
+                cfg[key] = value.strip()
+                homes += key == "home"
+    if homes != 1:
+        raise Fallback("getpath reads the first home, site.py the last")
+    return cfg
+
+
+class Venvs(object):
+    """The venvs of this interpreter, read from their files."""
+
+    def __init__(self):
+        if sys.version_info < (3, 3):
+            raise Fallback("virtualenv's own site.py")
+        self.python = interpreter()
+        self.markers = markers()
+        self.real = os.path.realpath(sys.executable)
+        self.base_prefix = sys.base_prefix
+        self.version = "python%d.%d%s" % (
+            sys.version_info[0],
+            sys.version_info[1],
+            "t" if self.python["gil_disabled"] else "",
+        )
+        platlibdir = getattr(sys, "platlibdir", "lib")
+        self.libdirs = [platlibdir] + (["lib"] if platlibdir != "lib" else [])
+        # sys.path as site.py finds it before it adds anything: made
+        # absolute, without duplicates.
+        self.known, self.path = set(), []
+        for entry in sys.path:
+            entry = os.path.abspath(entry)
+            if entry not in self.known:
+                self.known.add(entry)
+                self.path.append(entry)
+        self.found = {}
+        add_installed(self.found, self.path)
+
+    def freeze(self, venv):
+        """What the per-venv freeze prints for venv, as text."""
+        venv = os.path.abspath(venv)
+        executable = os.path.join(venv, "bin", "python")
+        if not os.path.islink(executable) or os.path.realpath(executable) != self.real:
+            raise Fallback("another interpreter")
+        cfg = pyvenv_cfg(venv)
+        if cfg.get("include-system-site-packages", "true").lower() == "true":
+            raise Fallback("system site-packages")
+        if os.path.normpath(cfg["home"]) != os.path.dirname(self.real):
+            raise Fallback("its base prefix is searched from elsewhere")
+        # Debian's site.py adds these in a venv too.
+        debian = [os.path.join(venv, "local", "lib", self.version, "dist-packages")]
+        debian.append(os.path.join(venv, "lib", "python3", "dist-packages"))
+        for libdir in self.libdirs:
+            debian.append(os.path.join(venv, libdir, self.version, "dist-packages"))
+        if any(os.path.exists(path) for path in debian):
+            raise Fallback("dist-packages")
+        known, entries = set(self.known), []
+        for libdir in self.libdirs:
+            site_dir = os.path.join(venv, libdir, self.version, "site-packages")
+            if os.path.isdir(site_dir):
+                add_site_dir(site_dir, known, entries)
+        for entry in entries:
+            try:
+                names = os.listdir(entry)
+            except OSError:
+                continue
+            if any(n.startswith(("sitecustomize", "usercustomize")) for n in names):
+                raise Fallback("code run at start")
+        found = dict(self.found)
+        add_installed(found, entries)
+        for name in STDLIB:
+            found.pop(name, None)
+        python = dict(self.python)
+        python.update(executable=executable, prefix=venv, base_prefix=self.base_prefix, venv=True)
+        facts = {"python": python, "markers": self.markers, "installed": found}
+        return json.dumps(facts, sort_keys=True) + "\n"
+
+
+def add_installed(found, entries):
+    """Add the distributions in entries to found; the first found wins."""
+    for entry in entries:
+        for path in metadata_files(entry):
+            dist = name_and_version(path)
+            if dist:
+                found.setdefault(normalize(dist[0]), dist[1])
+
+
+def add_site_dir(site_dir, known, entries):
+    """site.addsitedir: the directory, then the directories its .pth files name."""
+    site_dir = os.path.abspath(site_dir)
+    if site_dir not in known:
+        known.add(site_dir)
+        entries.append(site_dir)
+    try:
+        names = os.listdir(site_dir)
+    except OSError:
+        return
+    for name in sorted(n for n in names if n.endswith(".pth")):
+        if name.startswith("."):
+            raise Fallback("3.13 skips hidden .pth files")
+        try:
+            with open(os.path.join(site_dir, name), "rb") as f:
+                # site.py reads the locale's encoding (3.13: UTF-8 first).
+                text = f.read().decode("ascii")
+        except (IOError, OSError):
+            continue
+        for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+            if line.startswith("#") or not line.strip():
+                continue
+            if line.startswith(("import ", "import\t")):
+                if name in QUIET_PTH or name.startswith("__editable__."):
+                    continue
+                raise Fallback("a .pth file runs code")
+            entry = os.path.abspath(os.path.join(site_dir, line.rstrip()))
+            if entry not in known and os.path.exists(entry):
+                known.add(entry)
+                entries.append(entry)
+
+
+def write_section(out, token, index, stdout, stderr, status):
+    """One venv's freeze as the per-venv command would have ended."""
+    mark = "\n%s %s %%s\n" % (token, index)
+    out.write((mark % "out").encode("ascii") + stdout)
+    out.write((mark % "err").encode("ascii") + stderr)
+    out.write((mark % ("status %d" % status)).encode("ascii"))
+
+
+def own_freeze(venv, source):
+    """The per-venv freeze: the venv's python running this script."""
+    python = os.path.join(venv, "bin", "python")
+    try:
+        proc = subprocess.Popen(
+            [python, "-E", "-s", "-"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        stdout, stderr = proc.communicate(source)
+    except OSError as e:
+        return b"", ("%s: %s\n" % (python, e)).encode("utf-8", "replace"), 126
+    status = proc.returncode
+    return stdout, stderr, status if status >= 0 else 128 - status
+
+
+def freeze_venvs(token, args, here_only):
+    out = getattr(sys.stdout, "buffer", sys.stdout)
+    stdin = getattr(sys.stdin, "buffer", sys.stdin)
+    source = []
+
+    def script():
+        if not source:
+            source.append(stdin.read())
+        return source[0]
+
+    me = os.path.realpath(sys.executable)
+    mine, others = [], {}
+    for index, venv in zip(args[0::2], args[1::2]):
+        python = os.path.join(venv, "bin", "python")
+        real = os.path.realpath(python) if os.path.islink(python) else me
+        if real == me or here_only:
+            mine.append((index, venv))
+        else:
+            others.setdefault(real, []).append((index, venv))
+    venvs = None
+    for index, venv in mine:
+        try:
+            if venvs is None:
+                venvs = Venvs()
+            text = venvs.freeze(venv).encode("ascii")
+            write_section(out, token, index, text, b"", 0)
+        except Exception:
+            write_section(out, token, index, *own_freeze(venv, script()))
+        out.flush()
+    for real in sorted(others):
+        text = script()
+        if not isinstance(text, str):
+            text = text.decode("utf-8")
+        command = [real, "-E", "-s", "-S", "-c", text, "--venvs-here", token]
+        for index, venv in others[real]:
+            command += [index, venv]
+        try:
+            subprocess.Popen(command, stdin=subprocess.PIPE).communicate(script())
+        except OSError:
+            pass  # vd freezes those venvs one by one
+
+
+if "--venvs" in sys.argv[1:2] or "--venvs-here" in sys.argv[1:2]:
+    freeze_venvs(sys.argv[2], sys.argv[3:], sys.argv[1] == "--venvs-here")
+else:
+    facts = {"python": interpreter(), "markers": markers()}
+    if "--no-installed" not in sys.argv:
+        facts["installed"] = installed()
+    json.dump(facts, sys.stdout, sort_keys=True)
+    sys.stdout.write("\n")

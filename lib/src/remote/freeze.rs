@@ -2,9 +2,16 @@
 //!
 //! The command runs [`FREEZE_SCRIPT`] (`freeze.py`, beside this file, sent on
 //! stdin) with the venv's interpreter; what it prints is one JSON object read
-//! here into a [`FreezeOutput`]. vd-freeze runs it on its own; vd-push runs
-//! the same script twice under its lock (see [`super::push`]) and reads each
-//! freeze with [`FreezeOutput::parse`].
+//! here into a [`FreezeOutput`]. vd-push runs the same script twice under its
+//! lock (see [`super::push`]) and reads each freeze with [`FreezeOutput::parse`].
+//!
+//! vd-freeze asks for many venvs of a host at once: [`batch_command`] runs
+//! [`BATCH_SCRIPT`] (`freeze_batch.sh`) with the venvs on stdin
+//! ([`batch_stdin`]); it tells the venvs apart as [`freeze_command`] does and
+//! has `freeze.py --venvs` read the venvs of one interpreter in one process.
+//! Its output gives each venv what [`freeze_command`] would have ended with
+//! (stdout, stderr, exit status), read back by [`read_batch`]; a venv it did
+//! not answer for is frozen on its own.
 
 use super::venv_python;
 use crate::record::{Facts, Freeze, Markers};
@@ -12,6 +19,7 @@ use crate::shell;
 use crate::transport::Finished;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
 
 /// Prints the interpreter's facts and its installed distributions as one
 /// JSON object (`python`, `markers`, `installed`).
@@ -55,6 +63,128 @@ pub fn freeze_command(venv: &str, python: &str) -> String {
         cannot_run = shell::quote(&cannot_run),
         python = shell::quote(python),
     )
+}
+
+/// Freezes many venvs of one host; see the module's documentation.
+pub const BATCH_SCRIPT: &str = include_str!("freeze_batch.sh");
+
+/// Whether a venv can go into [`batch_command`]: its path and interpreter
+/// must pass through the script's input lines (no control characters), and
+/// the path must be the one its interpreter will report (absolute and
+/// normal: no `.`, `..`, `//` or trailing `/`, which interpreters of
+/// different versions report differently). Any other venv is frozen alone.
+pub fn batchable(venv: &str, python: &str) -> bool {
+    let plain = |text: &str| !text.is_empty() && !text.chars().any(char::is_control);
+    plain(venv)
+        && plain(python)
+        && venv.starts_with('/')
+        && venv.len() > 1
+        && venv[1..]
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
+/// A fresh word that marks the sections of one [`batch_command`]'s output.
+pub fn batch_token() -> String {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    hasher.write_u32(std::process::id());
+    format!("vd-freeze-{:016x}", hasher.finish())
+}
+
+/// The command that freezes many venvs of one host ([`BATCH_SCRIPT`], with
+/// `freeze.py` as an argument: the command's length does not grow with
+/// the number of venvs, which go on stdin, [`batch_stdin`]).
+pub fn batch_command(token: &str) -> String {
+    shell::join(&[
+        "/bin/sh",
+        "-c",
+        BATCH_SCRIPT,
+        "vd-freeze",
+        token,
+        FREEZE_SCRIPT,
+    ])
+}
+
+/// What [`batch_command`] reads: each venv's path and the interpreter a new
+/// venv would get, a line each (only [`batchable`] ones).
+pub fn batch_stdin<'a>(venvs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
+    let mut stdin = String::new();
+    for (venv, python) in venvs {
+        stdin.push_str(venv);
+        stdin.push('\n');
+        stdin.push_str(python);
+        stdin.push('\n');
+    }
+    stdin.into_bytes()
+}
+
+/// What [`batch_command`] printed, per venv in input order: what the
+/// per-venv [`freeze_command`] would have ended with, or `None` for a venv
+/// it did not answer for (freeze that one on its own).
+pub fn read_batch(stdout: &[u8], token: &str, count: usize) -> Vec<Option<Finished>> {
+    #[derive(Default)]
+    struct Parts {
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        status: Option<i32>,
+    }
+    let mut parts: Vec<Parts> = (0..count).map(|_| Parts::default()).collect();
+    let mark = format!("\n{token} ");
+    for section in split_bytes(stdout, mark.as_bytes()).skip(1) {
+        let (head, body) = match section.iter().position(|b| *b == b'\n') {
+            Some(at) => (&section[..at], &section[at + 1..]),
+            None => (section, &[][..]),
+        };
+        let head = String::from_utf8_lossy(head);
+        let words: Vec<&str> = head.split(' ').collect();
+        let Some(part) = words
+            .first()
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|i| parts.get_mut(i))
+        else {
+            continue; // the batch's own stderr ("batch N"), or nothing vd asked for
+        };
+        match words[1..] {
+            ["out"] => part.stdout = body.to_vec(),
+            ["err"] => part.stderr = body.to_vec(),
+            ["status", status] => part.status = status.parse().ok(),
+            _ => {}
+        }
+    }
+    parts
+        .into_iter()
+        .map(|p| {
+            p.status.map(|status| Finished {
+                status,
+                stdout: p.stdout,
+                stderr: p.stderr,
+            })
+        })
+        .collect()
+}
+
+/// `bytes` cut at every `mark` (the marks left out).
+fn split_bytes<'a>(bytes: &'a [u8], mark: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
+    let mut rest = Some(bytes);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        match text.windows(mark.len()).position(|w| w == mark) {
+            Some(at) => {
+                rest = Some(&text[at + mark.len()..]);
+                Some(&text[..at])
+            }
+            None => {
+                rest = None;
+                Some(text)
+            }
+        }
+    })
 }
 
 /// What the freeze script printed, read.
@@ -164,6 +294,114 @@ mod tests {
     /// Django 1.11, and in a venv of 3.6.15 with Django 3.2, captured.
     const VENV_27: &str = include_str!("testdata/freeze-venv-2.7.json");
     const VENV_36: &str = include_str!("testdata/freeze-venv-3.6.json");
+
+    /// What freeze_batch.sh printed for four venvs of a host, captured:
+    /// a venv of the host's python3 holding Vd.Demo_Pkg (read by
+    /// `freeze.py --venvs`), a venv still to create, a directory that is no
+    /// venv, and a venv whose bin/python is a broken link.
+    const BATCH: &[u8] = include_bytes!("testdata/freeze-batch.out");
+    const BATCH_TOKEN: &str = "vd-freeze-0123456789abcdef";
+
+    #[test]
+    fn reads_each_venvs_part_of_a_batch() {
+        let answers = read_batch(BATCH, BATCH_TOKEN, 4);
+        let finished: Vec<&Finished> = answers.iter().map(|a| a.as_ref().unwrap()).collect();
+        let shop = FreezeOutput::read(finished[0], "/srv/shop/venv").unwrap();
+        assert_eq!(shop.installed().unwrap()["vd-demo-pkg"], "1.0");
+        assert_eq!(
+            shop.python.executable.as_deref(),
+            Some("/srv/shop/venv/bin/python")
+        );
+        assert_eq!(shop.python.prefix.as_deref(), Some("/srv/shop/venv"));
+        assert_eq!(shop.python.venv, Some(true));
+        // Exactly one JSON line, as the per-venv freeze prints it.
+        assert_eq!(
+            finished[0].stdout.iter().filter(|b| **b == b'\n').count(),
+            1
+        );
+        let blog = FreezeOutput::read(finished[1], "/srv/blog/venv").unwrap();
+        assert_eq!(blog.installed, Installed::NotAsked);
+        assert_eq!(blog.python.executable.as_deref(), Some("/usr/bin/python3"));
+        let err =
+            |f: &Finished, venv: &str| format!("{:#}", FreezeOutput::read(f, venv).unwrap_err());
+        assert_eq!(
+            err(finished[2], "/srv/data"),
+            "/srv/data exists but is not a virtualenv (it has no bin/python)"
+        );
+        assert_eq!(finished[3].status, NOT_A_VENV);
+        assert!(err(finished[3], "/srv/broken/venv")
+            .starts_with("/srv/broken/venv/bin/python cannot be run here"));
+        // Another token finds nothing: each venv is then frozen on its own.
+        assert!(read_batch(BATCH, "vd-freeze-other", 4)
+            .iter()
+            .all(Option::is_none));
+    }
+
+    #[test]
+    fn a_venv_the_batch_did_not_finish_is_not_answered() {
+        let t = "vd-freeze-1";
+        let text = format!(
+            "\n{t} 1 out\n{{\"python\": {{}}}}\n{t} 1 err\nwarning\n\n{t} 1 status 0\n\
+             \n{t} 0 out\n{{\"half\n{t} batch 1\nKilled\n\n{t} 7 status 0\n"
+        );
+        let answers = read_batch(text.as_bytes(), t, 2);
+        assert!(answers[0].is_none(), "a venv without its status");
+        let one = answers[1].as_ref().unwrap();
+        assert_eq!(one.status, 0);
+        assert_eq!(one.stdout, b"{\"python\": {}}");
+        assert_eq!(one.stderr_text(), "warning");
+        // A mark's word inside a venv's output is output, not a mark.
+        let text = format!("\n{t} 0 out\nsee {t} 0 status 9\n\n{t} 0 err\n\n{t} 0 status 0\n");
+        let answers = read_batch(text.as_bytes(), t, 1);
+        let one = answers[0].as_ref().unwrap();
+        assert_eq!(
+            (one.status, one.stdout.as_slice()),
+            (0, &b"see vd-freeze-1 0 status 9\n"[..])
+        );
+    }
+
+    #[test]
+    fn the_batch_runs_every_freeze_as_the_per_venv_command_does() {
+        // Isolated from the remote user's environment, as freeze_command.
+        for run in [
+            format!("\"$interpreter\" {ISOLATED} -"),
+            format!("\"$python\" {ISOLATED} - --no-installed"),
+            format!("\"$2/bin/python\" {ISOLATED} -S -c"),
+        ] {
+            assert!(BATCH_SCRIPT.contains(&run), "freeze_batch.sh: {run}");
+        }
+        assert!(FREEZE_SCRIPT.contains(r#"[python, "-E", "-s", "-"]"#));
+        assert!(FREEZE_SCRIPT.contains(r#"[real, "-E", "-s", "-S", "-c""#));
+        assert_eq!(ISOLATED, "-E -s");
+        // The command does not grow with the venvs: they go on stdin.
+        let command = batch_command(&batch_token());
+        assert!(command.len() < 32 * 1024, "{} bytes", command.len());
+    }
+
+    #[test]
+    fn only_plain_absolute_paths_go_into_a_batch() {
+        assert!(batchable("/srv/shop/venv", "python3"));
+        assert!(batchable("/srv/it's a \"venv\" $(x)", "/usr/bin/python3"));
+        for venv in [
+            "srv/venv",
+            "/",
+            "/srv/venv/",
+            "/srv//venv",
+            "/srv/./venv",
+            "/srv/../venv",
+            "/srv/a\nb",
+            "/srv/a\tb",
+        ] {
+            assert!(!batchable(venv, "python3"), "{venv:?}");
+        }
+        assert!(!batchable("/srv/venv", "python3\n"));
+        assert!(!batchable("/srv/venv", ""));
+        assert_ne!(batch_token(), batch_token());
+        assert_eq!(
+            batch_stdin([("/a", "python3"), ("/b", "py")]),
+            b"/a\npython3\n/b\npy\n"
+        );
+    }
 
     #[test]
     fn reads_the_freezes_of_2_7_and_3_6_down_to_their_tags() {
