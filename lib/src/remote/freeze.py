@@ -23,7 +23,6 @@ import os  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
 import struct  # noqa: E402
-import subprocess  # noqa: E402
 import sysconfig  # noqa: E402
 
 
@@ -61,6 +60,8 @@ def libc():
         for name in sorted(names):
             if name.startswith("ld-musl-"):
                 try:
+                    import subprocess  # here only: costly to import
+
                     proc = subprocess.Popen(
                         [os.path.join(directory, name)],
                         stdout=subprocess.PIPE,
@@ -119,6 +120,8 @@ def mac_version():
         # later; the real release, with that compatibility shim turned off.
         env = dict(os.environ, SYSTEM_VERSION_COMPAT="0")
         try:
+            import subprocess  # here only: costly to import
+
             proc = subprocess.Popen(
                 [sys.executable, "-sS", "-c", "import platform; print(platform.mac_ver()[0])"],
                 stdout=subprocess.PIPE,
@@ -394,6 +397,8 @@ def write_section(out, token, index, stdout, stderr, status):
 def own_freeze(venv, source):
     """The per-venv freeze: the venv's python running this script."""
     python = os.path.join(venv, "bin", "python")
+    import subprocess  # here only: costly to import, and rarely needed
+
     try:
         proc = subprocess.Popen(
             [python, "-E", "-s", "-"],
@@ -437,6 +442,8 @@ def freeze_venvs(token, args, here_only):
         except Exception:
             write_section(out, token, index, *own_freeze(venv, script()))
         out.flush()
+    if others:
+        import subprocess  # here only: costly to import, and rarely needed
     for real in sorted(others):
         text = script()
         if not isinstance(text, str):
