@@ -102,10 +102,8 @@ fleet_start() {
     FLEET_PORT=$(fleet_free_port)
     FLEET_HOSTS=()
     for h in $(seq 2 $((hosts + 1))); do FLEET_HOSTS+=("127.0.0.$h"); done
-    {
-        for h in "${FLEET_HOSTS[@]}"; do echo "ListenAddress $h:$FLEET_PORT"; done
-        # MaxStartups/MaxSessions: peers open many sessions at once.
-        cat <<CONF
+    # MaxStartups/MaxSessions: peers open many sessions at once.
+    cat >"$FLEET_DIR/sshd_config" <<CONF
 HostKey $FLEET_DIR/host_key
 AuthorizedKeysFile $FLEET_DIR/authorized_keys
 PidFile none
@@ -119,9 +117,16 @@ MaxSessions 200
 LogLevel ERROR
 Subsystem sftp internal-sftp
 CONF
-    } >"$FLEET_DIR/sshd_config"
-    /usr/sbin/sshd -D -e -f "$FLEET_DIR/sshd_config" 2>"$FLEET_DIR/sshd.log" &
-    FLEET_SSHD_PID=$!
+    # One sshd listens on at most 16 addresses (its MAX_LISTEN_SOCKS): one
+    # per 16 hosts, all with the same settings and port.
+    local first listen pids=()
+    for ((first = 0; first < hosts; first += 16)); do
+        listen=()
+        for h in "${FLEET_HOSTS[@]:first:16}"; do listen+=(-o "ListenAddress=$h:$FLEET_PORT"); done
+        /usr/sbin/sshd -D -e -f "$FLEET_DIR/sshd_config" "${listen[@]}" 2>>"$FLEET_DIR/sshd.log" &
+        pids+=($!)
+    done
+    FLEET_SSHD_PID=${pids[*]}
     for h in "${FLEET_HOSTS[@]}"; do fleet_wait_port "$h" "$FLEET_PORT" || {
         echo "fleet: sshd did not listen on $h:$FLEET_PORT:" >&2
         cat "$FLEET_DIR/sshd.log" >&2
@@ -138,7 +143,8 @@ CONF
 }
 
 fleet_stop() {
-    [ -n "${FLEET_SSHD_PID:-}" ] && kill "$FLEET_SSHD_PID" 2>/dev/null
+    # shellcheck disable=SC2086 # one pid per sshd
+    [ -n "${FLEET_SSHD_PID:-}" ] && kill $FLEET_SSHD_PID 2>/dev/null
     [ -n "${FLEET_DIR:-}" ] && rm -rf "$FLEET_DIR"
     FLEET_SSHD_PID='' FLEET_DIR=''
 }

@@ -23,6 +23,10 @@
 #   (c) the floor, the same work with no SSH and no tool: a python start
 #       and a read of installed metadata per venv for W1 and W3, a bare
 #       `pip install --no-index --no-deps` per venv for W2; HOSTS at a time
+#   (d) the network floor for W1: OpenSSH's `ssh HOST true` to every host
+#       at once, a login and a command per host, nothing read
+# Every venv holds what a Django site's would: the PROJECTS projects, and
+# Django's closure (Django, asgiref, sqlparse: downloaded once from PyPI).
 #
 # Prints Markdown on stdout, progress on stderr. Medians of RUNS runs, but
 # to keep a whole `make bench` near 15 minutes on 2 cores, the slowest cells
@@ -34,6 +38,8 @@
 # measured command fails or gives a wrong answer.
 #
 # Run just this one: make build && bench/run peers (or bench/peers.sh).
+# W1 on a hundred hosts (sshd's MaxStartups and MaxSessions are raised in
+# bench/fleet.sh): HOSTS=100 SIZES="100 1000" PARTS=w1 BIG_RUNS=5 bench/peers.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=lib.sh
@@ -46,7 +52,7 @@ RUNS=$BENCH_RUNS
 SLOW_RUNS=${SLOW_RUNS:-1}
 BIG_RUNS=${BIG_RUNS:-1}
 LATENCY_RUNS=${LATENCY_RUNS:-$RUNS}    # vd behind the proxy
-HOSTS=${HOSTS:-5}
+HOSTS=${HOSTS:-10}
 SIZES=${SIZES:-10 100 1000}
 PEERS_MAX=${PEERS_MAX:-100}
 SYNC_PER_HOST=${SYNC_PER_HOST:-2}
@@ -56,6 +62,7 @@ PARTS=${PARTS:-w1 sync latency}       # which sections to run
 PROJECTS=20
 CHANGED=10
 ANSIBLE_CORE=${ANSIBLE_CORE:-2.19.14}
+DJANGO=${DJANGO:-django>=5.2,<5.3}
 TIME=/usr/bin/time
 
 fail() { echo "bench: $*" >&2; exit 1; }
@@ -124,11 +131,20 @@ echo "{\"pins\": $(json_list "$work/w2.txt")}" >"$work/pins-w2.json"
 latency_count=$((HOSTS * LATENCY_PER_HOST))
 max_size=$latency_count
 for size in $SIZES; do [ "$size" -gt "$max_size" ] && max_size=$size; done
-w1_venvs=$cache/peers-venvs-$pyver-$(echo "$FLEET_PYTHON" | tr / _)-p$PROJECTS
+w1_venvs=$cache/peers-venvs-$pyver-$(echo "$FLEET_PYTHON" | tr / _)-p$PROJECTS-django
 # By name from --find-links, as from an index: `pip freeze` then says
 # name==version, where a wheel installed by its path would be name @ file:.
 mapfile -t w1_pins <"$work/w1.txt"
-fleet_venvs "$w1_venvs" "$max_size" --find-links "$work/dist" "${w1_pins[@]}"
+django_wheels=$cache/django-wheels-$pyver
+if [ ! -e "$django_wheels/.ready" ]; then
+    progress "downloading $DJANGO and its dependencies into $django_wheels"
+    rm -rf "$django_wheels"
+    "$FLEET_PYTHON" -m pip download --quiet --disable-pip-version-check --only-binary :all: \
+        -d "$django_wheels" "$DJANGO" || fail "could not download $DJANGO from PyPI"
+    touch "$django_wheels/.ready"
+fi
+fleet_venvs "$w1_venvs" "$max_size" --find-links "$work/dist" --find-links "$django_wheels" \
+    "${w1_pins[@]}" "$DJANGO"
 template_site=$(echo "$w1_venvs"/template/lib/python3*/site-packages)
 
 # W2/W3 venvs: copies (they change), owned by the login user, reset to all
@@ -252,6 +268,11 @@ floor_w1() { # INVENTORY
     tail -n +2 "$work/$1.csv" | cut -d, -f4 |
         mem python xargs -P "$HOSTS" -I{} env {}/bin/python -I -c "$read_metadata" >"$out"
 }
+# (d) every host at once: an OpenSSH login and `true`, the network's part.
+ssh_true() {
+    printf '%s\n' "${FLEET_HOSTS[@]}" |
+        xargs -P "${#FLEET_HOSTS[@]}" -I{} ssh -n "${FLEET_SSH[@]}" -p "$FLEET_PORT" "$FLEET_USER@{}" true
+}
 floor_sync() {
     local wheels=() pin
     while read -r pin; do wheels+=("$work/dist/$(wheel_of "$pin")"); done < <(head -n $CHANGED "$work/w2.txt")
@@ -367,7 +388,7 @@ ratio() { # A B: A / B, "n/a" when either is missing
     local a b
     a=$(median_of "$1") b=$(median_of "$2")
     { [ "$a" = n/a ] || [ "$b" = n/a ]; } && { echo n/a; return; }
-    awk -v a="$a" -v b="$b" 'BEGIN { printf "%.1f", a / b }'
+    awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }'
 }
 
 part() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
@@ -391,6 +412,7 @@ for size in $SIZES; do
         if [ "$i" -lt "$fast" ]; then
             once "w1-$size-vd" "vd_w1 w1-$size" "check_vd $size plan-empty"
             once "w1-$size-floor" "floor_w1 w1-$size" check_true
+            once "w1-$size-ssh" ssh_true check_true
         fi
         if [ "$i" -lt "$slow" ]; then
             once "w1-$size-ansible" "ansible_run w1-$size w1.yml pins-w1.json" "check_ansible unchanged" ansible_disconnect
@@ -477,16 +499,17 @@ $HOSTS hosts (one sshd on loopback addresses), $cores cores, $mem_total GiB; log
 user \`$FLEET_USER\` ($(getent passwd "$FLEET_USER" | cut -d: -f7)); python $pyver;
 ansible-core $ANSIBLE_CORE (forks $HOSTS, pipelining on).
 Repository: $((PROJECTS * 2)) wheels ($PROJECTS projects at 1.0 and 1.1); every venv
-holds the $PROJECTS projects. Times are medians of $RUNS runs unless a cell says
-otherwise, in seconds.
+holds the $PROJECTS projects, pip and Django's closure ($(find "$django_wheels" -name '*.whl' | wc -l) wheels of
+\`$DJANGO\`). Times are medians of $RUNS runs unless a cell says otherwise, in
+seconds; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end.
 
 #### W1: drift check (nothing to change), by number of targets
 
-| targets | vd | (c) floor | (b) Ansible | (a) serial ssh | vd / floor | Ansible / vd | (a) / vd |
-|---:|---:|---:|---:|---:|---:|---:|---:|
+| targets | vd | (c) floor | (d) ssh true | (b) Ansible | (a) serial ssh | vd / floor | vd / ssh true | Ansible / vd | (a) / vd |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 EOF
 for size in $SIZES; do
-    echo "| $size | $(secs "w1-$size-vd") | $(secs "w1-$size-floor") | $(secs "w1-$size-ansible") | $(secs "w1-$size-serial") | $(ratio "w1-$size-vd" "w1-$size-floor") | $(ratio "w1-$size-ansible" "w1-$size-vd") | $(ratio "w1-$size-serial" "w1-$size-vd") |"
+    echo "| $size | $(secs "w1-$size-vd") | $(secs "w1-$size-floor") | $(secs "w1-$size-ssh") | $(secs "w1-$size-ansible") | $(secs "w1-$size-serial") | $(ratio "w1-$size-vd" "w1-$size-floor") | $(ratio "w1-$size-vd" "w1-$size-ssh") | $(ratio "w1-$size-ansible" "w1-$size-vd") | $(ratio "w1-$size-serial" "w1-$size-vd") |"
 done
 cat <<EOF
 
@@ -534,7 +557,8 @@ verdict() { # LABEL VALUE OP LIMIT
     if [ "$v" = n/a ]; then echo "- $1: not measured"; return; fi
     if awk -v v="$v" -v l="$4" "BEGIN { exit !(v $3 l) }"; then echo "- $1: $v (target $3 $4): met"; else echo "- $1: $v (target $3 $4): missed"; fi
 }
-verdict "W1 at 100 targets, Ansible / vd" "$(ratio w1-100-ansible w1-100-vd)" ">=" 20
+verdict "W1 at 100 targets, vd / (d) ssh true on every host" "$(ratio w1-100-vd w1-100-ssh)" "<=" 0.33
+verdict "W1 at 100 targets, Ansible / vd" "$(ratio w1-100-ansible w1-100-vd)" ">=" 100
 verdict "W1 at 100 targets, (a) / vd" "$(ratio w1-100-serial w1-100-vd)" ">=" 50
 verdict "W2, Ansible / vd" "$(ratio w2-ansible w2-vd)" ">=" 5
 verdict "W1 at 100 targets, vd / floor" "$(ratio w1-100-vd w1-100-floor)" "<=" 2
@@ -545,3 +569,11 @@ growth() { # SMALL LARGE: how much more time per target at LARGE than SMALL
     awk -v a="$a" -v b="$b" -v s="$1" -v l="$2" 'BEGIN { printf "%.2f", (b / l) / (a / s) }'
 }
 verdict "W1 vd time per target at 1000 / at 100 targets (linear = 1)" "$(growth 100 1000)" "<=" 1.1
+verdict "W1 at 1000 targets, vd (s)" "$(median_of w1-1000-vd)" "<" 2
+flat() { # TOOL: its peak memory at 1000 targets / at 100
+    local a b
+    a=$(peak_of w1-100-vd "$1") b=$(peak_of w1-1000-vd "$1")
+    { [ "$a" = n/a ] || [ "$b" = n/a ]; } && { echo n/a; return; }
+    awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }'
+}
+verdict "W1 vd-freeze peak memory at 1000 / at 100 targets (flat = 1)" "$(flat vd-freeze)" "<=" 1.2
