@@ -19,6 +19,7 @@ mod proxy;
 mod route;
 mod ssh;
 pub mod ssh_config;
+mod watch;
 
 use crate::record::Target;
 use anyhow::{bail, Context, Result};

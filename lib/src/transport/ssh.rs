@@ -6,19 +6,19 @@
 
 use super::known_hosts::{fingerprint, key_type, lookup_name, Verdict};
 use super::route::{self, Endpoint, Through};
+use super::watch::Watch;
 use super::{auth, exec_upload, Destination, Finished, Settings};
 use anyhow::{anyhow, bail, Context, Result};
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
 use ssh2::{MethodType, OpenFlags, OpenType, Session};
 use std::io::{self, Read, Write};
-use std::mem::MaybeUninit;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// libssh2's "would block" in non-blocking mode.
-const EAGAIN: i32 = -37;
+pub(super) const EAGAIN: i32 = -37;
 /// libssh2's "timed out" in blocking mode.
 const TIMEOUT: i32 = -9;
 /// The bytes handed to libssh2's SFTP write at once.
@@ -126,46 +126,24 @@ impl SshConnection {
     /// command that writes much to stderr while we feed it cannot deadlock.
     pub fn run(&mut self, command: &str, stdin: &[u8]) -> Result<Finished> {
         self.check_not_lost()?;
-        let mut channel = self
-            .session
-            .channel_session()
-            .map_err(|e| anyhow!("cannot open a channel: {}", e.message()))?;
-        channel
-            .exec(command)
-            .map_err(|e| anyhow!("cannot start a command: {}", e.message()))?;
+        // Non-blocking from the channel's opening to its close: every wait
+        // is the watch's, which acknowledges at once and notices a silent
+        // host (see watch.rs).
         self.session.set_blocking(false);
-        let result = pump(
-            &self.session,
-            &self.socket,
-            self.silence,
-            &mut channel,
-            stdin,
-        );
-        if let Err(e) = &result {
-            if e.kind() == io::ErrorKind::TimedOut {
+        let mut watch = Watch::new(&self.session, &self.socket, self.silence);
+        let result = run_command(&self.session, &mut watch, command, stdin);
+        match result {
+            Err(Lost(e)) => {
                 // Left non-blocking: closing the channel and the session
                 // must not wait for a host that no longer answers.
                 self.lost = Some(e.to_string());
-                return Err(anyhow!("{e}"));
+                Err(anyhow!("{e}"))
+            }
+            Ok(finished) => {
+                self.session.set_blocking(true);
+                finished
             }
         }
-        self.session.set_blocking(true);
-        let (stdout, stderr) = result.context("lost the connection while the command ran")?;
-        channel
-            .wait_close()
-            .map_err(|e| anyhow!("the command did not finish: {}", e.message()))?;
-        let status = match channel.exit_signal() {
-            Ok(signal) if signal.exit_signal.is_some() => {
-                let name = signal.exit_signal.unwrap_or_default();
-                bail!("the command was killed by signal {name}");
-            }
-            _ => channel.exit_status().unwrap_or(-1),
-        };
-        Ok(Finished {
-            status,
-            stdout,
-            stderr,
-        })
     }
 
     /// Write the local file to `remote` (mode 0644, replacing what is
@@ -323,13 +301,6 @@ fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<std::net::Soc
     }
 }
 
-/// Whether bytes from the host wait in the socket (or it was closed), without
-/// taking them. libssh2 keeps the socket non-blocking, so this never waits.
-fn has_arrived(socket: &Socket) -> bool {
-    let mut byte = [MaybeUninit::<u8>::uninit(); 1];
-    socket.peek(&mut byte).is_ok()
-}
-
 /// Ask the server first for the key types on file for it, as OpenSSH does,
 /// so a host known by its RSA key is not refused for offering ed25519.
 fn prefer_known_key_types(
@@ -425,19 +396,61 @@ fn check_host_key(
     }
 }
 
-/// Feed stdin and read stdout and stderr until the command's end, in
-/// non-blocking mode.
+/// The host fell silent for too long; the session is of no more use.
+struct Lost(io::Error);
+
+/// Open a channel, start `command` with the login shell, feed it `stdin`,
+/// collect its output and its exit status, all over a non-blocking session.
+fn run_command(
+    session: &Session,
+    watch: &mut Watch,
+    command: &str,
+    stdin: &[u8],
+) -> Result<Result<Finished>, Lost> {
+    let mut channel = match watch
+        .until_done(|| session.channel_session())
+        .map_err(Lost)?
+    {
+        Ok(channel) => channel,
+        Err(e) => return Ok(Err(anyhow!("cannot open a channel: {}", e.message()))),
+    };
+    if let Err(e) = watch.until_done(|| channel.exec(command)).map_err(Lost)? {
+        return Ok(Err(anyhow!("cannot start a command: {}", e.message())));
+    }
+    let (stdout, stderr) = match pump(watch, &mut channel, stdin) {
+        Ok(output) => output,
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Lost(e)),
+        Err(e) => {
+            return Ok(Err(
+                anyhow!(e).context("lost the connection while the command ran")
+            ))
+        }
+    };
+    if let Err(e) = watch.until_done(|| channel.wait_close()).map_err(Lost)? {
+        return Ok(Err(anyhow!("the command did not finish: {}", e.message())));
+    }
+    let status = match channel.exit_signal() {
+        Ok(signal) if signal.exit_signal.is_some() => {
+            let name = signal.exit_signal.unwrap_or_default();
+            return Ok(Err(anyhow!("the command was killed by signal {name}")));
+        }
+        _ => channel.exit_status().unwrap_or(-1),
+    };
+    Ok(Ok(Finished {
+        status,
+        stdout,
+        stderr,
+    }))
+}
+
+/// Serve the command's stdin, stdout and stderr in one loop (so a command
+/// that writes much to stderr while we feed it cannot deadlock) until its
+/// output ends.
 ///
 /// A command may run long and say nothing (pip building, a migration), so
-/// its end has no deadline; the host's liveness has one. Keepalives (which
-/// ask for a reply) go out every interval, and a host from which nothing at
-/// all arrived for `silence` (three intervals) is given up with a
-/// `TimedOut` error. TCP alone would not notice: a host whose sshd hangs
-/// still has its kernel acknowledge every packet.
+/// its end has no deadline; the host's liveness has one (the watch's).
 fn pump(
-    session: &Session,
-    socket: &Socket,
-    silence: Duration,
+    watch: &mut Watch,
     channel: &mut ssh2::Channel,
     stdin: &[u8],
 ) -> io::Result<(Vec<u8>, Vec<u8>)> {
@@ -446,14 +459,8 @@ fn pump(
     let mut written = 0;
     let mut eof_sent = false;
     let mut buf = vec![0u8; 32 * 1024];
-    let mut idle = Duration::from_micros(500);
-    let mut heard = Instant::now();
     loop {
-        // Look before libssh2 reads: what it reads for itself (keepalive
-        // replies, window adjustments) is gone from the socket after.
-        if has_arrived(socket) {
-            heard = Instant::now();
-        }
+        watch.look();
         let mut progress = false;
         if written < stdin.len() {
             match channel.write(&stdin[written..]) {
@@ -491,24 +498,11 @@ fn pump(
             return Ok((stdout, stderr));
         }
         if progress {
-            heard = Instant::now();
-        }
-        if heard.elapsed() > silence {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "the host stopped answering: nothing for {}s, not even a reply to keepalives",
-                    silence.as_secs()
-                ),
-            ));
-        }
-        // libssh2 sends one only when an interval has passed.
-        let _ = session.keepalive_send();
-        if progress {
-            idle = Duration::from_micros(500);
-        } else {
-            std::thread::sleep(idle);
-            idle = (idle * 2).min(Duration::from_millis(20));
+            watch.heard();
+        } else if channel.read_window().available == 0 {
+            // Reading one stream may have queued the other's data: wait
+            // only when libssh2 holds nothing for either.
+            watch.wait()?;
         }
     }
 }
