@@ -240,7 +240,7 @@ fn a_venv_path_with_shell_syntax_is_only_a_path() {
     let dir = tempfile::tempdir().unwrap();
     let pwned = dir.path().join("pwned");
     let name = format!(
-        "it's a \"venv\" $(touch {p}) `touch {p}` ; touch {p}",
+        "it's a \"venv\" \\ café 🐍 $(touch {p}) `touch {p}` ; touch {p}",
         p = pwned.display()
     );
     let v = dir.path().join(name).join("venv");
@@ -256,6 +256,12 @@ fn a_venv_path_with_shell_syntax_is_only_a_path() {
     let records = out.records();
     assert_eq!(installed(&records[0]), pip_list(&v));
     assert_eq!(records[0]["venv"], json!(v.display().to_string()));
+    // Quotes, a backslash and characters beyond ASCII come back whole from
+    // the remote side's JSON.
+    assert_eq!(
+        records[0]["python"]["executable"],
+        json!(v.join("bin/python").display().to_string())
+    );
     assert!(!pwned.exists(), "something in the path was executed");
 }
 

@@ -440,3 +440,57 @@ fn push_works_with_pip_21_3_1_on_3_6_and_pip_20_3_4_on_2_7() {
 fn a_missing_interpreter_fails_the_test_saying_how_to_get_it() {
     pyenv_python("2.5");
 }
+
+/// freeze.py reads on Linux what the `platform` module would give (the
+/// uname fields, the Python version) without importing it, and writes its
+/// JSON without the `json` module: both are most of its start-up. The
+/// facts must stay those of `platform` and `json` on every interpreter.
+#[test]
+fn freeze_facts_without_platform_and_json_equal_theirs_on_every_interpreter() {
+    let reference = r#"
+import json, os, platform, sys
+print(json.dumps({
+    "machine": platform.machine(), "implementation": platform.python_implementation(),
+    "release": platform.release(), "system": platform.system(),
+    "version": platform.version(), "full": platform.python_version(),
+    "short": ".".join(platform.python_version_tuple()[:2]),
+}))
+"#;
+    let script = include_bytes!("../lib/src/remote/freeze.py");
+    for version in [
+        "2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13",
+    ] {
+        let python = pyenv_python(version);
+        let out = Command::new(&python)
+            .args(["-c", reference])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{python}: {out:?}");
+        let want: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut child = Command::new(&python)
+            .args(["-E", "-s", "-", "--no-installed"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(script).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{python}: freeze.py failed");
+        let facts: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{python}: freeze.py wrote no JSON ({e})"));
+        let markers = &facts["markers"];
+        let got = serde_json::json!({
+            "machine": markers["platform_machine"],
+            "implementation": markers["platform_python_implementation"],
+            "release": markers["platform_release"],
+            "system": markers["platform_system"],
+            "version": markers["platform_version"],
+            "full": markers["python_full_version"],
+            "short": markers["python_version"],
+        });
+        assert_eq!(got, want, "{python}");
+        assert_eq!(facts["python"]["version"], want["full"], "{python}");
+        assert_eq!(facts["python"]["machine"], want["machine"], "{python}");
+    }
+}

@@ -18,16 +18,69 @@ import sys
 if sys.path and sys.path[0] == "":
     del sys.path[0]
 
-import json  # noqa: E402
+# json, platform and re are imported only where needed: re alone (which the
+# other two import) is a third of this script's start-up, paid once per host
+# on every run of vd-freeze.
 import os  # noqa: E402
-import platform  # noqa: E402
-import re  # noqa: E402
 import struct  # noqa: E402
 import sysconfig  # noqa: E402
 
 
 def normalize(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
+    """PEP 503: runs of -, _ and . become one -, lower case."""
+    name = name.lower()
+    for separator in "_.":
+        name = name.replace(separator, "-")
+    while "--" in name:
+        name = name.replace("--", "-")
+    return name
+
+
+def dumps(value):
+    """json.dumps(value, sort_keys=True) for what the facts hold: dicts,
+    strings, integers, booleans and None."""
+    if sys.version_info[0] < 3:
+        import json
+
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, dict):
+        items = sorted(value.items())
+        return "{" + ", ".join(quote(k) + ": " + dumps(v) for k, v in items) + "}"
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return quote(value)
+    import json
+
+    return json.dumps(value, sort_keys=True)
+
+
+# JSON's escapes for the characters of U+0000 to U+007F that need one.
+ESCAPES = dict((i, "\\u%04x" % i) for i in range(32))
+ESCAPES.update({8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r", 127: "\\u007f"})
+ESCAPES.update({ord("\\"): "\\\\", ord('"'): '\\"'})
+
+
+def quote(text):
+    """A JSON string, ASCII only (as json.dumps writes it)."""
+    text = text.translate(ESCAPES)
+    try:
+        text.encode("ascii")
+    except UnicodeEncodeError:
+        text = "".join(c if ord(c) < 128 else escape_wide(ord(c)) for c in text)
+    return '"' + text + '"'
+
+
+def escape_wide(code):
+    """\\uXXXX, or a surrogate pair beyond the Basic Multilingual Plane."""
+    if code < 0x10000:
+        return "\\u%04x" % code
+    code -= 0x10000
+    return "\\u%04x\\u%04x" % (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF))
 
 
 def libc():
@@ -70,6 +123,8 @@ def libc():
                     _, stderr = proc.communicate()
                 except OSError:
                     continue
+                import re
+
                 match = re.search(br"Version (\d+\.\d+)", stderr)
                 if match:
                     return "musl", match.group(1).decode("ascii")
@@ -88,32 +143,83 @@ def implementation_name():
     implementation = getattr(sys, "implementation", None)
     if implementation is not None:
         return implementation.name
-    return platform.python_implementation().lower()
+    return platform_facts()["python_implementation"].lower()
+
+
+PLATFORM = []
+
+
+def platform_facts():
+    """What the facts take from the platform module. CPython on Linux gets
+    them as platform computes them there (os.uname(), the version at the
+    start of sys.version with its patch level added) without importing it;
+    everything else asks platform itself."""
+    if not PLATFORM:
+        implementation = getattr(sys, "implementation", None)
+        if implementation is not None and implementation.name == "cpython" and sys.platform == "linux":
+            system, _, release, version, machine = os.uname()
+            python = ""
+            for c in sys.version.split()[0]:
+                if not (c.isalnum() or c in "._+"):
+                    break
+                python += c
+            if len(python.split(".")) == 2:
+                python += ".0"
+            facts = {
+                "system": system,
+                "release": release,
+                "version": version,
+                "machine": machine,
+                "python_implementation": "CPython",
+                "python_version": python,
+            }
+            # platform.uname() gives "" for what os.uname() says is unknown.
+            for key in ("system", "release", "version", "machine"):
+                if facts[key] == "unknown":
+                    facts[key] = ""
+        else:
+            import platform
+
+            facts = {
+                "system": platform.system(),
+                "release": platform.release(),
+                "version": platform.version(),
+                "machine": platform.machine(),
+                "python_implementation": platform.python_implementation(),
+                "python_version": platform.python_version(),
+            }
+        PLATFORM.append(facts)
+    return PLATFORM[0]
 
 
 def markers():
     """The PEP 508 environment, as packaging's default_environment() makes it
     (on Python 2, which has no sys.implementation: "" and "0")."""
     implementation = getattr(sys, "implementation", None)
+    facts = platform_facts()
     return {
         "implementation_name": implementation.name if implementation else "",
         "implementation_version": (
             full_version(implementation.version) if implementation else "0"
         ),
         "os_name": os.name,
-        "platform_machine": platform.machine(),
-        "platform_python_implementation": platform.python_implementation(),
-        "platform_release": platform.release(),
-        "platform_system": platform.system(),
-        "platform_version": platform.version(),
-        "python_full_version": platform.python_version(),
-        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "platform_machine": facts["machine"],
+        "platform_python_implementation": facts["python_implementation"],
+        "platform_release": facts["release"],
+        "platform_system": facts["system"],
+        "platform_version": facts["version"],
+        "python_full_version": facts["python_version"],
+        "python_version": ".".join(facts["python_version"].split(".")[:2]),
         "sys_platform": sys.platform,
     }
 
 
 def mac_version():
     """The macOS release, as packaging's mac_platforms() reads it; "" elsewhere."""
+    if sys.platform != "darwin":
+        return ""
+    import platform
+
     version = platform.mac_ver()[0]
     if version == "10.16":
         # A Python built against an old SDK is told 10.16 on macOS 11 and
@@ -142,7 +248,7 @@ def interpreter():
     return {
         "executable": sys.executable,
         "implementation": implementation_name(),
-        "version": platform.python_version(),
+        "version": platform_facts()["python_version"],
         "soabi": config("SOABI") or "",
         "ext_suffix": config("EXT_SUFFIX") or "",
         "py_debug": bool(config("Py_DEBUG")),
@@ -154,7 +260,7 @@ def interpreter():
         "unicode_size": unicode_size,
         "maxunicode": sys.maxunicode,
         "platform": sysconfig.get_platform(),
-        "machine": platform.machine(),
+        "machine": platform_facts()["machine"],
         "pointer_bits": struct.calcsize("P") * 8,
         "libc": libc_name,
         "libc_version": libc_version,
@@ -181,29 +287,49 @@ def metadata_files(entry):
     except OSError:
         return
     for name in names:
-        path = os.path.join(entry, name)
         if name.endswith(".dist-info"):
-            yield os.path.join(path, "METADATA")
+            yield os.path.join(entry, name, "METADATA")
         elif name.endswith(".egg-info"):
             # setuptools writes a directory; distutils a PKG-INFO file.
+            path = os.path.join(entry, name)
             yield path if os.path.isfile(path) else os.path.join(path, "PKG-INFO")
+
+
+# Name and Version come first in every metadata file seen: the rest (a
+# long description, often most of the file) is read only when they do not.
+HEAD = 4096
 
 
 def name_and_version(path):
     """Name and Version from a metadata file's headers, or None."""
     try:
         with open(path, "rb") as f:
-            text = f.read().decode("utf-8", "replace")
+            data = f.read(HEAD)
+            found = None
+            if len(data) == HEAD:
+                # The last line may be cut short: leave it out of this look.
+                found = headers(data[: data.rfind(b"\n") + 1])
+                if found is None:
+                    data += f.read()
+            if found is None:
+                found = headers(data)
     except (IOError, OSError):
         return None
+    return found
+
+
+def headers(data):
+    """Name and Version from the headers at the start of data, or None."""
     found = {}
-    for line in text.splitlines():
+    for line in data.decode("utf-8", "replace").splitlines():
         if not line.strip():
             break  # the body (a long description) starts here
         key, sep, value = line.partition(":")
         key = key.strip().lower()
         if sep and key in ("name", "version") and key not in found:
             found[key] = value.strip()
+            if len(found) == 2:
+                break
     if found.get("name") and found.get("version"):
         return found["name"], found["version"]
     return None
@@ -342,7 +468,7 @@ class Venvs(object):
         python = dict(self.python)
         python.update(executable=executable, prefix=venv, base_prefix=self.base_prefix, venv=True)
         facts = {"python": python, "markers": self.markers, "installed": found}
-        return json.dumps(facts, sort_keys=True) + "\n"
+        return dumps(facts) + "\n"
 
 
 def add_installed(found, entries):
@@ -463,5 +589,4 @@ else:
     facts = {"python": interpreter(), "markers": markers()}
     if "--no-installed" not in sys.argv:
         facts["installed"] = installed()
-    json.dump(facts, sys.stdout, sort_keys=True)
-    sys.stdout.write("\n")
+    sys.stdout.write(dumps(facts) + "\n")
