@@ -35,9 +35,11 @@
 //! the record, and a record with a bad field fails before any host is asked.
 //!
 //! Memory stays flat however long the input: the reader stops reading while
-//! [`READ_AHEAD`] records wait for their work, and a host that never needed
+//! [`READ_AHEAD`] records wait for their work, a host that never needed
 //! its connection is forgotten when its targets are done (a fleet of ten
-//! thousand hosts with nothing to do keeps no ten thousand idle hosts).
+//! thousand hosts with nothing to do keeps no ten thousand idle hosts), and
+//! of the hosts done so far only the last [`IDLE_SESSIONS`] keep their
+//! sessions open for targets of theirs still to come.
 //! Records already done wait for the ones before them only, as output keeps
 //! input order.
 
@@ -56,6 +58,48 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 /// How many records may be read and not yet worked on. Enough to keep
 /// `--jobs` hosts busy; few enough that a long input is not held whole.
 pub const READ_AHEAD: usize = 256;
+
+/// How many hosts done with their targets so far keep their sessions open
+/// while the input goes on, in case more of their targets come. A session
+/// holds some 50 KiB (libssh2's and OpenSSL's state, buffers): a fleet of
+/// thousands of hosts must not keep them all. Beyond this the host idle the
+/// longest is forgotten, and a later target of it logs in again. Hosts
+/// holding records for their finish, and hosts that could not be reached
+/// (tried once per run), are kept.
+pub const IDLE_SESSIONS: usize = 32;
+
+/// Hosts done with their targets so far, sessions open, the longest idle
+/// first.
+struct Idle {
+    hosts: VecDeque<Destination>,
+    limit: usize,
+}
+
+impl Idle {
+    fn new(limit: usize) -> Idle {
+        Idle {
+            hosts: VecDeque::new(),
+            limit,
+        }
+    }
+
+    /// `dest` went idle with its session open: the host whose session is to
+    /// close now, if the limit is passed.
+    fn went_idle(&mut self, dest: &Destination) -> Option<Destination> {
+        self.busy(dest);
+        self.hosts.push_back(dest.clone());
+        if self.hosts.len() > self.limit {
+            self.hosts.pop_front()
+        } else {
+            None
+        }
+    }
+
+    /// `dest` has work again (or is gone): it is not idle.
+    fn busy(&mut self, dest: &Destination) {
+        self.hosts.retain(|d| d != dest);
+    }
+}
 
 /// Room for records read ahead of the work: the reader takes a place per
 /// record, and a place is given back once the work on that record is done
@@ -319,6 +363,7 @@ impl Fleet {
             // Batched: idle hosts with targets, not yet started (see run_batched).
             let mut waiting: Vec<Destination> = Vec::new();
             let mut done: BTreeMap<usize, Record> = BTreeMap::new();
+            let mut idle = Idle::new(IDLE_SESSIONS);
             let (mut total, mut next, mut running) = (0usize, 0usize, 0usize);
             let mut input_done = false;
             loop {
@@ -424,7 +469,14 @@ impl Fleet {
                             // worth keeping until its next target.
                             slots.remove(&dest);
                         } else {
+                            let open = matches!(host.connection, Some(Ok(_)));
+                            let holds = !host.held.is_empty();
                             slot.host = Some(*host);
+                            if open && !holds {
+                                if let Some(old) = idle.went_idle(&dest) {
+                                    forget_if_idle(&mut slots, &old);
+                                }
+                            }
                         }
                     }
                 }
@@ -435,6 +487,7 @@ impl Fleet {
                 }
                 while running < jobs {
                     let Some(dest) = ready.pop_front() else { break };
+                    idle.busy(&dest);
                     let slot = slots.get_mut(&dest).expect("a ready host has a slot");
                     let mut host = slot.host.take().expect("a ready host is idle");
                     let batch: Vec<(usize, Held)> = slot.queue.drain(..).collect();
@@ -486,6 +539,17 @@ impl Fleet {
             }
         });
         result
+    }
+}
+
+/// Forget a host (closing its session) if it is still idle, with no
+/// targets queued and no records held: a later target of it starts anew.
+fn forget_if_idle<S>(slots: &mut HashMap<Destination, Slot<S>>, dest: &Destination) {
+    let idle = slots.get(dest).is_some_and(|slot| {
+        slot.queue.is_empty() && slot.host.as_ref().is_some_and(|host| host.held.is_empty())
+    });
+    if idle {
+        slots.remove(dest);
     }
 }
 
@@ -715,6 +779,29 @@ mod tests {
         let out = schedule_records(2, Value::Array(records), work, finish);
         assert_eq!(out.len(), 2 * READ_AHEAD);
         assert!(out.iter().all(|r| r["with"] == json!(2 * READ_AHEAD)));
+    }
+
+    #[test]
+    fn only_the_last_hosts_to_go_idle_keep_their_sessions() {
+        let dest = |host: &str| Destination {
+            host: host.into(),
+            port: None,
+            user: None,
+            via: Default::default(),
+            identity: None,
+            jump: None,
+        };
+        let mut idle = Idle::new(2);
+        assert_eq!(idle.went_idle(&dest("a")), None);
+        assert_eq!(idle.went_idle(&dest("b")), None);
+        assert_eq!(idle.went_idle(&dest("c")), Some(dest("a")));
+        // Idle again: the longest idle is now c.
+        assert_eq!(idle.went_idle(&dest("b")), None);
+        assert_eq!(idle.went_idle(&dest("d")), Some(dest("c")));
+        // A host with work again is not idle, and is never closed for it.
+        idle.busy(&dest("b"));
+        assert_eq!(idle.went_idle(&dest("e")), None);
+        assert_eq!(idle.went_idle(&dest("f")), Some(dest("d")));
     }
 
     #[test]
