@@ -805,6 +805,40 @@ mod tests {
     }
 
     #[test]
+    fn a_host_idle_past_the_last_sessions_kept_starts_anew_and_a_recent_one_does_not() {
+        // 40 hosts done early, then more records than the window, then the
+        // first and the last of those hosts again: the first was forgotten
+        // (its state starts over), the last kept its connection and state.
+        let hosts = 40;
+        let mut records: Vec<Value> = (0..hosts)
+            .map(|i| json!({"host": format!("h{i}"), "venv": "/v", "via": "local"}))
+            .collect();
+        records.extend(
+            (0..READ_AHEAD)
+                .map(|i| json!({"host": "pad", "venv": format!("/v/{i}"), "via": "local"})),
+        );
+        records.push(json!({"host": "h0", "venv": "/again", "via": "local"}));
+        records.push(json!({"host": format!("h{}", hosts - 1), "venv": "/again", "via": "local"}));
+        let work = |host: &mut Host<u32>, _: &Target, record: &mut Record| {
+            host.connection()?;
+            host.state += 1;
+            record.insert("turn".into(), json!(host.state));
+            Ok(())
+        };
+        let out = schedule_records(2, Value::Array(records), work, |_: &mut Host<u32>, _| {});
+        let again: Vec<(&Value, &Value)> = out
+            .iter()
+            .filter(|r| r["venv"] == "/again")
+            .map(|r| (field(r, "host"), field(r, "turn")))
+            .collect();
+        assert_eq!(
+            again,
+            [(&json!("h0"), &json!(1)), (&json!("h39"), &json!(2))]
+        );
+        assert!(hosts > IDLE_SESSIONS);
+    }
+
+    #[test]
     fn one_worker_runs_every_host() {
         let input = json!([
             {"host": "a", "venv": "/v/1"}, {"host": "b", "venv": "/v/2"},
