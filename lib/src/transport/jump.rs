@@ -16,10 +16,11 @@
 //! What is not here: which hosts need a bastion (the inventory's `jump`
 //! column and `~/.ssh/config`, read by [`super::route`]).
 
+use super::watch::{self, timespec};
 use super::{Destination, SshConnection};
 use anyhow::{anyhow, bail, Context, Result};
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
-use ssh2::{BlockDirections, Channel, Session};
+use rustix::event::{poll, PollFd, PollFlags};
+use ssh2::{Channel, Session};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -412,15 +413,9 @@ impl Relay {
         Ok(theirs)
     }
 
-    fn session_flags(&self) -> PollFlags {
-        match self.session.block_directions() {
-            BlockDirections::Outbound | BlockDirections::Both => PollFlags::IN | PollFlags::OUT,
-            _ => PollFlags::IN,
-        }
-    }
-
     fn wait_session(&self) {
-        let mut fds = [PollFd::new(&self.socket, self.session_flags())];
+        watch::acknowledge_now(&self.socket);
+        let mut fds = [PollFd::new(&self.socket, watch::blocked_on(&self.session))];
         let _ = poll(&mut fds, Some(&timespec(Duration::from_millis(20))));
     }
 
@@ -430,7 +425,10 @@ impl Relay {
         let session = if self.ended {
             PollFlags::empty()
         } else {
-            self.session_flags() | PollFlags::RDHUP
+            // What the targets' sessions sent through it, acknowledged at
+            // once (see watch.rs).
+            watch::acknowledge_now(&self.socket);
+            watch::blocked_on(&self.session) | PollFlags::RDHUP
         };
         let mut fds = vec![
             PollFd::new(&self.socket, session),
@@ -453,13 +451,6 @@ impl Relay {
             // every tunnel ends.
             self.ended = true;
         }
-    }
-}
-
-fn timespec(d: Duration) -> Timespec {
-    Timespec {
-        tv_sec: d.as_secs() as _,
-        tv_nsec: d.subsec_nanos() as _,
     }
 }
 

@@ -74,17 +74,9 @@ impl<'a> Watch<'a> {
         // libssh2 sends one only when an interval has passed.
         let _ = self.session.keepalive_send();
         acknowledge_now(self.socket);
-        let flags = match self.session.block_directions() {
-            BlockDirections::Outbound | BlockDirections::Both => PollFlags::IN | PollFlags::OUT,
-            _ => PollFlags::IN,
-        };
-        let mut fds = [PollFd::new(self.socket, flags)];
-        let limit = Timespec {
-            tv_sec: 0,
-            tv_nsec: LONGEST_WAIT.as_nanos() as _,
-        };
+        let mut fds = [PollFd::new(self.socket, blocked_on(self.session))];
         // EINTR or any other failure: the caller looks again.
-        let _ = poll(&mut fds, Some(&limit));
+        let _ = poll(&mut fds, Some(&timespec(LONGEST_WAIT)));
         Ok(())
     }
 
@@ -107,9 +99,26 @@ impl<'a> Watch<'a> {
     }
 }
 
+/// What to wait for on a non-blocking session's socket: to read, and to
+/// write too when libssh2 has bytes it could not send.
+pub(super) fn blocked_on(session: &Session) -> PollFlags {
+    match session.block_directions() {
+        BlockDirections::Outbound | BlockDirections::Both => PollFlags::IN | PollFlags::OUT,
+        _ => PollFlags::IN,
+    }
+}
+
+/// A wait for poll(2).
+pub(super) fn timespec(d: Duration) -> Timespec {
+    Timespec {
+        tv_sec: d.as_secs() as _,
+        tv_nsec: d.subsec_nanos() as _,
+    }
+}
+
 /// Whether bytes from the host wait in the socket (or it was closed), without
 /// taking them. libssh2 keeps the socket non-blocking, so this never waits.
-pub(super) fn has_arrived(socket: &Socket) -> bool {
+fn has_arrived(socket: &Socket) -> bool {
     let mut byte = [MaybeUninit::<u8>::uninit(); 1];
     socket.peek(&mut byte).is_ok()
 }
@@ -117,7 +126,7 @@ pub(super) fn has_arrived(socket: &Socket) -> bool {
 /// Send the ACK the kernel holds back now (TCP_QUICKACK, Linux). Through a
 /// bastion or a proxy command the socket is one end of a socketpair, where
 /// there is nothing to acknowledge and the call fails harmlessly.
-fn acknowledge_now(socket: &Socket) {
+pub(super) fn acknowledge_now(socket: &Socket) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = socket.set_quickack(true);
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
