@@ -736,6 +736,27 @@ fn one_command_per_host_freezes_each_venv_as_its_own_python_would() {
     .unwrap();
     // The same name twice: the first on sys.path wins, as for pip.
     plant_dist_info(&extra, "Vd.Demo_Pkg", "9.9");
+    // Name and Version after other headers: past the first lines freeze.py
+    // looks at, across that boundary, and past the 4 KiB it reads first.
+    // (Split.Pair's Name ends at byte 506, its Version at 519.)
+    for (name, before, pad) in [
+        ("Late_Name", 40, 0),
+        ("Split.Pair", 9, 25),
+        ("Far-Headers", 120, 0),
+    ] {
+        let path = site.join(format!("{name}-4.0.dist-info"));
+        fs::create_dir_all(&path).unwrap();
+        let classifiers = "Classifier: Programming Language :: Python :: 3\n".repeat(before);
+        let summary = "x".repeat(pad);
+        fs::write(
+            path.join("METADATA"),
+            format!(
+                "Metadata-Version: 2.1\n{classifiers}Summary: {summary}\n\
+                 Name: {name}\nVersion: 4.0\n\nBody\n"
+            ),
+        )
+        .unwrap();
+    }
     // Metadata that cannot be read is passed over, as pip does.
     let unreadable = site.join("Broken_Meta-1.0.dist-info");
     fs::create_dir_all(unreadable.join("METADATA")).unwrap();
@@ -871,6 +892,9 @@ fn one_command_per_host_freezes_each_venv_as_its_own_python_would() {
         ("setuptools-style-egg", "2.0"),
         ("distutils-style", "0.1"),
         ("pth-added-pkg", "3.0"),
+        ("late-name", "4.0"),
+        ("split-pair", "4.0"),
+        ("far-headers", "4.0"),
     ] {
         assert_eq!(
             listed.get(name).map(String::as_str),

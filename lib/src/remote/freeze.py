@@ -59,6 +59,8 @@ def dumps(value):
     return json.dumps(value, sort_keys=True)
 
 
+PLAIN = hasattr(str, "isascii")
+
 # JSON's escapes for the characters of U+0000 to U+007F that need one.
 ESCAPES = dict((i, "\\u%04x" % i) for i in range(32))
 ESCAPES.update({8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r", 127: "\\u007f"})
@@ -67,6 +69,11 @@ ESCAPES.update({ord("\\"): "\\\\", ord('"'): '\\"'})
 
 def quote(text):
     """A JSON string, ASCII only (as json.dumps writes it)."""
+    # Most strings (names, versions, paths) need no escape: say so at once
+    # where str.isascii exists (3.7+).
+    if PLAIN and text.isascii() and text.isprintable():
+        if '"' not in text and "\\" not in text:
+            return '"' + text + '"'
     text = text.translate(ESCAPES)
     try:
         text.encode("ascii")
@@ -277,16 +284,18 @@ def base_prefix():
     return getattr(sys, "real_prefix", None) or getattr(sys, "base_prefix", sys.prefix)
 
 
-def metadata_files(entry):
-    """The metadata files of the distributions in one sys.path entry."""
+def metadata_files(entry, names=None):
+    """The metadata files of the distributions in one sys.path entry (whose
+    listing is names, when the caller has it already)."""
     if entry.endswith(".egg") and os.path.isdir(entry):
         yield os.path.join(entry, "EGG-INFO", "PKG-INFO")
         return
-    try:
-        names = sorted(os.listdir(entry))
-    except OSError:
-        return
-    for name in names:
+    if names is None:
+        try:
+            names = os.listdir(entry)
+        except OSError:
+            return
+    for name in sorted(names):
         if name.endswith(".dist-info"):
             yield os.path.join(entry, name, "METADATA")
         elif name.endswith(".egg-info"):
@@ -296,30 +305,65 @@ def metadata_files(entry):
 
 
 # Name and Version come first in every metadata file seen: the rest (a
-# long description, often most of the file) is read only when they do not.
+# long description, often most of the file) is read only when they do not,
+# and of what is read the first lines are looked at first.
 HEAD = 4096
+FIRST_LOOK = 512
 
 
 def name_and_version(path):
     """Name and Version from a metadata file's headers, or None."""
+    # os.open rather than open(): a metadata file per distribution per venv
+    # is read, and open() adds two system calls and two objects to each.
     try:
-        with open(path, "rb") as f:
-            data = f.read(HEAD)
-            found = None
-            if len(data) == HEAD:
-                # The last line may be cut short: leave it out of this look.
-                found = headers(data[: data.rfind(b"\n") + 1])
-                if found is None:
-                    data += f.read()
-            if found is None:
-                found = headers(data)
-    except (IOError, OSError):
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
         return None
+    try:
+        data = read_up_to(fd, HEAD)
+        found = None
+        if len(data) == HEAD:
+            # The last line may be cut short: leave it out of this look.
+            found = headers(data[: data.rfind(b"\n") + 1])
+            if found is None:
+                data += read_up_to(fd, -1)
+        if found is None:
+            found = headers(data)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     return found
+
+
+def read_up_to(fd, size):
+    """Up to size bytes from fd (all that is left when size is -1): fewer
+    only at the end of the file."""
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, left if left > 0 else 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if left > 0:
+            left -= len(chunk)
+    return b"".join(chunks)
 
 
 def headers(data):
     """Name and Version from the headers at the start of data, or None."""
+    # Most files name both in their first few lines; looking at those alone
+    # gives the same answer when it finds both, as the lines are the same.
+    cut = data.rfind(b"\n", 0, FIRST_LOOK) + 1
+    if 0 < cut < len(data):
+        found = header_lines(data[:cut])
+        if found is not None:
+            return found
+    return header_lines(data)
+
+
+def header_lines(data):
+    """headers() over all of data."""
     found = {}
     for line in data.decode("utf-8", "replace").splitlines():
         if not line.strip():
@@ -357,7 +401,8 @@ def installed():
 #
 # freeze.py --venvs TOKEN INDEX VENV [INDEX VENV ...], run by the interpreter
 # of one of the venvs with -E -s -S -c (the text of this script) and this
-# script's text again on stdin (for the processes it starts). For each venv it
+# script's text again in the environment variable VD_FREEZE_PY, or on stdin
+# (for the processes it starts). For each venv it
 # prints, after a line "TOKEN INDEX out" (each such line after a newline),
 # exactly what the per-venv freeze would print, then "TOKEN INDEX err" and
 # what that freeze said on stderr, then "TOKEN INDEX status N", its exit
@@ -411,6 +456,7 @@ class Venvs(object):
             raise Fallback("virtualenv's own site.py")
         self.python = interpreter()
         self.markers = markers()
+        self.markers_text = None
         self.real = os.path.realpath(sys.executable)
         self.base_prefix = sys.base_prefix
         self.version = "python%d.%d%s" % (
@@ -449,45 +495,57 @@ class Venvs(object):
             debian.append(os.path.join(venv, libdir, self.version, "dist-packages"))
         if any(os.path.exists(path) for path in debian):
             raise Fallback("dist-packages")
-        known, entries = set(self.known), []
+        # Each directory is listed once: {path: its names}.
+        known, entries, listings = set(self.known), [], {}
         for libdir in self.libdirs:
             site_dir = os.path.join(venv, libdir, self.version, "site-packages")
             if os.path.isdir(site_dir):
-                add_site_dir(site_dir, known, entries)
+                add_site_dir(site_dir, known, entries, listings)
         for entry in entries:
-            try:
-                names = os.listdir(entry)
-            except OSError:
-                continue
+            if entry not in listings:
+                try:
+                    listings[entry] = os.listdir(entry)
+                except OSError:
+                    continue
+            names = listings[entry]
             if any(n.startswith(("sitecustomize", "usercustomize")) for n in names):
                 raise Fallback("code run at start")
         found = dict(self.found)
-        add_installed(found, entries)
+        add_installed(found, entries, listings)
         for name in STDLIB:
             found.pop(name, None)
         python = dict(self.python)
         python.update(executable=executable, prefix=venv, base_prefix=self.base_prefix, venv=True)
-        facts = {"python": python, "markers": self.markers, "installed": found}
-        return dumps(facts) + "\n"
+        # dumps of {"installed", "markers", "python"}, keys in that order,
+        # with the markers (the same for every venv) written once.
+        if self.markers_text is None:
+            self.markers_text = dumps(self.markers)
+        return '{"installed": %s, "markers": %s, "python": %s}\n' % (
+            dumps(found),
+            self.markers_text,
+            dumps(python),
+        )
 
 
-def add_installed(found, entries):
-    """Add the distributions in entries to found; the first found wins."""
+def add_installed(found, entries, listings=None):
+    """Add the distributions in entries to found; the first found wins.
+    listings: {entry: its names}, for the entries listed already."""
     for entry in entries:
-        for path in metadata_files(entry):
+        for path in metadata_files(entry, (listings or {}).get(entry)):
             dist = name_and_version(path)
             if dist:
                 found.setdefault(normalize(dist[0]), dist[1])
 
 
-def add_site_dir(site_dir, known, entries):
-    """site.addsitedir: the directory, then the directories its .pth files name."""
+def add_site_dir(site_dir, known, entries, listings):
+    """site.addsitedir: the directory, then the directories its .pth files
+    name. Its listing goes into listings."""
     site_dir = os.path.abspath(site_dir)
     if site_dir not in known:
         known.add(site_dir)
         entries.append(site_dir)
     try:
-        names = os.listdir(site_dir)
+        names = listings[site_dir] = os.listdir(site_dir)
     except OSError:
         return
     for name in sorted(n for n in names if n.endswith(".pth")):
@@ -545,8 +603,11 @@ def freeze_venvs(token, args, here_only):
     source = []
 
     def script():
+        """This script's text, as bytes: freeze_batch.sh passes it in
+        VD_FREEZE_PY (a pipe to stdin would cost the shell two forks)."""
         if not source:
-            source.append(stdin.read())
+            environ = getattr(os, "environb", os.environ)
+            source.append(environ.get(b"VD_FREEZE_PY") or stdin.read())
         return source[0]
 
     me = os.path.realpath(sys.executable)

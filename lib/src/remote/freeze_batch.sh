@@ -68,7 +68,7 @@ done
 
 if [ $# -gt 0 ]; then
     # The first of them starts it; -S: the stdlib's sys.path, no site-packages.
-    { err=$(printf '%s\n' "$script" | "$2/bin/python" -E -s -S -c "$script" --venvs "$token" "$@" 2>&1 >&3 3>&-); status=$?; } 3>&1
+    { err=$(VD_FREEZE_PY=$script "$2/bin/python" -E -s -S -c "$script" --venvs "$token" "$@" 2>&1 >&3 3>&-); status=$?; } 3>&1
     if [ "$status" -ne 0 ] || [ -n "$err" ]; then
         mark batch "$status"
         printf '%s' "$err"
