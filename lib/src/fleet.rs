@@ -45,7 +45,7 @@
 
 use crate::cli;
 use crate::console;
-use crate::output::Output;
+use crate::output::{Output, Ready};
 use crate::record::{self, Line, Record, Target};
 use crate::transport::{self, Connection, Destination, Settings};
 use anyhow::{anyhow, bail, Result};
@@ -225,6 +225,23 @@ struct Slot<S> {
     queue: VecDeque<(usize, Held)>,
 }
 
+/// glibc's malloc gives each thread that allocates an arena of its own, up
+/// to eight per core, and memory freed in one arena serves only that one.
+/// A fleet's workers (a thread per host at work) parse each host's output
+/// into records that the writer frees later, so every arena keeps pages of
+/// its own: with the default, vd-freeze's peak memory grew by a sixth with
+/// the number of records read ahead. The workers mostly wait on the
+/// network, so two arenas cost no time. Call before the workers start.
+fn few_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: mallopt only sets a tunable of glibc's allocator; it takes
+    // no pointers, and an arena limit may be set at any time.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// The hosts a tool works on, and how: `jobs` hosts at once, reached with
 /// the transport's settings.
 pub struct Fleet {
@@ -236,6 +253,7 @@ pub struct Fleet {
 impl Fleet {
     /// Read what reaching hosts needs (`~/.ssh/config`, known_hosts) once.
     pub fn new(tool: &'static str, jobs: u32, options: &transport::Options) -> Result<Fleet> {
+        few_malloc_arenas();
         let settings = Settings::new(options, move |m| cli::warn(tool, m))?;
         Ok(Fleet {
             tool,
@@ -362,13 +380,15 @@ impl Fleet {
             let mut ready: VecDeque<Destination> = VecDeque::new();
             // Batched: idle hosts with targets, not yet started (see run_batched).
             let mut waiting: Vec<Destination> = Vec::new();
-            let mut done: BTreeMap<usize, Record> = BTreeMap::new();
+            // Records done, as they will be written, waiting for the ones
+            // before them.
+            let mut done: BTreeMap<usize, Ready> = BTreeMap::new();
             let mut idle = Idle::new(IDLE_SESSIONS);
             let (mut total, mut next, mut running) = (0usize, 0usize, 0usize);
             let mut input_done = false;
             loop {
                 while let Some(record) = done.remove(&next) {
-                    if let Err(e) = out.write(&record) {
+                    if let Err(e) = out.write_ready(&record) {
                         // stdout is closed: the workers stop after their target.
                         stop_ref.store(true, Ordering::Relaxed);
                         return Err(e.into());
@@ -395,7 +415,7 @@ impl Fleet {
                                 cli::target_error(tool, &message);
                             }
                             window.give();
-                            done.insert(seq, record);
+                            done.insert(seq, out.ready(record));
                             continue;
                         }
                         match Target::parse(&record) {
@@ -430,7 +450,7 @@ impl Fleet {
                                 cli::target_error(tool, &message);
                                 record::set_error(&mut record, tool, &message);
                                 window.give();
-                                done.insert(seq, record);
+                                done.insert(seq, out.ready(record));
                             }
                         }
                     }
@@ -450,7 +470,7 @@ impl Fleet {
                         });
                     }
                     Event::Target(seq, record) => {
-                        done.insert(seq, record);
+                        done.insert(seq, out.ready(record));
                     }
                     Event::HostDone(dest, host) => {
                         running -= 1;

@@ -42,6 +42,16 @@ enum Mode {
     },
 }
 
+/// A record done with but not written yet, kept in as little memory as its
+/// output needs: records wait for the ones before them (output keeps input
+/// order), and a long run may hold many. As a JSON line it is the line and
+/// the few fields the counts read ([`Summary::COUNTED`]), a fraction of the
+/// record's size as a map; for a table it is the record.
+pub enum Ready {
+    Record(Record),
+    Line { line: String, counted: Record },
+}
+
 /// Records on their way to `W`: stdout for the tools, a buffer in tests.
 pub struct Output<W: Write = Stdout> {
     out: BufWriter<W>,
@@ -130,6 +140,33 @@ impl<W: Write> Output<W> {
         self.put(&text)?;
         console::written(error, &self.summary);
         Ok(())
+    }
+
+    /// `record` as it will be written, to be written later with
+    /// [`Output::write_ready`].
+    pub fn ready(&self, record: Record) -> Ready {
+        if !self.is_json() {
+            return Ready::Record(record);
+        }
+        let Ok(mut line) = serde_json::to_string(&record) else {
+            // Cannot happen to a map with string keys; if it did, the
+            // write says so.
+            return Ready::Record(record);
+        };
+        line.push('\n');
+        let counted = Summary::COUNTED
+            .iter()
+            .filter_map(|&field| Some((field.to_string(), record.get(field)?.clone())))
+            .collect();
+        Ready::Line { line, counted }
+    }
+
+    /// Write a record made ready with [`Output::ready`].
+    pub fn write_ready(&mut self, ready: &Ready) -> io::Result<()> {
+        match ready {
+            Ready::Record(record) => self.write(record),
+            Ready::Line { line, counted } => self.write_json_line(line, counted),
+        }
     }
 
     /// Whether records go out as JSON lines (not as a table).
@@ -380,6 +417,48 @@ mod tests {
         let (status, bytes) = out.finish_into().unwrap();
         assert_eq!(status, Status::TargetFailed);
         assert_eq!(String::from_utf8(bytes).unwrap().lines().count(), 2);
+    }
+
+    /// Records kept as lines until their turn are written, counted and
+    /// summed up as the records themselves would be, and keep only the
+    /// counted fields beside the line.
+    #[test]
+    fn a_record_kept_ready_is_written_and_counted_as_itself() {
+        let full = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let records = [
+            full(json!({
+                "host": "web1", "venv": "/srv/a", "installed": {"django": "5.2"},
+                "changed": true, "migrated": {"shop.settings": ["0002_x", "0003_y"]},
+                "pushed": {"installed": ["django==5.2"], "removed": [],
+                           "uploaded": ["django-5.2-py3-none-any.whl"], "uploaded_bytes": 8_000_000},
+                "reloaded": true
+            })),
+            full(json!({"host": "web2", "venv": "/srv/b", "changed": false, "skipped": true})),
+            full(
+                json!({"host": "web3", "venv": "/srv/c", "error": {"tool": "vd-push", "message": "no"}}),
+            ),
+        ];
+        let mut direct = Output::to(Vec::new(), None);
+        let mut later = Output::to(Vec::new(), None);
+        for record in &records {
+            direct.write(record).unwrap();
+            let ready = later.ready(record.clone());
+            let Ready::Line { counted, .. } = &ready else {
+                panic!("a JSON output keeps a line");
+            };
+            assert!(counted
+                .keys()
+                .all(|k| Summary::COUNTED.contains(&k.as_str())));
+            assert!(!counted.contains_key("installed") && !counted.contains_key("host"));
+            later.write_ready(&ready).unwrap();
+        }
+        assert_eq!(direct.summary, later.summary);
+        assert_eq!(direct.summary.counts(), later.summary.counts());
+        assert_eq!(direct.finish_into().unwrap(), later.finish_into().unwrap());
+
+        // A table needs the whole record.
+        let table = Output::to(Vec::new(), Some(&NAMES));
+        assert!(matches!(table.ready(records[0].clone()), Ready::Record(_)));
     }
 
     /// A buffer that can be read while an [`Output`] writes into it.

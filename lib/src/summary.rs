@@ -7,7 +7,9 @@
 //! bar leaves on stderr when stdout is not the terminal. Parts that no record
 //! speaks of are left out: a vd-freeze run says nothing of uploads.
 
-use crate::record::{self, error_of, Changed, Migrated, Pushed, Record, Reloaded, Skipped};
+use crate::record::{
+    self, error_of, Changed, Error, Field, Migrated, Pushed, Record, Reloaded, Skipped,
+};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -41,6 +43,17 @@ impl Summary {
             ..Summary::default()
         }
     }
+
+    /// The only fields [`Summary::add`] reads: a record kept for later
+    /// as text keeps these beside it (see [`crate::output::Ready`]).
+    pub const COUNTED: [&'static str; 6] = [
+        Error::NAME,
+        Changed::NAME,
+        Skipped::NAME,
+        Pushed::NAME,
+        Migrated::NAME,
+        Reloaded::NAME,
+    ];
 
     /// Count one record written. A field of the wrong type counts as absent:
     /// the summary never fails a run.
