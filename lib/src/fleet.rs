@@ -859,6 +859,47 @@ mod tests {
     }
 
     #[test]
+    fn hosts_holding_records_are_kept_past_the_last_sessions_kept() {
+        // 40 hosts hold a record each for their finish, then more records
+        // than the window, then one more held target of each host: every
+        // host is kept (not forgotten as an idle one would be), so it is
+        // finished once, with both records, its state counting both.
+        let hosts = 40;
+        let target = |host: String, venv: &str| json!({"host": host, "venv": venv, "via": "local"});
+        let mut records: Vec<Value> = (0..hosts)
+            .map(|i| target(format!("h{i}"), "/first"))
+            .collect();
+        records.extend((0..READ_AHEAD).map(|i| target("pad".into(), &format!("/v/{i}"))));
+        records.extend((0..hosts).map(|i| target(format!("h{i}"), "/second")));
+        let work = |host: &mut Host<u32>, target: &Target, _: &mut Record| {
+            host.connection()?;
+            host.state += 1;
+            if target.host != "pad" {
+                host.hold();
+            }
+            Ok(())
+        };
+        let finish = |host: &mut Host<u32>, held: &mut [Held]| {
+            let finished = json!({"with": held.len(), "after": host.state});
+            for job in held.iter_mut() {
+                job.record.insert("finished".into(), finished.clone());
+            }
+        };
+        let out = schedule_records(2, Value::Array(records), work, finish);
+        assert_eq!(out.len(), 2 * hosts + READ_AHEAD);
+        let held: Vec<&Record> = out.iter().filter(|r| r["host"] != "pad").collect();
+        assert_eq!(held.len(), 2 * hosts);
+        for record in held {
+            assert_eq!(
+                record["finished"],
+                json!({"with": 2, "after": 2}),
+                "{record:?}"
+            );
+        }
+        assert!(hosts > IDLE_SESSIONS);
+    }
+
+    #[test]
     fn one_worker_runs_every_host() {
         let input = json!([
             {"host": "a", "venv": "/v/1"}, {"host": "b", "venv": "/v/2"},
