@@ -368,6 +368,37 @@ fn rollback_restores_the_previous_generation_and_revert_undoes_a_failed_deploy()
     assert_eq!(installed(record), first);
     assert_eq!(fs::read_to_string(&reloads).unwrap().lines().count(), 2);
 
+    // The same target reloaded once per host: held to the end of the input,
+    // reloaded, its check failing, switched back, reloaded and checked again.
+    rollback(&["--to", "2"], &pushed).expect_code(0);
+    assert_eq!(active(&v), "2");
+    let mut once: Record = serde_json::from_str(pushed.lines().next().unwrap()).unwrap();
+    once.insert("reload_once".into(), json!(true));
+    let out = server
+        .tool("vd-reload")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--revert", "--check-tries", "1"])
+        .stdin(crate::util::jsonl(&[once]))
+        .run();
+    out.expect_code(1);
+    let record = &out.records()[0];
+    let message = error_message(record);
+    assert!(
+        message.contains("still failed after 1 tries")
+            && message.contains("reverted to generation 1, reloaded and checked"),
+        "{message}"
+    );
+    assert_eq!(record["reverted"], json!({"from": 2, "to": 1}));
+    assert_eq!(record["checked"], json!(true));
+    assert_eq!(active(&v), "1");
+    assert_eq!(fs::read_to_string(&reloads).unwrap().lines().count(), 4);
+    let reverts = log_events(&repo)
+        .into_iter()
+        .filter(|e| e.event == "revert")
+        .count();
+    assert_eq!(reverts, 2);
+
     // A target changed in place has no generation to go back to.
     let plain = d.join("plain");
     venv_with_pip(&plain);
@@ -376,4 +407,83 @@ fn rollback_restores_the_previous_generation_and_revert_undoes_a_failed_deploy()
     out.expect_code(1);
     let message = error_message(&out.records()[0]);
     assert!(message.contains("vd-diff --lock"), "{message}");
+}
+
+/// Two targets of one host share their reload (`reload_once`); after a
+/// deploy, one fails its check and the other passes. --revert switches back
+/// the one that failed only, reloads once more and checks it again; the
+/// other keeps its new generation, reloaded once with it.
+#[test]
+fn a_revert_of_targets_reloaded_once_takes_back_only_those_that_failed() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (alpha1, alpha2) = (wheel("vdp-alpha", "1.0"), wheel("vdp-alpha", "2.0"));
+    let repo = repo(d, &[alpha1, alpha2]);
+    let cache = d.join("cache");
+    let reloads = d.join("reloads");
+    let (picky, easy) = (d.join("picky"), d.join("easy"));
+    let targets: Vec<Record> = [(&picky, true), (&easy, false)]
+        .into_iter()
+        .map(|(v, needs_1_0)| {
+            let mut t = generations_target(&server, v, &cache, 3);
+            t.insert("python".into(), json!(crate::util::python::python3()));
+            t.insert("reload_once".into(), json!(true));
+            t.insert(
+                "reload".into(),
+                json!(format!("echo reload >>'{}'", reloads.display())),
+            );
+            let check = if needs_1_0 {
+                format!(
+                    "'{}/bin/python' -c 'import sys, vdp_alpha; sys.exit(vdp_alpha.VERSION != \"1.0\")'",
+                    v.display()
+                )
+            } else {
+                "true".to_string()
+            };
+            t.insert("check".into(), json!(check));
+            t
+        })
+        .collect();
+    let one = requirements(d, "one.txt", "vdp-alpha==1.0\n");
+    push(
+        &server,
+        &repo,
+        &["--create"],
+        &plan(&server, &repo, &one, false, &targets),
+    )
+    .expect_code(0);
+    let two = requirements(d, "two.txt", "vdp-alpha==2.0\n");
+    let pushed = push(
+        &server,
+        &repo,
+        &[],
+        &plan(&server, &repo, &two, false, &targets),
+    );
+    pushed.expect_code(0);
+    assert_eq!((active(&picky), active(&easy)), ("2".into(), "2".into()));
+
+    let out = server
+        .tool("vd-reload")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--revert", "--check-tries", "1"])
+        .stdin(pushed.stdout)
+        .run();
+    out.expect_code(1);
+    let records = out.records();
+    let message = error_message(&records[0]);
+    assert!(
+        message.contains("still failed after 1 tries")
+            && message.contains("reverted to generation 1, reloaded and checked"),
+        "{message}"
+    );
+    assert_eq!(records[0]["reverted"], json!({"from": 2, "to": 1}));
+    assert_ok(&records[1]);
+    assert_eq!(records[1]["reloaded"], json!(true));
+    assert_eq!(records[1]["checked"], json!(true));
+    assert!(records[1].get("reverted").is_none(), "{:?}", records[1]);
+    assert_eq!((active(&picky), active(&easy)), ("1".into(), "2".into()));
+    // Once for both, once more for the one switched back.
+    assert_eq!(fs::read_to_string(&reloads).unwrap().lines().count(), 2);
 }

@@ -15,14 +15,14 @@ use crate::fleet::{self, Held, Host};
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Table};
 use crate::record::{
-    self, target_label, Checked, Generation, Reader, Record, Reloaded, Reverted, Target,
+    self, target_label, Checked, Generation, Reader, Record, Reloaded, Reverted, Switch, Target,
 };
 use crate::remote::reload;
 use crate::repo::Repo;
 use crate::tools::rollback;
 use crate::transport::Connection;
 use anyhow::{bail, Result};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::time::Duration;
 
@@ -77,7 +77,8 @@ pub struct Args {
     /// switch it back to the generation before the one vd-push made (its
     /// record's `generation`), reload and check again, and add `reverted`:
     /// {from, to}. The record keeps its error and the exit status is 1: the
-    /// deploy failed. Targets with `reload_once` are not reverted.
+    /// deploy failed. Targets with `reload_once` that failed are switched
+    /// back together, and their reload commands and checks run once more.
     #[arg(long)]
     revert: bool,
 
@@ -190,12 +191,36 @@ impl Reloader {
         }
         // deploy-rs's magic rollback: back to the generation before the
         // push's, reloaded and checked again. The deploy still failed.
+        let switch = match self.switch_back(connection, &label, target, record, &failed) {
+            Ok(switch) => switch,
+            Err(message) => bail!(message),
+        };
+        let again = self.reload_and_check(connection, &label, target, record);
+        if let Err(again) = &again {
+            self.log_error(&label, again);
+        }
+        bail!(after_revert(&failed, switch, target, &again))
+    }
+
+    /// Switch a target whose reload or check failed (`failed`) back to the
+    /// generation before the push's (its record's `generation`): `reverted`
+    /// in its record and a `revert` event; or why not, as its error.
+    fn switch_back(
+        &self,
+        connection: &mut Connection,
+        label: &str,
+        target: &Target,
+        record: &mut Record,
+        failed: &str,
+    ) -> Result<Switch, String> {
         let Ok(Some(Generation {
             active: Some(active),
             previous: Some(previous),
         })) = record::get::<Generation>(record)
         else {
-            bail!("{failed}; not reverted: the record names no previous generation");
+            return Err(format!(
+                "{failed}; not reverted: the record names no previous generation"
+            ));
         };
         let switch =
             match rollback::roll_back(connection, target, record, Some(active), Some(previous)) {
@@ -203,39 +228,22 @@ impl Reloader {
                 Err(e) => {
                     let message =
                         format!("{failed}; the revert to generation {previous} failed: {e:#}");
-                    self.log_error(&label, &message);
-                    bail!(message);
+                    self.log_error(label, &message);
+                    return Err(message);
                 }
             };
         record::put(record, &Reverted(switch));
         record::remove::<Reloaded>(record);
         record::remove::<Checked>(record);
         self.log.write(&[Event {
-            target: label.clone(),
+            target: label.to_string(),
             detail: format!(
                 "generation {} to {} after: {failed}",
                 switch.from, switch.to
             ),
             ..Event::now("revert")
         }]);
-        match self.reload_and_check(connection, &label, target, record) {
-            Ok(()) => bail!(
-                "{failed}; reverted to generation {}, reloaded{}",
-                switch.to,
-                if target.check.is_some() {
-                    " and checked"
-                } else {
-                    ""
-                }
-            ),
-            Err(again) => {
-                self.log_error(&label, &again);
-                bail!(
-                    "{failed}; reverted to generation {}, and then: {again}",
-                    switch.to
-                )
-            }
-        }
+        Ok(switch)
     }
 
     /// Run a target's reload, then its check; the first failure in words.
@@ -260,16 +268,66 @@ impl Reloader {
     /// The held `reload_once` targets of one host, once its last target has
     /// arrived: each distinct reload command once, then each target's check
     /// (each distinct check once, since it asks the same host the same
-    /// question).
+    /// question). With --revert, the targets that failed and have
+    /// generations are switched back, and their reload commands run once
+    /// more, then their checks.
     fn once_per_host(&self, host: &mut Host<()>, held: &mut [Held]) {
+        let all: Vec<usize> = (0..held.len()).collect();
+        let failures = self.reload_together(host, held, &all);
+        let mut reverted: Vec<(usize, String, Switch)> = Vec::new();
+        for (i, failed) in failures {
+            let Held { target, record } = &mut held[i];
+            if !self.revert || target.generations.is_none() {
+                fleet::set_target_error(TOOL, record, &failed);
+                continue;
+            }
+            let label = target_label(record);
+            let switched = host
+                .connection()
+                .map_err(|e| format!("{failed}; not reverted: {e:#}"))
+                .and_then(|c| self.switch_back(c, &label, target, record, &failed));
+            match switched {
+                Ok(switch) => reverted.push((i, failed, switch)),
+                Err(message) => fleet::set_target_error(TOOL, record, &message),
+            }
+        }
+        if reverted.is_empty() {
+            return;
+        }
+        // A command that other held targets share restarts their service
+        // too; their checks passed once and are not run again.
+        let members: Vec<usize> = reverted.iter().map(|(i, ..)| *i).collect();
+        let mut again = self.reload_together(host, held, &members);
+        for (i, failed, switch) in reverted {
+            let Held { target, record } = &mut held[i];
+            let outcome = match again.remove(&i) {
+                Some(message) => Err(message),
+                None => Ok(()),
+            };
+            let message = after_revert(&failed, switch, target, &outcome);
+            fleet::set_target_error(TOOL, record, &message);
+        }
+    }
+
+    /// Reload the held targets `members` together: each distinct reload
+    /// command once, then their checks (each distinct check once). Puts
+    /// `reloaded` and `checked` into the records, logs each reload and
+    /// failure, and returns the failures in words, by target.
+    fn reload_together(
+        &self,
+        host: &mut Host<()>,
+        held: &mut [Held],
+        members: &[usize],
+    ) -> BTreeMap<usize, String> {
         let mut commands: Vec<(String, Vec<usize>)> = Vec::new();
-        for (i, job) in held.iter().enumerate() {
-            let command = job.target.reload.clone().unwrap_or_default();
+        for &i in members {
+            let command = held[i].target.reload.clone().unwrap_or_default();
             match commands.iter_mut().find(|(c, _)| *c == command) {
                 Some((_, members)) => members.push(i),
                 None => commands.push((command, vec![i])),
             }
         }
+        let mut failures = BTreeMap::new();
         let mut checks: HashMap<String, Result<(), String>> = HashMap::new();
         for (command, members) in commands {
             let reloaded = match host.connection() {
@@ -286,7 +344,7 @@ impl Reloader {
                     }
                     Err(message) => {
                         self.log_error(&label, message);
-                        fleet::set_target_error(TOOL, record, message);
+                        failures.insert(i, message.clone());
                         continue;
                     }
                 }
@@ -310,11 +368,12 @@ impl Reloader {
                     }
                     Err(message) => {
                         self.log_error(&label, &message);
-                        fleet::set_target_error(TOOL, record, &message);
+                        failures.insert(i, message);
                     }
                 }
             }
         }
+        failures
     }
 
     /// Run a reload command as it is written.
@@ -341,6 +400,31 @@ impl Reloader {
             detail: format!("{TOOL}: {message}"),
             ..Event::now("error")
         }]);
+    }
+}
+
+/// A reverted target's error: what failed, the revert, and how the reload
+/// and check after it went (the deploy failed either way).
+fn after_revert(
+    failed: &str,
+    switch: Switch,
+    target: &Target,
+    again: &Result<(), String>,
+) -> String {
+    match again {
+        Ok(()) => format!(
+            "{failed}; reverted to generation {}, reloaded{}",
+            switch.to,
+            if target.check.is_some() {
+                " and checked"
+            } else {
+                ""
+            }
+        ),
+        Err(again) => format!(
+            "{failed}; reverted to generation {}, and then: {again}",
+            switch.to
+        ),
     }
 }
 
