@@ -22,6 +22,41 @@ fn generations_target(server: &Sshd, venv: &Path, cache: &Path, keep: u32) -> Re
     t
 }
 
+/// A health check that passes only while `venv` holds vdp-alpha 1.0.
+fn healthy_with_alpha_1_0(venv: &Path) -> String {
+    format!(
+        "'{}/bin/python' -c 'import sys, vdp_alpha; sys.exit(vdp_alpha.VERSION != \"1.0\")'",
+        venv.display()
+    )
+}
+
+/// `vd-reload --revert` with one try per check over `input`, which must
+/// fail (a reverted deploy failed): its records.
+fn revert(server: &Sshd, repo: &Path, input: &str) -> Vec<Record> {
+    let out = server
+        .tool("vd-reload")
+        .arg("--repo")
+        .arg(repo)
+        .args(["--revert", "--check-tries", "1"])
+        .stdin(input)
+        .run();
+    out.expect_code(1);
+    out.records()
+}
+
+/// A record whose check failed on generation 2 and that was switched back
+/// to generation 1, reloaded and checked there.
+fn assert_reverted_to_1_and_checked(record: &Record) {
+    let message = error_message(record);
+    assert!(
+        message.contains("still failed after 1 tries")
+            && message.contains("reverted to generation 1, reloaded and checked"),
+        "{message}"
+    );
+    assert_eq!(record["reverted"], json!({"from": 2, "to": 1}));
+    assert_eq!(record["checked"], json!(true));
+}
+
 /// The generation `venv` points at, by its link.
 fn active(venv: &Path) -> String {
     let link = fs::read_link(venv).unwrap_or_else(|e| panic!("{} is no link: {e}", venv.display()));
@@ -286,14 +321,7 @@ fn rollback_restores_the_previous_generation_and_revert_undoes_a_failed_deploy()
         "reload".into(),
         json!(format!("echo reload >>'{}'", reloads.display())),
     );
-    // Healthy only with vdp-alpha 1.0.
-    t.insert(
-        "check".into(),
-        json!(format!(
-            "'{}/bin/python' -c 'import sys, vdp_alpha; sys.exit(vdp_alpha.VERSION != \"1.0\")'",
-            v.display()
-        )),
-    );
+    t.insert("check".into(), json!(healthy_with_alpha_1_0(&v)));
     let one = requirements(d, "one.txt", "vdp-alpha==1.0\n");
     let plans = plan(&server, &repo, &one, false, std::slice::from_ref(&t));
     push(&server, &repo, &["--create"], &plans).expect_code(0);
@@ -347,23 +375,9 @@ fn rollback_restores_the_previous_generation_and_revert_undoes_a_failed_deploy()
 
     // The deploy of 2.0 fails its check: --revert ends on generation 1,
     // reloaded and checked, and the record keeps the error.
-    let out = server
-        .tool("vd-reload")
-        .arg("--repo")
-        .arg(&repo)
-        .args(["--revert", "--check-tries", "1"])
-        .stdin(pushed.clone())
-        .run();
-    out.expect_code(1);
-    let record = &out.records()[0];
-    let message = error_message(record);
-    assert!(
-        message.contains("still failed after 1 tries")
-            && message.contains("reverted to generation 1, reloaded and checked"),
-        "{message}"
-    );
-    assert_eq!(record["reverted"], json!({"from": 2, "to": 1}));
-    assert_eq!(record["checked"], json!(true));
+    let records = revert(&server, &repo, &pushed);
+    let record = &records[0];
+    assert_reverted_to_1_and_checked(record);
     assert_eq!(active(&v), "1");
     assert_eq!(installed(record), first);
     assert_eq!(fs::read_to_string(&reloads).unwrap().lines().count(), 2);
@@ -374,23 +388,7 @@ fn rollback_restores_the_previous_generation_and_revert_undoes_a_failed_deploy()
     assert_eq!(active(&v), "2");
     let mut once: Record = serde_json::from_str(pushed.lines().next().unwrap()).unwrap();
     once.insert("reload_once".into(), json!(true));
-    let out = server
-        .tool("vd-reload")
-        .arg("--repo")
-        .arg(&repo)
-        .args(["--revert", "--check-tries", "1"])
-        .stdin(crate::util::jsonl(&[once]))
-        .run();
-    out.expect_code(1);
-    let record = &out.records()[0];
-    let message = error_message(record);
-    assert!(
-        message.contains("still failed after 1 tries")
-            && message.contains("reverted to generation 1, reloaded and checked"),
-        "{message}"
-    );
-    assert_eq!(record["reverted"], json!({"from": 2, "to": 1}));
-    assert_eq!(record["checked"], json!(true));
+    assert_reverted_to_1_and_checked(&revert(&server, &repo, &crate::util::jsonl(&[once]))[0]);
     assert_eq!(active(&v), "1");
     assert_eq!(fs::read_to_string(&reloads).unwrap().lines().count(), 4);
     let reverts = log_events(&repo)
@@ -433,13 +431,9 @@ fn a_revert_of_targets_reloaded_once_takes_back_only_those_that_failed() {
                 "reload".into(),
                 json!(format!("echo reload >>'{}'", reloads.display())),
             );
-            let check = if needs_1_0 {
-                format!(
-                    "'{}/bin/python' -c 'import sys, vdp_alpha; sys.exit(vdp_alpha.VERSION != \"1.0\")'",
-                    v.display()
-                )
-            } else {
-                "true".to_string()
+            let check = match needs_1_0 {
+                true => healthy_with_alpha_1_0(v),
+                false => "true".to_string(),
             };
             t.insert("check".into(), json!(check));
             t
@@ -463,22 +457,8 @@ fn a_revert_of_targets_reloaded_once_takes_back_only_those_that_failed() {
     pushed.expect_code(0);
     assert_eq!((active(&picky), active(&easy)), ("2".into(), "2".into()));
 
-    let out = server
-        .tool("vd-reload")
-        .arg("--repo")
-        .arg(&repo)
-        .args(["--revert", "--check-tries", "1"])
-        .stdin(pushed.stdout)
-        .run();
-    out.expect_code(1);
-    let records = out.records();
-    let message = error_message(&records[0]);
-    assert!(
-        message.contains("still failed after 1 tries")
-            && message.contains("reverted to generation 1, reloaded and checked"),
-        "{message}"
-    );
-    assert_eq!(records[0]["reverted"], json!({"from": 2, "to": 1}));
+    let records = revert(&server, &repo, &pushed.stdout);
+    assert_reverted_to_1_and_checked(&records[0]);
     assert_ok(&records[1]);
     assert_eq!(records[1]["reloaded"], json!(true));
     assert_eq!(records[1]["checked"], json!(true));

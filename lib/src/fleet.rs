@@ -61,8 +61,8 @@ pub const READ_AHEAD: usize = 256;
 
 /// How many hosts done with their targets so far keep their sessions open
 /// while the input goes on, in case more of their targets come. A session
-/// holds some 50 KiB (libssh2's and OpenSSL's state, buffers): a fleet of
-/// thousands of hosts must not keep them all. Beyond this the host idle the
+/// holds about 85 KiB (libssh2 embeds two 35 KB packet buffers in each): a
+/// fleet of thousands of hosts must not keep them all. Beyond this the host idle the
 /// longest is forgotten, and a later target of it logs in again. Hosts
 /// holding records for their finish, and hosts that could not be reached
 /// (tried once per run), are kept.
