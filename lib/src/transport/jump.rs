@@ -16,6 +16,7 @@
 //! What is not here: which hosts need a bastion (the inventory's `jump`
 //! column and `~/.ssh/config`, read by [`super::route`]).
 
+use super::name::{check_host, check_user};
 use super::watch::{self, timespec};
 use super::{Destination, SshConnection};
 use anyhow::{anyhow, bail, Context, Result};
@@ -104,6 +105,11 @@ fn parse_hop(text: &str) -> Result<Hop> {
     };
     if host.is_empty() || host.contains(['/', ' ', '@']) {
         bail!("{host:?} is not a host name or address");
+    }
+    // A bastion's names reach a ProxyCommand as `%h` and `%r` too.
+    check_host("its host", host)?;
+    if let Some(user) = &user {
+        check_user("its user", user)?;
     }
     let port = port
         .map(|p| {

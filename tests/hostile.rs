@@ -1,0 +1,149 @@
+//! Hostile input: names that would reach a shell through the user's own
+//! `ProxyCommand`, repositories that make the resolver's search explode,
+//! control characters meant for the operator's terminal, wheels that shadow
+//! a release, and locks that are not files. Each case runs the real tools
+//! (against the real sshd where a host is involved) and checks that nothing
+//! injected ran, that the error names the field and line, and that the other
+//! targets went on.
+
+use crate::util::python::venv;
+use crate::util::sshd::{current_user, Sshd};
+use crate::util::{error_message, jsonl, tool};
+use serde_json::json;
+use std::fs;
+use std::path::Path;
+
+/// A `~/.ssh/config` for `server` whose `Host *` reaches every host over a
+/// `ProxyCommand` that uses `%h`, `%p`, `%r` and `%n` unquoted, as many
+/// users' configs do: `ssh -W` to the host itself.
+fn proxy_everything(server: &Sshd) {
+    let ssh = server.home().join(".ssh");
+    fs::write(
+        ssh.join("config"),
+        format!(
+            "Host evil-hostname\n  HostName 127.0.0.2;touch${{IFS}}{marks}/hostname\n\
+             Host *\n  ProxyCommand ssh -F none -o BatchMode=yes -o StrictHostKeyChecking=yes \
+             -o UserKnownHostsFile={known} -i {key} -p %p -W %h:%p %r@%h # %n\n",
+            marks = server.home().display(),
+            known = ssh.join("known_hosts").display(),
+            key = ssh.join("id_ed25519").display(),
+        ),
+    )
+    .unwrap();
+}
+
+/// The files an injected `touch` would have made under `dir`.
+fn marks(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("pwn") || n == "hostname")
+        .collect()
+}
+
+#[test]
+fn names_with_shell_metacharacters_never_reach_a_proxy_command() {
+    let server = Sshd::start(1);
+    proxy_everything(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let good_venv = dir.path().join("venv");
+    venv(&good_venv);
+    let home = server.home();
+    let mark = |name: &str| format!("$(touch {}/pwn-{name})", home.display());
+    let with = |field: &str, value: String| {
+        let mut t = server.target(0, &good_venv);
+        t.insert(field.into(), json!(value));
+        t
+    };
+    let records = [
+        with("user", format!("x{}", mark("user"))),
+        server.target(0, &good_venv),
+        with("host", format!("127.0.0.2{}", mark("host"))),
+        with("jump", format!("x{}@{}", mark("jump"), server.host(0))),
+        with("host", "evil-hostname".to_string()),
+        with("user", "-oProxyCommand=touch".to_string()),
+    ];
+    let out = server.tool("vd-freeze").stdin(jsonl(&records)).run();
+    out.expect_code(1);
+    let got = out.records();
+    assert_eq!(got.len(), records.len(), "{out:?}");
+    // A legitimate name still goes through the ProxyCommand.
+    assert!(got[1].get("error").is_none(), "{:?}", got[1]);
+    assert!(got[1]["installed"].is_object(), "{:?}", got[1]);
+    for (i, needle) in [
+        (0, "stdin line 1"),
+        (0, "field `user`"),
+        (2, "stdin line 3"),
+        (2, "field `host`"),
+        (3, "stdin line 4"),
+        (3, "field `jump`"),
+        (4, "config line 2: HostName"),
+        (5, "starts with `-`"),
+    ] {
+        let message = error_message(&got[i]);
+        assert!(message.contains(needle), "record {i}: {message}");
+    }
+    assert_eq!(marks(&home), Vec::<String>::new(), "{out:?}");
+}
+
+#[test]
+fn inventories_refuse_shell_metacharacters_in_names_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("targets.csv");
+    fs::write(
+        &csv,
+        "host,user,venv,jump\n\
+         web1,deploy,/srv/a,\n\
+         web2,x$(id),/srv/b,\n\
+         web3;id,deploy,/srv/c,\n\
+         web4,first.last,/srv/d,gw`id`\n\
+         ::1,_svc-web,/srv/e,ops@[fe80::1%eth0]:2222\n",
+    )
+    .unwrap();
+    let out = tool("vd-targets")
+        .arg("--inventory")
+        .arg(&csv)
+        .arg("--json")
+        .run();
+    out.expect_code(1);
+    let got = out.records();
+    assert_eq!(got.len(), 5, "{out:?}");
+    assert!(got[0].get("error").is_none(), "{:?}", got[0]);
+    assert!(got[4].get("error").is_none(), "{:?}", got[4]);
+    for (i, line, field) in [(1, 3, "user"), (2, 4, "host"), (3, 5, "jump")] {
+        let message = error_message(&got[i]);
+        assert!(
+            message.contains(&format!("targets.csv line {line}"))
+                && message.contains(&format!("field `{field}`")),
+            "{message}"
+        );
+    }
+    let jsonl_inventory = dir.path().join("targets.jsonl");
+    fs::write(
+        &jsonl_inventory,
+        jsonl(&[
+            json!({"host": "web1", "venv": "/srv/a", "user": current_user()})
+                .as_object()
+                .unwrap()
+                .clone(),
+            json!({"host": "web2", "venv": "/srv/b", "user": "a|b"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ]),
+    )
+    .unwrap();
+    let out = tool("vd-targets")
+        .arg("--inventory")
+        .arg(&jsonl_inventory)
+        .arg("--json")
+        .run();
+    out.expect_code(1);
+    let got = out.records();
+    assert!(got[0].get("error").is_none(), "{:?}", got[0]);
+    let message = error_message(&got[1]);
+    assert!(
+        message.contains("targets.jsonl line 2") && message.contains("field `user`"),
+        "{message}"
+    );
+}
