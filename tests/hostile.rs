@@ -6,12 +6,16 @@
 //! injected ran, that the error names the field and line, and that the other
 //! targets went on.
 
-use crate::util::python::venv;
+use crate::util::python::{python3, venv};
 use crate::util::sshd::{current_user, Sshd};
 use crate::util::{error_message, jsonl, tool};
-use serde_json::json;
+use serde_json::{json, Map, Value};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+type Record = Map<String, Value>;
 
 /// A `~/.ssh/config` for `server` whose `Host *` reaches every host over a
 /// `ProxyCommand` that uses `%h`, `%p`, `%r` and `%n` unquoted, as many
@@ -144,6 +148,126 @@ fn inventories_refuse_shell_metacharacters_in_names_by_line() {
     let message = error_message(&got[1]);
     assert!(
         message.contains("targets.jsonl line 2") && message.contains("field `user`"),
+        "{message}"
+    );
+}
+
+/// Wheels of `(name, version, requirements)`, written from scratch by one
+/// python3 (no build backend: 73 of them must be quick to make), each with
+/// its RECORD right so that vd-add takes it.
+fn synthetic_wheels(dir: &Path, specs: &[(String, String, Vec<String>)]) -> Vec<PathBuf> {
+    let script = r#"
+import base64, hashlib, json, os, sys, zipfile
+out = sys.argv[1]
+for name, version, requires in json.loads(sys.stdin.read()):
+    head = "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name, version)
+    head += "".join("Requires-Dist: %s\n" % r for r in requires)
+    info = "%s-%s.dist-info/" % (name, version)
+    files = {
+        name + ".py": b"",
+        info + "METADATA": head.encode(),
+        info + "WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = ""
+    for n, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record += "%s,sha256=%s,%d\n" % (n, digest, len(data))
+    files[info + "RECORD"] = (record + info + "RECORD,,\n").encode()
+    dest = os.path.join(out, "%s-%s-py3-none-any.whl" % (name, version))
+    with zipfile.ZipFile(dest, "w") as z:
+        for n, data in files.items():
+            z.writestr(n, data)
+"#;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(dir)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for the tests");
+    let input = serde_json::to_vec(specs).unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &input).unwrap();
+    assert!(child.wait().unwrap().success(), "writing the wheels failed");
+    specs
+        .iter()
+        .map(|(n, v, _)| dir.join(format!("{n}-{v}-py3-none-any.whl")))
+        .collect()
+}
+
+/// The facts of the test interpreter as vd-freeze's script reports them,
+/// for a record planned without a host.
+fn frozen(host: &str, packages: &[String]) -> Record {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("lib/src/remote/freeze.py");
+    let out = Command::new(python3())
+        .arg(script)
+        .arg("--no-installed")
+        .output()
+        .expect("cannot run freeze.py");
+    assert!(out.status.success(), "{out:?}");
+    let mut record: Record = serde_json::from_slice(&out.stdout).unwrap();
+    record.insert("host".into(), json!(host));
+    record.insert("venv".into(), json!("/srv/app/venv"));
+    record.insert("installed".into(), json!({}));
+    record.insert("venv_exists".into(), json!(true));
+    record.insert("packages".into(), json!(packages));
+    record
+}
+
+#[test]
+fn an_unsatisfiable_pigeonhole_is_bounded_and_the_other_targets_are_planned() {
+    // Nine projects of eight versions each, every version of one requiring
+    // every other project at another version: no solution, and a search
+    // that, unbounded, grows past 4 GB before it says so.
+    let dir = tempfile::tempdir().unwrap();
+    let built = dir.path().join("built");
+    fs::create_dir(&built).unwrap();
+    let (projects, versions) = (9, 8);
+    let mut specs = vec![("calm".to_string(), "1.0".to_string(), Vec::new())];
+    for p in 0..projects {
+        for v in 1..=versions {
+            let requires: Vec<String> = (0..projects)
+                .filter(|q| *q != p)
+                .map(|q| format!("hole{q}!={v}"))
+                .collect();
+            specs.push((format!("hole{p}"), v.to_string(), requires));
+        }
+    }
+    let wheels = synthetic_wheels(&built, &specs);
+    let repo = dir.path().join("wheels");
+    tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .args(&wheels)
+        .run()
+        .expect_code(0);
+    let holes: Vec<String> = (0..projects).map(|p| format!("hole{p}")).collect();
+    let records = [
+        frozen("before", &["calm".to_string()]),
+        frozen("pigeons", &holes),
+        frozen("after", &["calm==1.0".to_string()]),
+    ];
+    let started = Instant::now();
+    let out = tool("vd-diff")
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--json")
+        .stdin(jsonl(&records))
+        .spawn()
+        .finish_by(started + Duration::from_secs(30))
+        .expect("vd-diff still resolved after 30 s");
+    out.expect_code(1);
+    for line in out.stdout.lines().chain(out.stderr.lines()) {
+        assert!(line.len() <= 64 << 10, "a line of {} bytes", line.len());
+    }
+    let got = out.records();
+    assert_eq!(got.len(), 3, "{out:?}");
+    for i in [0, 2] {
+        assert!(got[i].get("error").is_none(), "{:?}", got[i]);
+        assert_eq!(got[i]["plan"][0]["name"], "calm", "{:?}", got[i]);
+    }
+    let message = error_message(&got[1]);
+    assert!(
+        message.contains("gave up") && message.contains("pin"),
         "{message}"
     );
 }
