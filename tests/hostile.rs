@@ -271,3 +271,84 @@ fn an_unsatisfiable_pigeonhole_is_bounded_and_the_other_targets_are_planned() {
         "{message}"
     );
 }
+
+/// What a hostile host or record puts in its text for the operator's
+/// terminal: a window title (OSC, ended by BEL), a screen clear, concealed
+/// text, a C1 CSI, a carriage return over the line, a bidi override.
+const RAW_CONTROLS: [&str; 7] = [
+    "\u{1b}]0;",
+    "\u{7}",
+    "\u{1b}[2J",
+    "\u{1b}[8m",
+    "\u{9b}",
+    "\u{202e}",
+    "\rFAKE",
+];
+
+#[test]
+fn control_characters_from_hosts_and_records_reach_no_terminal_and_no_log_raw() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("wheels");
+    fs::create_dir(&repo).unwrap();
+    let good_venv = dir.path().join("venv");
+    venv(&good_venv);
+    // The host says it on stderr as its reload fails: it becomes the
+    // target's error, an error line, a table cell and a release log event.
+    let mut from_host = server.target(0, &good_venv);
+    from_host.insert(
+        "reload".into(),
+        json!(r"printf '\033]0;PWNED\007\033[2J\302\233 1m\033[8mHIDDEN\342\200\256txt\rFAKE' >&2; exit 3"),
+    );
+    from_host.insert("changed".into(), json!(true));
+    // A record names its target with them: its label in the error line and
+    // in the table's first cell.
+    let mut from_record = server.target(0, &good_venv);
+    from_record.insert("host".into(), json!("127.0.0.2\u{1b}]0;PWNED\u{7}\u{9b}1m"));
+    from_record.insert(
+        "venv".into(),
+        json!("/srv/\u{1b}[2J\u{1b}[8m\u{202e}v\rFAKE"),
+    );
+    let input = dir.path().join("records.jsonl");
+    fs::write(&input, jsonl(&[from_host, from_record])).unwrap();
+    let command = format!(
+        "stty cols 250 rows 50; {} --always --repo {} < {}",
+        crate::util::bin("vd-reload").display(),
+        repo.display(),
+        input.display()
+    );
+    let out = Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("HOME", server.home())
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("VD_REPO")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("cannot run script (util-linux)");
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    // The text is there, escaped: the operator sees what the host sent.
+    assert!(
+        shown.contains(r"\x1b]0;PWNED\x07\x1b[2J\u{9b} 1m\x1b[8mHIDDEN"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.contains(r"127.0.0.2\x1b]0;PWNED\x07\u{9b}1m"),
+        "{shown:?}"
+    );
+    for raw in RAW_CONTROLS {
+        assert!(
+            !shown.contains(raw),
+            "{raw:?} reached the terminal: {shown:?}"
+        );
+    }
+    let log = fs::read_to_string(repo.join("release_log")).unwrap();
+    assert!(log.contains(r"\x1b]0;PWNED"), "{log:?}");
+    for raw in RAW_CONTROLS {
+        assert!(
+            !log.contains(raw),
+            "{raw:?} reached the release log: {log:?}"
+        );
+    }
+    assert!(!log.chars().any(|c| c.is_control() && c != '\n'), "{log:?}");
+}
