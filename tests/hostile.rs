@@ -352,3 +352,130 @@ fn control_characters_from_hosts_and_records_reach_no_terminal_and_no_log_raw() 
     }
     assert!(!log.chars().any(|c| c.is_control() && c != '\n'), "{log:?}");
 }
+
+/// The names of the files in the repository `repo`, sorted.
+fn repository_files(repo: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(repo)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_build_tag_does_not_shadow_a_released_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    fs::create_dir(&first).unwrap();
+    fs::create_dir(&second).unwrap();
+    let spec = |requires: &[&str]| {
+        let requires = requires.iter().map(|r| r.to_string()).collect();
+        vec![("alpha".to_string(), "1.0".to_string(), requires)]
+    };
+    let released = synthetic_wheels(&first, &spec(&[])).remove(0);
+    let rebuilt = synthetic_wheels(&second, &spec(&["six"])).remove(0);
+    let repo = dir.path().join("wheels");
+    tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .arg(&released)
+        .run()
+        .expect_code(0);
+    // Other bytes under a build tag; the same bytes under one are the same
+    // wheel, and welcome.
+    let shadow = second.join("alpha-1.0-1-py3-none-any.whl");
+    fs::rename(&rebuilt, &shadow).unwrap();
+    let same = first.join("alpha-1.0-2-py3-none-any.whl");
+    fs::copy(&released, &same).unwrap();
+    let out = tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .arg(&shadow)
+        .arg(&same)
+        .run();
+    out.expect_code(1);
+    let got = out.records();
+    let message = error_message(&got[0]);
+    assert!(
+        message.contains("alpha-1.0-1-py3-none-any.whl")
+            && message.contains("the same wheel as alpha-1.0-py3-none-any.whl"),
+        "{message}"
+    );
+    assert!(got[1].get("error").is_none(), "{:?}", got[1]);
+    assert_eq!(
+        repository_files(&repo),
+        [
+            "alpha-1.0-2-py3-none-any.whl",
+            "alpha-1.0-py3-none-any.whl",
+            "release_log"
+        ]
+    );
+}
+
+#[test]
+fn symlink_members_and_upper_case_tags_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = synthetic_wheels(
+        dir.path(),
+        &[("calm".to_string(), "1.0".to_string(), Vec::new())],
+    )
+    .remove(0);
+    // A member whose zip entry says it is a symbolic link, listed in RECORD
+    // with its right hash as a crafted wheel would have it.
+    let linked = dir.path().join("linked");
+    fs::create_dir(&linked).unwrap();
+    let with_link = linked.join("calm-1.0-py3-none-any.whl");
+    let script = r#"
+import base64, hashlib, sys, zipfile
+src, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(src) as z:
+    files = [(i, z.read(i.filename)) for i in z.infolist()]
+target = b"/etc/passwd"
+digest = base64.urlsafe_b64encode(hashlib.sha256(target).digest()).rstrip(b"=")
+with zipfile.ZipFile(dest, "w") as z:
+    for info, data in files:
+        if info.filename.endswith("/RECORD"):
+            data = b"calm_link.py,sha256=" + digest + b",%d\n" % len(target) + data
+        z.writestr(info, data)
+    link = zipfile.ZipInfo("calm_link.py")
+    link.create_system = 3
+    link.external_attr = 0o120777 << 16
+    z.writestr(link, target)
+"#;
+    let made = Command::new("python3")
+        .args(["-c", script])
+        .arg(&good)
+        .arg(&with_link)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let upper = dir.path().join("calm-1.0-PY3-NONE-ANY.whl");
+    fs::copy(&good, &upper).unwrap();
+    let repo = dir.path().join("wheels");
+    let out = tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .arg(&with_link)
+        .arg(&upper)
+        .arg(&good)
+        .run();
+    out.expect_code(1);
+    let got = out.records();
+    let link_message = error_message(&got[0]);
+    assert!(
+        link_message.contains("calm-1.0-py3-none-any.whl")
+            && link_message.contains("member \"calm_link.py\" is a symbolic link"),
+        "{link_message}"
+    );
+    let tag_message = error_message(&got[1]);
+    assert!(
+        tag_message.contains("calm-1.0-PY3-NONE-ANY.whl") && tag_message.contains("\"ANY\""),
+        "{tag_message}"
+    );
+    assert!(got[2].get("error").is_none(), "{:?}", got[2]);
+    assert_eq!(
+        repository_files(&repo),
+        ["calm-1.0-py3-none-any.whl", "release_log"]
+    );
+}
