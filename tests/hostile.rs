@@ -479,3 +479,74 @@ with zipfile.ZipFile(dest, "w") as z:
         ["calm-1.0-py3-none-any.whl", "release_log"]
     );
 }
+
+#[test]
+fn a_lock_that_is_no_file_is_refused_unread_and_a_target_saved_twice_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let wheels = synthetic_wheels(
+        dir.path(),
+        &[("calm".to_string(), "1.0".to_string(), Vec::new())],
+    );
+    let repo = dir.path().join("wheels");
+    tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .args(&wheels)
+        .run()
+        .expect_code(0);
+    let fifo = dir.path().join("lock.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let records = [frozen("a", &[]), frozen("b", &[])];
+    for (lock, needle) in [
+        (
+            Path::new("/dev/zero"),
+            "not a regular file (a character device)",
+        ),
+        (fifo.as_path(), "not a regular file (a FIFO)"),
+    ] {
+        let started = Instant::now();
+        let out = tool("vd-diff")
+            .arg("--repo")
+            .arg(&repo)
+            .arg("--lock")
+            .arg(lock)
+            .stdin(jsonl(&records))
+            .spawn()
+            .finish_by(started + Duration::from_secs(20))
+            .expect("vd-diff still read its lock after 20 s");
+        out.expect_code(2);
+        out.expect_stderr(needle);
+        out.expect_stderr(&lock.display().to_string());
+    }
+    let saved = |host: &str, version: &str| {
+        let mut r = frozen(host, &[]);
+        r.insert("installed".into(), json!({ "calm": version }));
+        r
+    };
+    let lock = dir.path().join("saved.jsonl");
+    fs::write(
+        &lock,
+        jsonl(&[saved("a", "1.0"), saved("b", "1.0"), saved("b", "0.9")]),
+    )
+    .unwrap();
+    let out = tool("vd-diff")
+        .arg("--repo")
+        .arg(&repo)
+        .arg("--lock")
+        .arg(&lock)
+        .arg("--json")
+        .stdin(jsonl(&records))
+        .run();
+    out.expect_code(1);
+    let got = out.records();
+    assert_eq!(got[0]["plan"][0]["name"], "calm", "{:?}", got[0]);
+    let message = error_message(&got[1]);
+    assert!(
+        message.contains("saved.jsonl lines 2 and 3") && message.contains("b:/srv/app/venv"),
+        "{message}"
+    );
+}
