@@ -8,7 +8,7 @@
 
 use crate::util::python::{python3, venv};
 use crate::util::sshd::{current_user, Sshd};
-use crate::util::{error_message, jsonl, tool};
+use crate::util::{error_message, jsonl, tool, Outcome};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -152,6 +152,11 @@ fn inventories_refuse_shell_metacharacters_in_names_by_line() {
     );
 }
 
+/// vd-add of `wheels` into the repository `repo`.
+fn add(repo: &Path, wheels: &[&Path]) -> Outcome {
+    tool("vd-add").arg("--repo").arg(repo).args(wheels).run()
+}
+
 /// Wheels of `(name, version, requirements)`, written from scratch by one
 /// python3 (no build backend: 73 of them must be quick to make), each with
 /// its RECORD right so that vd-add takes it.
@@ -234,12 +239,8 @@ fn an_unsatisfiable_pigeonhole_is_bounded_and_the_other_targets_are_planned() {
     }
     let wheels = synthetic_wheels(&built, &specs);
     let repo = dir.path().join("wheels");
-    tool("vd-add")
-        .arg("--repo")
-        .arg(&repo)
-        .args(&wheels)
-        .run()
-        .expect_code(0);
+    let wheels: Vec<&Path> = wheels.iter().map(PathBuf::as_path).collect();
+    add(&repo, &wheels).expect_code(0);
     let holes: Vec<String> = (0..projects).map(|p| format!("hole{p}")).collect();
     let records = [
         frozen("before", &["calm".to_string()]),
@@ -376,24 +377,14 @@ fn a_build_tag_does_not_shadow_a_released_version() {
     let released = synthetic_wheels(&first, &spec(&[])).remove(0);
     let rebuilt = synthetic_wheels(&second, &spec(&["six"])).remove(0);
     let repo = dir.path().join("wheels");
-    tool("vd-add")
-        .arg("--repo")
-        .arg(&repo)
-        .arg(&released)
-        .run()
-        .expect_code(0);
+    add(&repo, &[&released]).expect_code(0);
     // Other bytes under a build tag; the same bytes under one are the same
     // wheel, and welcome.
     let shadow = second.join("alpha-1.0-1-py3-none-any.whl");
     fs::rename(&rebuilt, &shadow).unwrap();
     let same = first.join("alpha-1.0-2-py3-none-any.whl");
     fs::copy(&released, &same).unwrap();
-    let out = tool("vd-add")
-        .arg("--repo")
-        .arg(&repo)
-        .arg(&shadow)
-        .arg(&same)
-        .run();
+    let out = add(&repo, &[&shadow, &same]);
     out.expect_code(1);
     let got = out.records();
     let message = error_message(&got[0]);
@@ -453,13 +444,7 @@ with zipfile.ZipFile(dest, "w") as z:
     let upper = dir.path().join("calm-1.0-PY3-NONE-ANY.whl");
     fs::copy(&good, &upper).unwrap();
     let repo = dir.path().join("wheels");
-    let out = tool("vd-add")
-        .arg("--repo")
-        .arg(&repo)
-        .arg(&with_link)
-        .arg(&upper)
-        .arg(&good)
-        .run();
+    let out = add(&repo, &[&with_link, &upper, &good]);
     out.expect_code(1);
     let got = out.records();
     let link_message = error_message(&got[0]);
@@ -488,12 +473,8 @@ fn a_lock_that_is_no_file_is_refused_unread_and_a_target_saved_twice_is_named() 
         &[("calm".to_string(), "1.0".to_string(), Vec::new())],
     );
     let repo = dir.path().join("wheels");
-    tool("vd-add")
-        .arg("--repo")
-        .arg(&repo)
-        .args(&wheels)
-        .run()
-        .expect_code(0);
+    let wheels: Vec<&Path> = wheels.iter().map(PathBuf::as_path).collect();
+    add(&repo, &wheels).expect_code(0);
     let fifo = dir.path().join("lock.fifo");
     assert!(Command::new("mkfifo")
         .arg(&fifo)
