@@ -175,6 +175,44 @@ mod tests {
     }
 
     #[test]
+    fn a_target_saved_twice_is_an_error_naming_both_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("saved.jsonl");
+        let line = |version: &str| {
+            format!(r#"{{"host":"web1","venv":"/srv/a","installed":{{"six":"{version}"}}}}"#)
+        };
+        let text = format!(
+            "{}\n\n{}\n{}\n",
+            line("1.16.0"),
+            line("1.15.0"),
+            r#"{"host":"web2","venv":"/srv/a","installed":{}}"#
+        );
+        std::fs::write(&path, text).unwrap();
+        let lock = Lock::read(&path).unwrap();
+        let repo = index(&["six-1.16.0-py2.py3-none-any.whl"]);
+        let pins_for = |text: &str| {
+            let record: Record = serde_json::from_str(text).unwrap();
+            lock.pins_for(&Target::parse(&record).unwrap(), &record, &repo)
+        };
+        let e = pins_for(r#"{"host":"web1","venv":"/srv/a"}"#).unwrap_err();
+        assert!(
+            e.contains("saved.jsonl lines 1 and 3 both hold a saved record of web1:/srv/a"),
+            "{e}"
+        );
+        assert!(pins_for(r#"{"host":"web2","venv":"/srv/a"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_line_past_the_bound_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("saved.jsonl");
+        let long = format!("{{\"x\":\"{}\"}}\n", "a".repeat(bounded::LOCK_LINE));
+        std::fs::write(&path, format!("{{}}\n{long}")).unwrap();
+        let e = format!("{:#}", Lock::read(&path).err().unwrap());
+        assert!(e.contains("saved.jsonl line 2: longer than"), "{e}");
+    }
+
+    #[test]
     fn saved_records_become_pins_matched_by_where_the_venv_is() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("saved.jsonl");

@@ -509,6 +509,26 @@ mod tests {
     }
 
     #[test]
+    fn names_a_shell_would_act_on_are_refused_by_field() {
+        for (field, bad) in [
+            ("host", "web1$(id)"),
+            ("host", "deploy@web1"),
+            ("user", "x;id"),
+            ("jump", "gw`id`"),
+        ] {
+            let mut r = json!({"host": "web1", "venv": "/v"});
+            r[field] = json!(bad);
+            let message = error(r);
+            assert!(message.contains(&format!("field `{field}`")), "{message}");
+        }
+        let t = Target::parse(&record(
+            json!({"host": "::1", "user": "first.last", "venv": "/v", "jump": "_svc@[fe80::1%eth0]:22"}),
+        ))
+        .unwrap();
+        assert_eq!(t.user.as_deref(), Some("first.last"));
+    }
+
+    #[test]
     fn blank_fields_are_absent_and_ports_are_checked() {
         let t = Target::parse(&record(
             json!({"host": "h", "venv": "/v", "venv_user": " ", "port": ""}),

@@ -606,5 +606,13 @@ mod tests {
         }
         let e = format!("{:#}", parse_chain("gw,host:99999").unwrap_err());
         assert!(e.contains("host:99999") && e.contains("99999"), "{e}");
+        for (bad, part) in [
+            ("x$(id)@gw", "its user"),
+            ("deploy@gw;id", "its host"),
+            ("ssh://-oProxyCommand=id@gw", "its user"),
+        ] {
+            let e = format!("{:#}", parse_chain(bad).unwrap_err());
+            assert!(e.contains(part), "{bad:?}: {e}");
+        }
     }
 }

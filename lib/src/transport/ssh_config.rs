@@ -384,6 +384,19 @@ mod tests {
     }
 
     #[test]
+    fn names_a_shell_would_act_on_are_refused_with_their_line() {
+        let (dir, c) = config(
+            "Host a\n  HostName %h$(id).example\nHost b\n  User `id`\nHost c\n  HostName fe80::1%%eth0\n",
+        );
+        let e = format!("{:#}", c.host("a", dir.path()).unwrap_err());
+        assert!(e.contains("config line 2: HostName"), "{e}");
+        let e = format!("{:#}", c.host("b", dir.path()).unwrap_err());
+        assert!(e.contains("config line 4: User"), "{e}");
+        let h = c.host("c", dir.path()).unwrap();
+        assert_eq!(h.hostname.as_deref(), Some("fe80::1%eth0"));
+    }
+
+    #[test]
     fn unsupported_match_is_an_error_not_a_guess() {
         let (dir, c) = config("Match exec \"true\"\n  User x\n");
         let e = c.host("a", dir.path()).unwrap_err().to_string();
