@@ -15,5 +15,6 @@ mod push;
 mod reach;
 mod reload;
 mod resolve;
+mod stream;
 mod targets;
 mod terminal;

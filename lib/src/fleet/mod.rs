@@ -26,9 +26,12 @@
 //! reads all of a host's venvs with one remote command. [`Fleet::run_batched`]
 //! hands the work a host's whole batch of targets; so that a batch holds most
 //! of a host's targets, its hosts are not started as soon as their first
-//! target arrives but once the input has ended, or once the read-ahead
-//! window is full (then every host with waiting targets starts, so a long
-//! input neither stalls nor is held whole).
+//! target arrives but once the input has ended, has paused ([`schedule::BATCH_PAUSE`]:
+//! a slow producer's records stream out rather than wait for its end), or
+//! the read-ahead window is full (then every host with waiting targets
+//! starts, so a long input neither stalls nor is held whole). Targets of a
+//! host that arrive while its batch runs make its next batch, over the same
+//! session.
 //!
 //! A record's target fields are parsed once, here, where the record enters
 //! the tool ([`Target::parse`]): the work gets the typed [`Target`] beside
@@ -62,6 +65,7 @@ use crate::record::{self, Line, Record, Target};
 use crate::transport::{self, Connection, Destination, Settings};
 use anyhow::{anyhow, Result};
 use mode::{Batched, EachTarget};
+use schedule::Patience;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -153,6 +157,8 @@ pub struct Fleet {
     tool: &'static str,
     settings: Arc<Settings>,
     jobs: usize,
+    /// When a batched run's hosts start while the input goes on.
+    patience: Patience,
 }
 
 impl Fleet {
@@ -164,6 +170,7 @@ impl Fleet {
             tool,
             settings: Arc::new(settings),
             jobs: jobs.max(1) as usize,
+            patience: Patience::default(),
         })
     }
 
@@ -221,8 +228,11 @@ impl Fleet {
     /// and the `error` it puts into the records that failed ([`set_target_error`]),
     /// is written as each record's outcome. A panic in it (a bug in vd)
     /// becomes an error on every record of the batch. A host's targets wait
-    /// until the input has ended or [`READ_AHEAD`] records are waiting, so a
-    /// batch holds all of a host's targets as far as memory allows.
+    /// until the input has ended, has paused for [`schedule::BATCH_PAUSE`], or
+    /// [`READ_AHEAD`] records are waiting (and no target waits longer than
+    /// [`schedule::BATCH_WAIT`]), so a batch holds all of a host's targets as far as
+    /// memory allows when the input comes at once, and a slow input's
+    /// records still come out as it goes.
     pub fn run_batched<S, B, W>(
         &self,
         input: impl Iterator<Item = Line> + Send + 'static,
@@ -267,7 +277,7 @@ pub(crate) fn lines(records: serde_json::Value) -> Vec<Line> {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
-    use std::sync::atomic::Ordering;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     const TOOL: &str = "vd-test";
@@ -278,6 +288,7 @@ mod tests {
             tool: TOOL,
             settings: Arc::new(Settings::offline()),
             jobs,
+            patience: Patience::default(),
         }
     }
 
@@ -566,19 +577,6 @@ mod tests {
         assert!(record::error_of(&out[1]).is_none());
     }
 
-    /// Run `work` batched over `jobs` workers; the records written, read back.
-    fn batched_records<S, F>(
-        jobs: usize,
-        input: impl Iterator<Item = Line> + Send + 'static,
-        work: F,
-    ) -> Vec<Record>
-    where
-        S: Default + Send + 'static,
-        F: Fn(&mut Host<S>, &mut [Held]) + Sync,
-    {
-        batched_by(&offline_fleet(jobs), input, work)
-    }
-
     /// Run `work` batched by `fleet`; the records written, read back.
     fn batched_by<S, F>(
         fleet: &Fleet,
@@ -621,7 +619,11 @@ mod tests {
             {"host": "a", "venv": "/v/7", "error": {"tool": "vd-diff", "message": "earlier"}},
         ]);
         for jobs in [1, 3] {
-            let out = batched_records(jobs, lines(input.clone()).into_iter(), mark_batch);
+            let out = batched_by(
+                &offline_fleet(jobs),
+                lines(input.clone()).into_iter(),
+                mark_batch,
+            );
             let venvs: Vec<&Value> = out.iter().map(|r| field(r, "venv")).collect();
             assert_eq!(
                 venvs,
@@ -660,7 +662,7 @@ mod tests {
             assert!(batch.len() <= READ_AHEAD, "a batch of {}", batch.len());
             mark_batch(host, batch);
         };
-        let out = batched_records(2, input, work);
+        let out = batched_by(&offline_fleet(2), input, work);
         assert_eq!(out.len(), n);
         for (i, record) in out.iter().enumerate() {
             assert_eq!(record["venv"], json!(format!("/v/{i}")));
@@ -695,7 +697,7 @@ mod tests {
                 }
             }
         };
-        let out = batched_records(2, lines(input).into_iter(), work);
+        let out = batched_by(&offline_fleet(2), lines(input).into_iter(), work);
         assert_eq!(out[0]["done"], true);
         assert_eq!(record::error_of(&out[2]).unwrap().1, "a:/v/3: it broke");
         for i in [1, 3] {
@@ -704,5 +706,100 @@ mod tests {
             assert!(message.ends_with("a bug"), "{message}");
         }
         assert_eq!(out[4]["done"], true);
+    }
+
+    /// Input from a slow producer: the records of `first`, then nothing
+    /// until `until` is set (ten seconds at most), then those of `then`.
+    /// `came` is set when `until` was, before the rest of the input.
+    fn pausing_input(
+        first: Value,
+        until: Arc<AtomicBool>,
+        came: Arc<AtomicBool>,
+        then: Value,
+    ) -> impl Iterator<Item = Line> + Send + 'static {
+        let first = lines(first);
+        let skip = first.len();
+        let then = lines(then).into_iter().map(move |mut line| {
+            line.number += skip;
+            line
+        });
+        let wait = std::iter::from_fn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !until.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            came.store(until.load(Ordering::SeqCst), Ordering::SeqCst);
+            None
+        });
+        first.into_iter().chain(wait).chain(then)
+    }
+
+    /// A batched fleet as patient as told.
+    fn patient_fleet(pause: Duration, longest: Duration) -> Fleet {
+        Fleet {
+            patience: Patience { pause, longest },
+            ..offline_fleet(2)
+        }
+    }
+
+    /// Run `work` batched by `fleet` over the records of `first`, a pause
+    /// until a batch is done, and those of `then`: the records written, and
+    /// whether a batch was done before the input went on.
+    fn batched_over_a_pause<S, F>(
+        fleet: &Fleet,
+        first: Value,
+        then: Value,
+        work: F,
+    ) -> (Vec<Record>, bool)
+    where
+        S: Default + Send + 'static,
+        F: Fn(&mut Host<S>, &mut [Held]) + Sync,
+    {
+        let worked = Arc::new(AtomicBool::new(false));
+        let came = Arc::new(AtomicBool::new(false));
+        let input = pausing_input(first, Arc::clone(&worked), Arc::clone(&came), then);
+        let out = batched_by(fleet, input, |host: &mut Host<S>, batch: &mut [Held]| {
+            work(host, batch);
+            worked.store(true, Ordering::SeqCst);
+        });
+        (out, came.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn a_batched_host_starts_when_the_input_pauses_and_its_later_targets_make_another_batch() {
+        let local = |host: &str, venv: &str| json!({"host": host, "venv": venv, "via": "local"});
+        let first = json!([local("a", "/v/1"), local("a", "/v/2")]);
+        let then = json!([local("b", "/v/3"), local("a", "/v/4")]);
+        let work = |host: &mut Host<u32>, batch: &mut [Held]| {
+            host.connection().unwrap();
+            host.state += 1;
+            let venvs: Vec<&str> = batch.iter().map(|h| h.target.venv.as_str()).collect();
+            let turn = json!({"with": venvs.join(" "), "turn": host.state});
+            for job in batch.iter_mut() {
+                job.record.insert("batch".into(), turn.clone());
+            }
+        };
+        let fleet = patient_fleet(Duration::from_millis(50), Duration::from_secs(3600));
+        let (out, came) = batched_over_a_pause(&fleet, first, then, work);
+        assert!(came, "a's batch waited for the input's end");
+        let batches: Vec<&Value> = out.iter().map(|r| field(r, "batch")).collect();
+        let a = json!({"with": "/v/1 /v/2", "turn": 1});
+        let b = json!({"with": "/v/3", "turn": 1});
+        // a's later target: a batch of its own, with the same host (its
+        // state, its session) as the first.
+        let again = json!({"with": "/v/4", "turn": 2});
+        assert_eq!(batches, [&a, &a, &b, &again]);
+    }
+
+    #[test]
+    fn a_batched_host_waits_no_longer_than_its_longest_for_an_input_that_never_pauses() {
+        let first = json!([{"host": "a", "venv": "/v/1"}]);
+        let then = json!([{"host": "b", "venv": "/v/2"}]);
+        // A pause of an hour never comes: only the longest wait starts a.
+        let fleet = patient_fleet(Duration::from_secs(3600), Duration::from_millis(50));
+        let (out, came) = batched_over_a_pause(&fleet, first, then, mark_batch);
+        assert!(came, "a's batch waited for the input's end");
+        let batches: Vec<&Value> = out.iter().map(|r| field(r, "batch")).collect();
+        assert_eq!(batches, ["/v/1", "/v/2"]);
     }
 }

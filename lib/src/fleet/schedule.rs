@@ -21,9 +21,42 @@ use anyhow::{bail, Result};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::{self, Scope};
+use std::time::{Duration, Instant};
+
+/// How long the input must be quiet before a batched run's waiting hosts
+/// start: input that comes at once (from a file, from vd-targets) comes
+/// faster than this, so each host gets one batch; a slow producer (a
+/// script, a FIFO fed by hand) pauses longer, and what it wrote so far is
+/// worked on and written while it goes on.
+pub const BATCH_PAUSE: Duration = Duration::from_millis(500);
+
+/// How long a batched run's target waits for its host to start at the
+/// most, however steadily the input comes: a producer that writes a record
+/// every tenth of a second never pauses, yet its records are to come out
+/// as it goes.
+pub const BATCH_WAIT: Duration = Duration::from_secs(5);
+
+/// When a batched run's waiting hosts start while the input goes on (see
+/// [`BATCH_PAUSE`], [`BATCH_WAIT`]): set apart so that tests may wait less.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Patience {
+    /// How long the input must be quiet.
+    pub pause: Duration,
+    /// How long a target waits at the most.
+    pub longest: Duration,
+}
+
+impl Default for Patience {
+    fn default() -> Patience {
+        Patience {
+            pause: BATCH_PAUSE,
+            longest: BATCH_WAIT,
+        }
+    }
+}
 
 /// What the scheduler waits for.
 pub(super) enum Event<S> {
@@ -131,6 +164,7 @@ fn spawn_reader<S: Send + 'static>(
 struct Scheduler<'a, S, M, W: Write> {
     settings: &'a Arc<Settings>,
     jobs: usize,
+    patience: Patience,
     mode: &'a M,
     out: &'a mut Output<W>,
     /// What the workers are given (a clone each).
@@ -141,8 +175,9 @@ struct Scheduler<'a, S, M, W: Write> {
     /// Hosts with a turn to start, when a worker is free.
     ready: VecDeque<Destination>,
     /// Batched: idle hosts with targets, not yet started (see
-    /// [`Fleet::run_batched`]).
+    /// [`Fleet::run_batched`]), and since when the first of them waits.
     waiting: Vec<Destination>,
+    waiting_since: Option<Instant>,
     /// Records done, as they will be written, waiting for the ones before
     /// them.
     done: BTreeMap<usize, Ready>,
@@ -152,6 +187,8 @@ struct Scheduler<'a, S, M, W: Write> {
     written: usize,
     running: usize,
     input_done: bool,
+    /// When the last line came, to tell a pause in the input.
+    last_line: Instant,
 }
 
 impl<'a, S, M, W> Scheduler<'a, S, M, W>
@@ -164,18 +201,21 @@ where
         Scheduler {
             settings: &fleet.settings,
             jobs: fleet.jobs,
+            patience: fleet.patience,
             mode,
             out,
             outlet,
             slots: HashMap::new(),
             ready: VecDeque::new(),
             waiting: Vec::new(),
+            waiting_since: None,
             done: BTreeMap::new(),
             idle: Idle::new(IDLE_SESSIONS),
             read: 0,
             written: 0,
             running: 0,
             input_done: false,
+            last_line: Instant::now(),
         }
     }
 
@@ -196,14 +236,12 @@ where
             }
             // Done: written, and finished but waiting for one before it.
             console::finished(self.written + self.done.len());
-            let Ok(event) = received.recv() else {
-                bail!("internal error: the workers went away");
-            };
-            match event {
-                Event::Line(number, record) => self.line_read(number, record),
-                Event::End => self.input_ended(),
-                Event::Target(seq, record) => self.target_done(seq, record),
-                Event::HostDone(dest, host) => self.host_done(dest, *host),
+            match self.next_event(received)? {
+                Some(Event::Line(number, record)) => self.line_read(number, record),
+                Some(Event::End) => self.input_ended(),
+                Some(Event::Target(seq, record)) => self.target_done(seq, record),
+                Some(Event::HostDone(dest, host)) => self.host_done(dest, *host),
+                None => self.release_waiting(),
             }
             self.start_ready(scope);
         }
@@ -222,10 +260,35 @@ where
         Ok(())
     }
 
+    /// The next event; `None` when the hosts waiting for their batch to
+    /// fill have waited long enough.
+    fn next_event(&self, received: &Receiver<Event<S>>) -> Result<Option<Event<S>>> {
+        let event = match self.batch_deadline() {
+            Some(deadline) => {
+                received.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
+            None => received.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match event {
+            Ok(event) => Ok(Some(event)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => bail!("internal error: the workers went away"),
+        }
+    }
+
+    /// When the waiting hosts start if nothing starts them before: once the
+    /// input has paused, or the first of them has waited its longest.
+    fn batch_deadline(&self) -> Option<Instant> {
+        let since = self.waiting_since?;
+        let paused = self.last_line + self.patience.pause;
+        Some(paused.min(since + self.patience.longest))
+    }
+
     /// A line of input: a target for its host, or (an error record, a line
     /// that is not a target) a record done as it is.
     fn line_read(&mut self, number: usize, mut record: Record) {
         console::read(Some(()));
+        self.last_line = Instant::now();
         let seq = self.read;
         self.read += 1;
         let tool = self.outlet.tool;
@@ -280,6 +343,7 @@ where
         if !M::BATCHED {
             return self.ready.push_back(dest);
         }
+        self.waiting_since.get_or_insert_with(Instant::now);
         self.waiting.push(dest);
     }
 
@@ -345,6 +409,7 @@ where
     /// The waiting hosts start.
     fn release_waiting(&mut self) {
         self.ready.extend(self.waiting.drain(..));
+        self.waiting_since = None;
     }
 
     /// Start the ready hosts' turns, as many as workers are free.
