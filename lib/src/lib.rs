@@ -18,6 +18,7 @@ pub mod completions;
 mod confirm;
 mod console;
 mod escape;
+mod fetch;
 mod fingerprint;
 mod fleet;
 mod inventory;

@@ -50,6 +50,7 @@ macro_rules! tool {
 
 pub mod add;
 pub mod diff;
+pub mod fetch;
 pub mod freeze;
 pub mod migrate;
 pub mod push;
@@ -97,6 +98,7 @@ pub fn commands() -> Vec<clap::Command> {
         command::<targets::VdTargets>(),
         command::<freeze::VdFreeze>(),
         command::<diff::VdDiff>(),
+        command::<fetch::VdFetch>(),
         command::<push::VdPush>(),
         command::<migrate::VdMigrate>(),
         command::<reload::VdReload>(),

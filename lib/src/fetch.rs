@@ -1,0 +1,423 @@
+//! Filling the repository from outside the network: which wheels each kind
+//! of interpreter in a fleet needs, downloaded by pip.
+//!
+//! A fleet is a few kinds of interpreter, each with its own tags, markers
+//! and version (Requires-Python). [`Group`] is one such kind, read from a
+//! frozen record's `python` and `markers`; targets that agree on all three
+//! are fetched for once. The downloading is pip's own `pip download
+//! --only-binary=:all:` with the group's tags given as `--python-version`,
+//! `--implementation`, `--abi` and `--platform`: pip is the reference for
+//! which wheel of a project an interpreter gets, it already speaks every
+//! index, proxy, certificate and `pip.conf` setting a site has, and vd's
+//! own resolver only reads a repository, never an index. pip evaluates
+//! markers for the interpreter that runs it, so `fetch/pip.py` puts the
+//! group's marker environment in its place before pip starts.
+//!
+//! Each group downloads into a fresh folder under DEST, with DEST and the
+//! repository given to pip as `--find-links`: a file either holds is copied
+//! from there rather than fetched again, and the folder ends up holding
+//! exactly the group's closure. Its files are then sorted into [`Source`]s
+//! by filename and sha256, and the new ones moved into DEST. This module
+//! takes plain settings; the command line lives in `tools/fetch.rs`.
+
+use crate::record::{self, Facts, Field, Markers, Python, Record};
+use crate::requirement::{Origin, Requirement};
+use crate::tags::{self, Interpreter};
+use crate::wheel::{self, WheelName};
+use anyhow::{anyhow, bail, Context, Result};
+use pep508_rs::pep440_rs::Version;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+
+/// The script that runs pip's download with a group's markers.
+const PIP_SCRIPT: &str = include_str!("fetch/pip.py");
+
+/// How many platforms an error lists before it says "and N more".
+const PLATFORMS_SHOWN: usize = 12;
+
+/// What vd-fetch needs to know, from its command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The Python whose pip downloads.
+    pub python: String,
+    pub dest: PathBuf,
+    pub repo: Option<PathBuf>,
+    /// Requirement specifiers, and `-r FILE` pairs, as pip takes them.
+    pub requirements: Vec<String>,
+    /// `--index-url`, `--extra-index-url`, `--find-links`, passed on.
+    pub index: Vec<String>,
+}
+
+/// One kind of interpreter in the fleet: what pip needs to choose its
+/// wheels.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Group {
+    /// `platform.python_version()`, for Requires-Python.
+    pub version: String,
+    /// `cp`, `pp`: the first tag's interpreter without its version.
+    pub implementation: String,
+    /// The ABIs of its tags, most specific first.
+    pub abis: Vec<String>,
+    /// The platforms of its tags, most specific first, without `any`.
+    pub platforms: Vec<String>,
+    /// The first tag (`cp312-cp312-manylinux_2_35_x86_64`), for messages.
+    pub first_tag: String,
+    /// The PEP 508 environment, as JSON text.
+    pub markers: String,
+}
+
+impl Group {
+    /// The group of a frozen record; an error names the missing field.
+    pub fn of(record: &Record) -> Result<Group> {
+        let facts: Facts = match record::get::<Python>(record)? {
+            Some(Python::Facts(facts)) => *facts,
+            _ => bail!(
+                "field `{}` is missing: vd-fetch reads a saved vd-freeze of the fleet",
+                Python::NAME
+            ),
+        };
+        let Some(Markers(markers)) = record::get::<Markers>(record)? else {
+            bail!(
+                "field `{}` is missing: vd-fetch reads a saved vd-freeze of the fleet",
+                Markers::NAME
+            );
+        };
+        let system = markers
+            .get("platform_system")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let interpreter = Interpreter::from_facts(&facts, system)?;
+        let tags = tags::sys_tags(&interpreter);
+        let first = tags
+            .first()
+            .ok_or_else(|| anyhow!("the interpreter has no compatibility tags"))?;
+        let mut abis: Vec<String> = Vec::new();
+        let mut platforms: Vec<String> = Vec::new();
+        for tag in &tags {
+            if !abis.contains(&tag.abi) {
+                abis.push(tag.abi.clone());
+            }
+            if tag.platform != "any" && !platforms.contains(&tag.platform) {
+                platforms.push(tag.platform.clone());
+            }
+        }
+        Ok(Group {
+            version: facts.version.unwrap_or_default(),
+            implementation: first
+                .python
+                .trim_end_matches(|c: char| c.is_ascii_digit())
+                .to_string(),
+            abis,
+            platforms,
+            first_tag: first.to_string(),
+            markers: serde_json::Value::Object(markers).to_string(),
+        })
+    }
+
+    /// The interpreter and platform, for messages: `cp312 on manylinux_2_35_x86_64`.
+    pub fn describe(&self) -> String {
+        let mut parts = self.first_tag.splitn(3, '-');
+        let python = parts.next().unwrap_or_default();
+        let platform = parts.nth(1).unwrap_or_default();
+        format!("{python} on {platform} (Python {})", self.version)
+    }
+
+    /// pip's options that select this interpreter's wheels.
+    fn pip_options(&self) -> Vec<String> {
+        let mut options = vec![
+            "--python-version".to_string(),
+            self.version.clone(),
+            "--implementation".to_string(),
+            self.implementation.clone(),
+        ];
+        for abi in &self.abis {
+            options.extend(["--abi".to_string(), abi.clone()]);
+        }
+        for platform in &self.platforms {
+            options.extend(["--platform".to_string(), platform.clone()]);
+        }
+        options
+    }
+}
+
+/// Where a wheel of a group's closure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Downloaded from the index by this run, for this group first.
+    Downloaded,
+    /// Already in DEST: fetched for another group of this run, or before.
+    Dest,
+    /// Held by the repository (same filename and sha256): not fetched.
+    Repository,
+}
+
+/// One wheel of a target's closure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchedWheel {
+    pub wheel: String,
+    pub sha256: String,
+    pub size: u64,
+    pub source: Source,
+}
+
+/// `fetched`: the wheels resolving the requirements needs for the target's
+/// interpreter, sorted by filename.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fetched(pub Vec<FetchedWheel>);
+
+impl Field for Fetched {
+    const NAME: &'static str = "fetched";
+}
+
+/// Download what the group needs into `settings.dest`.
+pub fn fetch_group(settings: &Settings, group: &Group) -> Result<Fetched> {
+    let folder = Folder::new(&settings.dest)?;
+    let report = folder.path.join(".offered.jsonl");
+    let mut command = Command::new(&settings.python);
+    command
+        .arg("-c")
+        .arg(PIP_SCRIPT)
+        .arg(&group.markers)
+        .arg(&report)
+        .args(["--only-binary=:all:", "--no-input", "--progress-bar", "off"])
+        .args(group.pip_options())
+        .arg("--dest")
+        .arg(&folder.path)
+        .arg("--find-links")
+        .arg(&settings.dest);
+    if let Some(repo) = &settings.repo {
+        command.arg("--find-links").arg(repo);
+    }
+    let output = command
+        .args(&settings.index)
+        .args(&settings.requirements)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {} (see --pip)", settings.python))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let offered = fs::read_to_string(&report).unwrap_or_default();
+        bail!(pip_failure(group, &stderr, &offered));
+    }
+    fs::remove_file(&report).ok();
+    let mut fetched = Vec::new();
+    for entry in fs::read_dir(&folder.path)? {
+        let path = entry?.path();
+        let Some(file) = path
+            .file_name()
+            .and_then(|f| f.to_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        if !file.ends_with(".whl") {
+            continue;
+        }
+        fetched.push(place(settings, &path, file)?);
+    }
+    fetched.sort_by(|a, b| a.wheel.cmp(&b.wheel));
+    Ok(Fetched(fetched))
+}
+
+/// Sort one wheel of a group's folder: moved into DEST when new, else
+/// dropped as one DEST or the repository already holds.
+fn place(settings: &Settings, path: &Path, file: String) -> Result<FetchedWheel> {
+    let (sha256, size) =
+        wheel::sha256_file(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let same_in = |dir: &Path| -> Result<bool> {
+        let there = dir.join(&file);
+        if !there.is_file() {
+            return Ok(false);
+        }
+        let (theirs, _) = wheel::sha256_file(&there)
+            .with_context(|| format!("cannot read {}", there.display()))?;
+        if theirs != sha256 {
+            bail!(
+                "{} holds {file} with other bytes than pip chose (sha256 {theirs}, not {sha256}): \
+                 one filename must mean one wheel; remove one of them",
+                dir.display()
+            );
+        }
+        Ok(true)
+    };
+    let source = if settings.repo.as_deref().map(same_in).transpose()? == Some(true) {
+        Source::Repository
+    } else if same_in(&settings.dest)? {
+        Source::Dest
+    } else {
+        let to = settings.dest.join(&file);
+        fs::rename(path, &to)
+            .with_context(|| format!("cannot move {file} into {}", settings.dest.display()))?;
+        Source::Downloaded
+    };
+    Ok(FetchedWheel {
+        wheel: file,
+        sha256,
+        size,
+        source,
+    })
+}
+
+/// A group's download folder under DEST, removed with what it still holds.
+struct Folder {
+    path: PathBuf,
+}
+
+impl Folder {
+    fn new(dest: &Path) -> Result<Folder> {
+        fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
+        for n in 0u32.. {
+            let path = dest.join(format!(".vd-fetch.{}.{n}", std::process::id()));
+            match fs::create_dir(&path) {
+                Ok(()) => return Ok(Folder { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot create a folder in {}", dest.display()))
+                }
+            }
+        }
+        unreachable!("some folder name is free")
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// One file the index offered, as `fetch/pip.py` reports it.
+#[derive(Debug, Deserialize)]
+struct Offered {
+    project: String,
+    file: String,
+    requires_python: Option<String>,
+}
+
+/// What a failed pip run means for the group, in the words of vd: the
+/// requirement without a wheel for it and what the index has instead, or
+/// pip's own errors.
+fn pip_failure(group: &Group, stderr: &str, offered: &str) -> String {
+    let missing = stderr
+        .lines()
+        .find_map(|l| l.split("No matching distribution found for ").nth(1))
+        .map(str::trim);
+    let Some(missing) = missing else {
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("ERROR:") || l.contains("Error"))
+            .map(|l| l.trim_start_matches("ERROR: "))
+            .collect();
+        let text = match errors.is_empty() {
+            true => stderr.trim(),
+            false => &errors.join("; "),
+        };
+        return format!("pip download for {} failed: {text}", group.describe());
+    };
+    let offered: Vec<Offered> = offered
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    no_wheel(group, missing, &offered)
+}
+
+/// The message for a requirement with no wheel for the group: the
+/// platforms the index has wheels for, or that it has only sdists.
+fn no_wheel(group: &Group, missing: &str, offered: &[Offered]) -> String {
+    let origin = Origin::Field {
+        name: "pip".to_string(),
+    };
+    let requirement = Requirement::parse(missing, origin).ok();
+    let name = match &requirement {
+        Some(r) => r.name.clone(),
+        None => wheel::normalize(missing),
+    };
+    let satisfies = |version: &Version| {
+        requirement
+            .as_ref()
+            .is_none_or(|r| r.specifiers.contains(version))
+    };
+    let files: Vec<&Offered> = offered
+        .iter()
+        .filter(|o| wheel::normalize(&o.project) == name)
+        .collect();
+    let mut platforms: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut needs_python: BTreeSet<String> = BTreeSet::new();
+    let mut sdists: Vec<&str> = Vec::new();
+    for o in &files {
+        match WheelName::parse(&o.file) {
+            Ok(w) if satisfies(&w.version) => {
+                for (python, _, platform) in w.tags() {
+                    platforms
+                        .entry(platform.to_string())
+                        .or_default()
+                        .insert(python.to_string());
+                }
+                if let Some(rp) = &o.requires_python {
+                    if !python_fits(rp, &group.version) {
+                        needs_python.insert(rp.clone());
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(_) if is_sdist(&o.file) => sdists.push(&o.file),
+            Err(_) => {}
+        }
+    }
+    let head = format!("no wheel of {missing} for {}", group.describe());
+    if platforms.is_empty() && !sdists.is_empty() {
+        let last = sdists.last().copied().unwrap_or_default();
+        return format!(
+            "{head}: {name} has only source distributions on the index ({last}); \
+             vd deploys wheels: build one on a machine like the targets with \
+             `pip wheel --no-deps {missing:?} -w DIR` and vd-add it"
+        );
+    }
+    if platforms.is_empty() {
+        return format!("{head}: the index offers no file of {name} that satisfies it");
+    }
+    let mut shown: Vec<String> = platforms
+        .iter()
+        .take(PLATFORMS_SHOWN)
+        .map(|(platform, pythons)| {
+            let pythons: Vec<&str> = pythons.iter().map(String::as_str).collect();
+            format!("{platform} ({})", pythons.join(" "))
+        })
+        .collect();
+    if platforms.len() > PLATFORMS_SHOWN {
+        shown.push(format!("and {} more", platforms.len() - PLATFORMS_SHOWN));
+    }
+    let mut text = format!(
+        "{head}; the index has wheels of it for {}",
+        shown.join(", ")
+    );
+    if !needs_python.is_empty() {
+        let specifiers: Vec<&str> = needs_python.iter().map(String::as_str).collect();
+        text.push_str(&format!(
+            "; some need Requires-Python {}",
+            specifiers.join(" or ")
+        ));
+    }
+    text
+}
+
+/// Whether Python `version` satisfies the Requires-Python `text` (one that
+/// does not parse counts as satisfied: pip decides, this only explains).
+fn python_fits(text: &str, version: &str) -> bool {
+    match (wheel::requires_python(text), Version::from_str(version)) {
+        (Ok(specifiers), Ok(version)) => specifiers.contains(&version),
+        _ => true,
+    }
+}
+
+fn is_sdist(file: &str) -> bool {
+    [".tar.gz", ".zip", ".tar.bz2", ".tgz"]
+        .iter()
+        .any(|ext| file.ends_with(ext))
+}

@@ -1,0 +1,255 @@
+//! `vd-fetch`: download, on a machine that reaches a package index, the
+//! wheels a fleet's interpreters need, to carry into its network.
+
+use crate::cli::{self, Status};
+use crate::fetch::{self, Fetched, Group, Settings, Source};
+use crate::output::{status_cell, Output, Table};
+use crate::record::{self, target_label, Reader, Record};
+use crate::repo::Repo;
+use crate::requirement::{Origin, Requirement};
+use crate::summary;
+use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+
+const TOOL: &str = "vd-fetch";
+
+/// Download the wheels every interpreter of a fleet needs.
+///
+/// Reads target records on stdin: a saved vd-freeze of a fleet that has no
+/// route to the package index, carried to a machine that has one. Targets
+/// whose interpreters agree on their compatibility tags (as vd-diff computes
+/// them from `python`), their `markers` and their Python version
+/// (Requires-Python) form one group, and for each group vd-fetch downloads
+/// into DEST the wheels that resolving REQS needs: the requirements and
+/// their whole closure, one wheel per project, the one pip would install on
+/// that interpreter.
+///
+/// The download is pip's own `pip download --only-binary=:all:` with the
+/// group's --python-version, --implementation, --abi and --platform options,
+/// run by the pip of --pip, with the group's markers in place of those of
+/// the Python that runs it. Index options are pip's: --index-url,
+/// --extra-index-url and --find-links are passed on, and pip.conf and PIP_*
+/// variables apply as they do to pip. A wheel that DEST holds (from another
+/// group, or an earlier run) is not downloaded again, and with --repo
+/// neither is one the repository holds (same filename and sha256); each
+/// group downloads into a folder of its own under DEST first, so a group
+/// that fails leaves nothing half-done.
+///
+/// Writes each record with `fetched`: the wheels of its group's closure, as
+/// {wheel, sha256, size, source}, where source is `downloaded` (by this run,
+/// for this target's group first), `dest` (already in DEST) or `repository`.
+/// A target whose group cannot be resolved gets an `error`: a requirement
+/// with no wheel for its interpreter is named with the platforms the index
+/// has wheels of it for; a project with only source distributions is named
+/// with the `pip wheel` command to build one. The other groups go on.
+/// Records that already carry an error pass through untouched. Then add the
+/// wheels to the repository inside the network: `vd-add --repo R DEST/*.whl`.
+///
+/// Exit status: 0 when every target's wheels are in DEST or the repository,
+/// 1 when some record carries an error, 2 on a usage or setup error.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Where the wheels are downloaded (created if missing).
+    #[arg(long, value_name = "DIR")]
+    dest: PathBuf,
+
+    /// A repository whose wheels are not fetched again.
+    #[arg(long, value_name = "DIR", env = "VD_REPO")]
+    repo: Option<PathBuf>,
+
+    /// The Python whose pip downloads (its `pip` module, 20.3 or newer); by
+    /// default the first python3 on PATH.
+    #[arg(long, value_name = "PYTHON", default_value = "python3")]
+    pip: String,
+
+    /// A requirements file, as pip reads it (-r); may be given more than once.
+    #[arg(long, short = 'r', value_name = "FILE")]
+    requirement: Vec<PathBuf>,
+
+    /// The package index, passed to pip.
+    #[arg(long, value_name = "URL")]
+    index_url: Option<String>,
+
+    /// Another package index, passed to pip; may be given more than once.
+    #[arg(long, value_name = "URL")]
+    extra_index_url: Vec<String>,
+
+    /// A folder or page of wheels, passed to pip; may be given more than once.
+    #[arg(long, value_name = "URL_OR_DIR")]
+    find_links: Vec<String>,
+
+    /// Requirements (`django>=5`, `pillow`) that apply to every target.
+    #[arg(value_name = "REQS", required_unless_present = "requirement")]
+    requirements: Vec<String>,
+}
+
+static TABLE: Table = Table {
+    headers: &["TARGET", "FETCHED", "STATUS"],
+    row: |r: &Record| {
+        vec![
+            target_label(r),
+            fetched_cell(r),
+            status_cell(r, || "ok".to_string()),
+        ]
+    },
+};
+
+/// `2 downloaded, 1 in DEST, 3 in the repository`.
+fn fetched_cell(record: &Record) -> String {
+    let Ok(Some(Fetched(wheels))) = record::get::<Fetched>(record) else {
+        return String::new();
+    };
+    let count = |source| wheels.iter().filter(|w| w.source == source).count();
+    format!(
+        "{} downloaded, {} in DEST, {} in the repository",
+        count(Source::Downloaded),
+        count(Source::Dest),
+        count(Source::Repository)
+    )
+}
+
+tool!(VdFetch);
+
+fn run(args: Args, out: &mut Output) -> Result<Status> {
+    let settings = settings(args)?;
+    if io::stdin().is_terminal() {
+        cli::warn(
+            TOOL,
+            "reading target records from the terminal (pipe a saved vd-freeze into vd-fetch)",
+        );
+    }
+    // Every record is read first: a group is fetched once for all its
+    // targets, wherever they are in the input.
+    let mut records: Vec<Record> = Vec::new();
+    let mut groups: BTreeMap<Group, Vec<usize>> = BTreeMap::new();
+    let mut order: Vec<Group> = Vec::new();
+    for line in Reader::new(io::BufReader::new(io::stdin()), TOOL) {
+        let mut record = line.record;
+        if record::error_of(&record).is_none() {
+            match Group::of(&record) {
+                Ok(group) => {
+                    if !groups.contains_key(&group) {
+                        order.push(group.clone());
+                    }
+                    groups.entry(group).or_default().push(records.len());
+                }
+                Err(e) => fail(&mut record, &format!("{e:#}")),
+            }
+        }
+        records.push(record);
+    }
+    let mut tally = Tally::default();
+    for group in &order {
+        let outcome = fetch::fetch_group(&settings, group);
+        if let Ok(fetched) = &outcome {
+            tally.count(fetched);
+        }
+        for &i in &groups[group] {
+            match &outcome {
+                Ok(fetched) => record::put(&mut records[i], fetched),
+                Err(e) => fail(&mut records[i], &format!("{e:#}")),
+            }
+        }
+    }
+    for record in &records {
+        out.write(record)?;
+    }
+    tally.report(&settings, order.len());
+    Ok(Status::Ok)
+}
+
+/// The domain's settings from the command line; bad requirements are a
+/// usage error, before anything is downloaded.
+fn settings(args: Args) -> Result<Settings> {
+    let mut requirements = Vec::new();
+    for text in &args.requirements {
+        let origin = Origin::Field {
+            name: "REQS".to_string(),
+        };
+        Requirement::parse(text, origin)?;
+        requirements.push(text.clone());
+    }
+    for file in &args.requirement {
+        if !file.is_file() {
+            bail!("requirements file {} does not exist", file.display());
+        }
+        requirements.push("-r".to_string());
+        requirements.push(file.display().to_string());
+    }
+    if let Some(repo) = &args.repo {
+        Repo::open(repo)?;
+    }
+    let mut index = Vec::new();
+    if let Some(url) = args.index_url {
+        index.extend(["--index-url".to_string(), url]);
+    }
+    for url in args.extra_index_url {
+        index.extend(["--extra-index-url".to_string(), url]);
+    }
+    for place in args.find_links {
+        index.extend(["--find-links".to_string(), place]);
+    }
+    Ok(Settings {
+        python: args.pip,
+        dest: args.dest,
+        repo: args.repo,
+        requirements,
+        index,
+    })
+}
+
+fn fail(record: &mut Record, message: &str) {
+    cli::target_error(TOOL, &format!("{}: {message}", target_label(record)));
+    record::set_error(record, TOOL, message);
+}
+
+/// What the run fetched, over all groups: each wheel counted once.
+#[derive(Default)]
+struct Tally {
+    downloaded: BTreeMap<String, u64>,
+    dest: BTreeMap<String, u64>,
+    repository: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn count(&mut self, fetched: &Fetched) {
+        for wheel in &fetched.0 {
+            let into = match wheel.source {
+                Source::Downloaded => &mut self.downloaded,
+                Source::Dest => &mut self.dest,
+                Source::Repository => &mut self.repository,
+            };
+            into.insert(wheel.wheel.clone(), wheel.size);
+        }
+        // A wheel one group downloaded is in DEST for the next.
+        self.dest
+            .retain(|wheel, _| !self.downloaded.contains_key(wheel));
+    }
+
+    /// The summary line on stderr, and what to run next.
+    fn report(&self, settings: &Settings, groups: usize) {
+        let bytes: u64 = self.downloaded.values().sum();
+        let mut line = format!(
+            "{groups} interpreter{}: {} wheels ({}) downloaded into {}, {} already there",
+            if groups == 1 { "" } else { "s" },
+            self.downloaded.len(),
+            summary::bytes(bytes),
+            settings.dest.display(),
+            self.dest.len()
+        );
+        let repo = match &settings.repo {
+            Some(repo) => {
+                line.push_str(&format!(", {} in the repository", self.repository.len()));
+                format!("--repo {} ", repo.display())
+            }
+            None => String::new(),
+        };
+        line.push_str(&format!(
+            "; then, inside the network: vd-add {repo}{}/*.whl",
+            settings.dest.display()
+        ));
+        cli::warn(TOOL, &line);
+    }
+}
