@@ -5,6 +5,7 @@ mod util;
 mod add;
 mod completions;
 mod diff;
+mod fetch;
 mod freeze;
 mod generations;
 mod hostile;

@@ -343,6 +343,8 @@ fn no_wheel(group: &Group, missing: &str, offered: &[Offered]) -> String {
             .as_ref()
             .is_none_or(|r| r.specifiers.contains(version))
     };
+    // pip offers every file of a --find-links folder to every project it
+    // looks up: only the file's own name says whose it is.
     let files: Vec<&Offered> = offered
         .iter()
         .filter(|o| wheel::normalize(&o.project) == name)
@@ -352,6 +354,7 @@ fn no_wheel(group: &Group, missing: &str, offered: &[Offered]) -> String {
     let mut sdists: Vec<&str> = Vec::new();
     for o in &files {
         match WheelName::parse(&o.file) {
+            Ok(w) if wheel::normalize(&w.name) != name => {}
             Ok(w) if satisfies(&w.version) => {
                 for (python, _, platform) in w.tags() {
                     platforms
@@ -366,7 +369,7 @@ fn no_wheel(group: &Group, missing: &str, offered: &[Offered]) -> String {
                 }
             }
             Ok(_) => {}
-            Err(_) if is_sdist(&o.file) => sdists.push(&o.file),
+            Err(_) if is_sdist_of(&o.file, &name) => sdists.push(&o.file),
             Err(_) => {}
         }
     }
@@ -376,7 +379,7 @@ fn no_wheel(group: &Group, missing: &str, offered: &[Offered]) -> String {
         return format!(
             "{head}: {name} has only source distributions on the index ({last}); \
              vd deploys wheels: build one on a machine like the targets with \
-             `pip wheel --no-deps {missing:?} -w DIR` and vd-add it"
+             `pip wheel --no-deps '{missing}' -w DIR` and vd-add it"
         );
     }
     if platforms.is_empty() {
@@ -416,8 +419,133 @@ fn python_fits(text: &str, version: &str) -> bool {
     }
 }
 
-fn is_sdist(file: &str) -> bool {
-    [".tar.gz", ".zip", ".tar.bz2", ".tgz"]
+/// Whether `file` is a source distribution of the project `name`
+/// (normalized): `name-version.tar.gz` and the older archive kinds.
+fn is_sdist_of(file: &str, name: &str) -> bool {
+    let Some(stem) = [".tar.gz", ".zip", ".tar.bz2", ".tgz"]
         .iter()
-        .any(|ext| file.ends_with(ext))
+        .find_map(|ext| file.strip_suffix(ext))
+    else {
+        return false;
+    };
+    stem.rsplit_once('-')
+        .is_some_and(|(project, _)| wheel::normalize(project) == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn group(version: &str) -> Group {
+        let nodot: String = version.split('.').take(2).collect();
+        let record = json!({
+            "python": {"implementation": "cpython", "version": version, "platform": "linux-x86_64",
+                       "soabi": format!("cpython-{nodot}-x86_64-linux-gnu"), "ext_suffix": "",
+                       "pointer_bits": 64, "libc": "glibc", "libc_version": "2.36"},
+            "markers": {"platform_system": "Linux", "python_version": version},
+        });
+        Group::of(record.as_object().unwrap()).unwrap()
+    }
+
+    fn offered(project: &str, files: &[(&str, Option<&str>)]) -> Vec<Offered> {
+        files
+            .iter()
+            .map(|(file, requires_python)| Offered {
+                project: project.to_string(),
+                file: file.to_string(),
+                requires_python: requires_python.map(str::to_string),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_group_gives_pip_its_version_abis_and_platforms() {
+        let g = group("3.12.1");
+        let options = g.pip_options();
+        assert_eq!(
+            options[..4],
+            ["--python-version", "3.12.1", "--implementation", "cp"]
+        );
+        assert_eq!(g.abis, ["cp312", "abi3", "none"]);
+        assert_eq!(g.platforms[0], "manylinux_2_36_x86_64");
+        assert!(g.platforms.contains(&"manylinux2014_x86_64".to_string()));
+        assert!(g.platforms.contains(&"linux_x86_64".to_string()));
+        assert!(!g.platforms.contains(&"any".to_string()));
+        assert_eq!(
+            g.describe(),
+            "cp312 on manylinux_2_36_x86_64 (Python 3.12.1)"
+        );
+    }
+
+    #[test]
+    fn an_unfrozen_record_is_an_error_naming_the_field() {
+        let record = json!({"host": "a", "venv": "/v"});
+        let e = Group::of(record.as_object().unwrap()).unwrap_err();
+        assert!(format!("{e:#}").contains("`python`"), "{e:#}");
+    }
+
+    #[test]
+    fn no_wheel_lists_the_platforms_of_versions_that_satisfy_only() {
+        let files = offered(
+            "Pillow",
+            &[
+                (
+                    "Pillow-9.5.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+                    Some(">=3.7"),
+                ),
+                ("Pillow-9.5.0-cp311-cp311-win_amd64.whl", Some(">=3.7")),
+                ("Pillow-9.4.0-cp36-cp36m-win32.whl", None),
+                // A --find-links folder's file, offered to every project.
+                ("six-1.16.0-py2.py3-none-any.whl", None),
+                ("Pillow-9.5.0.tar.gz", None),
+            ],
+        );
+        let text = no_wheel(&group("3.12.1"), "pillow==9.5.0", &files);
+        assert!(
+            text.starts_with("no wheel of pillow==9.5.0 for cp312"),
+            "{text}"
+        );
+        assert!(
+            text.contains("manylinux_2_28_x86_64 (cp311), win_amd64 (cp311)"),
+            "{text}"
+        );
+        assert!(!text.contains("win32") && !text.contains("py2"), "{text}");
+    }
+
+    #[test]
+    fn no_wheel_says_when_requires_python_excludes_the_target() {
+        let files = offered("Django", &[("Django-6.0-py3-none-any.whl", Some(">=3.12"))]);
+        let text = no_wheel(&group("3.11.7"), "django>=6", &files);
+        assert!(text.contains("any (py3)"), "{text}");
+        assert!(text.contains("Requires-Python >=3.12"), "{text}");
+    }
+
+    #[test]
+    fn an_sdist_only_project_gets_the_pip_wheel_hint() {
+        let files = offered(
+            "docopt",
+            &[("docopt-0.6.2.tar.gz", None), ("other-1.0.tar.gz", None)],
+        );
+        let text = no_wheel(&group("3.12.1"), "docopt", &files);
+        assert!(text.contains("only source distributions"), "{text}");
+        assert!(text.contains("(docopt-0.6.2.tar.gz)"), "{text}");
+        assert!(
+            text.contains("pip wheel --no-deps 'docopt' -w DIR"),
+            "{text}"
+        );
+        assert!(is_sdist_of("Foo.Bar-1.0.zip", "foo-bar"));
+        assert!(!is_sdist_of("foo-1.0-py3-none-any.whl", "foo"));
+    }
+
+    #[test]
+    fn other_pip_errors_are_passed_on_with_the_group() {
+        let text = pip_failure(
+            &group("3.12.1"),
+            "Collecting a\nERROR: Cannot install a and b because these package versions have conflicting dependencies.\n",
+            "",
+        );
+        assert!(text.starts_with("pip download for cp312 on"), "{text}");
+        assert!(text.contains("conflicting dependencies"), "{text}");
+    }
 }

@@ -232,9 +232,10 @@ impl Tally {
     fn report(&self, settings: &Settings, groups: usize) {
         let bytes: u64 = self.downloaded.values().sum();
         let mut line = format!(
-            "{groups} interpreter{}: {} wheels ({}) downloaded into {}, {} already there",
+            "{groups} interpreter{}: {} wheel{} ({}) downloaded into {}, {} already there",
             if groups == 1 { "" } else { "s" },
             self.downloaded.len(),
+            if self.downloaded.len() == 1 { "" } else { "s" },
             summary::bytes(bytes),
             settings.dest.display(),
             self.dest.len()

@@ -1,0 +1,243 @@
+//! vd-fetch against the real package index: a fleet of CPython 3.11 and
+//! 3.12 venvs on a real sshd, frozen, fetched for outside, added and planned
+//! inside. pip's HTTP cache is kept in the tests' cache folder, so only a
+//! first run downloads the bytes.
+
+use crate::util::python::{pyenv_python, venv_of};
+use crate::util::sshd::Sshd;
+use crate::util::{cache_dir, error_message, jsonl, Outcome, Run};
+use serde_json::{Map, Value};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+type Record = Map<String, Value>;
+
+/// One entry of `fetched`, as vd(7) documents it.
+#[derive(Debug)]
+struct Fetched {
+    wheel: String,
+    sha256: String,
+    size: u64,
+    source: String,
+}
+
+fn fetched(record: &Record) -> Vec<Fetched> {
+    let Some(entries) = record.get("fetched").and_then(Value::as_array) else {
+        panic!("no `fetched` list in {record:?}");
+    };
+    let text = |entry: &Value, field: &str| match entry[field].as_str() {
+        Some(text) => text.to_string(),
+        None => panic!("`fetched` entry without {field}: {entry}"),
+    };
+    entries
+        .iter()
+        .map(|entry| Fetched {
+            wheel: text(entry, "wheel"),
+            sha256: text(entry, "sha256"),
+            size: entry["size"].as_u64().expect("`size` is a number"),
+            source: text(entry, "source"),
+        })
+        .collect()
+}
+
+/// vd-fetch with pip's cache in the tests' cache folder.
+fn fetch(server: &Sshd) -> Run {
+    server
+        .tool("vd-fetch")
+        .env("PIP_CACHE_DIR", cache_dir().join("pip-cache"))
+}
+
+/// Two venvs, of pyenv's CPython 3.11 and 3.12, frozen over SSH.
+fn frozen_fleet(server: &Sshd, dir: &Path) -> Vec<Record> {
+    let targets: Vec<Record> = ["3.11", "3.12"]
+        .iter()
+        .map(|version| {
+            let venv = dir.join(format!("venv-{version}"));
+            venv_of(&pyenv_python(version), &venv);
+            server.target(0, &venv)
+        })
+        .collect();
+    let out = server.tool("vd-freeze").stdin(jsonl(&targets)).run();
+    out.expect_code(0);
+    out.records()
+}
+
+fn wheels_in(dir: &Path) -> Vec<PathBuf> {
+    let mut wheels: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    wheels.retain(|p| p.extension().is_some_and(|e| e == "whl"));
+    wheels.sort();
+    wheels
+}
+
+fn names(wheels: &[Fetched], prefix: &str) -> Vec<String> {
+    wheels
+        .iter()
+        .filter(|w| w.wheel.to_ascii_lowercase().starts_with(prefix))
+        .map(|w| w.wheel.clone())
+        .collect()
+}
+
+const DJANGO: &str = "django>=5.2,<5.3";
+
+#[test]
+fn fetch_fills_a_repository_for_3_11_and_3_12_and_fetches_nothing_twice() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = frozen_fleet(&server, dir.path());
+    let dest = dir.path().join("dest");
+    let out = fetch(&server)
+        .arg("--dest")
+        .arg(&dest)
+        .args(["pillow", DJANGO])
+        .stdin(jsonl(&fleet))
+        .run();
+    out.expect_code(0).expect_stderr("downloaded into");
+    let records = out.records();
+    assert_eq!(records.len(), 2);
+    let (for_311, for_312) = (fetched(&records[0]), fetched(&records[1]));
+    let pillow_311 = names(&for_311, "pillow-");
+    let pillow_312 = names(&for_312, "pillow-");
+    assert!(
+        pillow_311.len() == 1 && pillow_311[0].contains("-cp311-cp311-manylinux"),
+        "{pillow_311:?}"
+    );
+    assert!(
+        pillow_312.len() == 1 && pillow_312[0].contains("-cp312-cp312-manylinux"),
+        "{pillow_312:?}"
+    );
+    // Django is one wheel for both, downloaded by the first group only.
+    let django: Vec<&Fetched> = for_311
+        .iter()
+        .chain(&for_312)
+        .filter(|w| w.wheel.starts_with("django-5.2."))
+        .collect();
+    assert_eq!(django.len(), 2, "{for_311:?} {for_312:?}");
+    assert_eq!(django[0].wheel, django[1].wheel);
+    assert_eq!(django[0].sha256, django[1].sha256);
+    let sources: Vec<&str> = django.iter().map(|w| w.source.as_str()).collect();
+    assert_eq!(sources, ["downloaded", "dest"]);
+    // What the records say is what DEST holds, byte for byte.
+    let in_dest = wheels_in(&dest);
+    for wheel in for_311.iter().chain(&for_312) {
+        let path = dest.join(&wheel.wheel);
+        let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(bytes.len() as u64, wheel.size, "{}", wheel.wheel);
+    }
+    let django_files = in_dest
+        .iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("django-")
+        })
+        .count();
+    assert_eq!(django_files, 1, "{in_dest:?}");
+    assert!(
+        !fs::read_dir(&dest).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with('.')),
+        "a download folder was left in DEST"
+    );
+
+    // Inside: add, then plan both targets from the repository alone.
+    let repo = dir.path().join("repo");
+    let added = server
+        .tool("vd-add")
+        .arg("--repo")
+        .arg(&repo)
+        .args(&in_dest)
+        .run();
+    added.expect_code(0);
+    let reqs = dir.path().join("requirements.txt");
+    fs::write(&reqs, format!("pillow\n{DJANGO}\n")).unwrap();
+    let diff = server
+        .tool("vd-diff")
+        .arg("--repo")
+        .arg(&repo)
+        .arg(&reqs)
+        .stdin(jsonl(&fleet))
+        .run();
+    diff.expect_code(0);
+    for (record, pillow) in diff.records().iter().zip([&pillow_311, &pillow_312]) {
+        let wheels: Vec<&str> = record["plan"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["wheel"].as_str().unwrap())
+            .collect();
+        assert!(wheels.contains(&pillow[0].as_str()), "{wheels:?}");
+        assert!(wheels.contains(&django[0].wheel.as_str()), "{wheels:?}");
+    }
+
+    // Again with the repository: nothing is downloaded.
+    let again = dir.path().join("again");
+    let out = fetch(&server)
+        .arg("--dest")
+        .arg(&again)
+        .arg("--repo")
+        .arg(&repo)
+        .args(["pillow", DJANGO])
+        .stdin(jsonl(&fleet))
+        .run();
+    out.expect_code(0).expect_stderr("0 wheels");
+    for record in out.records() {
+        let wheels = fetched(&record);
+        assert!(!wheels.is_empty());
+        for wheel in wheels {
+            assert_eq!(wheel.source, "repository", "{wheel:?}");
+        }
+    }
+    assert_eq!(wheels_in(&again), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn fetch_names_what_has_no_wheel_and_the_other_targets_go_on() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut fleet = frozen_fleet(&server, dir.path());
+    let unfrozen = server.target(0, &dir.path().join("never-frozen"));
+    fleet.push(unfrozen);
+    let input = format!("{}not json\n", jsonl(&fleet));
+    let dest = dir.path().join("dest");
+    // Pillow 9.5 has wheels up to CPython 3.11.
+    let out: Outcome = fetch(&server)
+        .arg("--dest")
+        .arg(&dest)
+        .arg("pillow==9.5.0")
+        .stdin(input)
+        .run();
+    out.expect_code(1);
+    let records = out.records();
+    assert_eq!(records.len(), 4, "{out:?}");
+    let wheels = fetched(&records[0]);
+    assert!(
+        wheels.len() == 1 && wheels[0].wheel.contains("cp311"),
+        "{wheels:?}"
+    );
+    let message = error_message(&records[1]);
+    assert!(message.contains("pillow==9.5.0"), "{message}");
+    assert!(message.contains("cp312"), "{message}");
+    assert!(message.contains("manylinux"), "{message}");
+    assert!(message.contains("cp311"), "{message}");
+    assert!(error_message(&records[2]).contains("`python`"));
+    assert!(error_message(&records[3]).contains("line 4"));
+    assert_eq!(wheels_in(&dest).len(), 1);
+
+    // A project with only a source distribution: named, with the hint.
+    let out = fetch(&server)
+        .arg("--dest")
+        .arg(&dest)
+        .arg("docopt==0.6.2")
+        .stdin(jsonl(&fleet[..1]))
+        .run();
+    out.expect_code(1);
+    let message = error_message(&out.records()[0]);
+    assert!(message.contains("docopt"), "{message}");
+    assert!(message.contains("source distributions"), "{message}");
+    assert!(message.contains("pip wheel"), "{message}");
+}
