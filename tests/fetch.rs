@@ -1,11 +1,11 @@
 //! vd-fetch against the real package index: a fleet of CPython 3.11 and
 //! 3.12 venvs on a real sshd, frozen, fetched for outside, added and planned
-//! inside. pip's HTTP cache is kept in the tests' cache folder, so only a
-//! first run downloads the bytes.
+//! inside. The tests' cache of downloads is given to pip as --find-links,
+//! so only a first run downloads the bytes.
 
-use crate::util::python::{pyenv_python, venv_of};
+use crate::util::python::{download_with, pyenv_python, venv_of};
 use crate::util::sshd::Sshd;
-use crate::util::{cache_dir, error_message, jsonl, Outcome, Run};
+use crate::util::{error_message, jsonl, Outcome, Run};
 use serde_json::{Map, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -40,16 +40,23 @@ fn fetched(record: &Record) -> Vec<Fetched> {
         .collect()
 }
 
-/// vd-fetch with pip's cache in the tests' cache folder.
-fn fetch(server: &Sshd) -> Run {
-    server
-        .tool("vd-fetch")
-        .env("PIP_CACHE_DIR", cache_dir().join("pip-cache"))
+/// vd-fetch, with the tests' cache of downloads as `--find-links`: pip
+/// still asks the index what there is and chooses, but copies a chosen file
+/// the cache holds instead of downloading it again. `cached` is
+/// (interpreter version, requirement) pairs to have in the cache.
+fn fetch(server: &Sshd, cached: &[(&str, &str)]) -> Run {
+    let mut run = server.tool("vd-fetch");
+    for (version, requirement) in cached {
+        let wheels = download_with(&pyenv_python(version), requirement, &[]);
+        let folder = wheels[0].parent().unwrap();
+        run = run.arg("--find-links").arg(folder);
+    }
+    run
 }
 
-/// Two venvs, of pyenv's CPython 3.11 and 3.12, frozen over SSH.
-fn frozen_fleet(server: &Sshd, dir: &Path) -> Vec<Record> {
-    let targets: Vec<Record> = ["3.11", "3.12"]
+/// A venv of each of pyenv's CPython `versions`, frozen over SSH.
+fn frozen_fleet(server: &Sshd, dir: &Path, versions: &[&str]) -> Vec<Record> {
+    let targets: Vec<Record> = versions
         .iter()
         .map(|version| {
             let venv = dir.join(format!("venv-{version}"));
@@ -81,13 +88,16 @@ fn names(wheels: &[Fetched], prefix: &str) -> Vec<String> {
 
 const DJANGO: &str = "django>=5.2,<5.3";
 
+/// What the fleet of 3.11 and 3.12 fetches, for the cache.
+const FLEET_CACHE: &[(&str, &str)] = &[("3.11", "pillow"), ("3.12", "pillow"), ("3.11", DJANGO)];
+
 #[test]
 fn fetch_fills_a_repository_for_3_11_and_3_12_and_fetches_nothing_twice() {
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
-    let fleet = frozen_fleet(&server, dir.path());
+    let fleet = frozen_fleet(&server, dir.path(), &["3.11", "3.12"]);
     let dest = dir.path().join("dest");
-    let out = fetch(&server)
+    let out = fetch(&server, FLEET_CACHE)
         .arg("--dest")
         .arg(&dest)
         .args(["pillow", DJANGO])
@@ -176,7 +186,7 @@ fn fetch_fills_a_repository_for_3_11_and_3_12_and_fetches_nothing_twice() {
 
     // Again with the repository: nothing is downloaded.
     let again = dir.path().join("again");
-    let out = fetch(&server)
+    let out = fetch(&server, FLEET_CACHE)
         .arg("--dest")
         .arg(&again)
         .arg("--repo")
@@ -199,13 +209,13 @@ fn fetch_fills_a_repository_for_3_11_and_3_12_and_fetches_nothing_twice() {
 fn fetch_names_what_has_no_wheel_and_the_other_targets_go_on() {
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
-    let mut fleet = frozen_fleet(&server, dir.path());
+    let mut fleet = frozen_fleet(&server, dir.path(), &["3.11", "3.12"]);
     let unfrozen = server.target(0, &dir.path().join("never-frozen"));
     fleet.push(unfrozen);
     let input = format!("{}not json\n", jsonl(&fleet));
     let dest = dir.path().join("dest");
     // Pillow 9.5 has wheels up to CPython 3.11.
-    let out: Outcome = fetch(&server)
+    let out: Outcome = fetch(&server, &[("3.11", "pillow==9.5.0")])
         .arg("--dest")
         .arg(&dest)
         .arg("pillow==9.5.0")
@@ -229,7 +239,7 @@ fn fetch_names_what_has_no_wheel_and_the_other_targets_go_on() {
     assert_eq!(wheels_in(&dest).len(), 1);
 
     // A project with only a source distribution: named, with the hint.
-    let out = fetch(&server)
+    let out = fetch(&server, &[])
         .arg("--dest")
         .arg(&dest)
         .arg("docopt==0.6.2")
@@ -240,4 +250,27 @@ fn fetch_names_what_has_no_wheel_and_the_other_targets_go_on() {
     assert!(message.contains("docopt"), "{message}");
     assert!(message.contains("source distributions"), "{message}");
     assert!(message.contains("pip wheel"), "{message}");
+}
+
+#[test]
+fn fetch_evaluates_markers_for_each_interpreter_not_for_the_one_running_pip() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = frozen_fleet(&server, dir.path(), &["3.10", "3.12"]);
+    let dest = dir.path().join("dest");
+    // asgiref 3.9 needs `typing_extensions>=4; python_version < "3.11"`;
+    // the pip that runs is 3.11's, for which the marker is false.
+    let out = fetch(&server, &[("3.10", "asgiref==3.9.1")])
+        .arg("--pip")
+        .arg(pyenv_python("3.11"))
+        .arg("--dest")
+        .arg(&dest)
+        .arg("asgiref==3.9.1")
+        .stdin(jsonl(&fleet))
+        .run();
+    out.expect_code(0);
+    let records = out.records();
+    let typing = |record: &Record| names(&fetched(record), "typing_extensions-").len();
+    assert_eq!(typing(&records[0]), 1, "3.10: {:?}", fetched(&records[0]));
+    assert_eq!(typing(&records[1]), 0, "3.12: {:?}", fetched(&records[1]));
 }
