@@ -1,6 +1,6 @@
 complete -c vd-fetch -l dest -d 'Where the wheels are downloaded (created if missing)' -r -F
 complete -c vd-fetch -l repo -d 'A repository whose wheels are not fetched again' -r -F
-complete -c vd-fetch -l pip -d 'The Python whose pip downloads (its `pip` module, 20.3 or newer); by default the first python3 on PATH' -r
+complete -c vd-fetch -l pip -d 'The Python whose pip downloads (its `pip` module, pip 20 or newer); by default the first python3 on PATH' -r
 complete -c vd-fetch -s r -l requirement -d 'A requirements file, as pip reads it (-r); may be given more than once' -r -F
 complete -c vd-fetch -l index-url -d 'The package index, passed to pip' -r
 complete -c vd-fetch -l extra-index-url -d 'Another package index, passed to pip; may be given more than once' -r

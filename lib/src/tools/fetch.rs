@@ -2,6 +2,7 @@
 //! wheels a fleet's interpreters need, to carry into its network.
 
 use crate::cli::{self, Status};
+use crate::console;
 use crate::fetch::{self, Fetched, Group, Settings, Source};
 use crate::output::{status_cell, Output, Table};
 use crate::record::{self, target_label, Reader, Record};
@@ -59,7 +60,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR", env = "VD_REPO")]
     repo: Option<PathBuf>,
 
-    /// The Python whose pip downloads (its `pip` module, 20.3 or newer); by
+    /// The Python whose pip downloads (its `pip` module, pip 20 or newer); by
     /// default the first python3 on PATH.
     #[arg(long, value_name = "PYTHON", default_value = "python3")]
     pip: String,
@@ -86,29 +87,26 @@ pub struct Args {
 }
 
 static TABLE: Table = Table {
-    headers: &["TARGET", "FETCHED", "STATUS"],
+    headers: &["TARGET", "WHEELS", "DOWNLOADED", "STATUS"],
     row: |r: &Record| {
+        let (wheels, downloaded) = match record::get::<Fetched>(r) {
+            Ok(Some(Fetched(wheels))) => {
+                let downloaded = wheels
+                    .iter()
+                    .filter(|w| w.source == Source::Downloaded)
+                    .count();
+                (wheels.len().to_string(), downloaded.to_string())
+            }
+            _ => (String::new(), String::new()),
+        };
         vec![
             target_label(r),
-            fetched_cell(r),
+            wheels,
+            downloaded,
             status_cell(r, || "ok".to_string()),
         ]
     },
 };
-
-/// `2 downloaded, 1 in DEST, 3 in the repository`.
-fn fetched_cell(record: &Record) -> String {
-    let Ok(Some(Fetched(wheels))) = record::get::<Fetched>(record) else {
-        return String::new();
-    };
-    let count = |source| wheels.iter().filter(|w| w.source == source).count();
-    format!(
-        "{} downloaded, {} in DEST, {} in the repository",
-        count(Source::Downloaded),
-        count(Source::Dest),
-        count(Source::Repository)
-    )
-}
 
 tool!(VdFetch);
 
@@ -126,6 +124,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     let mut groups: BTreeMap<Group, Vec<usize>> = BTreeMap::new();
     let mut order: Vec<Group> = Vec::new();
     for line in Reader::new(io::BufReader::new(io::stdin()), TOOL) {
+        console::read(Some(()));
         let mut record = line.record;
         if record::error_of(&record).is_none() {
             match Group::of(&record) {
@@ -140,9 +139,13 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         }
         records.push(record);
     }
+    console::read(None);
     let mut tally = Tally::default();
     for group in &order {
+        let first = &records[groups[group][0]];
+        let doing = console::doing(&format!("pip download {}", group.describe()), first);
         let outcome = fetch::fetch_group(&settings, group);
+        drop(doing);
         if let Ok(fetched) = &outcome {
             tally.count(fetched);
         }
