@@ -238,6 +238,16 @@ fn fetch_names_what_has_no_wheel_and_the_other_targets_go_on() {
     assert!(error_message(&records[3]).contains("line 4"));
     assert_eq!(wheels_in(&dest).len(), 1);
 
+    // A Python without pip is a setup error, before any target.
+    let out = fetch(&server, &[])
+        .args(["--pip", "/nonexistent/python3", "--dest"])
+        .arg(&dest)
+        .arg("six")
+        .stdin(jsonl(&fleet[..1]))
+        .run();
+    out.expect_code(2).expect_stderr("/nonexistent/python3");
+    assert_eq!(out.stdout, "");
+
     // A project with only a source distribution: named, with the hint.
     let out = fetch(&server, &[])
         .arg("--dest")

@@ -174,6 +174,26 @@ impl Field for Fetched {
     const NAME: &'static str = "fetched";
 }
 
+/// Check, before any group, that `python` runs and has the pip the script
+/// drives: a missing one is a setup error, not one per target.
+pub fn check_pip(python: &str) -> Result<()> {
+    let output = Command::new(python)
+        .args([
+            "-c",
+            "import pip._internal.cli.main, pip._vendor.packaging.markers",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {python} (see --pip)"))?;
+    if !output.status.success() {
+        bail!(
+            "{python} has no pip that vd-fetch can run (pip 20 or newer; see --pip): {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// Download what the group needs into `settings.dest`.
 pub fn fetch_group(settings: &Settings, group: &Group) -> Result<Fetched> {
     let folder = Folder::new(&settings.dest)?;

@@ -184,6 +184,7 @@ fn settings(args: Args) -> Result<Settings> {
     if let Some(repo) = &args.repo {
         Repo::open(repo)?;
     }
+    fetch::check_pip(&args.pip)?;
     let mut index = Vec::new();
     if let Some(url) = args.index_url {
         index.extend(["--index-url".to_string(), url]);
