@@ -52,9 +52,14 @@ pub struct Settings {
     pub index: Vec<String>,
 }
 
+/// Markers left out of a group's [`Group::key`]: the kernel's release and
+/// build, which differ from host to host and which requirements hardly
+/// ever name. A group is fetched with its first target's.
+const KERNEL_MARKERS: [&str; 2] = ["platform_release", "platform_version"];
+
 /// One kind of interpreter in the fleet: what pip needs to choose its
 /// wheels.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     /// `platform.python_version()`, for Requires-Python.
     pub version: String,
@@ -68,6 +73,8 @@ pub struct Group {
     pub first_tag: String,
     /// The PEP 508 environment, as JSON text.
     pub markers: String,
+    /// The environment without [`KERNEL_MARKERS`].
+    markers_shared: String,
 }
 
 impl Group {
@@ -105,6 +112,10 @@ impl Group {
                 platforms.push(tag.platform.clone());
             }
         }
+        let mut shared = markers.clone();
+        for name in KERNEL_MARKERS {
+            shared.remove(name);
+        }
         Ok(Group {
             version: facts.version.unwrap_or_default(),
             implementation: first
@@ -115,7 +126,21 @@ impl Group {
             platforms,
             first_tag: first.to_string(),
             markers: serde_json::Value::Object(markers).to_string(),
+            markers_shared: serde_json::Value::Object(shared).to_string(),
         })
+    }
+
+    /// What targets of one group share: the version, the tags and the
+    /// markers but the kernel's.
+    pub fn key(&self) -> String {
+        format!(
+            "{} {} {} {} {}",
+            self.version,
+            self.implementation,
+            self.abis.join(","),
+            self.platforms.join(","),
+            self.markers_shared
+        )
     }
 
     /// The interpreter and platform, for messages: `cp312 on manylinux_2_35_x86_64`.
@@ -495,6 +520,28 @@ mod tests {
         assert_eq!(
             g.describe(),
             "cp312 on manylinux_2_36_x86_64 (Python 3.12.1)"
+        );
+    }
+
+    #[test]
+    fn hosts_that_differ_only_in_their_kernel_are_one_group() {
+        let record = |release: &str, machine: &str| {
+            json!({
+                "python": {"implementation": "cpython", "version": "3.12.1", "platform": "linux-x86_64",
+                           "soabi": "cpython-312-x86_64-linux-gnu", "ext_suffix": "",
+                           "pointer_bits": 64, "libc": "glibc", "libc_version": "2.36"},
+                "markers": {"platform_system": "Linux", "platform_release": release,
+                            "platform_version": release, "platform_machine": machine},
+            })
+        };
+        let key = |value: serde_json::Value| Group::of(value.as_object().unwrap()).unwrap().key();
+        assert_eq!(
+            key(record("6.1.0", "x86_64")),
+            key(record("6.8.0", "x86_64"))
+        );
+        assert_ne!(
+            key(record("6.1.0", "x86_64")),
+            key(record("6.1.0", "other"))
         );
     }
 

@@ -21,8 +21,10 @@ const TOOL: &str = "vd-fetch";
 /// Reads target records on stdin: a saved vd-freeze of a fleet that has no
 /// route to the package index, carried to a machine that has one. Targets
 /// whose interpreters agree on their compatibility tags (as vd-diff computes
-/// them from `python`), their `markers` and their Python version
-/// (Requires-Python) form one group, and for each group vd-fetch downloads
+/// them from `python`), their `markers` (but platform_release and
+/// platform_version, the kernel's, which differ from host to host: the
+/// group's first target's apply) and their Python version (Requires-Python)
+/// form one group, and for each group vd-fetch downloads
 /// into DEST the wheels that resolving REQS needs: the requirements and
 /// their whole closure, one wheel per project, the one pip would install on
 /// that interpreter.
@@ -121,18 +123,20 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     // Every record is read first: a group is fetched once for all its
     // targets, wherever they are in the input.
     let mut records: Vec<Record> = Vec::new();
-    let mut groups: BTreeMap<Group, Vec<usize>> = BTreeMap::new();
-    let mut order: Vec<Group> = Vec::new();
+    // Each group's targets, by the group's key, in order of appearance.
+    let mut groups: BTreeMap<String, usize> = BTreeMap::new();
+    let mut order: Vec<(Group, Vec<usize>)> = Vec::new();
     for line in Reader::new(io::BufReader::new(io::stdin()), TOOL) {
         console::read(Some(()));
         let mut record = line.record;
         if record::error_of(&record).is_none() {
             match Group::of(&record) {
                 Ok(group) => {
-                    if !groups.contains_key(&group) {
-                        order.push(group.clone());
+                    let n = *groups.entry(group.key()).or_insert(order.len());
+                    if n == order.len() {
+                        order.push((group, Vec::new()));
                     }
-                    groups.entry(group).or_default().push(records.len());
+                    order[n].1.push(records.len());
                 }
                 Err(e) => fail(&mut record, &format!("{e:#}")),
             }
@@ -141,15 +145,15 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     }
     console::read(None);
     let mut tally = Tally::default();
-    for group in &order {
-        let first = &records[groups[group][0]];
+    for (group, targets) in &order {
+        let first = &records[targets[0]];
         let doing = console::doing(&format!("pip download {}", group.describe()), first);
         let outcome = fetch::fetch_group(&settings, group);
         drop(doing);
         if let Ok(fetched) = &outcome {
             tally.count(fetched);
         }
-        for &i in &groups[group] {
+        for &i in targets {
             match &outcome {
                 Ok(fetched) => record::put(&mut records[i], fetched),
                 Err(e) => fail(&mut records[i], &format!("{e:#}")),
