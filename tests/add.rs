@@ -47,7 +47,7 @@ fn adds_checked_wheels_and_logs_a_release() {
         .arg(&dotted)
         .run();
     out.expect_code(0);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["name"], "vd-alpha");
     assert_eq!(records[0]["version"], "1.0");
@@ -75,7 +75,7 @@ fn adds_checked_wheels_and_logs_a_release() {
     // Again: nothing changes, nothing is logged.
     let again = tool("vd-add").arg("--repo").arg(&repo).arg(&alpha).run();
     again.expect_code(0);
-    assert_eq!(again.records()[0]["status"], "present");
+    assert_eq!(again.json()[0]["status"], "present");
     assert_eq!(log_lines(&repo).len(), 3);
 }
 
@@ -88,7 +88,7 @@ fn reads_paths_from_stdin_and_adds_a_published_wheel() {
     let input = format!("{}\n\n{}\n", published[0].display(), built.display());
     let out = tool("vd-add").env("VD_REPO", dir.path()).stdin(input).run();
     out.expect_code(0);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records[0]["wheel"], "six-1.16.0-py2.py3-none-any.whl");
     assert_eq!(records[1]["name"], "vd-stdin");
     assert!(dir.path().join("six-1.16.0-py2.py3-none-any.whl").is_file());
@@ -144,7 +144,7 @@ fn refuses_bad_wheels_by_name_and_adds_the_rest() {
     }
     let out = run.arg(&good).run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), cases.len() + 1);
     for ((path, needle), record) in cases.iter().zip(&records) {
         let message = record["error"]["message"].as_str().unwrap();
@@ -279,7 +279,7 @@ fn a_wheel_left_without_its_release_event_gets_one() {
         .arg(&wheel)
         .run();
     out.expect_code(0);
-    assert_eq!(out.records()[0]["status"], "present");
+    assert_eq!(out.json()[0]["status"], "present");
     let events = vd::log::ReleaseLog::new(dir.path()).read().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event, "release");
@@ -359,7 +359,7 @@ fn refuses_devices_fifos_and_oversized_metadata_without_reading_them() {
         .finish_by(started + std::time::Duration::from_secs(30))
         .expect("vd-add still read its input after 30 s");
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), 4, "{out:?}");
     let message = |i: usize| records[i]["error"]["message"].as_str().unwrap().to_string();
     assert!(
@@ -421,7 +421,7 @@ fn a_failed_append_leaves_the_release_log_as_it_was() {
     // Space is back: the wheel gets its release event.
     let out = tool("vd-add").arg("--repo").arg(&repo).arg(&good).run();
     out.expect_code(0);
-    assert_eq!(out.records()[0]["status"], "present");
+    assert_eq!(out.json()[0]["status"], "present");
     let lines = log_lines(&repo);
     assert!(lines.last().unwrap().contains(",release,vd-good,1.0,"));
     assert_eq!(lines.len(), log.lines().count() + 1);
@@ -453,7 +453,7 @@ fn a_released_wheel_is_not_shadowed_under_another_filename() {
     }
     let out = tool("vd-add").arg("--repo").arg(&repo).args(&shadows).run();
     out.expect_code(1);
-    for (record, path) in out.records().iter().zip(&shadows) {
+    for (record, path) in out.json().iter().zip(&shadows) {
         let message = record["error"]["message"].as_str().unwrap_or_default();
         let name = path.file_name().unwrap().to_str().unwrap();
         assert!(
@@ -483,7 +483,7 @@ fn a_path_on_stdin_that_is_not_utf8_is_one_error_and_the_batch_goes_on() {
     input.push(b'\n');
     let out = tool("vd-add").arg("--repo").arg(&repo).stdin(input).run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), 3, "{out:?}");
     assert_eq!(records[0]["status"], "added");
     let message = records[1]["error"]["message"].as_str().unwrap();
@@ -551,7 +551,7 @@ fn refuses_wheels_pip_would_refuse_to_install() {
         .args(cases.iter().map(|(p, _)| p))
         .run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), cases.len());
     for ((path, needle), record) in cases.iter().zip(&records) {
         let message = record["error"]["message"].as_str().unwrap_or_default();

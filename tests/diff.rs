@@ -227,7 +227,7 @@ fn plans_install_upgrade_downgrade_and_ahead() {
     ];
     let out = diff(&dir, &[], &records);
     out.expect_code(0);
-    let r = out.records();
+    let r = out.json();
     assert_eq!(r.len(), 5);
     assert_eq!(
         changes(&r[0]),
@@ -281,7 +281,7 @@ fn exact_removes_what_is_not_required() {
     );
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
+        changes(&out.json()[0]),
         [
             change("leftover", "remove", "0.1", "-"),
             change("six", "remove", "1.16.0", "-")
@@ -289,7 +289,7 @@ fn exact_removes_what_is_not_required() {
     );
     // Without --exact nothing is removed.
     let out = diff(&dir, &["requirements.txt"], &[target("h", &installed)]);
-    assert_eq!(changes(&out.records()[0]), []);
+    assert_eq!(changes(&out.json()[0]), []);
 }
 
 #[test]
@@ -313,7 +313,7 @@ fn markers_decide_what_applies_to_each_target() {
     );
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
+        changes(&out.json()[0]),
         [
             change("gamma", "remove", "1.0", "-"),
             change("six", "install", "-", "1.16.0")
@@ -328,7 +328,7 @@ fn markers_decide_what_applies_to_each_target() {
     let out = diff(&dir, &["requirements.txt"], &[other]);
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
+        changes(&out.json()[0]),
         [
             change("alpha", "install", "-", "1.0"),
             change("gamma", "install", "-", "1.0")
@@ -358,7 +358,7 @@ fn extras_and_dependencies_are_checked() {
     );
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
+        changes(&out.json()[0]),
         [
             change("alpha", "install", "-", "1.1"),
             change("beta", "install", "-", "1.0")
@@ -395,7 +395,7 @@ fn extras_and_dependencies_are_checked() {
     ];
     let out = diff(&dir, &[], &records);
     out.expect_code(1);
-    let r = out.records();
+    let r = out.json();
     assert_eq!(changes(&r[0]).len(), 3);
     assert_eq!(changes(&r[1]).len(), 2);
     assert_eq!(
@@ -444,7 +444,7 @@ fn extras_and_dependencies_are_checked() {
     );
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
+        changes(&out.json()[0]),
         [
             change("beta", "install", "-", "1.0"),
             change("gamma", "remove", "1.0", "-")
@@ -464,7 +464,7 @@ fn pre_releases_only_when_the_specifier_names_one() {
             &[],
             &[with(target("h", &[]), "packages", json!([spec]))],
         );
-        out.records().remove(0)
+        out.json().remove(0)
     };
     assert_eq!(
         changes(&plan_for("omega")),
@@ -507,7 +507,7 @@ fn requires_python_rules_out_a_version() {
     );
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
+        changes(&out.json()[0]),
         [change("zeta", "install", "-", "1.0")]
     );
     let out = diff(
@@ -517,7 +517,7 @@ fn requires_python_rules_out_a_version() {
     );
     out.expect_code(1);
     assert_contains(
-        &error(&out.records()[0]),
+        &error(&out.json()[0]),
         &[
             "no zeta >=2 can be installed on this interpreter",
             "zeta 2.0 needs Python >=3.99 (Requires-Python)",
@@ -563,7 +563,7 @@ fn binary_wheels_are_chosen_for_the_interpreter() {
         )],
     );
     out.expect_code(0);
-    let r = out.records();
+    let r = out.json();
     let plan = r[0]["plan"].as_array().unwrap();
     assert_eq!(
         plan[0]["wheel"],
@@ -580,7 +580,7 @@ fn binary_wheels_are_chosen_for_the_interpreter() {
     );
     out.expect_code(1);
     assert_contains(
-        &error(&out.records()[0]),
+        &error(&out.json()[0]),
         &[
             "the requirements ask for markupsafe (`markupsafe` (field `packages`))",
             &format!(
@@ -612,7 +612,7 @@ fn a_pip_compile_lock_file_with_hashes() {
     let out = diff(&dir, &["good.txt"], &[target("h", &[])]);
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
+        changes(&out.json()[0]),
         [
             change("alpha", "install", "-", "1.0"),
             change("six", "install", "-", "1.16.0")
@@ -633,13 +633,13 @@ fn a_pip_compile_lock_file_with_hashes() {
     out.expect_code(0)
         .expect_stderr("indexed.txt line 1: --index-url https://pypi.org/simple ignored")
         .expect_stderr("indexed.txt line 4: --find-links ./dist ignored");
-    assert_eq!(changes(&out.records()[0]).len(), 2);
+    assert_eq!(changes(&out.json()[0]).len(), 2);
 
     write(&dir, "bad.txt", &lock(&[&other, &"f".repeat(64)]));
     let out = diff(&dir, &["bad.txt"], &[target("h", &[])]);
     out.expect_code(1);
     assert_contains(
-        &error(&out.records()[0]),
+        &error(&out.json()[0]),
         &[
             "no wheel of six 1.16.0 matches the hashes of bad.txt line 6",
             &format!("six-1.16.0-py2.py3-none-any.whl (sha256 {sha})"),
@@ -671,7 +671,7 @@ fn includes_and_constraints() {
     let out = diff(&dir, &["deploy/requirements.txt"], &[target("h", &[])]);
     out.expect_code(1);
     assert_contains(
-        &error(&out.records()[0]),
+        &error(&out.json()[0]),
         &[
             "the repository has no six <1.16 (it has 1.16.0)",
             "constraint `six<1.16` (deploy/base/../extra-pins.txt line 1)",
@@ -682,7 +682,7 @@ fn includes_and_constraints() {
     out.expect_code(0);
     // Constraints limit alpha, and install nothing (no gamma).
     assert_eq!(
-        changes(&out.records()[0]),
+        changes(&out.json()[0]),
         [
             change("alpha", "install", "-", "1.1"),
             change("six", "install", "-", "1.16.0")
@@ -715,7 +715,7 @@ fn requirements_from_the_record() {
     ];
     let out = diff(&dir, &[], &records);
     out.expect_code(1);
-    let r = out.records();
+    let r = out.json();
     assert_eq!(
         changes(&r[0]),
         [
@@ -794,14 +794,14 @@ fn conflicting_and_missing_requirements() {
     let out = diff(&dir, &["a.txt", "b.txt"], &[target("h", &[])]);
     out.expect_code(1);
     assert_eq!(
-        error(&out.records()[0]),
+        error(&out.json()[0]),
         "cannot resolve the requirements: alpha is required as `alpha>=2` (a.txt line 1) and `alpha<2` (b.txt line 2), and no version satisfies all of them (the repository has 2.0, 1.0)"
     );
 
     write(&dir, "c.txt", "alpha>=5\nnonesuch==1.0\n");
     let out = diff(&dir, &["c.txt"], &[target("h", &[])]);
     out.expect_code(1);
-    let message = error(&out.records()[0]);
+    let message = error(&out.json()[0]);
     assert_contains(
         &message,
         &[
@@ -814,7 +814,7 @@ fn conflicting_and_missing_requirements() {
     let out = diff(&dir, &["d.txt"], &[target("h", &[])]);
     out.expect_code(1);
     assert_contains(
-        &error(&out.records()[0]),
+        &error(&out.json()[0]),
         &[
             "the repository has no wheel of nonesuch",
             "`nonesuch==1.0` (d.txt line 2)",
@@ -847,7 +847,7 @@ fn bad_lines_and_failed_records() {
     out.expect_code(1);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 6);
-    let r = out.records();
+    let r = out.json();
     assert_eq!(changes(&r[0]), [change("alpha", "install", "-", "1.0")]);
     assert_eq!(
         error(&r[1]),
@@ -889,7 +889,7 @@ fn a_real_venv_frozen_and_planned() {
     out.expect_code(0);
     // pip (and setuptools, where the venv has it) stay.
     assert_eq!(
-        changes(&out.records()[0]),
+        changes(&out.json()[0]),
         [
             change("alpha", "upgrade", "1.0", "2.0"),
             change("six", "install", "-", "1.16.0")
@@ -910,7 +910,7 @@ fn a_rebuilt_wheel_wins_over_its_first_build() {
         &[with(target("h", &[]), "packages", json!(["alpha"]))],
     );
     out.expect_code(0);
-    let r = out.records();
+    let r = out.json();
     assert_eq!(r[0]["plan"][0]["wheel"], "alpha-1.0-2-py3-none-any.whl");
 }
 
@@ -937,7 +937,7 @@ fn interpreter_facts_beyond_any_real_one_fail_their_target_only() {
     let out = diff(&dir, &["requirements.txt"], &records);
     let took = started.elapsed();
     out.expect_code(1);
-    let got = out.records();
+    let got = out.json();
     assert_eq!(got.len(), records.len(), "{out:?}");
     assert_eq!(
         changes(&got[2]),
@@ -986,7 +986,7 @@ fn a_requirements_file_that_is_a_device_or_a_fifo_fails_its_target_only() {
         .finish_by(started + std::time::Duration::from_secs(30))
         .expect("vd-diff still read a requirements file after 30 s");
     out.expect_code(1);
-    let got = out.records();
+    let got = out.json();
     assert_contains(
         &error(&got[0]),
         &["requirements file /dev/zero: not a regular file (a character device)"],
@@ -1038,7 +1038,7 @@ fn errors_about_a_private_file_name_its_line_and_quote_none_of_it() {
     ));
     let out = diff(&dir, &[], &records);
     out.expect_code(1);
-    let r = out.records();
+    let r = out.json();
     let lines = [1, 2, 1, 2, 1, 1, 1];
     for (i, ((name, _), line)) in secrets.iter().zip(lines).enumerate() {
         let message = error(&r[i]);
@@ -1069,7 +1069,7 @@ fn a_wheel_with_huge_metadata_put_in_the_repository_by_hand_fails_its_target_onl
     ];
     let out = diff(&dir, &[], &records);
     out.expect_code(1);
-    let r = out.records();
+    let r = out.json();
     assert_contains(&error(&r[0]), &["vd_huge-1.0-py3-none-any.whl", "METADATA"]);
     assert_eq!(changes(&r[1]), [change("alpha", "install", "-", "1.0")]);
 }
@@ -1145,7 +1145,7 @@ fn targets_of_one_kind_come_out_as_each_would_alone() {
     for (i, line) in out.iter().enumerate() {
         assert_eq!(format!("{line}\n"), alone[i], "record {i}");
     }
-    let r = together.records();
+    let r = together.json();
     assert_eq!(
         changes(&r[1]),
         [

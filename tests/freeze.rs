@@ -39,7 +39,7 @@ fn three_venvs_on_two_hosts_match_pip_list() {
     let input = [first, server.target(1, &b), server.target(0, &c)];
     let out = server.tool("vd-freeze").stdin(jsonl(&input)).run();
     out.expect_code(0);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), 3);
     for (record, (v, sent)) in records.iter().zip([&a, &b, &c].iter().zip(&input)) {
         assert_eq!(record["venv"], sent["venv"], "records out of order");
@@ -97,7 +97,7 @@ fn refusals_run_nothing_on_the_target() {
         .stdin(jsonl(&input))
         .run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     let changed = error_message(&records[0]);
     assert!(changed.contains("HOST KEY CHANGED"), "{changed}");
     assert!(changed.contains(&server.host_fingerprint()), "{changed}");
@@ -122,7 +122,7 @@ fn refusals_run_nothing_on_the_target() {
         .stdin(jsonl(&[server.target(2, &v)]))
         .run();
     out.expect_code(1);
-    let refused = error_message(&out.records()[0]);
+    let refused = error_message(&out.json()[0]);
     assert!(
         refused.contains("login as") && refused.contains("refused"),
         "{refused}"
@@ -138,7 +138,7 @@ fn refusals_run_nothing_on_the_target() {
         .stdin(jsonl(&[server.target(2, &v)]))
         .run();
     out.expect_code(1);
-    let locked = error_message(&out.records()[0]);
+    let locked = error_message(&out.json()[0]);
     assert!(
         locked.contains("encrypted") && locked.contains("ssh-add"),
         "{locked}"
@@ -164,7 +164,7 @@ fn refusals_run_nothing_on_the_target() {
         .stdin(jsonl(&input))
         .run();
     out.expect_code(1).expect_stderr("recorded new host key");
-    let records = out.records();
+    let records = out.json();
     assert!(error_message(&records[0]).contains("HOST KEY CHANGED"));
     assert!(records[1].get("error").is_none(), "{:?}", records[1]);
     let recorded = fs::read_to_string(&known_hosts).unwrap();
@@ -218,7 +218,7 @@ fn unreachable_hosts_fail_within_the_timeout_and_others_go_on() {
     let took = started.elapsed();
     out.expect_code(1);
     assert!(took < Duration::from_secs(8), "took {took:?}");
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), 4);
     let silent_error = error_message(&records[0]);
     assert!(
@@ -253,7 +253,7 @@ fn a_venv_path_with_shell_syntax_is_only_a_path() {
         .stdin(jsonl(&[server.target(0, &v)]))
         .run();
     out.expect_code(0);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(installed(&records[0]), pip_list(&v));
     assert_eq!(records[0]["venv"], json!(v.display().to_string()));
     // Quotes, a backslash and characters beyond ASCII come back whole from
@@ -279,7 +279,7 @@ fn bad_lines_are_errors_naming_the_line_and_the_rest_go_on() {
     out.expect_code(1)
         .expect_stderr("stdin line 2: not JSON")
         .expect_stderr("stdin line 3");
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), 5);
     assert!(records[0].get("error").is_none());
     assert!(error_message(&records[1]).starts_with("stdin line 2: not JSON"));
@@ -329,7 +329,7 @@ fn absent_venvs_and_paths_that_are_not_venvs() {
         }
         let out = server.tool("vd-freeze").stdin(jsonl(&input)).run();
         out.expect_code(1);
-        let records = out.records();
+        let records = out.json();
         assert_eq!(records[0]["venv_exists"], json!(true), "{:?}", records[0]);
         assert_eq!(records[1]["venv_exists"], json!(false), "{:?}", records[1]);
         assert_eq!(records[1]["installed"], json!({}));
@@ -378,7 +378,7 @@ fn ssh_config_aliases_resolve_and_a_bastion_that_fails_names_its_line() {
         .stdin(jsonl(&[alias("web1"), alias("web-behind")]))
         .run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert!(records[0].get("error").is_none(), "{:?}", records[0]);
     assert_eq!(installed(&records[0]), pip_list(&v));
     // The bastion is tried, and its failure names where it was configured.
@@ -471,7 +471,7 @@ fn ssh_agent_identities_come_first_and_unlock_encrypted_keys() {
         .stdin(jsonl(&[server.target(0, &v)]))
         .run();
     out.expect_code(0);
-    assert_eq!(installed(&out.records()[0]), pip_list(&v));
+    assert_eq!(installed(&out.json()[0]), pip_list(&v));
 }
 
 /// A field of the wrong type is never taken as absent: `venv_user: 1001`
@@ -542,7 +542,7 @@ fn fields_of_the_wrong_type_are_errors_naming_field_and_line() {
     input.push(server.target(0, &good));
     let out = server.tool("vd-freeze").stdin(jsonl(&input)).run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), input.len());
     for (i, (field, value, expected)) in bad.iter().enumerate() {
         let line = i + 2;
@@ -584,8 +584,8 @@ fn identity_in_the_home_directory_is_expanded() {
         .stdin(jsonl(&[target]))
         .run();
     out.expect_code(0);
-    assert_eq!(out.records()[0]["venv_exists"], json!(true));
-    assert_eq!(out.records()[0]["identity"], json!("~/keys/deploy"));
+    assert_eq!(out.json()[0]["venv_exists"], json!(true));
+    assert_eq!(out.json()[0]["identity"], json!("~/keys/deploy"));
 }
 
 #[test]
@@ -617,7 +617,7 @@ fn an_identity_that_is_a_device_or_a_fifo_is_skipped_unread() {
         .finish_by(started + Duration::from_secs(30))
         .expect("vd-freeze still read an identity file after 30 s");
     out.expect_code(0);
-    for record in out.records() {
+    for record in out.json() {
         assert_eq!(record["venv_exists"], json!(false), "{record:?}");
     }
 }
@@ -838,7 +838,7 @@ fn one_command_per_host_freezes_each_venv_as_its_own_python_would() {
         .collect();
     let out = server.tool("vd-freeze").stdin(jsonl(&input)).run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), venvs.len());
     assert_eq!(commands(&log), 1, "one host, one command");
 
@@ -963,7 +963,7 @@ fn many_venvs_of_a_host_cost_one_command_and_no_python_of_their_own() {
     for (path, mark) in &venvs {
         assert!(!mark.exists(), "{}/bin/python ran", path.display());
     }
-    for ((path, mark), record) in venvs.iter().zip(out.records()) {
+    for ((path, mark), record) in venvs.iter().zip(out.json()) {
         assert_eq!(installed(&record), pip_list(path), "{}", path.display());
         let reference = reference_freeze(&path.join("bin/python"), &[]);
         assert_eq!(record["installed"], reference["installed"]);
@@ -1012,7 +1012,7 @@ fn each_user_a_hosts_venvs_are_read_as_gets_one_command() {
     let out = server.tool("vd-freeze").stdin(jsonl(&input)).run();
     out.expect_code(0);
     assert_eq!(commands(&log), 2, "one command per user");
-    for (path, record) in venvs.iter().zip(out.records()) {
+    for (path, record) in venvs.iter().zip(out.json()) {
         assert_eq!(
             installed(&record)["vd-demo-pkg"],
             "1.0",

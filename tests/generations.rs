@@ -41,7 +41,7 @@ fn revert(server: &Sshd, repo: &Path, input: &str) -> Vec<Record> {
         .stdin(input)
         .run();
     out.expect_code(1);
-    out.records()
+    out.json()
 }
 
 /// A record whose check failed on generation 2 and that was switched back
@@ -153,7 +153,7 @@ fn a_generation_is_built_beside_the_active_one_and_switched_to() {
     // A plain venv is never moved silently.
     let out = push(&server, &repo, &[], &plans);
     out.expect_code(1);
-    let message = error_message(&out.records()[0]);
+    let message = error_message(&out.json()[0]);
     assert!(
         message.contains("plain virtualenv") && message.contains("--adopt"),
         "{message}"
@@ -163,7 +163,7 @@ fn a_generation_is_built_beside_the_active_one_and_switched_to() {
     // --adopt: the venv becomes generation 1, and the plan builds 2.
     let out = push(&server, &repo, &["--adopt"], &plans);
     out.expect_code(0);
-    let record = &out.records()[0];
+    let record = &out.json()[0];
     assert_ok(record);
     assert_eq!(record["changed"], json!(true));
     assert_eq!(generation(record), (json!(2), json!(1)));
@@ -186,7 +186,7 @@ fn a_generation_is_built_beside_the_active_one_and_switched_to() {
     let plans = plan(&server, &repo, &two, false, std::slice::from_ref(&t));
     let out = push(&server, &repo, &[], &plans);
     out.expect_code(0);
-    let record = &out.records()[0];
+    let record = &out.json()[0];
     assert_ok(record);
     assert_eq!(generation(record), (json!(3), json!(2)));
     assert_eq!(active(&v), "3");
@@ -219,7 +219,7 @@ fn a_generation_is_built_beside_the_active_one_and_switched_to() {
     let drifted = pip_list(&v);
     let out = push(&server, &repo, &[], &plans);
     out.expect_code(1);
-    let message = error_message(&out.records()[0]);
+    let message = error_message(&out.json()[0]);
     assert!(
         message.contains("changed since the plan was made: vdp-gamma 1.0 removed"),
         "{message}"
@@ -247,7 +247,7 @@ fn a_failed_build_leaves_the_active_generation_and_two_pushes_serialize() {
     let plans = plan(&server, &repo, &first, false, std::slice::from_ref(&t));
     let out = push(&server, &repo, &["--create"], &plans);
     out.expect_code(0);
-    assert_eq!(generation(&out.records()[0]), (json!(1), json!(null)));
+    assert_eq!(generation(&out.json()[0]), (json!(1), json!(null)));
     assert_eq!(active(&v), "1");
 
     // The cache holds a broken copy of gamma's wheel: pip fails mid-build.
@@ -264,7 +264,7 @@ fn a_failed_build_leaves_the_active_generation_and_two_pushes_serialize() {
     let before = pip_list(&v);
     let out = push(&server, &repo, &[], &plans);
     out.expect_code(1);
-    let record = &out.records()[0];
+    let record = &out.json()[0];
     let message = error_message(record);
     assert!(
         message.contains("generation 2 was not built, pip install failed")
@@ -293,7 +293,7 @@ fn a_failed_build_leaves_the_active_generation_and_two_pushes_serialize() {
     let mut changed = 0;
     for out in &outs {
         out.expect_code(0);
-        let record = &out.records()[0];
+        let record = &out.json()[0];
         assert_ok(record);
         assert_eq!(installed(record), pip_list(&v));
         assert_eq!(record["generation"]["active"], json!(2));
@@ -344,7 +344,7 @@ fn rollback_restores_the_previous_generation_and_revert_undoes_a_failed_deploy()
     };
     let out = rollback(&[], &pushed);
     out.expect_code(0);
-    let record = &out.records()[0];
+    let record = &out.json()[0];
     assert_ok(record);
     assert_eq!(record["rolled_back"], json!({"from": 2, "to": 1}));
     assert_eq!(record["changed"], json!(true));
@@ -366,11 +366,11 @@ fn rollback_restores_the_previous_generation_and_revert_undoes_a_failed_deploy()
     // Nothing before the first; --to goes forward again.
     let out = rollback(&[], &pushed);
     out.expect_code(1);
-    assert!(error_message(&out.records()[0]).contains("keeps none before it"));
+    assert!(error_message(&out.json()[0]).contains("keeps none before it"));
     assert_eq!(active(&v), "1");
     let out = rollback(&["--to", "2"], &pushed);
     out.expect_code(0);
-    assert_eq!(out.records()[0]["rolled_back"], json!({"from": 1, "to": 2}));
+    assert_eq!(out.json()[0]["rolled_back"], json!({"from": 1, "to": 2}));
     assert_eq!(active(&v), "2");
 
     // The deploy of 2.0 fails its check: --revert ends on generation 1,
@@ -403,7 +403,7 @@ fn rollback_restores_the_previous_generation_and_revert_undoes_a_failed_deploy()
     let record = target(&server, 0, &plain, &cache);
     let out = rollback(&[], &crate::util::jsonl(&[record]));
     out.expect_code(1);
-    let message = error_message(&out.records()[0]);
+    let message = error_message(&out.json()[0]);
     assert!(message.contains("vd-diff --lock"), "{message}");
 }
 

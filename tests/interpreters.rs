@@ -35,7 +35,7 @@ fn interpreter(record: &Record) -> vd::tags::Interpreter {
 fn freeze(server: &Sshd, targets: &[Record]) -> Vec<Record> {
     let out = server.tool("vd-freeze").stdin(jsonl(targets)).run();
     out.expect_code(0);
-    out.records()
+    out.json()
 }
 
 #[test]
@@ -288,7 +288,7 @@ fn django_1_11_on_2_7_and_3_2_on_3_6_deploy_beside_3_11() {
 
     let out = deploy(&server, dir);
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), 4, "{}", out.stderr);
     let (good, bare) = records.split_at(3);
 
@@ -341,7 +341,7 @@ fn django_1_11_on_2_7_and_3_2_on_3_6_deploy_beside_3_11() {
         .stdin(jsonl(good))
         .run();
     replan.expect_code(0);
-    for record in replan.records() {
+    for record in replan.json() {
         assert_eq!(strings(&record["pending"][SETTINGS]), Vec::<String>::new());
     }
 
@@ -355,7 +355,7 @@ fn django_1_11_on_2_7_and_3_2_on_3_6_deploy_beside_3_11() {
         .stdin(jsonl(&good[1..2]))
         .run();
     diff.expect_code(1);
-    let message = error_message(&diff.records()[0]);
+    let message = error_message(&diff.json()[0]);
     assert!(
         message.contains("futures 3.3.0 has wheels only for other interpreters")
             && message.contains("futures-3.3.0-py2-none-any.whl"),
@@ -375,7 +375,7 @@ fn django_1_11_on_2_7_and_3_2_on_3_6_deploy_beside_3_11() {
         .stdin(jsonl(&good[1..2]))
         .run();
     diff.expect_code(1);
-    let message = error_message(&diff.records()[0]);
+    let message = error_message(&diff.json()[0]);
     assert!(
         message.contains("django 5.") && message.contains("needs Python >=3.10 (Requires-Python)"),
         "{message}"
@@ -421,10 +421,10 @@ fn push_works_with_pip_21_3_1_on_3_6_and_pip_20_3_4_on_2_7() {
         .tool("vd-push")
         .arg("--repo")
         .arg(&repo)
-        .stdin(jsonl(&diff.records()))
+        .stdin(jsonl(&diff.json()))
         .run();
     push.expect_code(0);
-    for ((venv, _), record) in venvs.iter().zip(push.records()) {
+    for ((venv, _), record) in venvs.iter().zip(push.json()) {
         assert_eq!(record["changed"], true, "{record:?}");
         assert_eq!(
             strings(&record["pushed"]["installed"]),

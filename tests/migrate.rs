@@ -115,7 +115,7 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
         ))
         .expect_stderr(&label(&input[1]))
         .expect_stderr("slow.0001_slowly");
-    for record in out.records() {
+    for record in out.json() {
         let pending = strings(&record["pending"][DEMO]);
         assert!(
             pending.contains(&"catalog.0001_initial".to_string()),
@@ -132,7 +132,7 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
     let demo_only = [target(&server, 0, &a, DEMO), target(&server, 1, &b, DEMO)];
     let out = migrate(&server, &repo, &["--once"], &demo_only);
     out.expect_code(0);
-    let records = out.records();
+    let records = out.json();
     let (here, there) = if records[0].get("migrated_elsewhere").is_some() {
         (1, 0)
     } else {
@@ -151,7 +151,7 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
     // parallel, one after the other; the unchanged record untouched.
     let out = migrate(&server, &repo, &[], &input);
     out.expect_code(0);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records[here]["migrated"][DEMO], json!([]));
     assert!(
         strings(&records[there]["migrated"][DEMO]).contains(&"catalog.0001_initial".to_string())
@@ -183,13 +183,13 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
     // A second run applies nothing and logs nothing; --check is content.
     let out = migrate(&server, &repo, &["--always"], &input);
     out.expect_code(0);
-    for record in out.records() {
+    for record in out.json() {
         assert_eq!(record["migrated"], json!({ DEMO: [], SLOW: [] }));
     }
     assert_eq!(events(&repo, "migrate").len(), 4);
     let out = migrate(&server, &repo, &["--check"], &input[..2]);
     out.expect_code(0);
-    assert_eq!(out.records()[1]["pending"], json!({ DEMO: [], SLOW: [] }));
+    assert_eq!(out.json()[1]["pending"], json!({ DEMO: [], SLOW: [] }));
 
     // --once and a failure: the other target is not migrated and fails too.
     let broken = [
@@ -198,7 +198,7 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
     ];
     let out = migrate(&server, &repo, &["--once"], &broken);
     out.expect_code(1);
-    let messages: Vec<String> = out.records().iter().map(error_message).collect();
+    let messages: Vec<String> = out.json().iter().map(error_message).collect();
     let refused: Vec<usize> = (0..2)
         .filter(|&i| {
             messages[i].contains("was not migrated here") && messages[i].contains("--once")
@@ -230,7 +230,7 @@ fn a_broken_migration_keeps_what_was_applied_and_is_not_reloaded() {
     let out = migrate(&server, &repo, &[], &[broken.clone(), fine]);
     out.expect_code(1)
         .expect_stderr("ledger.0002_broken fails on purpose");
-    let records = out.records();
+    let records = out.json();
     let message = error_message(&records[0]);
     assert!(
         message.starts_with(&label(&broken))
@@ -263,7 +263,7 @@ fn a_broken_migration_keeps_what_was_applied_and_is_not_reloaded() {
         .stdin(out.stdout.clone())
         .run();
     reloaded.expect_code(1);
-    let after = reloaded.records();
+    let after = reloaded.json();
     assert_eq!(
         after[0], records[0],
         "the failed target's record was touched"
@@ -297,7 +297,7 @@ fn bad_settings_and_missing_django_are_errors_naming_the_target() {
     ];
     let out = migrate(&server, &repo, &[], &input);
     out.expect_code(1);
-    let messages: Vec<String> = out.records().iter().map(error_message).collect();
+    let messages: Vec<String> = out.json().iter().map(error_message).collect();
     assert!(
         messages[0].contains("is not a Python module name"),
         "{}",

@@ -90,7 +90,7 @@ fn the_whole_pipeline_deploys_migrates_reloads_and_then_changes_nothing() {
 
     let first = deploy(&server, dir);
     first.expect_code(0);
-    let records = first.records();
+    let records = first.json();
     assert_eq!(records.len(), 3, "{}", first.stderr);
     for record in &records {
         assert!(record.get("error").is_none(), "{record:?}");
@@ -130,7 +130,7 @@ fn the_whole_pipeline_deploys_migrates_reloads_and_then_changes_nothing() {
 
     let second = deploy(&server, dir);
     second.expect_code(0);
-    let records = second.records();
+    let records = second.json();
     assert_eq!(records.len(), 3);
     for record in &records {
         assert!(record.get("error").is_none(), "{record:?}");
@@ -262,7 +262,7 @@ fn a_cron_run_with_a_host_stopped_mid_command_ends_with_that_targets_error() {
         panic!("the pipeline still ran {waited:?} after a host stopped answering")
     });
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), 2, "{out:?}");
     let message = crate::util::error_message(&records[0]);
     assert!(

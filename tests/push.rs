@@ -176,7 +176,7 @@ fn three_venvs_on_two_hosts_upload_once_then_nothing() {
     // --dry-run: what would happen, and nothing on the hosts changes.
     let dry = push(&server, &repo, &["--dry-run"], &plans);
     dry.expect_code(0);
-    let dry = dry.records();
+    let dry = dry.json();
     for record in &dry {
         assert_ok(record);
         assert_eq!(record["changed"], json!(false));
@@ -218,7 +218,7 @@ fn three_venvs_on_two_hosts_upload_once_then_nothing() {
     // The push: each wheel crosses to each host once.
     let out = push(&server, &repo, &[], &plans);
     out.expect_code(0);
-    let records = out.records();
+    let records = out.json();
     for (record, v) in records.iter().zip([&a, &b, &c]) {
         assert_ok(record);
         assert_eq!(record["changed"], json!(true));
@@ -266,7 +266,7 @@ fn three_venvs_on_two_hosts_upload_once_then_nothing() {
         .collect();
     let out = push(&server, &repo, &[], &plans);
     out.expect_code(0);
-    for record in out.records() {
+    for record in out.json() {
         assert_ok(&record);
         assert_eq!(record["changed"], json!(false));
         assert_eq!(record["pushed"]["uploaded_bytes"], json!(0));
@@ -286,7 +286,7 @@ fn three_venvs_on_two_hosts_upload_once_then_nothing() {
     assert!(plans.contains("\"downgrade\""), "{plans}");
     let out = push(&server, &repo, &[], &plans);
     out.expect_code(0);
-    let records = out.records();
+    let records = out.json();
     for (record, v) in records.iter().zip([&a, &b, &c]) {
         assert_ok(record);
         assert_eq!(pip_list(v)["vdp-alpha"], "1.0");
@@ -473,7 +473,7 @@ fn a_failing_pip_fails_its_target_only_and_concurrent_pushes_serialize() {
     let plans = plan(&server, &repo, &req, false, &targets);
     let out = push(&server, &repo, &[], &plans);
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     let message = error_message(&records[0]);
     assert!(message.contains("pip install failed"), "{message}");
     assert!(
@@ -519,7 +519,7 @@ fn a_failing_pip_fails_its_target_only_and_concurrent_pushes_serialize() {
     let mut changed = 0;
     for out in &outs {
         out.expect_code(0);
-        let record = &out.records()[0];
+        let record = &out.json()[0];
         assert_ok(record);
         assert_eq!(installed(record), pip_list(&fresh));
         changed += usize::from(record["changed"] == json!(true));
@@ -619,7 +619,7 @@ fn a_connection_killed_during_upload_leaves_nothing_and_a_rerun_completes() {
     }
     let out = child.finish();
     out.expect_code(1);
-    let message = error_message(&out.records()[0]);
+    let message = error_message(&out.json()[0]);
     assert!(
         message.contains("upload") || message.contains("connection"),
         "{message}"
@@ -633,7 +633,7 @@ fn a_connection_killed_during_upload_leaves_nothing_and_a_rerun_completes() {
     // The rerun sends the wheel whole and installs it.
     let out = push(&server, &repo, &[], &plans);
     out.expect_code(0);
-    let record = &out.records()[0];
+    let record = &out.json()[0];
     assert_ok(record);
     assert_eq!(record["pushed"]["uploaded_bytes"], json!(size(&big)));
     assert_eq!(
@@ -665,13 +665,13 @@ fn create_makes_missing_venvs_only_when_asked() {
 
     let out = push(&server, &repo, &[], &plans);
     out.expect_code(1);
-    let message = error_message(&out.records()[0]);
+    let message = error_message(&out.json()[0]);
     assert!(message.contains("--create"), "{message}");
     assert!(!v.exists(), "a venv was made without --create");
 
     let out = push(&server, &repo, &["--create"], &plans);
     out.expect_code(0);
-    let record = &out.records()[0];
+    let record = &out.json()[0];
     assert_ok(record);
     assert_eq!(record["changed"], json!(true));
     assert_eq!(record["venv_exists"], json!(true));
@@ -718,7 +718,7 @@ fn a_plan_that_removes_pip_is_refused_and_its_venv_left_alone() {
 
     let out = push(&server, &repo, &[], &jsonl(&records));
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     let message = error_message(&records[0]);
     assert!(message.contains("removes pip"), "{message}");
     assert!(message.contains("nothing was done"), "{message}");
@@ -741,7 +741,7 @@ fn a_plan_that_removes_pip_is_refused_and_its_venv_left_alone() {
     // The venv still takes a push: the plan without the removal goes in.
     let out = push(&server, &repo, &[], &plans);
     out.expect_code(0);
-    assert_ok(&out.records()[0]);
+    assert_ok(&out.json()[0]);
     assert_eq!(pip_list(&kept)["vdp-beta"], "1.0");
     assert_eq!(pip_list(&kept)["pip"], pip_version);
 }
@@ -782,7 +782,7 @@ fn venv_user_pushes_through_sudo() {
 
     let out = push(&server, &repo, &[], &plans);
     out.expect_code(0);
-    let record = &out.records()[0];
+    let record = &out.json()[0];
     assert_ok(record);
     assert_eq!(record["changed"], json!(true));
     assert_eq!(pip_list(&v)["vdp-beta"], "1.0");
@@ -827,7 +827,7 @@ fn a_release_log_that_cannot_be_written_fails_no_target() {
     out.expect_code(1)
         .expect_stderr("not logged: install")
         .expect_stderr("vdp-alpha");
-    let records = out.records();
+    let records = out.json();
     assert_ok(&records[0]);
     assert_eq!(records[0]["changed"], json!(true));
     assert_eq!(pip_list(&venv)["vdp-alpha"], "1.0");
@@ -863,7 +863,7 @@ fn a_venv_changed_since_the_plan_is_refused_with_nothing_changed() {
     let drifted = pip_list(&v);
     let out = push(&server, &repo, &[], &plans);
     out.expect_code(1);
-    let record = &out.records()[0];
+    let record = &out.json()[0];
     let message = error_message(record);
     assert!(
         message.contains(
@@ -921,7 +921,7 @@ fn a_cache_path_with_a_newline_or_semicolon_is_refused_naming_field_and_line() {
 
     let out = push(&server, &repo, &[], &jsonl(&records));
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     for (i, record) in records[..2].iter().enumerate() {
         let message = error_message(record);
         assert!(
@@ -1011,7 +1011,7 @@ fn a_push_killed_while_pip_runs_is_logged_by_the_next_push() {
     assert!(plans.contains("\"plan\":[]"), "{plans}");
     let out = push(&server, &repo, &[], &plans);
     out.expect_code(0);
-    let record = &out.records()[0];
+    let record = &out.json()[0];
     assert_ok(record);
     assert_eq!(record["changed"], json!(false));
     let events: Vec<_> = log_events(&repo)

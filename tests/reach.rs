@@ -132,7 +132,7 @@ fn freeze_and_push_through_a_bastion_with_one_session_each() {
 
     let frozen = behind.tool("vd-freeze").stdin(jsonl(&[t0, t1])).run();
     frozen.expect_code(0);
-    let records = frozen.records();
+    let records = frozen.json();
     assert_eq!(records.len(), 2);
     records.iter().for_each(assert_ok);
     assert_eq!(behind.bastion.logins(), 1, "{}", behind.bastion.log());
@@ -161,7 +161,7 @@ fn freeze_and_push_through_a_bastion_with_one_session_each() {
         .stdin(planned.stdout.clone())
         .run();
     pushed.expect_code(0);
-    for (record, venv) in pushed.records().iter().zip([&v0, &v1]) {
+    for (record, venv) in pushed.json().iter().zip([&v0, &v1]) {
         assert_ok(record);
         assert_eq!(pip_list(venv)["vdr-behind"], "1.0");
         assert_eq!(installed(record), pip_list(venv));
@@ -206,7 +206,7 @@ fn host_keys_are_checked_at_both_hops() {
         .stdin(jsonl(std::slice::from_ref(&target)))
         .run();
     out.expect_code(1);
-    let message = error_message(&out.records()[0]);
+    let message = error_message(&out.json()[0]);
     assert!(
         message.contains("HOST KEY CHANGED")
             && message.contains(&format!("bastion {}", behind.jump()))
@@ -230,7 +230,7 @@ fn host_keys_are_checked_at_both_hops() {
         .stdin(jsonl(std::slice::from_ref(&target)))
         .run();
     out.expect_code(1);
-    let message = error_message(&out.records()[0]);
+    let message = error_message(&out.json()[0]);
     assert!(
         message.contains("HOST KEY CHANGED")
             && message.contains(&format!("[{}]:{}", behind.hosts.host(0), behind.hosts.port))
@@ -294,7 +294,7 @@ fn a_chain_of_bastions_and_a_proxy_command() {
     t2.insert("host".into(), json!("broken"));
     let out = behind.tool("vd-freeze").stdin(jsonl(&[t0, t1, t2])).run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_ok(&records[0]);
     assert_ok(&records[1]);
     // A command that fails is named, not just a failed SSH greeting.
@@ -324,7 +324,7 @@ fn a_bad_jump_is_named() {
         .arg("--json")
         .run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     let message = error_message(&records[0]);
     assert!(
         message.contains("line 2") && message.contains("99999"),
@@ -433,7 +433,7 @@ fn push_to_hosts_without_sftp() {
         .stdin(plans)
         .run();
     out.expect_code(0);
-    let records = out.records();
+    let records = out.json();
     records.iter().for_each(assert_ok);
     for v in &venvs {
         assert_eq!(pip_list(v)["vdr-nosftp"], "1.0");
@@ -519,7 +519,7 @@ fn a_transfer_without_sftp_cut_off_leaves_nothing_and_a_rerun_completes() {
     }
     let out = child.finish();
     out.expect_code(1);
-    let message = error_message(&out.records()[0]);
+    let message = error_message(&out.json()[0]);
     assert!(
         message.contains("upload") || message.contains("connection"),
         "{message}"
@@ -537,7 +537,7 @@ fn a_transfer_without_sftp_cut_off_leaves_nothing_and_a_rerun_completes() {
         .stdin(plans)
         .run();
     out.expect_code(0);
-    let record = &out.records()[0];
+    let record = &out.json()[0];
     assert_ok(record);
     assert_eq!(
         record["pushed"]["uploaded_bytes"],
@@ -626,7 +626,7 @@ fn a_bastion_lost_mid_transfer_fails_its_targets_and_a_rerun_completes() {
         "took {:?}",
         started.elapsed()
     );
-    assert!(out.records()[0].get("error").is_some());
+    assert!(out.json()[0].get("error").is_some());
     assert!(
         cached(&cache).is_empty(),
         "a cut-off upload is in the cache"
@@ -640,7 +640,7 @@ fn a_bastion_lost_mid_transfer_fails_its_targets_and_a_rerun_completes() {
         .stdin(plans)
         .run();
     out.expect_code(0);
-    assert_ok(&out.records()[0]);
+    assert_ok(&out.json()[0]);
     assert_eq!(cached(&cache), [cache_key(&big)]);
     assert_eq!(pip_list(&v)["vdr-big"], "1.0");
 }

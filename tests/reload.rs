@@ -176,7 +176,7 @@ fn failing_reloads_and_checks_are_errors_and_the_rest_go_on() {
         .stdin(jsonl(&input))
         .run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     let a = error_message(&records[0]);
     assert!(a.contains("exit status 3") && a.contains("boom"), "{a}");
     let b = error_message(&records[1]);
@@ -292,7 +292,7 @@ fn a_host_that_stops_answering_mid_command_is_given_up_and_the_others_go_on() {
         panic!("vd-reload still ran {waited:?} after its host stopped answering")
     });
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), 2, "{out:?}");
     let message = error_message(&records[0]);
     assert!(
@@ -347,7 +347,7 @@ fn a_release_log_that_cannot_be_written_fails_no_target() {
         .stdin(jsonl(&[target(&server, 0, "/srv/a", &reload, false)]))
         .run();
     out.expect_code(1).expect_stderr("not logged: reload");
-    let records = out.records();
+    let records = out.json();
     assert!(records[0].get("error").is_none(), "{:?}", records[0]);
     assert_eq!(records[0]["reloaded"], json!(true));
     assert_eq!(read(&ran), "x\n");

@@ -230,7 +230,7 @@ fn the_closure_equals_pips_choice_on_each_interpreter() {
     // One run, two targets: the markers and tags of each decide.
     let out = diff(&repo, &[reqs.to_str().unwrap()], &records);
     out.expect_code(0);
-    let planned_per_target: Vec<_> = out.records().iter().map(planned).collect();
+    let planned_per_target: Vec<_> = out.json().iter().map(planned).collect();
     for (python, ours) in interpreters.iter().zip(&planned_per_target) {
         let pips = pip_choice(python, &repo, &reqs);
         assert!(pips.len() > 15, "a real closure: {pips:?}");
@@ -257,7 +257,7 @@ fn a_conflict_and_wheels_for_another_interpreter_are_explained() {
         &[with_packages(&target, &["celery<5.6", "kombu>=5.7"])],
     );
     out.expect_code(1);
-    let message = error(&out.records()[0]);
+    let message = error(&out.json()[0]);
     assert_contains(
         &message,
         &[
@@ -282,7 +282,7 @@ fn a_conflict_and_wheels_for_another_interpreter_are_explained() {
     let out = diff(&repo, &[], &[with_packages(&target, &["argon2-cffi"])]);
     out.expect_code(1);
     assert_contains(
-        &error(&out.records()[0]),
+        &error(&out.json()[0]),
         &[
             "requires cffi",
             "has wheels only for other interpreters",
@@ -347,7 +347,7 @@ fn dependencies_kept_upgraded_and_removed() {
     ];
     let out = diff(&repo, &[], &records);
     out.expect_code(0);
-    let r = out.records();
+    let r = out.json();
     assert_eq!(
         changes(&r[0]),
         ["vdr-app upgrade 1.0 2.0", "vdr-new-dep install - 1.0"]
@@ -366,7 +366,7 @@ fn dependencies_kept_upgraded_and_removed() {
     let out = diff(&repo, &["--upgrade-deps", "--exact"], &records[..1]);
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
+        changes(&out.json()[0]),
         [
             "vdr-app upgrade 1.0 2.0",
             "vdr-helper upgrade 1.5 2.0",
@@ -379,7 +379,7 @@ fn dependencies_kept_upgraded_and_removed() {
     let out = diff(&repo, &[], &[with_packages(&base, &["vdr-app[cache]"])]);
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
+        changes(&out.json()[0]),
         [
             "vdr-app install - 2.0",
             "vdr-cache install - 1.0",
@@ -453,7 +453,7 @@ fn deploy(server: &Sshd, repo: &Path, args: &[&str], frozen: &str) -> Vec<Record
         .stdin(planned.stdout)
         .run();
     pushed.expect_code(0);
-    pushed.records()
+    pushed.json()
 }
 
 fn pip_check(venv: &Path) {
@@ -556,7 +556,7 @@ fn lock_rolls_a_venv_back_to_a_saved_freeze() {
         .stdin(frozen_other)
         .run();
     out.expect_code(1);
-    let r = out.records();
+    let r = out.json();
     assert_contains(
         &error(&r[0]),
         &["bad.jsonl has no saved record of", "/other"],

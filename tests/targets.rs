@@ -23,7 +23,7 @@ fn targets(dir: &Path, csv: &str, names: &[&str]) -> Outcome {
 }
 
 fn hosts_and_venvs(out: &Outcome) -> Vec<String> {
-    out.records()
+    out.json()
         .iter()
         .map(|r| {
             format!(
@@ -40,7 +40,7 @@ fn writes_typed_records_for_every_target() {
     let dir = tempfile::tempdir().unwrap();
     let out = targets(dir.path(), INVENTORY, &[]);
     out.expect_code(0);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), 4);
     let web1 = &records[0];
     assert_eq!(web1["port"], 22);
@@ -141,7 +141,7 @@ good2,,/srv/c
 ";
     let out = targets(dir.path(), csv, &[]);
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), 5);
     let message = |i: usize| records[i]["error"]["message"].as_str().unwrap().to_string();
     assert!(records[0].get("error").is_none());
@@ -196,7 +196,7 @@ fn quoted_cells_keep_their_commas_and_unknown_columns_pass_through() {
     let out = targets(dir.path(), csv, &[]);
     out.expect_code(0)
         .expect_stderr("unknown column `team`, passed through as a field");
-    let r = &out.records()[0];
+    let r = &out.json()[0];
     assert_eq!(r["reload"], "kill -HUP $(cat /run/a.pid), twice");
     assert_eq!(r["team"], "shop, north");
 }
@@ -210,7 +210,7 @@ fn a_row_with_too_many_cells_is_an_error_for_that_row() {
         &[],
     );
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), 3);
     let message = records[1]["error"]["message"].as_str().unwrap();
     assert!(
@@ -231,7 +231,7 @@ fn reads_jsonl_inventories_and_the_environment_variable() {
     .unwrap();
     let out = tool("vd-targets").env("VD_INVENTORY", &path).run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), 3);
     assert_eq!(records[0]["mine"], serde_json::json!({"keep": true}));
     let message = records[1]["error"]["message"].as_str().unwrap();
@@ -300,7 +300,7 @@ fn fields_of_the_wrong_type_in_jsonl_inventories_are_errors() {
     fs::write(&path, text).unwrap();
     let out = tool("vd-targets").arg("--inventory").arg(&path).run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), bad.len() + 3);
     assert!(records[0].get("error").is_none());
     for (i, (field, _, expected)) in bad.iter().enumerate() {
@@ -329,6 +329,6 @@ fn a_column_named_twice_is_an_error() {
         &[],
     );
     out.expect_code(2);
-    assert!(out.records().is_empty());
+    assert!(out.json().is_empty());
     out.expect_stderr("targets.csv line 1: column `venv_user` appears twice in the header");
 }

@@ -441,7 +441,7 @@ fn shared_options_come_from_the_environment() {
     refused.expect_code(1);
     let out = freeze().env("VD_KNOWN_HOSTS", &known).run();
     out.expect_code(0);
-    assert_eq!(out.records()[0]["venv_exists"], json!(true));
+    assert_eq!(out.json()[0]["venv_exists"], json!(true));
 
     // VD_JOBS and VD_TIMEOUT are read, and checked like the options.
     for (var, bad, option) in [

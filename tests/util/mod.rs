@@ -5,7 +5,10 @@
 
 pub mod netns;
 pub mod python;
+pub mod record;
 pub mod sshd;
+
+pub use record::Record;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,13 +47,34 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The stdout JSON lines, parsed.
-    pub fn records(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    /// The stdout JSON lines as target records.
+    #[track_caller]
+    pub fn records(&self) -> Vec<Record> {
+        self.lines_as()
+    }
+
+    /// The stdout JSON lines as vd-add's records.
+    #[track_caller]
+    pub fn added(&self) -> Vec<record::Added> {
+        self.lines_as()
+    }
+
+    /// The stdout JSON lines as they are on the wire, for what only the raw
+    /// JSON shows (field order, a field's JSON type).
+    #[track_caller]
+    pub fn json(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        self.lines_as()
+    }
+
+    #[track_caller]
+    fn lines_as<T: serde::de::DeserializeOwned>(&self) -> Vec<T> {
         self.stdout
             .lines()
-            .map(|l| match serde_json::from_str(l) {
-                Ok(serde_json::Value::Object(m)) => m,
-                _ => panic!("stdout line is not a JSON object: {l}\n{self:?}"),
+            .enumerate()
+            .map(|(i, l)| {
+                serde_json::from_str(l).unwrap_or_else(|e| {
+                    panic!("stdout line {} is not a record: {e}\n{l}\n{self:?}", i + 1)
+                })
             })
             .collect()
     }
@@ -207,8 +231,8 @@ pub fn error_message(record: &serde_json::Map<String, serde_json::Value>) -> Str
         .to_string()
 }
 
-/// JSON lines from records, for a tool's stdin.
-pub fn jsonl(records: &[serde_json::Map<String, serde_json::Value>]) -> String {
+/// JSON lines from records (typed or raw), for a tool's stdin.
+pub fn jsonl<T: serde::Serialize>(records: &[T]) -> String {
     records
         .iter()
         .map(|r| serde_json::to_string(r).unwrap() + "\n")
