@@ -5,14 +5,18 @@
 //! names, rolled back with --lock.
 
 use crate::util::python::{self, download, download_with, pip_list, python3, Project};
+use crate::util::record::Action;
 use crate::util::sshd::Sshd;
-use crate::util::{jsonl, tool, Outcome};
+use crate::util::{
+    changes, error_message as error, jsonl, lines_of, repo, stdout_of, tool, Outcome, Record,
+};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-type Record = Map<String, Value>;
+/// A target record as a test builds it, to feed a tool.
+type Target = Map<String, Value>;
 
 /// The newest CPython `version` (like `3.8`) pyenv has here.
 fn pyenv_python(version: &str) -> String {
@@ -47,27 +51,16 @@ fn pyenv_python(version: &str) -> String {
 
 /// The interpreter's facts as vd-freeze's remote script reports them, for a
 /// venv still to be created.
-fn facts(python: &str, host: &str) -> Record {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("lib/src/remote/freeze.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg("--no-installed")
-        .output()
-        .expect("cannot run freeze.py");
-    assert!(
-        out.status.success(),
-        "freeze.py with {python}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut record: Record = serde_json::from_slice(&out.stdout).unwrap();
-    record.insert("host".into(), json!(host));
-    record.insert("venv".into(), json!("/srv/shop/venv"));
-    record.insert("installed".into(), json!({}));
-    record.insert("venv_exists".into(), json!(true));
-    record
+fn facts(python: &str, host: &str) -> Target {
+    let mut record = python::freeze_script(Path::new(python), &["--no-installed"]);
+    record.host = Some(host.into());
+    record.venv = Some("/srv/shop/venv".into());
+    record.installed = Some(BTreeMap::new());
+    record.venv_exists = Some(true);
+    record.to_json()
 }
 
-fn with_installed(mut record: Record, installed: &[(&str, &str)]) -> Record {
+fn with_installed(mut record: Target, installed: &[(&str, &str)]) -> Target {
     let map: Map<String, Value> = installed
         .iter()
         .map(|(n, v)| (n.to_string(), json!(v)))
@@ -76,19 +69,7 @@ fn with_installed(mut record: Record, installed: &[(&str, &str)]) -> Record {
     record
 }
 
-/// A repository made by vd-add.
-fn repo(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
-    let repo = dir.join("wheels");
-    tool("vd-add")
-        .arg("--repo")
-        .arg(&repo)
-        .args(wheels)
-        .run()
-        .expect_code(0);
-    repo
-}
-
-fn diff(repo: &Path, args: &[&str], records: &[Record]) -> Outcome {
+fn diff(repo: &Path, args: &[&str], records: &[Target]) -> Outcome {
     tool("vd-diff")
         .arg("--repo")
         .arg(repo)
@@ -105,48 +86,16 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// `{name: (to, wheel)}` of a plan's installs and upgrades.
 fn planned(record: &Record) -> BTreeMap<String, (String, String)> {
-    let plan = record["plan"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no plan in {record:?}"));
-    plan.iter()
-        .filter(|c| c["action"] != "remove")
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_string(),
-                (
-                    c["to"].as_str().unwrap().to_string(),
-                    c["wheel"].as_str().unwrap().to_string(),
-                ),
-            )
-        })
-        .collect()
-}
-
-/// `name action from to` for each change.
-fn changes(record: &Record) -> Vec<String> {
-    let s = |c: &Value, k: &str| c[k].as_str().unwrap_or("-").to_string();
-    record["plan"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no plan in {record:?}"))
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {} {} {}",
-                s(c, "name"),
-                s(c, "action"),
-                s(c, "from"),
-                s(c, "to")
-            )
-        })
-        .collect()
-}
-
-fn error(record: &Record) -> String {
     record
-        .get("error")
-        .and_then(|e| e["message"].as_str())
-        .unwrap_or_else(|| panic!("no error in {record:?}"))
-        .to_string()
+        .plan()
+        .iter()
+        .filter(|c| c.action != Action::Remove)
+        .map(|c| {
+            let to = c.to.clone().expect("an install without a version");
+            let wheel = c.wheel.clone().expect("an install without a wheel");
+            (c.name.clone(), (to, wheel))
+        })
+        .collect()
 }
 
 #[track_caller]
@@ -165,37 +114,56 @@ fn pip_choice(
 ) -> BTreeMap<String, (String, String)> {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
-    let out = Command::new(python)
-        .args(["-m", "pip", "--disable-pip-version-check", "install", "-q"])
-        .args(["--dry-run", "--ignore-installed", "--no-index", "--report"])
-        .arg(&report)
-        .arg("--find-links")
-        .arg(repo)
-        .arg("-r")
-        .arg(requirements)
-        .output()
-        .expect("cannot run pip");
-    assert!(
-        out.status.success(),
-        "pip install --dry-run with {python}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    stdout_of(
+        Command::new(python)
+            .args(["-m", "pip", "--disable-pip-version-check", "install", "-q"])
+            .args(["--dry-run", "--ignore-installed", "--no-index", "--report"])
+            .arg(&report)
+            .arg("--find-links")
+            .arg(repo)
+            .arg("-r")
+            .arg(requirements),
+        &format!("pip install --dry-run with {python}"),
     );
-    let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    report["install"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let report: PipReport = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    report
+        .install
+        .into_iter()
         .map(|item| {
-            let url = item["download_info"]["url"].as_str().unwrap();
-            (
-                python::normalize(item["metadata"]["name"].as_str().unwrap()),
-                (
-                    item["metadata"]["version"].as_str().unwrap().to_string(),
-                    url.rsplit('/').next().unwrap().to_string(),
-                ),
-            )
+            let file = item
+                .download_info
+                .url
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string();
+            let name = python::normalize(&item.metadata.name);
+            (name, (item.metadata.version, file))
         })
         .collect()
+}
+
+/// The part of pip's installation report (`pip install --report`) read here.
+#[derive(serde::Deserialize)]
+struct PipReport {
+    install: Vec<PipInstall>,
+}
+
+#[derive(serde::Deserialize)]
+struct PipInstall {
+    download_info: PipDownload,
+    metadata: PipMetadata,
+}
+
+#[derive(serde::Deserialize)]
+struct PipDownload {
+    url: String,
+}
+
+#[derive(serde::Deserialize)]
+struct PipMetadata {
+    name: String,
+    version: String,
 }
 
 /// A Django project's closure for two interpreters: Django with argon2,
@@ -222,7 +190,7 @@ fn the_closure_equals_pips_choice_on_each_interpreter() {
     let repo = repo(dir.path(), &shop_wheels());
     let reqs = write(dir.path(), "requirements.txt", SHOP);
     let interpreters = [python3(), pyenv_python("3.8")];
-    let records: Vec<Record> = interpreters
+    let records: Vec<Target> = interpreters
         .iter()
         .enumerate()
         .map(|(i, p)| facts(p, &format!("host{i}")))
@@ -230,7 +198,7 @@ fn the_closure_equals_pips_choice_on_each_interpreter() {
     // One run, two targets: the markers and tags of each decide.
     let out = diff(&repo, &[reqs.to_str().unwrap()], &records);
     out.expect_code(0);
-    let planned_per_target: Vec<_> = out.json().iter().map(planned).collect();
+    let planned_per_target: Vec<_> = out.records().iter().map(planned).collect();
     for (python, ours) in interpreters.iter().zip(&planned_per_target) {
         let pips = pip_choice(python, &repo, &reqs);
         assert!(pips.len() > 15, "a real closure: {pips:?}");
@@ -240,7 +208,8 @@ fn the_closure_equals_pips_choice_on_each_interpreter() {
         }
     }
     assert_ne!(
-        planned_per_target[0]["django"], planned_per_target[1]["django"],
+        planned_per_target[0].get("django"),
+        planned_per_target[1].get("django"),
         "Django 5 needs Python 3.10; the 3.8 target gets 4.2"
     );
 }
@@ -296,7 +265,7 @@ fn repo_of(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
     repo(dir, wheels)
 }
 
-fn with_packages(target: &Record, packages: &[&str]) -> Record {
+fn with_packages(target: &Target, packages: &[&str]) -> Target {
     let mut r = target.clone();
     r.insert("packages".into(), json!(packages));
     r
@@ -416,7 +385,7 @@ fn check_exits_one_on_drift_zero_in_sync_and_two_on_errors() {
 
 /// A target on the test sshd whose venv vd-push creates, with its wheel
 /// cache in the test's directory.
-fn remote_target(server: &Sshd, dir: &Path, venv: &str) -> Record {
+fn remote_target(server: &Sshd, dir: &Path, venv: &str) -> Target {
     let mut t = server.target(0, &dir.join(venv));
     t.insert(
         "cache".into(),
@@ -430,7 +399,7 @@ fn remote_target(server: &Sshd, dir: &Path, venv: &str) -> Record {
 }
 
 /// vd-freeze of `targets`, its stdout.
-fn freeze(server: &Sshd, targets: &[Record]) -> String {
+fn freeze(server: &Sshd, targets: &[Target]) -> String {
     let out = server.tool("vd-freeze").stdin(jsonl(targets)).run();
     out.expect_code(0);
     out.stdout
@@ -453,20 +422,18 @@ fn deploy(server: &Sshd, repo: &Path, args: &[&str], frozen: &str) -> Vec<Record
         .stdin(planned.stdout)
         .run();
     pushed.expect_code(0);
-    pushed.json()
+    pushed.records()
 }
 
 fn pip_check(venv: &Path) {
-    let out = Command::new(venv.join("bin/python"))
-        .args(["-m", "pip", "--disable-pip-version-check", "check"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pip check in {}: {}{}",
-        venv.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    stdout_of(
+        Command::new(venv.join("bin/python")).args([
+            "-m",
+            "pip",
+            "--disable-pip-version-check",
+            "check",
+        ]),
+        &format!("pip check in {}", venv.display()),
     );
 }
 
@@ -485,7 +452,7 @@ fn one_line_requirements_install_django_and_every_dependency() {
         &[reqs.to_str().unwrap()],
         &freeze(&server, std::slice::from_ref(&target)),
     );
-    assert!(records[0].get("error").is_none(), "{:?}", records[0]);
+    assert!(records[0].error.is_none(), "{:?}", records[0]);
     let venv = d.join("shop");
     let installed = pip_list(&venv);
     // Every wheel of the download is Django's closure on this interpreter.
@@ -530,7 +497,7 @@ fn lock_rolls_a_venv_back_to_a_saved_freeze() {
         &["--lock", saved_file.to_str().unwrap()],
         &frozen,
     );
-    assert!(records[0].get("error").is_none(), "{:?}", records[0]);
+    assert!(records[0].error.is_none(), "{:?}", records[0]);
     assert_eq!(
         pip_list(&venv),
         before,
@@ -581,20 +548,10 @@ fn macos_platform_tags_are_packagings_ladder() {
         let code = format!(
             "from pip._vendor.packaging.tags import mac_platforms\nfor p in mac_platforms({version:?}, {arch:?}): print(p)"
         );
-        let out = Command::new(python3())
-            .args(["-c", &code])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let packaging = lines_of(
+            Command::new(python3()).args(["-c", &code]),
+            "pip's vendored packaging",
         );
-        let packaging: Vec<String> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect();
         assert_eq!(
             vd::tags::mac_platforms(version, arch),
             packaging,

@@ -4,8 +4,8 @@
 //! VD_* variables for the shared options.
 
 use crate::util::python::venv;
-use crate::util::sshd::Sshd;
-use crate::util::{bin, jsonl};
+use crate::util::sshd::{current_user, Sshd};
+use crate::util::{bin, jsonl, without_vd_environment};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::io::Read;
@@ -92,19 +92,10 @@ impl Fleet {
 
     /// A shell running `command`, with the server's HOME.
     fn shell(&self, program: &str) -> Command {
-        let mut command = Command::new(program);
+        let mut command = without_vd_environment(Command::new(program));
         command
             .env("HOME", self.server.home())
             .env_remove("SSH_AUTH_SOCK");
-        for var in [
-            "VD_REPO",
-            "VD_INVENTORY",
-            "VD_JOBS",
-            "VD_TIMEOUT",
-            "VD_KNOWN_HOSTS",
-        ] {
-            command.env_remove(var);
-        }
         command
     }
 
@@ -252,10 +243,9 @@ fn at_a_terminal_rows_and_progress_stream_and_each_error_shows_once() {
     let terminal = fleet.at_terminal(&fleet.pipeline(&inventory, ""));
     let s = &fleet.server;
     let label = |i: usize, v: &str| {
-        let record = s.target(i, &fleet.path(v));
         format!(
             "{}@{}:{}:{}",
-            record["user"].as_str().unwrap(),
+            current_user(),
             s.host(i),
             s.port,
             fleet.path(v).display()
@@ -297,12 +287,7 @@ fn at_a_terminal_rows_and_progress_stream_and_each_error_shows_once() {
     }
     // Rows in input order, and the summary at the end of the table.
     let lines = screen(&shown);
-    let relative = format!(
-        "{}@{}:{}:relative/venv",
-        s.target(0, Path::new("/x"))["user"].as_str().unwrap(),
-        s.host(0),
-        s.port
-    );
+    let relative = format!("{}@{}:{}:relative/venv", current_user(), s.host(0), s.port);
     let rows: Vec<usize> = [
         label(0, "v1"),
         label(1, "v2"),
@@ -441,7 +426,7 @@ fn shared_options_come_from_the_environment() {
     refused.expect_code(1);
     let out = freeze().env("VD_KNOWN_HOSTS", &known).run();
     out.expect_code(0);
-    assert_eq!(out.json()[0]["venv_exists"], json!(true));
+    assert_eq!(out.records()[0].venv_exists, Some(true));
 
     // VD_JOBS and VD_TIMEOUT are read, and checked like the options.
     for (var, bad, option) in [

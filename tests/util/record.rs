@@ -13,251 +13,113 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// One line of a tool's output or input: one virtualenv on one host.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    // vd-targets: the inventory's columns, typed.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub host: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub port: Option<u16>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub user: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub venv: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub venv_user: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub requirements: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub packages: Option<Vec<String>>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub settings: Option<Vec<String>>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub migrate_user: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub reload: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub reload_once: Option<bool>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub via: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub identity: Option<String>,
-    /// The interpreter's name before vd-freeze, its facts after.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub python: Option<Python>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cache: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub check: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub generations: Option<u32>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub jump: Option<String>,
+/// A struct of optional record fields: each is absent (`None`) or holds
+/// its documented type, null fails the read, and `None` is left out when
+/// the struct is written. Fields under `lenient` take their own attributes;
+/// `rest` holds the fields the struct does not name.
+macro_rules! optional_fields {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[doc = $doc:literal])* $field:ident: $ty:ty, )*
+        }
+        $(#[doc = $rest_doc:literal])*
+        rest: $rest:ident,
+        $( lenient { $($lenient:tt)* } )?
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $(
+                $(#[doc = $doc])*
+                #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+                pub $field: Option<$ty>,
+            )*
+            $($($lenient)*)?
+            $(#[doc = $rest_doc])*
+            #[serde(flatten)]
+            pub $rest: Map<String, Value>,
+        }
+    };
+}
 
-    // vd-freeze.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub markers: Option<Markers>,
-    /// `{normalized name: version}`.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub installed: Option<BTreeMap<String, String>>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub venv_exists: Option<bool>,
-
-    // vd-diff.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub plan: Option<Vec<Change>>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub ahead: Option<Vec<Ahead>>,
-    /// `sha256:HEX` of the state the plan was made from.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub planned_from: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub unchanged: Option<Vec<Unchanged>>,
-
-    // vd-push.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub pushed: Option<Pushed>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub changed: Option<bool>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub skipped: Option<bool>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub generation: Option<Generation>,
-
-    // vd-migrate: per settings module.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub migrated: Option<BTreeMap<String, Vec<String>>>,
-    /// The target that migrated each module for this one (`--once`).
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub migrated_elsewhere: Option<BTreeMap<String, Value>>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub pending: Option<BTreeMap<String, Vec<String>>>,
-
-    // vd-reload and vd-rollback.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub reloaded: Option<bool>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub checked: Option<bool>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub rolled_back: Option<Switch>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub reverted: Option<Switch>,
-
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub error: Option<Error>,
-
+optional_fields! {
+    /// One line of a tool's output or input: one virtualenv on one host.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Record {
+        // vd-targets: the inventory's columns, typed.
+        host: String,
+        port: u16,
+        user: String,
+        venv: String,
+        venv_user: String,
+        requirements: String,
+        packages: Words,
+        settings: Words,
+        migrate_user: String,
+        reload: String,
+        reload_once: bool,
+        via: String,
+        identity: String,
+        /// The interpreter's name before vd-freeze, its facts after.
+        python: Python,
+        cache: String,
+        check: String,
+        generations: u32,
+        jump: String,
+        // vd-freeze.
+        markers: Markers,
+        venv_exists: bool,
+        // vd-diff.
+        plan: Vec<Change>,
+        ahead: Vec<Ahead>,
+        /// `sha256:HEX` of the state the plan was made from.
+        planned_from: String,
+        unchanged: Vec<Unchanged>,
+        // vd-push.
+        pushed: Pushed,
+        changed: bool,
+        skipped: bool,
+        generation: Generation,
+        // vd-migrate: per settings module.
+        migrated: BTreeMap<String, Vec<String>>,
+        /// The target that migrated each module for this one (`--once`).
+        migrated_elsewhere: BTreeMap<String, String>,
+        pending: BTreeMap<String, Vec<String>>,
+        // vd-reload and vd-rollback.
+        reloaded: bool,
+        checked: bool,
+        rolled_back: Switch,
+        reverted: Switch,
+        error: Error,
+    }
     /// Every field the document does not name: the user's own, kept.
-    #[serde(flatten)]
-    pub rest: Map<String, Value>,
+    rest: rest,
+    lenient {
+        /// `{normalized name: version}`. A record written by hand for a
+        /// virtualenv still to create may hold null here, which vd-diff takes
+        /// as empty: it reads as absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub installed: Option<BTreeMap<String, String>>,
+    }
+}
+
+/// `packages` and `settings`: a list as vd-targets writes them, or the
+/// space-separated text a record written by hand may carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Words {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl Words {
+    /// The words, one per item.
+    pub fn words(&self) -> Vec<String> {
+        match self {
+            Words::List(list) => list.clone(),
+            Words::Text(text) => text.split_whitespace().map(str::to_string).collect(),
+        }
+    }
 }
 
 /// A field vd knows is there with its value, or absent; null is neither.
@@ -273,56 +135,24 @@ pub enum Python {
     Facts(Box<Facts>),
 }
 
-/// The interpreter's facts vd-freeze reports: implementation, version,
-/// platform, machine, libc, and the virtualenv's executable and prefix.
-/// Whether it is a virtualenv's (`venv`) and its `base_prefix` are not in
-/// vd(7) but the tests rely on them; the rest stays in `other`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Facts {
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub implementation: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub version: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub platform: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub machine: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub libc: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub executable: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub prefix: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_prefix: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub venv: Option<bool>,
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
+optional_fields! {
+    /// The interpreter's facts vd-freeze reports: implementation, version,
+    /// platform, machine, libc, and the virtualenv's executable and prefix.
+    /// Whether it is a virtualenv's (`venv`) and its `base_prefix` are not in
+    /// vd(7) but the tests rely on them; the rest stays in `other`.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Facts {
+        implementation: String,
+        version: String,
+        platform: String,
+        machine: String,
+        libc: String,
+        executable: String,
+        prefix: String,
+        base_prefix: String,
+        venv: bool,
+    }
+    rest: other,
 }
 
 /// `markers`: the interpreter's PEP 508 environment, every variable of it.
@@ -428,48 +258,19 @@ pub struct Error {
     pub message: String,
 }
 
-/// A vd-add record: one wheel and what became of it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Added {
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub wheel: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub name: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub version: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub sha256: Option<String>,
-    /// added, or present (already in the repository).
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub status: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "present",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub error: Option<Error>,
-    #[serde(flatten)]
-    pub rest: Map<String, Value>,
+optional_fields! {
+    /// A vd-add record: one wheel and what became of it.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct Added {
+        wheel: String,
+        name: String,
+        version: String,
+        sha256: String,
+        /// added, or present (already in the repository).
+        status: String,
+        error: Error,
+    }
+    rest: rest,
 }
 
 impl Record {
@@ -566,6 +367,17 @@ fn module_list<'a>(
         .unwrap_or_else(|| panic!("no {name} for {settings} in {field:?}"))
 }
 
+/// Migrations by settings module, as `migrated` and `pending` hold them.
+pub fn by_module(modules: &[(&str, &[&str])]) -> Option<BTreeMap<String, Vec<String>>> {
+    let list = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+    Some(
+        modules
+            .iter()
+            .map(|(m, names)| (m.to_string(), list(names)))
+            .collect(),
+    )
+}
+
 impl Facts {
     /// `version` as the interpreter reported it; a test failure when absent.
     #[track_caller]
@@ -584,6 +396,30 @@ impl Change {
             to: None,
             wheel: None,
             sha256: None,
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    /// The action as the plan spells it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let word = match self {
+            Action::Install => "install",
+            Action::Upgrade => "upgrade",
+            Action::Downgrade => "downgrade",
+            Action::Remove => "remove",
+        };
+        f.write_str(word)
+    }
+}
+
+impl Added {
+    /// `error.message`; a test failure when the record has no error.
+    #[track_caller]
+    pub fn error_message(&self) -> &str {
+        match &self.error {
+            Some(e) => &e.message,
+            None => panic!("no error in {self:?}"),
         }
     }
 }
