@@ -1,7 +1,7 @@
 //! vd-add: wheels in, checked, copied atomically, logged.
 
 use crate::util::python::{download, Project};
-use crate::util::{stdout_of, tool};
+use crate::util::{assert_contains, stdout_of, tool};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,6 +28,17 @@ fn rewrite_wheel(src: &Path, dest: &Path, edit: &str) {
             .arg(dest),
         "python3 (needed for the tests)",
     );
+}
+
+/// One vd-add per wheel into `repo`, all running at once; each must succeed.
+fn add_at_once(repo: &Path, wheels: &[PathBuf]) {
+    let runs: Vec<_> = wheels
+        .iter()
+        .map(|w| tool("vd-add").arg("--repo").arg(repo).arg(w).spawn())
+        .collect();
+    for run in runs {
+        run.finish().expect_code(0);
+    }
 }
 
 #[test]
@@ -230,27 +241,7 @@ fn ten_concurrent_adds_keep_every_wheel_and_every_log_line_whole() {
     let wheels: Vec<PathBuf> = (0..10)
         .map(|i| Project::new(&format!("vd-many-{i}"), "1.0").build())
         .collect();
-    let children: Vec<_> = wheels
-        .iter()
-        .map(|w| {
-            Command::new(crate::util::bin("vd-add"))
-                .arg("--repo")
-                .arg(&repo)
-                .arg(w)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    add_at_once(&repo, &wheels);
     for w in &wheels {
         let name = w.file_name().unwrap();
         assert_eq!(fs::read(repo.join(name)).unwrap(), fs::read(w).unwrap());
@@ -356,22 +347,20 @@ fn refuses_devices_fifos_and_oversized_metadata_without_reading_them() {
     out.expect_code(1);
     let records = out.added();
     assert_eq!(records.len(), 4, "{out:?}");
-    let message = |i: usize| records[i].error_message().to_string();
-    assert!(
-        message(0).contains("/dev/zero: not a regular file (a character device)"),
-        "{}",
-        message(0)
+    assert_contains(
+        records[0].error_message(),
+        &["/dev/zero: not a regular file (a character device)"],
     );
-    assert!(
-        message(1).contains("vd_fifo-1.0-py3-none-any.whl: not a regular file (a FIFO)"),
-        "{}",
-        message(1)
+    assert_contains(
+        records[1].error_message(),
+        &["vd_fifo-1.0-py3-none-any.whl: not a regular file (a FIFO)"],
     );
-    let huge_message = message(2);
-    assert!(
-        huge_message.contains("vd_huge-1.0-py3-none-any.whl")
-            && huge_message.contains("vd_huge-1.0.dist-info/METADATA is larger than 32 MiB"),
-        "{huge_message}"
+    assert_contains(
+        records[2].error_message(),
+        &[
+            "vd_huge-1.0-py3-none-any.whl",
+            "vd_huge-1.0.dist-info/METADATA is larger than 32 MiB",
+        ],
     );
     assert_eq!(records[3].status.as_deref(), Some("added"));
     assert_eq!(log_lines(&repo).len(), 2);
@@ -592,26 +581,7 @@ fn concurrent_adds_of_one_wheel_log_its_release_once() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("wheels");
     let wheel = Project::new("vd-good", "1.0").build();
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            Command::new(crate::util::bin("vd-add"))
-                .arg("--repo")
-                .arg(&repo)
-                .arg(&wheel)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    add_at_once(&repo, &vec![wheel; 8]);
     let events = vd::log::ReleaseLog::new(&repo).read().unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
 }

@@ -5,7 +5,8 @@
 use crate::util::python::{download, freeze_script, python3, Project};
 use crate::util::record::{Ahead, Markers};
 use crate::util::{
-    changes, error_message as error, jsonl, lines_of, stdout_of, tool, AsRecord, Outcome, Record,
+    assert_contains, changes, error_message as error, jsonl, lines_of, stdout_of, tool, AsRecord,
+    Outcome, Record,
 };
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -93,13 +94,6 @@ fn diff(dir: &TempDir, args: &[&str], records: &[impl serde::Serialize]) -> Outc
         .current_dir(dir.path())
         .stdin(jsonl(records))
         .run()
-}
-
-#[track_caller]
-fn assert_contains(text: &str, needles: &[&str]) {
-    for needle in needles {
-        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
-    }
 }
 
 // Fixture projects, built once by pip and cached.

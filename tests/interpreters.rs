@@ -9,7 +9,8 @@ use crate::util::python::{
 };
 use crate::util::sshd::{current_user, Sshd};
 use crate::util::{
-    error_message, installed, jsonl, lines_of, pipeline, read_records, Outcome, Record,
+    assert_contains, error_message, installed, jsonl, lines_of, pipeline, read_records, Outcome,
+    Record,
 };
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -304,40 +305,36 @@ fn django_1_11_on_2_7_and_3_2_on_3_6_deploy_beside_3_11() {
         assert_eq!(record.pending(SETTINGS), Vec::<String>::new());
     }
 
+    // vd-diff's error for the 3.6 target, for requirements `text`.
+    let refused = |name: &str, text: &str| {
+        fs::write(dir.join(name), text).unwrap();
+        let diff = server
+            .tool("vd-diff")
+            .arg("--repo")
+            .arg(dir.join("wheels"))
+            .arg(dir.join(name))
+            .stdin(jsonl(&good[1..2]))
+            .run();
+        diff.expect_code(1);
+        error_message(&diff.records()[0])
+    };
+
     // A py2-only wheel is never chosen for a Python 3 target.
-    fs::write(dir.join("py2-only.txt"), "futures\n").unwrap();
-    let diff = server
-        .tool("vd-diff")
-        .arg("--repo")
-        .arg(dir.join("wheels"))
-        .arg(dir.join("py2-only.txt"))
-        .stdin(jsonl(&good[1..2]))
-        .run();
-    diff.expect_code(1);
-    let message = error_message(&diff.records()[0]);
-    assert!(
-        message.contains("futures 3.3.0 has wheels only for other interpreters")
-            && message.contains("futures-3.3.0-py2-none-any.whl"),
-        "{message}"
+    assert_contains(
+        &refused("py2-only.txt", "futures\n"),
+        &[
+            "futures 3.3.0 has wheels only for other interpreters",
+            "futures-3.3.0-py2-none-any.whl",
+        ],
     );
 
     // Requires-Python: the repository's Django 5 wheel (the newest below 6,
     // fetched for 3.11) is py3-none-any, which 3.6's tags accept; its
     // Requires-Python does not, which is why 3.6 got 3.2 above, and the
     // message says so.
-    fs::write(dir.join("django-4.txt"), "django>=4.2\n").unwrap();
-    let diff = server
-        .tool("vd-diff")
-        .arg("--repo")
-        .arg(dir.join("wheels"))
-        .arg(dir.join("django-4.txt"))
-        .stdin(jsonl(&good[1..2]))
-        .run();
-    diff.expect_code(1);
-    let message = error_message(&diff.records()[0]);
-    assert!(
-        message.contains("django 5.") && message.contains("needs Python >=3.10 (Requires-Python)"),
-        "{message}"
+    assert_contains(
+        &refused("django-4.txt", "django>=4.2\n"),
+        &["django 5.", "needs Python >=3.10 (Requires-Python)"],
     );
 }
 

@@ -3,11 +3,10 @@
 
 use crate::util::python::{install, pip_list, site_packages, venv_with_pip, Project};
 use crate::util::sshd::{current_user, Sshd};
-use crate::util::upload::{
-    assert_left_nothing, assert_rerun_completes, cached, cut_off_mid_upload, sha256,
-};
+use crate::util::upload::{assert_rerun_completes, cached, push_cut_off, sha256};
 use crate::util::{
-    bin, error_message, installed, jsonl, repo, stdout_of, tool, AsRecord, Outcome, Record,
+    bin, error_message, installed, jsonl, repo, spawn_piped, stdout_of, tool, AsRecord, Outcome,
+    Record,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -299,15 +298,13 @@ fn push_at_terminal(
         input.display(),
         output.display()
     );
-    let mut child = Command::new("script")
-        .args(["-qefc", &command, "/dev/null"])
-        .env("HOME", server.home())
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run script (util-linux)");
+    let mut child = spawn_piped(
+        Command::new("script")
+            .args(["-qefc", &command, "/dev/null"])
+            .env("HOME", server.home())
+            .env_remove("SSH_AUTH_SOCK"),
+        "script (util-linux)",
+    );
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -519,22 +516,9 @@ fn a_connection_killed_during_upload_leaves_nothing_and_a_rerun_completes() {
         false,
         &[target(&server, 0, &v, &cache)],
     );
-    let before = pip_list(&v);
 
     // The host's end killed while the upload is under way.
-    let run = server
-        .tool("vd-push")
-        .arg("--repo")
-        .arg(&repo)
-        .args(["--timeout", "3"])
-        .stdin(plans.clone());
-    let out = cut_off_mid_upload(run, &cache, server.pid());
-    assert_left_nothing(&out, &cache, &v, &before);
-    let message = error_message(&out.records()[0]);
-    assert!(
-        message.contains("upload") || message.contains("connection"),
-        "{message}"
-    );
+    push_cut_off(&server, &repo, &plans, &cache, &v);
 
     // The rerun sends the wheel whole and installs it.
     let out = push(&server, &repo, &[], &plans);

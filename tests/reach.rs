@@ -12,6 +12,7 @@ use crate::util::python::{pip_list, venv_with_pip, Project};
 use crate::util::sshd::{current_user, Options, Sshd};
 use crate::util::upload::{
     assert_left_nothing, assert_rerun_completes, cache_key, cached, cut_off_mid_upload,
+    push_cut_off,
 };
 use crate::util::{error_message, installed, jsonl, repo, tool, AsRecord, Record};
 use serde_json::{json, Map, Value};
@@ -442,22 +443,9 @@ fn a_transfer_without_sftp_cut_off_leaves_nothing_and_a_rerun_completes() {
     let mut target = server.target(0, &v);
     target.insert("cache".into(), json!(cache.display().to_string()));
     let plans = plan(&server, &repo, "vdr-big\n", &[target]);
-    let before = pip_list(&v);
 
     // Once the first piece has landed, kill the host's end mid-transfer.
-    let run = server
-        .tool("vd-push")
-        .arg("--repo")
-        .arg(&repo)
-        .args(["--timeout", "3"])
-        .stdin(plans.clone());
-    let out = cut_off_mid_upload(run, &cache, server.pid());
-    assert_left_nothing(&out, &cache, &v, &before);
-    let message = error_message(&out.records()[0]);
-    assert!(
-        message.contains("upload") || message.contains("connection"),
-        "{message}"
-    );
+    push_cut_off(&server, &repo, &plans, &cache, &v);
 
     let out = server
         .tool("vd-push")

@@ -235,15 +235,15 @@ pub(crate) fn session_of(server: &Sshd, pid: u32) -> Vec<u32> {
 /// Once the command on the host has written its pid to `pid_file` (within
 /// `start`), stop its session's sshd processes (not the listener): the
 /// host's kernel still acknowledges, but nothing answers any more. Then
-/// give `running` `end` to finish, and kill what was stopped: its outcome
-/// (`None` when it had not ended) and how long it took after the stop.
+/// give `running` `end` to finish (a test failure when it does not), and
+/// kill what was stopped: its outcome.
 pub(crate) fn silence_host(
     server: &Sshd,
     running: Running,
     pid_file: &Path,
     start: Duration,
     end: Duration,
-) -> (Option<Outcome>, Duration) {
+) -> Outcome {
     let started = Instant::now();
     let pid: u32 = loop {
         if let Some(pid) = fs::read_to_string(pid_file)
@@ -264,9 +264,10 @@ pub(crate) fn silence_host(
     let stop = Instant::now();
     let outcome = running.finish_by(stop + end);
     let waited = stop.elapsed();
+    eprintln!("the run ended {waited:?} after the host stopped");
     signal("-KILL", &stopped);
     signal("-KILL", &[pid]);
-    (outcome, waited)
+    outcome.unwrap_or_else(|| panic!("the run went on {waited:?} after its host stopped answering"))
 }
 
 pub(crate) fn parent_of(pid: u32) -> Option<(u32, String)> {
@@ -310,17 +311,13 @@ fn a_host_that_stops_answering_mid_command_is_given_up_and_the_others_go_on() {
         .args(["--timeout", &timeout.to_string()])
         .stdin(jsonl(&input))
         .spawn();
-    let (outcome, waited) = silence_host(
+    let out = silence_host(
         &server,
         running,
         &pid_file,
         Duration::from_secs(30),
         Duration::from_secs(4 * timeout),
     );
-    eprintln!("vd-reload ended {waited:?} after the host stopped");
-    let out = outcome.unwrap_or_else(|| {
-        panic!("vd-reload still ran {waited:?} after its host stopped answering")
-    });
     out.expect_code(1);
     let records = out.records();
     assert_eq!(records.len(), 2, "{out:?}");

@@ -8,7 +8,8 @@ use crate::util::python::{self, download, download_with, pip_list, python3, Proj
 use crate::util::record::Action;
 use crate::util::sshd::Sshd;
 use crate::util::{
-    changes, error_message as error, jsonl, lines_of, repo, stdout_of, tool, Outcome, Record,
+    assert_contains, changes, error_message as error, jsonl, lines_of, repo, stdout_of, tool,
+    Outcome, Record,
 };
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -96,13 +97,6 @@ fn planned(record: &Record) -> BTreeMap<String, (String, String)> {
             (c.name.clone(), (to, wheel))
         })
         .collect()
-}
-
-#[track_caller]
-fn assert_contains(text: &str, needles: &[&str]) {
-    for needle in needles {
-        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
-    }
 }
 
 /// What pip itself would install from `repo` for `requirements`, on

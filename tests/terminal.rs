@@ -5,7 +5,7 @@
 
 use crate::util::python::venv;
 use crate::util::sshd::{current_user, Sshd};
-use crate::util::{bin, jsonl, without_vd_environment};
+use crate::util::{bin, jsonl, spawn_piped, without_vd_environment};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::io::Read;
@@ -104,14 +104,10 @@ impl Fleet {
     fn at_terminal(&self, command: &str) -> Terminal {
         // Wide enough that no target's name is cut in the table.
         let command = format!("stty cols 250 rows 50; {command}");
-        let mut child = self
-            .shell("script")
-            .args(["-qefc", &command, "/dev/null"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot run script (util-linux)");
+        let mut child = spawn_piped(
+            self.shell("script").args(["-qefc", &command, "/dev/null"]),
+            "script (util-linux)",
+        );
         let mut stdout = child.stdout.take().unwrap();
         let shown = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&shown);

@@ -206,13 +206,7 @@ impl Run {
 
     /// Start the run, its stdin fed from a thread, and come back at once.
     pub fn spawn(mut self) -> Running {
-        let mut child = self
-            .command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot start the tool");
+        let mut child = spawn_piped(&mut self.command, "the tool");
         let mut stdin = child.stdin.take().unwrap();
         let input = std::mem::take(&mut self.stdin);
         let writer = std::thread::spawn(move || {
@@ -220,6 +214,18 @@ impl Run {
         });
         Running { child, writer }
     }
+}
+
+/// Start `command` with its stdin, stdout and stderr pipes to this test;
+/// a test failure naming `what` when it cannot start.
+#[track_caller]
+pub fn spawn_piped(command: &mut Command, what: &str) -> std::process::Child {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"))
 }
 
 /// A tool run under way.
@@ -398,4 +404,13 @@ pub fn assert_generated_current(folder: &str, name: &str, text: &[u8], make_targ
         on_disk == text,
         "{folder}/{name} is stale or missing: run `make {make_target}` and commit the result"
     );
+}
+
+/// Each of `needles` is in `text`; a test failure naming the first that
+/// is not.
+#[track_caller]
+pub fn assert_contains(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
 }

@@ -3,6 +3,7 @@
 //! connection at the moment bytes are on their way.
 
 use super::python::pip_list;
+use super::sshd::Sshd;
 use super::{Outcome, Run};
 use std::collections::BTreeMap;
 use std::fs;
@@ -92,6 +93,26 @@ pub fn assert_left_nothing(
     assert!(cut.records()[0].error.is_some(), "{cut:?}");
     assert!(cached(cache).is_empty(), "a cut-off upload is in the cache");
     assert_eq!(&pip_list(venv), before, "a cut-off push changed the venv");
+}
+
+/// vd-push of `plans` from `server` into `cache` for the target at
+/// `venv`, its connection cut mid upload: the push fails for a broken
+/// upload or connection and leaves nothing behind.
+pub fn push_cut_off(server: &Sshd, repo: &Path, plans: &str, cache: &Path, venv: &Path) {
+    let before = pip_list(venv);
+    let run = server
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(repo)
+        .args(["--timeout", "3"])
+        .stdin(plans.to_string());
+    let out = cut_off_mid_upload(run, cache, server.pid());
+    assert_left_nothing(&out, cache, venv, &before);
+    let message = out.records()[0].error_message().to_string();
+    assert!(
+        message.contains("upload") || message.contains("connection"),
+        "{message}"
+    );
 }
 
 /// What the push after a cut-off one must do: send `wheel` whole into
