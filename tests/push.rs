@@ -3,7 +3,7 @@
 
 use crate::util::python::{install, pip_list, site_packages, venv_with_pip, Project};
 use crate::util::sshd::{current_user, Sshd};
-use crate::util::upload::{assert_rerun_completes, cached, push_cut_off, sha256};
+use crate::util::upload::{assert_rerun_completes, cached, push_cut_off, sha256, BigPush};
 use crate::util::{
     bin, error_message, installed, jsonl, repo, spawn_piped, stdout_of, tool, AsRecord, Outcome,
     Record,
@@ -503,11 +503,12 @@ fn a_connection_killed_during_upload_leaves_nothing_and_a_rerun_completes() {
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let big = Project::new("vdp-big", "1.0").payload(32 << 20).build();
-    let repo = repo(d, std::slice::from_ref(&big));
-    let v = d.join("venv");
-    venv_with_pip(&v);
-    let cache = d.join("cache");
+    let BigPush {
+        wheel: big,
+        repo,
+        venv: v,
+        cache,
+    } = BigPush::new(d, "vdp-big");
     let req = requirements(d, "req.txt", "vdp-big\n");
     let plans = plan(
         &server,

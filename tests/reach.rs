@@ -12,7 +12,7 @@ use crate::util::python::{pip_list, venv_with_pip, Project};
 use crate::util::sshd::{current_user, Options, Sshd};
 use crate::util::upload::{
     assert_left_nothing, assert_rerun_completes, cache_key, cached, cut_off_mid_upload,
-    push_cut_off,
+    push_cut_off, BigPush,
 };
 use crate::util::{error_message, installed, jsonl, repo, tool, AsRecord, Record};
 use serde_json::{json, Map, Value};
@@ -435,11 +435,12 @@ fn a_transfer_without_sftp_cut_off_leaves_nothing_and_a_rerun_completes() {
     );
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let big = Project::new("vdr-big", "1.0").payload(32 << 20).build();
-    let repo = repo(d, std::slice::from_ref(&big));
-    let v = d.join("venv");
-    venv_with_pip(&v);
-    let cache = d.join("cache");
+    let BigPush {
+        wheel: big,
+        repo,
+        venv: v,
+        cache,
+    } = BigPush::new(d, "vdr-big");
     let mut target = server.target(0, &v);
     target.insert("cache".into(), json!(cache.display().to_string()));
     let plans = plan(&server, &repo, "vdr-big\n", &[target]);
@@ -466,11 +467,12 @@ fn a_bastion_lost_mid_transfer_fails_its_targets_and_a_rerun_completes() {
     let behind = Behind::new();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let big = Project::new("vdr-big", "1.0").payload(32 << 20).build();
-    let repo = repo(d, std::slice::from_ref(&big));
-    let v = d.join("venv");
-    venv_with_pip(&v);
-    let cache = d.join("cache");
+    let BigPush {
+        wheel: big,
+        repo,
+        venv: v,
+        cache,
+    } = BigPush::new(d, "vdr-big");
     let mut target = behind.hosts.target(0, &v);
     target.insert("jump".into(), json!(behind.jump()));
     target.insert("cache".into(), json!(cache.display().to_string()));

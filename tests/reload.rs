@@ -235,8 +235,8 @@ pub(crate) fn session_of(server: &Sshd, pid: u32) -> Vec<u32> {
 /// Once the command on the host has written its pid to `pid_file` (within
 /// `start`), stop its session's sshd processes (not the listener): the
 /// host's kernel still acknowledges, but nothing answers any more. Then
-/// give `running` `end` to finish (a test failure when it does not), and
-/// kill what was stopped: its outcome.
+/// give `running` `end` to finish (a test failure when it does not, or
+/// when it does not fail), and kill what was stopped: its outcome.
 pub(crate) fn silence_host(
     server: &Sshd,
     running: Running,
@@ -267,7 +267,10 @@ pub(crate) fn silence_host(
     eprintln!("the run ended {waited:?} after the host stopped");
     signal("-KILL", &stopped);
     signal("-KILL", &[pid]);
-    outcome.unwrap_or_else(|| panic!("the run went on {waited:?} after its host stopped answering"))
+    let out = outcome
+        .unwrap_or_else(|| panic!("the run went on {waited:?} after its host stopped answering"));
+    out.expect_code(1);
+    out
 }
 
 pub(crate) fn parent_of(pid: u32) -> Option<(u32, String)> {
@@ -311,14 +314,8 @@ fn a_host_that_stops_answering_mid_command_is_given_up_and_the_others_go_on() {
         .args(["--timeout", &timeout.to_string()])
         .stdin(jsonl(&input))
         .spawn();
-    let out = silence_host(
-        &server,
-        running,
-        &pid_file,
-        Duration::from_secs(30),
-        Duration::from_secs(4 * timeout),
-    );
-    out.expect_code(1);
+    let (start, end) = (Duration::from_secs(30), Duration::from_secs(4 * timeout));
+    let out = silence_host(&server, running, &pid_file, start, end);
     let records = out.records();
     assert_eq!(records.len(), 2, "{out:?}");
     let message = error_message(&records[0]);

@@ -231,6 +231,20 @@ fn plain(text: &str) -> String {
     out
 }
 
+/// Each of the fleet's three errors is shown exactly once in `text`,
+/// named as `named` spells the tool that found it.
+#[track_caller]
+fn assert_each_error_once(text: &str, named: impl Fn(&str) -> String) {
+    for (tool, error) in [
+        ("vd-targets", TARGETS_ERROR),
+        ("vd-freeze", FREEZE_ERROR),
+        ("vd-reload", RELOAD_ERROR),
+    ] {
+        assert_eq!(text.matches(error).count(), 1, "{error}:\n{text}");
+        assert!(text.contains(&named(tool)), "{tool}:\n{text}");
+    }
+}
+
 #[test]
 fn at_a_terminal_rows_and_progress_stream_and_each_error_shows_once() {
     let fleet = Fleet::new();
@@ -273,14 +287,7 @@ fn at_a_terminal_rows_and_progress_stream_and_each_error_shows_once() {
     let text = plain(&shown);
     assert_eq!(code, 1, "targets failed:\n{text}");
     // Each error once, in its row, named with the tool that found it.
-    for (tool, error) in [
-        ("vd-targets", TARGETS_ERROR),
-        ("vd-freeze", FREEZE_ERROR),
-        ("vd-reload", RELOAD_ERROR),
-    ] {
-        assert_eq!(text.matches(error).count(), 1, "{error}:\n{text}");
-        assert!(text.contains(&format!("error ({tool})")), "{tool}:\n{text}");
-    }
+    assert_each_error_once(&text, |tool| format!("error ({tool})"));
     // Rows in input order, and the summary at the end of the table.
     let lines = screen(&shown);
     let relative = format!("{}@{}:{}:relative/venv", current_user(), s.host(0), s.port);
@@ -382,14 +389,7 @@ fn quiet_drops_warnings_and_progress_but_never_errors() {
         let (code, shown) = fleet.at_terminal(&command).finish();
         let text = plain(&shown);
         assert_eq!(code, 1, "{text}");
-        for (tool, error) in [
-            ("vd-targets", TARGETS_ERROR),
-            ("vd-freeze", FREEZE_ERROR),
-            ("vd-reload", RELOAD_ERROR),
-        ] {
-            assert_eq!(text.matches(error).count(), 1, "{error}:\n{text}");
-            assert!(text.contains(&format!("{tool}: ")), "{tool}:\n{text}");
-        }
+        assert_each_error_once(&text, |tool| format!("{tool}: "));
         assert_eq!(shown.contains("vd-reload ["), bar, "{shown:?}");
         assert_eq!(
             text.contains("vd-reload: 5 targets: 3 failed; 2 reloaded in "),

@@ -2,14 +2,40 @@
 //! through an upload: what the cache holds, and how a test cuts a
 //! connection at the moment bytes are on their way.
 
-use super::python::pip_list;
+use super::python::{pip_list, venv_with_pip, Project};
 use super::sshd::Sshd;
 use super::{Outcome, Run};
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// What a test of a cut-off upload works with, in its folder: a wheel big
+/// enough to be caught in flight (32 MiB that do not compress), a
+/// repository holding it, a venv with pip, and where the wheel cache goes.
+pub struct BigPush {
+    pub wheel: PathBuf,
+    pub repo: PathBuf,
+    pub venv: PathBuf,
+    pub cache: PathBuf,
+}
+
+impl BigPush {
+    /// The wheel of project `name`, and the rest in `dir`.
+    pub fn new(dir: &Path, name: &str) -> BigPush {
+        let wheel = Project::new(name, "1.0").payload(32 << 20).build();
+        let repo = super::repo(dir, std::slice::from_ref(&wheel));
+        let venv = dir.join("venv");
+        venv_with_pip(&venv);
+        BigPush {
+            wheel,
+            repo,
+            venv,
+            cache: dir.join("cache"),
+        }
+    }
+}
 
 /// The sha256 of a file, by coreutils (not by the code under test).
 pub fn sha256(path: &Path) -> String {
