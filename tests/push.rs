@@ -503,31 +503,26 @@ fn a_connection_killed_during_upload_leaves_nothing_and_a_rerun_completes() {
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let BigPush {
-        wheel: big,
-        repo,
-        venv: v,
-        cache,
-    } = BigPush::new(d, "vdp-big");
+    let big = BigPush::new(d, "vdp-big");
     let req = requirements(d, "req.txt", "vdp-big\n");
     let plans = plan(
         &server,
-        &repo,
+        &big.repo,
         &req,
         false,
-        &[target(&server, 0, &v, &cache)],
+        &[target(&server, 0, &big.venv, &big.cache)],
     );
 
     // The host's end killed while the upload is under way.
-    push_cut_off(&server, &repo, &plans, &cache, &v);
+    push_cut_off(&server, &big, &plans);
 
     // The rerun sends the wheel whole and installs it.
-    let out = push(&server, &repo, &[], &plans);
-    assert_rerun_completes(&out, &cache, &big);
+    let out = push(&server, &big.repo, &[], &plans);
+    assert_rerun_completes(&out, &big);
     let record = &out.records()[0];
-    assert_eq!(record.pushed().uploaded_bytes, size(&big));
-    assert_eq!(pip_list(&v)["vdp-big"], "1.0");
-    assert_eq!(installed(record), pip_list(&v));
+    assert_eq!(record.pushed().uploaded_bytes, size(&big.wheel));
+    assert_eq!(pip_list(&big.venv)["vdp-big"], "1.0");
+    assert_eq!(installed(record), pip_list(&big.venv));
 }
 
 #[test]

@@ -435,31 +435,26 @@ fn a_transfer_without_sftp_cut_off_leaves_nothing_and_a_rerun_completes() {
     );
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let BigPush {
-        wheel: big,
-        repo,
-        venv: v,
-        cache,
-    } = BigPush::new(d, "vdr-big");
-    let mut target = server.target(0, &v);
-    target.insert("cache".into(), json!(cache.display().to_string()));
-    let plans = plan(&server, &repo, "vdr-big\n", &[target]);
+    let big = BigPush::new(d, "vdr-big");
+    let mut target = server.target(0, &big.venv);
+    target.insert("cache".into(), json!(big.cache.display().to_string()));
+    let plans = plan(&server, &big.repo, "vdr-big\n", &[target]);
 
     // Once the first piece has landed, kill the host's end mid-transfer.
-    push_cut_off(&server, &repo, &plans, &cache, &v);
+    push_cut_off(&server, &big, &plans);
 
     let out = server
         .tool("vd-push")
         .arg("--repo")
-        .arg(&repo)
+        .arg(&big.repo)
         .stdin(plans)
         .run();
-    assert_rerun_completes(&out, &cache, &big);
+    assert_rerun_completes(&out, &big);
     assert_eq!(
         out.records()[0].pushed().uploaded_bytes,
-        fs::metadata(&big).unwrap().len()
+        fs::metadata(&big.wheel).unwrap().len()
     );
-    assert_eq!(pip_list(&v)["vdr-big"], "1.0");
+    assert_eq!(pip_list(&big.venv)["vdr-big"], "1.0");
 }
 
 #[test]
@@ -467,40 +462,35 @@ fn a_bastion_lost_mid_transfer_fails_its_targets_and_a_rerun_completes() {
     let behind = Behind::new();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let BigPush {
-        wheel: big,
-        repo,
-        venv: v,
-        cache,
-    } = BigPush::new(d, "vdr-big");
-    let mut target = behind.hosts.target(0, &v);
+    let big = BigPush::new(d, "vdr-big");
+    let mut target = behind.hosts.target(0, &big.venv);
     target.insert("jump".into(), json!(behind.jump()));
-    target.insert("cache".into(), json!(cache.display().to_string()));
-    let plans = plan(&behind.bastion, &repo, "vdr-big\n", &[target]);
-    let before = pip_list(&v);
+    target.insert("cache".into(), json!(big.cache.display().to_string()));
+    let plans = plan(&behind.bastion, &big.repo, "vdr-big\n", &[target]);
+    let before = pip_list(&big.venv);
 
     // The bastion's session goes; the host's own is untouched.
     let started = Instant::now();
     let run = behind
         .tool("vd-push")
         .arg("--repo")
-        .arg(&repo)
+        .arg(&big.repo)
         .args(["--timeout", "3"])
         .stdin(plans.clone());
-    let out = cut_off_mid_upload(run, &cache, behind.bastion.pid());
+    let out = cut_off_mid_upload(run, &big.cache, behind.bastion.pid());
     assert!(
         started.elapsed() < Duration::from_secs(45),
         "took {:?}",
         started.elapsed()
     );
-    assert_left_nothing(&out, &cache, &v, &before);
+    assert_left_nothing(&out, &big, &before);
 
     let out = behind
         .tool("vd-push")
         .arg("--repo")
-        .arg(&repo)
+        .arg(&big.repo)
         .stdin(plans)
         .run();
-    assert_rerun_completes(&out, &cache, &big);
-    assert_eq!(pip_list(&v)["vdr-big"], "1.0");
+    assert_rerun_completes(&out, &big);
+    assert_eq!(pip_list(&big.venv)["vdr-big"], "1.0");
 }

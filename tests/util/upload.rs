@@ -107,33 +107,35 @@ pub fn cut_off_mid_upload(push: Run, cache: &Path, server_pid: u32) -> Outcome {
 }
 
 /// What a push cut off mid upload must leave: its target failed, no wheel
-/// in `cache`, and `venv` holding what it held `before`.
+/// in the cache, and the venv holding what it held `before`.
 #[track_caller]
-pub fn assert_left_nothing(
-    cut: &Outcome,
-    cache: &Path,
-    venv: &Path,
-    before: &BTreeMap<String, String>,
-) {
+pub fn assert_left_nothing(cut: &Outcome, big: &BigPush, before: &BTreeMap<String, String>) {
     cut.expect_code(1);
     assert!(cut.records()[0].error.is_some(), "{cut:?}");
-    assert!(cached(cache).is_empty(), "a cut-off upload is in the cache");
-    assert_eq!(&pip_list(venv), before, "a cut-off push changed the venv");
+    assert!(
+        cached(&big.cache).is_empty(),
+        "a cut-off upload is in the cache"
+    );
+    assert_eq!(
+        &pip_list(&big.venv),
+        before,
+        "a cut-off push changed the venv"
+    );
 }
 
-/// vd-push of `plans` from `server` into `cache` for the target at
-/// `venv`, its connection cut mid upload: the push fails for a broken
-/// upload or connection and leaves nothing behind.
-pub fn push_cut_off(server: &Sshd, repo: &Path, plans: &str, cache: &Path, venv: &Path) {
-    let before = pip_list(venv);
+/// vd-push of `plans` (the big wheel's) from `server`, its connection cut
+/// mid upload: the push fails for a broken upload or connection and
+/// leaves nothing behind.
+pub fn push_cut_off(server: &Sshd, big: &BigPush, plans: &str) {
+    let before = pip_list(&big.venv);
     let run = server
         .tool("vd-push")
         .arg("--repo")
-        .arg(repo)
+        .arg(&big.repo)
         .args(["--timeout", "3"])
         .stdin(plans.to_string());
-    let out = cut_off_mid_upload(run, cache, server.pid());
-    assert_left_nothing(&out, cache, venv, &before);
+    let out = cut_off_mid_upload(run, &big.cache, server.pid());
+    assert_left_nothing(&out, big, &before);
     let message = out.records()[0].error_message().to_string();
     assert!(
         message.contains("upload") || message.contains("connection"),
@@ -141,13 +143,13 @@ pub fn push_cut_off(server: &Sshd, repo: &Path, plans: &str, cache: &Path, venv:
     );
 }
 
-/// What the push after a cut-off one must do: send `wheel` whole into
-/// `cache` and succeed.
+/// What the push after a cut-off one must do: send the wheel whole into
+/// the cache and succeed.
 #[track_caller]
-pub fn assert_rerun_completes(rerun: &Outcome, cache: &Path, wheel: &Path) {
+pub fn assert_rerun_completes(rerun: &Outcome, big: &BigPush) {
     rerun.expect_code(0);
     assert!(rerun.records()[0].error.is_none(), "{rerun:?}");
-    assert_eq!(cached(cache), [cache_key(wheel)]);
+    assert_eq!(cached(&big.cache), [cache_key(&big.wheel)]);
 }
 
 /// Whether an upload into `cache` has begun: a `.part` file with bytes.
