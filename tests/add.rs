@@ -1,7 +1,7 @@
 //! vd-add: wheels in, checked, copied atomically, logged.
 
 use crate::util::python::{download, Project};
-use crate::util::{assert_contains, stdout_of, tool};
+use crate::util::{assert_contains, empty_repo, stdout_of, tool};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -369,8 +369,7 @@ fn refuses_devices_fifos_and_oversized_metadata_without_reading_them() {
 #[test]
 fn a_failed_append_leaves_the_release_log_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     // A log larger than the wheel, so that a file size limit just above the
     // log's size lets the wheel in and stops the log's append part way.
     let mut log = String::from("time,event,name,version,wheel,sha256,target,detail\n");
@@ -547,8 +546,7 @@ fn refuses_wheels_pip_would_refuse_to_install() {
 #[test]
 fn temporary_files_of_a_killed_add_are_swept_once_old() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     // No process has this id (above any pid_max).
     let old = repo.join(".vd_gone-1.0-py3-none-any.whl.999999999.0.tmp");
     let fresh = repo.join(".vd_gone-1.0-py3-none-any.whl.999999999.1.tmp");

@@ -5,7 +5,7 @@
 use crate::util::python::{self, install, sqlite_tables, venv_with};
 use crate::util::record::by_module;
 use crate::util::sshd::{self, Sshd};
-use crate::util::{error_message, jsonl, AsRecord, Outcome};
+use crate::util::{empty_repo, error_message, jsonl, AsRecord, Outcome};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -91,8 +91,7 @@ fn slow_stamps(dir: &Path) -> Vec<(String, f64)> {
 fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
     let server = Sshd::start(2);
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     shop_venv(&a, &python::python3());
     shop_venv(&b, &python::python3());
@@ -224,8 +223,7 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
 fn a_broken_migration_keeps_what_was_applied_and_is_not_reloaded() {
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let v = dir.path().join("venv");
     shop_venv(&v, &python::python3());
     let reloads = dir.path().join("reloads");
@@ -286,8 +284,7 @@ fn a_broken_migration_keeps_what_was_applied_and_is_not_reloaded() {
 fn bad_settings_and_missing_django_are_errors_naming_the_target() {
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let plain = dir.path().join("plain");
     venv_with(&python::python3(), &plain);
     let pwned = dir.path().join("pwned");
@@ -342,8 +339,7 @@ fn migrate_user_then_venv_user_run_through_sudo() {
     let user = sshd::second_user();
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let v = dir.path().join("venv");
     shop_venv(&v, &python::interpreter_for(user));
     // The databases go into the venv, and the slow log beside it.

@@ -2,7 +2,7 @@
 //! files, so a test can tell how often, and when, each one ran.
 
 use crate::util::sshd::Sshd;
-use crate::util::{bin, error_message, jsonl, AsRecord, Outcome, Record, Running};
+use crate::util::{bin, empty_repo, error_message, jsonl, AsRecord, Outcome, Record, Running};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -39,8 +39,7 @@ fn line(record: &Target) -> Vec<u8> {
 fn reload_once_runs_once_per_host_after_its_last_target() {
     let server = Sshd::start(2);
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let file = |name: &str| dir.path().join(name);
     let append = |text: &str, name: &str| format!("echo {text} >> {}", file(name).display());
     let loop_command = format!(
@@ -130,8 +129,7 @@ fn reload_once_runs_once_per_host_after_its_last_target() {
 fn failing_reloads_and_checks_are_errors_and_the_rest_go_on() {
     let server = Sshd::start(2);
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let file = |name: &str| dir.path().join(name).display().to_string();
     let with_check = |mut record: Target, check: String| {
         record.insert("check".into(), json!(check));
@@ -297,8 +295,7 @@ fn a_host_that_stops_answering_mid_command_is_given_up_and_the_others_go_on() {
     let timeout = 3;
     let server = Sshd::start(2);
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let pid_file = dir.path().join("pid");
     let stuck = format!("echo $$ > {}; sleep 1000", pid_file.display());
     // Silent for longer than three keepalive intervals, but alive.
@@ -334,8 +331,7 @@ fn a_host_that_stops_answering_mid_command_is_given_up_and_the_others_go_on() {
 #[test]
 fn nul_characters_never_reach_the_release_log_raw() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let record = json!({"host": "localhost", "via": "local", "venv": "/srv/a\u{0}b",
                         "changed": true, "reload": "exit 3"});
     let out = crate::util::tool("vd-reload")

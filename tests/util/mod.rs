@@ -151,6 +151,14 @@ pub fn pipeline(stages: &[&str]) -> String {
         .join(" | ")
 }
 
+/// An empty repository, `dir`/wheels: where the tools after vd-add keep
+/// their release log.
+pub fn empty_repo(dir: &Path) -> PathBuf {
+    let repo = dir.join("wheels");
+    std::fs::create_dir(&repo).unwrap();
+    repo
+}
+
 /// A repository made by vd-add from `wheels`: `dir`/wheels.
 pub fn repo(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
     let repo = dir.join("wheels");
