@@ -3,7 +3,9 @@
 
 use crate::util::python::{install, pip_list, site_packages, venv_with_pip, Project};
 use crate::util::sshd::{current_user, Sshd};
-use crate::util::upload::{assert_rerun_completes, cached, push_cut_off, sha256, BigPush};
+use crate::util::upload::{
+    assert_rerun_completes, assert_upload_cut, cached, push_cut_off, sha256, BigPush,
+};
 use crate::util::{
     bin, error_message, installed, jsonl, repo, spawn_piped, stdout_of, tool, AsRecord, Outcome,
     Record,
@@ -514,7 +516,8 @@ fn a_connection_killed_during_upload_leaves_nothing_and_a_rerun_completes() {
     );
 
     // The host's end killed while the upload is under way.
-    push_cut_off(&server, &big, &plans);
+    let out = push_cut_off(server.tool("vd-push"), &big, &plans, server.pid());
+    assert_upload_cut(&out);
 
     // The rerun sends the wheel whole and installs it.
     let out = push(&server, &big.repo, &[], &plans);

@@ -11,8 +11,7 @@ use crate::util::netns::Netns;
 use crate::util::python::{pip_list, venv_with_pip, Project};
 use crate::util::sshd::{current_user, Options, Sshd};
 use crate::util::upload::{
-    assert_left_nothing, assert_rerun_completes, cache_key, cached, cut_off_mid_upload,
-    push_cut_off, BigPush,
+    assert_rerun_completes, assert_upload_cut, cache_key, cached, push_cut_off, BigPush,
 };
 use crate::util::{error_message, installed, jsonl, repo, tool, AsRecord, Record};
 use serde_json::{json, Map, Value};
@@ -441,7 +440,8 @@ fn a_transfer_without_sftp_cut_off_leaves_nothing_and_a_rerun_completes() {
     let plans = plan(&server, &big.repo, "vdr-big\n", &[target]);
 
     // Once the first piece has landed, kill the host's end mid-transfer.
-    push_cut_off(&server, &big, &plans);
+    let out = push_cut_off(server.tool("vd-push"), &big, &plans, server.pid());
+    assert_upload_cut(&out);
 
     let out = server
         .tool("vd-push")
@@ -467,23 +467,15 @@ fn a_bastion_lost_mid_transfer_fails_its_targets_and_a_rerun_completes() {
     target.insert("jump".into(), json!(behind.jump()));
     target.insert("cache".into(), json!(big.cache.display().to_string()));
     let plans = plan(&behind.bastion, &big.repo, "vdr-big\n", &[target]);
-    let before = pip_list(&big.venv);
 
     // The bastion's session goes; the host's own is untouched.
     let started = Instant::now();
-    let run = behind
-        .tool("vd-push")
-        .arg("--repo")
-        .arg(&big.repo)
-        .args(["--timeout", "3"])
-        .stdin(plans.clone());
-    let out = cut_off_mid_upload(run, &big.cache, behind.bastion.pid());
+    push_cut_off(behind.tool("vd-push"), &big, &plans, behind.bastion.pid());
     assert!(
         started.elapsed() < Duration::from_secs(45),
         "took {:?}",
         started.elapsed()
     );
-    assert_left_nothing(&out, &big, &before);
 
     let out = behind
         .tool("vd-push")

@@ -3,7 +3,6 @@
 //! connection at the moment bytes are on their way.
 
 use super::python::{pip_list, venv_with_pip, Project};
-use super::sshd::Sshd;
 use super::{Outcome, Run};
 use std::collections::BTreeMap;
 use std::fs;
@@ -88,7 +87,7 @@ pub fn cached(cache: &Path) -> Vec<String> {
 /// (a temporary file with bytes in it), kill every process below the sshd
 /// `server_pid` that was not there before: the connection is cut mid
 /// transfer. What the push then wrote.
-pub fn cut_off_mid_upload(push: Run, cache: &Path, server_pid: u32) -> Outcome {
+fn cut_off_mid_upload(push: Run, cache: &Path, server_pid: u32) -> Outcome {
     let sessions_before = descendants(server_pid);
     let child = push.spawn();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -109,7 +108,7 @@ pub fn cut_off_mid_upload(push: Run, cache: &Path, server_pid: u32) -> Outcome {
 /// What a push cut off mid upload must leave: its target failed, no wheel
 /// in the cache, and the venv holding what it held `before`.
 #[track_caller]
-pub fn assert_left_nothing(cut: &Outcome, big: &BigPush, before: &BTreeMap<String, String>) {
+fn assert_left_nothing(cut: &Outcome, big: &BigPush, before: &BTreeMap<String, String>) {
     cut.expect_code(1);
     assert!(cut.records()[0].error.is_some(), "{cut:?}");
     assert!(
@@ -123,19 +122,25 @@ pub fn assert_left_nothing(cut: &Outcome, big: &BigPush, before: &BTreeMap<Strin
     );
 }
 
-/// vd-push of `plans` (the big wheel's) from `server`, its connection cut
-/// mid upload: the push fails for a broken upload or connection and
-/// leaves nothing behind.
-pub fn push_cut_off(server: &Sshd, big: &BigPush, plans: &str) {
+/// `push` (vd-push, run as the test's user) of `plans` (the big wheel's),
+/// its connection cut mid upload below the sshd `server_pid`: the push
+/// fails and leaves nothing behind. What it wrote.
+pub fn push_cut_off(push: Run, big: &BigPush, plans: &str, server_pid: u32) -> Outcome {
     let before = pip_list(&big.venv);
-    let run = server
-        .tool("vd-push")
+    let run = push
         .arg("--repo")
         .arg(&big.repo)
         .args(["--timeout", "3"])
         .stdin(plans.to_string());
-    let out = cut_off_mid_upload(run, &big.cache, server.pid());
+    let out = cut_off_mid_upload(run, &big.cache, server_pid);
     assert_left_nothing(&out, big, &before);
+    out
+}
+
+/// The error of a push cut off at the host's end names the broken upload
+/// or connection.
+#[track_caller]
+pub fn assert_upload_cut(out: &Outcome) {
     let message = out.records()[0].error_message().to_string();
     assert!(
         message.contains("upload") || message.contains("connection"),
