@@ -2,15 +2,14 @@
 //! on a real sshd, their own pips and packaging as the reference, and
 //! Django 1.11 on 2.7 and 3.2 on 3.6 deployed with their published wheels.
 
-use crate::pipeline::{assert_shop_deployed, SETTINGS};
+use crate::pipeline::{assert_shop_deployed, deploy_through, SETTINGS};
 use crate::util::python::{
     self, download, install_with_own_pip, own_pip_list, pyenv_python, python27_with_virtualenv,
     venv_of,
 };
 use crate::util::sshd::{current_user, Sshd};
 use crate::util::{
-    assert_contains, error_message, installed, jsonl, lines_of, pipeline, read_records, Outcome,
-    Record,
+    assert_contains, error_message, installed, jsonl, lines_of, read_records, Outcome, Record,
 };
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -182,21 +181,11 @@ fn legacy_shop(dir: &Path) -> PathBuf {
 }
 
 /// vd-targets | vd-freeze | vd-diff | vd-push --create | vd-migrate --plan
-/// | vd-migrate | vd-reload, as one shell pipeline with the server's HOME.
+/// | vd-migrate | vd-reload, as one shell pipeline with the server's HOME;
+/// the plan of migrations saved in planned.jsonl.
 fn deploy(server: &Sshd, dir: &Path) -> Outcome {
-    let d = dir.display();
-    server
-        .shell(&pipeline(&[
-            &format!("vd-targets --inventory {d}/targets.csv"),
-            "vd-freeze",
-            &format!("vd-diff --repo {d}/wheels {d}/requirements.txt"),
-            &format!("vd-push --repo {d}/wheels --create"),
-            "vd-migrate --plan",
-            &format!("tee {d}/planned.jsonl"),
-            &format!("vd-migrate --repo {d}/wheels"),
-            &format!("vd-reload --repo {d}/wheels"),
-        ]))
-        .run()
+    let tee = format!("tee {}/planned.jsonl", dir.display());
+    deploy_through(server, dir, &["vd-migrate --plan", &tee])
 }
 
 #[test]

@@ -35,17 +35,27 @@ pub(crate) fn assert_shop_deployed(record: &Record) {
 
 /// Run the six tools as one `sh` pipeline, with the server's HOME.
 fn deploy(server: &Sshd, dir: &Path) -> Outcome {
+    deploy_through(server, dir, &[])
+}
+
+/// The six tools as one `sh` pipeline over `dir` (its targets.csv,
+/// requirements.txt and wheels), with the server's HOME, and `between`
+/// (more stages) after vd-push --create.
+pub(crate) fn deploy_through(server: &Sshd, dir: &Path, between: &[&str]) -> Outcome {
     let d = dir.display();
-    server
-        .shell(&pipeline(&[
-            &format!("vd-targets --inventory {d}/targets.csv"),
-            "vd-freeze",
-            &format!("vd-diff --repo {d}/wheels {d}/requirements.txt"),
-            &format!("vd-push --repo {d}/wheels --create"),
-            &format!("vd-migrate --repo {d}/wheels"),
-            &format!("vd-reload --repo {d}/wheels"),
-        ]))
-        .run()
+    let (targets, diff) = (
+        format!("vd-targets --inventory {d}/targets.csv"),
+        format!("vd-diff --repo {d}/wheels {d}/requirements.txt"),
+    );
+    let push = format!("vd-push --repo {d}/wheels --create");
+    let (migrate, reload) = (
+        format!("vd-migrate --repo {d}/wheels"),
+        format!("vd-reload --repo {d}/wheels"),
+    );
+    let mut stages = vec![targets.as_str(), "vd-freeze", &diff, &push];
+    stages.extend(between);
+    stages.extend([migrate.as_str(), &reload]);
+    server.shell(&pipeline(&stages)).run()
 }
 
 #[test]
