@@ -2,6 +2,7 @@
 //! real wheels added with vd-add and planned with vd-freeze | vd-diff.
 
 use crate::util::python::{install, pip_list, site_packages, venv_with_pip, Project};
+use crate::util::record::{Action, Change};
 use crate::util::sshd::{current_user, Sshd};
 use crate::util::upload::{
     assert_rerun_completes, assert_upload_cut, cached, push_cut_off, sha256, BigPush,
@@ -585,15 +586,15 @@ fn a_plan_that_removes_pip_is_refused_and_its_venv_left_alone() {
     );
     // A saved plan edited by hand (or written by another tool): besides the
     // install, it removes pip.
-    let mut records: Vec<Target> = plans
+    let mut records: Vec<Record> = plans
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let pip_version = pip_list(&kept)["pip"].clone();
-    records[0]["plan"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "pip", "action": "remove", "from": pip_version}));
+    records[0].plan.as_mut().unwrap().push(Change {
+        from: Some(pip_version.clone()),
+        ..Change::new("pip", Action::Remove)
+    });
     let before = pip_list(&kept);
 
     let out = push(&server, &repo, &[], &jsonl(&records));
