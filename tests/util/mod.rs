@@ -1,7 +1,9 @@
 #![allow(dead_code)] // each test module uses its own part of the helpers
-//! What the tests share: running a tool, and making the real things it works
+//! What the tests share: running a tool and reading what it wrote into the
+//! record types of vd(7) (record.rs), and making the real things it works
 //! on (wheels built by pip, wheels downloaded from the index once and cached,
-//! virtualenvs, an OpenSSH server on loopback).
+//! virtualenvs, an OpenSSH server on loopback, a wheel cache to cut an
+//! upload into).
 
 pub mod netns;
 pub mod python;
@@ -317,17 +319,6 @@ pub fn jsonl<T: serde::Serialize>(records: &[T]) -> String {
 #[track_caller]
 pub fn installed(record: &impl AsRecord) -> std::collections::BTreeMap<String, String> {
     record.record().installed().clone()
-}
-
-/// A JSON list of strings, as a Vec; a test failure when it is not one.
-#[track_caller]
-pub fn strings(value: &serde_json::Value) -> Vec<String> {
-    value
-        .as_array()
-        .unwrap_or_else(|| panic!("not a list: {value}"))
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect()
 }
 
 impl Running {
