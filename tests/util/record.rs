@@ -69,6 +69,8 @@ optional_fields! {
         // vd-freeze.
         markers: Markers,
         venv_exists: bool,
+        /// Processes that run from the target's venv (vd-freeze, vd-reload).
+        running: Vec<Process>,
         // vd-diff.
         plan: Vec<Change>,
         ahead: Vec<Ahead>,
@@ -91,6 +93,8 @@ optional_fields! {
         rolled_back: Switch,
         reverted: Switch,
         error: Error,
+        /// The file vd-export wrote for this target.
+        exported: String,
     }
     /// Every field the document does not name: the user's own, kept.
     rest: rest,
@@ -249,6 +253,20 @@ pub struct Generation {
 pub struct Switch {
     pub from: u32,
     pub to: u32,
+}
+
+/// One entry of `running`: a process that runs from the target's venv.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Process {
+    pub pid: u32,
+    /// Null for a venv changed in place.
+    pub generation: Option<u32>,
+    pub command: String,
+    /// When it started; the design names the field, not its form.
+    pub started: Value,
+    /// True where the process started before the venv's last change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<bool>,
 }
 
 /// `error`: the tool that failed the target, and why.
