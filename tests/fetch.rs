@@ -4,41 +4,11 @@
 //! so only a first run downloads the bytes.
 
 use crate::util::python::{download_with, pyenv_python, venv_of};
+use crate::util::record::{Fetched, Record, Source};
 use crate::util::sshd::Sshd;
-use crate::util::{error_message, jsonl, Outcome, Run};
-use serde_json::{Map, Value};
+use crate::util::{error_message, jsonl, AsRecord, Outcome, Run};
 use std::fs;
 use std::path::{Path, PathBuf};
-
-type Record = Map<String, Value>;
-
-/// One entry of `fetched`, as vd(7) documents it.
-#[derive(Debug)]
-struct Fetched {
-    wheel: String,
-    sha256: String,
-    size: u64,
-    source: String,
-}
-
-fn fetched(record: &Record) -> Vec<Fetched> {
-    let Some(entries) = record.get("fetched").and_then(Value::as_array) else {
-        panic!("no `fetched` list in {record:?}");
-    };
-    let text = |entry: &Value, field: &str| match entry[field].as_str() {
-        Some(text) => text.to_string(),
-        None => panic!("`fetched` entry without {field}: {entry}"),
-    };
-    entries
-        .iter()
-        .map(|entry| Fetched {
-            wheel: text(entry, "wheel"),
-            sha256: text(entry, "sha256"),
-            size: entry["size"].as_u64().expect("`size` is a number"),
-            source: text(entry, "source"),
-        })
-        .collect()
-}
 
 /// vd-fetch, with the tests' cache of downloads as `--find-links`: pip
 /// still asks the index what there is and chooses, but copies a chosen file
@@ -56,7 +26,7 @@ fn fetch(server: &Sshd, cached: &[(&str, &str)]) -> Run {
 
 /// A venv of each of pyenv's CPython `versions`, frozen over SSH.
 fn frozen_fleet(server: &Sshd, dir: &Path, versions: &[&str]) -> Vec<Record> {
-    let targets: Vec<Record> = versions
+    let targets: Vec<_> = versions
         .iter()
         .map(|version| {
             let venv = dir.join(format!("venv-{version}"));
@@ -106,9 +76,9 @@ fn fetch_fills_a_repository_for_3_11_and_3_12_and_fetches_nothing_twice() {
     out.expect_code(0).expect_stderr("downloaded into");
     let records = out.records();
     assert_eq!(records.len(), 2);
-    let (for_311, for_312) = (fetched(&records[0]), fetched(&records[1]));
-    let pillow_311 = names(&for_311, "pillow-");
-    let pillow_312 = names(&for_312, "pillow-");
+    let (for_311, for_312) = (records[0].fetched(), records[1].fetched());
+    let pillow_311 = names(for_311, "pillow-");
+    let pillow_312 = names(for_312, "pillow-");
     assert!(
         pillow_311.len() == 1 && pillow_311[0].contains("-cp311-cp311-manylinux"),
         "{pillow_311:?}"
@@ -120,17 +90,17 @@ fn fetch_fills_a_repository_for_3_11_and_3_12_and_fetches_nothing_twice() {
     // Django is one wheel for both, downloaded by the first group only.
     let django: Vec<&Fetched> = for_311
         .iter()
-        .chain(&for_312)
+        .chain(for_312)
         .filter(|w| w.wheel.starts_with("django-5.2."))
         .collect();
     assert_eq!(django.len(), 2, "{for_311:?} {for_312:?}");
     assert_eq!(django[0].wheel, django[1].wheel);
     assert_eq!(django[0].sha256, django[1].sha256);
-    let sources: Vec<&str> = django.iter().map(|w| w.source.as_str()).collect();
-    assert_eq!(sources, ["downloaded", "dest"]);
+    let sources: Vec<Source> = django.iter().map(|w| w.source).collect();
+    assert_eq!(sources, [Source::Downloaded, Source::Dest]);
     // What the records say is what DEST holds, byte for byte.
     let in_dest = wheels_in(&dest);
-    for wheel in for_311.iter().chain(&for_312) {
+    for wheel in for_311.iter().chain(for_312) {
         let path = dest.join(&wheel.wheel);
         let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(bytes.len() as u64, wheel.size, "{}", wheel.wheel);
@@ -174,11 +144,10 @@ fn fetch_fills_a_repository_for_3_11_and_3_12_and_fetches_nothing_twice() {
         .run();
     diff.expect_code(0);
     for (record, pillow) in diff.records().iter().zip([&pillow_311, &pillow_312]) {
-        let wheels: Vec<&str> = record["plan"]
-            .as_array()
-            .unwrap()
+        let wheels: Vec<&str> = record
+            .plan()
             .iter()
-            .map(|c| c["wheel"].as_str().unwrap())
+            .filter_map(|c| c.wheel.as_deref())
             .collect();
         assert!(wheels.contains(&pillow[0].as_str()), "{wheels:?}");
         assert!(wheels.contains(&django[0].wheel.as_str()), "{wheels:?}");
@@ -196,10 +165,10 @@ fn fetch_fills_a_repository_for_3_11_and_3_12_and_fetches_nothing_twice() {
         .run();
     out.expect_code(0).expect_stderr("0 wheels");
     for record in out.records() {
-        let wheels = fetched(&record);
+        let wheels = record.fetched();
         assert!(!wheels.is_empty());
         for wheel in wheels {
-            assert_eq!(wheel.source, "repository", "{wheel:?}");
+            assert_eq!(wheel.source, Source::Repository, "{wheel:?}");
         }
     }
     assert_eq!(wheels_in(&again), Vec::<PathBuf>::new());
@@ -211,7 +180,7 @@ fn fetch_names_what_has_no_wheel_and_the_other_targets_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let mut fleet = frozen_fleet(&server, dir.path(), &["3.11", "3.12"]);
     let unfrozen = server.target(0, &dir.path().join("never-frozen"));
-    fleet.push(unfrozen);
+    fleet.push(unfrozen.record());
     let input = format!("{}not json\n", jsonl(&fleet));
     let dest = dir.path().join("dest");
     // Pillow 9.5 has wheels up to CPython 3.11.
@@ -224,7 +193,7 @@ fn fetch_names_what_has_no_wheel_and_the_other_targets_go_on() {
     out.expect_code(1);
     let records = out.records();
     assert_eq!(records.len(), 4, "{out:?}");
-    let wheels = fetched(&records[0]);
+    let wheels = records[0].fetched();
     assert!(
         wheels.len() == 1 && wheels[0].wheel.contains("cp311"),
         "{wheels:?}"
@@ -280,7 +249,7 @@ fn fetch_evaluates_markers_for_each_interpreter_not_for_the_one_running_pip() {
         .run();
     out.expect_code(0);
     let records = out.records();
-    let typing = |record: &Record| names(&fetched(record), "typing_extensions-").len();
-    assert_eq!(typing(&records[0]), 1, "3.10: {:?}", fetched(&records[0]));
-    assert_eq!(typing(&records[1]), 0, "3.12: {:?}", fetched(&records[1]));
+    let typing = |record: &Record| names(record.fetched(), "typing_extensions-").len();
+    assert_eq!(typing(&records[0]), 1, "3.10: {:?}", records[0].fetched());
+    assert_eq!(typing(&records[1]), 0, "3.12: {:?}", records[1].fetched());
 }

@@ -95,6 +95,8 @@ optional_fields! {
         error: Error,
         /// The file vd-export wrote for this target.
         exported: String,
+        // vd-fetch.
+        fetched: Vec<Fetched>,
     }
     /// Every field the document does not name: the user's own, kept.
     rest: rest,
@@ -269,6 +271,28 @@ pub struct Process {
     pub stale: Option<bool>,
 }
 
+/// One entry of `fetched`: a wheel of the target's closure and where it
+/// came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fetched {
+    pub wheel: String,
+    pub sha256: String,
+    pub size: u64,
+    pub source: Source,
+}
+
+/// Where vd-fetch found a wheel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Downloaded by this run.
+    Downloaded,
+    /// Already in the destination folder.
+    Dest,
+    /// Held by the repository; not fetched.
+    Repository,
+}
+
 /// `error`: the tool that failed the target, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Error {
@@ -348,6 +372,14 @@ impl Record {
         self.plan
             .as_deref()
             .unwrap_or_else(|| panic!("no plan in {self:?}"))
+    }
+
+    /// `fetched`; a test failure when absent.
+    #[track_caller]
+    pub fn fetched(&self) -> &[Fetched] {
+        self.fetched
+            .as_deref()
+            .unwrap_or_else(|| panic!("no fetched in {self:?}"))
     }
 
     /// `pushed`; a test failure when absent.
