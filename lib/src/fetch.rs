@@ -219,6 +219,32 @@ pub fn check_pip(python: &str) -> Result<()> {
     Ok(())
 }
 
+/// Create DEST, and remove the download folders a run that was killed
+/// left in it (those of a process that is gone; where /proc cannot say,
+/// none).
+pub fn prepare_dest(dest: &Path) -> Result<()> {
+    fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
+    if !Path::new("/proc/self").exists() {
+        return Ok(());
+    }
+    let entries = fs::read_dir(dest).with_context(|| format!("cannot list {}", dest.display()))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(FOLDER_PREFIX))
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(())
+}
+
 /// Download what the group needs into `settings.dest`.
 pub fn fetch_group(settings: &Settings, group: &Group) -> Result<Fetched> {
     let folder = Folder::new(&settings.dest)?;
@@ -308,6 +334,10 @@ fn place(settings: &Settings, path: &Path, file: String) -> Result<FetchedWheel>
     })
 }
 
+/// How a group's download folder under DEST is named: then the process
+/// id, a dot and a number.
+const FOLDER_PREFIX: &str = ".vd-fetch.";
+
 /// A group's download folder under DEST, removed with what it still holds.
 struct Folder {
     path: PathBuf,
@@ -315,9 +345,8 @@ struct Folder {
 
 impl Folder {
     fn new(dest: &Path) -> Result<Folder> {
-        fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
         for n in 0u32.. {
-            let path = dest.join(format!(".vd-fetch.{}.{n}", std::process::id()));
+            let path = dest.join(format!("{FOLDER_PREFIX}{}.{n}", std::process::id()));
             match fs::create_dir(&path) {
                 Ok(()) => return Ok(Folder { path }),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -543,6 +572,23 @@ mod tests {
             key(record("6.1.0", "x86_64")),
             key(record("6.1.0", "other"))
         );
+    }
+
+    #[test]
+    fn dest_loses_the_folders_of_runs_that_are_gone_only() {
+        let dest = std::env::temp_dir().join(format!("vd-fetch-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dest);
+        // No process has pid 4294967295; this one is running.
+        let gone = dest.join(format!("{FOLDER_PREFIX}4294967295.0"));
+        let live = dest.join(format!("{FOLDER_PREFIX}{}.0", std::process::id()));
+        let kept = dest.join("a-1.0-py3-none-any.whl");
+        fs::create_dir_all(&gone).unwrap();
+        fs::create_dir_all(&live).unwrap();
+        fs::write(&kept, b"").unwrap();
+        prepare_dest(&dest).unwrap();
+        let exists = (gone.exists(), live.exists(), kept.exists());
+        fs::remove_dir_all(&dest).unwrap();
+        assert_eq!(exists, (false, true, true));
     }
 
     #[test]

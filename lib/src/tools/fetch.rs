@@ -167,8 +167,9 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     Ok(Status::Ok)
 }
 
-/// The domain's settings from the command line; bad requirements are a
-/// usage error, before anything is downloaded.
+/// The domain's settings from the command line. Bad requirements, a pip
+/// that cannot run and a DEST that cannot be made stop the run (status 2)
+/// before anything is downloaded.
 fn settings(args: Args) -> Result<Settings> {
     let mut requirements = Vec::new();
     for text in &args.requirements {
@@ -189,6 +190,7 @@ fn settings(args: Args) -> Result<Settings> {
         Repo::open(repo)?;
     }
     fetch::check_pip(&args.pip)?;
+    fetch::prepare_dest(&args.dest)?;
     let mut index = Vec::new();
     if let Some(url) = args.index_url {
         index.extend(["--index-url".to_string(), url]);
