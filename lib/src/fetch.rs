@@ -398,7 +398,17 @@ fn pip_failure(group: &Group, stderr: &str, offered: &str) -> String {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    no_wheel(group, missing, &offered)
+    let text = no_wheel(group, missing, &offered);
+    // An index pip could not reach offers nothing: say so, or the message
+    // would blame the project.
+    let unreachable = stderr
+        .lines()
+        .find(|l| l.contains("Could not fetch URL") || l.contains("Retrying ("))
+        .map(|l| l.trim().trim_start_matches("WARNING: "));
+    match unreachable {
+        Some(line) => format!("{text} (pip could not read the index: {line})"),
+        None => text,
+    }
 }
 
 /// The message for a requirement with no wheel for the group: the
@@ -457,7 +467,10 @@ fn no_wheel(group: &Group, missing: &str, offered: &[Offered]) -> String {
         );
     }
     if platforms.is_empty() {
-        return format!("{head}: the index offers no file of {name} that satisfies it");
+        return format!(
+            "{head}: the index offers no file of {name} that satisfies it \
+             (a project of your own: give its wheels with --repo or --find-links)"
+        );
     }
     let mut shown: Vec<String> = platforms
         .iter()
@@ -649,6 +662,20 @@ mod tests {
         );
         assert!(is_sdist_of("Foo.Bar-1.0.zip", "foo-bar"));
         assert!(!is_sdist_of("foo-1.0-py3-none-any.whl", "foo"));
+    }
+
+    #[test]
+    fn an_index_pip_could_not_read_is_named() {
+        let stderr = "WARNING: Retrying (Retry(total=4, connect=None)) after connection broken by 'NewConnectionError'\n\
+                      ERROR: Could not find a version that satisfies the requirement six (from versions: none)\n\
+                      ERROR: No matching distribution found for six\n";
+        let text = pip_failure(&group("3.12.1"), stderr, "");
+        assert!(text.starts_with("no wheel of six for cp312"), "{text}");
+        assert!(
+            text.contains("pip could not read the index: Retrying"),
+            "{text}"
+        );
+        assert!(text.contains("--repo or --find-links"), "{text}");
     }
 
     #[test]
