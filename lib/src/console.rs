@@ -35,6 +35,7 @@
 //! on the terminal's device ([`prompt_turn`]); the bar is not drawn, and
 //! table rows wait, while another process holds it.
 
+use crate::messages::{self, Display};
 use crate::summary::Summary;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use std::fs::File;
@@ -54,7 +55,6 @@ static CONSOLE: OnceLock<Console> = OnceLock::new();
 /// The tool's stderr, as decided when it started.
 struct Console {
     tool: &'static str,
-    quiet: bool,
     stderr_tty: bool,
     stdout_tty: bool,
     /// stdout is not a pipe: this tool ends the pipeline.
@@ -126,9 +126,14 @@ pub fn init(tool: &'static str, quiet: bool) {
     });
     let board = (stderr_tty && !quiet).then(Board::open).flatten();
     let ticking = board.is_some();
+    messages::set_display(Display {
+        quiet,
+        // At a terminal the last stage shows each target's error once.
+        target_errors_shown_by_last_stage: stderr_tty,
+        line,
+    });
     let _ = CONSOLE.set(Console {
         tool,
-        quiet,
         stderr_tty,
         stdout_tty,
         last,
@@ -165,30 +170,6 @@ fn stderr_device() -> Option<File> {
     path.starts_with("/dev/")
         .then(|| File::open(&path).ok())
         .flatten()
-}
-
-/// A warning: not when `--quiet`.
-pub fn warn(tool: &str, message: &str) {
-    if CONSOLE.get().is_some_and(|c| c.quiet) {
-        return;
-    }
-    line(&format!("{tool}: {message}"));
-}
-
-/// An error that no record carries (a release log that cannot be written,
-/// the error that stops a tool): always written.
-pub fn error(tool: &str, message: &str) {
-    line(&format!("{tool}: {message}"));
-}
-
-/// A target's error, which its record carries too. At a terminal the last
-/// stage shows it ([`written`]); elsewhere it is written now, by the tool
-/// that found it.
-pub fn target_error(tool: &str, message: &str) {
-    if CONSOLE.get().is_some_and(|c| c.stderr_tty) {
-        return;
-    }
-    line(&format!("{tool}: {message}"));
 }
 
 /// One line on stderr, above the bar.

@@ -43,8 +43,8 @@
 //! Records already done wait for the ones before them only, as output keeps
 //! input order.
 
-use crate::cli;
 use crate::console;
+use crate::messages;
 use crate::output::{Output, Ready};
 use crate::record::{self, Line, Record, Target};
 use crate::transport::{self, Connection, Destination, Settings};
@@ -254,7 +254,7 @@ impl Fleet {
     /// Read what reaching hosts needs (`~/.ssh/config`, known_hosts) once.
     pub fn new(tool: &'static str, jobs: u32, options: &transport::Options) -> Result<Fleet> {
         few_malloc_arenas();
-        let settings = Settings::new(options, move |m| cli::warn(tool, m))?;
+        let settings = Settings::new(options, move |m| messages::warn(tool, m))?;
         Ok(Fleet {
             tool,
             settings: Arc::new(settings),
@@ -412,7 +412,7 @@ impl Fleet {
                             // A line this tool could not read is news; an error
                             // from an earlier tool was reported there.
                             if by == tool && record.len() == 1 {
-                                cli::target_error(tool, &message);
+                                messages::target_error(tool, &message);
                             }
                             window.give();
                             done.insert(seq, out.ready(record));
@@ -447,7 +447,7 @@ impl Fleet {
                                     "stdin line {number} ({}): {e:#}",
                                     record::target_label(&record)
                                 );
-                                cli::target_error(tool, &message);
+                                messages::target_error(tool, &message);
                                 record::set_error(&mut record, tool, &message);
                                 window.give();
                                 done.insert(seq, out.ready(record));
@@ -665,7 +665,7 @@ where
 /// [`Fleet::run`] does with an `Err` from the work, for a `finish` to do the same.
 pub fn set_target_error(tool: &str, record: &mut Record, message: &str) {
     let message = format!("{}: {message}", record::target_label(record));
-    cli::target_error(tool, &message);
+    messages::target_error(tool, &message);
     record::set_error(record, tool, &message);
 }
 

@@ -7,7 +7,7 @@
 //! where a venv is; the venv's own tools (pip, setuptools, wheel) are not
 //! pinned, as `--exact` never removes them either.
 
-use crate::cli;
+use crate::messages;
 use crate::plan::KEEP;
 use crate::record::{self, Reader, Record, Target};
 use crate::repo::Index;
@@ -53,7 +53,7 @@ impl Lock {
             let target = match Target::parse(&record) {
                 Ok(target) => target,
                 Err(e) => {
-                    cli::warn("vd-diff", &format!("{origin}: not a target record: {e:#}"));
+                    messages::warn("vd-diff", &format!("{origin}: not a target record: {e:#}"));
                     continue;
                 }
             };

@@ -14,84 +14,24 @@
 //! targets streams; what is shared is the repository [`Index`] (which reads
 //! each wheel at most once) and the parsed dependencies here.
 
+use crate::record::{Action, AheadPackage, Change, UnchangedPackage};
 use crate::repo::Index;
 use crate::requirement::{Origin, Requirement, Requirements};
 use crate::resolve::{resolve, Candidates, Dist, Memo, Request};
 use crate::wheel::{self, WheelName};
 use pep508_rs::pep440_rs::Version;
-use serde::{Deserialize, Serialize};
 use std::cell::OnceCell;
 use std::str::FromStr;
 
 pub use crate::resolve::Target;
-
-/// What to do with one package.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Not installed: install the wheel.
-    Install,
-    /// Installed at an older version: install the newer wheel.
-    Upgrade,
-    /// Installed at a newer version the specifier excludes: install the older wheel.
-    Downgrade,
-    /// Installed but not required (`--exact`): uninstall it.
-    Remove,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Install => "install",
-            Action::Upgrade => "upgrade",
-            Action::Downgrade => "downgrade",
-            Action::Remove => "remove",
-        }
-    }
-}
-
-/// One change to a venv: an element of a record's `plan`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change {
-    pub name: String,
-    pub action: Action,
-    /// The installed version, if any.
-    pub from: Option<String>,
-    /// The version to install; none for `remove`.
-    pub to: Option<String>,
-    /// The repository's wheel file to install.
-    pub wheel: Option<String>,
-    /// sha256 of the whole wheel file.
-    pub sha256: Option<String>,
-}
-
-/// An installed package newer than anything in the repository that still
-/// satisfies the requirements: kept, and reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ahead {
-    pub name: String,
-    pub installed: String,
-    /// The best version the repository has for this target, if any.
-    pub repository: Option<String>,
-}
-
-/// A package of the closure the plan leaves as it is, with the wheel that
-/// holds it: what vd-push needs to build a whole new generation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Unchanged {
-    pub name: String,
-    pub version: String,
-    pub wheel: String,
-    pub sha256: String,
-}
 
 /// The plan for one target: changes and `ahead` packages, each sorted by
 /// name; with [`Options::unchanged`], the closure's other packages too.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub changes: Vec<Change>,
-    pub ahead: Vec<Ahead>,
-    pub unchanged: Vec<Unchanged>,
+    pub ahead: Vec<AheadPackage>,
+    pub unchanged: Vec<UnchangedPackage>,
 }
 
 /// Packages `--exact` never removes: the venv's own tools.
@@ -206,7 +146,7 @@ impl<'a> Planner<'a> {
                 // of it. A warning when the repository has nothing as new.
                 let best = self.best_version(target, name, &request);
                 if best.as_ref().is_none_or(|b| *b < chosen.version) {
-                    plan.ahead.push(Ahead {
+                    plan.ahead.push(AheadPackage {
                         name: name.clone(),
                         installed: chosen.version.to_string(),
                         repository: best.map(|v| v.to_string()),
@@ -223,7 +163,7 @@ impl<'a> Planner<'a> {
                 Some(v) if *v == chosen.version => {
                     if options.unchanged {
                         match self.pick_wheel(name, &chosen.version, &chosen.wheels, &request) {
-                            Ok((wheel, sha256)) => plan.unchanged.push(Unchanged {
+                            Ok((wheel, sha256)) => plan.unchanged.push(UnchangedPackage {
                                 name: name.clone(),
                                 version: from.cloned().unwrap_or_default(),
                                 wheel: self.index.name(wheel).file.clone(),
@@ -340,7 +280,12 @@ impl<'a> Planner<'a> {
 
     /// The repository's best wheel for this target of exactly the installed
     /// `version` of `name`, if it has one.
-    fn installed_wheel(&self, target: &Target, name: &str, version: &str) -> Option<Unchanged> {
+    fn installed_wheel(
+        &self,
+        target: &Target,
+        name: &str,
+        version: &str,
+    ) -> Option<UnchangedPackage> {
         let wanted = Version::from_str(version).ok()?;
         let (_, wheel) = self
             .index
@@ -351,7 +296,7 @@ impl<'a> Planner<'a> {
             .filter_map(|(n, w)| Some((target.tags.priority(n)?, w)))
             .min()?;
         let sha256 = self.index.sha256(wheel).ok()?.to_string();
-        Some(Unchanged {
+        Some(UnchangedPackage {
             name: name.to_string(),
             version: version.to_string(),
             wheel: self.index.name(wheel).file.clone(),
@@ -576,7 +521,7 @@ mod tests {
         assert!(plan.changes.is_empty());
         assert_eq!(
             plan.ahead,
-            [Ahead {
+            [AheadPackage {
                 name: "six".into(),
                 installed: "1.18.0".into(),
                 repository: Some("1.16.0".into()),

@@ -26,11 +26,12 @@ use crate::console;
 use crate::fingerprint;
 use crate::fleet::Host;
 use crate::log::{Event, EventWriter};
-use crate::plan::{Action, Change, KEEP};
+use crate::plan::KEEP;
 use crate::record::{
     self, target_label, Changed, Changes, Installed, PlannedFrom, Pushed, Python, Record, Skipped,
     Target,
 };
+use crate::record::{Action, Change};
 use crate::remote;
 use crate::remote::cache::DEFAULT_CACHE;
 use crate::remote::freeze::FreezeOutput;
@@ -230,7 +231,7 @@ impl Pusher {
                 .begin(&label, &changes)
                 .map_err(|e| {
                     let message = format!("{label}: {e:#}; a push killed now would go unlogged");
-                    crate::cli::warn("vd-push", &message);
+                    crate::messages::warn("vd-push", &message);
                 })
                 .ok(),
         };

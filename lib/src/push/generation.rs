@@ -16,8 +16,9 @@ use super::{installs, set_pushed, Pusher};
 use crate::cache::{HostCaches, Wheel};
 use crate::console;
 use crate::fleet::Host;
-use crate::plan::{Action, Change, KEEP};
+use crate::plan::KEEP;
 use crate::record::{self, Generation, Installed, Python, Record, Target, Unchanged};
+use crate::record::{Action, Change};
 use crate::remote;
 use crate::remote::generation::{
     generation_command, generations_dir, GenerationOutcome, GenerationSteps, GENERATION_STDIN,

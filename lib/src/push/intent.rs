@@ -19,8 +19,8 @@
 //! only that a push's outcome was never seen).
 
 use crate::log::{now_rfc3339, Event};
-use crate::plan::{Action, Change};
 use crate::push::verify::same_version;
+use crate::record::{Action, Change};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

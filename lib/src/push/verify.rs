@@ -7,7 +7,8 @@
 //! difference, so a venv that is not what the plan says is an error even when
 //! pip said it succeeded.
 
-use crate::plan::{Action, Change, KEEP};
+use crate::plan::KEEP;
+use crate::record::{Action, Change};
 use pep508_rs::pep440_rs::Version;
 use std::collections::BTreeMap;
 use std::str::FromStr;

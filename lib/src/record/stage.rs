@@ -5,8 +5,8 @@
 //! implements [`Field`], which names its field; [`super::get`] reads it,
 //! [`super::put`] writes it back in its place.
 
+use super::entries::{AheadPackage, Change, UnchangedPackage};
 use super::{Field, Record};
-use crate::plan;
 use anyhow::{anyhow, bail, Result};
 use indexmap::IndexMap;
 use pep508_rs::{MarkerEnvironment, PackageName};
@@ -208,7 +208,7 @@ pub struct Frozen {
 /// `plan` (from vd-diff): the changes to make, sorted by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Changes(pub Vec<plan::Change>);
+pub struct Changes(pub Vec<Change>);
 
 impl Field for Changes {
     const NAME: &'static str = "plan";
@@ -224,8 +224,7 @@ impl Changes {
                 .iter()
                 .enumerate()
                 .map(|(i, entry)| {
-                    plan::Change::deserialize(entry)
-                        .map_err(|e| anyhow!("plan entry {}: {e}", i + 1))
+                    Change::deserialize(entry).map_err(|e| anyhow!("plan entry {}: {e}", i + 1))
                 })
                 .collect::<Result<_>>()
                 .map(|changes| Some(Changes(changes))),
@@ -239,7 +238,7 @@ impl Changes {
 /// plan keeps them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Ahead(pub Vec<plan::Ahead>);
+pub struct Ahead(pub Vec<AheadPackage>);
 
 impl Field for Ahead {
     const NAME: &'static str = "ahead";
@@ -250,7 +249,7 @@ impl Field for Ahead {
 /// so vd-push can build a whole new generation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Unchanged(pub Vec<plan::Unchanged>);
+pub struct Unchanged(pub Vec<UnchangedPackage>);
 
 impl Field for Unchanged {
     const NAME: &'static str = "unchanged";

@@ -1,11 +1,13 @@
 //! `vd-diff`: plan, per target, which wheels to install and which packages
 //! to remove.
 
-use crate::cli::{self, RepoArgs, Status};
+use crate::cli::RepoArgs;
 use crate::fingerprint;
 use crate::lock::Lock;
-use crate::output::{status_cell, Output, Table};
-use crate::plan::{self, Action, Options, Plan, Planner};
+use crate::messages;
+use crate::output::{status_cell, Output, Status, Table};
+use crate::plan::{self, Options, Plan, Planner};
+use crate::record::Action;
 use crate::record::{
     self, target_label, Ahead, Changes, Error, Field, Installed, Markers, PlannedFrom, Python,
     RawRecord, Reader, Record, Target, Unchanged, VenvExists,
@@ -181,7 +183,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         for path in &args.requirements {
             let reqs = Requirements::read(path)?;
             for warning in &reqs.warnings {
-                cli::warn(TOOL, warning);
+                messages::warn(TOOL, warning);
             }
             all.extend(&reqs);
         }
@@ -189,7 +191,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     };
     let lock = args.lock.as_deref().map(Lock::read).transpose()?;
     if io::stdin().is_terminal() {
-        cli::warn(
+        messages::warn(
             TOOL,
             "reading target records from the terminal (pipe vd-freeze into vd-diff)",
         );
@@ -260,7 +262,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
                 }
                 Err(e) => {
                     let message = format!("{e:#}");
-                    cli::target_error(TOOL, &format!("{}: {message}", target_label(&record)));
+                    messages::target_error(TOOL, &format!("{}: {message}", target_label(&record)));
                     record::remove::<Changes>(&mut record);
                     record::remove::<Ahead>(&mut record);
                     record::remove::<PlannedFrom>(&mut record);
@@ -346,7 +348,7 @@ impl State<'_> {
                                 Requirements::read(p)
                                     .inspect(|reqs| {
                                         for warning in &reqs.warnings {
-                                            cli::warn(TOOL, warning);
+                                            messages::warn(TOOL, warning);
                                         }
                                     })
                                     .map(Rc::new)

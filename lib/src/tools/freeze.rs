@@ -1,9 +1,9 @@
 //! `vd-freeze`: what is installed in each target's virtualenv, and what
 //! interpreter it runs.
 
-use crate::cli::{Status, TransportArgs};
+use crate::cli::TransportArgs;
 use crate::fleet::{set_target_error, Held, Host};
-use crate::output::{status_cell, Output, Table};
+use crate::output::{status_cell, Output, Status, Table};
 use crate::record::{self, target_label, Frozen, Installed, Python, Reader, Record};
 use crate::remote;
 use crate::remote::freeze::{self, FreezeOutput, Installed as Listed};

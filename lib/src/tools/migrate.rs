@@ -9,12 +9,13 @@
 //! here needs a finish per host: a target's record is written once its
 //! migrations are done, so vd-reload never reloads a target ahead of them.
 
-use crate::cli::{self, ChangedArgs, RepoArgs, Status, TransportArgs};
+use crate::cli::{ChangedArgs, RepoArgs, TransportArgs};
 use crate::console;
 use crate::fleet::Host;
 use crate::keyed_lock::KeyedLock;
 use crate::log::{Event, EventWriter, ReleaseLog};
-use crate::output::{status_cell, Output, Table};
+use crate::messages;
+use crate::output::{status_cell, Output, Status, Table};
 use crate::record::{
     self, target_label, Installed, Migrated, MigratedElsewhere, Pending, Reader, Record,
 };
@@ -166,7 +167,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     let logged = migrator.log.as_ref().is_none_or(|log| !log.failed());
     let pending = migrator.pending.load(Ordering::Relaxed);
     if args.check && pending {
-        cli::error(TOOL, "some targets have pending migrations (see above)");
+        messages::error(TOOL, "some targets have pending migrations (see above)");
     }
     Ok(if logged && !(args.check && pending) {
         Status::Ok
@@ -267,7 +268,7 @@ impl Migrator {
             self.pending.store(true, Ordering::Relaxed);
             if self.check {
                 // What --check is run for: said even with --quiet.
-                cli::error(
+                messages::error(
                     TOOL,
                     &format!(
                         "{}: pending migrations: {}",

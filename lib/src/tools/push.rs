@@ -1,9 +1,9 @@
 //! `vd-push`: put each target's planned wheels into its virtualenv.
 
-use crate::cli::{RepoArgs, Status, TransportArgs};
+use crate::cli::{RepoArgs, TransportArgs};
 use crate::confirm::{self, Answer, Terminal};
 use crate::log::{EventWriter, ReleaseLog};
-use crate::output::{status_cell, Output, Table};
+use crate::output::{status_cell, Output, Status, Table};
 use crate::push::{Options, Pusher};
 use crate::record::{
     self, target_label, Changed, Generation, Line, Pushed, Reader, Record, Skipped,

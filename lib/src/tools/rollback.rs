@@ -1,10 +1,10 @@
 //! `vd-rollback`: switch targets with generations back to an older
 //! generation.
 
-use crate::cli::{RepoArgs, Status, TransportArgs};
+use crate::cli::{RepoArgs, TransportArgs};
 use crate::fleet::Host;
 use crate::log::{Event, EventWriter, ReleaseLog};
-use crate::output::{status_cell, Output, Table};
+use crate::output::{status_cell, Output, Status, Table};
 use crate::record::{
     self, target_label, Changed, Frozen, Generation, Installed, Reader, Record, RolledBack, Switch,
     Target,
@@ -178,7 +178,7 @@ fn warn_of_migrations(repo: &std::path::Path, label: &str, switch: &Switch) {
         .map(|e| format!("{}: {}", e.name, e.detail))
         .collect();
     if !applied.is_empty() {
-        crate::cli::warn(
+        crate::messages::warn(
             TOOL,
             &format!(
                 "{label}: generation {} applied migrations that generation {} predates ({}); \

@@ -21,6 +21,7 @@ mod ssh;
 pub mod ssh_config;
 mod watch;
 
+use crate::hop::Hop;
 use crate::record::Target;
 use anyhow::{bail, Context, Result};
 use known_hosts::KnownHosts;
@@ -66,7 +67,7 @@ pub struct Destination {
     pub identity: Option<PathBuf>,
     /// The record's `jump`: bastions to go through, overriding
     /// `~/.ssh/config`'s ProxyJump and ProxyCommand.
-    pub jump: Option<Vec<jump::Hop>>,
+    pub jump: Option<Vec<Hop>>,
 }
 
 impl Destination {

@@ -12,8 +12,8 @@
 //! quietly bypass a bastion. Other options are not vd's business and are
 //! left to OpenSSH.
 
-use super::jump::{self, Hop};
 use super::pattern;
+use crate::hop::{self, Hop};
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -179,7 +179,7 @@ impl SshConfig {
                         Proxy::Direct
                     } else {
                         Proxy::Jump(
-                            jump::parse_chain(&line.args.join(" "))
+                            hop::parse_chain(&line.args.join(" "))
                                 .with_context(|| format!("{}: ProxyJump", line.origin))?,
                         )
                     });
