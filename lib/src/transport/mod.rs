@@ -8,6 +8,11 @@
 //! type and the same commands run either way. This module knows nothing about venvs or
 //! pip: what to run is [`crate::remote`]'s business, and which targets share a
 //! connection and run in parallel is [`crate::fleet`]'s.
+//!
+//! Its files import each other without a loop but for one, which is the
+//! recursion of a connection through a bastion: an SSH session ([`ssh`])
+//! gets its socket from [`route`], which, for a target behind a bastion,
+//! opens the bastion's own SSH session first ([`jump`] carries the bytes).
 
 mod auth;
 mod exec_upload;
