@@ -18,7 +18,7 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "leaves",
-        &["messages", "bounded", "shell", "hop", "keyed_lock"],
+        &["messages", "bounded", "shell", "hop", "keyed_mutex"],
     ),
     (
         "data",
@@ -31,7 +31,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "inventory",
         ],
     ),
-    ("domain", &["log", "repo", "resolve", "plan", "lock"]),
+    (
+        "domain",
+        &["log", "repo", "resolve", "plan", "saved_freeze"],
+    ),
     ("hosts", &["transport", "remote", "cache"]),
     ("presentation", &["summary", "console", "output", "confirm"]),
     ("scheduling", &["fleet"]),

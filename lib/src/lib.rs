@@ -15,12 +15,12 @@
 //! first:
 //!
 //! 1. Leaves, which import nothing of the crate: [`messages`] (what a tool
-//!    says on stderr), [`bounded`], [`shell`], [`hop`], [`keyed_lock`].
+//!    says on stderr), [`bounded`], [`shell`], [`hop`], [`keyed_mutex`].
 //! 2. Data, the formats vd reads and writes: [`wheel`], [`requirement`],
 //!    [`record`] (with the plan's entries), [`tags`], [`fingerprint`],
 //!    [`inventory`].
 //! 3. Domain, what vd decides offline: [`log`], [`repo`], [`resolve`],
-//!    [`plan`], [`lock`].
+//!    [`plan`], [`saved_freeze`].
 //! 4. Hosts: [`transport`], [`remote`] (the scripts run there), [`cache`].
 //! 5. Presentation: [`summary`], [`console`], [`output`], [`confirm`].
 //! 6. [`fleet`], which runs a tool's work over the hosts.
@@ -44,10 +44,9 @@ mod fingerprint;
 mod fleet;
 mod hop;
 mod inventory;
-mod keyed_lock;
+mod keyed_mutex;
 #[cfg(test)]
 mod layers;
-mod lock;
 pub mod log;
 pub mod man;
 mod messages;
@@ -59,6 +58,7 @@ mod remote;
 mod repo;
 mod requirement;
 mod resolve;
+mod saved_freeze;
 mod shell;
 mod summary;
 pub mod tags;

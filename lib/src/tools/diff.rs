@@ -3,7 +3,6 @@
 
 use crate::cli::RepoArgs;
 use crate::fingerprint;
-use crate::lock::Lock;
 use crate::messages;
 use crate::output::{status_cell, Output, Status, Table};
 use crate::plan::{self, Options, Plan, Planner};
@@ -14,6 +13,7 @@ use crate::record::{
 };
 use crate::repo::Repo;
 use crate::requirement::Requirements;
+use crate::saved_freeze::SavedFreeze;
 use crate::tags::{Interpreter, Tags};
 use anyhow::{anyhow, bail, Result};
 use std::collections::HashMap;
@@ -189,7 +189,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         }
         Some(all)
     };
-    let lock = args.lock.as_deref().map(Lock::read).transpose()?;
+    let saved_freeze = args.lock.as_deref().map(SavedFreeze::read).transpose()?;
     if io::stdin().is_terminal() {
         messages::warn(
             TOOL,
@@ -199,7 +199,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     let mut state = State {
         planner,
         common,
-        lock,
+        saved_freeze,
         options: Options {
             exact: args.exact || args.lock.is_some(),
             upgrade_deps: args.upgrade_deps,
@@ -212,9 +212,9 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     let mut drift = false;
     let mut failed = false;
     // Targets of a kind planned before skip the reading: only with the
-    // plans of a lock, which are each target's own, or a table, which
+    // plans of a saved freeze, which are each target's own, or a table, which
     // reads every record anyway, is each one read whole.
-    let mut kinds = (out.is_json() && state.lock.is_none()).then(Kinds::default);
+    let mut kinds = (out.is_json() && state.saved_freeze.is_none()).then(Kinds::default);
     // Written records are flushed when the input has no more lines at
     // hand, or before a target that takes a resolution: piped in all at
     // once, a fleet's records go out in few writes; from a stage that
@@ -285,7 +285,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
 /// What the run keeps from one target to the next: nothing of the targets
 /// themselves, only what many of them share.
 struct State<'a> {
-    lock: Option<Lock>,
+    saved_freeze: Option<SavedFreeze>,
     options: Options,
     /// Plans by everything they depend on (interpreter facts, installed
     /// set, requirements): targets of one kind are resolved once.
@@ -324,9 +324,9 @@ impl State<'_> {
         let pins;
         let mut sources: Vec<&Requirements> = Vec::new();
         let mut requirements_key = String::new();
-        match (&self.lock, &self.common) {
-            (Some(lock), _) => {
-                pins = lock
+        match (&self.saved_freeze, &self.common) {
+            (Some(saved), _) => {
+                pins = saved
                     .pins_for(&target, record, self.planner.index())
                     .map_err(|e| anyhow!("{e}"))?;
                 requirements_key = format!("{:p}", Rc::as_ptr(&pins));

@@ -3,7 +3,7 @@
 //! The per-target work is Django's own `migrate`; what vd adds is which
 //! targets run it, as whom, and when. Targets that share a settings module
 //! usually share a database, so a module is migrated by one target at a time
-//! across the whole run ([`KeyedLock`]) while hosts otherwise work in
+//! across the whole run ([`KeyedMutex`]) while hosts otherwise work in
 //! parallel; with `--once` a module is migrated by the first target that gets
 //! to it and the others only wait for it and say where it was done. Nothing
 //! here needs a finish per host: a target's record is written once its
@@ -12,7 +12,7 @@
 use crate::cli::{ChangedArgs, RepoArgs, TransportArgs};
 use crate::console;
 use crate::fleet::Host;
-use crate::keyed_lock::KeyedLock;
+use crate::keyed_mutex::KeyedMutex;
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::messages;
 use crate::output::{status_cell, Output, Status, Table};
@@ -154,7 +154,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         once: args.once,
         check: args.check,
         log,
-        turns: KeyedLock::new(),
+        turns: KeyedMutex::new(),
         done: Mutex::new(HashMap::new()),
         pending: AtomicBool::new(false),
     };
@@ -193,7 +193,7 @@ struct Migrator {
     check: bool,
     log: Option<EventWriter>,
     /// One target at a time per settings module.
-    turns: KeyedLock,
+    turns: KeyedMutex,
     /// With `--once`: the modules done so far. Read and written only while
     /// holding the module's turn.
     done: Mutex<HashMap<String, Done>>,
@@ -289,7 +289,7 @@ impl Migrator {
         let mut elsewhere = IndexMap::new();
         let mut failure = None;
         for module in modules {
-            let _turn = self.turns.lock(module);
+            let _turn = self.turns.hold(module);
             if self.once {
                 let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
                 match done.get(module).cloned() {

@@ -1,7 +1,7 @@
-//! A saved freeze as a lock: the `installed` set each target had when its
-//! vd-freeze (or vd-push) output was saved, turned back into requirements
-//! that pin exactly those versions. Re-applying it (`vd-diff --lock FILE`)
-//! rolls the packages of a fleet back to that moment.
+//! A saved freeze: the `installed` set each target had when its vd-freeze
+//! (or vd-push) output was saved, turned back into requirements that pin
+//! exactly those versions. Re-applying it (`vd-diff --lock FILE`, the
+//! user's word for it) rolls the packages of a fleet back to that moment.
 //!
 //! Targets are matched by host, port, user and venv, the fields that say
 //! where a venv is; the venv's own tools (pip, setuptools, wheel) are not
@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 /// The saved records of one file, by where their venv is.
-pub struct Lock {
+pub struct SavedFreeze {
     path: PathBuf,
     targets: HashMap<Key, Result<Rc<Requirements>, String>>,
 }
@@ -37,11 +37,11 @@ fn key(target: &Target) -> Key {
     )
 }
 
-impl Lock {
+impl SavedFreeze {
     /// Read a saved vd-freeze or vd-push output. A record that cannot serve
-    /// as a lock (an error, no `installed`, a bad version) is remembered as
+    /// as pins (an error, no `installed`, a bad version) is remembered as
     /// an error for its target, not for the whole file.
-    pub fn read(path: &Path) -> Result<Lock> {
+    pub fn read(path: &Path) -> Result<SavedFreeze> {
         let file =
             File::open(path).with_context(|| format!("cannot read lock {}", path.display()))?;
         let mut targets = HashMap::new();
@@ -66,7 +66,7 @@ impl Lock {
             };
             targets.insert(key(&target), pins.map(Rc::new));
         }
-        Ok(Lock {
+        Ok(SavedFreeze {
             path: path.to_path_buf(),
             targets,
         })
@@ -170,7 +170,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let lock = Lock::read(&path).unwrap();
+        let saved = SavedFreeze::read(&path).unwrap();
         let repo = index(&[
             "Django-5.2-py3-none-any.whl",
             "asgiref-3.8.1-py3-none-any.whl",
@@ -178,7 +178,7 @@ mod tests {
         ]);
         let pins_for = |text: &str| {
             let record: Record = serde_json::from_str(text).unwrap();
-            lock.pins_for(&Target::parse(&record).unwrap(), &record, &repo)
+            saved.pins_for(&Target::parse(&record).unwrap(), &record, &repo)
         };
         let a = pins_for(
             r#"{"host":"web1","port":"22","user":"deploy","venv":"/srv/a","installed":{}}"#,
@@ -208,7 +208,7 @@ mod tests {
         let record: Record =
             serde_json::from_str(r#"{"host":"web1","venv":"/srv/b","installed":{"six":"1.16.0"}}"#)
                 .unwrap();
-        let gone = lock
+        let gone = saved
             .pins_for(&Target::parse(&record).unwrap(), &record, &without_six)
             .unwrap_err();
         assert!(
