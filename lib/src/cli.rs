@@ -1,6 +1,6 @@
 //! The command line's edge: the options several tools share (clap structs
 //! that the domain modules never see; they get plain settings, such as
-//! [`crate::transport::Options`]), and what every tool does around its own
+//! [`crate::transport::Reach`]), and what every tool does around its own
 //! work: report errors and exit.
 //!
 //! Exit 0 means every target is fine, 1 that some target failed (its record
@@ -75,12 +75,12 @@ pub struct TransportArgs {
 impl TransportArgs {
     /// The hosts, reached as these options say.
     pub fn fleet(&self, tool: &'static str) -> anyhow::Result<Fleet> {
-        let options = transport::Options {
+        let reach = transport::Reach {
             timeout: Duration::from_secs(self.timeout),
             known_hosts: self.known_hosts.clone(),
             accept_new: self.accept_new,
         };
-        Fleet::new(tool, self.jobs, &options)
+        Fleet::new(tool, self.jobs, &reach)
     }
 }
 

@@ -252,9 +252,9 @@ pub struct Fleet {
 
 impl Fleet {
     /// Read what reaching hosts needs (`~/.ssh/config`, known_hosts) once.
-    pub fn new(tool: &'static str, jobs: u32, options: &transport::Options) -> Result<Fleet> {
+    pub fn new(tool: &'static str, jobs: u32, reach: &transport::Reach) -> Result<Fleet> {
         few_malloc_arenas();
-        let settings = Settings::new(options, move |m| messages::warn(tool, m))?;
+        let settings = Settings::new(reach, move |m| messages::warn(tool, m))?;
         Ok(Fleet {
             tool,
             settings: Arc::new(settings),

@@ -23,10 +23,10 @@ use pep508_rs::pep440_rs::Version;
 use std::cell::OnceCell;
 use std::str::FromStr;
 
-pub use crate::resolve::Target;
+pub use crate::resolve::Venv;
 
 /// The plan for one target: changes and `ahead` packages, each sorted by
-/// name; with [`Options::unchanged`], the closure's other packages too.
+/// name; with [`Policy::unchanged`], the closure's other packages too.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub changes: Vec<Change>,
@@ -37,9 +37,9 @@ pub struct Plan {
 /// Packages `--exact` never removes: the venv's own tools.
 pub const KEEP: &[&str] = &["pip", "setuptools", "wheel"];
 
-/// How to choose.
+/// How a plan chooses: what it removes, how far it upgrades, what it names.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
+pub struct Policy {
     /// Remove what is installed but outside the resolved closure.
     pub exact: bool,
     /// Choose the highest version for dependencies too, not the installed one.
@@ -123,14 +123,14 @@ impl<'a> Planner<'a> {
     /// element.
     pub fn plan_target(
         &self,
-        target: &Target,
+        target: &Venv,
         sources: &[&Requirements],
-        options: Options,
+        policy: Policy,
     ) -> Result<Plan, Vec<String>> {
         let request = Request {
             requirements: sources.iter().flat_map(|s| &s.requirements).collect(),
             constraints: sources.iter().flat_map(|s| &s.constraints).collect(),
-            upgrade_deps: options.upgrade_deps,
+            upgrade_deps: policy.upgrade_deps,
         };
         let resolution = resolve(self, target, &request).map_err(|e| vec![e])?;
         let mut plan = Plan::default();
@@ -161,7 +161,7 @@ impl<'a> Planner<'a> {
             let action = match &installed {
                 None => Action::Install,
                 Some(v) if *v == chosen.version => {
-                    if options.unchanged {
+                    if policy.unchanged {
                         match self.pick_wheel(name, &chosen.version, &chosen.wheels, &request) {
                             Ok((wheel, sha256)) => plan.unchanged.push(UnchangedPackage {
                                 name: name.clone(),
@@ -189,7 +189,7 @@ impl<'a> Planner<'a> {
                 Err(problem) => problems.push(problem),
             }
         }
-        if options.exact {
+        if policy.exact {
             let mut removals = Vec::new();
             for (name, version) in target.installed {
                 if !resolution.packages.contains_key(name) && !KEEP.contains(&name.as_str()) {
@@ -226,7 +226,7 @@ impl<'a> Planner<'a> {
             }
             plan.changes.extend(removals);
         }
-        if options.unchanged && !options.exact {
+        if policy.unchanged && !policy.exact {
             // Installed outside the closure and kept: a new generation needs
             // their wheels too, where the repository has that very version.
             for (name, version) in target.installed {
@@ -250,7 +250,7 @@ impl<'a> Planner<'a> {
     /// The highest version the repository has for this target that the
     /// requirements naming `name` allow, if any; a pre-release only when a
     /// specifier names one or nothing else is allowed.
-    fn best_version(&self, target: &Target, name: &str, request: &Request) -> Option<Version> {
+    fn best_version(&self, target: &Venv, name: &str, request: &Request) -> Option<Version> {
         let lines: Vec<&Requirement> = request
             .requirements
             .iter()
@@ -282,7 +282,7 @@ impl<'a> Planner<'a> {
     /// `version` of `name`, if it has one.
     fn installed_wheel(
         &self,
-        target: &Target,
+        target: &Venv,
         name: &str,
         version: &str,
     ) -> Option<UnchangedPackage> {
@@ -438,17 +438,17 @@ mod tests {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
-        let target = Target {
+        let target = Venv {
             env: &env,
             tags: &tags,
             installed: &installed,
         };
-        let options = Options {
+        let policy = Policy {
             exact,
             upgrade_deps: false,
             unchanged: false,
         };
-        Planner::new(&index).plan_target(&target, &[reqs], options)
+        Planner::new(&index).plan_target(&target, &[reqs], policy)
     }
 
     /// `action name from->to wheel` per change, for short assertions.

@@ -48,9 +48,10 @@ use std::str::FromStr;
 use std::sync::Mutex;
 use verify::{installs, same_version};
 
-/// What the command line asked for.
+/// How a push runs, as the command line asked: for real or dry, whether
+/// it creates venvs, whether the user confirmed.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
+pub struct Mode {
     /// Change nothing on any host; say what would be done.
     pub dry_run: bool,
     /// Make venvs that do not exist yet.
@@ -68,7 +69,7 @@ type Source = Result<(String, u64), String>;
 /// Pushes plans from one repository; shared by every host's worker.
 pub struct Pusher {
     repo: Repo,
-    options: Options,
+    options: Mode,
     /// The release log; one that cannot be written fails no target.
     log: EventWriter,
     /// sha256 and size of each repository file used so far, read once.
@@ -78,7 +79,7 @@ pub struct Pusher {
 }
 
 impl Pusher {
-    pub fn new(repo: Repo, options: Options, log: EventWriter) -> Pusher {
+    pub fn new(repo: Repo, options: Mode, log: EventWriter) -> Pusher {
         Pusher {
             intents: Intents::new(repo.dir()),
             repo,

@@ -86,8 +86,9 @@ impl Memo {
     }
 }
 
-/// The target being resolved for.
-pub struct Target<'a> {
+/// The virtualenv being resolved for: its interpreter's environment
+/// markers and tags, and what it holds.
+pub struct Venv<'a> {
     pub env: &'a MarkerEnvironment,
     pub tags: &'a Tags,
     /// `{PEP 503 name: version}`; empty for a venv still to be created.
@@ -128,7 +129,7 @@ pub struct Resolution {
 /// one message explaining why, in words a person can act on.
 pub fn resolve(
     candidates: &dyn Candidates,
-    target: &Target,
+    target: &Venv,
     request: &Request,
 ) -> Result<Resolution, String> {
     let provider = provider::Provider::new(candidates, target, request)?;

@@ -144,7 +144,7 @@ impl<'a> Case<'a> {
     }
 
     fn run(&self) -> Result<Resolution, String> {
-        let target = Target {
+        let target = Venv {
             env: &self.python.env,
             tags: &self.python.tags,
             installed: &self.installed,

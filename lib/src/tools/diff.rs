@@ -5,7 +5,7 @@ use crate::cli::RepoArgs;
 use crate::fingerprint;
 use crate::messages;
 use crate::output::{status_cell, Output, Status, Table};
-use crate::plan::{self, Options, Plan, Planner};
+use crate::plan::{self, Plan, Planner, Policy};
 use crate::record::Action;
 use crate::record::{
     self, target_label, Ahead, Changes, Error, Field, Installed, Markers, PlannedFrom, Python,
@@ -200,7 +200,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         planner,
         common,
         saved_freeze,
-        options: Options {
+        policy: Policy {
             exact: args.exact || args.lock.is_some(),
             upgrade_deps: args.upgrade_deps,
             unchanged: false,
@@ -286,7 +286,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
 /// themselves, only what many of them share.
 struct State<'a> {
     saved_freeze: Option<SavedFreeze>,
-    options: Options,
+    policy: Policy,
     /// Plans by everything they depend on (interpreter facts, installed
     /// set, requirements): targets of one kind are resolved once.
     plans: HashMap<String, Result<Rc<Planned>, String>>,
@@ -368,29 +368,29 @@ impl State<'_> {
         }
         // The interpreter by its tags' identity, not its facts: those name
         // the venv's own paths, which do not change the plan.
-        let options = Options {
+        let policy = Policy {
             unchanged: target.generations.is_some(),
-            ..self.options
+            ..self.policy
         };
         let key = serde_json::to_string(&(
             tags.id(),
             &env,
             &installed,
             &requirements_key,
-            options.unchanged,
+            policy.unchanged,
         ))
         .expect("facts serialize");
         if let Some(plan) = self.plans.get(&key) {
             return plan.clone().map_err(|e| anyhow!("{e}"));
         }
-        let known = plan::Target {
+        let known = plan::Venv {
             env: &env,
             tags: &tags,
             installed: &installed,
         };
         let plan = self
             .planner
-            .plan_target(&known, &sources, options)
+            .plan_target(&known, &sources, policy)
             .map(|plan| Rc::new(Planned::from(plan)))
             .map_err(|problems| problems.join("; "));
         if self.plans.len() >= MEMO_LIMIT {

@@ -17,7 +17,7 @@ use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::messages;
 use crate::output::{status_cell, Output, Status, Table};
 use crate::record::{
-    self, target_label, Installed, Migrated, MigratedElsewhere, Pending, Reader, Record,
+    self, target_label, Installed, Migrated, MigratedElsewhere, Pending, Reader, Record, Target,
 };
 use crate::remote;
 use crate::remote::migrate::{is_settings_module, migrate_command, Migrate, MigrateOutcome};
@@ -203,12 +203,7 @@ struct Migrator {
 
 impl Migrator {
     /// Migrate (or plan) one target.
-    fn target(
-        &self,
-        host: &mut Host<()>,
-        parsed: &record::Target,
-        record: &mut Record,
-    ) -> Result<()> {
+    fn target(&self, host: &mut Host<()>, parsed: &Target, record: &mut Record) -> Result<()> {
         if !self.changed.selects(record)? {
             return Ok(());
         }
@@ -229,7 +224,7 @@ impl Migrator {
             })
             .map(String::as_str);
         let plan = Migrate::Plan.for_django(django);
-        let target = Target {
+        let target = VenvSession {
             connection,
             venv: &venv,
             user: user.as_deref(),
@@ -244,7 +239,7 @@ impl Migrator {
     /// `showmigrations --plan`) lists for each module.
     fn plan(
         &self,
-        mut target: Target,
+        mut target: VenvSession,
         how: Migrate,
         modules: &[String],
         record: &mut Record,
@@ -283,7 +278,7 @@ impl Migrator {
 
     /// `migrated`: what `migrate` applied for each module, one module at a
     /// time across the run; with `--once`, `migrated_elsewhere` too.
-    fn apply(&self, mut target: Target, modules: &[String], record: &mut Record) -> Result<()> {
+    fn apply(&self, mut target: VenvSession, modules: &[String], record: &mut Record) -> Result<()> {
         let label = target_label(record);
         let mut migrated = IndexMap::new();
         let mut elsewhere = IndexMap::new();
@@ -373,13 +368,13 @@ impl Migrator {
 }
 
 /// One target's venv on its host's connection, and who migrates it.
-struct Target<'a> {
+struct VenvSession<'a> {
     connection: &'a mut Connection,
     venv: &'a str,
     user: Option<&'a str>,
 }
 
-impl Target<'_> {
+impl VenvSession<'_> {
     /// Run Django's migrate (or its plan) for `module`, and read what it
     /// said. An error is a command that could not be run at all, or sudo
     /// refusing.

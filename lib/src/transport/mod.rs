@@ -1,5 +1,5 @@
-//! Reaching targets: where a target is ([`Destination`]), the options that
-//! say how strictly and how fast to reach it ([`Options`]), and an open
+//! Reaching targets: where a target is ([`Destination`]), how strictly and
+//! how fast to reach it ([`Reach`]), and an open
 //! [`Connection`] that runs shell commands and uploads files there.
 //!
 //! A connection is either an SSH session (libssh2, one per host, shared by the
@@ -41,7 +41,7 @@ pub use ssh::SshConnection;
 /// How strictly and how fast to reach targets (from the command line's
 /// `--timeout`, `--known-hosts` and `--accept-new`).
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct Reach {
     /// Bound on resolving, connecting, greeting and logging in; the
     /// keepalive interval while a command runs (three silent intervals and
     /// the host is given up).
@@ -109,16 +109,13 @@ pub struct Settings {
 impl Settings {
     /// Read `~/.ssh/config` and the known_hosts files. `notice` prints a line
     /// for the user (a newly recorded host key).
-    pub fn new(
-        options: &Options,
-        notice: impl Fn(&str) + Send + Sync + 'static,
-    ) -> Result<Settings> {
+    pub fn new(reach: &Reach, notice: impl Fn(&str) + Send + Sync + 'static) -> Result<Settings> {
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
             .map(PathBuf::from)
             .context("HOME is not set: vd reads ~/.ssh/config and ~/.ssh/known_hosts from it")?;
         let ssh_config = SshConfig::load(&home.join(".ssh/config"), &home)?;
-        let (files, record_to) = match &options.known_hosts {
+        let (files, record_to) = match &reach.known_hosts {
             Some(file) => (vec![file.clone()], file.clone()),
             None => {
                 let user_file = home.join(".ssh/known_hosts");
@@ -130,8 +127,8 @@ impl Settings {
         };
         let known_hosts = KnownHosts::load(&files, Some(record_to))?;
         Ok(Settings {
-            timeout: options.timeout,
-            accept_new: options.accept_new,
+            timeout: reach.timeout,
+            accept_new: reach.accept_new,
             known_hosts: Mutex::new(known_hosts),
             known_hosts_files: files,
             ssh_config,
