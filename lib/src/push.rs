@@ -43,7 +43,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use generation::Build;
 use intent::Intents;
 use pep508_rs::PackageName;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Mutex;
 use verify::{installs, same_version};
@@ -153,7 +153,7 @@ impl Pusher {
                  it with {python}"
             );
         }
-        let frozen = record::installed(record)?.by_name();
+        let frozen = record::installed(record)?;
         // The states the venv may be in when the push takes its lock: as
         // planned from, or as the plan makes it (a push of the same plan got
         // there first, and pip will find nothing to do).
@@ -164,7 +164,7 @@ impl Pusher {
                     Some(Python::Facts(facts)) => Some(facts.as_ref()),
                     _ => None,
                 };
-                let made: BTreeMap<String, String> = verify::expected_after(&frozen, &changes)
+                let made: Installed = verify::expected_after(&frozen, &changes)
                     .into_iter()
                     .filter_map(|(name, version)| Some((name, version?)))
                     .collect();
@@ -272,7 +272,7 @@ impl Pusher {
             &record::Frozen {
                 python: outcome.after.python.clone(),
                 markers: outcome.after.markers.clone(),
-                installed: Installed::from_names(after)?,
+                installed: after.clone(),
                 venv_exists: true,
             },
         );
@@ -317,9 +317,7 @@ impl Pusher {
         before: &FreezeOutput,
     ) -> anyhow::Error {
         let planned = record::venv_exists(record).then(|| {
-            let installed = record::installed(record)
-                .map(|i| i.by_name())
-                .unwrap_or_default();
+            let installed = record::installed(record).unwrap_or_default();
             let python = match &target.python {
                 Some(Python::Facts(facts)) => facts.version.clone(),
                 _ => None,
@@ -340,17 +338,15 @@ impl Pusher {
                 "the record's `installed` or `python` is not what vd-diff planned from".into(),
             );
         }
-        if let Ok(installed) = Installed::from_names(&now) {
-            record::merge(
-                record,
-                &record::Frozen {
-                    python: before.python.clone(),
-                    markers: before.markers.clone(),
-                    installed,
-                    venv_exists: true,
-                },
-            );
-        }
+        record::merge(
+            record,
+            &record::Frozen {
+                python: before.python.clone(),
+                markers: before.markers.clone(),
+                installed: now,
+                venv_exists: true,
+            },
+        );
         anyhow!(
             "{} changed since the plan was made: {}; nothing was installed (run vd-freeze | \
              vd-diff again, and review the new plan)",

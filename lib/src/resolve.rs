@@ -26,6 +26,7 @@
 mod explain;
 mod provider;
 
+use crate::record::Installed;
 use crate::requirement::Requirement;
 use crate::tags::Tags;
 use crate::wheel::WheelName;
@@ -92,7 +93,7 @@ pub struct Venv<'a> {
     pub env: &'a MarkerEnvironment,
     pub tags: &'a Tags,
     /// `{PEP 503 name: version}`; empty for a venv still to be created.
-    pub installed: &'a BTreeMap<String, String>,
+    pub installed: &'a Installed,
 }
 
 /// What to resolve: requirements (each applies where its marker holds) and

@@ -110,7 +110,7 @@ impl SavedFreeze {
 
 /// `name==version` for each package the saved record lists as installed.
 fn pins(record: &Record, path: &Path, line: usize) -> Result<Requirements> {
-    let installed = record::installed(record)?.by_name();
+    let installed = record::installed(record)?;
     let mut reqs = Requirements::default();
     for (name, version) in installed {
         if KEEP.contains(&name.as_str()) {

@@ -35,7 +35,7 @@ pub struct Build<'a> {
     pub keep: u32,
     pub changes: &'a [Change],
     /// The record's `installed`, by name.
-    pub frozen: &'a BTreeMap<String, String>,
+    pub frozen: &'a Installed,
     /// Fingerprints the active generation may have (see `PushSteps`).
     pub accept: &'a [String],
     /// The python for the first generation, when there is none.
@@ -129,7 +129,7 @@ impl Pusher {
                 &record::Frozen {
                     python: now.python.clone(),
                     markers: now.markers.clone(),
-                    installed: Installed::from_names(now.installed()?)?,
+                    installed: now.installed()?.clone(),
                     venv_exists: true,
                 },
             );
@@ -156,7 +156,7 @@ impl Pusher {
             set_pushed(record, &pushed, false);
             return Ok(());
         };
-        let empty = BTreeMap::new();
+        let empty = Installed::default();
         let before = match &outcome.before {
             Some(before) => before.installed()?,
             None => &empty,

@@ -94,9 +94,12 @@ impl Markers {
 }
 
 /// `installed`: every distribution in the venv, `{normalized name: version}`.
+/// The one type of an installed set: read from a record or a freeze on a
+/// host, it is what fingerprints, plans, pushes and the release log read,
+/// as the map it derefs to. Names are PEP 503 normalized when read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Map<String, Value>")]
-pub struct Installed(pub BTreeMap<PackageName, String>);
+pub struct Installed(BTreeMap<String, String>);
 
 impl TryFrom<Map<String, Value>> for Installed {
     type Error = String;
@@ -110,10 +113,43 @@ impl TryFrom<Map<String, Value>> for Installed {
                 let name = name
                     .parse::<PackageName>()
                     .map_err(|e| format!("package name {name:?}: {e}"))?;
-                Ok((name, version))
+                Ok((name.to_string(), version))
             })
             .collect::<Result<_, String>>()
             .map(Installed)
+    }
+}
+
+impl std::ops::Deref for Installed {
+    type Target = BTreeMap<String, String>;
+
+    fn deref(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+}
+
+/// From names already normalized (a plan's, a freeze's).
+impl FromIterator<(String, String)> for Installed {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Installed {
+        Installed(pairs.into_iter().collect())
+    }
+}
+
+impl IntoIterator for Installed {
+    type Item = (String, String);
+    type IntoIter = std::collections::btree_map::IntoIter<String, String>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Installed {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, String>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
     }
 }
 
@@ -150,30 +186,6 @@ pub fn installed(record: &Record) -> Result<Installed> {
 }
 
 use super::get;
-
-impl Installed {
-    /// `{PEP 503 name: version}`, the form plans are made in.
-    pub fn by_name(&self) -> BTreeMap<String, String> {
-        self.0
-            .iter()
-            .map(|(name, version)| (name.to_string(), version.clone()))
-            .collect()
-    }
-
-    /// From `{PEP 503 name: version}`.
-    pub fn from_names(names: &BTreeMap<String, String>) -> Result<Installed> {
-        names
-            .iter()
-            .map(|(name, version)| {
-                let name = name
-                    .parse::<PackageName>()
-                    .map_err(|e| anyhow!("package name {name:?}: {e}"))?;
-                Ok((name, version.clone()))
-            })
-            .collect::<Result<_>>()
-            .map(Installed)
-    }
-}
 
 /// What the freeze script prints on a host: the interpreter's facts, its
 /// markers, and `installed`, which is absent when the venv does not exist
@@ -499,14 +511,16 @@ mod tests {
     fn installed_is_keyed_by_normalized_names() {
         let r = record(json!({"installed": {"Zope.Interface": "6.0", "six": "1.16.0"}}));
         let installed = installed(&r).unwrap();
-        let zope: PackageName = "zope-interface".parse().unwrap();
-        assert_eq!(installed.0.get(&zope).map(String::as_str), Some("6.0"));
+        assert_eq!(
+            installed.get("zope-interface").map(String::as_str),
+            Some("6.0")
+        );
         assert_eq!(
             serde_json::to_string(&installed).unwrap(),
             r#"{"six":"1.16.0","zope-interface":"6.0"}"#
         );
         let fresh = record(json!({"venv_exists": false}));
-        assert!(super::installed(&fresh).unwrap().0.is_empty());
+        assert!(super::installed(&fresh).unwrap().is_empty());
         let missing = format!("{:#}", super::installed(&record(json!({}))).unwrap_err());
         assert!(missing.contains("missing field `installed`"), "{missing}");
     }

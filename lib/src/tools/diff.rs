@@ -318,7 +318,7 @@ impl State<'_> {
             .entry(interpreter)
             .or_insert_with_key(|i| Rc::new(Tags::new(i)))
             .clone();
-        let installed = record::installed(record)?.by_name();
+        let installed = record::installed(record)?;
 
         let per_target;
         let pins;

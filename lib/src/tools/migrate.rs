@@ -25,10 +25,8 @@ use crate::repo::Repo;
 use crate::transport::Connection;
 use anyhow::{bail, Result};
 use indexmap::IndexMap;
-use pep508_rs::PackageName;
 use std::collections::HashMap;
 use std::io;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -219,9 +217,7 @@ impl Migrator {
         let installed = record::get::<Installed>(record).ok().flatten();
         let django = installed
             .as_ref()
-            .and_then(|i| {
-                i.0.get(&PackageName::from_str("django").expect("a valid name"))
-            })
+            .and_then(|i| i.get("django"))
             .map(String::as_str);
         let plan = Migrate::Plan.for_django(django);
         let target = VenvSession {
@@ -278,7 +274,12 @@ impl Migrator {
 
     /// `migrated`: what `migrate` applied for each module, one module at a
     /// time across the run; with `--once`, `migrated_elsewhere` too.
-    fn apply(&self, mut target: VenvSession, modules: &[String], record: &mut Record) -> Result<()> {
+    fn apply(
+        &self,
+        mut target: VenvSession,
+        modules: &[String],
+        record: &mut Record,
+    ) -> Result<()> {
         let label = target_label(record);
         let mut migrated = IndexMap::new();
         let mut elsewhere = IndexMap::new();
