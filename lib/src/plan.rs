@@ -17,7 +17,7 @@
 use crate::record::{Action, AheadPackage, Change, UnchangedPackage};
 use crate::repo::Index;
 use crate::requirement::{Origin, Requirement, Requirements};
-use crate::resolve::{resolve, Candidates, Dist, Memo, Request};
+use crate::resolve::{resolve, Candidates, Dist, Memo, Request, Resolution};
 use crate::wheel::{self, WheelName};
 use pep508_rs::pep440_rs::Version;
 use std::cell::OnceCell;
@@ -190,53 +190,18 @@ impl<'a> Planner<'a> {
             }
         }
         if policy.exact {
-            let mut removals = Vec::new();
-            for (name, version) in target.installed {
-                if !resolution.packages.contains_key(name) && !KEEP.contains(&name.as_str()) {
-                    removals.push(Change {
-                        name: name.clone(),
-                        action: Action::Remove,
-                        from: Some(version.clone()),
-                        to: None,
-                        wheel: None,
-                        sha256: None,
-                    });
-                }
-            }
+            let removals = removals(target, &resolution);
             // What a kept package without a wheel needs may be among the
             // removals: removing it could break the venv, so say so rather
             // than guess.
             if !removals.is_empty() && !unread.is_empty() {
-                problems.push(format!(
-                    "--exact cannot tell what {} need{} (the repository has no wheel of {}, so \
-                     {} dependencies are unknown) and would remove {}: vd-add {} wheel{}, or \
-                     leave out --exact",
-                    unread.join(", "),
-                    if unread.len() == 1 { "s" } else { "" },
-                    if unread.len() == 1 { "it" } else { "them" },
-                    if unread.len() == 1 { "its" } else { "their" },
-                    removals
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    if unread.len() == 1 { "its" } else { "their" },
-                    if unread.len() == 1 { "" } else { "s" },
-                ));
+                problems.push(unknown_needs(&unread, &removals));
             }
             plan.changes.extend(removals);
         }
         if policy.unchanged && !policy.exact {
-            // Installed outside the closure and kept: a new generation needs
-            // their wheels too, where the repository has that very version.
-            for (name, version) in target.installed {
-                if resolution.packages.contains_key(name) || KEEP.contains(&name.as_str()) {
-                    continue;
-                }
-                if let Some(kept) = self.installed_wheel(target, name, version) {
-                    plan.unchanged.push(kept);
-                }
-            }
+            plan.unchanged
+                .extend(self.kept_outside(target, &resolution));
         }
         if !problems.is_empty() {
             return Err(problems);
@@ -245,6 +210,20 @@ impl<'a> Planner<'a> {
         plan.ahead.sort_by(|a, b| a.name.cmp(&b.name));
         plan.unchanged.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(plan)
+    }
+
+    /// The packages installed outside the closure, which a plan without
+    /// `--exact` keeps: a new generation needs their wheels too, where the
+    /// repository has that very version.
+    fn kept_outside(&self, target: &Venv, resolution: &Resolution) -> Vec<UnchangedPackage> {
+        target
+            .installed
+            .iter()
+            .filter(|(name, _)| {
+                !resolution.packages.contains_key(*name) && !KEEP.contains(&name.as_str())
+            })
+            .filter_map(|(name, version)| self.installed_wheel(target, name, version))
+            .collect()
     }
 
     /// The highest version the repository has for this target that the
@@ -338,6 +317,48 @@ impl<'a> Planner<'a> {
             seen.join(", ")
         ))
     }
+}
+
+/// `--exact`'s removals: what is installed outside the closure, but the
+/// venv's own tools.
+fn removals(target: &Venv, resolution: &Resolution) -> Vec<Change> {
+    target
+        .installed
+        .iter()
+        .filter(|(name, _)| {
+            !resolution.packages.contains_key(*name) && !KEEP.contains(&name.as_str())
+        })
+        .map(|(name, version)| Change {
+            name: name.clone(),
+            action: Action::Remove,
+            from: Some(version.clone()),
+            to: None,
+            wheel: None,
+            sha256: None,
+        })
+        .collect()
+}
+
+/// Why `--exact` refuses to remove anything while the dependencies of the
+/// `unread` packages (kept, without a wheel in the repository) are unknown.
+fn unknown_needs(unread: &[String], removals: &[Change]) -> String {
+    let one = unread.len() == 1;
+    format!(
+        "--exact cannot tell what {} need{} (the repository has no wheel of {}, so \
+         {} dependencies are unknown) and would remove {}: vd-add {} wheel{}, or \
+         leave out --exact",
+        unread.join(", "),
+        if one { "s" } else { "" },
+        if one { "it" } else { "them" },
+        if one { "its" } else { "their" },
+        removals
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        if one { "its" } else { "their" },
+        if one { "" } else { "s" },
+    )
 }
 
 #[cfg(test)]
