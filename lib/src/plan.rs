@@ -24,6 +24,9 @@ use std::cell::OnceCell;
 use std::str::FromStr;
 
 pub use crate::resolve::Venv;
+pub use memo::{clear_plan, set_plan, Kinds, Planned, Plans};
+
+mod memo;
 
 /// The plan for one target: changes and `ahead` packages, each sorted by
 /// name; with [`Policy::unchanged`], the closure's other packages too.
