@@ -570,6 +570,15 @@ struct Stderr {
 }
 
 impl Stderr {
+    /// Move the cursor `n` cells (none: no escape at all) in the direction
+    /// of the ANSI code `direction` (A up, B down, C right, D left).
+    fn move_cursor(&self, n: usize, direction: char) -> io::Result<()> {
+        match n {
+            0 => Ok(()),
+            n => self.write(&format!("\x1b[{n}{direction}")),
+        }
+    }
+
     /// Write, unless another tool is asking a question.
     fn write(&self, text: &str) -> io::Result<()> {
         if let Some(tty) = &self.tty {
@@ -593,31 +602,19 @@ impl TermLike for Stderr {
     }
 
     fn move_cursor_up(&self, n: usize) -> io::Result<()> {
-        if n > 0 {
-            self.write(&format!("\x1b[{n}A"))?;
-        }
-        Ok(())
+        self.move_cursor(n, 'A')
     }
 
     fn move_cursor_down(&self, n: usize) -> io::Result<()> {
-        if n > 0 {
-            self.write(&format!("\x1b[{n}B"))?;
-        }
-        Ok(())
+        self.move_cursor(n, 'B')
     }
 
     fn move_cursor_right(&self, n: usize) -> io::Result<()> {
-        if n > 0 {
-            self.write(&format!("\x1b[{n}C"))?;
-        }
-        Ok(())
+        self.move_cursor(n, 'C')
     }
 
     fn move_cursor_left(&self, n: usize) -> io::Result<()> {
-        if n > 0 {
-            self.write(&format!("\x1b[{n}D"))?;
-        }
-        Ok(())
+        self.move_cursor(n, 'D')
     }
 
     fn write_line(&self, s: &str) -> io::Result<()> {
