@@ -23,7 +23,9 @@
 //! is a file. Warnings (not errors of a target) are printed by whichever
 //! stage has them, each line prefixed with the tool's name; at a terminal
 //! such a line first clears the line it lands on, which may be the bar of
-//! another stage, and the bar is drawn again below it.
+//! another stage, and the bar is drawn again below it. Those lines are
+//! said through [`crate::messages`], which every layer may call; [`init`]
+//! tells it how this tool's stderr shows them.
 //!
 //! When stderr is not a terminal (cron, a log file) nothing is drawn and no
 //! summary is written: stderr gets each warning, and each target's error

@@ -16,7 +16,7 @@
 
 mod auth;
 mod exec_upload;
-pub mod jump;
+mod jump;
 pub mod known_hosts;
 mod local;
 mod pattern;
