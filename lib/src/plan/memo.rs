@@ -213,3 +213,77 @@ pub fn clear_plan(record: &mut Record) {
     record::remove::<PlannedFrom>(record);
     record::remove::<Unchanged>(record);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Action, Change};
+
+    fn planned() -> Rc<Planned> {
+        Rc::new(Planned::from(Plan {
+            changes: vec![Change {
+                name: "django".into(),
+                action: Action::Upgrade,
+                from: Some("5.1".into()),
+                to: Some("5.2".into()),
+                wheel: Some("Django-5.2-py3-none-any.whl".into()),
+                sha256: Some("ab".into()),
+            }],
+            ..Plan::default()
+        }))
+    }
+
+    const WEB1: &str = r#"{"host": "web1", "venv": "/srv/a", "mine": [1, 2], "python": {"version": "3.12.1"}, "markers": {"os_name": "posix"}, "installed": {"django": "5.1"}, "plan": "stale"}"#;
+
+    /// A record of a kind planned before comes out as it would the long way:
+    /// read whole, its plan set, written by serde_json.
+    #[test]
+    fn a_known_kind_is_written_as_the_whole_record_would_be() {
+        let mut kinds = Kinds::default();
+        let web1 = RawRecord::parse(WEB1).unwrap();
+        assert!(kinds.find(&web1).is_none(), "nothing planned yet");
+        kinds.remember(&web1, planned(), "sha256:00");
+
+        let text = WEB1.replace("web1", "web2");
+        let web2 = RawRecord::parse(&text).unwrap();
+        let (kind, left) = kinds.find(&web2).expect("the same kind");
+        assert_eq!(left["host"], "web2");
+        assert!(!left.contains_key("installed") && !left.contains_key("python"));
+
+        let mut whole: Record = serde_json::from_str(&text).unwrap();
+        set_plan(&mut whole, &kind.plan, "sha256:00");
+        assert_eq!(
+            kind.write(&web2),
+            serde_json::to_string(&whole).unwrap() + "\n"
+        );
+    }
+
+    #[test]
+    fn another_installed_set_an_error_or_a_bad_target_is_not_a_known_kind() {
+        let mut kinds = Kinds::default();
+        kinds.remember(&RawRecord::parse(WEB1).unwrap(), planned(), "sha256:00");
+        for other in [
+            WEB1.replace("\"5.1\"", "\"5.0\""),
+            WEB1.replace(
+                "\"mine\"",
+                "\"error\": {\"tool\": \"vd-freeze\", \"message\": \"x\"}, \"m\"",
+            ),
+            WEB1.replace("/srv/a", "relative"),
+        ] {
+            let raw = RawRecord::parse(&other).unwrap();
+            assert!(kinds.find(&raw).is_none(), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_failed_plan_leaves_no_plan_fields() {
+        let mut record: Record = serde_json::from_str(WEB1).unwrap();
+        set_plan(&mut record, &planned(), "sha256:00");
+        assert!(record.contains_key("planned_from"));
+        clear_plan(&mut record);
+        for field in ["plan", "ahead", "unchanged", "planned_from"] {
+            assert!(!record.contains_key(field), "{field}");
+        }
+        assert_eq!(record["mine"], serde_json::json!([1, 2]));
+    }
+}
