@@ -7,6 +7,7 @@ mod completions;
 mod diff;
 mod freeze;
 mod generations;
+mod hostile;
 mod interpreters;
 mod man;
 mod migrate;

@@ -37,6 +37,7 @@
 //! on the terminal's device ([`prompt_turn`]); the bar is not drawn, and
 //! table rows wait, while another process holds it.
 
+use crate::escape;
 use crate::messages::{self, Display};
 use crate::summary::Summary;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
@@ -176,6 +177,8 @@ fn stderr_device() -> Option<File> {
 
 /// One line on stderr, above the bar.
 fn line(text: &str) {
+    // Much of what is said comes from hosts and records.
+    let text = escape::line(text);
     let console = CONSOLE.get();
     let write = || {
         let mut err = io::stderr().lock();
@@ -291,6 +294,7 @@ pub fn doing(what: &str, record: &crate::record::Record) -> Doing {
         "" => target,
         what => format!("{what} {target}"),
     };
+    let what = escape::cell(&what).into_owned();
     let mut ticket = None;
     update(|live| {
         live.next_ticket += 1;

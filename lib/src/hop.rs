@@ -6,6 +6,7 @@
 //! is; going through the bastions is the transport's business
 //! ([`crate::transport`]), not this module's.
 
+use crate::ssh_name::{check_host, check_user};
 use anyhow::{anyhow, bail, Context, Result};
 
 /// One bastion of a `ProxyJump` list: `[user@]host[:port]`.
@@ -78,6 +79,11 @@ fn parse_hop(text: &str) -> Result<Hop> {
     if host.is_empty() || host.contains(['/', ' ', '@']) {
         bail!("{host:?} is not a host name or address");
     }
+    // A bastion's names reach a ProxyCommand as `%h` and `%r` too.
+    check_host("its host", host)?;
+    if let Some(user) = &user {
+        check_user("its user", user)?;
+    }
     let port = port
         .map(|p| {
             p.parse::<u16>()
@@ -121,5 +127,13 @@ mod tests {
         }
         let e = format!("{:#}", parse_chain("gw,host:99999").unwrap_err());
         assert!(e.contains("host:99999") && e.contains("99999"), "{e}");
+        for (bad, part) in [
+            ("x$(id)@gw", "its user"),
+            ("deploy@gw;id", "its host"),
+            ("ssh://-oProxyCommand=id@gw", "its user"),
+        ] {
+            let e = format!("{:#}", parse_chain(bad).unwrap_err());
+            assert!(e.contains(part), "{bad:?}: {e}");
+        }
     }
 }

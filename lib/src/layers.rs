@@ -18,11 +18,19 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "leaves",
-        &["messages", "bounded", "shell", "hop", "keyed_mutex"],
+        &[
+            "messages",
+            "bounded",
+            "shell",
+            "escape",
+            "ssh_name",
+            "keyed_mutex",
+        ],
     ),
     (
         "data",
         &[
+            "hop",
             "wheel",
             "requirement",
             "record",

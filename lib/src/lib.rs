@@ -15,10 +15,11 @@
 //! first:
 //!
 //! 1. Leaves, which import nothing of the crate: [`messages`] (what a tool
-//!    says on stderr), [`bounded`], [`shell`], [`hop`], [`keyed_mutex`].
-//! 2. Data, the formats vd reads and writes: [`wheel`], [`requirement`],
-//!    [`record`] (with the plan's entries), [`tags`], [`fingerprint`],
-//!    [`inventory`].
+//!    says on stderr), [`bounded`], [`shell`], [`escape`], [`ssh_name`],
+//!    [`keyed_mutex`].
+//! 2. Data, the formats vd reads and writes: [`hop`] (a bastion's
+//!    address), [`wheel`], [`requirement`], [`record`] (with the plan's
+//!    entries), [`tags`], [`fingerprint`], [`inventory`].
 //! 3. Domain, what vd decides offline: [`log`], [`repo`], [`resolve`],
 //!    [`plan`], [`saved_freeze`].
 //! 4. Hosts: [`transport`], [`remote`] (the scripts run there), [`cache`].
@@ -40,6 +41,7 @@ mod cli;
 pub mod completions;
 mod confirm;
 mod console;
+mod escape;
 mod fingerprint;
 mod fleet;
 mod hop;
@@ -60,6 +62,7 @@ mod requirement;
 mod resolve;
 mod saved_freeze;
 mod shell;
+mod ssh_name;
 mod summary;
 pub mod tags;
 pub mod tools;
