@@ -16,5 +16,6 @@ mod push;
 mod reach;
 mod reload;
 mod resolve;
+mod stream;
 mod targets;
 mod terminal;
