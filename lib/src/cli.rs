@@ -1,6 +1,6 @@
 //! The command line's edge: the options several tools share (clap structs
 //! that the domain modules never see; they get plain settings, such as
-//! [`crate::transport::Options`]), and what every tool does around its own
+//! [`crate::transport::Reach`]), and what every tool does around its own
 //! work: report errors and exit.
 //!
 //! Exit 0 means every target is fine, 1 that some target failed (its record
@@ -8,35 +8,15 @@
 //! print once, to stderr, with the tool's name and the whole context chain. A
 //! closed stdout is the reader's choice (`| head`), not a failure: quiet exit 0.
 
-use crate::console;
 use crate::fleet::Fleet;
+use crate::messages;
+use crate::output::Status;
 use crate::transport;
 use clap::Args;
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-
-/// How a tool's run ended when it did not stop on a setup error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Ok,
-    TargetFailed,
-    /// An exit status the tool chose itself (`vd-diff --check`'s 1 for
-    /// drift); it stands over the others.
-    Exit(u8),
-}
-
-impl Status {
-    /// Failed when either is.
-    pub fn or(self, other: Status) -> Status {
-        match (self, other) {
-            (Status::Ok, other) => other,
-            (Status::TargetFailed, Status::Exit(code)) => Status::Exit(code),
-            (this, _) => this,
-        }
-    }
-}
 
 // The options every tool takes, whatever it does: how it writes records and
 // how much it says on stderr. A new tool gets them by being a `Tool` (a
@@ -95,12 +75,12 @@ pub struct TransportArgs {
 impl TransportArgs {
     /// The hosts, reached as these options say.
     pub fn fleet(&self, tool: &'static str) -> anyhow::Result<Fleet> {
-        let options = transport::Options {
+        let reach = transport::Reach {
             timeout: Duration::from_secs(self.timeout),
             known_hosts: self.known_hosts.clone(),
             accept_new: self.accept_new,
         };
-        Fleet::new(tool, self.jobs, &options)
+        Fleet::new(tool, self.jobs, &reach)
     }
 }
 
@@ -130,26 +110,10 @@ pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<Status>) -> ExitCod
         Ok(Status::Exit(code)) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            console::error(tool, &format!("{e:#}"));
+            messages::error(tool, &format!("{e:#}"));
             ExitCode::from(2)
         }
     }
-}
-
-/// A warning on stderr, prefixed with the tool's name (not with `--quiet`).
-pub fn warn(tool: &str, message: &str) {
-    console::warn(tool, message);
-}
-
-/// A target's error on stderr, prefixed with the tool's name; at a terminal
-/// the last tool of the pipeline shows it instead (see [`console`]).
-pub fn target_error(tool: &str, message: &str) {
-    console::target_error(tool, message);
-}
-
-/// An error that no record carries, on stderr whatever the options.
-pub fn error(tool: &str, message: &str) {
-    console::error(tool, message);
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

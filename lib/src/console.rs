@@ -23,7 +23,9 @@
 //! is a file. Warnings (not errors of a target) are printed by whichever
 //! stage has them, each line prefixed with the tool's name; at a terminal
 //! such a line first clears the line it lands on, which may be the bar of
-//! another stage, and the bar is drawn again below it.
+//! another stage, and the bar is drawn again below it. Those lines are
+//! said through [`crate::messages`], which every layer may call; [`init`]
+//! tells it how this tool's stderr shows them.
 //!
 //! When stderr is not a terminal (cron, a log file) nothing is drawn and no
 //! summary is written: stderr gets each warning, and each target's error
@@ -36,6 +38,7 @@
 //! table rows wait, while another process holds it.
 
 use crate::escape;
+use crate::messages::{self, Display};
 use crate::summary::Summary;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use std::fs::File;
@@ -55,7 +58,6 @@ static CONSOLE: OnceLock<Console> = OnceLock::new();
 /// The tool's stderr, as decided when it started.
 struct Console {
     tool: &'static str,
-    quiet: bool,
     stderr_tty: bool,
     stdout_tty: bool,
     /// stdout is not a pipe: this tool ends the pipeline.
@@ -127,9 +129,14 @@ pub fn init(tool: &'static str, quiet: bool) {
     });
     let board = (stderr_tty && !quiet).then(Board::open).flatten();
     let ticking = board.is_some();
+    messages::set_display(Display {
+        quiet,
+        // At a terminal the last stage shows each target's error once.
+        target_errors_shown_by_last_stage: stderr_tty,
+        line,
+    });
     let _ = CONSOLE.set(Console {
         tool,
-        quiet,
         stderr_tty,
         stdout_tty,
         last,
@@ -166,30 +173,6 @@ fn stderr_device() -> Option<File> {
     path.starts_with("/dev/")
         .then(|| File::open(&path).ok())
         .flatten()
-}
-
-/// A warning: not when `--quiet`.
-pub fn warn(tool: &str, message: &str) {
-    if CONSOLE.get().is_some_and(|c| c.quiet) {
-        return;
-    }
-    line(&format!("{tool}: {message}"));
-}
-
-/// An error that no record carries (a release log that cannot be written,
-/// the error that stops a tool): always written.
-pub fn error(tool: &str, message: &str) {
-    line(&format!("{tool}: {message}"));
-}
-
-/// A target's error, which its record carries too. At a terminal the last
-/// stage shows it ([`written`]); elsewhere it is written now, by the tool
-/// that found it.
-pub fn target_error(tool: &str, message: &str) {
-    if CONSOLE.get().is_some_and(|c| c.stderr_tty) {
-        return;
-    }
-    line(&format!("{tool}: {message}"));
 }
 
 /// One line on stderr, above the bar.
@@ -593,6 +576,15 @@ struct Stderr {
 }
 
 impl Stderr {
+    /// Move the cursor `n` cells (none: no escape at all) in the direction
+    /// of the ANSI code `direction` (A up, B down, C right, D left).
+    fn move_cursor(&self, n: usize, direction: char) -> io::Result<()> {
+        match n {
+            0 => Ok(()),
+            n => self.write(&format!("\x1b[{n}{direction}")),
+        }
+    }
+
     /// Write, unless another tool is asking a question.
     fn write(&self, text: &str) -> io::Result<()> {
         if let Some(tty) = &self.tty {
@@ -616,31 +608,19 @@ impl TermLike for Stderr {
     }
 
     fn move_cursor_up(&self, n: usize) -> io::Result<()> {
-        if n > 0 {
-            self.write(&format!("\x1b[{n}A"))?;
-        }
-        Ok(())
+        self.move_cursor(n, 'A')
     }
 
     fn move_cursor_down(&self, n: usize) -> io::Result<()> {
-        if n > 0 {
-            self.write(&format!("\x1b[{n}B"))?;
-        }
-        Ok(())
+        self.move_cursor(n, 'B')
     }
 
     fn move_cursor_right(&self, n: usize) -> io::Result<()> {
-        if n > 0 {
-            self.write(&format!("\x1b[{n}C"))?;
-        }
-        Ok(())
+        self.move_cursor(n, 'C')
     }
 
     fn move_cursor_left(&self, n: usize) -> io::Result<()> {
-        if n > 0 {
-            self.write(&format!("\x1b[{n}D"))?;
-        }
-        Ok(())
+        self.move_cursor(n, 'D')
     }
 
     fn write_line(&self, s: &str) -> io::Result<()> {

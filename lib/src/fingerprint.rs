@@ -11,10 +11,9 @@
 //! took; the two are tested against each other. When they differ, nothing
 //! is installed and [`drift`] names what changed.
 
-use crate::record::{self, Facts, Python, Record};
+use crate::record::{self, Facts, Installed, Python, Record};
 use anyhow::Result;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 
 /// The first line of the text hashed: its version, should it ever change.
 const HEADER: &str = "vd-state 1";
@@ -22,7 +21,7 @@ const HEADER: &str = "vd-state 1";
 /// The fingerprint of a venv's state: `sha256:HEX` over the interpreter and
 /// every installed distribution, or over "absent" when `installed` is
 /// `None` (a venv still to create).
-pub fn of_state(python: Option<&Facts>, installed: Option<&BTreeMap<String, String>>) -> String {
+pub fn of_state(python: Option<&Facts>, installed: Option<&Installed>) -> String {
     let mut text = format!("{HEADER}\n");
     match installed {
         None => text.push_str("absent\n"),
@@ -51,7 +50,7 @@ pub fn of_record(record: &Record) -> Result<String> {
     if !record::venv_exists(record) {
         return Ok(of_state(facts.as_ref(), None));
     }
-    let installed = record::installed(record)?.by_name();
+    let installed = record::installed(record)?;
     Ok(of_state(facts.as_ref(), Some(&installed)))
 }
 
@@ -60,8 +59,8 @@ pub fn of_record(record: &Record) -> Result<String> {
 /// `django 5.2.1 → 5.2.3`, `six 1.16.0 installed`, `attrs 23.1.0 removed`.
 /// `planned` is `None` for a venv planned as absent.
 pub fn drift(
-    planned: Option<(&BTreeMap<String, String>, Option<&str>)>,
-    now: &BTreeMap<String, String>,
+    planned: Option<(&Installed, Option<&str>)>,
+    now: &Installed,
     now_python: Option<&str>,
 ) -> Vec<String> {
     let Some((before, before_python)) = planned else {
@@ -97,7 +96,7 @@ mod tests {
     use std::io::Write;
     use std::process::{Command, Stdio};
 
-    fn versions(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn versions(pairs: &[(&str, &str)]) -> Installed {
         pairs
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))

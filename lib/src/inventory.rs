@@ -165,7 +165,7 @@ fn load_jsonl(text: &str, path: &Path) -> Result<Inventory> {
 /// that makes it unique: host, port and venv.
 fn check_target(record: &mut Record, base: &Path) -> Result<(String, u16, String)> {
     record::resolve_local_paths(record, base);
-    // Target::parse checks the names too (see transport::name).
+    // Target::parse checks the names too (see ssh_name).
     let target = Target::parse(record)?;
     let host = target.host;
     let venv = target.venv.trim_end_matches('/').to_string();

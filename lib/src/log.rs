@@ -197,7 +197,7 @@ impl EventWriter {
                 .iter()
                 .map(|e| format!("{} {} {}", e.event, e.target, e.name))
                 .collect();
-            crate::cli::error(
+            crate::messages::error(
                 self.tool,
                 &format!("{e:#}; not logged: {}", what.join("; ")),
             );

@@ -15,13 +15,33 @@
 //! which decides the exit status, and tells the console (the progress bar)
 //! about each record.
 
-use crate::cli::Status;
 use crate::console;
 use crate::escape;
 use crate::record::{error_of, Record};
 use crate::summary::Summary;
 use std::io::{self, BufWriter, Stdout, Write};
 use std::time::Instant;
+
+/// How a tool's run ended when it did not stop on a setup error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    TargetFailed,
+    /// An exit status the tool chose itself (`vd-diff --check`'s 1 for
+    /// drift); it stands over the others.
+    Exit(u8),
+}
+
+impl Status {
+    /// Failed when either is.
+    pub fn or(self, other: Status) -> Status {
+        match (self, other) {
+            (Status::Ok, other) => other,
+            (Status::TargetFailed, Status::Exit(code)) => Status::Exit(code),
+            (this, _) => this,
+        }
+    }
+}
 
 /// How one tool shows its records as a table.
 pub struct Table {

@@ -14,92 +14,35 @@
 //! targets streams; what is shared is the repository [`Index`] (which reads
 //! each wheel at most once) and the parsed dependencies here.
 
+use crate::record::{Action, AheadPackage, Change, UnchangedPackage};
 use crate::repo::Index;
 use crate::requirement::{Origin, Requirement, Requirements};
-use crate::resolve::{resolve, Candidates, Dist, Memo, Request};
+use crate::resolve::{resolve, Candidates, Dist, Memo, Request, Resolution};
 use crate::wheel::{self, WheelName};
 use pep508_rs::pep440_rs::Version;
-use serde::{Deserialize, Serialize};
 use std::cell::OnceCell;
 use std::str::FromStr;
 
-pub use crate::resolve::Target;
+pub use crate::resolve::Venv;
+pub use memo::{clear_plan, set_plan, Kinds, Planned, Plans};
 
-/// What to do with one package.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Not installed: install the wheel.
-    Install,
-    /// Installed at an older version: install the newer wheel.
-    Upgrade,
-    /// Installed at a newer version the specifier excludes: install the older wheel.
-    Downgrade,
-    /// Installed but not required (`--exact`): uninstall it.
-    Remove,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Install => "install",
-            Action::Upgrade => "upgrade",
-            Action::Downgrade => "downgrade",
-            Action::Remove => "remove",
-        }
-    }
-}
-
-/// One change to a venv: an element of a record's `plan`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change {
-    pub name: String,
-    pub action: Action,
-    /// The installed version, if any.
-    pub from: Option<String>,
-    /// The version to install; none for `remove`.
-    pub to: Option<String>,
-    /// The repository's wheel file to install.
-    pub wheel: Option<String>,
-    /// sha256 of the whole wheel file.
-    pub sha256: Option<String>,
-}
-
-/// An installed package newer than anything in the repository that still
-/// satisfies the requirements: kept, and reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ahead {
-    pub name: String,
-    pub installed: String,
-    /// The best version the repository has for this target, if any.
-    pub repository: Option<String>,
-}
-
-/// A package of the closure the plan leaves as it is, with the wheel that
-/// holds it: what vd-push needs to build a whole new generation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Unchanged {
-    pub name: String,
-    pub version: String,
-    pub wheel: String,
-    pub sha256: String,
-}
+mod memo;
 
 /// The plan for one target: changes and `ahead` packages, each sorted by
-/// name; with [`Options::unchanged`], the closure's other packages too.
+/// name; with [`Policy::unchanged`], the closure's other packages too.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub changes: Vec<Change>,
-    pub ahead: Vec<Ahead>,
-    pub unchanged: Vec<Unchanged>,
+    pub ahead: Vec<AheadPackage>,
+    pub unchanged: Vec<UnchangedPackage>,
 }
 
 /// Packages `--exact` never removes: the venv's own tools.
 pub const KEEP: &[&str] = &["pip", "setuptools", "wheel"];
 
-/// How to choose.
+/// How a plan chooses: what it removes, how far it upgrades, what it names.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
+pub struct Policy {
     /// Remove what is installed but outside the resolved closure.
     pub exact: bool,
     /// Choose the highest version for dependencies too, not the installed one.
@@ -183,14 +126,14 @@ impl<'a> Planner<'a> {
     /// element.
     pub fn plan_target(
         &self,
-        target: &Target,
+        target: &Venv,
         sources: &[&Requirements],
-        options: Options,
+        policy: Policy,
     ) -> Result<Plan, Vec<String>> {
         let request = Request {
             requirements: sources.iter().flat_map(|s| &s.requirements).collect(),
             constraints: sources.iter().flat_map(|s| &s.constraints).collect(),
-            upgrade_deps: options.upgrade_deps,
+            upgrade_deps: policy.upgrade_deps,
         };
         let resolution = resolve(self, target, &request).map_err(|e| vec![e])?;
         let mut plan = Plan::default();
@@ -206,7 +149,7 @@ impl<'a> Planner<'a> {
                 // of it. A warning when the repository has nothing as new.
                 let best = self.best_version(target, name, &request);
                 if best.as_ref().is_none_or(|b| *b < chosen.version) {
-                    plan.ahead.push(Ahead {
+                    plan.ahead.push(AheadPackage {
                         name: name.clone(),
                         installed: chosen.version.to_string(),
                         repository: best.map(|v| v.to_string()),
@@ -221,9 +164,9 @@ impl<'a> Planner<'a> {
             let action = match &installed {
                 None => Action::Install,
                 Some(v) if *v == chosen.version => {
-                    if options.unchanged {
+                    if policy.unchanged {
                         match self.pick_wheel(name, &chosen.version, &chosen.wheels, &request) {
-                            Ok((wheel, sha256)) => plan.unchanged.push(Unchanged {
+                            Ok((wheel, sha256)) => plan.unchanged.push(UnchangedPackage {
                                 name: name.clone(),
                                 version: from.cloned().unwrap_or_default(),
                                 wheel: self.index.name(wheel).file.clone(),
@@ -249,54 +192,19 @@ impl<'a> Planner<'a> {
                 Err(problem) => problems.push(problem),
             }
         }
-        if options.exact {
-            let mut removals = Vec::new();
-            for (name, version) in target.installed {
-                if !resolution.packages.contains_key(name) && !KEEP.contains(&name.as_str()) {
-                    removals.push(Change {
-                        name: name.clone(),
-                        action: Action::Remove,
-                        from: Some(version.clone()),
-                        to: None,
-                        wheel: None,
-                        sha256: None,
-                    });
-                }
-            }
+        if policy.exact {
+            let removals = removals(target, &resolution);
             // What a kept package without a wheel needs may be among the
             // removals: removing it could break the venv, so say so rather
             // than guess.
             if !removals.is_empty() && !unread.is_empty() {
-                problems.push(format!(
-                    "--exact cannot tell what {} need{} (the repository has no wheel of {}, so \
-                     {} dependencies are unknown) and would remove {}: vd-add {} wheel{}, or \
-                     leave out --exact",
-                    unread.join(", "),
-                    if unread.len() == 1 { "s" } else { "" },
-                    if unread.len() == 1 { "it" } else { "them" },
-                    if unread.len() == 1 { "its" } else { "their" },
-                    removals
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    if unread.len() == 1 { "its" } else { "their" },
-                    if unread.len() == 1 { "" } else { "s" },
-                ));
+                problems.push(unknown_needs(&unread, &removals));
             }
             plan.changes.extend(removals);
         }
-        if options.unchanged && !options.exact {
-            // Installed outside the closure and kept: a new generation needs
-            // their wheels too, where the repository has that very version.
-            for (name, version) in target.installed {
-                if resolution.packages.contains_key(name) || KEEP.contains(&name.as_str()) {
-                    continue;
-                }
-                if let Some(kept) = self.installed_wheel(target, name, version) {
-                    plan.unchanged.push(kept);
-                }
-            }
+        if policy.unchanged && !policy.exact {
+            plan.unchanged
+                .extend(self.kept_outside(target, &resolution));
         }
         if !problems.is_empty() {
             return Err(problems);
@@ -307,10 +215,24 @@ impl<'a> Planner<'a> {
         Ok(plan)
     }
 
+    /// The packages installed outside the closure, which a plan without
+    /// `--exact` keeps: a new generation needs their wheels too, where the
+    /// repository has that very version.
+    fn kept_outside(&self, target: &Venv, resolution: &Resolution) -> Vec<UnchangedPackage> {
+        target
+            .installed
+            .iter()
+            .filter(|(name, _)| {
+                !resolution.packages.contains_key(*name) && !KEEP.contains(&name.as_str())
+            })
+            .filter_map(|(name, version)| self.installed_wheel(target, name, version))
+            .collect()
+    }
+
     /// The highest version the repository has for this target that the
     /// requirements naming `name` allow, if any; a pre-release only when a
     /// specifier names one or nothing else is allowed.
-    fn best_version(&self, target: &Target, name: &str, request: &Request) -> Option<Version> {
+    fn best_version(&self, target: &Venv, name: &str, request: &Request) -> Option<Version> {
         let lines: Vec<&Requirement> = request
             .requirements
             .iter()
@@ -340,7 +262,12 @@ impl<'a> Planner<'a> {
 
     /// The repository's best wheel for this target of exactly the installed
     /// `version` of `name`, if it has one.
-    fn installed_wheel(&self, target: &Target, name: &str, version: &str) -> Option<Unchanged> {
+    fn installed_wheel(
+        &self,
+        target: &Venv,
+        name: &str,
+        version: &str,
+    ) -> Option<UnchangedPackage> {
         let wanted = Version::from_str(version).ok()?;
         let (_, wheel) = self
             .index
@@ -351,7 +278,7 @@ impl<'a> Planner<'a> {
             .filter_map(|(n, w)| Some((target.tags.priority(n)?, w)))
             .min()?;
         let sha256 = self.index.sha256(wheel).ok()?.to_string();
-        Some(Unchanged {
+        Some(UnchangedPackage {
             name: name.to_string(),
             version: version.to_string(),
             wheel: self.index.name(wheel).file.clone(),
@@ -393,6 +320,48 @@ impl<'a> Planner<'a> {
             seen.join(", ")
         ))
     }
+}
+
+/// `--exact`'s removals: what is installed outside the closure, but the
+/// venv's own tools.
+fn removals(target: &Venv, resolution: &Resolution) -> Vec<Change> {
+    target
+        .installed
+        .iter()
+        .filter(|(name, _)| {
+            !resolution.packages.contains_key(*name) && !KEEP.contains(&name.as_str())
+        })
+        .map(|(name, version)| Change {
+            name: name.clone(),
+            action: Action::Remove,
+            from: Some(version.clone()),
+            to: None,
+            wheel: None,
+            sha256: None,
+        })
+        .collect()
+}
+
+/// Why `--exact` refuses to remove anything while the dependencies of the
+/// `unread` packages (kept, without a wheel in the repository) are unknown.
+fn unknown_needs(unread: &[String], removals: &[Change]) -> String {
+    let one = unread.len() == 1;
+    format!(
+        "--exact cannot tell what {} need{} (the repository has no wheel of {}, so \
+         {} dependencies are unknown) and would remove {}: vd-add {} wheel{}, or \
+         leave out --exact",
+        unread.join(", "),
+        if one { "s" } else { "" },
+        if one { "it" } else { "them" },
+        if one { "its" } else { "their" },
+        removals
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        if one { "its" } else { "their" },
+        if one { "" } else { "s" },
+    )
 }
 
 #[cfg(test)]
@@ -493,17 +462,17 @@ mod tests {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
-        let target = Target {
+        let target = Venv {
             env: &env,
             tags: &tags,
             installed: &installed,
         };
-        let options = Options {
+        let policy = Policy {
             exact,
             upgrade_deps: false,
             unchanged: false,
         };
-        Planner::new(&index).plan_target(&target, &[reqs], options)
+        Planner::new(&index).plan_target(&target, &[reqs], policy)
     }
 
     /// `action name from->to wheel` per change, for short assertions.
@@ -576,7 +545,7 @@ mod tests {
         assert!(plan.changes.is_empty());
         assert_eq!(
             plan.ahead,
-            [Ahead {
+            [AheadPackage {
                 name: "six".into(),
                 installed: "1.18.0".into(),
                 repository: Some("1.16.0".into()),

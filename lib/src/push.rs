@@ -26,11 +26,12 @@ use crate::console;
 use crate::fingerprint;
 use crate::fleet::Host;
 use crate::log::{Event, EventWriter};
-use crate::plan::{Action, Change, KEEP};
+use crate::plan::KEEP;
 use crate::record::{
     self, target_label, Changed, Changes, Installed, PlannedFrom, Pushed, Python, Record, Skipped,
     Target,
 };
+use crate::record::{Action, Change};
 use crate::remote;
 use crate::remote::cache::DEFAULT_CACHE;
 use crate::remote::freeze::FreezeOutput;
@@ -42,14 +43,15 @@ use anyhow::{anyhow, bail, Context, Result};
 use generation::Build;
 use intent::Intents;
 use pep508_rs::PackageName;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Mutex;
 use verify::{installs, same_version};
 
-/// What the command line asked for.
+/// How a push runs, as the command line asked: for real or dry, whether
+/// it creates venvs, whether the user confirmed.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Options {
+pub struct Mode {
     /// Change nothing on any host; say what would be done.
     pub dry_run: bool,
     /// Make venvs that do not exist yet.
@@ -67,7 +69,7 @@ type Source = Result<(String, u64), String>;
 /// Pushes plans from one repository; shared by every host's worker.
 pub struct Pusher {
     repo: Repo,
-    options: Options,
+    options: Mode,
     /// The release log; one that cannot be written fails no target.
     log: EventWriter,
     /// sha256 and size of each repository file used so far, read once.
@@ -77,7 +79,7 @@ pub struct Pusher {
 }
 
 impl Pusher {
-    pub fn new(repo: Repo, options: Options, log: EventWriter) -> Pusher {
+    pub fn new(repo: Repo, options: Mode, log: EventWriter) -> Pusher {
         Pusher {
             intents: Intents::new(repo.dir()),
             repo,
@@ -151,7 +153,7 @@ impl Pusher {
                  it with {python}"
             );
         }
-        let frozen = record::installed(record)?.by_name();
+        let frozen = record::installed(record)?;
         // The states the venv may be in when the push takes its lock: as
         // planned from, or as the plan makes it (a push of the same plan got
         // there first, and pip will find nothing to do).
@@ -162,7 +164,7 @@ impl Pusher {
                     Some(Python::Facts(facts)) => Some(facts.as_ref()),
                     _ => None,
                 };
-                let made: BTreeMap<String, String> = verify::expected_after(&frozen, &changes)
+                let made: Installed = verify::expected_after(&frozen, &changes)
                     .into_iter()
                     .filter_map(|(name, version)| Some((name, version?)))
                     .collect();
@@ -230,7 +232,7 @@ impl Pusher {
                 .begin(&label, &changes)
                 .map_err(|e| {
                     let message = format!("{label}: {e:#}; a push killed now would go unlogged");
-                    crate::cli::warn("vd-push", &message);
+                    crate::messages::warn("vd-push", &message);
                 })
                 .ok(),
         };
@@ -270,7 +272,7 @@ impl Pusher {
             &record::Frozen {
                 python: outcome.after.python.clone(),
                 markers: outcome.after.markers.clone(),
-                installed: Installed::from_names(after)?,
+                installed: after.clone(),
                 venv_exists: true,
             },
         );
@@ -315,9 +317,7 @@ impl Pusher {
         before: &FreezeOutput,
     ) -> anyhow::Error {
         let planned = record::venv_exists(record).then(|| {
-            let installed = record::installed(record)
-                .map(|i| i.by_name())
-                .unwrap_or_default();
+            let installed = record::installed(record).unwrap_or_default();
             let python = match &target.python {
                 Some(Python::Facts(facts)) => facts.version.clone(),
                 _ => None,
@@ -338,17 +338,15 @@ impl Pusher {
                 "the record's `installed` or `python` is not what vd-diff planned from".into(),
             );
         }
-        if let Ok(installed) = Installed::from_names(&now) {
-            record::merge(
-                record,
-                &record::Frozen {
-                    python: before.python.clone(),
-                    markers: before.markers.clone(),
-                    installed,
-                    venv_exists: true,
-                },
-            );
-        }
+        record::merge(
+            record,
+            &record::Frozen {
+                python: before.python.clone(),
+                markers: before.markers.clone(),
+                installed: now,
+                venv_exists: true,
+            },
+        );
         anyhow!(
             "{} changed since the plan was made: {}; nothing was installed (run vd-freeze | \
              vd-diff again, and review the new plan)",

@@ -27,6 +27,7 @@ mod budget;
 mod explain;
 mod provider;
 
+use crate::record::Installed;
 use crate::requirement::Requirement;
 use crate::tags::Tags;
 use crate::wheel::WheelName;
@@ -87,12 +88,13 @@ impl Memo {
     }
 }
 
-/// The target being resolved for.
-pub struct Target<'a> {
+/// The virtualenv being resolved for: its interpreter's environment
+/// markers and tags, and what it holds.
+pub struct Venv<'a> {
     pub env: &'a MarkerEnvironment,
     pub tags: &'a Tags,
     /// `{PEP 503 name: version}`; empty for a venv still to be created.
-    pub installed: &'a BTreeMap<String, String>,
+    pub installed: &'a Installed,
 }
 
 /// What to resolve: requirements (each applies where its marker holds) and
@@ -129,7 +131,7 @@ pub struct Resolution {
 /// one message explaining why, in words a person can act on.
 pub fn resolve(
     candidates: &dyn Candidates,
-    target: &Target,
+    target: &Venv,
     request: &Request,
 ) -> Result<Resolution, String> {
     let provider = provider::Provider::new(candidates, target, request)?;

@@ -48,18 +48,19 @@
 //!
 //! The parts: [`schedule`] is the scheduler (the events it answers, the
 //! hosts it keeps), [`mode`] the two kinds of work a worker does with a
-//! host's turn, [`window`] the room for records read ahead, [`idle`] the
-//! hosts whose sessions are kept, [`malloc`] the allocator setting the
-//! workers want.
+//! host's turn, [`outlet`] the way between the two, [`window`] the room
+//! for records read ahead, [`idle`] the hosts whose sessions are kept,
+//! [`malloc`] the allocator setting the workers want.
 
 mod idle;
 mod malloc;
 mod mode;
+mod outlet;
 mod schedule;
 mod window;
 
-use crate::cli;
 use crate::console;
+use crate::messages;
 use crate::output::Output;
 use crate::record::{self, Line, Record, Target};
 use crate::transport::{self, Connection, Destination, Settings};
@@ -163,9 +164,9 @@ pub struct Fleet {
 
 impl Fleet {
     /// Read what reaching hosts needs (`~/.ssh/config`, known_hosts) once.
-    pub fn new(tool: &'static str, jobs: u32, options: &transport::Options) -> Result<Fleet> {
+    pub fn new(tool: &'static str, jobs: u32, reach: &transport::Reach) -> Result<Fleet> {
         malloc::limit_arenas();
-        let settings = Settings::new(options, move |m| cli::warn(tool, m))?;
+        let settings = Settings::new(reach, move |m| messages::warn(tool, m))?;
         Ok(Fleet {
             tool,
             settings: Arc::new(settings),
@@ -252,7 +253,7 @@ impl Fleet {
 /// [`Fleet::run`] does with an `Err` from the work, for a `finish` to do the same.
 pub fn set_target_error(tool: &str, record: &mut Record, message: &str) {
     let message = format!("{}: {message}", record::target_label(record));
-    cli::target_error(tool, &message);
+    messages::target_error(tool, &message);
     record::set_error(record, tool, &message);
 }
 

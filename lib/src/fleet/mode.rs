@@ -8,15 +8,12 @@
 //! error of the targets it was working on, so that the other targets and
 //! hosts go on: [`catch_bug`].
 
-use super::schedule::Outlet;
+use super::outlet::{Gone, Outlet};
 use super::{set_target_error, Held, Host};
 use crate::console;
 use crate::record::{self, Record, Target};
 use anyhow::Result;
 use std::panic::{self, AssertUnwindSafe};
-
-/// The scheduler went away (stdout closed): a worker stops sending.
-pub(super) struct Gone;
 
 /// A kind of work a worker does with a host's turn.
 pub(super) trait Mode<S>: Sync {

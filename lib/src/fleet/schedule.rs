@@ -4,16 +4,17 @@
 //! to `--jobs`), and writes the records done in input order.
 //!
 //! It is not the work: what a worker does with a host's turn is the
-//! [`Mode`]'s, and a panic in it is the mode's to turn into errors. Nor does
+//! [`Mode`]'s (its records come back through an [`Outlet`]), and a panic in it is the mode's to turn into errors. Nor does
 //! it read the input: a thread of its own does, a place in the [`Window`]
 //! per record, and sends the lines as events.
 
 use super::idle::Idle;
-use super::mode::{Gone, Mode};
+use super::mode::Mode;
+use super::outlet::{Event, Outlet};
 use super::window::Window;
 use super::{Fleet, Held, Host, IDLE_SESSIONS, READ_AHEAD};
-use crate::cli;
 use crate::console;
+use crate::messages;
 use crate::output::{Output, Ready};
 use crate::record::{self, Line, Record, Target};
 use crate::transport::{Destination, Settings};
@@ -55,53 +56,6 @@ impl Default for Patience {
             pause: BATCH_PAUSE,
             longest: BATCH_WAIT,
         }
-    }
-}
-
-/// What the scheduler waits for.
-pub(super) enum Event<S> {
-    /// A line of input: its number and record.
-    Line(usize, Record),
-    /// The input ended.
-    End,
-    /// A target is done: its sequence number and record.
-    Target(usize, Record),
-    /// A host's turn is done; the host comes back with its connection.
-    /// (Boxed: a host is large, and the channel carries many small events.)
-    HostDone(Destination, Box<Host<S>>),
-}
-
-/// Where a worker's records go, and what it shares with the scheduler.
-pub(super) struct Outlet<'a, S> {
-    pub tool: &'static str,
-    events: Sender<Event<S>>,
-    window: &'a Window,
-    stop: &'a AtomicBool,
-}
-
-impl<S> Outlet<'_, S> {
-    /// Whether stdout is closed: the workers stop after their target.
-    pub fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    /// The work on a record is done: its place in the window is free.
-    pub fn worked(&self) {
-        self.window.give();
-    }
-
-    /// A record done, to be written in its turn.
-    pub fn send(&self, seq: usize, record: Record) -> Result<(), Gone> {
-        self.events
-            .send(Event::Target(seq, record))
-            .map_err(|_| Gone)
-    }
-
-    /// The host's turn is done: the host goes back to the scheduler.
-    fn host_done(&self, dest: Destination, host: Host<S>) -> Result<(), Gone> {
-        self.events
-            .send(Event::HostDone(dest, Box::new(host)))
-            .map_err(|_| Gone)
     }
 }
 
@@ -296,7 +250,7 @@ where
             // A line this tool could not read is news; an error from an
             // earlier tool was reported there.
             if by == tool && record.len() == 1 {
-                cli::target_error(tool, &message);
+                messages::target_error(tool, &message);
             }
             return self.pass(seq, record);
         }
@@ -307,7 +261,7 @@ where
                     "stdin line {number} ({}): {e:#}",
                     record::target_label(&record)
                 );
-                cli::target_error(tool, &message);
+                messages::target_error(tool, &message);
                 record::set_error(&mut record, tool, &message);
                 self.pass(seq, record);
             }

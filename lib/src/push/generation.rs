@@ -16,8 +16,9 @@ use super::{installs, set_pushed, Pusher};
 use crate::cache::{HostCaches, Wheel};
 use crate::console;
 use crate::fleet::Host;
-use crate::plan::{Action, Change, KEEP};
+use crate::plan::KEEP;
 use crate::record::{self, Generation, Installed, Python, Record, Target, Unchanged};
+use crate::record::{Action, Change};
 use crate::remote;
 use crate::remote::generation::{
     generation_command, generations_dir, GenerationOutcome, GenerationSteps, GENERATION_STDIN,
@@ -34,7 +35,7 @@ pub struct Build<'a> {
     pub keep: u32,
     pub changes: &'a [Change],
     /// The record's `installed`, by name.
-    pub frozen: &'a BTreeMap<String, String>,
+    pub frozen: &'a Installed,
     /// Fingerprints the active generation may have (see `PushSteps`).
     pub accept: &'a [String],
     /// The python for the first generation, when there is none.
@@ -128,7 +129,7 @@ impl Pusher {
                 &record::Frozen {
                     python: now.python.clone(),
                     markers: now.markers.clone(),
-                    installed: Installed::from_names(now.installed()?)?,
+                    installed: now.installed()?.clone(),
                     venv_exists: true,
                 },
             );
@@ -155,7 +156,7 @@ impl Pusher {
             set_pushed(record, &pushed, false);
             return Ok(());
         };
-        let empty = BTreeMap::new();
+        let empty = Installed::default();
         let before = match &outcome.before {
             Some(before) => before.installed()?,
             None => &empty,

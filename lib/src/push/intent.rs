@@ -19,12 +19,11 @@
 //! only that a push's outcome was never seen).
 
 use crate::log::{now_rfc3339, Event};
-use crate::plan::{Action, Change};
 use crate::push::verify::same_version;
+use crate::record::{Action, Change, Installed};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -158,7 +157,7 @@ impl Orphan {
 
     /// The events that tell what the interrupted push did, judged by the
     /// venv as it is now (`installed`: its freeze under the venv's lock).
-    pub fn events(&self, installed: &BTreeMap<String, String>) -> Vec<Event> {
+    pub fn events(&self, installed: &Installed) -> Vec<Event> {
         let intent = &self.intent;
         let mut events = Vec::new();
         let mut not_done = Vec::new();
@@ -267,9 +266,10 @@ mod tests {
         ];
         drop(intents.begin("t", &changes).unwrap());
         let orphan = intents.orphans("t").pop().unwrap();
-        let installed: BTreeMap<String, String> = [("a", "1.0"), ("b", "1.0")]
+        let installed: Installed = [("a", "1.0"), ("b", "1.0")]
             .map(|(n, v)| (n.into(), v.into()))
-            .into();
+            .into_iter()
+            .collect();
         let events = orphan.events(&installed);
         let kinds: Vec<(&str, &str, &str)> = events
             .iter()

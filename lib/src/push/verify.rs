@@ -7,7 +7,8 @@
 //! difference, so a venv that is not what the plan says is an error even when
 //! pip said it succeeded.
 
-use crate::plan::{Action, Change, KEEP};
+use crate::plan::KEEP;
+use crate::record::{Action, Change, Installed};
 use pep508_rs::pep440_rs::Version;
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -32,11 +33,7 @@ pub struct Applied {
 /// The changes of the plan that the push made: compared under the lock,
 /// before and after pip, so a change another push had made already is not
 /// counted twice.
-pub fn applied(
-    changes: &[Change],
-    before: &BTreeMap<String, String>,
-    after: &BTreeMap<String, String>,
-) -> Applied {
+pub fn applied(changes: &[Change], before: &Installed, after: &Installed) -> Applied {
     let mut applied = Applied::default();
     for change in changes {
         let (was, now) = (before.get(&change.name), after.get(&change.name));
@@ -59,10 +56,10 @@ pub fn applied(
 /// `created`: the push made the venv.
 pub fn mismatch(
     venv: &str,
-    frozen: &BTreeMap<String, String>,
+    frozen: &Installed,
     changes: &[Change],
-    locked: &BTreeMap<String, String>,
-    after: &BTreeMap<String, String>,
+    locked: &Installed,
+    after: &Installed,
     created: bool,
 ) -> Option<String> {
     let expected = expected_after(frozen, changes);
@@ -86,7 +83,7 @@ pub fn mismatch(
 
 /// What a venv holds after the plan: the frozen `installed`, changed.
 pub fn expected_after(
-    installed: &BTreeMap<String, String>,
+    installed: &Installed,
     changes: &[Change],
 ) -> BTreeMap<String, Option<String>> {
     let mut expected: BTreeMap<String, Option<String>> = installed
@@ -108,7 +105,7 @@ pub fn expected_after(
 /// setuptools) are no difference.
 fn differences(
     expected: &BTreeMap<String, Option<String>>,
-    actual: &BTreeMap<String, String>,
+    actual: &Installed,
     created: bool,
 ) -> Vec<String> {
     let mut found = Vec::new();
@@ -139,10 +136,7 @@ fn differences(
 }
 
 /// How the venv under the lock differed from the record's freeze.
-fn differences_since_freeze(
-    frozen: &BTreeMap<String, String>,
-    locked: &BTreeMap<String, String>,
-) -> Vec<String> {
+fn differences_since_freeze(frozen: &Installed, locked: &Installed) -> Vec<String> {
     let expected = frozen
         .iter()
         .map(|(n, v)| (n.clone(), Some(v.clone())))
@@ -168,7 +162,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn versions(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn versions(pairs: &[(&str, &str)]) -> Installed {
         pairs
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
@@ -188,11 +182,10 @@ mod tests {
     fn the_expected_venv_is_the_freeze_changed_by_the_plan() {
         let installed = versions(&[("a", "1.0"), ("b", "2.0"), ("keep", "1")]);
         let expected = expected_after(&installed, &changes());
-        let mut actual = versions(&[("a", "1.1.0"), ("c", "3"), ("keep", "1")]);
+        let actual = versions(&[("a", "1.1.0"), ("c", "3"), ("keep", "1")]);
         assert!(differences(&expected, &actual, false).is_empty());
-        actual.insert("b".into(), "2.0".into());
-        actual.insert("pip".into(), "24".into());
-        actual.remove("c");
+        // b left in place, pip added, c removed.
+        let actual = versions(&[("a", "1.1.0"), ("b", "2.0"), ("keep", "1"), ("pip", "24")]);
         assert_eq!(
             differences(&expected, &actual, false),
             [

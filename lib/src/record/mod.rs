@@ -12,10 +12,12 @@
 //! enters a tool; [`stage`] holds one type per field a tool writes, read with
 //! [`get`] and written back in place with [`put`] or [`merge`].
 
+mod entries;
 mod raw;
 mod stage;
 mod target;
 
+pub use entries::{Action, AheadPackage, Change, UnchangedPackage};
 pub use raw::RawRecord;
 
 pub use stage::*;

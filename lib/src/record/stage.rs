@@ -5,14 +5,30 @@
 //! implements [`Field`], which names its field; [`super::get`] reads it,
 //! [`super::put`] writes it back in its place.
 
+use super::entries::{AheadPackage, Change, UnchangedPackage};
 use super::{Field, Record};
-use crate::plan;
 use anyhow::{anyhow, bail, Result};
 use indexmap::IndexMap;
 use pep508_rs::{MarkerEnvironment, PackageName};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+
+/// Declare a record field whose value is one JSON value of another type:
+/// the newtype over it, the derives every such field has (and `$extra`
+/// ones: `Copy`, `Default`), and its [`Field`] name on the wire.
+macro_rules! newtype_field {
+    ($(#[$attr:meta])* $name:ident($inner:ty) = $wire:literal $(, $extra:ident)*) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize $(, $extra)*)]
+        #[serde(transparent)]
+        pub struct $name(pub $inner);
+
+        impl Field for $name {
+            const NAME: &'static str = $wire;
+        }
+    };
+}
 
 /// The facts of an interpreter, as vd-freeze's remote script prints them
 /// (the `python` field after vd-freeze). Facts vd does not use are kept in
@@ -94,9 +110,12 @@ impl Markers {
 }
 
 /// `installed`: every distribution in the venv, `{normalized name: version}`.
+/// The one type of an installed set: read from a record or a freeze on a
+/// host, it is what fingerprints, plans, pushes and the release log read,
+/// as the map it derefs to. Names are PEP 503 normalized when read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Map<String, Value>")]
-pub struct Installed(pub BTreeMap<PackageName, String>);
+pub struct Installed(BTreeMap<String, String>);
 
 impl TryFrom<Map<String, Value>> for Installed {
     type Error = String;
@@ -110,10 +129,43 @@ impl TryFrom<Map<String, Value>> for Installed {
                 let name = name
                     .parse::<PackageName>()
                     .map_err(|e| format!("package name {name:?}: {e}"))?;
-                Ok((name, version))
+                Ok((name.to_string(), version))
             })
             .collect::<Result<_, String>>()
             .map(Installed)
+    }
+}
+
+impl std::ops::Deref for Installed {
+    type Target = BTreeMap<String, String>;
+
+    fn deref(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+}
+
+/// From names already normalized (a plan's, a freeze's).
+impl FromIterator<(String, String)> for Installed {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Installed {
+        Installed(pairs.into_iter().collect())
+    }
+}
+
+impl IntoIterator for Installed {
+    type Item = (String, String);
+    type IntoIter = std::collections::btree_map::IntoIter<String, String>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Installed {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, String>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
     }
 }
 
@@ -121,13 +173,9 @@ impl Field for Installed {
     const NAME: &'static str = "installed";
 }
 
-/// `venv_exists`: false for a venv still to be created.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct VenvExists(pub bool);
-
-impl Field for VenvExists {
-    const NAME: &'static str = "venv_exists";
+newtype_field! {
+    /// `venv_exists`: false for a venv still to be created.
+    VenvExists(bool) = "venv_exists", Copy
 }
 
 /// Whether the record says the venv exists: anything but `venv_exists:
@@ -150,30 +198,6 @@ pub fn installed(record: &Record) -> Result<Installed> {
 }
 
 use super::get;
-
-impl Installed {
-    /// `{PEP 503 name: version}`, the form plans are made in.
-    pub fn by_name(&self) -> BTreeMap<String, String> {
-        self.0
-            .iter()
-            .map(|(name, version)| (name.to_string(), version.clone()))
-            .collect()
-    }
-
-    /// From `{PEP 503 name: version}`.
-    pub fn from_names(names: &BTreeMap<String, String>) -> Result<Installed> {
-        names
-            .iter()
-            .map(|(name, version)| {
-                let name = name
-                    .parse::<PackageName>()
-                    .map_err(|e| anyhow!("package name {name:?}: {e}"))?;
-                Ok((name, version.clone()))
-            })
-            .collect::<Result<_>>()
-            .map(Installed)
-    }
-}
 
 /// What the freeze script prints on a host: the interpreter's facts, its
 /// markers, and `installed`, which is absent when the venv does not exist
@@ -205,13 +229,9 @@ pub struct Frozen {
     pub venv_exists: bool,
 }
 
-/// `plan` (from vd-diff): the changes to make, sorted by name.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Changes(pub Vec<plan::Change>);
-
-impl Field for Changes {
-    const NAME: &'static str = "plan";
+newtype_field! {
+    /// `plan` (from vd-diff): the changes to make, sorted by name.
+    Changes(Vec<Change>) = "plan", Default
 }
 
 impl Changes {
@@ -224,8 +244,7 @@ impl Changes {
                 .iter()
                 .enumerate()
                 .map(|(i, entry)| {
-                    plan::Change::deserialize(entry)
-                        .map_err(|e| anyhow!("plan entry {}: {e}", i + 1))
+                    Change::deserialize(entry).map_err(|e| anyhow!("plan entry {}: {e}", i + 1))
                 })
                 .collect::<Result<_>>()
                 .map(|changes| Some(Changes(changes))),
@@ -234,26 +253,18 @@ impl Changes {
     }
 }
 
-/// `ahead` (from vd-diff): installed versions newer than the repository's
-/// best that still satisfy the requirements. A warning, not an error: the
-/// plan keeps them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Ahead(pub Vec<plan::Ahead>);
-
-impl Field for Ahead {
-    const NAME: &'static str = "ahead";
+newtype_field! {
+    /// `ahead` (from vd-diff): installed versions newer than the repository's
+    /// best that still satisfy the requirements. A warning, not an error: the
+    /// plan keeps them.
+    Ahead(Vec<AheadPackage>) = "ahead", Default
 }
 
-/// `unchanged` (from vd-diff, for targets with `generations`): the
-/// packages of the closure the plan leaves as they are, each with its wheel,
-/// so vd-push can build a whole new generation.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Unchanged(pub Vec<plan::Unchanged>);
-
-impl Field for Unchanged {
-    const NAME: &'static str = "unchanged";
+newtype_field! {
+    /// `unchanged` (from vd-diff, for targets with `generations`): the
+    /// packages of the closure the plan leaves as they are, each with its wheel,
+    /// so vd-push can build a whole new generation.
+    Unchanged(Vec<UnchangedPackage>) = "unchanged", Default
 }
 
 /// `generation` (from vd-push and vd-rollback, for targets with
@@ -277,34 +288,22 @@ pub struct Switch {
     pub to: u32,
 }
 
-/// `rolled_back`: vd-rollback switched the target back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RolledBack(pub Switch);
-
-impl Field for RolledBack {
-    const NAME: &'static str = "rolled_back";
+newtype_field! {
+    /// `rolled_back`: vd-rollback switched the target back.
+    RolledBack(Switch) = "rolled_back", Copy
 }
 
-/// `reverted`: vd-reload --revert switched the target back after its
-/// reload or check failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Reverted(pub Switch);
-
-impl Field for Reverted {
-    const NAME: &'static str = "reverted";
+newtype_field! {
+    /// `reverted`: vd-reload --revert switched the target back after its
+    /// reload or check failed.
+    Reverted(Switch) = "reverted", Copy
 }
 
-/// `planned_from` (from vd-diff): the fingerprint of the state the plan
-/// was made from ([`crate::fingerprint::of_state`]); vd-push refuses a
-/// target whose venv no longer has it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PlannedFrom(pub String);
-
-impl Field for PlannedFrom {
-    const NAME: &'static str = "planned_from";
+newtype_field! {
+    /// `planned_from` (from vd-diff): the fingerprint of the state the plan
+    /// was made from ([`crate::fingerprint::of_state`]); vd-push refuses a
+    /// target whose venv no longer has it.
+    PlannedFrom(String) = "planned_from"
 }
 
 /// `pushed` (from vd-push): what the push did, or with `--dry-run` would do.
@@ -331,73 +330,45 @@ impl Field for Pushed {
     const NAME: &'static str = "pushed";
 }
 
-/// `changed` (from vd-push): whether the venv changed; what vd-migrate and
-/// vd-reload --changed select on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Changed(pub bool);
-
-impl Field for Changed {
-    const NAME: &'static str = "changed";
+newtype_field! {
+    /// `changed` (from vd-push): whether the venv changed; what vd-migrate and
+    /// vd-reload --changed select on.
+    Changed(bool) = "changed", Copy
 }
 
-/// `skipped` (from vd-push's prompt): the user declined this target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Skipped(pub bool);
-
-impl Field for Skipped {
-    const NAME: &'static str = "skipped";
+newtype_field! {
+    /// `skipped` (from vd-push's prompt): the user declined this target.
+    Skipped(bool) = "skipped", Copy
 }
 
-/// `migrated` (from vd-migrate): per settings module, in the order migrated,
-/// the migrations applied (`app.0002_name`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Migrated(pub IndexMap<String, Vec<String>>);
-
-impl Field for Migrated {
-    const NAME: &'static str = "migrated";
+newtype_field! {
+    /// `migrated` (from vd-migrate): per settings module, in the order migrated,
+    /// the migrations applied (`app.0002_name`).
+    Migrated(IndexMap<String, Vec<String>>) = "migrated", Default
 }
 
-/// `pending` (from vd-migrate --plan): per settings module, the migrations
-/// `migrate` would apply; nothing was applied.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Pending(pub IndexMap<String, Vec<String>>);
-
-impl Field for Pending {
-    const NAME: &'static str = "pending";
+newtype_field! {
+    /// `pending` (from vd-migrate --plan): per settings module, the migrations
+    /// `migrate` would apply; nothing was applied.
+    Pending(IndexMap<String, Vec<String>>) = "pending", Default
 }
 
-/// `migrated_elsewhere` (from vd-migrate --once): per settings module, the
-/// target whose run migrated that database, so this one did not.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct MigratedElsewhere(pub IndexMap<String, String>);
-
-impl Field for MigratedElsewhere {
-    const NAME: &'static str = "migrated_elsewhere";
+newtype_field! {
+    /// `migrated_elsewhere` (from vd-migrate --once): per settings module, the
+    /// target whose run migrated that database, so this one did not.
+    MigratedElsewhere(IndexMap<String, String>) = "migrated_elsewhere", Default
 }
 
-/// `reloaded` (from vd-reload): true when the reload command ran, false
-/// when the target has none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Reloaded(pub bool);
-
-impl Field for Reloaded {
-    const NAME: &'static str = "reloaded";
+newtype_field! {
+    /// `reloaded` (from vd-reload): true when the reload command ran, false
+    /// when the target has none.
+    Reloaded(bool) = "reloaded", Copy
 }
 
-/// `checked` (from vd-reload): true when the target's health check passed
-/// after its reload; absent when it has no check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Checked(pub bool);
-
-impl Field for Checked {
-    const NAME: &'static str = "checked";
+newtype_field! {
+    /// `checked` (from vd-reload): true when the target's health check passed
+    /// after its reload; absent when it has no check.
+    Checked(bool) = "checked", Copy
 }
 
 /// `error`: the tool that failed the target and why. Later tools pass the
@@ -500,14 +471,16 @@ mod tests {
     fn installed_is_keyed_by_normalized_names() {
         let r = record(json!({"installed": {"Zope.Interface": "6.0", "six": "1.16.0"}}));
         let installed = installed(&r).unwrap();
-        let zope: PackageName = "zope-interface".parse().unwrap();
-        assert_eq!(installed.0.get(&zope).map(String::as_str), Some("6.0"));
+        assert_eq!(
+            installed.get("zope-interface").map(String::as_str),
+            Some("6.0")
+        );
         assert_eq!(
             serde_json::to_string(&installed).unwrap(),
             r#"{"six":"1.16.0","zope-interface":"6.0"}"#
         );
         let fresh = record(json!({"venv_exists": false}));
-        assert!(super::installed(&fresh).unwrap().0.is_empty());
+        assert!(super::installed(&fresh).unwrap().is_empty());
         let missing = format!("{:#}", super::installed(&record(json!({}))).unwrap_err());
         assert!(missing.contains("missing field `installed`"), "{missing}");
     }

@@ -7,9 +7,9 @@
 //! field at once, so one run of the tool shows all there is to fix.
 
 use super::{get, Field, Record};
+use crate::hop::{parse_chain, Hop};
 use crate::record::stage::Facts;
-use crate::transport::jump::{parse_chain, Hop};
-use crate::transport::name::{check_host, check_user};
+use crate::ssh_name::{check_host, check_user};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -14,11 +14,10 @@
 //! not answer for is frozen on its own.
 
 use super::venv_python;
-use crate::record::{Facts, Freeze, Markers};
+use crate::record::{Facts, Freeze, Installed, Markers};
 use crate::shell;
 use crate::transport::Finished;
 use anyhow::{bail, Context, Result};
-use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 
 /// Prints the interpreter's facts and its installed distributions as one
@@ -195,19 +194,19 @@ pub struct FreezeOutput {
     /// The PEP 508 environment (`markers`).
     pub markers: Markers,
     /// What the venv holds.
-    pub installed: Installed,
+    pub installed: Listing,
 }
 
 /// The `installed` part of a freeze.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Installed {
+pub enum Listing {
     /// Not asked for: the venv does not exist yet (`--no-installed`).
     NotAsked,
     /// Asked for, but the script printed null: what vd's script printed
     /// for Python before 3.8 until it read the metadata files itself.
     Unknown,
     /// {normalized name: version}.
-    Listed(BTreeMap<String, String>),
+    Listed(Installed),
 }
 
 impl FreezeOutput {
@@ -223,9 +222,9 @@ impl FreezeOutput {
         let facts: Freeze = serde_json::from_value(serde_json::Value::Object(object))
             .context("the freeze script printed facts vd cannot read")?;
         let installed = match facts.installed {
-            None => Installed::NotAsked,
-            Some(None) => Installed::Unknown,
-            Some(Some(installed)) => Installed::Listed(installed.by_name()),
+            None => Listing::NotAsked,
+            Some(None) => Listing::Unknown,
+            Some(Some(installed)) => Listing::Listed(installed),
         };
         Ok(FreezeOutput {
             python: facts.python,
@@ -252,13 +251,13 @@ impl FreezeOutput {
         }
         let output = FreezeOutput::parse(String::from_utf8_lossy(&finished.stdout).trim())?;
         match &output.installed {
-            Installed::NotAsked => {}
-            Installed::Unknown => bail!(
+            Listing::NotAsked => {}
+            Listing::Unknown => bail!(
                 "the freeze script printed no list of distributions for python {} in {venv} \
                  (`installed` is null)",
                 output.python.version.as_deref().unwrap_or("?")
             ),
-            Installed::Listed(_) => {
+            Listing::Listed(_) => {
                 if output.python.venv != Some(true) {
                     bail!(
                         "{venv} is not a virtualenv: its bin/python is the interpreter of {} (there is no pyvenv.cfg)",
@@ -272,11 +271,11 @@ impl FreezeOutput {
 
     /// `{normalized name: version}` of a venv's freeze; an error for a
     /// freeze without the list.
-    pub fn installed(&self) -> Result<&BTreeMap<String, String>> {
+    pub fn installed(&self) -> Result<&Installed> {
         match &self.installed {
-            Installed::Listed(map) => Ok(map),
-            Installed::NotAsked => bail!("the venv's freeze printed no `installed`"),
-            Installed::Unknown => bail!("the venv's freeze could not list its distributions"),
+            Listing::Listed(map) => Ok(map),
+            Listing::NotAsked => bail!("the venv's freeze printed no `installed`"),
+            Listing::Unknown => bail!("the venv's freeze could not list its distributions"),
         }
     }
 }
@@ -320,7 +319,7 @@ mod tests {
             1
         );
         let blog = FreezeOutput::read(finished[1], "/srv/blog/venv").unwrap();
-        assert_eq!(blog.installed, Installed::NotAsked);
+        assert_eq!(blog.installed, Listing::NotAsked);
         assert_eq!(blog.python.executable.as_deref(), Some("/usr/bin/python3"));
         let err =
             |f: &Finished, venv: &str| format!("{:#}", FreezeOutput::read(f, venv).unwrap_err());
@@ -439,7 +438,7 @@ mod tests {
     #[test]
     fn reads_a_venv_freeze() {
         let out = FreezeOutput::read(&Finished::of(0, VENV, ""), "/srv/shop/venv").unwrap();
-        assert!(matches!(out.installed, Installed::Listed(_)));
+        assert!(matches!(out.installed, Listing::Listed(_)));
         let installed = out.installed().unwrap();
         assert_eq!(installed.len(), 3);
         assert_eq!(installed["pip"], "23.2.1");
@@ -460,8 +459,8 @@ mod tests {
     #[test]
     fn a_freeze_without_installed_is_a_venv_to_create() {
         let out = FreezeOutput::read(&Finished::of(0, NO_VENV, ""), "/srv/new").unwrap();
-        assert_eq!(out.installed, Installed::NotAsked);
-        assert!(!matches!(out.installed, Installed::Listed(_)));
+        assert_eq!(out.installed, Listing::NotAsked);
+        assert!(!matches!(out.installed, Listing::Listed(_)));
         assert!(out.installed().is_err());
         assert_eq!(out.python.executable.as_deref(), Some("/usr/bin/python3"));
     }

@@ -2,7 +2,7 @@
 //! which versions a package has, which one to try, and what a version needs.
 
 use super::budget::{Budget, GaveUp};
-use super::{Candidates, Chosen, Request, Resolution, Target};
+use super::{Candidates, Chosen, Request, Resolution, Venv};
 use crate::requirement::Requirement;
 use pep508_rs::pep440_rs::Version;
 use pep508_rs::ExtraName;
@@ -70,7 +70,7 @@ pub(super) struct Named<'r> {
 
 pub(super) struct Provider<'a> {
     pub candidates: &'a dyn Candidates,
-    pub target: &'a Target<'a>,
+    pub target: &'a Venv<'a>,
     upgrade_deps: bool,
     pub named: BTreeMap<String, Named<'a>>,
     pub constraints: HashMap<String, (Ranges<Version>, Vec<&'a Requirement>)>,
@@ -88,7 +88,7 @@ pub(super) struct Provider<'a> {
 impl<'a> Provider<'a> {
     pub fn new(
         candidates: &'a dyn Candidates,
-        target: &'a Target<'a>,
+        target: &'a Venv<'a>,
         request: &'a Request<'a>,
     ) -> Result<Provider<'a>, String> {
         let mut installed = HashMap::new();

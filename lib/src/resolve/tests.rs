@@ -117,7 +117,7 @@ fn lines(texts: &[&str]) -> Vec<Requirement> {
 struct Case<'a> {
     wheels: &'a Wheels,
     python: &'a Python,
-    installed: BTreeMap<String, String>,
+    installed: Installed,
     requirements: Vec<Requirement>,
     constraints: Vec<Requirement>,
     upgrade_deps: bool,
@@ -128,7 +128,7 @@ impl<'a> Case<'a> {
         Case {
             wheels,
             python,
-            installed: BTreeMap::new(),
+            installed: Installed::default(),
             requirements: lines(requirements),
             constraints: Vec::new(),
             upgrade_deps: false,
@@ -144,7 +144,7 @@ impl<'a> Case<'a> {
     }
 
     fn run(&self) -> Result<Resolution, String> {
-        let target = Target {
+        let target = Venv {
             env: &self.python.env,
             tags: &self.python.tags,
             installed: &self.installed,

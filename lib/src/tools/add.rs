@@ -1,7 +1,8 @@
 //! `vd-add`: check wheels and add them to the repository.
 
-use crate::cli::{self, RepoArgs, Status};
-use crate::output::{status_cell, Output, Table};
+use crate::cli::RepoArgs;
+use crate::messages;
+use crate::output::{status_cell, Output, Status, Table};
 use crate::record::{self, Added, Record};
 use crate::repo::Repo;
 use anyhow::{Context, Result};
@@ -66,7 +67,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     let mut adder = Repo::adder(&args.repo.repo)?;
     let paths: Box<dyn Iterator<Item = io::Result<PathBuf>>> = if args.wheels.is_empty() {
         if io::stdin().is_terminal() {
-            cli::warn(TOOL, "reading wheel paths from the terminal, one per line (give WHEEL arguments instead)");
+            messages::warn(TOOL, "reading wheel paths from the terminal, one per line (give WHEEL arguments instead)");
         }
         // Paths are bytes, not text: a name that is not UTF-8 is still a
         // path, and never a reason to drop the rest of the batch.
@@ -115,7 +116,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
             }
             Err(e) => {
                 let message = format!("{e:#}");
-                cli::target_error(TOOL, &message);
+                messages::target_error(TOOL, &message);
                 record::set_error(&mut record, TOOL, &message);
             }
         }

@@ -1,29 +1,25 @@
 //! `vd-diff`: plan, per target, which wheels to install and which packages
 //! to remove.
 
-use crate::cli::{self, RepoArgs, Status};
+use crate::cli::RepoArgs;
 use crate::fingerprint;
-use crate::lock::Lock;
-use crate::output::{status_cell, Output, Table};
-use crate::plan::{self, Action, Options, Plan, Planner};
+use crate::messages;
+use crate::output::{status_cell, Output, Status, Table};
+use crate::plan::{self, Kinds, Planned, Planner, Plans, Policy};
 use crate::record::{
-    self, target_label, Ahead, Changes, Error, Field, Installed, Markers, PlannedFrom, Python,
-    RawRecord, Reader, Record, Target, Unchanged, VenvExists,
+    self, target_label, Action, Ahead, Changes, Markers, Python, RawRecord, Reader, Record, Target,
 };
 use crate::repo::Repo;
 use crate::requirement::Requirements;
+use crate::saved_freeze::SavedFreeze;
 use crate::tags::{Interpreter, Tags};
 use anyhow::{anyhow, bail, Result};
 use std::collections::HashMap;
 use std::io::{self, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 const TOOL: &str = "vd-diff";
-
-/// How many distinct kinds of target keep their plan for the next target
-/// of the same kind.
-const MEMO_LIMIT: usize = 128;
 
 /// Plan the change: which wheels to install and which packages to remove.
 ///
@@ -174,46 +170,17 @@ tool!(VdDiff);
 fn run(args: Args, out: &mut Output) -> Result<Status> {
     let repo = Repo::open(&args.repo.repo)?;
     let index = repo.index()?;
-    let planner = Planner::new(&index);
-    let common = if args.requirements.is_empty() {
-        None
-    } else {
-        let mut all = Requirements::default();
-        for path in &args.requirements {
-            let reqs = Requirements::read(path)?;
-            for warning in &reqs.warnings {
-                cli::warn(TOOL, warning);
-            }
-            all.extend(&reqs);
-        }
-        Some(all)
-    };
-    let lock = args.lock.as_deref().map(Lock::read).transpose()?;
+    let mut state = State::new(&args, Planner::new(&index))?;
     if io::stdin().is_terminal() {
-        cli::warn(
+        messages::warn(
             TOOL,
             "reading target records from the terminal (pipe vd-freeze into vd-diff)",
         );
     }
-    let mut state = State {
-        planner,
-        common,
-        lock,
-        options: Options {
-            exact: args.exact || args.lock.is_some(),
-            upgrade_deps: args.upgrade_deps,
-            unchanged: false,
-        },
-        tags: HashMap::new(),
-        files: HashMap::new(),
-        plans: HashMap::new(),
-    };
-    let mut drift = false;
-    let mut failed = false;
     // Targets of a kind planned before skip the reading: only with the
-    // plans of a lock, which are each target's own, or a table, which
-    // reads every record anyway, is each one read whole.
-    let mut kinds = (out.is_json() && state.lock.is_none()).then(Kinds::default);
+    // plans of a saved freeze, which are each target's own, or a table,
+    // which reads every record anyway, is each one read whole.
+    let mut kinds = (out.is_json() && state.saved_freeze.is_none()).then(Kinds::default);
     // Written records are flushed when the input has no more lines at
     // hand, or before a target that takes a resolution: piped in all at
     // once, a fleet's records go out in few writes; from a stage that
@@ -225,56 +192,17 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         if reader.input().buffer().is_empty() {
             out.flush()?;
         }
-        let Some(next) = reader.next_text() else {
-            break;
-        };
-        let (number, text) = match next {
-            Ok(line) => line,
-            Err(line) => {
-                failed = true;
+        match reader.next_text() {
+            None => break,
+            Some(Ok((number, text))) => state.write_line(number, text, kinds.as_mut(), out)?,
+            Some(Err(line)) => {
+                state.failed = true;
                 out.write(&line.record)?;
-                continue;
-            }
-        };
-        let raw = kinds.as_ref().and_then(|_| RawRecord::parse(text));
-        if let (Some(kinds), Some(raw)) = (&mut kinds, &raw) {
-            if let Some((kind, target)) = kinds.find(raw) {
-                drift |= kind.plan.drift;
-                let line = kind.write(raw);
-                out.write_json_line(&line, &target)?;
-                continue;
             }
         }
-        let mut record = record::parse_line(TOOL, number, text);
-        if record::error_of(&record).is_none() {
-            out.flush()?;
-            let planned = state
-                .plan_record(&record)
-                .and_then(|plan| Ok((plan, fingerprint::of_record(&record)?)));
-            match planned {
-                Ok((plan, planned_from)) => {
-                    drift |= plan.drift;
-                    set_plan(&mut record, &plan, &planned_from);
-                    if let (Some(kinds), Some(raw)) = (&mut kinds, &raw) {
-                        kinds.remember(raw, plan, &planned_from);
-                    }
-                }
-                Err(e) => {
-                    let message = format!("{e:#}");
-                    cli::target_error(TOOL, &format!("{}: {message}", target_label(&record)));
-                    record::remove::<Changes>(&mut record);
-                    record::remove::<Ahead>(&mut record);
-                    record::remove::<PlannedFrom>(&mut record);
-                    record::remove::<Unchanged>(&mut record);
-                    record::set_error(&mut record, TOOL, &message);
-                }
-            }
-        }
-        failed |= record::error_of(&record).is_some();
-        out.write(&record)?;
     }
     // For cron: drift and failure as exit statuses of their own.
-    Ok(match (args.check, failed, drift) {
+    Ok(match (args.check, state.failed, state.drift) {
         (true, true, _) => Status::Exit(2),
         (true, false, true) => Status::Exit(1),
         _ => Status::Ok,
@@ -282,23 +210,98 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
 }
 
 /// What the run keeps from one target to the next: nothing of the targets
-/// themselves, only what many of them share.
+/// themselves, only what many of them share, and how the run is going.
 struct State<'a> {
-    lock: Option<Lock>,
-    options: Options,
-    /// Plans by everything they depend on (interpreter facts, installed
-    /// set, requirements): targets of one kind are resolved once.
-    plans: HashMap<String, Result<Rc<Planned>, String>>,
+    saved_freeze: Option<SavedFreeze>,
+    policy: Policy,
+    plans: Plans,
     planner: Planner<'a>,
     /// The REQUIREMENTS arguments, read once.
-    common: Option<Requirements>,
+    common: Option<Rc<Requirements>>,
     /// Tags per distinct interpreter.
     tags: HashMap<Interpreter, Rc<Tags>>,
     /// Per-target requirements files, read once each.
     files: HashMap<PathBuf, Result<Rc<Requirements>, String>>,
+    /// Some target's plan is not empty.
+    drift: bool,
+    /// Some record written carries an error.
+    failed: bool,
 }
 
-impl State<'_> {
+impl<'a> State<'a> {
+    /// Read what the arguments name: the requirements every target shares,
+    /// or the saved freeze.
+    fn new(args: &Args, planner: Planner<'a>) -> Result<State<'a>> {
+        let common = if args.requirements.is_empty() {
+            None
+        } else {
+            let mut all = Requirements::default();
+            for path in &args.requirements {
+                all.extend(&read_requirements(path)?);
+            }
+            Some(Rc::new(all))
+        };
+        Ok(State {
+            saved_freeze: args.lock.as_deref().map(SavedFreeze::read).transpose()?,
+            policy: Policy {
+                exact: args.exact || args.lock.is_some(),
+                upgrade_deps: args.upgrade_deps,
+                unchanged: false,
+            },
+            plans: Plans::default(),
+            planner,
+            common,
+            tags: HashMap::new(),
+            files: HashMap::new(),
+            drift: false,
+            failed: false,
+        })
+    }
+
+    /// Plan the record on one input line and write it: by its kind's plan
+    /// when `kinds` knows it, else read whole.
+    fn write_line(
+        &mut self,
+        number: usize,
+        text: &str,
+        mut kinds: Option<&mut Kinds>,
+        out: &mut Output,
+    ) -> Result<()> {
+        let raw = kinds.as_ref().and_then(|_| RawRecord::parse(text));
+        if let (Some(kinds), Some(raw)) = (kinds.as_deref_mut(), &raw) {
+            if let Some((kind, target)) = kinds.find(raw) {
+                self.drift |= kind.plan.drift;
+                out.write_json_line(&kind.write(raw), &target)?;
+                return Ok(());
+            }
+        }
+        let mut record = record::parse_line(TOOL, number, text);
+        if record::error_of(&record).is_none() {
+            out.flush()?;
+            let planned = self
+                .plan_record(&record)
+                .and_then(|plan| Ok((plan, fingerprint::of_record(&record)?)));
+            match planned {
+                Ok((plan, planned_from)) => {
+                    self.drift |= plan.drift;
+                    plan::set_plan(&mut record, &plan, &planned_from);
+                    if let (Some(kinds), Some(raw)) = (kinds, &raw) {
+                        kinds.remember(raw, plan, &planned_from);
+                    }
+                }
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    messages::target_error(TOOL, &format!("{}: {message}", target_label(&record)));
+                    plan::clear_plan(&mut record);
+                    record::set_error(&mut record, TOOL, &message);
+                }
+            }
+        }
+        self.failed |= record::error_of(&record).is_some();
+        out.write(&record)?;
+        Ok(())
+    }
+
     fn plan_record(&mut self, record: &Record) -> Result<Rc<Planned>> {
         let target = Target::parse(record)?;
         let python = match &target.python {
@@ -317,225 +320,67 @@ impl State<'_> {
             .entry(interpreter)
             .or_insert_with_key(|i| Rc::new(Tags::new(i)))
             .clone();
-        let installed = record::installed(record)?.by_name();
-
-        let per_target;
-        let pins;
-        let mut sources: Vec<&Requirements> = Vec::new();
-        let mut requirements_key = String::new();
-        match (&self.lock, &self.common) {
-            (Some(lock), _) => {
-                pins = lock
-                    .pins_for(&target, record, self.planner.index())
-                    .map_err(|e| anyhow!("{e}"))?;
-                requirements_key = format!("{:p}", Rc::as_ptr(&pins));
-                sources.push(&pins);
-            }
-            (None, Some(common)) => sources.push(common),
-            (None, None) => {
-                let file = target.requirements.clone();
-                let packages = target.packages.clone();
-                if file.is_none() && packages.is_empty() {
-                    bail!("no requirements: give REQUIREMENTS files, or set `requirements` or `packages` on the target");
-                }
-                requirements_key = format!("{file:?} {packages:?}");
-                let from_file = match file {
-                    Some(path) => Some(
-                        self.files
-                            .entry(path)
-                            .or_insert_with_key(|p| {
-                                Requirements::read(p)
-                                    .inspect(|reqs| {
-                                        for warning in &reqs.warnings {
-                                            cli::warn(TOOL, warning);
-                                        }
-                                    })
-                                    .map(Rc::new)
-                                    .map_err(|e| format!("{e:#}"))
-                            })
-                            .clone()
-                            .map_err(|e| anyhow!("{e}"))?,
-                    ),
-                    None => None,
-                };
-                per_target = (from_file, Requirements::from_list(&packages, "packages")?);
-                if let Some(f) = &per_target.0 {
-                    sources.push(f);
-                }
-                sources.push(&per_target.1);
-            }
-        }
-        // The interpreter by its tags' identity, not its facts: those name
-        // the venv's own paths, which do not change the plan.
-        let options = Options {
-            unchanged: target.generations.is_some(),
-            ..self.options
-        };
-        let key = serde_json::to_string(&(
-            tags.id(),
-            &env,
-            &installed,
-            &requirements_key,
-            options.unchanged,
-        ))
-        .expect("facts serialize");
-        if let Some(plan) = self.plans.get(&key) {
-            return plan.clone().map_err(|e| anyhow!("{e}"));
-        }
-        let known = plan::Target {
+        let installed = record::installed(record)?;
+        let (sources, requirements) = self.requirements_of(&target, record)?;
+        let sources: Vec<&Requirements> = sources.iter().map(Rc::as_ref).collect();
+        let venv = plan::Venv {
             env: &env,
             tags: &tags,
             installed: &installed,
         };
-        let plan = self
-            .planner
-            .plan_target(&known, &sources, options)
-            .map(|plan| Rc::new(Planned::from(plan)))
-            .map_err(|problems| problems.join("; "));
-        if self.plans.len() >= MEMO_LIMIT {
-            // A fleet of all-different targets: memory stays flat.
-            self.plans.clear();
+        let policy = Policy {
+            unchanged: target.generations.is_some(),
+            ..self.policy
+        };
+        self.plans
+            .plan(&self.planner, &venv, &sources, &requirements, policy)
+            .map_err(|e| anyhow!("{e}"))
+    }
+
+    /// The requirements a target is planned to, and a name for them that
+    /// targets with the same requirements share: the saved freeze's pins,
+    /// the REQUIREMENTS arguments, or the target's own file and packages.
+    fn requirements_of(
+        &mut self,
+        target: &Target,
+        record: &Record,
+    ) -> Result<(Vec<Rc<Requirements>>, String)> {
+        if let Some(saved) = &self.saved_freeze {
+            let pins = saved
+                .pins_for(target, record, self.planner.index())
+                .map_err(|e| anyhow!("{e}"))?;
+            let name = format!("{:p}", Rc::as_ptr(&pins));
+            return Ok((vec![pins], name));
         }
-        self.plans.insert(key, plan.clone());
-        plan.map_err(|e| anyhow!("{e}"))
-    }
-}
-
-/// Plans by the text of what they were made from, as the records carried
-/// it ([`RawRecord`]): for a target of a kind seen before, vd-diff reads
-/// its target fields only (to check them, as for any target) and writes
-/// the record with its kind's plan, without reading or writing the
-/// installed set and the interpreter's facts as values. Records alike in
-/// what the plan depends on but not in its text (other spacing, another
-/// venv path in the facts) still share the resolution, in [`State`].
-#[derive(Default)]
-struct Kinds {
-    known: HashMap<Vec<u8>, Rc<Kind>>,
-    /// The last key looked up, kept for [`Kinds::remember`].
-    key: Vec<u8>,
-}
-
-/// One kind's plan, and its fields as the JSON text every record of the
-/// kind gets.
-struct Kind {
-    plan: Rc<Planned>,
-    planned_from: String,
-}
-
-impl Kinds {
-    /// The fields that make a kind: what the plan and the fingerprint of
-    /// the state it was made from are computed from.
-    fn key_fields() -> impl Iterator<Item = &'static str> {
-        [Markers::NAME, Installed::NAME, VenvExists::NAME]
-            .into_iter()
-            .chain(record::PLAN_COLUMNS.iter().copied())
-    }
-
-    /// The plan of the record's kind, if planned before, with the fields
-    /// the record keeps once the big ones are left out (its target,
-    /// checked as every target is). `None` sends the record the long way:
-    /// a kind not seen yet, an error from an earlier tool, or a target
-    /// whose fields do not parse (there it gets its error).
-    fn find(&mut self, raw: &RawRecord) -> Option<(Rc<Kind>, Record)> {
-        if raw.has(Error::NAME) {
-            return None;
+        if let Some(common) = &self.common {
+            return Ok((vec![common.clone()], String::new()));
         }
-        let names: Vec<&str> = Kinds::key_fields().collect();
-        raw.key(&names, &mut self.key);
-        let kind = self.known.get(&self.key)?.clone();
-        // The interpreter's facts are in the key: checked with the kind.
-        let left = raw
-            .without(&[
-                Python::NAME,
-                Installed::NAME,
-                Markers::NAME,
-                Changes::NAME,
-                Ahead::NAME,
-                Unchanged::NAME,
-                PlannedFrom::NAME,
-            ])
-            .ok()?;
-        Target::parse(&left).ok()?;
-        Some((kind, left))
-    }
-
-    /// Keep the plan of the record last looked up with [`Kinds::find`].
-    fn remember(&mut self, raw: &RawRecord, plan: Rc<Planned>, planned_from: &str) {
-        let names: Vec<&str> = Kinds::key_fields().collect();
-        raw.key(&names, &mut self.key);
-        if self.known.len() >= MEMO_LIMIT {
-            self.known.clear();
+        let (file, packages) = (&target.requirements, &target.packages);
+        if file.is_none() && packages.is_empty() {
+            bail!("no requirements: give REQUIREMENTS files, or set `requirements` or `packages` on the target");
         }
-        let planned_from = serde_json::to_string(planned_from).expect("a string serializes");
-        let kind = Kind { plan, planned_from };
-        self.known.insert(self.key.clone(), Rc::new(kind));
-    }
-}
-
-impl Kind {
-    /// The record as a JSON line, with the fields [`set_plan`] writes.
-    fn write(&self, raw: &RawRecord) -> String {
-        let plan = &self.plan;
-        let mut line = String::new();
-        raw.write_with(
-            &[
-                (Changes::NAME, Some(&plan.changes_text)),
-                (Ahead::NAME, Some(&plan.ahead_text)),
-                (Unchanged::NAME, plan.unchanged_text.as_deref()),
-                (PlannedFrom::NAME, Some(&self.planned_from)),
-            ],
-            &mut line,
-        );
-        line
-    }
-}
-
-/// The plan, and the fingerprint of the state it was made from.
-fn set_plan(record: &mut Record, plan: &Planned, planned_from: &str) {
-    record::put_json::<Changes>(record, plan.changes.clone());
-    record::put_json::<Ahead>(record, plan.ahead.clone());
-    match &plan.unchanged {
-        Some(unchanged) => record::put_json::<Unchanged>(record, unchanged.clone()),
-        None => record::remove::<Unchanged>(record),
-    }
-    record::put(record, &PlannedFrom(planned_from.to_string()));
-}
-
-/// A plan as the record carries it, serialized once for every target that
-/// shares it.
-struct Planned {
-    /// `plan`
-    changes: serde_json::Value,
-    /// `ahead`
-    ahead: serde_json::Value,
-    /// `unchanged`, for a target with generations (none when empty).
-    unchanged: Option<serde_json::Value>,
-    /// Whether there is anything to change (for `--check`).
-    drift: bool,
-    /// The same three as JSON text, for [`Kinds`].
-    changes_text: String,
-    ahead_text: String,
-    unchanged_text: Option<String>,
-}
-
-impl From<Plan> for Planned {
-    fn from(plan: Plan) -> Planned {
-        let drift = !plan.changes.is_empty();
-        let changes = serde_json::to_value(Changes(plan.changes)).expect("a plan serializes");
-        let ahead = serde_json::to_value(Ahead(plan.ahead)).expect("a plan serializes");
-        let unchanged = (!plan.unchanged.is_empty())
-            .then(|| serde_json::to_value(Unchanged(plan.unchanged)).expect("a plan serializes"));
-        let text = |value: &serde_json::Value| value.to_string();
-        Planned {
-            drift,
-            changes_text: text(&changes),
-            ahead_text: text(&ahead),
-            unchanged_text: unchanged.as_ref().map(text),
-            changes,
-            ahead,
-            unchanged,
+        let name = format!("{file:?} {packages:?}");
+        let mut sources = Vec::new();
+        if let Some(path) = file {
+            let read = self.files.entry(path.clone()).or_insert_with_key(|p| {
+                read_requirements(p)
+                    .map(Rc::new)
+                    .map_err(|e| format!("{e:#}"))
+            });
+            sources.push(read.clone().map_err(|e| anyhow!("{e}"))?);
         }
+        sources.push(Rc::new(Requirements::from_list(packages, "packages")?));
+        Ok((sources, name))
     }
+}
+
+/// A requirements file, its warnings said.
+fn read_requirements(path: &Path) -> Result<Requirements> {
+    let reqs = Requirements::read(path)?;
+    for warning in &reqs.warnings {
+        messages::warn(TOOL, warning);
+    }
+    Ok(reqs)
 }
 
 #[cfg(test)]

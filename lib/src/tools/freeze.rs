@@ -1,12 +1,12 @@
 //! `vd-freeze`: what is installed in each target's virtualenv, and what
 //! interpreter it runs.
 
-use crate::cli::{Status, TransportArgs};
+use crate::cli::TransportArgs;
 use crate::fleet::{set_target_error, Held, Host};
-use crate::output::{status_cell, Output, Table};
+use crate::output::{status_cell, Output, Status, Table};
 use crate::record::{self, target_label, Frozen, Installed, Python, Reader, Record};
 use crate::remote;
-use crate::remote::freeze::{self, FreezeOutput, Installed as Listed};
+use crate::remote::freeze::{self, FreezeOutput, Listing};
 use crate::transport::Finished;
 use anyhow::{anyhow, bail, Result};
 use std::collections::BTreeMap;
@@ -65,7 +65,7 @@ static TABLE: Table = Table {
             _ => String::new(),
         };
         let packages = match record::get::<Installed>(r) {
-            Ok(Some(installed)) => installed.0.len().to_string(),
+            Ok(Some(installed)) => installed.len().to_string(),
             _ => String::new(),
         };
         vec![
@@ -186,7 +186,7 @@ fn frozen(finished: &Finished, venv: &str, run_as: Option<&str>) -> Result<Froze
     }
     let facts = FreezeOutput::read(finished, venv)?;
     let (installed, exists) = match &facts.installed {
-        Listed::Listed(installed) => (Installed::from_names(installed)?, true),
+        Listing::Listed(installed) => (installed.clone(), true),
         _ => (Installed::default(), false),
     };
     Ok(Frozen {

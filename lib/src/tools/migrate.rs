@@ -3,20 +3,21 @@
 //! The per-target work is Django's own `migrate`; what vd adds is which
 //! targets run it, as whom, and when. Targets that share a settings module
 //! usually share a database, so a module is migrated by one target at a time
-//! across the whole run ([`KeyedLock`]) while hosts otherwise work in
+//! across the whole run ([`KeyedMutex`]) while hosts otherwise work in
 //! parallel; with `--once` a module is migrated by the first target that gets
 //! to it and the others only wait for it and say where it was done. Nothing
 //! here needs a finish per host: a target's record is written once its
 //! migrations are done, so vd-reload never reloads a target ahead of them.
 
-use crate::cli::{self, ChangedArgs, RepoArgs, Status, TransportArgs};
+use crate::cli::{ChangedArgs, RepoArgs, TransportArgs};
 use crate::console;
 use crate::fleet::Host;
-use crate::keyed_lock::KeyedLock;
+use crate::keyed_mutex::KeyedMutex;
 use crate::log::{Event, EventWriter, ReleaseLog};
-use crate::output::{status_cell, Output, Table};
+use crate::messages;
+use crate::output::{status_cell, Output, Status, Table};
 use crate::record::{
-    self, target_label, Installed, Migrated, MigratedElsewhere, Pending, Reader, Record,
+    self, target_label, Installed, Migrated, MigratedElsewhere, Pending, Reader, Record, Target,
 };
 use crate::remote;
 use crate::remote::migrate::{is_settings_module, migrate_command, Migrate, MigrateOutcome};
@@ -24,10 +25,8 @@ use crate::repo::Repo;
 use crate::transport::Connection;
 use anyhow::{bail, Result};
 use indexmap::IndexMap;
-use pep508_rs::PackageName;
 use std::collections::HashMap;
 use std::io;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -153,7 +152,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         once: args.once,
         check: args.check,
         log,
-        turns: KeyedLock::new(),
+        turns: KeyedMutex::new(),
         done: Mutex::new(HashMap::new()),
         pending: AtomicBool::new(false),
     };
@@ -166,7 +165,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     let logged = migrator.log.as_ref().is_none_or(|log| !log.failed());
     let pending = migrator.pending.load(Ordering::Relaxed);
     if args.check && pending {
-        cli::error(TOOL, "some targets have pending migrations (see above)");
+        messages::error(TOOL, "some targets have pending migrations (see above)");
     }
     Ok(if logged && !(args.check && pending) {
         Status::Ok
@@ -192,7 +191,7 @@ struct Migrator {
     check: bool,
     log: Option<EventWriter>,
     /// One target at a time per settings module.
-    turns: KeyedLock,
+    turns: KeyedMutex,
     /// With `--once`: the modules done so far. Read and written only while
     /// holding the module's turn.
     done: Mutex<HashMap<String, Done>>,
@@ -202,12 +201,7 @@ struct Migrator {
 
 impl Migrator {
     /// Migrate (or plan) one target.
-    fn target(
-        &self,
-        host: &mut Host<()>,
-        parsed: &record::Target,
-        record: &mut Record,
-    ) -> Result<()> {
+    fn target(&self, host: &mut Host<()>, parsed: &Target, record: &mut Record) -> Result<()> {
         if !self.changed.selects(record)? {
             return Ok(());
         }
@@ -223,12 +217,10 @@ impl Migrator {
         let installed = record::get::<Installed>(record).ok().flatten();
         let django = installed
             .as_ref()
-            .and_then(|i| {
-                i.0.get(&PackageName::from_str("django").expect("a valid name"))
-            })
+            .and_then(|i| i.get("django"))
             .map(String::as_str);
         let plan = Migrate::Plan.for_django(django);
-        let target = Target {
+        let target = VenvSession {
             connection,
             venv: &venv,
             user: user.as_deref(),
@@ -243,7 +235,7 @@ impl Migrator {
     /// `showmigrations --plan`) lists for each module.
     fn plan(
         &self,
-        mut target: Target,
+        mut target: VenvSession,
         how: Migrate,
         modules: &[String],
         record: &mut Record,
@@ -267,7 +259,7 @@ impl Migrator {
             self.pending.store(true, Ordering::Relaxed);
             if self.check {
                 // What --check is run for: said even with --quiet.
-                cli::error(
+                messages::error(
                     TOOL,
                     &format!(
                         "{}: pending migrations: {}",
@@ -282,13 +274,18 @@ impl Migrator {
 
     /// `migrated`: what `migrate` applied for each module, one module at a
     /// time across the run; with `--once`, `migrated_elsewhere` too.
-    fn apply(&self, mut target: Target, modules: &[String], record: &mut Record) -> Result<()> {
+    fn apply(
+        &self,
+        mut target: VenvSession,
+        modules: &[String],
+        record: &mut Record,
+    ) -> Result<()> {
         let label = target_label(record);
         let mut migrated = IndexMap::new();
         let mut elsewhere = IndexMap::new();
         let mut failure = None;
         for module in modules {
-            let _turn = self.turns.lock(module);
+            let _turn = self.turns.hold(module);
             if self.once {
                 let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
                 match done.get(module).cloned() {
@@ -372,13 +369,13 @@ impl Migrator {
 }
 
 /// One target's venv on its host's connection, and who migrates it.
-struct Target<'a> {
+struct VenvSession<'a> {
     connection: &'a mut Connection,
     venv: &'a str,
     user: Option<&'a str>,
 }
 
-impl Target<'_> {
+impl VenvSession<'_> {
     /// Run Django's migrate (or its plan) for `module`, and read what it
     /// said. An error is a command that could not be run at all, or sudo
     /// refusing.

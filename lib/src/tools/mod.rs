@@ -4,8 +4,8 @@
 //! The clap definitions live here rather than in `tools/*/main.rs` so that
 //! the man pages are generated from the same definitions as `--help`.
 
-use crate::cli::{self, OutputArgs, Status};
-use crate::output::{Output, Table};
+use crate::cli::{self, OutputArgs};
+use crate::output::{Output, Status, Table};
 use anyhow::Result;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use std::process::ExitCode;
@@ -41,7 +41,7 @@ macro_rules! tool {
             fn run(
                 args: Args,
                 out: &mut $crate::output::Output,
-            ) -> anyhow::Result<$crate::cli::Status> {
+            ) -> anyhow::Result<$crate::output::Status> {
                 run(args, out)
             }
         }

@@ -1,10 +1,10 @@
 //! `vd-push`: put each target's planned wheels into its virtualenv.
 
-use crate::cli::{RepoArgs, Status, TransportArgs};
+use crate::cli::{RepoArgs, TransportArgs};
 use crate::confirm::{self, Answer, Terminal};
 use crate::log::{EventWriter, ReleaseLog};
-use crate::output::{status_cell, Output, Table};
-use crate::push::{Options, Pusher};
+use crate::output::{status_cell, Output, Status, Table};
+use crate::push::{Mode, Pusher};
 use crate::record::{
     self, target_label, Changed, Generation, Line, Pushed, Reader, Record, Skipped,
 };
@@ -187,7 +187,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         Box::new(stdin)
     };
     let log = EventWriter::new(ReleaseLog::new(repo.dir()), TOOL);
-    let options = Options {
+    let options = Mode {
         dry_run: args.dry_run,
         create: args.create,
         confirmed: args.confirm,

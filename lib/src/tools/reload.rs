@@ -9,11 +9,11 @@
 //! updates; here such targets are held ([`Host::hold`]) and reloaded together
 //! in the fleet's finish, when the input has ended.
 
-use crate::cli::{ChangedArgs, RepoArgs, Status, TransportArgs};
+use crate::cli::{ChangedArgs, RepoArgs, TransportArgs};
 use crate::console;
 use crate::fleet::{self, Held, Host};
 use crate::log::{Event, EventWriter, ReleaseLog};
-use crate::output::{status_cell, Output, Table};
+use crate::output::{status_cell, Output, Status, Table};
 use crate::record::{
     self, target_label, Checked, Generation, Reader, Record, Reloaded, Reverted, Switch, Target,
 };

@@ -1,13 +1,12 @@
 //! `vd-rollback`: switch targets with generations back to an older
 //! generation.
 
-use crate::cli::{RepoArgs, Status, TransportArgs};
+use crate::cli::{RepoArgs, TransportArgs};
 use crate::fleet::Host;
 use crate::log::{Event, EventWriter, ReleaseLog};
-use crate::output::{status_cell, Output, Table};
+use crate::output::{status_cell, Output, Status, Table};
 use crate::record::{
-    self, target_label, Changed, Frozen, Generation, Installed, Reader, Record, RolledBack, Switch,
-    Target,
+    self, target_label, Changed, Frozen, Generation, Reader, Record, RolledBack, Switch, Target,
 };
 use crate::remote;
 use crate::remote::switch::{switch_command, Switched, SWITCH_STDIN};
@@ -135,7 +134,7 @@ pub(crate) fn roll_back(
         &Frozen {
             python: switched.freeze.python.clone(),
             markers: switched.freeze.markers.clone(),
-            installed: Installed::from_names(switched.freeze.installed()?)?,
+            installed: switched.freeze.installed()?.clone(),
             venv_exists: true,
         },
     );
@@ -178,7 +177,7 @@ fn warn_of_migrations(repo: &std::path::Path, label: &str, switch: &Switch) {
         .map(|e| format!("{}: {}", e.name, e.detail))
         .collect();
     if !applied.is_empty() {
-        crate::cli::warn(
+        crate::messages::warn(
             TOOL,
             &format!(
                 "{label}: generation {} applied migrations that generation {} predates ({}); \

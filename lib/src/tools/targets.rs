@@ -1,8 +1,8 @@
 //! `vd-targets`: select targets from the inventory and start a pipeline.
 
-use crate::cli::{self, Status};
 use crate::inventory::{self, Selector};
-use crate::output::{status_cell, Output, Table};
+use crate::messages;
+use crate::output::{status_cell, Output, Status, Table};
 use crate::record::{self, target_label, Record, Target, Via};
 use anyhow::Result;
 use std::path::PathBuf;
@@ -84,20 +84,20 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         .collect::<Result<Vec<_>>>()?;
     let inventory = inventory::load(&args.inventory)?;
     for warning in &inventory.warnings {
-        cli::warn(TOOL, warning);
+        messages::warn(TOOL, warning);
     }
     let chosen = inventory::select(&inventory.entries, &selectors)?;
     // A bad row that no name selected is still worth a word on stderr.
     for entry in &inventory.entries {
         if let Some((_, message)) = record::error_of(&entry.record) {
             if !chosen.iter().any(|c| std::ptr::eq(*c, entry)) {
-                cli::warn(TOOL, &format!("not selected, but bad: {message}"));
+                messages::warn(TOOL, &format!("not selected, but bad: {message}"));
             }
         }
     }
     for entry in chosen {
         if let Some((_, message)) = record::error_of(&entry.record) {
-            cli::target_error(TOOL, &message);
+            messages::target_error(TOOL, &message);
         }
         out.write(&entry.record)?;
     }

@@ -1,5 +1,5 @@
-//! Reaching targets: where a target is ([`Destination`]), the options that
-//! say how strictly and how fast to reach it ([`Options`]), and an open
+//! Reaching targets: where a target is ([`Destination`]), how strictly and
+//! how fast to reach it ([`Reach`]), and an open
 //! [`Connection`] that runs shell commands and uploads files there.
 //!
 //! A connection is either an SSH session (libssh2, one per host, shared by the
@@ -8,13 +8,17 @@
 //! type and the same commands run either way. This module knows nothing about venvs or
 //! pip: what to run is [`crate::remote`]'s business, and which targets share a
 //! connection and run in parallel is [`crate::fleet`]'s.
+//!
+//! Its files import each other without a loop but for one, which is the
+//! recursion of a connection through a bastion: an SSH session ([`ssh`])
+//! gets its socket from [`route`], which, for a target behind a bastion,
+//! opens the bastion's own SSH session first ([`jump`] carries the bytes).
 
 mod auth;
 mod exec_upload;
-pub mod jump;
+mod jump;
 pub mod known_hosts;
 mod local;
-pub mod name;
 mod pattern;
 mod proxy;
 mod route;
@@ -22,6 +26,7 @@ mod ssh;
 pub mod ssh_config;
 mod watch;
 
+use crate::hop::Hop;
 use crate::record::Target;
 use anyhow::{bail, Context, Result};
 use known_hosts::KnownHosts;
@@ -36,7 +41,7 @@ pub use ssh::SshConnection;
 /// How strictly and how fast to reach targets (from the command line's
 /// `--timeout`, `--known-hosts` and `--accept-new`).
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct Reach {
     /// Bound on resolving, connecting, greeting and logging in; the
     /// keepalive interval while a command runs (three silent intervals and
     /// the host is given up).
@@ -67,7 +72,7 @@ pub struct Destination {
     pub identity: Option<PathBuf>,
     /// The record's `jump`: bastions to go through, overriding
     /// `~/.ssh/config`'s ProxyJump and ProxyCommand.
-    pub jump: Option<Vec<jump::Hop>>,
+    pub jump: Option<Vec<Hop>>,
 }
 
 impl Destination {
@@ -104,16 +109,13 @@ pub struct Settings {
 impl Settings {
     /// Read `~/.ssh/config` and the known_hosts files. `notice` prints a line
     /// for the user (a newly recorded host key).
-    pub fn new(
-        options: &Options,
-        notice: impl Fn(&str) + Send + Sync + 'static,
-    ) -> Result<Settings> {
+    pub fn new(reach: &Reach, notice: impl Fn(&str) + Send + Sync + 'static) -> Result<Settings> {
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
             .map(PathBuf::from)
             .context("HOME is not set: vd reads ~/.ssh/config and ~/.ssh/known_hosts from it")?;
         let ssh_config = SshConfig::load(&home.join(".ssh/config"), &home)?;
-        let (files, record_to) = match &options.known_hosts {
+        let (files, record_to) = match &reach.known_hosts {
             Some(file) => (vec![file.clone()], file.clone()),
             None => {
                 let user_file = home.join(".ssh/known_hosts");
@@ -125,8 +127,8 @@ impl Settings {
         };
         let known_hosts = KnownHosts::load(&files, Some(record_to))?;
         Ok(Settings {
-            timeout: options.timeout,
-            accept_new: options.accept_new,
+            timeout: reach.timeout,
+            accept_new: reach.accept_new,
             known_hosts: Mutex::new(known_hosts),
             known_hosts_files: files,
             ssh_config,

@@ -81,7 +81,7 @@ impl Drop for ProxyCommand {
 /// Replace `%h`, `%p`, `%r`, `%n` and `%%`; any other token is an error
 /// rather than a command that quietly goes somewhere else.
 ///
-/// The names were checked where they were read ([`super::name`]), so they
+/// The names were checked where they were read ([`crate::ssh_name`]), so they
 /// hold nothing a shell acts on; each is shell-quoted all the same, in case
 /// a check is ever missed. A checked name quotes to itself, so a command
 /// that quotes its tokens (`ssh -W '%h:%p' gw`) keeps working.

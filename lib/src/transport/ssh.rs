@@ -6,7 +6,7 @@
 
 use super::known_hosts::{fingerprint, key_type, lookup_name, Verdict};
 use super::route::{self, Endpoint, Through};
-use super::watch::Watch;
+use super::watch::{Watch, EAGAIN};
 use super::{auth, exec_upload, Destination, Finished, Settings};
 use anyhow::{anyhow, bail, Context, Result};
 use socket2::{Domain, Protocol, SockAddr, Socket, TcpKeepalive, Type};
@@ -17,8 +17,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// libssh2's "would block" in non-blocking mode.
-pub(super) const EAGAIN: i32 = -37;
 /// libssh2's "timed out" in blocking mode.
 const TIMEOUT: i32 = -9;
 /// The bytes handed to libssh2's SFTP write at once.

@@ -12,9 +12,9 @@
 //! quietly bypass a bastion. Other options are not vd's business and are
 //! left to OpenSSH.
 
-use super::jump::{self, Hop};
-use super::name::{check_host, check_user};
 use super::pattern;
+use crate::hop::{self, Hop};
+use crate::ssh_name::{check_host, check_user};
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -185,7 +185,7 @@ impl SshConfig {
                         Proxy::Direct
                     } else {
                         Proxy::Jump(
-                            jump::parse_chain(&line.args.join(" "))
+                            hop::parse_chain(&line.args.join(" "))
                                 .with_context(|| format!("{}: ProxyJump", line.origin))?,
                         )
                     });

@@ -18,6 +18,9 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
+/// libssh2's "would block" in non-blocking mode.
+pub(super) const EAGAIN: i32 = -37;
+
 /// The longest single wait: a bound on any wake-up the socket alone would
 /// not give (none is known; this only caps the cost of one).
 const LONGEST_WAIT: Duration = Duration::from_millis(50);
@@ -90,9 +93,7 @@ impl<'a> Watch<'a> {
         loop {
             self.look();
             match operation() {
-                Err(e) if e.code() == ssh2::ErrorCode::Session(super::ssh::EAGAIN) => {
-                    self.wait()?
-                }
+                Err(e) if e.code() == ssh2::ErrorCode::Session(EAGAIN) => self.wait()?,
                 done => return Ok(done),
             }
         }

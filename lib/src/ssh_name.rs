@@ -12,7 +12,7 @@
 //! `@` inside a user (`someone@AD.EXAMPLE`, as sssd names users).
 //!
 //! What is not here: quoting, which [`crate::shell::quote`] does, and which
-//! [`super::proxy`] applies on top of this as a second line of defence.
+//! the transport's proxy command applies on top of this as a second line of defence.
 
 use anyhow::{bail, Result};
 

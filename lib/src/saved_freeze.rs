@@ -1,14 +1,14 @@
-//! A saved freeze as a lock: the `installed` set each target had when its
-//! vd-freeze (or vd-push) output was saved, turned back into requirements
-//! that pin exactly those versions. Re-applying it (`vd-diff --lock FILE`)
-//! rolls the packages of a fleet back to that moment.
+//! A saved freeze: the `installed` set each target had when its vd-freeze
+//! (or vd-push) output was saved, turned back into requirements that pin
+//! exactly those versions. Re-applying it (`vd-diff --lock FILE`, the
+//! user's word for it) rolls the packages of a fleet back to that moment.
 //!
 //! Targets are matched by host, port, user and venv, the fields that say
 //! where a venv is; the venv's own tools (pip, setuptools, wheel) are not
 //! pinned, as `--exact` never removes them either.
 
 use crate::bounded;
-use crate::cli;
+use crate::messages;
 use crate::plan::KEEP;
 use crate::record::{self, Record, Target};
 use crate::repo::Index;
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 /// The saved records of one file, by where their venv is.
-pub struct Lock {
+pub struct SavedFreeze {
     path: PathBuf,
     targets: HashMap<Key, Result<Rc<Requirements>, String>>,
 }
@@ -36,16 +36,16 @@ fn key(target: &Target) -> Key {
     )
 }
 
-impl Lock {
+impl SavedFreeze {
     /// Read a saved vd-freeze or vd-push output. A record that cannot serve
-    /// as a lock (an error, no `installed`, a bad version) is remembered as
+    /// as pins (an error, no `installed`, a bad version) is remembered as
     /// an error for its target, not for the whole file; so is a target
     /// saved twice, since which of its records to apply is a guess. The
-    /// file must be a regular file within [`bounded::LOCK`] bytes, each line
-    /// within [`bounded::LOCK_LINE`]: a device, a FIFO or a huge file is
+    /// file must be a regular file within [`bounded::SAVED_FREEZE`] bytes, each line
+    /// within [`bounded::SAVED_FREEZE_LINE`]: a device, a FIFO or a huge file is
     /// refused, not read until memory runs out.
-    pub fn read(path: &Path) -> Result<Lock> {
-        let text = bounded::read_text(path, bounded::LOCK, "lock")?;
+    pub fn read(path: &Path) -> Result<SavedFreeze> {
+        let text = bounded::read_text(path, bounded::SAVED_FREEZE, "lock")?;
         let mut targets = HashMap::new();
         let mut lines: HashMap<Key, usize> = HashMap::new();
         for (i, text) in text.lines().enumerate() {
@@ -54,10 +54,10 @@ impl Lock {
                 continue;
             }
             let origin = format!("{} line {number}", path.display());
-            if text.len() > bounded::LOCK_LINE {
+            if text.len() > bounded::SAVED_FREEZE_LINE {
                 bail!(
                     "{origin}: longer than {} bytes (refused; a saved record is far shorter)",
-                    bounded::LOCK_LINE
+                    bounded::SAVED_FREEZE_LINE
                 );
             }
             let record = record::parse_line("vd-diff", number, text);
@@ -66,7 +66,7 @@ impl Lock {
             let target = match Target::parse(&record) {
                 Ok(target) => target,
                 Err(e) => {
-                    cli::warn("vd-diff", &format!("{origin}: not a target record: {e:#}"));
+                    messages::warn("vd-diff", &format!("{origin}: not a target record: {e:#}"));
                     continue;
                 }
             };
@@ -90,7 +90,7 @@ impl Lock {
             };
             targets.insert(key, pins.map(Rc::new));
         }
-        Ok(Lock {
+        Ok(SavedFreeze {
             path: path.to_path_buf(),
             targets,
         })
@@ -134,7 +134,7 @@ impl Lock {
 
 /// `name==version` for each package the saved record lists as installed.
 fn pins(record: &Record, path: &Path, line: usize) -> Result<Requirements> {
-    let installed = record::installed(record)?.by_name();
+    let installed = record::installed(record)?;
     let mut reqs = Requirements::default();
     for (name, version) in installed {
         if KEEP.contains(&name.as_str()) {
@@ -188,11 +188,11 @@ mod tests {
             r#"{"host":"web2","venv":"/srv/a","installed":{}}"#
         );
         std::fs::write(&path, text).unwrap();
-        let lock = Lock::read(&path).unwrap();
+        let saved = SavedFreeze::read(&path).unwrap();
         let repo = index(&["six-1.16.0-py2.py3-none-any.whl"]);
         let pins_for = |text: &str| {
             let record: Record = serde_json::from_str(text).unwrap();
-            lock.pins_for(&Target::parse(&record).unwrap(), &record, &repo)
+            saved.pins_for(&Target::parse(&record).unwrap(), &record, &repo)
         };
         let e = pins_for(r#"{"host":"web1","venv":"/srv/a"}"#).unwrap_err();
         assert!(
@@ -206,9 +206,9 @@ mod tests {
     fn a_line_past_the_bound_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("saved.jsonl");
-        let long = format!("{{\"x\":\"{}\"}}\n", "a".repeat(bounded::LOCK_LINE));
+        let long = format!("{{\"x\":\"{}\"}}\n", "a".repeat(bounded::SAVED_FREEZE_LINE));
         std::fs::write(&path, format!("{{}}\n{long}")).unwrap();
-        let e = format!("{:#}", Lock::read(&path).err().unwrap());
+        let e = format!("{:#}", SavedFreeze::read(&path).err().unwrap());
         assert!(e.contains("saved.jsonl line 2: longer than"), "{e}");
     }
 
@@ -232,7 +232,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let lock = Lock::read(&path).unwrap();
+        let saved = SavedFreeze::read(&path).unwrap();
         let repo = index(&[
             "Django-5.2-py3-none-any.whl",
             "asgiref-3.8.1-py3-none-any.whl",
@@ -240,7 +240,7 @@ mod tests {
         ]);
         let pins_for = |text: &str| {
             let record: Record = serde_json::from_str(text).unwrap();
-            lock.pins_for(&Target::parse(&record).unwrap(), &record, &repo)
+            saved.pins_for(&Target::parse(&record).unwrap(), &record, &repo)
         };
         let a = pins_for(
             r#"{"host":"web1","port":"22","user":"deploy","venv":"/srv/a","installed":{}}"#,
@@ -270,7 +270,7 @@ mod tests {
         let record: Record =
             serde_json::from_str(r#"{"host":"web1","venv":"/srv/b","installed":{"six":"1.16.0"}}"#)
                 .unwrap();
-        let gone = lock
+        let gone = saved
             .pins_for(&Target::parse(&record).unwrap(), &record, &without_six)
             .unwrap_err();
         assert!(
