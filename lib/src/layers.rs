@@ -41,7 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "domain",
-        &["log", "repo", "resolve", "plan", "saved_freeze"],
+        &["log", "repo", "resolve", "plan", "saved_freeze", "fetch"],
     ),
     ("hosts", &["transport", "remote", "cache"]),
     ("presentation", &["summary", "console", "output", "confirm"]),

@@ -21,7 +21,8 @@
 //!    address), [`wheel`], [`requirement`], [`record`] (with the plan's
 //!    entries), [`tags`], [`fingerprint`], [`inventory`].
 //! 3. Domain, what vd decides offline: [`log`], [`repo`], [`resolve`],
-//!    [`plan`], [`saved_freeze`].
+//!    [`plan`], [`saved_freeze`]; and [`fetch`], which asks pip what a
+//!    fleet needs from an index, outside the network.
 //! 4. Hosts: [`transport`], [`remote`] (the scripts run there), [`cache`].
 //! 5. Presentation: [`summary`], [`console`], [`output`], [`confirm`].
 //! 6. [`fleet`], which runs a tool's work over the hosts.

@@ -1,10 +1,10 @@
 //! `vd-fetch`: download, on a machine that reaches a package index, the
 //! wheels a fleet's interpreters need, to carry into its network.
 
-use crate::cli::{self, Status};
 use crate::console;
 use crate::fetch::{self, Fetched, Group, Settings, Source};
-use crate::output::{status_cell, Output, Table};
+use crate::messages;
+use crate::output::{status_cell, Output, Status, Table};
 use crate::record::{self, target_label, Reader, Record};
 use crate::repo::Repo;
 use crate::requirement::{Origin, Requirement};
@@ -115,7 +115,7 @@ tool!(VdFetch);
 fn run(args: Args, out: &mut Output) -> Result<Status> {
     let settings = settings(args)?;
     if io::stdin().is_terminal() {
-        cli::warn(
+        messages::warn(
             TOOL,
             "reading target records from the terminal (pipe a saved vd-freeze into vd-fetch)",
         );
@@ -211,7 +211,7 @@ fn settings(args: Args) -> Result<Settings> {
 }
 
 fn fail(record: &mut Record, message: &str) {
-    cli::target_error(TOOL, &format!("{}: {message}", target_label(record)));
+    messages::target_error(TOOL, &format!("{}: {message}", target_label(record)));
     record::set_error(record, TOOL, message);
 }
 
@@ -261,6 +261,6 @@ impl Tally {
             "; then, inside the network: vd-add {repo}{}/*.whl",
             settings.dest.display()
         ));
-        cli::warn(TOOL, &line);
+        messages::warn(TOOL, &line);
     }
 }
