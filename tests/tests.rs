@@ -14,6 +14,7 @@ mod pipeline;
 mod push;
 mod reach;
 mod reload;
+mod remote_guard;
 mod resolve;
 mod targets;
 mod terminal;
