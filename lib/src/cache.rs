@@ -241,13 +241,17 @@ mod tests {
         // A copy changed on the host is found by the check, deleted, and
         // missing again; a good one stays.
         fs::write(cache.path_of(&good), b"good").unwrap();
-        cache.check(&mut connection, std::slice::from_ref(&good)).unwrap();
+        cache
+            .check(&mut connection, std::slice::from_ref(&good))
+            .unwrap();
         assert_eq!(cache.missing(std::slice::from_ref(&good)).len(), 1);
         assert!(!std::path::Path::new(&cache.path_of(&good)).exists());
         cache.upload(&mut connection, &[&good]).unwrap();
         let mut third = HostCaches::default();
         let cache = third.open(&mut connection, &spec, false).unwrap();
-        cache.check(&mut connection, std::slice::from_ref(&good)).unwrap();
+        cache
+            .check(&mut connection, std::slice::from_ref(&good))
+            .unwrap();
         assert!(cache.missing(std::slice::from_ref(&good)).is_empty());
     }
 
