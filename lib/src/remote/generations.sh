@@ -20,12 +20,12 @@ generations_of() {
     base=${1##*/}
 }
 
-# finished N: whether generation N exists and its build finished. A
-# generation built before vd wrote the mark counts when it holds
-# vd_generation.pth, which those builds wrote only after their check (or
-# when it is the active one: see `read_active`).
+# finished N: whether generation N's build finished. A generation built
+# before vd wrote the mark counts when it holds vd_generation.pth, which
+# those builds wrote only after their check (or when it is the active one:
+# see `read_active`). Whether its interpreter still runs is another
+# question, which the freeze of a switch answers.
 finished() {
-    [ -x "$gens/$1/bin/python" ] || return 1
     [ -e "$gens/$1/.vd-finished" ] && return 0
     for pin in "$gens/$1"/lib/python*/site-packages/vd_generation.pth; do
         [ -e "$pin" ] && return 0
