@@ -67,22 +67,17 @@ fn events(repo: &Path, kind: &str) -> Vec<(String, String, String, String)> {
 /// The pids of the processes that hold `file` open: a remote script holds
 /// its lock file, and every process it starts inherits it.
 fn holders(file: &Path) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
-            continue;
-        };
-        if fds
-            .filter_map(|fd| fs::read_link(fd.ok()?.path()).ok())
-            .any(|target| target == file)
-        {
-            found.push(pid);
-        }
-    }
-    found
+    let holds = |pid: &u32| {
+        fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.filter_map(|fd| fs::read_link(fd.ok()?.path()).ok())
+                .any(|open| open == file)
+        })
+    };
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(holds)
+        .collect()
 }
 
 /// Wait until `done` holds, or fail saying `what` never happened.
@@ -92,6 +87,26 @@ fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "{what} never happened");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// A test's server, folder and repository of `wheels`, and a target with
+/// generations at `venv` in it whose first generation holds vdp-alpha
+/// (the repository must have it).
+fn first_generation(
+    wheels: &[PathBuf],
+    venv: &str,
+) -> (Sshd, tempfile::TempDir, PathBuf, PathBuf, Record) {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let repo = repo(d, wheels);
+    let v = d.join(venv);
+    let t = generations_target(&server, &v, &d.join("cache"), 3);
+    let one = requirements(d, "one.txt", "vdp-alpha\n");
+    let plans = plan(&server, &repo, &one, false, std::slice::from_ref(&t));
+    push(&server, &repo, &["--create"], &plans).expect_code(0);
+    assert_eq!(link(&v), format!("{venv}.generations/1"));
+    (server, dir, repo, v, t)
 }
 
 /// The release log moved aside and a directory put in its place, which no
@@ -108,17 +123,9 @@ fn mend_log(repo: &Path) {
 
 #[test]
 fn a_build_killed_during_pip_is_never_switched_to_and_the_next_push_removes_it() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
+    let wheels = [wheel("vdp-alpha", "1.0"), wheel("vdp-beta", "1.0")];
+    let (server, dir, repo, v, t) = first_generation(&wheels, "venv");
     let d = dir.path();
-    let (alpha, beta) = (wheel("vdp-alpha", "1.0"), wheel("vdp-beta", "1.0"));
-    let repo = repo(d, &[alpha, beta]);
-    let v = d.join("venv");
-    let t = generations_target(&server, &v, &d.join("cache"), 3);
-    let one = requirements(d, "one.txt", "vdp-alpha\n");
-    let plans = plan(&server, &repo, &one, false, std::slice::from_ref(&t));
-    push(&server, &repo, &["--create"], &plans).expect_code(0);
-    assert_eq!(link(&v), "venv.generations/1");
 
     // The build of generation 2 is killed, with the processes it started
     // on the host, once its venv has a runnable python: a folder is left
@@ -186,15 +193,9 @@ fn a_build_killed_during_pip_is_never_switched_to_and_the_next_push_removes_it()
 
 #[test]
 fn switches_no_run_logged_are_logged_by_the_next_run() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
+    let wheels = [wheel("vdp-alpha", "1.0"), wheel("vdp-beta", "1.0")];
+    let (server, dir, repo, v, t) = first_generation(&wheels, "venv");
     let d = dir.path();
-    let repo = repo(d, &[wheel("vdp-alpha", "1.0"), wheel("vdp-beta", "1.0")]);
-    let v = d.join("venv");
-    let t = generations_target(&server, &v, &d.join("cache"), 3);
-    let one = requirements(d, "one.txt", "vdp-alpha\n");
-    let plans = plan(&server, &repo, &one, false, std::slice::from_ref(&t));
-    push(&server, &repo, &["--create"], &plans).expect_code(0);
     let installs = events(&repo, "install").len();
 
     // A build that switches, and whose events never reach the log.
@@ -328,21 +329,12 @@ fn a_venv_link_out_of_its_generations_folder_is_refused() {
 
 #[test]
 fn a_malformed_planned_from_fails_its_target_only() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
+    let wheels = [wheel("vdp-alpha", "1.0"), wheel("vdp-beta", "1.0")];
+    let (server, dir, repo, g, t) = first_generation(&wheels, "generations");
     let d = dir.path();
-    let repo = repo(d, &[wheel("vdp-alpha", "1.0"), wheel("vdp-beta", "1.0")]);
-    let cache = d.join("cache");
-    let g = d.join("generations");
     let plain = d.join("plain");
     venv_with_pip(&plain);
-    let targets = [
-        generations_target(&server, &g, &cache, 3),
-        target(&server, 0, &plain, &cache),
-    ];
-    let one = requirements(d, "one.txt", "vdp-alpha\n");
-    let plans = plan(&server, &repo, &one, false, &targets[..1]);
-    push(&server, &repo, &["--create"], &plans).expect_code(0);
+    let targets = [t, target(&server, 0, &plain, &d.join("cache"))];
 
     let two = requirements(d, "two.txt", "vdp-alpha\nvdp-beta\n");
     let plans = plan(&server, &repo, &two, false, &targets);

@@ -108,16 +108,10 @@ pub fn drift(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::push::verify::tests::versions;
     use crate::remote::{exit, FINGERPRINT_SCRIPT};
     use std::io::Write;
     use std::process::{Command, Stdio};
-
-    fn versions(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
 
     fn facts(version: &str) -> Facts {
         serde_json::from_value(serde_json::json!({

@@ -279,6 +279,21 @@ mod tests {
         fs::set_permissions(&python, fs::Permissions::from_mode(0o755)).unwrap();
     }
 
+    /// The steps of a push that checks no fingerprint and removes nothing.
+    fn plain_steps<'a>(
+        venv: &'a str,
+        create_with: Option<&'a str>,
+        install: &'a [String],
+    ) -> PushSteps<'a> {
+        PushSteps {
+            venv,
+            create_with,
+            accept: &[],
+            install,
+            remove: &[],
+        }
+    }
+
     /// `command` run here as a host runs it, sent [`PUSH_STDIN`].
     fn run(command: &str) -> Finished {
         crate::transport::LocalConnection::new("me")
@@ -352,13 +367,7 @@ mod tests {
         fake_venv(&venv);
         let venv = venv.display().to_string();
         let install = vec![file.to_string()];
-        let steps = PushSteps {
-            venv: &venv,
-            create_with: None,
-            accept: &[],
-            install: &install,
-            remove: &[],
-        };
+        let steps = plain_steps(&venv, None, &install);
         let finished = run(&push_command(&steps));
         assert_eq!(finished.status, super::super::exit::FAILED);
         assert!(!Path::new(&venv).join("calls").exists(), "pip ran");
@@ -386,13 +395,7 @@ mod tests {
         assert!(err.contains("missing.whl cannot be read by"), "{err}");
 
         let absent = dir.path().join("absent").display().to_string();
-        let steps = PushSteps {
-            venv: &absent,
-            create_with: None,
-            accept: &[],
-            install: &[],
-            remove: &[],
-        };
+        let steps = plain_steps(&absent, None, &[]);
         let err = format!(
             "{:#}",
             PushOutcome::parse(&run(&push_command(&steps))).unwrap_err()
@@ -457,13 +460,7 @@ mod tests {
         {
             let python = fake_base(dir.path(), major, virtualenv);
             let venv = dir.path().join(format!("new{major}")).display().to_string();
-            let steps = PushSteps {
-                venv: &venv,
-                create_with: Some(&python),
-                accept: &[],
-                install: &[],
-                remove: &[],
-            };
+            let steps = plain_steps(&venv, Some(&python), &[]);
             let finished = run(&push_command(&steps));
             assert!(finished.success(), "{}", finished.stderr_text());
             assert!(PushOutcome::parse(&finished).unwrap().created);
@@ -474,13 +471,7 @@ mod tests {
 
         let bare = fake_base(dir.path(), 2, false);
         let venv = dir.path().join("bare").display().to_string();
-        let steps = PushSteps {
-            venv: &venv,
-            create_with: Some(&bare),
-            accept: &[],
-            install: &[],
-            remove: &[],
-        };
+        let steps = plain_steps(&venv, Some(&bare), &[]);
         let before = made();
         let err = format!(
             "{:#}",
