@@ -43,22 +43,11 @@
 generations_of "$1"
 lock_wait=$2 keep=$3 adopt=$4 create_with=$5 accept=$6 fingerprint=$7 holds=$8 id=$9
 shift 9
-freeze=$(cat) || fail "cannot read the freeze script"
+take_freeze
 # What each generation carries in its site-packages: a process started
 # through VENV resolves its import paths once, so it keeps importing from
 # the generation it started in after a switch.
 pin='import os, sys; sys.path[:] = [os.path.realpath(p) if p else p for p in sys.path]'
-
-pip() {
-    py=$1
-    shift
-    "$py" -m pip --isolated --disable-pip-version-check --no-input --no-cache-dir "$@" \
-        </dev/null 1>&2
-}
-
-run_freeze() {
-    printf '%s\n' "$freeze" | "$1" -E -s -
-}
 
 mkdir -p "$gens" || fail "cannot make $gens"
 lock "$gens/.vd-lock" "$lock_wait"
@@ -138,7 +127,7 @@ discard() {
 create_status=0 install_status=0
 "$create_with" -m venv "$dir" </dev/null 1>&2 || create_status=$?
 if [ "$create_status" = 0 ] && [ $# -gt 0 ]; then
-    pip "$dir/bin/python" install --no-index --no-deps "$@" || install_status=$?
+    pip_with "$dir/bin/python" install --no-index --no-deps "$@" || install_status=$?
 fi
 echo "vd-built $create_status $install_status"
 if [ "$create_status" != 0 ] || [ "$install_status" != 0 ]; then discard; fi

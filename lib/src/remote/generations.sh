@@ -82,7 +82,13 @@ switch_to() {
     rm -f "$venv.vd-new" &&
         ln -s "$base.generations/$1" "$venv.vd-new" &&
         mv -T "$venv.vd-new" "$venv" || return
-    if [ -n "$2" ]; then
-        printf '%s %s %s\n' "$2" "${active:--}" "$1" >>"$gens/.vd-switches" || true
+    [ -n "$2" ] || return 0
+    notes=$gens/.vd-switches
+    printf '%s %s %s\n' "$2" "${active:--}" "$1" >>"$notes" || return 0
+    # The last hundred switches are kept: a run that did not report is read
+    # by the next run to its target, long before a hundred more switches.
+    if [ "$(wc -l <"$notes")" -gt 200 ]; then
+        tail -n 100 "$notes" >"$notes.new" && mv -f "$notes.new" "$notes"
     fi
+    return 0
 }

@@ -65,7 +65,69 @@ pub fn read_journal(finished: &Finished) -> Result<BTreeMap<String, Switched>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::switch::{switch_command, Switched as Switch, SWITCH_STDIN};
     use super::*;
+    use crate::transport::LocalConnection;
+    use std::fs;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    use std::path::Path;
+
+    /// Generations 1 and 2 beside `venv`, finished, each with a python that
+    /// prints an empty freeze; `venv` points at 2.
+    fn layout(venv: &Path) {
+        let gens = Path::new(&format!("{}.generations", venv.display())).to_path_buf();
+        for n in ["1", "2"] {
+            let python = gens.join(n).join("bin/python");
+            fs::create_dir_all(python.parent().unwrap()).unwrap();
+            fs::write(
+                &python,
+                "#!/bin/sh\ncat >/dev/null\n\
+                 echo '{\"installed\": {}, \"markers\": {}, \"python\": {\"venv\": true}}'\n",
+            )
+            .unwrap();
+            fs::set_permissions(&python, fs::Permissions::from_mode(0o755)).unwrap();
+            fs::write(gens.join(n).join(".vd-finished"), "").unwrap();
+        }
+        fs::write(gens.join(".vd-lock"), "").unwrap();
+        symlink("venv.generations/2", venv).unwrap();
+    }
+
+    #[test]
+    fn the_host_notes_each_switch_and_keeps_the_last_hundred() {
+        let dir = tempfile::tempdir().unwrap();
+        let venv = dir.path().join("venv");
+        layout(&venv);
+        let venv = venv.display().to_string();
+        let mut host = LocalConnection::new("me");
+        let mut switch = |to: u32, id: &str| {
+            let command = switch_command(&venv, None, Some(to), id);
+            let finished = host.run(&command, SWITCH_STDIN.as_bytes()).unwrap();
+            Switch::parse(&finished).unwrap();
+        };
+        switch(1, "first");
+        switch(2, "");
+        for i in 0..200 {
+            switch(1 + i % 2, &format!("later-{i}"));
+        }
+        let journal = |ids: &[&str]| {
+            let finished = LocalConnection::new("me")
+                .run(&journal_command(&venv, ids), b"")
+                .unwrap();
+            read_journal(&finished).unwrap()
+        };
+        let noted = journal(&["later-199", "later-100", "later-99", "first", "never"]);
+        let ids: Vec<&str> = noted.keys().map(String::as_str).collect();
+        assert_eq!(ids, ["later-100", "later-199"]);
+        assert_eq!(
+            noted["later-199"],
+            Switched {
+                from: Some(1),
+                to: 2
+            }
+        );
+        let notes = fs::read_to_string(format!("{venv}.generations/.vd-switches")).unwrap();
+        assert!(notes.lines().count() <= 200);
+    }
 
     #[test]
     fn reads_the_switches_of_runs_that_did_not_report() {

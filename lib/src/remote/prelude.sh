@@ -29,6 +29,30 @@ lock() {
     flock -w "$2" 9 || fail "another push has held the lock $1 for ${2}s; gave up"
 }
 
+# take_freeze: read freeze.py, which the script is sent on stdin, for
+# `run_freeze`.
+take_freeze() {
+    freeze=$(cat) || fail "cannot read the freeze script"
+}
+
+# run_freeze PYTHON: freeze.py run by PYTHON, isolated from the user's
+# environment as vd-freeze runs it: `-E -s`, since Python 2.7 has no -I (the
+# script drops the current directory from sys.path itself).
+run_freeze() {
+    printf '%s\n' "$freeze" | "$1" -E -s -
+}
+
+# pip_with PYTHON ARGS...: PYTHON's pip, with the options every push takes:
+# no user or site configuration, no prompts, no cache in the venv user's
+# home; its output goes to stderr. `python -m pip` rather than bin/pip,
+# whose #! line breaks when a venv is moved.
+pip_with() {
+    py=$1
+    shift
+    "$py" -m pip --isolated --disable-pip-version-check --no-input --no-cache-dir "$@" \
+        </dev/null 1>&2
+}
+
 # digest FILE: FILE's sha256 in hex, by whichever tool the host has.
 digest() {
     if command -v sha256sum >/dev/null 2>&1; then

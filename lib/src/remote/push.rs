@@ -20,7 +20,7 @@ pub const PUSH_SCRIPT: &str = include_str!("push.sh");
 pub const PUSH_STDIN: &str = FREEZE_SCRIPT;
 
 /// `VENV/bin/python -m pip` with the options every vd-push pip run takes
-/// (the same as `pip()` in `push.sh`): no user or site configuration
+/// (the same as `pip_with` in `prelude.sh`): no user or site configuration
 /// (`--isolated`), no prompts, no cache in the venv user's home. Every option
 /// here exists since pip 6, so the pips old interpreters carry take them as
 /// they are: 18.1 (ensurepip of 3.6), 19.2.3 (2.7's ensurepip) and 20.3.4
@@ -410,8 +410,8 @@ mod tests {
     fn the_script_freezes_as_vd_freeze_does() {
         use super::super::freeze::ISOLATED;
         assert!(
-            PUSH_SCRIPT.contains(&format!("\"$python\" {ISOLATED} -")),
-            "push.sh must run the freeze with {ISOLATED}"
+            super::super::PRELUDE.contains(&format!("\"$1\" {ISOLATED} -")),
+            "prelude.sh must run the freeze with {ISOLATED}"
         );
         // Every Python the remote scripts start runs as the freeze does:
         // `-I` would be refused by the Python 2.7 of an old venv.
@@ -421,6 +421,7 @@ mod tests {
             ("generation.sh", GENERATION_SCRIPT),
             ("switch.sh", SWITCH_SCRIPT),
             ("generations.sh", GENERATIONS),
+            ("prelude.sh", super::super::PRELUDE),
         ] {
             assert!(!script.contains("\" -I "), "{name} runs a python with -I");
         }

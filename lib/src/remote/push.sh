@@ -29,16 +29,8 @@
 
 venv=$1 lock_wait=$2 create_with=$3 planned_from=$4 fingerprint=$5 nremove=$6
 shift 6
-freeze=$(cat) || fail "cannot read the freeze script"
+take_freeze
 python=$venv/bin/python
-
-# The venv's pip, with the options every push takes: no user or site
-# configuration, no prompts, no cache in the venv user's home. `python -m
-# pip` rather than bin/pip, whose #! line breaks when a venv is moved.
-pip() {
-    "$python" -m pip --isolated --disable-pip-version-check --no-input --no-cache-dir "$@" \
-        </dev/null 1>&2
-}
 
 # pip_uninstall N ARGS...: uninstall the first N of ARGS (the package names).
 pip_uninstall() {
@@ -49,13 +41,13 @@ pip_uninstall() {
         if [ "$i" -lt "$n" ]; then set -- "$@" "$arg"; fi
         i=$((i + 1))
     done
-    if [ $# -gt 0 ]; then pip uninstall -y "$@"; fi
+    if [ $# -gt 0 ]; then pip_with "$python" uninstall -y "$@"; fi
 }
 
 # pip_install N ARGS...: install what follows the first N of ARGS (the files).
 pip_install() {
     shift $(($1 + 1))
-    if [ $# -gt 0 ]; then pip install --no-index --no-deps "$@"; fi
+    if [ $# -gt 0 ]; then pip_with "$python" install --no-index --no-deps "$@"; fi
 }
 
 # check_files N ARGS...: fail unless every file (what follows the first N
@@ -63,13 +55,6 @@ pip_install() {
 check_files() {
     shift $(($1 + 1))
     cached_wheels "$@"
-}
-
-# The freeze, isolated from the user's environment as vd-freeze runs it:
-# `-E -s`, since Python 2.7 has no -I (the script drops the current
-# directory from sys.path itself).
-run_freeze() {
-    printf '%s\n' "$freeze" | "$python" -E -s -
 }
 
 # make_venv: `-m venv` (Python 3.3 and newer). Python 2 has no venv module:
@@ -102,7 +87,7 @@ if [ -n "$create_with" ] && [ ! -e "$python" ]; then
 fi
 check_files "$nremove" "$@"
 echo vd-before
-before=$(run_freeze) || fail "the freeze of $venv failed"
+before=$(run_freeze "$python") || fail "the freeze of $venv failed"
 printf '%s\n' "$before"
 
 # A venv this push made was absent, as planned; any other must be as it was
@@ -125,4 +110,4 @@ if [ "$uninstall_status" = 0 ]; then
     pip_install "$nremove" "$@" || install_status=$?
 fi
 echo "vd-pip $uninstall_status $install_status"
-run_freeze
+run_freeze "$python"

@@ -25,7 +25,7 @@
 generations_of "$1"
 lock_wait=$2 from=$3 to=$4 id=$5
 shift 5
-freeze=$(cat) || fail "cannot read the freeze script"
+take_freeze
 
 # The highest finished generation below N, if any.
 below() {
@@ -57,7 +57,7 @@ finished "$to" ||
 
 echo "vd-from $active"
 echo "vd-to $to"
-printf '%s\n' "$freeze" | "$gens/$to/bin/python" -E -s - || fail "generation $to could not be frozen"
+run_freeze "$gens/$to/bin/python" || fail "generation $to could not be frozen"
 echo "vd-previous $(below "$to")"
 switch_to "$to" "$id" || fail "cannot point $venv at generation $to"
 echo "vd-switched $to"
