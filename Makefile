@@ -17,7 +17,10 @@ build:
 
 # The whole suite: unit tests, and integration tests that run the real
 # binaries against real wheels (and, for the remote tools, a real sshd).
+# scripts/test-setup first installs what the suite needs and is missing (as
+# root; otherwise it stops naming the packages).
 test:
+	scripts/test-setup
 	$(CARGO) test --locked --workspace
 
 # Regenerate the tools' pages from their clap definitions (vd.7 is written by hand).
@@ -40,17 +43,20 @@ install: build
 	install -m 644 completions/fish/* $(SHAREDIR)/fish/vendor_completions.d/
 
 # The shell programs vd sends to hosts are checked by shellcheck where it is
-# installed (.ci/run installs it; a unit test runs it too).
+# installed (make test installs it; a unit test runs it too), and so are the
+# set-up scripts.
 SHELL_SCRIPTS = lib/src/remote/prelude.sh lib/src/remote/generations.sh lib/src/remote/push.sh \
 	lib/src/remote/generation.sh lib/src/remote/switch.sh lib/src/remote/journal.sh \
 	lib/src/remote/cache.sh lib/src/remote/freeze.sh lib/src/remote/freeze_batch.sh
+SETUP_SCRIPTS = scripts/require.sh scripts/test-setup
 
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --workspace --no-deps --document-private-items
 	@if command -v shellcheck >/dev/null 2>&1; then \
-		echo "shellcheck $(SHELL_SCRIPTS)"; shellcheck --norc $(SHELL_SCRIPTS); \
+		echo "shellcheck $(SHELL_SCRIPTS) $(SETUP_SCRIPTS)"; \
+		shellcheck --norc $(SHELL_SCRIPTS); shellcheck --norc -x $(SETUP_SCRIPTS); \
 	else \
 		echo "lint: shellcheck is not installed; $(SHELL_SCRIPTS) not checked (apt-get install shellcheck)" >&2; \
 	fi

@@ -37,6 +37,9 @@
 # measure that file, not the tools. LOGIN_USER=root logs in as root anyway.
 # Otherwise it is the current user.
 
+# shellcheck source-path=SCRIPTDIR source=../scripts/require.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/require.sh"
+
 fleet_require() {
     local need=() tool pair
     fleet_user
@@ -52,17 +55,7 @@ fleet_require() {
     for pair in "$@"; do
         command -v "${pair%%=*}" >/dev/null || need+=("${pair#*=}")
     done
-    [ ${#need[@]} -eq 0 ] && return 0
-    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
-        echo "fleet: missing ${need[*]}; install them first (Debian: sudo apt-get install ${need[*]})" >&2
-        return 1
-    fi
-    echo "fleet: installing ${need[*]}" >&2
-    if ! DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
-        ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; then
-        echo "fleet: could not install ${need[*]}" >&2
-        return 1
-    fi
+    require_packages fleet "${need[@]}"
 }
 
 fleet_user() {
