@@ -34,12 +34,12 @@ pub const FREEZE_SH: &str = include_str!("freeze.sh");
 /// How the freeze script is run: isolated from the remote user's
 /// environment (no PYTHON* variables, no user site). Python 2.7 has no `-I`;
 /// `-E -s` is its equivalent but for the current directory on sys.path,
-/// which the script itself leaves out. push.sh runs the script the same way.
+/// which the script itself leaves out. prelude.sh runs the script the same way.
 #[cfg(test)]
 pub const ISOLATED: &str = "-E -s";
 
 /// Run the script on stdin with the venv's interpreter, isolated from the
-/// remote user's environment ([`ISOLATED`]), by [`FREEZE_SH`] (`freeze.sh`).
+/// remote user's environment (`-E -s`), by [`FREEZE_SH`] (`freeze.sh`).
 /// When the venv does not exist, the host's `python` describes the
 /// interpreter a new venv would get, without `installed`; when the path
 /// exists but has no interpreter, exit [`NOT_A_VENV`].
