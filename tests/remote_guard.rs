@@ -89,6 +89,14 @@ fn wait_for(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A test's server (one host), folder, and repository of `wheels` in it.
+fn fleet(wheels: &[PathBuf]) -> (Sshd, tempfile::TempDir, PathBuf) {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo(dir.path(), wheels);
+    (server, dir, repo)
+}
+
 /// A test's server, folder and repository of `wheels`, and a target with
 /// generations at `venv` in it whose first generation holds vdp-alpha
 /// (the repository must have it).
@@ -96,10 +104,8 @@ fn first_generation(
     wheels: &[PathBuf],
     venv: &str,
 ) -> (Sshd, tempfile::TempDir, PathBuf, PathBuf, Record) {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir, repo) = fleet(wheels);
     let d = dir.path();
-    let repo = repo(d, wheels);
     let v = d.join(venv);
     let t = generations_target(&server, &v, &d.join("cache"), 3);
     let one = requirements(d, "one.txt", "vdp-alpha\n");
@@ -244,11 +250,9 @@ fn switches_no_run_logged_are_logged_by_the_next_run() {
 
 #[test]
 fn a_cached_wheel_changed_on_the_host_is_sent_again_and_never_installed() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
     let (alpha1, alpha2) = (wheel("vdp-alpha", "1.0"), wheel("vdp-alpha", "2.0"));
-    let repo = repo(d, &[alpha1.clone(), alpha2.clone()]);
+    let (server, dir, repo) = fleet(&[alpha1.clone(), alpha2.clone()]);
+    let d = dir.path();
     let cache = d.join("cache");
     let req = requirements(d, "req.txt", "vdp-alpha==1.0\n");
     let cached = cache
@@ -295,10 +299,8 @@ fn a_cached_wheel_changed_on_the_host_is_sent_again_and_never_installed() {
 
 #[test]
 fn a_venv_link_out_of_its_generations_folder_is_refused() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir, repo) = fleet(&[wheel("vdp-alpha", "1.0")]);
     let d = dir.path();
-    let repo = repo(d, &[wheel("vdp-alpha", "1.0")]);
     let v = d.join("venv");
     for n in ["1", "2", "3"] {
         venv(&generations(&v).join(n));
