@@ -21,6 +21,11 @@ pub const RECORD: u64 = 64 << 20;
 pub const WHEEL: u64 = 1 << 20;
 /// A requirements or constraints file.
 pub const REQUIREMENTS: u64 = 16 << 20;
+/// A saved freeze read as a lock (`vd-diff --lock`): a record per target,
+/// each a few kilobytes to a few hundred.
+pub const LOCK: u64 = 256 << 20;
+/// One line of a lock: one saved record.
+pub const LOCK_LINE: usize = 16 << 20;
 /// A private or public key file (the largest real ones are a few kilobytes).
 pub const KEY: u64 = 1 << 20;
 

@@ -10,6 +10,7 @@
 //! passes through unchanged; `quit` declines it and every target after it.
 
 use crate::console;
+use crate::escape;
 use crate::output::render_table;
 use crate::record::{self, target_label, Changes, Line, Record, Skipped};
 use anyhow::{Context, Result};
@@ -63,7 +64,7 @@ impl Terminal {
     /// Show the target's plan and ask until the answer is one of the four;
     /// the end of the terminal's input is `quit`.
     pub fn ask(&mut self, record: &Record) -> io::Result<Answer> {
-        let label = target_label(record);
+        let label = escape::cell(&target_label(record)).into_owned();
         let table = plan_table(record);
         // The terminal is the question's until it is answered: no progress
         // bar is drawn and no table row written there meanwhile. The line

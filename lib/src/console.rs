@@ -35,6 +35,7 @@
 //! on the terminal's device ([`prompt_turn`]); the bar is not drawn, and
 //! table rows wait, while another process holds it.
 
+use crate::escape;
 use crate::summary::Summary;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use std::fs::File;
@@ -193,6 +194,8 @@ pub fn target_error(tool: &str, message: &str) {
 
 /// One line on stderr, above the bar.
 fn line(text: &str) {
+    // Much of what is said comes from hosts and records.
+    let text = escape::line(text);
     let console = CONSOLE.get();
     let write = || {
         let mut err = io::stderr().lock();
@@ -308,6 +311,7 @@ pub fn doing(what: &str, record: &crate::record::Record) -> Doing {
         "" => target,
         what => format!("{what} {target}"),
     };
+    let what = escape::cell(&what).into_owned();
     let mut ticket = None;
     update(|live| {
         live.next_ticket += 1;

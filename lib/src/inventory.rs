@@ -165,11 +165,9 @@ fn load_jsonl(text: &str, path: &Path) -> Result<Inventory> {
 /// that makes it unique: host, port and venv.
 fn check_target(record: &mut Record, base: &Path) -> Result<(String, u16, String)> {
     record::resolve_local_paths(record, base);
+    // Target::parse checks the names too (see transport::name).
     let target = Target::parse(record)?;
     let host = target.host;
-    if host.contains(['@', '/', ' ']) {
-        bail!("host {host:?} must be a host name or address (the user goes in the `user` column)");
-    }
     let venv = target.venv.trim_end_matches('/').to_string();
     Ok((host, target.port.unwrap_or(22), venv))
 }

@@ -17,6 +17,7 @@ mod cli;
 pub mod completions;
 mod confirm;
 mod console;
+mod escape;
 mod fingerprint;
 mod fleet;
 mod inventory;

@@ -7,15 +7,14 @@
 //! where a venv is; the venv's own tools (pip, setuptools, wheel) are not
 //! pinned, as `--exact` never removes them either.
 
+use crate::bounded;
 use crate::cli;
 use crate::plan::KEEP;
-use crate::record::{self, Reader, Record, Target};
+use crate::record::{self, Record, Target};
 use crate::repo::Index;
 use crate::requirement::{Origin, Requirement, Requirements};
-use anyhow::{Context, Result};
+use anyhow::{bail, Result};
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -40,14 +39,28 @@ fn key(target: &Target) -> Key {
 impl Lock {
     /// Read a saved vd-freeze or vd-push output. A record that cannot serve
     /// as a lock (an error, no `installed`, a bad version) is remembered as
-    /// an error for its target, not for the whole file.
+    /// an error for its target, not for the whole file; so is a target
+    /// saved twice, since which of its records to apply is a guess. The
+    /// file must be a regular file within [`bounded::LOCK`] bytes, each line
+    /// within [`bounded::LOCK_LINE`]: a device, a FIFO or a huge file is
+    /// refused, not read until memory runs out.
     pub fn read(path: &Path) -> Result<Lock> {
-        let file =
-            File::open(path).with_context(|| format!("cannot read lock {}", path.display()))?;
+        let text = bounded::read_text(path, bounded::LOCK, "lock")?;
         let mut targets = HashMap::new();
-        for line in Reader::new(BufReader::new(file), "vd-diff") {
-            let origin = format!("{} line {}", path.display(), line.number);
-            let record = line.record;
+        let mut lines: HashMap<Key, usize> = HashMap::new();
+        for (i, text) in text.lines().enumerate() {
+            let number = i + 1;
+            if text.trim().is_empty() {
+                continue;
+            }
+            let origin = format!("{} line {number}", path.display());
+            if text.len() > bounded::LOCK_LINE {
+                bail!(
+                    "{origin}: longer than {} bytes (refused; a saved record is far shorter)",
+                    bounded::LOCK_LINE
+                );
+            }
+            let record = record::parse_line("vd-diff", number, text);
             // A line that names no venv cannot stand for any target: said
             // once here; a target it was meant for is then "not found".
             let target = match Target::parse(&record) {
@@ -57,14 +70,25 @@ impl Lock {
                     continue;
                 }
             };
+            let key = key(&target);
+            if let Some(first) = lines.get(&key) {
+                let message = format!(
+                    "{} lines {first} and {number} both hold a saved record of {}; a lock holds one record per target (remove the one not to roll back to)",
+                    path.display(),
+                    record::target_label(&record)
+                );
+                targets.insert(key, Err(message));
+                continue;
+            }
+            lines.insert(key.clone(), number);
             let pins = if let Some((_, message)) = record::error_of(&record) {
                 Err(format!(
                     "{origin}: the saved record carries an error: {message}"
                 ))
             } else {
-                pins(&record, path, line.number).map_err(|e| format!("{origin}: {e:#}"))
+                pins(&record, path, number).map_err(|e| format!("{origin}: {e:#}"))
             };
-            targets.insert(key(&target), pins.map(Rc::new));
+            targets.insert(key, pins.map(Rc::new));
         }
         Ok(Lock {
             path: path.to_path_buf(),
@@ -148,6 +172,44 @@ mod tests {
                 })
                 .collect(),
         )
+    }
+
+    #[test]
+    fn a_target_saved_twice_is_an_error_naming_both_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("saved.jsonl");
+        let line = |version: &str| {
+            format!(r#"{{"host":"web1","venv":"/srv/a","installed":{{"six":"{version}"}}}}"#)
+        };
+        let text = format!(
+            "{}\n\n{}\n{}\n",
+            line("1.16.0"),
+            line("1.15.0"),
+            r#"{"host":"web2","venv":"/srv/a","installed":{}}"#
+        );
+        std::fs::write(&path, text).unwrap();
+        let lock = Lock::read(&path).unwrap();
+        let repo = index(&["six-1.16.0-py2.py3-none-any.whl"]);
+        let pins_for = |text: &str| {
+            let record: Record = serde_json::from_str(text).unwrap();
+            lock.pins_for(&Target::parse(&record).unwrap(), &record, &repo)
+        };
+        let e = pins_for(r#"{"host":"web1","venv":"/srv/a"}"#).unwrap_err();
+        assert!(
+            e.contains("saved.jsonl lines 1 and 3 both hold a saved record of web1:/srv/a"),
+            "{e}"
+        );
+        assert!(pins_for(r#"{"host":"web2","venv":"/srv/a"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_line_past_the_bound_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("saved.jsonl");
+        let long = format!("{{\"x\":\"{}\"}}\n", "a".repeat(bounded::LOCK_LINE));
+        std::fs::write(&path, format!("{{}}\n{long}")).unwrap();
+        let e = format!("{:#}", Lock::read(&path).err().unwrap());
+        assert!(e.contains("saved.jsonl line 2: longer than"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! part way, on a full disk, is cut back off under the lock). The log is
 //! never rewritten; a malformed line is reported by number and left as it is.
 
+use crate::escape;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
@@ -141,7 +142,7 @@ impl ReleaseLog {
             .has_headers(false)
             .from_writer(Vec::new());
         for event in events {
-            writer.serialize(without_nul(event))?;
+            writer.serialize(escaped(event))?;
         }
         text.push_str(std::str::from_utf8(&writer.into_inner()?)?);
         let written = file
@@ -211,10 +212,11 @@ impl EventWriter {
     }
 }
 
-/// The event with NUL characters written as `\0`: fields come from records
-/// and remote hosts, and one raw NUL makes the log a binary file to grep and
-/// to every line-oriented tool.
-fn without_nul(event: &Event) -> std::borrow::Cow<'_, Event> {
+/// The event with its control characters escaped ([`escape::line`]):
+/// fields come from records and remote hosts, the log is read with `cat`
+/// and `grep`, and one raw NUL makes it a binary file to every line-oriented
+/// tool, one raw ESC a command to the terminal of whoever reads it.
+fn escaped(event: &Event) -> std::borrow::Cow<'_, Event> {
     let fields = [
         &event.time,
         &event.event,
@@ -225,10 +227,13 @@ fn without_nul(event: &Event) -> std::borrow::Cow<'_, Event> {
         &event.target,
         &event.detail,
     ];
-    if !fields.iter().any(|f| f.contains('\0')) {
+    if fields
+        .iter()
+        .all(|f| matches!(escape::line(f), std::borrow::Cow::Borrowed(_)))
+    {
         return std::borrow::Cow::Borrowed(event);
     }
-    let clean = |f: &String| f.replace('\0', "\\0");
+    let clean = |f: &String| escape::line(f).into_owned();
     std::borrow::Cow::Owned(Event {
         time: clean(&event.time),
         event: clean(&event.event),

@@ -17,6 +17,7 @@
 
 use crate::cli::Status;
 use crate::console;
+use crate::escape;
 use crate::record::{error_of, Record};
 use crate::summary::Summary;
 use std::io::{self, BufWriter, Stdout, Write};
@@ -287,6 +288,7 @@ fn column_widths(headers: &[&str], width: usize) -> Vec<usize> {
 fn table_row<'a>(widths: &[usize], cells: impl Iterator<Item = &'a str>) -> String {
     let mut line = String::new();
     for (i, cell) in cells.enumerate() {
+        let cell: &str = &escape::cell(cell);
         if i > 0 {
             line.push_str("  ");
         }
@@ -340,8 +342,12 @@ fn truncate(text: &str, width: usize) -> String {
 
 /// Columns padded to their widest cell; the last column is not padded.
 pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| escape::cell(c).into_owned()).collect())
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (i, cell) in row.iter().enumerate() {
             if i < widths.len() {
                 widths[i] = widths[i].max(cell.chars().count());
@@ -365,7 +371,7 @@ pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
         text.push('\n');
     };
     line(&mut headers.iter().copied());
-    for row in rows {
+    for row in &rows {
         line(&mut row.iter().map(String::as_str));
     }
     text

@@ -128,15 +128,18 @@ pub struct Adder {
 }
 
 /// What a wheel is to pip and to the planner: its normalized name and
-/// version, build tag and tags. `Alpha-1.0-py3-none-any.whl` and
+/// version, and its tags. `Alpha-1.0-py3-none-any.whl` and
 /// `alpha-1.0.0-py3-none-any.whl` are one wheel under two filenames, so
-/// other bytes under the second would shadow the first.
+/// other bytes under the second would shadow the first. The build tag is
+/// left out on purpose: `alpha-1.0-1-py3-none-any.whl` wins over
+/// `alpha-1.0-py3-none-any.whl` for new venvs, so other bytes under it
+/// would give them another build than the venvs made before, and the drift
+/// fingerprint (name and version) could not tell.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Identity {
     name: String,
     /// PEP 440 normal form with trailing `.0` release parts dropped.
     version: String,
-    build: Option<String>,
     tags: Vec<(String, String, String)>,
 }
 
@@ -156,7 +159,6 @@ impl Identity {
         Identity {
             name: wheel.name.clone(),
             version,
-            build: wheel.build.clone(),
             tags,
         }
     }
@@ -204,7 +206,8 @@ impl Adder {
     }
 
     /// Refuse a wheel that another file in the repository, under another
-    /// filename, already is (same name, version and tags) with other bytes.
+    /// filename, already is (same name, version and tags, whatever the build
+    /// tag) with other bytes.
     fn refuse_shadowing(&self, checked: &CheckedWheel) -> Result<()> {
         let Some(files) = self.identities.get(&Identity::of(&checked.filename)) else {
             return Ok(());
@@ -221,7 +224,7 @@ impl Adder {
             };
             if sha != checked.sha256 {
                 bail!(
-                    "{} is the same wheel as {file}, already in the repository with other content (same name, version and tags; sha256 {sha} there, {} here); a released wheel is never shadowed: give the new build a new version",
+                    "{} is the same wheel as {file}, already in the repository with other content (same name, version and tags; a build tag does not make another release; sha256 {sha} there, {} here); a released wheel is never shadowed: give the new build a new version",
                     checked.filename.file,
                     checked.sha256
                 );

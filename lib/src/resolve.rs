@@ -23,6 +23,7 @@
 //! tested on wheels that exist only in memory. When there is no solution, the
 //! error is pubgrub's derivation tree told in words by [`explain`].
 
+mod budget;
 mod explain;
 mod provider;
 
@@ -136,7 +137,11 @@ pub fn resolve(
         Ok(solution) => Ok(provider.resolution(solution)),
         // The tree is not collapsed: its "no versions" leaves are where the
         // wheels for other interpreters get named.
-        Err(pubgrub::PubGrubError::NoSolution(tree)) => Err(explain::explain(&provider, &tree)),
+        Err(pubgrub::PubGrubError::NoSolution(tree)) => Err(budget::bounded_explanation(
+            explain::explain(&provider, &tree),
+        )),
+        // The provider's only error: the search went past its bound.
+        Err(pubgrub::PubGrubError::ErrorInShouldCancel(gave_up)) => Err(gave_up.to_string()),
         Err(pubgrub::PubGrubError::ErrorRetrievingDependencies {
             package,
             version,
@@ -145,7 +150,6 @@ pub fn resolve(
         Err(pubgrub::PubGrubError::ErrorChoosingVersion { package, source }) => {
             Err(format!("{package}: {source}"))
         }
-        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -214,15 +214,42 @@ fn parse_file_name(path: &Path) -> Result<WheelName> {
             path.display()
         );
     }
+    // Tags are compared as written, and PEP 425 writes them in lower case:
+    // `PY3-NONE-ANY` would be planned for no interpreter, or, where another
+    // tool lower-cases it, be a second wheel of one release.
+    if let Some(tag) = stem
+        .rsplit('-')
+        .take(3)
+        .find(|t| t.chars().any(|c| c.is_ascii_uppercase()))
+    {
+        bail!(
+            "{}: malformed wheel filename: tag {tag:?} is not in lower case, as PEP 425 writes tags",
+            path.display()
+        );
+    }
     Ok(name)
 }
 
-/// Refuse members pip would not install: absolute paths and paths that
-/// climb out of the install directory.
-fn check_member_paths<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Result<()> {
-    for name in archive.file_names() {
+/// Refuse members pip would not install as the wheel means them: absolute
+/// paths and paths that climb out of the install directory, and symbolic
+/// links, which pip writes as a text file holding the link's target (so the
+/// venv would not hold what the wheel's builder had).
+fn check_members<R: Read + Seek>(archive: &mut zip::ZipArchive<R>) -> Result<()> {
+    const FILE_TYPE: u32 = 0o170000;
+    const SYMLINK: u32 = 0o120000;
+    for i in 0..archive.len() {
+        let member = archive
+            .by_index_raw(i)
+            .map_err(|e| anyhow!("member {i}: {e}"))?;
+        let name = member.name();
         if name.starts_with('/') || name.contains('\\') || name.split('/').any(|c| c == "..") {
             bail!("member {name:?} is not a relative path inside the wheel");
+        }
+        if member
+            .unix_mode()
+            .is_some_and(|mode| mode & FILE_TYPE == SYMLINK)
+        {
+            bail!("member {name:?} is a symbolic link, which pip would install as a text file holding the link's target");
         }
     }
     Ok(())
@@ -237,7 +264,7 @@ fn check_archive<R: Read + Seek>(
     let mut archive =
         zip::ZipArchive::new(reader).map_err(|e| anyhow!("{shown}: not a zip archive: {e}"))?;
 
-    check_member_paths(&archive).with_context(|| shown.to_string())?;
+    check_members(&mut archive).with_context(|| shown.to_string())?;
     let dist_info = dist_info(&archive).with_context(|| shown.to_string())?;
     let metadata_text = read_member(
         &mut archive,

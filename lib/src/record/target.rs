@@ -9,6 +9,7 @@
 use super::{get, Field, Record};
 use crate::record::stage::Facts;
 use crate::transport::jump::{parse_chain, Hop};
+use crate::transport::name::{check_host, check_user};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -112,7 +113,11 @@ impl Target {
             generations: None,
             jump: None,
         };
-        take(required(record, "host").map(|v| target.host = v));
+        take(required(record, "host").and_then(|v| {
+            check_host("field `host`", &v)?;
+            target.host = v;
+            Ok(())
+        }));
         take(required(record, "venv").and_then(|v| {
             if !v.starts_with('/') {
                 bail!("venv {v:?} must be an absolute path");
@@ -121,7 +126,13 @@ impl Target {
             Ok(())
         }));
         take(port(record).map(|v| target.port = v));
-        take(optional(record, "user").map(|v| target.user = v));
+        take(optional(record, "user").and_then(|v| {
+            if let Some(user) = &v {
+                check_user("field `user`", user)?;
+            }
+            target.user = v;
+            Ok(())
+        }));
         take(optional(record, "venv_user").map(|v| target.venv_user = v));
         take(optional(record, "migrate_user").map(|v| target.migrate_user = v));
         take(optional(record, "requirements").map(|v| target.requirements = v.map(PathBuf::from)));
@@ -151,7 +162,7 @@ impl Target {
         take(optional(record, "jump").and_then(|v| {
             target.jump = match v.as_deref().map(str::trim) {
                 None | Some("") => None,
-                Some(text) => Some(parse_chain(text).context("jump")?),
+                Some(text) => Some(parse_chain(text).context("field `jump`")?),
             };
             Ok(())
         }));
@@ -495,6 +506,26 @@ mod tests {
             assert!(message.contains(part), "{message}");
         }
         assert_eq!(message.matches("; ").count(), 3, "{message}");
+    }
+
+    #[test]
+    fn names_a_shell_would_act_on_are_refused_by_field() {
+        for (field, bad) in [
+            ("host", "web1$(id)"),
+            ("host", "deploy@web1"),
+            ("user", "x;id"),
+            ("jump", "gw`id`"),
+        ] {
+            let mut r = json!({"host": "web1", "venv": "/v"});
+            r[field] = json!(bad);
+            let message = error(r);
+            assert!(message.contains(&format!("field `{field}`")), "{message}");
+        }
+        let t = Target::parse(&record(
+            json!({"host": "::1", "user": "first.last", "venv": "/v", "jump": "_svc@[fe80::1%eth0]:22"}),
+        ))
+        .unwrap();
+        assert_eq!(t.user.as_deref(), Some("first.last"));
     }
 
     #[test]

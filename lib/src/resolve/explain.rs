@@ -4,6 +4,7 @@
 //! offer, what the repository does have (versions outside the range, wheels
 //! for other interpreters, a Requires-Python that excludes this one).
 
+use super::budget::MAX_DERIVATIONS;
 use super::provider::{Package, Provider};
 use pep508_rs::pep440_rs::Version;
 use pubgrub::{
@@ -19,14 +20,37 @@ type Ext = External<Package, Ranges<Version>, String>;
 type Der = Derived<Package, Ranges<Version>, String>;
 type Terms = Map<Package, Term<Ranges<Version>>>;
 
-/// The whole explanation, one paragraph.
+/// The whole explanation, one paragraph; or, for a tree too large to tell
+/// ([`MAX_DERIVATIONS`]), what to do about it.
 pub(super) fn explain(provider: &Provider, tree: &Tree) -> String {
+    if derivations(tree, MAX_DERIVATIONS + 1) > MAX_DERIVATIONS {
+        return provider.budget.too_large_to_explain();
+    }
     let mut tree = tree.clone();
     fold_absent_versions(provider, &mut tree);
     let words = Words { provider };
     let report = DefaultStringReporter::report_with_formatter(&tree, &words);
     let report = report.lines().collect::<Vec<_>>().join(" ");
     format!("cannot resolve the requirements: {report}")
+}
+
+/// The nodes of `tree` as telling it walks them (a shared node once per
+/// use, as folding and the report do), counted up to `cap`: shared nodes
+/// make the walk exponential in the tree's depth, so it must stop early.
+fn derivations(tree: &Tree, cap: usize) -> usize {
+    fn walk(tree: &Tree, count: &mut usize, cap: usize) {
+        if *count >= cap {
+            return;
+        }
+        *count += 1;
+        if let DerivationTree::Derived(derived) = tree {
+            walk(&derived.cause1, count, cap);
+            walk(&derived.cause2, count, cap);
+        }
+    }
+    let mut count = 0;
+    walk(tree, &mut count, cap);
+    count
 }
 
 /// pubgrub notes "no version of P in R" for every gap between the versions

@@ -1,6 +1,7 @@
 //! The resolver's view of the repository for one target: pubgrub asks it
 //! which versions a package has, which one to try, and what a version needs.
 
+use super::budget::{Budget, GaveUp};
 use super::{Candidates, Chosen, Request, Resolution, Target};
 use crate::requirement::Requirement;
 use pep508_rs::pep440_rs::Version;
@@ -9,7 +10,6 @@ use pubgrub::{Dependencies, DependencyConstraints, PackageResolutionStatistics, 
 use std::cell::{OnceCell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::convert::Infallible;
 use std::fmt;
 use std::rc::Rc;
 use std::str::FromStr;
@@ -81,6 +81,8 @@ pub(super) struct Provider<'a> {
     /// The repository's candidates for this kind of interpreter, shared
     /// with other targets of the kind.
     shared: Rc<RefCell<HashMap<String, Rc<Vec<Candidate>>>>>,
+    /// What the search may still use.
+    pub budget: Budget,
 }
 
 impl<'a> Provider<'a> {
@@ -144,6 +146,7 @@ impl<'a> Provider<'a> {
             prerelease,
             installed,
             versions: RefCell::new(HashMap::new()),
+            budget: Budget::new(),
         })
     }
 
@@ -348,7 +351,7 @@ impl pubgrub::DependencyProvider for Provider<'_> {
     type V = Version;
     type VS = Ranges<Version>;
     type M = String;
-    type Err = Infallible;
+    type Err = GaveUp;
     /// Root first; then packages with more conflicts; then fewer versions.
     type Priority = (u32, Reverse<usize>);
 
@@ -361,6 +364,8 @@ impl pubgrub::DependencyProvider for Provider<'_> {
         let Some(name) = package.name() else {
             return (u32::MAX, Reverse(0));
         };
+        self.budget
+            .note_conflicts(name, statistics.conflict_count());
         let count = self
             .versions(name)
             .iter()
@@ -373,11 +378,16 @@ impl pubgrub::DependencyProvider for Provider<'_> {
         (statistics.conflict_count(), Reverse(count))
     }
 
+    /// Called before every step of the search: the bound on it.
+    fn should_cancel(&self) -> Result<(), GaveUp> {
+        self.budget.step()
+    }
+
     fn choose_version(
         &self,
         package: &Package,
         range: &Ranges<Version>,
-    ) -> Result<Option<Version>, Infallible> {
+    ) -> Result<Option<Version>, GaveUp> {
         let Some(name) = package.name() else {
             let root = root_version();
             return Ok(range.contains(&root).then_some(root));
@@ -407,7 +417,7 @@ impl pubgrub::DependencyProvider for Provider<'_> {
         &self,
         package: &Package,
         version: &Version,
-    ) -> Result<Dependencies<Package, Ranges<Version>, String>, Infallible> {
+    ) -> Result<Dependencies<Package, Ranges<Version>, String>, GaveUp> {
         let mut deps = BTreeMap::new();
         let (name, extra) = match package {
             Package::Root => {

@@ -457,3 +457,59 @@ fn explanations_read_as_sentences() {
         println!("{}\n", Case::new(&wheels, &py, reqs).run().unwrap_err());
     }
 }
+
+/// `projects` projects of `versions` versions each, every version of one
+/// excluding that version of all the others: an unsatisfiable pigeonhole.
+fn pigeonhole(projects: usize, versions: usize) -> (Wheels, Vec<String>) {
+    let mut wheels = Wheels::default();
+    for p in 0..projects {
+        for v in 1..=versions {
+            let requires: Vec<String> = (0..projects)
+                .filter(|q| *q != p)
+                .map(|q| format!("hole{q}!={v}"))
+                .collect();
+            let requires: Vec<&str> = requires.iter().map(String::as_str).collect();
+            wheels = wheels.add(&format!("hole{p}-{v}-py3-none-any.whl"), None, &requires);
+        }
+    }
+    (wheels, (0..projects).map(|p| format!("hole{p}")).collect())
+}
+
+#[test]
+fn a_search_that_explodes_gives_up_within_its_bound() {
+    let python = python("3.11.4");
+    let (wheels, names) = pigeonhole(9, 8);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let started = std::time::Instant::now();
+    let message = Case::new(&wheels, &python, &names).run().unwrap_err();
+    let elapsed = started.elapsed();
+    eprintln!(
+        "{elapsed:?}: {} bytes: {}",
+        message.len(),
+        &message[..message.len().min(600)]
+    );
+    assert!(
+        elapsed < budget::MAX_TIME + std::time::Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    assert!(
+        message.len() <= budget::MAX_EXPLANATION + 400,
+        "{}",
+        message.len()
+    );
+    assert!(message.contains("pin versions"), "{message}");
+}
+
+#[test]
+fn a_conflict_too_large_to_tell_is_summed_up() {
+    let python = python("3.11.4");
+    let (wheels, names) = pigeonhole(7, 6);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let message = Case::new(&wheels, &python, &names).run().unwrap_err();
+    assert!(
+        message.len() <= budget::MAX_EXPLANATION + 400,
+        "{}",
+        message.len()
+    );
+    assert!(message.contains("pin versions"), "{message}");
+}

@@ -25,9 +25,11 @@ const BATCH: usize = 64;
 /// file again changes nothing (status `present`); other content under a
 /// filename already in the repository is refused, and so is other content
 /// under another filename for the same wheel (same normalized name, version
-/// and tags). Filenames may hold only letters, digits, `_`, `.`, `+` and `!`
-/// in their parts, members must be relative paths inside the wheel, and the
-/// `.dist-info` folder must be the project's own. Only regular files are read
+/// and tags, whatever the build tag: a released version is one set of bytes
+/// per tag set). Filenames may hold only letters, digits, `_`, `.`, `+` and
+/// `!` in their parts, tags must be in lower case, members must be relative
+/// paths inside the wheel and not symbolic links, and the `.dist-info`
+/// folder must be the project's own. Only regular files are read
 /// (a device or a FIFO is refused unread), and a METADATA larger than 32 MiB or
 /// a RECORD larger than 64 MiB, unpacked, is refused.
 ///

@@ -98,8 +98,9 @@ pub struct Args {
     /// Plan each target to exactly the packages its own record in FILE
     /// had: FILE is saved vd-freeze (or vd-push) output, matched by host,
     /// port, user and venv, and applied with --exact. A target missing from
-    /// FILE, or a saved version the repository does not have, is an error
-    /// naming it. Takes the place of REQUIREMENTS.
+    /// FILE, saved twice in it, or a saved version the repository does not
+    /// have, is an error naming it. FILE must be a regular file of at most
+    /// 256 MiB (lines of at most 16 MiB). Takes the place of REQUIREMENTS.
     #[arg(long, value_name = "FILE", conflicts_with = "requirements")]
     lock: Option<PathBuf>,
 

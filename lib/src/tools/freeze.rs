@@ -39,9 +39,14 @@ const TOOL: &str = "vd-freeze";
 /// own. The script runs unchanged on CPython 2.7 and 3.6 to 3.13.
 ///
 /// The targets of one host share one SSH session; hosts run in parallel. A
-/// host starts once the input has ended (or once 256 records wait), so that
-/// its targets go in one command. Records are written in input order, each as
-/// soon as it and those before it are done. Host keys must be in known_hosts
+/// host starts once the input has ended, has paused for half a second, or
+/// 256 records wait, so that input that comes at once puts each host's
+/// targets in one command, and input from a slow producer (a script, a
+/// FIFO) is frozen and written as it comes; no target waits more than 5
+/// seconds for its host to start. A host's targets that come after its
+/// command started go in another command, over the same session. Records
+/// are written in input order, each as soon as it and those before it are
+/// done. Host keys must be in known_hosts
 /// (see --accept-new). Records that carry an `error` pass through untouched.
 ///
 /// Exit status: 0 when every target was frozen, 1 when some record carries an

@@ -16,6 +16,7 @@
 //! What is not here: which hosts need a bastion (the inventory's `jump`
 //! column and `~/.ssh/config`, read by [`super::route`]).
 
+use super::name::{check_host, check_user};
 use super::watch::{self, timespec};
 use super::{Destination, SshConnection};
 use anyhow::{anyhow, bail, Context, Result};
@@ -104,6 +105,11 @@ fn parse_hop(text: &str) -> Result<Hop> {
     };
     if host.is_empty() || host.contains(['/', ' ', '@']) {
         bail!("{host:?} is not a host name or address");
+    }
+    // A bastion's names reach a ProxyCommand as `%h` and `%r` too.
+    check_host("its host", host)?;
+    if let Some(user) = &user {
+        check_user("its user", user)?;
     }
     let port = port
         .map(|p| {
@@ -600,5 +606,13 @@ mod tests {
         }
         let e = format!("{:#}", parse_chain("gw,host:99999").unwrap_err());
         assert!(e.contains("host:99999") && e.contains("99999"), "{e}");
+        for (bad, part) in [
+            ("x$(id)@gw", "its user"),
+            ("deploy@gw;id", "its host"),
+            ("ssh://-oProxyCommand=id@gw", "its user"),
+        ] {
+            let e = format!("{:#}", parse_chain(bad).unwrap_err());
+            assert!(e.contains(part), "{bad:?}: {e}");
+        }
     }
 }

@@ -14,6 +14,7 @@ mod exec_upload;
 pub mod jump;
 pub mod known_hosts;
 mod local;
+pub mod name;
 mod pattern;
 mod proxy;
 mod route;

@@ -6,6 +6,7 @@
 //! key is checked and the login made by vd as for any host. The command's
 //! stderr is the tool's, so what it says reaches the user.
 
+use crate::shell::quote;
 use anyhow::{bail, Context, Result};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -79,6 +80,11 @@ impl Drop for ProxyCommand {
 
 /// Replace `%h`, `%p`, `%r`, `%n` and `%%`; any other token is an error
 /// rather than a command that quietly goes somewhere else.
+///
+/// The names were checked where they were read ([`super::name`]), so they
+/// hold nothing a shell acts on; each is shell-quoted all the same, in case
+/// a check is ever missed. A checked name quotes to itself, so a command
+/// that quotes its tokens (`ssh -W '%h:%p' gw`) keeps working.
 fn expand(command: &str, tokens: &Tokens) -> Result<String> {
     let mut out = String::new();
     let mut chars = command.chars();
@@ -88,10 +94,10 @@ fn expand(command: &str, tokens: &Tokens) -> Result<String> {
             continue;
         }
         match chars.next() {
-            Some('h') => out.push_str(tokens.hostname),
+            Some('h') => out.push_str(&quote(tokens.hostname)),
             Some('p') => out.push_str(&tokens.port.to_string()),
-            Some('r') => out.push_str(tokens.user),
-            Some('n') => out.push_str(tokens.alias),
+            Some('r') => out.push_str(&quote(tokens.user)),
+            Some('n') => out.push_str(&quote(tokens.alias)),
             Some('%') => out.push('%'),
             Some(other) => bail!(
                 "ProxyCommand {command}: vd does not know the token %{other} (it knows %h, %p, %r, %n and %%)"
@@ -119,6 +125,16 @@ mod tests {
         assert_eq!(
             expand("ssh -W %h:%p -l %r gw # %n 100%%", &TOKENS).unwrap(),
             "ssh -W web1.internal:2222 -l deploy gw # web1 100%"
+        );
+        let hostile = Tokens {
+            hostname: "h;id",
+            port: 22,
+            user: "x$(touch /tmp/pwn)",
+            alias: "a b",
+        };
+        assert_eq!(
+            expand("nc %h %p # %r %n", &hostile).unwrap(),
+            "nc 'h;id' 22 # 'x$(touch /tmp/pwn)' 'a b'"
         );
         let e = expand("nc %h %C", &TOKENS).unwrap_err().to_string();
         assert!(e.contains("%C"), "{e}");

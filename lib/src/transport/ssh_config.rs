@@ -13,6 +13,7 @@
 //! left to OpenSSH.
 
 use super::jump::{self, Hop};
+use super::name::{check_host, check_user};
 use super::pattern;
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs;
@@ -158,9 +159,14 @@ impl SshConfig {
             let first = line.args.first().map(String::as_str).unwrap_or("");
             match line.keyword.as_str() {
                 "hostname" if found.hostname.is_none() => {
-                    found.hostname = Some(first.replace("%h", host).replace("%%", "%"));
+                    let hostname = first.replace("%h", host).replace("%%", "%");
+                    check_host(&format!("{}: HostName", line.origin), &hostname)?;
+                    found.hostname = Some(hostname);
                 }
-                "user" if found.user.is_none() => found.user = Some(first.to_string()),
+                "user" if found.user.is_none() => {
+                    check_user(&format!("{}: User", line.origin), first)?;
+                    found.user = Some(first.to_string());
+                }
                 "port" if found.port.is_none() => {
                     found.port = Some(first.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(
                         || anyhow!("{}: Port {first:?} is not a port number", line.origin),
@@ -375,6 +381,19 @@ mod tests {
             e.contains("config line 5") && e.contains("without a command"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn names_a_shell_would_act_on_are_refused_with_their_line() {
+        let (dir, c) = config(
+            "Host a\n  HostName %h$(id).example\nHost b\n  User `id`\nHost c\n  HostName fe80::1%%eth0\n",
+        );
+        let e = format!("{:#}", c.host("a", dir.path()).unwrap_err());
+        assert!(e.contains("config line 2: HostName"), "{e}");
+        let e = format!("{:#}", c.host("b", dir.path()).unwrap_err());
+        assert!(e.contains("config line 4: User"), "{e}");
+        let h = c.host("c", dir.path()).unwrap();
+        assert_eq!(h.hostname.as_deref(), Some("fe80::1%eth0"));
     }
 
     #[test]

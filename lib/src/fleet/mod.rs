@@ -26,9 +26,12 @@
 //! reads all of a host's venvs with one remote command. [`Fleet::run_batched`]
 //! hands the work a host's whole batch of targets; so that a batch holds most
 //! of a host's targets, its hosts are not started as soon as their first
-//! target arrives but once the input has ended, or once the read-ahead
-//! window is full (then every host with waiting targets starts, so a long
-//! input neither stalls nor is held whole).
+//! target arrives but once the input has ended, has paused ([`schedule::BATCH_PAUSE`]:
+//! a slow producer's records stream out rather than wait for its end), or
+//! the read-ahead window is full (then every host with waiting targets
+//! starts, so a long input neither stalls nor is held whole). Targets of a
+//! host that arrive while its batch runs make its next batch, over the same
+//! session.
 //!
 //! A record's target fields are parsed once, here, where the record enters
 //! the tool ([`Target::parse`]): the work gets the typed [`Target`] beside
@@ -42,18 +45,29 @@
 //! sessions open for targets of theirs still to come.
 //! Records already done wait for the ones before them only, as output keeps
 //! input order.
+//!
+//! The parts: [`schedule`] is the scheduler (the events it answers, the
+//! hosts it keeps), [`mode`] the two kinds of work a worker does with a
+//! host's turn, [`window`] the room for records read ahead, [`idle`] the
+//! hosts whose sessions are kept, [`malloc`] the allocator setting the
+//! workers want.
+
+mod idle;
+mod malloc;
+mod mode;
+mod schedule;
+mod window;
 
 use crate::cli;
 use crate::console;
-use crate::output::{Output, Ready};
+use crate::output::Output;
 use crate::record::{self, Line, Record, Target};
 use crate::transport::{self, Connection, Destination, Settings};
-use anyhow::{anyhow, bail, Result};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use anyhow::{anyhow, Result};
+use mode::{Batched, EachTarget};
+use schedule::Patience;
 use std::io::Write;
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 /// How many records may be read and not yet worked on. Enough to keep
 /// `--jobs` hosts busy; few enough that a long input is not held whole.
@@ -67,77 +81,6 @@ pub const READ_AHEAD: usize = 256;
 /// holding records for their finish, and hosts that could not be reached
 /// (tried once per run), are kept.
 pub const IDLE_SESSIONS: usize = 32;
-
-/// Hosts done with their targets so far, sessions open, the longest idle
-/// first.
-struct Idle {
-    hosts: VecDeque<Destination>,
-    limit: usize,
-}
-
-impl Idle {
-    fn new(limit: usize) -> Idle {
-        Idle {
-            hosts: VecDeque::new(),
-            limit,
-        }
-    }
-
-    /// `dest` went idle with its session open: the host whose session is to
-    /// close now, if the limit is passed.
-    fn went_idle(&mut self, dest: &Destination) -> Option<Destination> {
-        self.busy(dest);
-        self.hosts.push_back(dest.clone());
-        if self.hosts.len() > self.limit {
-            self.hosts.pop_front()
-        } else {
-            None
-        }
-    }
-
-    /// `dest` has work again (or is gone): it is not idle.
-    fn busy(&mut self, dest: &Destination) {
-        self.hosts.retain(|d| d != dest);
-    }
-}
-
-/// Room for records read ahead of the work: the reader takes a place per
-/// record, and a place is given back once the work on that record is done
-/// (or it needs none), not once it is written: a record held for the
-/// finish, or waiting for a slow one before it, must not stop the reading
-/// that the finish waits for.
-struct Window {
-    free: Mutex<usize>,
-    freed: Condvar,
-}
-
-impl Window {
-    fn new(size: usize) -> Window {
-        Window {
-            free: Mutex::new(size),
-            freed: Condvar::new(),
-        }
-    }
-
-    fn take(&self) {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
-        }
-        *free -= 1;
-    }
-
-    /// Whether the reader has taken every place: it reads no more until
-    /// some work is done.
-    fn is_full(&self) -> bool {
-        *self.free.lock().unwrap_or_else(|e| e.into_inner()) == 0
-    }
-
-    fn give(&self) {
-        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.freed.notify_one();
-    }
-}
 
 /// One host as the work sees it: its destination, its connection (opened on
 /// first use, then shared by the host's targets), and state the tool keeps
@@ -156,6 +99,20 @@ pub struct Host<S> {
     /// connection is forgotten between its targets, so keep here only what
     /// comes of the connection (vd-push: the host's cache listings).
     pub state: S,
+}
+
+impl<S: Default> Host<S> {
+    /// A host not yet reached, with nothing held.
+    fn new(destination: Destination, settings: Arc<Settings>) -> Host<S> {
+        Host {
+            destination,
+            settings,
+            connection: None,
+            held: Vec::new(),
+            hold: false,
+            state: S::default(),
+        }
+    }
 }
 
 impl<S> Host<S> {
@@ -194,71 +151,26 @@ pub struct Held {
     pub record: Record,
 }
 
-enum Event<S> {
-    /// A line of input: its number and record.
-    Line(usize, Record),
-    /// The input ended.
-    End,
-    /// A target is done: its sequence number and record.
-    Target(usize, Record),
-    /// A host's batch is done; the host comes back with its connection.
-    /// (Boxed: a host is large, and the channel carries many small events.)
-    HostDone(Destination, Box<Host<S>>),
-}
-
-/// The work a run does: per target (with the finish of held records), or
-/// per batch of a host's targets.
-enum Work<'a, F, G, B> {
-    Each { work: &'a F, finish: &'a G },
-    Batch(&'a B),
-}
-
-/// What [`Fleet::run_batched`] stands in for the per-target work it has not.
-type NoWork<S> = fn(&mut Host<S>, &Target, &mut Record) -> Result<()>;
-/// What [`Fleet::run_with_finish`] stands in for the batch work it has not.
-type BatchWork<S> = fn(&mut Host<S>, &mut [Held]);
-
-/// A host and its targets waiting to run.
-struct Slot<S> {
-    /// The host, or `None` while a worker has it.
-    host: Option<Host<S>>,
-    queue: VecDeque<(usize, Held)>,
-}
-
-/// glibc's malloc gives each thread that allocates an arena of its own, up
-/// to eight per core, and memory freed in one arena serves only that one.
-/// A fleet's workers (a thread per host at work) parse each host's output
-/// into records that the writer frees later, so every arena keeps pages of
-/// its own: with the default, vd-freeze's peak memory grew by a sixth with
-/// the number of records read ahead. The workers mostly wait on the
-/// network, so two arenas cost no time. Call before the workers start.
-fn few_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    #[allow(unsafe_code)]
-    // SAFETY: mallopt only sets a tunable of glibc's allocator; it takes
-    // no pointers, and an arena limit may be set at any time.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
-    }
-}
-
 /// The hosts a tool works on, and how: `jobs` hosts at once, reached with
 /// the transport's settings.
 pub struct Fleet {
     tool: &'static str,
     settings: Arc<Settings>,
     jobs: usize,
+    /// When a batched run's hosts start while the input goes on.
+    patience: Patience,
 }
 
 impl Fleet {
     /// Read what reaching hosts needs (`~/.ssh/config`, known_hosts) once.
     pub fn new(tool: &'static str, jobs: u32, options: &transport::Options) -> Result<Fleet> {
-        few_malloc_arenas();
+        malloc::limit_arenas();
         let settings = Settings::new(options, move |m| cli::warn(tool, m))?;
         Ok(Fleet {
             tool,
             settings: Arc::new(settings),
             jobs: jobs.max(1) as usize,
+            patience: Patience::default(),
         })
     }
 
@@ -304,11 +216,11 @@ impl Fleet {
         G: Fn(&mut Host<S>, &mut [Held]) + Sync,
         W: Write,
     {
-        let how: Work<F, G, BatchWork<S>> = Work::Each {
+        let mode = EachTarget {
             work: &work,
             finish: &finish,
         };
-        self.schedule(input, out, how)
+        schedule::run(self, input, out, &mode)
     }
 
     /// Like [`Fleet::run`], but `work` gets a host's batch of targets at
@@ -316,8 +228,11 @@ impl Fleet {
     /// and the `error` it puts into the records that failed ([`set_target_error`]),
     /// is written as each record's outcome. A panic in it (a bug in vd)
     /// becomes an error on every record of the batch. A host's targets wait
-    /// until the input has ended or [`READ_AHEAD`] records are waiting, so a
-    /// batch holds all of a host's targets as far as memory allows.
+    /// until the input has ended, has paused for [`schedule::BATCH_PAUSE`], or
+    /// [`READ_AHEAD`] records are waiting (and no target waits longer than
+    /// [`schedule::BATCH_WAIT`]), so a batch holds all of a host's targets as far as
+    /// memory allows when the input comes at once, and a slow input's
+    /// records still come out as it goes.
     pub fn run_batched<S, B, W>(
         &self,
         input: impl Iterator<Item = Line> + Send + 'static,
@@ -329,336 +244,8 @@ impl Fleet {
         B: Fn(&mut Host<S>, &mut [Held]) + Sync,
         W: Write,
     {
-        let how: Work<NoWork<S>, BatchWork<S>, B> = Work::Batch(&work);
-        self.schedule(input, out, how)
+        schedule::run(self, input, out, &Batched(&work))
     }
-
-    /// The scheduler behind [`Fleet::run_with_finish`] and [`Fleet::run_batched`].
-    fn schedule<S, F, G, B, W>(
-        &self,
-        input: impl Iterator<Item = Line> + Send + 'static,
-        out: &mut Output<W>,
-        how: Work<F, G, B>,
-    ) -> Result<()>
-    where
-        S: Default + Send + 'static,
-        F: Fn(&mut Host<S>, &Target, &mut Record) -> Result<()> + Sync,
-        G: Fn(&mut Host<S>, &mut [Held]) + Sync,
-        B: Fn(&mut Host<S>, &mut [Held]) + Sync,
-        W: Write,
-    {
-        let batched = matches!(how, Work::Batch(_));
-        let Fleet {
-            tool,
-            ref settings,
-            jobs,
-        } = *self;
-        let (tx, rx) = mpsc::channel::<Event<S>>();
-        let reader_tx = tx.clone();
-        let window = Arc::new(Window::new(READ_AHEAD));
-        let reader_window = Arc::clone(&window);
-        // Detached: it may sit in a read on stdin (or at a --confirm prompt)
-        // after we are done (stdout closed); the process exit ends it.
-        std::thread::spawn(move || {
-            for line in input {
-                reader_window.take();
-                if reader_tx
-                    .send(Event::Line(line.number, line.record))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            let _ = reader_tx.send(Event::End);
-        });
-        let stop = AtomicBool::new(false);
-        let how = &how;
-        let stop_ref = &stop;
-        let window = &*window;
-        let result = std::thread::scope(|scope| -> Result<()> {
-            let mut slots: HashMap<Destination, Slot<S>> = HashMap::new();
-            let mut ready: VecDeque<Destination> = VecDeque::new();
-            // Batched: idle hosts with targets, not yet started (see run_batched).
-            let mut waiting: Vec<Destination> = Vec::new();
-            // Records done, as they will be written, waiting for the ones
-            // before them.
-            let mut done: BTreeMap<usize, Ready> = BTreeMap::new();
-            let mut idle = Idle::new(IDLE_SESSIONS);
-            let (mut total, mut next, mut running) = (0usize, 0usize, 0usize);
-            let mut input_done = false;
-            loop {
-                while let Some(record) = done.remove(&next) {
-                    if let Err(e) = out.write_ready(&record) {
-                        // stdout is closed: the workers stop after their target.
-                        stop_ref.store(true, Ordering::Relaxed);
-                        return Err(e.into());
-                    }
-                    next += 1;
-                }
-                if input_done && next == total && running == 0 {
-                    return Ok(());
-                }
-                // Done: written, and finished but waiting for one before it.
-                console::finished(next + done.len());
-                let Ok(event) = rx.recv() else {
-                    bail!("internal error: the workers went away");
-                };
-                match event {
-                    Event::Line(number, mut record) => {
-                        console::read(Some(()));
-                        let seq = total;
-                        total += 1;
-                        if let Some((by, message)) = record::error_of(&record) {
-                            // A line this tool could not read is news; an error
-                            // from an earlier tool was reported there.
-                            if by == tool && record.len() == 1 {
-                                cli::target_error(tool, &message);
-                            }
-                            window.give();
-                            done.insert(seq, out.ready(record));
-                            continue;
-                        }
-                        match Target::parse(&record) {
-                            Ok(target) => {
-                                let dest = Destination::of(&target);
-                                let slot = slots.entry(dest.clone()).or_insert_with(|| Slot {
-                                    host: Some(Host {
-                                        destination: dest.clone(),
-                                        settings: Arc::clone(settings),
-                                        connection: None,
-                                        held: Vec::new(),
-                                        hold: false,
-                                        state: S::default(),
-                                    }),
-                                    queue: VecDeque::new(),
-                                });
-                                // An idle host with queued targets is already ready
-                                // (or, batched, waiting).
-                                if slot.host.is_some() && slot.queue.is_empty() {
-                                    match batched {
-                                        true => waiting.push(dest),
-                                        false => ready.push_back(dest),
-                                    }
-                                }
-                                slot.queue.push_back((seq, Held { target, record }));
-                            }
-                            Err(e) => {
-                                let message = format!(
-                                    "stdin line {number} ({}): {e:#}",
-                                    record::target_label(&record)
-                                );
-                                cli::target_error(tool, &message);
-                                record::set_error(&mut record, tool, &message);
-                                window.give();
-                                done.insert(seq, out.ready(record));
-                            }
-                        }
-                    }
-                    Event::End => {
-                        console::read(None);
-                        input_done = true;
-                        // Idle hosts with held records are finished now; sessions
-                        // nobody will need again are closed.
-                        slots.retain(|dest, slot| match &slot.host {
-                            None => true,
-                            Some(_) if !slot.queue.is_empty() => true,
-                            Some(host) if !host.held.is_empty() => {
-                                ready.push_back(dest.clone());
-                                true
-                            }
-                            Some(_) => false,
-                        });
-                    }
-                    Event::Target(seq, record) => {
-                        done.insert(seq, out.ready(record));
-                    }
-                    Event::HostDone(dest, host) => {
-                        running -= 1;
-                        let slot = slots.get_mut(&dest).expect("a busy host has a slot");
-                        if batched && !slot.queue.is_empty() {
-                            waiting.push(dest);
-                            slot.host = Some(*host);
-                        } else if !slot.queue.is_empty() || (input_done && !host.held.is_empty()) {
-                            // More targets, or (the input having ended while the
-                            // batch ran) the finish.
-                            ready.push_back(dest);
-                            slot.host = Some(*host);
-                        } else if input_done || (host.connection.is_none() && host.held.is_empty())
-                        {
-                            // Done for good, or never connected: nothing
-                            // worth keeping until its next target.
-                            slots.remove(&dest);
-                        } else {
-                            let open = matches!(host.connection, Some(Ok(_)));
-                            let holds = !host.held.is_empty();
-                            slot.host = Some(*host);
-                            if open && !holds {
-                                if let Some(old) = idle.went_idle(&dest) {
-                                    forget_if_idle(&mut slots, &old);
-                                }
-                            }
-                        }
-                    }
-                }
-                // Batched hosts start once the input has ended, or once the
-                // reader waits for room (else it would wait for good).
-                if batched && !waiting.is_empty() && (input_done || window.is_full()) {
-                    ready.extend(waiting.drain(..));
-                }
-                while running < jobs {
-                    let Some(dest) = ready.pop_front() else { break };
-                    idle.busy(&dest);
-                    let slot = slots.get_mut(&dest).expect("a ready host has a slot");
-                    let mut host = slot.host.take().expect("a ready host is idle");
-                    let batch: Vec<(usize, Held)> = slot.queue.drain(..).collect();
-                    // With the input ended, this batch is the host's last.
-                    let last = input_done;
-                    running += 1;
-                    let tx = tx.clone();
-                    scope.spawn(move || {
-                        let (work, finish) = match how {
-                            Work::Each { work, finish } => (work, finish),
-                            Work::Batch(batch_work) => {
-                                let done = batch_on(tool, batch_work, &mut host, batch, stop_ref);
-                                for (seq, record) in done {
-                                    window.give();
-                                    if tx.send(Event::Target(seq, record)).is_err() {
-                                        return;
-                                    }
-                                }
-                                let _ = tx.send(Event::HostDone(dest, Box::new(host)));
-                                return;
-                            }
-                        };
-                        for (seq, mut job) in batch {
-                            if stop_ref.load(Ordering::Relaxed) {
-                                break;
-                            }
-                            host.hold = false;
-                            work_on(tool, work, &mut host, &job.target, &mut job.record);
-                            window.give();
-                            if std::mem::take(&mut host.hold)
-                                && record::error_of(&job.record).is_none()
-                            {
-                                host.held.push((seq, job));
-                            } else if tx.send(Event::Target(seq, job.record)).is_err() {
-                                return;
-                            }
-                        }
-                        if last && !host.held.is_empty() && !stop_ref.load(Ordering::Relaxed) {
-                            let held = std::mem::take(&mut host.held);
-                            for (seq, record) in finish_host(tool, finish, &mut host, held) {
-                                if tx.send(Event::Target(seq, record)).is_err() {
-                                    return;
-                                }
-                            }
-                        }
-                        let _ = tx.send(Event::HostDone(dest, Box::new(host)));
-                    });
-                }
-            }
-        });
-        result
-    }
-}
-
-/// Forget a host (closing its session) if it is still idle, with no
-/// targets queued and no records held: a later target of it starts anew.
-fn forget_if_idle<S>(slots: &mut HashMap<Destination, Slot<S>>, dest: &Destination) {
-    let idle = slots.get(dest).is_some_and(|slot| {
-        slot.queue.is_empty() && slot.host.as_ref().is_some_and(|host| host.held.is_empty())
-    });
-    if idle {
-        slots.remove(dest);
-    }
-}
-
-/// Run `finish` on a host's held records; a panic (a bug in vd) becomes an
-/// error on each of them.
-fn finish_host<S, G>(
-    tool: &str,
-    finish: &G,
-    host: &mut Host<S>,
-    held: Vec<(usize, Held)>,
-) -> Vec<(usize, Record)>
-where
-    G: Fn(&mut Host<S>, &mut [Held]),
-{
-    let (seqs, mut jobs): (Vec<usize>, Vec<Held>) = held.into_iter().unzip();
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| finish(host, &mut jobs)));
-    if let Err(panic) = outcome {
-        let message = format!(
-            "internal error in {tool} (please report it): {}",
-            panic_text(&*panic)
-        );
-        for job in &mut jobs {
-            set_target_error(tool, &mut job.record, &message);
-        }
-    }
-    seqs.into_iter()
-        .zip(jobs.into_iter().map(|job| job.record))
-        .collect()
-}
-
-/// Run the batch work on a host's targets; a panic (a bug in vd) becomes
-/// an error on each of them. Nothing runs once stdout is closed.
-fn batch_on<S, B>(
-    tool: &str,
-    work: &B,
-    host: &mut Host<S>,
-    batch: Vec<(usize, Held)>,
-    stop: &AtomicBool,
-) -> Vec<(usize, Record)>
-where
-    B: Fn(&mut Host<S>, &mut [Held]),
-{
-    let (seqs, mut jobs): (Vec<usize>, Vec<Held>) = batch.into_iter().unzip();
-    if !stop.load(Ordering::Relaxed) {
-        let doing = jobs.first().map(|job| console::doing("", &job.record));
-        let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(host, &mut jobs)));
-        drop(doing);
-        if let Err(panic) = outcome {
-            let message = format!(
-                "internal error in {tool} (please report it): {}",
-                panic_text(&*panic)
-            );
-            for job in &mut jobs {
-                set_target_error(tool, &mut job.record, &message);
-            }
-        }
-    }
-    seqs.into_iter()
-        .zip(jobs.into_iter().map(|job| job.record))
-        .collect()
-}
-
-/// What a panic said.
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("unknown panic")
-}
-
-/// Do the work on one target; an error (or a panic, which is a bug in vd)
-/// goes into the record, named by target.
-fn work_on<S, F>(tool: &str, work: &F, host: &mut Host<S>, target: &Target, record: &mut Record)
-where
-    F: Fn(&mut Host<S>, &Target, &mut Record) -> Result<()>,
-{
-    let doing = console::doing("", record);
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| work(host, target, record)));
-    drop(doing);
-    let message = match outcome {
-        Ok(Ok(())) => return,
-        Ok(Err(e)) => format!("{e:#}"),
-        Err(panic) => {
-            let what = panic_text(&*panic);
-            format!("internal error in {tool} (please report it): {what}")
-        }
-    };
-    set_target_error(tool, record, &message);
 }
 
 /// Fail a target: its `error`, and a line on stderr, both naming it. What
@@ -690,9 +277,20 @@ pub(crate) fn lines(records: serde_json::Value) -> Vec<Line> {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     const TOOL: &str = "vd-test";
+
+    /// A fleet of `jobs` workers that reads no file.
+    fn offline_fleet(jobs: usize) -> Fleet {
+        Fleet {
+            tool: TOOL,
+            settings: Arc::new(Settings::offline()),
+            jobs,
+            patience: Patience::default(),
+        }
+    }
 
     /// Schedule `input` over `jobs` workers; the records written, read back.
     fn schedule_records<S, F, G>(jobs: usize, input: Value, work: F, finish: G) -> Vec<Record>
@@ -701,22 +299,13 @@ mod tests {
         F: Fn(&mut Host<S>, &Target, &mut Record) -> Result<()> + Sync,
         G: Fn(&mut Host<S>, &mut [Held]) + Sync,
     {
-        let fleet = Fleet {
-            tool: TOOL,
-            settings: Arc::new(Settings::offline()),
-            jobs,
-        };
+        let fleet = offline_fleet(jobs);
         let mut out = Output::to(Vec::new(), None);
         let input = lines(input).into_iter();
         fleet
             .run_with_finish(input, &mut out, work, finish)
             .unwrap();
-        let (_, bytes) = out.finish_into().unwrap();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        written(out)
     }
 
     fn field<'r>(record: &'r Record, name: &str) -> &'r Value {
@@ -768,11 +357,7 @@ mod tests {
             std::thread::sleep(Duration::from_micros(200));
             Ok(())
         };
-        let fleet = Fleet {
-            tool: TOOL,
-            settings: Arc::new(Settings::offline()),
-            jobs: 2,
-        };
+        let fleet = offline_fleet(2);
         let mut out = Output::to(Vec::new(), None);
         fleet.run(input, &mut out, work).unwrap();
         let (_, bytes) = out.finish_into().unwrap();
@@ -799,29 +384,6 @@ mod tests {
         let out = schedule_records(2, Value::Array(records), work, finish);
         assert_eq!(out.len(), 2 * READ_AHEAD);
         assert!(out.iter().all(|r| r["with"] == json!(2 * READ_AHEAD)));
-    }
-
-    #[test]
-    fn only_the_last_hosts_to_go_idle_keep_their_sessions() {
-        let dest = |host: &str| Destination {
-            host: host.into(),
-            port: None,
-            user: None,
-            via: Default::default(),
-            identity: None,
-            jump: None,
-        };
-        let mut idle = Idle::new(2);
-        assert_eq!(idle.went_idle(&dest("a")), None);
-        assert_eq!(idle.went_idle(&dest("b")), None);
-        assert_eq!(idle.went_idle(&dest("c")), Some(dest("a")));
-        // Idle again: the longest idle is now c.
-        assert_eq!(idle.went_idle(&dest("b")), None);
-        assert_eq!(idle.went_idle(&dest("d")), Some(dest("c")));
-        // A host with work again is not idle, and is never closed for it.
-        idle.busy(&dest("b"));
-        assert_eq!(idle.went_idle(&dest("e")), None);
-        assert_eq!(idle.went_idle(&dest("f")), Some(dest("d")));
     }
 
     #[test]
@@ -1015,22 +577,23 @@ mod tests {
         assert!(record::error_of(&out[1]).is_none());
     }
 
-    /// Run `work` batched over `jobs` workers; the records written, read back.
-    fn batched_records<F>(
-        jobs: usize,
+    /// Run `work` batched by `fleet`; the records written, read back.
+    fn batched_by<S, F>(
+        fleet: &Fleet,
         input: impl Iterator<Item = Line> + Send + 'static,
         work: F,
     ) -> Vec<Record>
     where
-        F: Fn(&mut Host<()>, &mut [Held]) + Sync,
+        S: Default + Send + 'static,
+        F: Fn(&mut Host<S>, &mut [Held]) + Sync,
     {
-        let fleet = Fleet {
-            tool: TOOL,
-            settings: Arc::new(Settings::offline()),
-            jobs,
-        };
         let mut out = Output::to(Vec::new(), None);
         fleet.run_batched(input, &mut out, work).unwrap();
+        written(out)
+    }
+
+    /// The records `out` wrote, read back.
+    fn written(out: Output<Vec<u8>>) -> Vec<Record> {
         let (_, bytes) = out.finish_into().unwrap();
         String::from_utf8(bytes)
             .unwrap()
@@ -1056,7 +619,11 @@ mod tests {
             {"host": "a", "venv": "/v/7", "error": {"tool": "vd-diff", "message": "earlier"}},
         ]);
         for jobs in [1, 3] {
-            let out = batched_records(jobs, lines(input.clone()).into_iter(), mark_batch);
+            let out = batched_by(
+                &offline_fleet(jobs),
+                lines(input.clone()).into_iter(),
+                mark_batch,
+            );
             let venvs: Vec<&Value> = out.iter().map(|r| field(r, "venv")).collect();
             assert_eq!(
                 venvs,
@@ -1095,7 +662,7 @@ mod tests {
             assert!(batch.len() <= READ_AHEAD, "a batch of {}", batch.len());
             mark_batch(host, batch);
         };
-        let out = batched_records(2, input, work);
+        let out = batched_by(&offline_fleet(2), input, work);
         assert_eq!(out.len(), n);
         for (i, record) in out.iter().enumerate() {
             assert_eq!(record["venv"], json!(format!("/v/{i}")));
@@ -1130,7 +697,7 @@ mod tests {
                 }
             }
         };
-        let out = batched_records(2, lines(input).into_iter(), work);
+        let out = batched_by(&offline_fleet(2), lines(input).into_iter(), work);
         assert_eq!(out[0]["done"], true);
         assert_eq!(record::error_of(&out[2]).unwrap().1, "a:/v/3: it broke");
         for i in [1, 3] {
@@ -1139,5 +706,100 @@ mod tests {
             assert!(message.ends_with("a bug"), "{message}");
         }
         assert_eq!(out[4]["done"], true);
+    }
+
+    /// Input from a slow producer: the records of `first`, then nothing
+    /// until `until` is set (ten seconds at most), then those of `then`.
+    /// `came` is set when `until` was, before the rest of the input.
+    fn pausing_input(
+        first: Value,
+        until: Arc<AtomicBool>,
+        came: Arc<AtomicBool>,
+        then: Value,
+    ) -> impl Iterator<Item = Line> + Send + 'static {
+        let first = lines(first);
+        let skip = first.len();
+        let then = lines(then).into_iter().map(move |mut line| {
+            line.number += skip;
+            line
+        });
+        let wait = std::iter::from_fn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !until.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            came.store(until.load(Ordering::SeqCst), Ordering::SeqCst);
+            None
+        });
+        first.into_iter().chain(wait).chain(then)
+    }
+
+    /// A batched fleet as patient as told.
+    fn patient_fleet(pause: Duration, longest: Duration) -> Fleet {
+        Fleet {
+            patience: Patience { pause, longest },
+            ..offline_fleet(2)
+        }
+    }
+
+    /// Run `work` batched by `fleet` over the records of `first`, a pause
+    /// until a batch is done, and those of `then`: the records written, and
+    /// whether a batch was done before the input went on.
+    fn batched_over_a_pause<S, F>(
+        fleet: &Fleet,
+        first: Value,
+        then: Value,
+        work: F,
+    ) -> (Vec<Record>, bool)
+    where
+        S: Default + Send + 'static,
+        F: Fn(&mut Host<S>, &mut [Held]) + Sync,
+    {
+        let worked = Arc::new(AtomicBool::new(false));
+        let came = Arc::new(AtomicBool::new(false));
+        let input = pausing_input(first, Arc::clone(&worked), Arc::clone(&came), then);
+        let out = batched_by(fleet, input, |host: &mut Host<S>, batch: &mut [Held]| {
+            work(host, batch);
+            worked.store(true, Ordering::SeqCst);
+        });
+        (out, came.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn a_batched_host_starts_when_the_input_pauses_and_its_later_targets_make_another_batch() {
+        let local = |host: &str, venv: &str| json!({"host": host, "venv": venv, "via": "local"});
+        let first = json!([local("a", "/v/1"), local("a", "/v/2")]);
+        let then = json!([local("b", "/v/3"), local("a", "/v/4")]);
+        let work = |host: &mut Host<u32>, batch: &mut [Held]| {
+            host.connection().unwrap();
+            host.state += 1;
+            let venvs: Vec<&str> = batch.iter().map(|h| h.target.venv.as_str()).collect();
+            let turn = json!({"with": venvs.join(" "), "turn": host.state});
+            for job in batch.iter_mut() {
+                job.record.insert("batch".into(), turn.clone());
+            }
+        };
+        let fleet = patient_fleet(Duration::from_millis(50), Duration::from_secs(3600));
+        let (out, came) = batched_over_a_pause(&fleet, first, then, work);
+        assert!(came, "a's batch waited for the input's end");
+        let batches: Vec<&Value> = out.iter().map(|r| field(r, "batch")).collect();
+        let a = json!({"with": "/v/1 /v/2", "turn": 1});
+        let b = json!({"with": "/v/3", "turn": 1});
+        // a's later target: a batch of its own, with the same host (its
+        // state, its session) as the first.
+        let again = json!({"with": "/v/4", "turn": 2});
+        assert_eq!(batches, [&a, &a, &b, &again]);
+    }
+
+    #[test]
+    fn a_batched_host_waits_no_longer_than_its_longest_for_an_input_that_never_pauses() {
+        let first = json!([{"host": "a", "venv": "/v/1"}]);
+        let then = json!([{"host": "b", "venv": "/v/2"}]);
+        // A pause of an hour never comes: only the longest wait starts a.
+        let fleet = patient_fleet(Duration::from_secs(3600), Duration::from_millis(50));
+        let (out, came) = batched_over_a_pause(&fleet, first, then, mark_batch);
+        assert!(came, "a's batch waited for the input's end");
+        let batches: Vec<&Value> = out.iter().map(|r| field(r, "batch")).collect();
+        assert_eq!(batches, ["/v/1", "/v/2"]);
     }
 }
