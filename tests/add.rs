@@ -1,7 +1,7 @@
 //! vd-add: wheels in, checked, copied atomically, logged.
 
 use crate::util::python::{download, Project};
-use crate::util::tool;
+use crate::util::{assert_contains, empty_repo, stdout_of, tool};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,18 +20,25 @@ fn rewrite_wheel(src: &Path, dest: &Path, edit: &str) {
     let script = format!(
         "import sys, zipfile\nsrc, dest = sys.argv[1], sys.argv[2]\nwith zipfile.ZipFile(src) as z:\n    files = {{n: z.read(n) for n in z.namelist()}}\n{edit}\nwith zipfile.ZipFile(dest, 'w') as z:\n    for n, b in files.items():\n        z.writestr(n, b)\n"
     );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(src)
-        .arg(dest)
-        .output()
-        .expect("python3 is needed for the tests");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    stdout_of(
+        Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(src)
+            .arg(dest),
+        "python3 (needed for the tests)",
     );
+}
+
+/// One vd-add per wheel into `repo`, all running at once; each must succeed.
+fn add_at_once(repo: &Path, wheels: &[PathBuf]) {
+    let runs: Vec<_> = wheels
+        .iter()
+        .map(|w| tool("vd-add").arg("--repo").arg(repo).arg(w).spawn())
+        .collect();
+    for run in runs {
+        run.finish().expect_code(0);
+    }
 }
 
 #[test]
@@ -47,19 +54,19 @@ fn adds_checked_wheels_and_logs_a_release() {
         .arg(&dotted)
         .run();
     out.expect_code(0);
-    let records = out.records();
+    let records = out.added();
     assert_eq!(records.len(), 2);
-    assert_eq!(records[0]["name"], "vd-alpha");
-    assert_eq!(records[0]["version"], "1.0");
-    assert_eq!(records[0]["status"], "added");
-    assert_eq!(records[1]["name"], "vd-dotted-name");
-    assert_eq!(records[1]["version"], "2.0rc1");
-    let wheel = records[0]["wheel"].as_str().unwrap();
+    assert_eq!(records[0].name.as_deref(), Some("vd-alpha"));
+    assert_eq!(records[0].version.as_deref(), Some("1.0"));
+    assert_eq!(records[0].status.as_deref(), Some("added"));
+    assert_eq!(records[1].name.as_deref(), Some("vd-dotted-name"));
+    assert_eq!(records[1].version.as_deref(), Some("2.0rc1"));
+    let wheel = records[0].wheel.as_deref().unwrap();
     assert_eq!(
         fs::read(repo.join(wheel)).unwrap(),
         fs::read(&alpha).unwrap()
     );
-    let sha = records[0]["sha256"].as_str().unwrap();
+    let sha = records[0].sha256.as_deref().unwrap();
     let expected = Command::new("sha256sum").arg(&alpha).output().unwrap();
     assert!(String::from_utf8_lossy(&expected.stdout).starts_with(sha));
 
@@ -75,7 +82,7 @@ fn adds_checked_wheels_and_logs_a_release() {
     // Again: nothing changes, nothing is logged.
     let again = tool("vd-add").arg("--repo").arg(&repo).arg(&alpha).run();
     again.expect_code(0);
-    assert_eq!(again.records()[0]["status"], "present");
+    assert_eq!(again.added()[0].status.as_deref(), Some("present"));
     assert_eq!(log_lines(&repo).len(), 3);
 }
 
@@ -88,9 +95,12 @@ fn reads_paths_from_stdin_and_adds_a_published_wheel() {
     let input = format!("{}\n\n{}\n", published[0].display(), built.display());
     let out = tool("vd-add").env("VD_REPO", dir.path()).stdin(input).run();
     out.expect_code(0);
-    let records = out.records();
-    assert_eq!(records[0]["wheel"], "six-1.16.0-py2.py3-none-any.whl");
-    assert_eq!(records[1]["name"], "vd-stdin");
+    let records = out.added();
+    assert_eq!(
+        records[0].wheel.as_deref(),
+        Some("six-1.16.0-py2.py3-none-any.whl")
+    );
+    assert_eq!(records[1].name.as_deref(), Some("vd-stdin"));
     assert!(dir.path().join("six-1.16.0-py2.py3-none-any.whl").is_file());
 }
 
@@ -144,19 +154,19 @@ fn refuses_bad_wheels_by_name_and_adds_the_rest() {
     }
     let out = run.arg(&good).run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.added();
     assert_eq!(records.len(), cases.len() + 1);
     for ((path, needle), record) in cases.iter().zip(&records) {
-        let message = record["error"]["message"].as_str().unwrap();
+        let message = record.error_message();
         assert!(message.contains(needle), "{path:?}: {message}");
         assert!(
             message.contains(path.file_name().unwrap().to_str().unwrap()),
             "the error must name the wheel: {message}"
         );
-        assert_eq!(record["error"]["tool"], "vd-add");
+        assert_eq!(record.error.as_ref().unwrap().tool, "vd-add");
         out.expect_stderr(message);
     }
-    assert_eq!(records.last().unwrap()["status"], "added");
+    assert_eq!(records.last().unwrap().status.as_deref(), Some("added"));
     // Only the good wheel is in the repository, and only it is logged.
     let mut names: Vec<String> = fs::read_dir(&repo)
         .unwrap()
@@ -231,27 +241,7 @@ fn ten_concurrent_adds_keep_every_wheel_and_every_log_line_whole() {
     let wheels: Vec<PathBuf> = (0..10)
         .map(|i| Project::new(&format!("vd-many-{i}"), "1.0").build())
         .collect();
-    let children: Vec<_> = wheels
-        .iter()
-        .map(|w| {
-            Command::new(crate::util::bin("vd-add"))
-                .arg("--repo")
-                .arg(&repo)
-                .arg(w)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    add_at_once(&repo, &wheels);
     for w in &wheels {
         let name = w.file_name().unwrap();
         assert_eq!(fs::read(repo.join(name)).unwrap(), fs::read(w).unwrap());
@@ -279,7 +269,7 @@ fn a_wheel_left_without_its_release_event_gets_one() {
         .arg(&wheel)
         .run();
     out.expect_code(0);
-    assert_eq!(out.records()[0]["status"], "present");
+    assert_eq!(out.added()[0].status.as_deref(), Some("present"));
     let events = vd::log::ReleaseLog::new(dir.path()).read().unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event, "release");
@@ -322,17 +312,13 @@ with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
     for name, data in files.items():
         z.writestr(name, data)
 "#;
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(dest)
-        .arg(size.to_string())
-        .output()
-        .expect("python3 is needed for the tests");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    stdout_of(
+        Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(dest)
+            .arg(size.to_string()),
+        "python3 (needed for the tests)",
     );
 }
 
@@ -359,34 +345,31 @@ fn refuses_devices_fifos_and_oversized_metadata_without_reading_them() {
         .finish_by(started + std::time::Duration::from_secs(30))
         .expect("vd-add still read its input after 30 s");
     out.expect_code(1);
-    let records = out.records();
+    let records = out.added();
     assert_eq!(records.len(), 4, "{out:?}");
-    let message = |i: usize| records[i]["error"]["message"].as_str().unwrap().to_string();
-    assert!(
-        message(0).contains("/dev/zero: not a regular file (a character device)"),
-        "{}",
-        message(0)
+    assert_contains(
+        records[0].error_message(),
+        &["/dev/zero: not a regular file (a character device)"],
     );
-    assert!(
-        message(1).contains("vd_fifo-1.0-py3-none-any.whl: not a regular file (a FIFO)"),
-        "{}",
-        message(1)
+    assert_contains(
+        records[1].error_message(),
+        &["vd_fifo-1.0-py3-none-any.whl: not a regular file (a FIFO)"],
     );
-    let huge_message = message(2);
-    assert!(
-        huge_message.contains("vd_huge-1.0-py3-none-any.whl")
-            && huge_message.contains("vd_huge-1.0.dist-info/METADATA is larger than 32 MiB"),
-        "{huge_message}"
+    assert_contains(
+        records[2].error_message(),
+        &[
+            "vd_huge-1.0-py3-none-any.whl",
+            "vd_huge-1.0.dist-info/METADATA is larger than 32 MiB",
+        ],
     );
-    assert_eq!(records[3]["status"], "added");
+    assert_eq!(records[3].status.as_deref(), Some("added"));
     assert_eq!(log_lines(&repo).len(), 2);
 }
 
 #[test]
 fn a_failed_append_leaves_the_release_log_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     // A log larger than the wheel, so that a file size limit just above the
     // log's size lets the wheel in and stops the log's append part way.
     let mut log = String::from("time,event,name,version,wheel,sha256,target,detail\n");
@@ -421,7 +404,7 @@ fn a_failed_append_leaves_the_release_log_as_it_was() {
     // Space is back: the wheel gets its release event.
     let out = tool("vd-add").arg("--repo").arg(&repo).arg(&good).run();
     out.expect_code(0);
-    assert_eq!(out.records()[0]["status"], "present");
+    assert_eq!(out.added()[0].status.as_deref(), Some("present"));
     let lines = log_lines(&repo);
     assert!(lines.last().unwrap().contains(",release,vd-good,1.0,"));
     assert_eq!(lines.len(), log.lines().count() + 1);
@@ -453,8 +436,8 @@ fn a_released_wheel_is_not_shadowed_under_another_filename() {
     }
     let out = tool("vd-add").arg("--repo").arg(&repo).args(&shadows).run();
     out.expect_code(1);
-    for (record, path) in out.records().iter().zip(&shadows) {
-        let message = record["error"]["message"].as_str().unwrap_or_default();
+    for (record, path) in out.added().iter().zip(&shadows) {
+        let message = record.error.as_ref().map_or("", |e| e.message.as_str());
         let name = path.file_name().unwrap().to_str().unwrap();
         assert!(
             message.contains(name)
@@ -483,12 +466,12 @@ fn a_path_on_stdin_that_is_not_utf8_is_one_error_and_the_batch_goes_on() {
     input.push(b'\n');
     let out = tool("vd-add").arg("--repo").arg(&repo).stdin(input).run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.added();
     assert_eq!(records.len(), 3, "{out:?}");
-    assert_eq!(records[0]["status"], "added");
-    let message = records[1]["error"]["message"].as_str().unwrap();
+    assert_eq!(records[0].status.as_deref(), Some("added"));
+    let message = records[1].error_message();
     assert!(message.contains("-1.0-py3-none-any.whl"), "{message}");
-    assert_eq!(records[2]["status"], "added");
+    assert_eq!(records[2].status.as_deref(), Some("added"));
     let releases = log_lines(&repo)
         .iter()
         .filter(|l| l.contains(",release,"))
@@ -551,10 +534,10 @@ fn refuses_wheels_pip_would_refuse_to_install() {
         .args(cases.iter().map(|(p, _)| p))
         .run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.added();
     assert_eq!(records.len(), cases.len());
     for ((path, needle), record) in cases.iter().zip(&records) {
-        let message = record["error"]["message"].as_str().unwrap_or_default();
+        let message = record.error.as_ref().map_or("", |e| e.message.as_str());
         assert!(message.contains(needle), "{path:?}: {record:?}");
     }
     assert_eq!(log_lines(&repo).len(), 0);
@@ -563,8 +546,7 @@ fn refuses_wheels_pip_would_refuse_to_install() {
 #[test]
 fn temporary_files_of_a_killed_add_are_swept_once_old() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     // No process has this id (above any pid_max).
     let old = repo.join(".vd_gone-1.0-py3-none-any.whl.999999999.0.tmp");
     let fresh = repo.join(".vd_gone-1.0-py3-none-any.whl.999999999.1.tmp");
@@ -597,26 +579,7 @@ fn concurrent_adds_of_one_wheel_log_its_release_once() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("wheels");
     let wheel = Project::new("vd-good", "1.0").build();
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            Command::new(crate::util::bin("vd-add"))
-                .arg("--repo")
-                .arg(&repo)
-                .arg(&wheel)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    add_at_once(&repo, &vec![wheel; 8]);
     let events = vd::log::ReleaseLog::new(&repo).read().unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
 }

@@ -1,11 +1,11 @@
 //! The checked-in shell completions are the ones the clap definitions
 //! generate, and they complete what the tools take.
 
+use crate::util::assert_generated_current;
 use std::path::Path;
 
 #[test]
 fn completions_are_current() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
     let scripts = vd::completions::scripts();
     // One binary per folder under tools/: each has its three scripts.
     let tools = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools"))
@@ -25,11 +25,7 @@ fn completions_are_current() {
         "every tool, for bash, zsh and fish"
     );
     for (path, text) in scripts {
-        let on_disk = std::fs::read(dir.join(&path)).unwrap_or_default();
-        assert!(
-            on_disk == text,
-            "completions/{path} is stale or missing: run `make completions` and commit the result"
-        );
+        assert_generated_current("completions", &path, &text, "completions");
     }
 }
 

@@ -2,56 +2,42 @@
 //! by pip or downloaded from the index), for targets whose facts come from
 //! the real remote script run by a real interpreter.
 
-use crate::util::python::{download, python3, Project};
-use crate::util::{jsonl, tool, Outcome};
+use crate::util::python::{download, freeze_script, python3, Project};
+use crate::util::record::{Ahead, Markers};
+use crate::util::{
+    assert_contains, changes, error_message as error, jsonl, lines_of, stdout_of, tool, AsRecord,
+    Outcome, Record,
+};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use tempfile::TempDir;
 
-type Record = Map<String, Value>;
-
-fn freeze_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("lib/src/remote/freeze.py")
-}
-
-/// Run the remote script with `python`, as vd-freeze does on a host.
-fn freeze(python: &Path, extra: &[&str]) -> Record {
-    let out = Command::new(python)
-        .arg(freeze_script())
-        .args(extra)
-        .output()
-        .expect("cannot run python for freeze.py");
-    assert!(
-        out.status.success(),
-        "freeze.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("freeze.py writes one JSON object")
-}
+/// A target record as a test builds it, to feed a tool.
+type Target = Map<String, Value>;
 
 /// The test interpreter's facts, without its installed packages (tests
 /// say what is installed).
 fn facts() -> &'static Record {
     static FACTS: OnceLock<Record> = OnceLock::new();
-    FACTS.get_or_init(|| freeze(Path::new(&python3()), &["--no-installed"]))
+    FACTS.get_or_init(|| freeze_script(Path::new(&python3()), &["--no-installed"]))
 }
 
 /// `cp311` for the test interpreter.
 fn cp_tag() -> String {
-    let version = facts()["python"]["version"].as_str().unwrap();
+    let version = facts().facts().version();
     let mut parts = version.split('.');
     format!("cp{}{}", parts.next().unwrap(), parts.next().unwrap())
 }
 
 /// A target record: the real facts, a name, and what is installed.
-fn target(host: &str, installed: &[(&str, &str)]) -> Record {
-    let mut r = Record::new();
+fn target(host: &str, installed: &[(&str, &str)]) -> Target {
+    let mut r = Target::new();
     r.insert("host".into(), json!(host));
     r.insert("venv".into(), json!("/srv/app/venv"));
     r.insert("custom".into(), json!({"kept": true}));
-    for (k, v) in facts() {
+    for (k, v) in facts().to_json() {
         r.insert(k.clone(), v.clone());
     }
     let installed: Map<String, Value> = installed
@@ -63,7 +49,12 @@ fn target(host: &str, installed: &[(&str, &str)]) -> Record {
     r
 }
 
-fn with(mut r: Record, key: &str, value: Value) -> Record {
+/// A target with nothing installed whose record asks for `packages`.
+fn needing(host: &str, packages: &[&str]) -> Target {
+    with(target(host, &[]), "packages", json!(packages))
+}
+
+fn with(mut r: Target, key: &str, value: Value) -> Target {
     r.insert(key.into(), value);
     r
 }
@@ -95,7 +86,7 @@ fn sha256_of(path: &Path) -> String {
     vd::wheel::sha256_file(path).unwrap().0
 }
 
-fn diff(dir: &TempDir, args: &[&str], records: &[Record]) -> Outcome {
+fn diff(dir: &TempDir, args: &[&str], records: &[impl serde::Serialize]) -> Outcome {
     tool("vd-diff")
         .arg("--repo")
         .arg(wheels_dir(dir))
@@ -103,37 +94,6 @@ fn diff(dir: &TempDir, args: &[&str], records: &[Record]) -> Outcome {
         .current_dir(dir.path())
         .stdin(jsonl(records))
         .run()
-}
-
-/// `(name, action, from, to)` of each change in a record's plan.
-fn changes(record: &Record) -> Vec<(String, String, String, String)> {
-    let plan = record
-        .get("plan")
-        .and_then(Value::as_array)
-        .unwrap_or_else(|| panic!("no plan in {record:?}"));
-    let s = |c: &Value, k: &str| c[k].as_str().unwrap_or("-").to_string();
-    plan.iter()
-        .map(|c| (s(c, "name"), s(c, "action"), s(c, "from"), s(c, "to")))
-        .collect()
-}
-
-fn change(name: &str, action: &str, from: &str, to: &str) -> (String, String, String, String) {
-    (name.into(), action.into(), from.into(), to.into())
-}
-
-fn error(record: &Record) -> String {
-    record
-        .get("error")
-        .and_then(|e| e["message"].as_str())
-        .unwrap_or_else(|| panic!("no error in {record:?}"))
-        .to_string()
-}
-
-#[track_caller]
-fn assert_contains(text: &str, needles: &[&str]) {
-    for needle in needles {
-        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
-    }
 }
 
 // Fixture projects, built once by pip and cached.
@@ -147,9 +107,9 @@ fn six() -> PathBuf {
 #[test]
 fn computed_tags_match_packaging_sys_tags() {
     let f = facts();
-    let python: vd::tags::Facts = serde_json::from_value(f["python"].clone()).unwrap();
-    let system = f["markers"]["platform_system"].as_str().unwrap();
-    let interp = vd::tags::Interpreter::from_facts(&python, system).unwrap();
+    let python: vd::tags::Facts =
+        serde_json::from_value(serde_json::to_value(f.facts()).unwrap()).unwrap();
+    let interp = vd::tags::Interpreter::from_facts(&python, &f.markers().platform_system).unwrap();
     let ours: Vec<String> = vd::tags::sys_tags(&interp)
         .iter()
         .map(ToString::to_string)
@@ -157,17 +117,11 @@ fn computed_tags_match_packaging_sys_tags() {
     let list_tags = |prelude: &str| -> (String, Vec<String>) {
         let code =
             format!("{prelude}\nprint(packaging.__version__)\nfor t in sys_tags(): print(t)");
-        let out = Command::new(python3())
-            .args(["-c", &code])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let mut lines = text.lines().map(str::to_string);
+        let mut lines = lines_of(
+            Command::new(python3()).args(["-c", &code]),
+            "python3 with packaging",
+        )
+        .into_iter();
         (lines.next().unwrap(), lines.collect())
     };
 
@@ -231,34 +185,38 @@ fn plans_install_upgrade_downgrade_and_ahead() {
     assert_eq!(r.len(), 5);
     assert_eq!(
         changes(&r[0]),
-        [
-            change("alpha", "install", "-", "2.0"),
-            change("six", "install", "-", "1.16.0")
-        ]
+        ["alpha install - 2.0", "six install - 1.16.0"]
     );
     // The change names the repository's file and the sha256 of all of it.
-    let plan = r[0]["plan"].as_array().unwrap();
-    assert_eq!(plan[1]["wheel"], "six-1.16.0-py2.py3-none-any.whl");
-    assert_eq!(plan[1]["sha256"], json!(sha256_of(&wheels[3])));
+    let plan = r[0].plan();
     assert_eq!(
-        plan[0]["sha256"],
-        json!(sha256_of(
+        plan[1].wheel.as_deref(),
+        Some("six-1.16.0-py2.py3-none-any.whl")
+    );
+    assert_eq!(plan[1].sha256, Some(sha256_of(&wheels[3])));
+    assert_eq!(
+        plan[0].sha256,
+        Some(sha256_of(
             &wheels_dir(&dir).join("alpha-2.0-py3-none-any.whl")
         ))
     );
-    assert_eq!(changes(&r[1]), [change("alpha", "upgrade", "1.0", "2.0")]);
-    assert_eq!(changes(&r[2]), [change("alpha", "downgrade", "3.0", "2.0")]);
-    assert_eq!(changes(&r[3]), []);
+    assert_eq!(changes(&r[1]), ["alpha upgrade 1.0 2.0"]);
+    assert_eq!(changes(&r[2]), ["alpha downgrade 3.0 2.0"]);
+    assert!(changes(&r[3]).is_empty());
     assert_eq!(
-        r[3]["ahead"],
-        json!([{"name": "alpha", "installed": "2.5", "repository": "2.0"}])
+        r[3].ahead,
+        Some(vec![Ahead {
+            name: "alpha".into(),
+            installed: "2.5".into(),
+            repository: Some("2.0".into())
+        }])
     );
-    assert_eq!(changes(&r[4]), [change("six", "install", "-", "1.16.0")]);
-    assert_eq!(r[4]["ahead"], json!([]));
+    assert_eq!(changes(&r[4]), ["six install - 1.16.0"]);
+    assert_eq!(r[4].ahead, Some(vec![]));
     // Every field the tool does not own is kept, in place.
-    for record in &r {
-        assert_eq!(record["custom"], json!({"kept": true}));
-        assert_eq!(record.keys().next().unwrap(), "host");
+    for (record, raw) in r.iter().zip(out.json()) {
+        assert_eq!(record.rest.get("custom"), Some(&json!({"kept": true})));
+        assert_eq!(raw.keys().next().unwrap(), "host");
     }
 }
 
@@ -281,24 +239,18 @@ fn exact_removes_what_is_not_required() {
     );
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
-        [
-            change("leftover", "remove", "0.1", "-"),
-            change("six", "remove", "1.16.0", "-")
-        ]
+        changes(&out.json()[0]),
+        ["leftover remove 0.1 -", "six remove 1.16.0 -"]
     );
     // Without --exact nothing is removed.
     let out = diff(&dir, &["requirements.txt"], &[target("h", &installed)]);
-    assert_eq!(changes(&out.records()[0]), []);
+    assert!(changes(&out.json()[0]).is_empty());
 }
 
 #[test]
 fn markers_decide_what_applies_to_each_target() {
     let dir = repo(&[alpha("1.0"), six(), Project::new("gamma", "1.0").build()]);
-    let platform = facts()["markers"]["sys_platform"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let platform = &facts().markers().sys_platform;
     write(
         &dir,
         "requirements.txt",
@@ -313,26 +265,23 @@ fn markers_decide_what_applies_to_each_target() {
     );
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
-        [
-            change("gamma", "remove", "1.0", "-"),
-            change("six", "install", "-", "1.16.0")
-        ]
+        changes(&out.json()[0]),
+        ["gamma remove 1.0 -", "six install - 1.16.0"]
     );
 
     // The same file, for a target whose markers say otherwise.
-    let mut other = target("old-python", &[]);
-    other["markers"]["python_version"] = json!("2.7");
-    other["markers"]["python_full_version"] = json!("2.7.18");
-    other["markers"]["os_name"] = json!("nonesuch");
+    let mut other = target("old-python", &[]).record();
+    other.markers = Some(Markers {
+        python_version: "2.7".into(),
+        python_full_version: "2.7.18".into(),
+        os_name: "nonesuch".into(),
+        ..facts().markers().clone()
+    });
     let out = diff(&dir, &["requirements.txt"], &[other]);
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
-        [
-            change("alpha", "install", "-", "1.0"),
-            change("gamma", "install", "-", "1.0")
-        ]
+        changes(&out.json()[0]),
+        ["alpha install - 1.0", "gamma install - 1.0"]
     );
 }
 
@@ -351,18 +300,11 @@ fn extras_and_dependencies_are_checked() {
 
     // Dependencies met by the plan; a dependency whose marker is false is
     // not needed.
-    let out = diff(
-        &dir,
-        &[],
-        &[with(target("a", &[]), "packages", json!(["beta", "alpha"]))],
-    );
+    let out = diff(&dir, &[], &[needing("a", &["beta", "alpha"])]);
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
-        [
-            change("alpha", "install", "-", "1.1"),
-            change("beta", "install", "-", "1.0")
-        ]
+        changes(&out.json()[0]),
+        ["alpha install - 1.1", "beta install - 1.0"]
     );
 
     // The extra brings gamma; beta's dependency on alpha is resolved: kept
@@ -380,13 +322,13 @@ fn extras_and_dependencies_are_checked() {
             json!(["beta[fast]", "alpha"]),
         ),
         with(target("d", &[]), "packages", json!(["beta[fast]", "alpha"])),
-        with(target("e", &[]), "packages", json!(["beta", "alpha==1.0"])),
+        needing("e", &["beta", "alpha==1.0"]),
         with(
             target("f", &[("alpha", "1.0")]),
             "packages",
             json!(["beta"]),
         ),
-        with(target("g", &[]), "packages", json!(["beta"])),
+        needing("g", &["beta"]),
         with(
             target("i", &[("alpha", "1.1"), ("gamma", "0.5")]),
             "packages",
@@ -395,15 +337,15 @@ fn extras_and_dependencies_are_checked() {
     ];
     let out = diff(&dir, &[], &records);
     out.expect_code(1);
-    let r = out.records();
+    let r = out.json();
     assert_eq!(changes(&r[0]).len(), 3);
     assert_eq!(changes(&r[1]).len(), 2);
     assert_eq!(
         changes(&r[2]),
         [
-            change("alpha", "install", "-", "1.1"),
-            change("beta", "install", "-", "1.0"),
-            change("gamma", "install", "-", "1.0")
+            "alpha install - 1.1",
+            "beta install - 1.0",
+            "gamma install - 1.0"
         ]
     );
     assert_contains(
@@ -416,20 +358,14 @@ fn extras_and_dependencies_are_checked() {
     );
     assert_eq!(
         changes(&r[4]),
-        [
-            change("alpha", "upgrade", "1.0", "1.1"),
-            change("beta", "install", "-", "1.0")
-        ]
+        ["alpha upgrade 1.0 1.1", "beta install - 1.0"]
     );
     assert_eq!(
         changes(&r[5]),
-        [
-            change("alpha", "install", "-", "1.1"),
-            change("beta", "install", "-", "1.0")
-        ]
+        ["alpha install - 1.1", "beta install - 1.0"]
     );
     // Without the extra, gamma is not needed and stays as it is.
-    assert_eq!(changes(&r[6]), [change("beta", "install", "-", "1.0")]);
+    assert_eq!(changes(&r[6]), ["beta install - 1.0"]);
 
     // --exact keeps the dependencies of what is required, and removes the
     // rest.
@@ -444,11 +380,8 @@ fn extras_and_dependencies_are_checked() {
     );
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
-        [
-            change("beta", "install", "-", "1.0"),
-            change("gamma", "remove", "1.0", "-")
-        ]
+        changes(&out.json()[0]),
+        ["beta install - 1.0", "gamma remove 1.0 -"]
     );
 }
 
@@ -459,30 +392,20 @@ fn pre_releases_only_when_the_specifier_names_one() {
         Project::new("omega", "2.0b1").build(),
     ]);
     let plan_for = |spec: &str| {
-        let out = diff(
-            &dir,
-            &[],
-            &[with(target("h", &[]), "packages", json!([spec]))],
-        );
-        out.records().remove(0)
+        let out = diff(&dir, &[], &[needing("h", &[spec])]);
+        out.json().remove(0)
     };
-    assert_eq!(
-        changes(&plan_for("omega")),
-        [change("omega", "install", "-", "1.0")]
-    );
+    assert_eq!(changes(&plan_for("omega")), ["omega install - 1.0"]);
     assert_eq!(
         changes(&plan_for("omega>=2.0b1")),
-        [change("omega", "install", "-", "2.0b1")]
+        ["omega install - 2.0b1"]
     );
     assert_eq!(
         changes(&plan_for("omega==2.0b1")),
-        [change("omega", "install", "-", "2.0b1")]
+        ["omega install - 2.0b1"]
     );
     // Only a pre-release satisfies: PEP 440 (and pip) accept it then.
-    assert_eq!(
-        changes(&plan_for("omega>1.0")),
-        [change("omega", "install", "-", "2.0b1")]
-    );
+    assert_eq!(changes(&plan_for("omega>1.0")), ["omega install - 2.0b1"]);
     assert_contains(
         &error(&plan_for("omega>2.0")),
         &[
@@ -500,24 +423,13 @@ fn requires_python_rules_out_a_version() {
     }
     .build();
     let dir = repo(&[Project::new("zeta", "1.0").build(), future]);
-    let out = diff(
-        &dir,
-        &[],
-        &[with(target("h", &[]), "packages", json!(["zeta"]))],
-    );
+    let out = diff(&dir, &[], &[needing("h", &["zeta"])]);
     out.expect_code(0);
-    assert_eq!(
-        changes(&out.records()[0]),
-        [change("zeta", "install", "-", "1.0")]
-    );
-    let out = diff(
-        &dir,
-        &[],
-        &[with(target("h", &[]), "packages", json!(["zeta>=2"]))],
-    );
+    assert_eq!(changes(&out.json()[0]), ["zeta install - 1.0"]);
+    let out = diff(&dir, &[], &[needing("h", &["zeta>=2"])]);
     out.expect_code(1);
     assert_contains(
-        &error(&out.records()[0]),
+        &error(&out.json()[0]),
         &[
             "no zeta >=2 can be installed on this interpreter",
             "zeta 2.0 needs Python >=3.99 (Requires-Python)",
@@ -527,7 +439,7 @@ fn requires_python_rules_out_a_version() {
 
 #[test]
 fn binary_wheels_are_chosen_for_the_interpreter() {
-    let machine = facts()["python"]["machine"].as_str().unwrap().to_string();
+    let machine = facts().facts().machine.clone().unwrap();
     let cp = cp_tag();
     let other = if cp == "cp311" { "cp312" } else { "cp311" };
     let fetch = |cp: &str| {
@@ -553,34 +465,22 @@ fn binary_wheels_are_chosen_for_the_interpreter() {
     // A pure build of the same version: compatible, but less specific.
     let pure = Project::new("MarkupSafe", "3.0.2").build();
     let dir = repo(&[foreign.clone(), own.clone(), pure]);
-    let out = diff(
-        &dir,
-        &[],
-        &[with(
-            target("h", &[]),
-            "packages",
-            json!(["MarkupSafe==3.0.2"]),
-        )],
-    );
+    let out = diff(&dir, &[], &[needing("h", &["MarkupSafe==3.0.2"])]);
     out.expect_code(0);
     let r = out.records();
-    let plan = r[0]["plan"].as_array().unwrap();
+    let plan = r[0].plan();
     assert_eq!(
-        plan[0]["wheel"],
-        json!(own.file_name().unwrap().to_str().unwrap())
+        plan[0].wheel.as_deref(),
+        Some(own.file_name().unwrap().to_str().unwrap())
     );
-    assert_eq!(plan[0]["name"], "markupsafe");
+    assert_eq!(plan[0].name, "markupsafe");
 
     // Only another Python's wheel: an error that names it.
     let dir = repo(std::slice::from_ref(&foreign));
-    let out = diff(
-        &dir,
-        &[],
-        &[with(target("h", &[]), "packages", json!(["markupsafe"]))],
-    );
+    let out = diff(&dir, &[], &[needing("h", &["markupsafe"])]);
     out.expect_code(1);
     assert_contains(
-        &error(&out.records()[0]),
+        &error(&out.json()[0]),
         &[
             "the requirements ask for markupsafe (`markupsafe` (field `packages`))",
             &format!(
@@ -612,11 +512,8 @@ fn a_pip_compile_lock_file_with_hashes() {
     let out = diff(&dir, &["good.txt"], &[target("h", &[])]);
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
-        [
-            change("alpha", "install", "-", "1.0"),
-            change("six", "install", "-", "1.16.0")
-        ]
+        changes(&out.json()[0]),
+        ["alpha install - 1.0", "six install - 1.16.0"]
     );
 
     // pip-compile's header may say where it found the packages: ignored,
@@ -633,13 +530,13 @@ fn a_pip_compile_lock_file_with_hashes() {
     out.expect_code(0)
         .expect_stderr("indexed.txt line 1: --index-url https://pypi.org/simple ignored")
         .expect_stderr("indexed.txt line 4: --find-links ./dist ignored");
-    assert_eq!(changes(&out.records()[0]).len(), 2);
+    assert_eq!(changes(&out.json()[0]).len(), 2);
 
     write(&dir, "bad.txt", &lock(&[&other, &"f".repeat(64)]));
     let out = diff(&dir, &["bad.txt"], &[target("h", &[])]);
     out.expect_code(1);
     assert_contains(
-        &error(&out.records()[0]),
+        &error(&out.json()[0]),
         &[
             "no wheel of six 1.16.0 matches the hashes of bad.txt line 6",
             &format!("six-1.16.0-py2.py3-none-any.whl (sha256 {sha})"),
@@ -671,7 +568,7 @@ fn includes_and_constraints() {
     let out = diff(&dir, &["deploy/requirements.txt"], &[target("h", &[])]);
     out.expect_code(1);
     assert_contains(
-        &error(&out.records()[0]),
+        &error(&out.json()[0]),
         &[
             "the repository has no six <1.16 (it has 1.16.0)",
             "constraint `six<1.16` (deploy/base/../extra-pins.txt line 1)",
@@ -682,11 +579,8 @@ fn includes_and_constraints() {
     out.expect_code(0);
     // Constraints limit alpha, and install nothing (no gamma).
     assert_eq!(
-        changes(&out.records()[0]),
-        [
-            change("alpha", "install", "-", "1.1"),
-            change("six", "install", "-", "1.16.0")
-        ]
+        changes(&out.json()[0]),
+        ["alpha install - 1.1", "six install - 1.16.0"]
     );
 }
 
@@ -715,13 +609,10 @@ fn requirements_from_the_record() {
     ];
     let out = diff(&dir, &[], &records);
     out.expect_code(1);
-    let r = out.records();
+    let r = out.json();
     assert_eq!(
         changes(&r[0]),
-        [
-            change("alpha", "install", "-", "1.0"),
-            change("six", "install", "-", "1.16.0")
-        ]
+        ["alpha install - 1.0", "six install - 1.16.0"]
     );
     assert_contains(
         &error(&r[1]),
@@ -794,14 +685,14 @@ fn conflicting_and_missing_requirements() {
     let out = diff(&dir, &["a.txt", "b.txt"], &[target("h", &[])]);
     out.expect_code(1);
     assert_eq!(
-        error(&out.records()[0]),
+        error(&out.json()[0]),
         "cannot resolve the requirements: alpha is required as `alpha>=2` (a.txt line 1) and `alpha<2` (b.txt line 2), and no version satisfies all of them (the repository has 2.0, 1.0)"
     );
 
     write(&dir, "c.txt", "alpha>=5\nnonesuch==1.0\n");
     let out = diff(&dir, &["c.txt"], &[target("h", &[])]);
     out.expect_code(1);
-    let message = error(&out.records()[0]);
+    let message = error(&out.json()[0]);
     assert_contains(
         &message,
         &[
@@ -814,7 +705,7 @@ fn conflicting_and_missing_requirements() {
     let out = diff(&dir, &["d.txt"], &[target("h", &[])]);
     out.expect_code(1);
     assert_contains(
-        &error(&out.records()[0]),
+        &error(&out.json()[0]),
         &[
             "the repository has no wheel of nonesuch",
             "`nonesuch==1.0` (d.txt line 2)",
@@ -847,8 +738,8 @@ fn bad_lines_and_failed_records() {
     out.expect_code(1);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 6);
-    let r = out.records();
-    assert_eq!(changes(&r[0]), [change("alpha", "install", "-", "1.0")]);
+    let r = out.json();
+    assert_eq!(changes(&r[0]), ["alpha install - 1.0"]);
     assert_eq!(
         error(&r[1]),
         "stdin line 2: not JSON: expected ident at line 1 column 2"
@@ -867,33 +758,31 @@ fn a_real_venv_frozen_and_planned() {
     let six = six();
     let dir = repo(&[alpha("1.0"), alpha("2.0"), six]);
     let venv = dir.path().join("venv");
-    let run = |cmd: &mut Command| {
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(Command::new(python3()).args(["-m", "venv"]).arg(&venv));
-    run(Command::new(venv.join("bin/python"))
-        .args(["-m", "pip", "install", "-q", "--no-index", "--no-deps"])
-        .arg(wheels_dir(&dir).join("alpha-1.0-py3-none-any.whl")));
-    let mut record = freeze(&venv.join("bin/python"), &[]);
-    record.insert("host".into(), json!("localhost"));
-    record.insert("venv".into(), json!(venv.to_str().unwrap()));
-    assert_eq!(record["installed"]["alpha"], "1.0");
-    assert!(record["installed"].get("pip").is_some());
+    stdout_of(
+        Command::new(python3()).args(["-m", "venv"]).arg(&venv),
+        "python3 -m venv",
+    );
+    stdout_of(
+        Command::new(venv.join("bin/python"))
+            .args(["-m", "pip", "install", "-q", "--no-index", "--no-deps"])
+            .arg(wheels_dir(&dir).join("alpha-1.0-py3-none-any.whl")),
+        "pip install",
+    );
+    let mut record = freeze_script(&venv.join("bin/python"), &[]);
+    record.host = Some("localhost".into());
+    record.venv = Some(venv.to_str().unwrap().into());
+    assert_eq!(
+        record.installed().get("alpha").map(String::as_str),
+        Some("1.0")
+    );
+    assert!(record.installed().contains_key("pip"));
     write(&dir, "requirements.txt", "alpha==2.0\nsix\n");
     let out = diff(&dir, &["--exact", "requirements.txt"], &[record]);
     out.expect_code(0);
     // pip (and setuptools, where the venv has it) stay.
     assert_eq!(
-        changes(&out.records()[0]),
-        [
-            change("alpha", "upgrade", "1.0", "2.0"),
-            change("six", "install", "-", "1.16.0")
-        ]
+        changes(&out.json()[0]),
+        ["alpha upgrade 1.0 2.0", "six install - 1.16.0"]
     );
 }
 
@@ -904,14 +793,12 @@ fn a_rebuilt_wheel_wins_over_its_first_build() {
     let rebuilt = dist.path().join("alpha-1.0-2-py3-none-any.whl");
     std::fs::copy(&first, &rebuilt).unwrap();
     let dir = repo(&[first, rebuilt]);
-    let out = diff(
-        &dir,
-        &[],
-        &[with(target("h", &[]), "packages", json!(["alpha"]))],
-    );
+    let out = diff(&dir, &[], &[needing("h", &["alpha"])]);
     out.expect_code(0);
-    let r = out.records();
-    assert_eq!(r[0]["plan"][0]["wheel"], "alpha-1.0-2-py3-none-any.whl");
+    assert_eq!(
+        out.records()[0].plan()[0].wheel.as_deref(),
+        Some("alpha-1.0-2-py3-none-any.whl")
+    );
 }
 
 #[test]
@@ -937,11 +824,11 @@ fn interpreter_facts_beyond_any_real_one_fail_their_target_only() {
     let out = diff(&dir, &["requirements.txt"], &records);
     let took = started.elapsed();
     out.expect_code(1);
-    let got = out.records();
+    let got = out.json();
     assert_eq!(got.len(), records.len(), "{out:?}");
     assert_eq!(
         changes(&got[2]),
-        vec![change("alpha", "install", "-", "1.0")],
+        vec!["alpha install - 1.0"],
         "{:?}",
         got[2]
     );
@@ -986,7 +873,7 @@ fn a_requirements_file_that_is_a_device_or_a_fifo_fails_its_target_only() {
         .finish_by(started + std::time::Duration::from_secs(30))
         .expect("vd-diff still read a requirements file after 30 s");
     out.expect_code(1);
-    let got = out.records();
+    let got = out.json();
     assert_contains(
         &error(&got[0]),
         &["requirements file /dev/zero: not a regular file (a character device)"],
@@ -995,10 +882,7 @@ fn a_requirements_file_that_is_a_device_or_a_fifo_fails_its_target_only() {
         &error(&got[1]),
         &["requirements file fifo.txt: not a regular file (a FIFO)"],
     );
-    assert_eq!(
-        changes(&got[2]),
-        vec![change("alpha", "install", "-", "1.0")]
-    );
+    assert_eq!(changes(&got[2]), vec!["alpha install - 1.0"]);
 }
 
 #[test]
@@ -1038,7 +922,7 @@ fn errors_about_a_private_file_name_its_line_and_quote_none_of_it() {
     ));
     let out = diff(&dir, &[], &records);
     out.expect_code(1);
-    let r = out.records();
+    let r = out.json();
     let lines = [1, 2, 1, 2, 1, 1, 1];
     for (i, ((name, _), line)) in secrets.iter().zip(lines).enumerate() {
         let message = error(&r[i]);
@@ -1069,9 +953,9 @@ fn a_wheel_with_huge_metadata_put_in_the_repository_by_hand_fails_its_target_onl
     ];
     let out = diff(&dir, &[], &records);
     out.expect_code(1);
-    let r = out.records();
+    let r = out.json();
     assert_contains(&error(&r[0]), &["vd_huge-1.0-py3-none-any.whl", "METADATA"]);
-    assert_eq!(changes(&r[1]), [change("alpha", "install", "-", "1.0")]);
+    assert_eq!(changes(&r[1]), ["alpha install - 1.0"]);
 }
 
 /// Targets of one kind (same facts, installed set and requirements) are
@@ -1096,16 +980,16 @@ fn targets_of_one_kind_come_out_as_each_would_alone() {
             json!(["alpha", "six"]),
         )
     };
-    let mut stale = Record::new();
+    let mut stale = Target::new();
     stale.insert("host".into(), json!("stale"));
     stale.insert("plan".into(), json!("from an earlier run"));
     stale.insert("unchanged".into(), json!(["left over"]));
     for (k, v) in kind("stale") {
         stale.entry(k).or_insert(v);
     }
-    let compact = |r: &Record| serde_json::to_string(r).unwrap();
+    let compact = |r: &Target| serde_json::to_string(r).unwrap();
     // Spaces between the tokens, as Python's json.dumps writes them.
-    let spaced = |r: &Record| compact(r).replace("\":", "\": ").replace(",\"", ", \"");
+    let spaced = |r: &Target| compact(r).replace("\":", "\": ").replace(",\"", ", \"");
     let lines = [
         compact(&kind("web1")),
         compact(&kind("web2")),
@@ -1125,7 +1009,11 @@ fn targets_of_one_kind_come_out_as_each_would_alone() {
             "note",
             json!("é \"quoted\" \\ \t tab"),
         )),
-        compact(&with(kind("web5"), "python", facts()["python"].clone())),
+        compact(&with(
+            kind("web5"),
+            "python",
+            serde_json::to_value(&facts().python).unwrap(),
+        )),
     ];
     let run = |input: String| {
         tool("vd-diff")
@@ -1145,13 +1033,10 @@ fn targets_of_one_kind_come_out_as_each_would_alone() {
     for (i, line) in out.iter().enumerate() {
         assert_eq!(format!("{line}\n"), alone[i], "record {i}");
     }
-    let r = together.records();
+    let r = together.json();
     assert_eq!(
         changes(&r[1]),
-        [
-            change("alpha", "upgrade", "1.0", "2.0"),
-            change("six", "install", "-", "1.16.0")
-        ]
+        ["alpha upgrade 1.0 2.0", "six install - 1.16.0"]
     );
     // A stale plan is replaced where it was, a stale `unchanged` dropped.
     let keys: Vec<&String> = r[4].keys().collect();
@@ -1161,6 +1046,9 @@ fn targets_of_one_kind_come_out_as_each_would_alone() {
     assert_contains(&error(&r[5]), &["port"]);
     assert_eq!(out[6], lines[6], "a failed record passes through");
     assert!(r[8].contains_key("unchanged") && !r[1].contains_key("unchanged"));
-    assert_eq!(r[9]["note"], json!("é \"quoted\" \\ \t tab"));
+    assert_eq!(
+        r[9].record().rest.get("note"),
+        Some(&json!("é \"quoted\" \\ \t tab"))
+    );
     assert!(together.stderr.contains("badport"));
 }

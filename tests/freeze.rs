@@ -2,13 +2,13 @@
 
 use crate::util::python::{self, install, pip_list, plant_marker, venv, Project};
 use crate::util::sshd::{self, current_user, fingerprint, free_port, keygen, Sshd};
-use crate::util::{error_message, installed, jsonl};
-use serde_json::{json, Value};
+use crate::util::{error_message, installed, jsonl, path_text, stdout_of, AsRecord};
+use serde_json::json;
 use std::fs;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn wheels() -> (std::path::PathBuf, std::path::PathBuf) {
@@ -42,20 +42,21 @@ fn three_venvs_on_two_hosts_match_pip_list() {
     let records = out.records();
     assert_eq!(records.len(), 3);
     for (record, (v, sent)) in records.iter().zip([&a, &b, &c].iter().zip(&input)) {
-        assert_eq!(record["venv"], sent["venv"], "records out of order");
-        assert_eq!(record["host"], sent["host"]);
+        let sent = sent.record();
+        assert_eq!(record.venv, sent.venv, "records out of order");
+        assert_eq!(record.host, sent.host);
         assert_eq!(installed(record), pip_list(v), "{}", v.display());
-        assert_eq!(record["venv_exists"], json!(true));
-        assert_eq!(record["python"]["venv"], json!(true));
+        assert_eq!(record.venv_exists, Some(true));
+        assert_eq!(record.facts().venv, Some(true));
         assert_eq!(
-            record["python"]["executable"],
-            json!(v.join("bin/python").display().to_string())
+            record.facts().executable,
+            Some(path_text(&v.join("bin/python")))
         );
-        assert_eq!(record["markers"]["sys_platform"], json!("linux"));
+        assert_eq!(record.markers().sys_platform, "linux");
     }
     assert_eq!(installed(&records[1])["vd-demo-pkg"], "1.0");
     assert_eq!(installed(&records[1])["zope-thing-extra"], "2.5.1");
-    assert_eq!(records[0]["mine"], json!({"kept": true}));
+    assert_eq!(records[0].rest.get("mine"), Some(&json!({"kept": true})));
     // One session per host, shared by its targets.
     assert_eq!(server.logins(), 2, "{}", server.log());
 }
@@ -111,34 +112,28 @@ fn refusals_run_nothing_on_the_target() {
     assert!(!marker.exists(), "a refused host ran the command");
     assert_eq!(server.logins(), 0, "{}", server.log());
 
+    // The error of a login from a home whose only key is one of `passphrase`.
+    let login_error = |home: &str, passphrase: &str| {
+        let home = dir.path().join(home);
+        fs::create_dir_all(home.join(".ssh")).unwrap();
+        keygen(&home.join(".ssh/id_ed25519"), passphrase);
+        let out = server
+            .tool_with_home("vd-freeze", &home)
+            .arg("--known-hosts")
+            .arg(&known_hosts)
+            .stdin(jsonl(&[server.target(2, &v)]))
+            .run();
+        out.expect_code(1);
+        error_message(&out.records()[0])
+    };
     // A user key the server does not accept.
-    let wrong_home = dir.path().join("wrong-home");
-    fs::create_dir_all(wrong_home.join(".ssh")).unwrap();
-    keygen(&wrong_home.join(".ssh/id_ed25519"), "");
-    let out = server
-        .tool_with_home("vd-freeze", &wrong_home)
-        .arg("--known-hosts")
-        .arg(&known_hosts)
-        .stdin(jsonl(&[server.target(2, &v)]))
-        .run();
-    out.expect_code(1);
-    let refused = error_message(&out.records()[0]);
+    let refused = login_error("wrong-home", "");
     assert!(
         refused.contains("login as") && refused.contains("refused"),
         "{refused}"
     );
     // An encrypted key, and no agent: an error that says what to do, no prompt.
-    let locked_home = dir.path().join("locked-home");
-    fs::create_dir_all(locked_home.join(".ssh")).unwrap();
-    keygen(&locked_home.join(".ssh/id_ed25519"), "a passphrase");
-    let out = server
-        .tool_with_home("vd-freeze", &locked_home)
-        .arg("--known-hosts")
-        .arg(&known_hosts)
-        .stdin(jsonl(&[server.target(2, &v)]))
-        .run();
-    out.expect_code(1);
-    let locked = error_message(&out.records()[0]);
+    let locked = login_error("locked-home", "a passphrase");
     assert!(
         locked.contains("encrypted") && locked.contains("ssh-add"),
         "{locked}"
@@ -166,7 +161,7 @@ fn refusals_run_nothing_on_the_target() {
     out.expect_code(1).expect_stderr("recorded new host key");
     let records = out.records();
     assert!(error_message(&records[0]).contains("HOST KEY CHANGED"));
-    assert!(records[1].get("error").is_none(), "{:?}", records[1]);
+    assert!(records[1].error.is_none(), "{:?}", records[1]);
     let recorded = fs::read_to_string(&known_hosts).unwrap();
     assert!(recorded.starts_with(&known), "known_hosts was rewritten");
     assert!(
@@ -227,7 +222,7 @@ fn unreachable_hosts_fail_within_the_timeout_and_others_go_on() {
     );
     let closed_error = error_message(&records[1]);
     assert!(closed_error.contains("cannot connect"), "{closed_error}");
-    assert!(records[2].get("error").is_none(), "{:?}", records[2]);
+    assert!(records[2].error.is_none(), "{:?}", records[2]);
     assert_eq!(installed(&records[2]), pip_list(&v));
     // The silent host was tried once for both of its targets (else 4s+).
     assert_eq!(error_message(&records[3]), silent_error);
@@ -255,12 +250,12 @@ fn a_venv_path_with_shell_syntax_is_only_a_path() {
     out.expect_code(0);
     let records = out.records();
     assert_eq!(installed(&records[0]), pip_list(&v));
-    assert_eq!(records[0]["venv"], json!(v.display().to_string()));
+    assert_eq!(records[0].venv, Some(path_text(&v)));
     // Quotes, a backslash and characters beyond ASCII come back whole from
     // the remote side's JSON.
     assert_eq!(
-        records[0]["python"]["executable"],
-        json!(v.join("bin/python").display().to_string())
+        records[0].facts().executable,
+        Some(path_text(&v.join("bin/python")))
     );
     assert!(!pwned.exists(), "something in the path was executed");
 }
@@ -279,7 +274,7 @@ fn bad_lines_are_errors_naming_the_line_and_the_rest_go_on() {
     out.expect_code(1)
         .expect_stderr("stdin line 2: not JSON")
         .expect_stderr("stdin line 3");
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), 5);
     assert!(records[0].get("error").is_none());
     assert!(error_message(&records[1]).starts_with("stdin line 2: not JSON"));
@@ -330,11 +325,12 @@ fn absent_venvs_and_paths_that_are_not_venvs() {
         let out = server.tool("vd-freeze").stdin(jsonl(&input)).run();
         out.expect_code(1);
         let records = out.records();
-        assert_eq!(records[0]["venv_exists"], json!(true), "{:?}", records[0]);
-        assert_eq!(records[1]["venv_exists"], json!(false), "{:?}", records[1]);
-        assert_eq!(records[1]["installed"], json!({}));
-        assert_eq!(records[1]["python"]["venv"], json!(false));
-        assert!(records[1]["markers"]["python_version"].is_string());
+        assert_eq!(records[0].venv_exists, Some(true), "{:?}", records[0]);
+        assert_eq!(records[1].venv_exists, Some(false), "{:?}", records[1]);
+        assert!(installed(&records[1]).is_empty());
+        assert_eq!(records[1].facts().venv, Some(false));
+        // Markers read into their type: python_version is a string.
+        records[1].markers();
         let not_venv = error_message(&records[2]);
         assert!(not_venv.contains("is not a virtualenv"), "{not_venv}");
         let no_cfg = error_message(&records[3]);
@@ -379,7 +375,7 @@ fn ssh_config_aliases_resolve_and_a_bastion_that_fails_names_its_line() {
         .run();
     out.expect_code(1);
     let records = out.records();
-    assert!(records[0].get("error").is_none(), "{:?}", records[0]);
+    assert!(records[0].error.is_none(), "{:?}", records[0]);
     assert_eq!(installed(&records[0]), pip_list(&v));
     // The bastion is tried, and its failure names where it was configured.
     let proxy = error_message(&records[1]);
@@ -450,15 +446,11 @@ fn ssh_agent_identities_come_first_and_unlock_encrypted_keys() {
         }
     }
     let _agent = Agent(pid);
-    let added = std::process::Command::new("ssh-add")
-        .arg(server.user_key())
-        .env("SSH_AUTH_SOCK", &socket)
-        .output()
-        .unwrap();
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
+    stdout_of(
+        Command::new("ssh-add")
+            .arg(server.user_key())
+            .env("SSH_AUTH_SOCK", &socket),
+        "ssh-add (Debian: apt-get install openssh-client)",
     );
     // The only key file is encrypted: the login must come from the agent.
     let home = dir.path().join("home");
@@ -542,7 +534,7 @@ fn fields_of_the_wrong_type_are_errors_naming_field_and_line() {
     input.push(server.target(0, &good));
     let out = server.tool("vd-freeze").stdin(jsonl(&input)).run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), input.len());
     for (i, (field, value, expected)) in bad.iter().enumerate() {
         let line = i + 2;
@@ -557,8 +549,9 @@ fn fields_of_the_wrong_type_are_errors_naming_field_and_line() {
         out.expect_stderr(&format!("stdin line {line} "));
     }
     for record in [&records[0], &records[input.len() - 1]] {
-        assert!(record.get("error").is_none(), "{record:?}");
-        assert_eq!(record["venv_exists"], json!(true));
+        let record = record.record();
+        assert!(record.error.is_none(), "{record:?}");
+        assert_eq!(record.venv_exists, Some(true));
     }
     assert!(!marker.exists(), "a target with a bad field ran a command");
 }
@@ -584,8 +577,9 @@ fn identity_in_the_home_directory_is_expanded() {
         .stdin(jsonl(&[target]))
         .run();
     out.expect_code(0);
-    assert_eq!(out.records()[0]["venv_exists"], json!(true));
-    assert_eq!(out.records()[0]["identity"], json!("~/keys/deploy"));
+    let record = &out.records()[0];
+    assert_eq!(record.venv_exists, Some(true));
+    assert_eq!(record.identity.as_deref(), Some("~/keys/deploy"));
 }
 
 #[test]
@@ -618,7 +612,7 @@ fn an_identity_that_is_a_device_or_a_fifo_is_skipped_unread() {
         .expect("vd-freeze still read an identity file after 30 s");
     out.expect_code(0);
     for record in out.records() {
-        assert_eq!(record["venv_exists"], json!(false), "{record:?}");
+        assert_eq!(record.venv_exists, Some(false), "{record:?}");
     }
 }
 
@@ -645,32 +639,6 @@ fn counting_server(hosts: usize, dir: &Path) -> (Sshd, PathBuf) {
 
 fn commands(log: &Path) -> usize {
     fs::read_to_string(log).unwrap_or_default().lines().count()
-}
-
-/// What the per-venv freeze prints: freeze.py run by `python` as
-/// `freeze_command` runs it, the reference for the batched freeze.
-fn reference_freeze(python: &Path, args: &[&str]) -> Value {
-    use std::io::Write;
-    let mut child = Command::new(python)
-        .args(["-E", "-s", "-"])
-        .args(args)
-        .current_dir("/")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(include_bytes!("../lib/src/remote/freeze.py"))
-        .unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}: freeze.py failed",
-        python.display()
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// A distribution's metadata planted by hand, as installers other than
@@ -843,43 +811,30 @@ fn one_command_per_host_freezes_each_venv_as_its_own_python_would() {
     assert_eq!(commands(&log), 1, "one host, one command");
 
     for (venv, record) in venvs.iter().zip(&records) {
-        assert_eq!(record["venv"], json!(venv.display().to_string()));
+        assert_eq!(record.venv, Some(path_text(venv)));
         if *venv == &not_a_venv || *venv == &broken {
             continue;
         }
-        assert!(record.get("error").is_none(), "{record:?}");
+        assert!(record.error.is_none(), "{record:?}");
         let (reference, listed) = if *venv == &absent {
             let python = PathBuf::from(&new_venv_python);
-            (reference_freeze(&python, &["--no-installed"]), None)
+            (python::freeze_script(&python, &["--no-installed"]), None)
         } else if *venv == &py27 {
             let python = venv.join("bin/python");
             (
-                reference_freeze(&python, &[]),
+                python::freeze_script(&python, &[]),
                 Some(python::own_pip_list(venv)),
             )
         } else {
             let python = venv.join("bin/python");
-            (reference_freeze(&python, &[]), Some(pip_list(venv)))
+            (python::freeze_script(&python, &[]), Some(pip_list(venv)))
         };
-        // vd's record leaves out the facts the interpreter says are null.
-        let mut facts = reference["python"].as_object().unwrap().clone();
-        facts.retain(|_, value| !value.is_null());
-        assert_eq!(record["python"], json!(facts), "{}", venv.display());
-        assert_eq!(
-            record["markers"],
-            reference["markers"],
-            "{}",
-            venv.display()
-        );
+        assert_eq!(record.python, reference.python, "{}", venv.display());
+        assert_eq!(record.markers, reference.markers, "{}", venv.display());
         match listed {
-            None => assert_eq!(record["installed"], json!({})),
+            None => assert!(installed(record).is_empty()),
             Some(listed) => {
-                assert_eq!(
-                    record["installed"],
-                    reference["installed"],
-                    "{}",
-                    venv.display()
-                );
+                assert_eq!(record.installed, reference.installed, "{}", venv.display());
                 assert_eq!(installed(record), listed, "{}: pip list", venv.display());
             }
         }
@@ -906,13 +861,10 @@ fn one_command_per_host_freezes_each_venv_as_its_own_python_would() {
     assert_eq!(installed(at(&py27))["old-style-dist"], "0.3");
     assert!(installed(at(&runs_code)).contains_key("pth-added-pkg"));
     assert_eq!(
-        at(&through_link)["python"]["prefix"],
-        json!(through_link.display().to_string())
+        at(&through_link).facts().prefix,
+        Some(path_text(&through_link))
     );
-    assert_eq!(
-        at(&first_38)["python"]["version"].as_str().map(|v| &v[..4]),
-        Some("3.8.")
-    );
+    assert_eq!(&at(&first_38).facts().version()[..4], "3.8.");
     // The broken ones fail alone, each with the per-venv freeze's words.
     let message = error_message(at(&not_a_venv));
     assert!(
@@ -965,16 +917,10 @@ fn many_venvs_of_a_host_cost_one_command_and_no_python_of_their_own() {
     }
     for ((path, mark), record) in venvs.iter().zip(out.records()) {
         assert_eq!(installed(&record), pip_list(path), "{}", path.display());
-        let reference = reference_freeze(&path.join("bin/python"), &[]);
-        assert_eq!(record["installed"], reference["installed"]);
-        assert_eq!(
-            record["python"]["executable"],
-            reference["python"]["executable"]
-        );
-        assert_eq!(
-            record["python"]["base_prefix"],
-            reference["python"]["base_prefix"]
-        );
+        let reference = python::freeze_script(&path.join("bin/python"), &[]);
+        assert_eq!(record.installed, reference.installed);
+        assert_eq!(record.facts().executable, reference.facts().executable);
+        assert_eq!(record.facts().base_prefix, reference.facts().base_prefix);
         // The mark works: the reference run left it.
         assert!(mark.exists(), "{}", path.display());
     }
@@ -1020,8 +966,8 @@ fn each_user_a_hosts_venvs_are_read_as_gets_one_command() {
             path.display()
         );
         assert_eq!(
-            record["python"]["executable"],
-            json!(path.join("bin/python").display().to_string())
+            record.facts().executable,
+            Some(path_text(&path.join("bin/python")))
         );
     }
 }

@@ -4,11 +4,13 @@
 //! it drifted, left alone when its build fails.
 
 use crate::push::{
-    assert_ok, log_events, plan, push, repo, requirements, sha256, target, wheel, Record,
+    assert_ok, log_events, plan, push, push_twice_at_once, requirements, target, wheel, Target,
 };
 use crate::util::python::{install, pip_list, venv_with_pip};
+use crate::util::record::Switch;
 use crate::util::sshd::Sshd;
-use crate::util::{error_message, installed, Outcome};
+use crate::util::upload::sha256;
+use crate::util::{error_message, installed, repo, Record};
 use serde_json::json;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -16,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// A target on host 0 that keeps `keep` generations.
-fn generations_target(server: &Sshd, venv: &Path, cache: &Path, keep: u32) -> Record {
+fn generations_target(server: &Sshd, venv: &Path, cache: &Path, keep: u32) -> Target {
     let mut t = target(server, 0, venv, cache);
     t.insert("generations".into(), json!(keep));
     t
@@ -53,8 +55,8 @@ fn assert_reverted_to_1_and_checked(record: &Record) {
             && message.contains("reverted to generation 1, reloaded and checked"),
         "{message}"
     );
-    assert_eq!(record["reverted"], json!({"from": 2, "to": 1}));
-    assert_eq!(record["checked"], json!(true));
+    assert_eq!(record.reverted, Some(Switch { from: 2, to: 1 }));
+    assert_eq!(record.checked, Some(true));
 }
 
 /// The generation `venv` points at, by its link.
@@ -116,11 +118,11 @@ impl Drop for Service {
     }
 }
 
-fn generation(record: &Record) -> (serde_json::Value, serde_json::Value) {
-    (
-        record["generation"]["active"].clone(),
-        record["generation"]["previous"].clone(),
-    )
+/// `generation`'s active and previous numbers.
+#[track_caller]
+fn generation(record: &Record) -> (u32, Option<u32>) {
+    let generation = record.generation.expect("no generation");
+    (generation.active, generation.previous)
 }
 
 #[test]
@@ -165,8 +167,8 @@ fn a_generation_is_built_beside_the_active_one_and_switched_to() {
     out.expect_code(0);
     let record = &out.records()[0];
     assert_ok(record);
-    assert_eq!(record["changed"], json!(true));
-    assert_eq!(generation(record), (json!(2), json!(1)));
+    assert_eq!(record.changed, Some(true));
+    assert_eq!(generation(record), (2, Some(1)));
     assert_eq!(active(&v), "2");
     assert_eq!(kept(&v), [1, 2]);
     assert_eq!(pip_list(&v)["vdp-beta"], "1.0");
@@ -188,7 +190,7 @@ fn a_generation_is_built_beside_the_active_one_and_switched_to() {
     out.expect_code(0);
     let record = &out.records()[0];
     assert_ok(record);
-    assert_eq!(generation(record), (json!(3), json!(2)));
+    assert_eq!(generation(record), (3, Some(2)));
     assert_eq!(active(&v), "3");
     let seen = old.import("vdp_alpha");
     assert!(
@@ -247,7 +249,7 @@ fn a_failed_build_leaves_the_active_generation_and_two_pushes_serialize() {
     let plans = plan(&server, &repo, &first, false, std::slice::from_ref(&t));
     let out = push(&server, &repo, &["--create"], &plans);
     out.expect_code(0);
-    assert_eq!(generation(&out.records()[0]), (json!(1), json!(null)));
+    assert_eq!(generation(&out.records()[0]), (1, None));
     assert_eq!(active(&v), "1");
 
     // The plan names gamma's wheel (the same bytes, in the repository)
@@ -278,25 +280,11 @@ fn a_failed_build_leaves_the_active_generation_and_two_pushes_serialize() {
 
     // Mended, two pushes of one plan at once: one builds, one finds it done.
     fs::remove_dir_all(cache.join(&sha)).unwrap();
-    let pushes: Vec<_> = (0..2)
-        .map(|_| {
-            let run = server
-                .tool("vd-push")
-                .arg("--repo")
-                .arg(&repo)
-                .stdin(plans.clone());
-            std::thread::spawn(move || run.run())
-        })
-        .collect();
-    let outs: Vec<Outcome> = pushes.into_iter().map(|p| p.join().unwrap()).collect();
     let mut changed = 0;
-    for out in &outs {
-        out.expect_code(0);
-        let record = &out.records()[0];
-        assert_ok(record);
+    for record in &push_twice_at_once(&server, &repo, &plans) {
         assert_eq!(installed(record), pip_list(&v));
-        assert_eq!(record["generation"]["active"], json!(2));
-        changed += usize::from(record["changed"] == json!(true));
+        assert_eq!(generation(record).0, 2);
+        changed += usize::from(record.changed == Some(true));
     }
     assert_eq!(changed, 1, "both pushes built a generation");
     assert_eq!(active(&v), "2");
@@ -345,9 +333,9 @@ fn rollback_restores_the_previous_generation_and_revert_undoes_a_failed_deploy()
     out.expect_code(0);
     let record = &out.records()[0];
     assert_ok(record);
-    assert_eq!(record["rolled_back"], json!({"from": 2, "to": 1}));
-    assert_eq!(record["changed"], json!(true));
-    assert_eq!(generation(record), (json!(1), json!(null)));
+    assert_eq!(record.rolled_back, Some(Switch { from: 2, to: 1 }));
+    assert_eq!(record.changed, Some(true));
+    assert_eq!(generation(record), (1, None));
     assert_eq!(active(&v), "1");
     assert_eq!(pip_list(&v), first);
     assert_eq!(
@@ -369,7 +357,10 @@ fn rollback_restores_the_previous_generation_and_revert_undoes_a_failed_deploy()
     assert_eq!(active(&v), "1");
     let out = rollback(&["--to", "2"], &pushed);
     out.expect_code(0);
-    assert_eq!(out.records()[0]["rolled_back"], json!({"from": 1, "to": 2}));
+    assert_eq!(
+        out.records()[0].rolled_back,
+        Some(Switch { from: 1, to: 2 })
+    );
     assert_eq!(active(&v), "2");
 
     // The deploy of 2.0 fails its check: --revert ends on generation 1,
@@ -385,7 +376,7 @@ fn rollback_restores_the_previous_generation_and_revert_undoes_a_failed_deploy()
     // reloaded, its check failing, switched back, reloaded and checked again.
     rollback(&["--to", "2"], &pushed).expect_code(0);
     assert_eq!(active(&v), "2");
-    let mut once: Record = serde_json::from_str(pushed.lines().next().unwrap()).unwrap();
+    let mut once: Target = serde_json::from_str(pushed.lines().next().unwrap()).unwrap();
     once.insert("reload_once".into(), json!(true));
     assert_reverted_to_1_and_checked(&revert(&server, &repo, &crate::util::jsonl(&[once]))[0]);
     assert_eq!(active(&v), "1");
@@ -420,7 +411,7 @@ fn a_revert_of_targets_reloaded_once_takes_back_only_those_that_failed() {
     let cache = d.join("cache");
     let reloads = d.join("reloads");
     let (picky, easy) = (d.join("picky"), d.join("easy"));
-    let targets: Vec<Record> = [(&picky, true), (&easy, false)]
+    let targets: Vec<Target> = [(&picky, true), (&easy, false)]
         .into_iter()
         .map(|(v, needs_1_0)| {
             let mut t = generations_target(&server, v, &cache, 3);
@@ -459,9 +450,9 @@ fn a_revert_of_targets_reloaded_once_takes_back_only_those_that_failed() {
     let records = revert(&server, &repo, &pushed.stdout);
     assert_reverted_to_1_and_checked(&records[0]);
     assert_ok(&records[1]);
-    assert_eq!(records[1]["reloaded"], json!(true));
-    assert_eq!(records[1]["checked"], json!(true));
-    assert!(records[1].get("reverted").is_none(), "{:?}", records[1]);
+    assert_eq!(records[1].reloaded, Some(true));
+    assert_eq!(records[1].checked, Some(true));
+    assert!(records[1].reverted.is_none(), "{:?}", records[1]);
     assert_eq!((active(&picky), active(&easy)), ("1".into(), "2".into()));
     // Once for both, once more for the one switched back.
     assert_eq!(fs::read_to_string(&reloads).unwrap().lines().count(), 2);

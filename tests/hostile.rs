@@ -69,7 +69,7 @@ fn names_with_shell_metacharacters_never_reach_a_proxy_command() {
     ];
     let out = server.tool("vd-freeze").stdin(jsonl(&records)).run();
     out.expect_code(1);
-    let got = out.records();
+    let got = out.json();
     assert_eq!(got.len(), records.len(), "{out:?}");
     // A legitimate name still goes through the ProxyCommand.
     assert!(got[1].get("error").is_none(), "{:?}", got[1]);
@@ -110,7 +110,7 @@ fn inventories_refuse_shell_metacharacters_in_names_by_line() {
         .arg("--json")
         .run();
     out.expect_code(1);
-    let got = out.records();
+    let got = out.json();
     assert_eq!(got.len(), 5, "{out:?}");
     assert!(got[0].get("error").is_none(), "{:?}", got[0]);
     assert!(got[4].get("error").is_none(), "{:?}", got[4]);
@@ -143,7 +143,7 @@ fn inventories_refuse_shell_metacharacters_in_names_by_line() {
         .arg("--json")
         .run();
     out.expect_code(1);
-    let got = out.records();
+    let got = out.json();
     assert!(got[0].get("error").is_none(), "{:?}", got[0]);
     let message = error_message(&got[1]);
     assert!(
@@ -260,7 +260,7 @@ fn an_unsatisfiable_pigeonhole_is_bounded_and_the_other_targets_are_planned() {
     for line in out.stdout.lines().chain(out.stderr.lines()) {
         assert!(line.len() <= 64 << 10, "a line of {} bytes", line.len());
     }
-    let got = out.records();
+    let got = out.json();
     assert_eq!(got.len(), 3, "{out:?}");
     for i in [0, 2] {
         assert!(got[i].get("error").is_none(), "{:?}", got[i]);
@@ -386,7 +386,7 @@ fn a_build_tag_does_not_shadow_a_released_version() {
     fs::copy(&released, &same).unwrap();
     let out = add(&repo, &[&shadow, &same]);
     out.expect_code(1);
-    let got = out.records();
+    let got = out.json();
     let message = error_message(&got[0]);
     assert!(
         message.contains("alpha-1.0-1-py3-none-any.whl")
@@ -446,7 +446,7 @@ with zipfile.ZipFile(dest, "w") as z:
     let repo = dir.path().join("wheels");
     let out = add(&repo, &[&with_link, &upper, &good]);
     out.expect_code(1);
-    let got = out.records();
+    let got = out.json();
     let link_message = error_message(&got[0]);
     assert!(
         link_message.contains("calm-1.0-py3-none-any.whl")
@@ -523,7 +523,7 @@ fn a_lock_that_is_no_file_is_refused_unread_and_a_target_saved_twice_is_named() 
         .stdin(jsonl(&records))
         .run();
     out.expect_code(1);
-    let got = out.records();
+    let got = out.json();
     assert_eq!(got[0]["plan"][0]["name"], "calm", "{:?}", got[0]);
     let message = error_message(&got[1]);
     assert!(

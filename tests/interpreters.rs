@@ -2,19 +2,23 @@
 //! on a real sshd, their own pips and packaging as the reference, and
 //! Django 1.11 on 2.7 and 3.2 on 3.6 deployed with their published wheels.
 
+use crate::pipeline::{assert_shop_deployed, deploy_through, SETTINGS};
 use crate::util::python::{
     self, download, install_with_own_pip, own_pip_list, pyenv_python, python27_with_virtualenv,
-    sqlite_tables, venv_of,
+    venv_of,
 };
 use crate::util::sshd::{current_user, Sshd};
-use crate::util::{bin, error_message, installed, jsonl, strings, Outcome};
+use crate::util::{
+    assert_contains, error_message, installed, jsonl, lines_of, read_records, Outcome, Record,
+};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-type Record = Map<String, Value>;
+/// A target record as a test builds it, to feed a tool.
+type Target = Map<String, Value>;
 
 /// A distribution installed the distutils way: one `.egg-info` file.
 fn plant_egg_info(venv: &Path) {
@@ -27,12 +31,12 @@ fn plant_egg_info(venv: &Path) {
 
 /// The interpreter a frozen record describes, as vd-diff reads it.
 fn interpreter(record: &Record) -> vd::tags::Interpreter {
-    let python: vd::tags::Facts = serde_json::from_value(record["python"].clone()).unwrap();
-    let system = record["markers"]["platform_system"].as_str().unwrap();
-    vd::tags::Interpreter::from_facts(&python, system).unwrap()
+    let python: vd::tags::Facts =
+        serde_json::from_value(serde_json::to_value(record.facts()).unwrap()).unwrap();
+    vd::tags::Interpreter::from_facts(&python, &record.markers().platform_system).unwrap()
 }
 
-fn freeze(server: &Sshd, targets: &[Record]) -> Vec<Record> {
+fn freeze(server: &Sshd, targets: &[Target]) -> Vec<Record> {
     let out = server.tool("vd-freeze").stdin(jsonl(targets)).run();
     out.expect_code(0);
     out.records()
@@ -62,39 +66,29 @@ fn freeze_lists_what_pip_lists_on_2_7_3_6_3_7_3_8_and_3_13_at_once() {
     let records = freeze(&server, &targets);
     assert_eq!(records.len(), lines.len());
     for ((version, abi), record) in lines.iter().zip(&records) {
-        let venv = Path::new(record["venv"].as_str().unwrap());
+        let venv = Path::new(record.venv.as_deref().unwrap());
         let listed = own_pip_list(venv);
         assert_eq!(installed(record), listed, "{version}: vd-freeze and pip");
         assert!(listed.contains_key("six") && listed.contains_key("legacy-dist"));
-        let python = &record["python"];
-        let full = python["version"].as_str().unwrap();
+        let python = record.facts();
+        let full = python.version();
         assert!(full.starts_with(&format!("{version}.")), "{full}");
-        assert_eq!(python["implementation"], "cpython");
-        assert_eq!(python["venv"], true);
+        assert_eq!(python.implementation.as_deref(), Some("cpython"));
+        assert_eq!(python.venv, Some(true));
         let interp = interpreter(record);
         assert_eq!(&vd::tags::sys_tags(&interp)[0].abi, abi, "{version}");
     }
     // Python 2 has no sys.implementation: packaging's markers say "" and "0".
-    assert_eq!(records[0]["markers"]["implementation_name"], "");
-    assert_eq!(records[0]["markers"]["python_version"], "2.7");
+    assert_eq!(records[0].markers().implementation_name, "");
+    assert_eq!(records[0].markers().python_version, "2.7");
 }
 
 /// The tags of an interpreter by its own packaging (and pip, where asked).
 fn reference_tags(venv: &Path, code: &str) -> Vec<String> {
-    let out = Command::new(venv.join("bin/python"))
-        .args(["-c", code])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    lines_of(
+        Command::new(venv.join("bin/python")).args(["-c", code]),
+        "the venv's packaging",
+    )
 }
 
 #[test]
@@ -110,7 +104,7 @@ fn tags_of_2_7_and_3_6_are_their_own_packagings() {
         install_with_own_pip(&venv, &wheels);
         venvs.push(venv);
     }
-    let targets: Vec<Record> = venvs.iter().map(|v| server.target(0, v)).collect();
+    let targets: Vec<Target> = venvs.iter().map(|v| server.target(0, v)).collect();
     let records = freeze(&server, &targets);
     for (((version, packaging), venv), record) in cases.iter().zip(&venvs).zip(&records) {
         let interp = interpreter(record);
@@ -187,47 +181,15 @@ fn legacy_shop(dir: &Path) -> PathBuf {
 }
 
 /// vd-targets | vd-freeze | vd-diff | vd-push --create | vd-migrate --plan
-/// | vd-migrate | vd-reload, as one shell pipeline with the server's HOME.
+/// | vd-migrate | vd-reload, as one shell pipeline with the server's HOME;
+/// the plan of migrations saved in planned.jsonl.
 fn deploy(server: &Sshd, dir: &Path) -> Outcome {
-    let pipeline = format!(
-        "{targets} --inventory {dir}/targets.csv | {freeze} | {diff} --repo {dir}/wheels {dir}/requirements.txt \
-         | {push} --repo {dir}/wheels --create | {migrate} --plan | tee {dir}/planned.jsonl \
-         | {migrate} --repo {dir}/wheels | {reload} --repo {dir}/wheels",
-        targets = bin("vd-targets").display(),
-        freeze = bin("vd-freeze").display(),
-        diff = bin("vd-diff").display(),
-        push = bin("vd-push").display(),
-        migrate = bin("vd-migrate").display(),
-        reload = bin("vd-reload").display(),
-        dir = dir.display(),
-    );
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(pipeline)
-        .env("HOME", server.home())
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("VD_REPO")
-        .env_remove("VD_INVENTORY")
-        .output()
-        .unwrap();
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn read_records(path: &Path) -> Vec<Record> {
-    fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let tee = format!("tee {}/planned.jsonl", dir.display());
+    deploy_through(server, dir, &["vd-migrate --plan", &tee])
 }
 
 #[test]
 fn django_1_11_on_2_7_and_3_2_on_3_6_deploy_beside_3_11() {
-    const SETTINGS: &str = "demo_shop.settings";
     let server = Sshd::start(1);
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
@@ -304,35 +266,22 @@ fn django_1_11_on_2_7_and_3_2_on_3_6_deploy_beside_3_11() {
         good.iter()
             .zip([("1.11.29", true), ("3.2.", false), ("5.", false)])
     {
-        assert!(record.get("error").is_none(), "{record:?}");
+        assert!(record.error.is_none(), "{record:?}");
         let have = installed(record);
         assert!(have["django"].starts_with(django), "{have:?}");
         assert_eq!(have.contains_key("futures"), futures, "{have:?}");
         assert_eq!(have["demo-shop"], "1.0");
         // Before the migration, --plan saw it pending (2.7: showmigrations).
-        let plan = planned
-            .iter()
-            .find(|p| p["venv"] == record["venv"])
-            .unwrap();
+        let plan = planned.iter().find(|p| p.venv == record.venv).unwrap();
         assert!(
-            strings(&plan["pending"][SETTINGS]).contains(&"catalog.0001_initial".to_string()),
+            plan.pending(SETTINGS)
+                .contains(&"catalog.0001_initial".to_string()),
             "{plan:?}"
         );
-        let migrated = strings(&record["migrated"][SETTINGS]);
-        assert!(
-            migrated.contains(&"catalog.0001_initial".to_string()),
-            "{migrated:?}"
-        );
-        assert_eq!(record["reloaded"], true);
-        let venv = Path::new(record["venv"].as_str().unwrap());
-        let tables = sqlite_tables(&venv.join("demo-shop.sqlite3"));
-        assert!(
-            tables.contains(&"catalog_product".to_string()),
-            "{tables:?}"
-        );
+        assert_shop_deployed(record);
     }
-    assert_eq!(good[0]["python"]["version"], "2.7.18");
-    assert_eq!(good[1]["python"]["version"], "3.6.15");
+    assert_eq!(good[0].facts().version(), "2.7.18");
+    assert_eq!(good[1].facts().version(), "3.6.15");
 
     // After migrating, the plan of 1.11 and of 3.2 is empty.
     let replan = server
@@ -342,43 +291,39 @@ fn django_1_11_on_2_7_and_3_2_on_3_6_deploy_beside_3_11() {
         .run();
     replan.expect_code(0);
     for record in replan.records() {
-        assert_eq!(strings(&record["pending"][SETTINGS]), Vec::<String>::new());
+        assert_eq!(record.pending(SETTINGS), Vec::<String>::new());
     }
 
+    // vd-diff's error for the 3.6 target, for requirements `text`.
+    let refused = |name: &str, text: &str| {
+        fs::write(dir.join(name), text).unwrap();
+        let diff = server
+            .tool("vd-diff")
+            .arg("--repo")
+            .arg(dir.join("wheels"))
+            .arg(dir.join(name))
+            .stdin(jsonl(&good[1..2]))
+            .run();
+        diff.expect_code(1);
+        error_message(&diff.records()[0])
+    };
+
     // A py2-only wheel is never chosen for a Python 3 target.
-    fs::write(dir.join("py2-only.txt"), "futures\n").unwrap();
-    let diff = server
-        .tool("vd-diff")
-        .arg("--repo")
-        .arg(dir.join("wheels"))
-        .arg(dir.join("py2-only.txt"))
-        .stdin(jsonl(&good[1..2]))
-        .run();
-    diff.expect_code(1);
-    let message = error_message(&diff.records()[0]);
-    assert!(
-        message.contains("futures 3.3.0 has wheels only for other interpreters")
-            && message.contains("futures-3.3.0-py2-none-any.whl"),
-        "{message}"
+    assert_contains(
+        &refused("py2-only.txt", "futures\n"),
+        &[
+            "futures 3.3.0 has wheels only for other interpreters",
+            "futures-3.3.0-py2-none-any.whl",
+        ],
     );
 
     // Requires-Python: the repository's Django 5 wheel (the newest below 6,
     // fetched for 3.11) is py3-none-any, which 3.6's tags accept; its
     // Requires-Python does not, which is why 3.6 got 3.2 above, and the
     // message says so.
-    fs::write(dir.join("django-4.txt"), "django>=4.2\n").unwrap();
-    let diff = server
-        .tool("vd-diff")
-        .arg("--repo")
-        .arg(dir.join("wheels"))
-        .arg(dir.join("django-4.txt"))
-        .stdin(jsonl(&good[1..2]))
-        .run();
-    diff.expect_code(1);
-    let message = error_message(&diff.records()[0]);
-    assert!(
-        message.contains("django 5.") && message.contains("needs Python >=3.10 (Requires-Python)"),
-        "{message}"
+    assert_contains(
+        &refused("django-4.txt", "django>=4.2\n"),
+        &["django 5.", "needs Python >=3.10 (Requires-Python)"],
     );
 }
 
@@ -407,7 +352,7 @@ fn push_works_with_pip_21_3_1_on_3_6_and_pip_20_3_4_on_2_7() {
         assert_eq!(own_pip_list(venv)["pip"], *pip);
     }
 
-    let targets: Vec<Record> = venvs.iter().map(|(v, _)| server.target(0, v)).collect();
+    let targets: Vec<Target> = venvs.iter().map(|(v, _)| server.target(0, v)).collect();
     let frozen = freeze(&server, &targets);
     let diff = server
         .tool("vd-diff")
@@ -425,12 +370,8 @@ fn push_works_with_pip_21_3_1_on_3_6_and_pip_20_3_4_on_2_7() {
         .run();
     push.expect_code(0);
     for ((venv, _), record) in venvs.iter().zip(push.records()) {
-        assert_eq!(record["changed"], true, "{record:?}");
-        assert_eq!(
-            strings(&record["pushed"]["installed"]),
-            ["six==1.16.0"],
-            "{record:?}"
-        );
+        assert_eq!(record.changed, Some(true), "{record:?}");
+        assert_eq!(record.pushed().installed, ["six==1.16.0"], "{record:?}");
         assert_eq!(installed(&record), own_pip_list(venv));
     }
 }
@@ -439,6 +380,19 @@ fn push_works_with_pip_21_3_1_on_3_6_and_pip_20_3_4_on_2_7() {
 #[should_panic(expected = "pyenv install 2.5")]
 fn a_missing_interpreter_fails_the_test_saying_how_to_get_it() {
     pyenv_python("2.5");
+}
+
+/// What the `platform` module says of an interpreter, by the names of the
+/// reference script below.
+#[derive(Debug, PartialEq, serde::Deserialize)]
+struct Platform {
+    machine: String,
+    implementation: String,
+    release: String,
+    system: String,
+    version: String,
+    full: String,
+    short: String,
 }
 
 /// freeze.py reads on Linux what the `platform` module would give (the
@@ -456,7 +410,6 @@ print(json.dumps({
     "short": ".".join(platform.python_version_tuple()[:2]),
 }))
 "#;
-    let script = include_bytes!("../lib/src/remote/freeze.py");
     // The interpreters the other tests here need (.ci/run builds them).
     for version in ["2.7", "3.6", "3.7", "3.8", "3.11", "3.13"] {
         let python = pyenv_python(version);
@@ -465,31 +418,20 @@ print(json.dumps({
             .output()
             .unwrap();
         assert!(out.status.success(), "{python}: {out:?}");
-        let want: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let mut child = Command::new(&python)
-            .args(["-E", "-s", "-", "--no-installed"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(script).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{python}: freeze.py failed");
-        let facts: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{python}: freeze.py wrote no JSON ({e})"));
-        let markers = &facts["markers"];
-        let got = serde_json::json!({
-            "machine": markers["platform_machine"],
-            "implementation": markers["platform_python_implementation"],
-            "release": markers["platform_release"],
-            "system": markers["platform_system"],
-            "version": markers["platform_version"],
-            "full": markers["python_full_version"],
-            "short": markers["python_version"],
-        });
+        let want: Platform = serde_json::from_slice(&out.stdout).unwrap();
+        let facts = python::freeze_script(Path::new(&python), &["--no-installed"]);
+        let markers = facts.markers();
+        let got = Platform {
+            machine: markers.platform_machine.clone(),
+            implementation: markers.platform_python_implementation.clone(),
+            release: markers.platform_release.clone(),
+            system: markers.platform_system.clone(),
+            version: markers.platform_version.clone(),
+            full: markers.python_full_version.clone(),
+            short: markers.python_version.clone(),
+        };
         assert_eq!(got, want, "{python}");
-        assert_eq!(facts["python"]["version"], want["full"], "{python}");
-        assert_eq!(facts["python"]["machine"], want["machine"], "{python}");
+        assert_eq!(facts.facts().version(), want.full, "{python}");
+        assert_eq!(facts.facts().machine, Some(want.machine), "{python}");
     }
 }

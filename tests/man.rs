@@ -1,17 +1,12 @@
 //! The checked-in man pages are the ones the clap definitions render.
 
+use crate::util::assert_generated_current;
 use std::path::Path;
 
 #[test]
 fn man_pages_are_current() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
     for (name, text) in vd::man::pages().unwrap() {
-        let path = dir.join(&name);
-        let on_disk = std::fs::read(&path).unwrap_or_default();
-        assert!(
-            on_disk == text,
-            "man/{name} is stale or missing: run `make man` and commit the result"
-        );
+        assert_generated_current("man", &name, &text, "man");
     }
 }
 

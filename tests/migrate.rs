@@ -3,15 +3,17 @@
 //! whose migrations fail or take their time.
 
 use crate::util::python::{self, install, sqlite_tables, venv_with};
+use crate::util::record::by_module;
 use crate::util::sshd::{self, Sshd};
-use crate::util::{error_message, jsonl, strings, Outcome};
+use crate::util::{empty_repo, error_message, jsonl, AsRecord, Outcome};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use vd::log::{Event, ReleaseLog};
 
-type Record = Map<String, Value>;
+/// A target record as a test builds it, to feed a tool.
+type Target = Map<String, Value>;
 
 const DEMO: &str = "demo_shop.settings";
 const BROKEN: &str = "fixture_shop.broken_settings";
@@ -35,7 +37,7 @@ fn shop_venv(path: &Path, interpreter: &str) {
 }
 
 /// A changed target on host `i` that migrates `settings`.
-fn target(server: &Sshd, i: usize, venv: &Path, settings: &str) -> Record {
+fn target(server: &Sshd, i: usize, venv: &Path, settings: &str) -> Target {
     let mut record = server.target(i, venv);
     record.insert("settings".into(), json!(settings));
     record.insert("changed".into(), json!(true));
@@ -51,17 +53,19 @@ fn events(repo: &Path, kind: &str) -> Vec<Event> {
         .collect()
 }
 
-fn label(record: &Record) -> String {
+/// How messages and the release log name a target: `user@host:port:venv`.
+fn label(target: &Target) -> String {
+    let target = target.record();
     format!(
         "{}@{}:{}:{}",
-        record["user"].as_str().unwrap(),
-        record["host"].as_str().unwrap(),
-        record["port"],
-        record["venv"].as_str().unwrap()
+        target.user.unwrap(),
+        target.host.unwrap(),
+        target.port.unwrap(),
+        target.venv.unwrap()
     )
 }
 
-fn migrate(server: &Sshd, repo: &Path, args: &[&str], input: &[Record]) -> Outcome {
+fn migrate(server: &Sshd, repo: &Path, args: &[&str], input: &[Target]) -> Outcome {
     server
         .tool("vd-migrate")
         .arg("--repo")
@@ -87,8 +91,7 @@ fn slow_stamps(dir: &Path) -> Vec<(String, f64)> {
 fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
     let server = Sshd::start(2);
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     shop_venv(&a, &python::python3());
     shop_venv(&b, &python::python3());
@@ -116,14 +119,14 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
         .expect_stderr(&label(&input[1]))
         .expect_stderr("slow.0001_slowly");
     for record in out.records() {
-        let pending = strings(&record["pending"][DEMO]);
+        let pending = record.pending(DEMO);
         assert!(
             pending.contains(&"catalog.0001_initial".to_string()),
             "{pending:?}"
         );
         assert!(pending.contains(&"contenttypes.0001_initial".to_string()));
-        assert_eq!(strings(&record["pending"][SLOW]), ["slow.0001_slowly"]);
-        assert!(record.get("migrated").is_none());
+        assert_eq!(record.pending(SLOW), ["slow.0001_slowly"]);
+        assert!(record.migrated.is_none());
     }
     assert!(!has_products(&a) && !has_products(&b));
     assert!(events(&repo, "migrate").is_empty(), "--check logged");
@@ -133,17 +136,20 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
     let out = migrate(&server, &repo, &["--once"], &demo_only);
     out.expect_code(0);
     let records = out.records();
-    let (here, there) = if records[0].get("migrated_elsewhere").is_some() {
+    let (here, there) = if records[0].migrated_elsewhere.is_some() {
         (1, 0)
     } else {
         (0, 1)
     };
-    assert!(strings(&records[here]["migrated"][DEMO]).contains(&"catalog.0001_initial".to_string()));
+    assert!(records[here]
+        .migrated(DEMO)
+        .contains(&"catalog.0001_initial".to_string()));
+    let elsewhere = [(DEMO.to_string(), label(&demo_only[here]))];
     assert_eq!(
-        records[there]["migrated_elsewhere"],
-        json!({ DEMO: label(&demo_only[here]) })
+        records[there].migrated_elsewhere,
+        Some(elsewhere.into_iter().collect())
     );
-    assert_eq!(records[there]["migrated"], json!({}));
+    assert_eq!(records[there].migrated, by_module(&[]));
     assert!(has_products(venvs[here]) && !has_products(venvs[there]));
     assert_eq!(events(&repo, "migrate").len(), 1);
 
@@ -152,15 +158,15 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
     let out = migrate(&server, &repo, &[], &input);
     out.expect_code(0);
     let records = out.records();
-    assert_eq!(records[here]["migrated"][DEMO], json!([]));
-    assert!(
-        strings(&records[there]["migrated"][DEMO]).contains(&"catalog.0001_initial".to_string())
-    );
+    assert_eq!(records[here].migrated(DEMO), Vec::<String>::new());
+    assert!(records[there]
+        .migrated(DEMO)
+        .contains(&"catalog.0001_initial".to_string()));
     for record in &records[..2] {
-        assert_eq!(strings(&record["migrated"][SLOW]), ["slow.0001_slowly"]);
+        assert_eq!(record.migrated(SLOW), ["slow.0001_slowly"]);
     }
     assert!(has_products(&a) && has_products(&b));
-    assert_eq!(records[2], unchanged);
+    assert_eq!(out.json()[2], unchanged, "the unchanged record was touched");
     let stamps = slow_stamps(dir.path());
     let kinds: Vec<&str> = stamps.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
@@ -184,12 +190,15 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
     let out = migrate(&server, &repo, &["--always"], &input);
     out.expect_code(0);
     for record in out.records() {
-        assert_eq!(record["migrated"], json!({ DEMO: [], SLOW: [] }));
+        assert_eq!(record.migrated, by_module(&[(DEMO, &[]), (SLOW, &[])]));
     }
     assert_eq!(events(&repo, "migrate").len(), 4);
     let out = migrate(&server, &repo, &["--check"], &input[..2]);
     out.expect_code(0);
-    assert_eq!(out.records()[1]["pending"], json!({ DEMO: [], SLOW: [] }));
+    assert_eq!(
+        out.records()[1].pending,
+        by_module(&[(DEMO, &[]), (SLOW, &[])])
+    );
 
     // --once and a failure: the other target is not migrated and fails too.
     let broken = [
@@ -214,8 +223,7 @@ fn two_hosts_plan_check_and_migrate_one_module_at_a_time() {
 fn a_broken_migration_keeps_what_was_applied_and_is_not_reloaded() {
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let v = dir.path().join("venv");
     shop_venv(&v, &python::python3());
     let reloads = dir.path().join("reloads");
@@ -240,15 +248,14 @@ fn a_broken_migration_keeps_what_was_applied_and_is_not_reloaded() {
     );
     // What was applied before the failure is in the record; the module
     // after the failing one was not tried.
-    assert!(strings(&records[0]["migrated"][DEMO]).contains(&"catalog.0001_initial".to_string()));
-    assert_eq!(
-        strings(&records[0]["migrated"][BROKEN]),
-        ["ledger.0001_initial"]
-    );
-    assert!(records[0]["migrated"].get(SLOW).is_none());
+    assert!(records[0]
+        .migrated(DEMO)
+        .contains(&"catalog.0001_initial".to_string()));
+    assert_eq!(records[0].migrated(BROKEN), ["ledger.0001_initial"]);
+    assert!(!records[0].migrated.as_ref().unwrap().contains_key(SLOW));
     assert!(sqlite_tables(&v.join("fixture-ledger.sqlite3")).contains(&"ledger_entry".to_string()));
-    assert!(records[1].get("error").is_none(), "{:?}", records[1]);
-    assert_eq!(records[1]["migrated"], json!({ DEMO: [] }));
+    assert!(records[1].error.is_none(), "{:?}", records[1]);
+    assert_eq!(records[1].migrated, by_module(&[(DEMO, &[])]));
     let errors = events(&repo, "error");
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].target, label(&broken));
@@ -265,10 +272,11 @@ fn a_broken_migration_keeps_what_was_applied_and_is_not_reloaded() {
     reloaded.expect_code(1);
     let after = reloaded.records();
     assert_eq!(
-        after[0], records[0],
+        reloaded.json()[0],
+        out.json()[0],
         "the failed target's record was touched"
     );
-    assert_eq!(after[1]["reloaded"], json!(true));
+    assert_eq!(after[1].reloaded, Some(true));
     assert_eq!(fs::read_to_string(&reloads).unwrap(), "fine\n");
 }
 
@@ -276,8 +284,7 @@ fn a_broken_migration_keeps_what_was_applied_and_is_not_reloaded() {
 fn bad_settings_and_missing_django_are_errors_naming_the_target() {
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let plain = dir.path().join("plain");
     venv_with(&python::python3(), &plain);
     let pwned = dir.path().join("pwned");
@@ -297,7 +304,8 @@ fn bad_settings_and_missing_django_are_errors_naming_the_target() {
     ];
     let out = migrate(&server, &repo, &[], &input);
     out.expect_code(1);
-    let messages: Vec<String> = out.records().iter().map(error_message).collect();
+    // The last record keeps its `changed` of the wrong type: read raw.
+    let messages: Vec<String> = out.json().iter().map(error_message).collect();
     assert!(
         messages[0].contains("is not a Python module name"),
         "{}",
@@ -331,8 +339,7 @@ fn migrate_user_then_venv_user_run_through_sudo() {
     let user = sshd::second_user();
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let v = dir.path().join("venv");
     shop_venv(&v, &python::interpreter_for(user));
     // The databases go into the venv, and the slow log beside it.

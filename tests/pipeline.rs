@@ -2,45 +2,60 @@
 //! pipeline, against a real sshd, virtualenvs still to be created, and real
 //! Django — then the same pipeline again, which must change nothing.
 
-use crate::reload::{parent_of, signal};
+use crate::reload::silence_host;
 use crate::util::python::{self, sqlite_tables};
+use crate::util::record::by_module;
 use crate::util::sshd::{current_user, Sshd};
-use crate::util::{bin, strings, Outcome};
+use crate::util::{pipeline, Outcome, Record};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vd::log::ReleaseLog;
 
-const SETTINGS: &str = "demo_shop.settings";
+pub(crate) const SETTINGS: &str = "demo_shop.settings";
+
+/// The demo shop deployed on `record`'s target: its first migration
+/// applied (which made its table in the venv's database), and reloaded.
+#[track_caller]
+pub(crate) fn assert_shop_deployed(record: &Record) {
+    let migrated = record.migrated(SETTINGS);
+    assert!(
+        migrated.contains(&"catalog.0001_initial".to_string()),
+        "{migrated:?}"
+    );
+    assert_eq!(record.reloaded, Some(true));
+    let venv = Path::new(record.venv.as_deref().unwrap());
+    let tables = sqlite_tables(&venv.join("demo-shop.sqlite3"));
+    assert!(
+        tables.contains(&"catalog_product".to_string()),
+        "{tables:?}"
+    );
+}
 
 /// Run the six tools as one `sh` pipeline, with the server's HOME.
 fn deploy(server: &Sshd, dir: &Path) -> Outcome {
-    let pipeline = format!(
-        "{targets} --inventory {dir}/targets.csv | {freeze} | {diff} --repo {dir}/wheels {dir}/requirements.txt \
-         | {push} --repo {dir}/wheels --create | {migrate} --repo {dir}/wheels | {reload} --repo {dir}/wheels",
-        targets = bin("vd-targets").display(),
-        freeze = bin("vd-freeze").display(),
-        diff = bin("vd-diff").display(),
-        push = bin("vd-push").display(),
-        migrate = bin("vd-migrate").display(),
-        reload = bin("vd-reload").display(),
-        dir = dir.display(),
+    deploy_through(server, dir, &[])
+}
+
+/// The six tools as one `sh` pipeline over `dir` (its targets.csv,
+/// requirements.txt and wheels), with the server's HOME, and `between`
+/// (more stages) after vd-push --create.
+pub(crate) fn deploy_through(server: &Sshd, dir: &Path, between: &[&str]) -> Outcome {
+    let d = dir.display();
+    let (targets, diff) = (
+        format!("vd-targets --inventory {d}/targets.csv"),
+        format!("vd-diff --repo {d}/wheels {d}/requirements.txt"),
     );
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(pipeline)
-        .env("HOME", server.home())
-        .env_remove("SSH_AUTH_SOCK")
-        .env_remove("VD_REPO")
-        .env_remove("VD_INVENTORY")
-        .output()
-        .unwrap();
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let push = format!("vd-push --repo {d}/wheels --create");
+    let (migrate, reload) = (
+        format!("vd-migrate --repo {d}/wheels"),
+        format!("vd-reload --repo {d}/wheels"),
+    );
+    let mut stages = vec![targets.as_str(), "vd-freeze", &diff, &push];
+    stages.extend(between);
+    stages.extend([migrate.as_str(), &reload]);
+    server.shell(&pipeline(&stages)).run()
 }
 
 #[test]
@@ -93,26 +108,15 @@ fn the_whole_pipeline_deploys_migrates_reloads_and_then_changes_nothing() {
     let records = first.records();
     assert_eq!(records.len(), 3, "{}", first.stderr);
     for record in &records {
-        assert!(record.get("error").is_none(), "{record:?}");
-        assert_eq!(record["changed"], true);
-        assert_eq!(record["venv_exists"], true, "the freeze after the push");
-        let installed = strings(&record["pushed"]["installed"]);
+        assert!(record.error.is_none(), "{record:?}");
+        assert_eq!(record.changed, Some(true));
+        assert_eq!(record.venv_exists, Some(true), "the freeze after the push");
+        let installed = &record.pushed().installed;
         assert!(
             installed.contains(&"demo-shop==1.0".to_string()),
             "{installed:?}"
         );
-        let migrated = strings(&record["migrated"][SETTINGS]);
-        assert!(
-            migrated.contains(&"catalog.0001_initial".to_string()),
-            "{migrated:?}"
-        );
-        assert_eq!(record["reloaded"], true);
-        let venv = Path::new(record["venv"].as_str().unwrap());
-        let tables = sqlite_tables(&venv.join("demo-shop.sqlite3"));
-        assert!(
-            tables.contains(&"catalog_product".to_string()),
-            "{tables:?}"
-        );
+        assert_shop_deployed(record);
     }
     let mut reloaded: Vec<String> = fs::read_to_string(&reloads)
         .unwrap()
@@ -133,10 +137,10 @@ fn the_whole_pipeline_deploys_migrates_reloads_and_then_changes_nothing() {
     let records = second.records();
     assert_eq!(records.len(), 3);
     for record in &records {
-        assert!(record.get("error").is_none(), "{record:?}");
-        assert_eq!(record["changed"], false);
-        assert!(record.get("migrated").is_none() || record["migrated"] == serde_json::json!({}));
-        assert_ne!(record.get("reloaded"), Some(&serde_json::json!(true)));
+        assert!(record.error.is_none(), "{record:?}");
+        assert_eq!(record.changed, Some(false));
+        assert!(record.migrated.is_none() || record.migrated == by_module(&[]));
+        assert_ne!(record.reloaded, Some(true));
     }
     assert_eq!(fs::read_to_string(&reloads).unwrap().lines().count(), 2);
     assert_eq!(
@@ -144,23 +148,6 @@ fn the_whole_pipeline_deploys_migrates_reloads_and_then_changes_nothing() {
         events_after_first,
         "the second run logged nothing"
     );
-}
-
-/// The sshd processes of the session running process `pid` (not the listener).
-fn session_of(server: &Sshd, pid: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    let mut pid = pid;
-    while let Some((parent, _)) = parent_of(pid) {
-        if parent == server.pid() || parent <= 1 {
-            break;
-        }
-        let (_, comm) = parent_of(parent).unwrap();
-        if comm.starts_with("sshd") {
-            found.push(parent);
-        }
-        pid = parent;
-    }
-    found
 }
 
 #[test]
@@ -220,48 +207,21 @@ fn a_cron_run_with_a_host_stopped_mid_command_ends_with_that_targets_error() {
 
     // As cron runs it: no terminal, stdin not a terminal either.
     let t = format!("--timeout {timeout}");
-    let pipeline = format!(
-        "{targets} --inventory {dir}/targets.csv | {freeze} {t} | {diff} --repo {dir}/wheels \
-         {dir}/requirements.txt | {push} --repo {dir}/wheels {t} | {reload} --repo {dir}/wheels {t}",
-        targets = bin("vd-targets").display(),
-        freeze = bin("vd-freeze").display(),
-        diff = bin("vd-diff").display(),
-        push = bin("vd-push").display(),
-        reload = bin("vd-reload").display(),
-        dir = dir.display(),
-    );
+    let d = dir.display();
+    let pipeline = pipeline(&[
+        &format!("vd-targets --inventory {d}/targets.csv"),
+        &format!("vd-freeze {t}"),
+        &format!("vd-diff --repo {d}/wheels {d}/requirements.txt"),
+        &format!("vd-push --repo {d}/wheels {t}"),
+        &format!("vd-reload --repo {d}/wheels {t}"),
+    ]);
     let running = crate::util::command("setsid")
         .args(["sh", "-c", &pipeline])
         .env("HOME", server.home())
         .env_remove("SSH_AUTH_SOCK")
         .spawn();
-    let begun = Instant::now();
-    let pip: u32 = loop {
-        if let Some(pid) = fs::read_to_string(&started)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-        {
-            break pid;
-        }
-        assert!(
-            begun.elapsed() < Duration::from_secs(120),
-            "pip never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stopped = session_of(&server, pip);
-    assert!(!stopped.is_empty(), "no sshd process above pip ({pip})");
-    signal("-STOP", &stopped);
-    let stop = Instant::now();
-    let outcome = running.finish_by(stop + Duration::from_secs(4 * timeout));
-    let waited = stop.elapsed();
-    eprintln!("the pipeline ended {waited:?} after the host stopped");
-    signal("-KILL", &stopped);
-    signal("-KILL", &[pip]);
-    let out = outcome.unwrap_or_else(|| {
-        panic!("the pipeline still ran {waited:?} after a host stopped answering")
-    });
-    out.expect_code(1);
+    let (start, end) = (Duration::from_secs(120), Duration::from_secs(4 * timeout));
+    let out = silence_host(&server, running, &started, start, end);
     let records = out.records();
     assert_eq!(records.len(), 2, "{out:?}");
     let message = crate::util::error_message(&records[0]);
@@ -269,9 +229,9 @@ fn a_cron_run_with_a_host_stopped_mid_command_ends_with_that_targets_error() {
         message.contains(server.host(0)) && message.contains("stopped answering"),
         "{message}"
     );
-    assert_eq!(records[0]["error"]["tool"], "vd-push");
-    assert!(records[1].get("error").is_none(), "{:?}", records[1]);
-    assert_eq!(records[1]["reloaded"], true);
+    assert_eq!(records[0].error.as_ref().unwrap().tool, "vd-push");
+    assert!(records[1].error.is_none(), "{:?}", records[1]);
+    assert_eq!(records[1].reloaded, Some(true));
     assert_eq!(
         fs::read_to_string(&reloads).unwrap().trim(),
         server.host(1),

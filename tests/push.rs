@@ -2,8 +2,15 @@
 //! real wheels added with vd-add and planned with vd-freeze | vd-diff.
 
 use crate::util::python::{install, pip_list, site_packages, venv_with_pip, Project};
+use crate::util::record::{Action, Change};
 use crate::util::sshd::{current_user, Sshd};
-use crate::util::{bin, error_message, installed, jsonl, strings, tool, Outcome};
+use crate::util::upload::{
+    assert_rerun_completes, assert_upload_cut, cached, push_cut_off, sha256, BigPush,
+};
+use crate::util::{
+    bin, error_message, installed, jsonl, repo, spawn_piped, stdout_of, tool, AsRecord, Outcome,
+    Record,
+};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fs;
@@ -12,28 +19,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub(crate) type Record = Map<String, Value>;
+/// A target record as a test builds it, to feed a tool.
+pub(crate) type Target = Map<String, Value>;
 
 /// Wheels of one project at several versions, each built once.
 pub(crate) fn wheel(name: &str, version: &str) -> PathBuf {
     Project::new(name, version).build()
 }
 
-/// A repository made by vd-add.
-pub(crate) fn repo(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
-    let repo = dir.join("wheels");
-    tool("vd-add")
-        .arg("--repo")
-        .arg(&repo)
-        .args(wheels)
-        .run()
-        .expect_code(0);
-    repo
-}
-
 /// A target on host `i` whose wheel cache is `cache` (a directory of the
 /// test's, never the real home's).
-pub(crate) fn target(server: &Sshd, i: usize, venv: &Path, cache: &Path) -> Record {
+pub(crate) fn target(server: &Sshd, i: usize, venv: &Path, cache: &Path) -> Target {
     let mut t = server.target(i, venv);
     t.insert("cache".into(), json!(cache.display().to_string()));
     t
@@ -45,7 +41,7 @@ pub(crate) fn plan(
     repo: &Path,
     requirements: &Path,
     exact: bool,
-    targets: &[Record],
+    targets: &[Target],
 ) -> String {
     let frozen = server.tool("vd-freeze").stdin(jsonl(targets)).run();
     frozen.expect_code(0);
@@ -68,9 +64,33 @@ pub(crate) fn push(server: &Sshd, repo: &Path, args: &[&str], plans: &str) -> Ou
         .run()
 }
 
+/// Two runs of vd-push over the same `plans` at once, each of which must
+/// succeed: the first record of each.
+pub(crate) fn push_twice_at_once(server: &Sshd, repo: &Path, plans: &str) -> Vec<Record> {
+    let pushes: Vec<_> = (0..2)
+        .map(|_| {
+            let run = server
+                .tool("vd-push")
+                .arg("--repo")
+                .arg(repo)
+                .stdin(plans.to_string());
+            std::thread::spawn(move || run.run())
+        })
+        .collect();
+    let outs: Vec<Outcome> = pushes.into_iter().map(|p| p.join().unwrap()).collect();
+    outs.iter()
+        .map(|out| {
+            out.expect_code(0);
+            let record = out.records().remove(0);
+            assert_ok(&record);
+            record
+        })
+        .collect()
+}
+
 #[track_caller]
-pub(crate) fn assert_ok(record: &Record) {
-    assert!(record.get("error").is_none(), "{record:?}");
+pub(crate) fn assert_ok(record: &impl AsRecord) {
+    assert!(record.error().is_none(), "{:?}", record.record());
 }
 
 /// The release log's events, read as vd reads it.
@@ -85,43 +105,6 @@ pub(crate) fn push_events(repo: &Path) -> Vec<(String, String, String, String)> 
         .filter(|e| e.event != "release")
         .map(|e| (e.event, e.name, e.version, e.target))
         .collect()
-}
-
-/// The wheels a cache holds, as `SHA256/FILE`, each checked to hash to its
-/// directory's name.
-fn cached(cache: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let Ok(entries) = fs::read_dir(cache) else {
-        return found;
-    };
-    for entry in entries {
-        let entry = entry.unwrap();
-        if !entry.path().is_dir() {
-            continue;
-        }
-        let sha = entry.file_name().to_string_lossy().into_owned();
-        for file in fs::read_dir(entry.path()).unwrap() {
-            let file = file.unwrap();
-            assert_eq!(
-                sha256(&file.path()),
-                sha,
-                "{} is not its hash",
-                file.path().display()
-            );
-            found.push(format!("{sha}/{}", file.file_name().to_string_lossy()));
-        }
-    }
-    found.sort();
-    found
-}
-
-pub(crate) fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 fn size(path: &Path) -> u64 {
@@ -179,10 +162,14 @@ fn three_venvs_on_two_hosts_upload_once_then_nothing() {
     let dry = dry.records();
     for record in &dry {
         assert_ok(record);
-        assert_eq!(record["changed"], json!(false));
-        assert_eq!(record["pushed"]["dry_run"], json!(true));
+        assert_eq!(record.changed, Some(false));
+        assert_eq!(record.pushed().dry_run, Some(true));
     }
-    let commands = strings(&dry[0]["pushed"]["commands"]);
+    let commands = dry[0]
+        .pushed()
+        .commands
+        .clone()
+        .expect("--dry-run lists its commands");
     assert_eq!(commands.len(), 2, "{commands:?}");
     assert!(commands[0].contains("-m pip") && commands[0].contains("uninstall -y vdp-zeta"));
     assert!(
@@ -194,13 +181,9 @@ fn three_venvs_on_two_hosts_upload_once_then_nothing() {
         "{commands:?}"
     );
     let want_bytes = size(&alpha2) + size(&beta);
-    assert_eq!(dry[0]["pushed"]["uploaded_bytes"], json!(want_bytes));
-    assert_eq!(dry[1]["pushed"]["uploaded_bytes"], json!(want_bytes));
-    assert_eq!(
-        dry[2]["pushed"]["uploaded_bytes"],
-        json!(0),
-        "c shares a's host"
-    );
+    assert_eq!(dry[0].pushed().uploaded_bytes, want_bytes);
+    assert_eq!(dry[1].pushed().uploaded_bytes, want_bytes);
+    assert_eq!(dry[2].pushed().uploaded_bytes, 0, "c shares a's host");
     assert!(
         !cache0.exists() && !cache1.exists(),
         "--dry-run made the cache"
@@ -221,7 +204,7 @@ fn three_venvs_on_two_hosts_upload_once_then_nothing() {
     let records = out.records();
     for (record, v) in records.iter().zip([&a, &b, &c]) {
         assert_ok(record);
-        assert_eq!(record["changed"], json!(true));
+        assert_eq!(record.changed, Some(true));
         assert_eq!(installed(record), pip_list(v), "{}", v.display());
         assert_eq!(pip_list(v)["vdp-alpha"], "2.0");
         assert_eq!(pip_list(v)["vdp-beta"], "1.0");
@@ -230,25 +213,25 @@ fn three_venvs_on_two_hosts_upload_once_then_nothing() {
         !pip_list(&a).contains_key("vdp-zeta"),
         "--exact did not remove"
     );
-    assert_eq!(strings(&records[0]["pushed"]["removed"]), ["vdp-zeta"]);
+    assert_eq!(records[0].pushed().removed, ["vdp-zeta"]);
     assert_eq!(
-        strings(&records[0]["pushed"]["installed"]),
+        records[0].pushed().installed,
         ["vdp-alpha==2.0", "vdp-beta==1.0"]
     );
-    let host0_bytes = records[0]["pushed"]["uploaded_bytes"].as_u64().unwrap()
-        + records[2]["pushed"]["uploaded_bytes"].as_u64().unwrap();
+    let host0_bytes = records[0].pushed().uploaded_bytes + records[2].pushed().uploaded_bytes;
     assert_eq!(host0_bytes, want_bytes, "a wheel went to host 0 twice");
-    assert_eq!(records[1]["pushed"]["uploaded_bytes"], json!(want_bytes));
+    assert_eq!(records[1].pushed().uploaded_bytes, want_bytes);
     assert_eq!(cached(&cache0).len(), 2);
     assert_eq!(cached(&cache0), cached(&cache1));
     let events = push_events(&repo);
     let label = |i: usize| {
+        let target = targets[i].record();
         format!(
             "{}@{}:{}:{}",
-            targets[i]["user"].as_str().unwrap(),
+            target.user.unwrap(),
             server.host(if i == 1 { 1 } else { 0 }),
             server.port,
-            targets[i]["venv"].as_str().unwrap()
+            target.venv.unwrap()
         )
     };
     assert!(events.contains(&("remove".into(), "vdp-zeta".into(), "1.0".into(), label(0))));
@@ -268,8 +251,8 @@ fn three_venvs_on_two_hosts_upload_once_then_nothing() {
     out.expect_code(0);
     for record in out.records() {
         assert_ok(&record);
-        assert_eq!(record["changed"], json!(false));
-        assert_eq!(record["pushed"]["uploaded_bytes"], json!(0));
+        assert_eq!(record.changed, Some(false));
+        assert_eq!(record.pushed().uploaded_bytes, 0);
     }
     assert_eq!(server.logins(), logins, "an empty plan cost a connection");
     assert_eq!(push_events(&repo).len(), 7, "the release log grew");
@@ -292,10 +275,7 @@ fn three_venvs_on_two_hosts_upload_once_then_nothing() {
         assert_eq!(pip_list(v)["vdp-alpha"], "1.0");
         assert_eq!(installed(record), pip_list(v));
     }
-    let sent: u64 = records
-        .iter()
-        .map(|r| r["pushed"]["uploaded_bytes"].as_u64().unwrap())
-        .sum();
+    let sent: u64 = records.iter().map(|r| r.pushed().uploaded_bytes).sum();
     assert_eq!(sent, 2 * size(&alpha1));
     assert_eq!(cached(&cache0).len(), 3);
 }
@@ -321,15 +301,13 @@ fn push_at_terminal(
         input.display(),
         output.display()
     );
-    let mut child = Command::new("script")
-        .args(["-qefc", &command, "/dev/null"])
-        .env("HOME", server.home())
-        .env_remove("SSH_AUTH_SOCK")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run script (util-linux)");
+    let mut child = spawn_piped(
+        Command::new("script")
+            .args(["-qefc", &command, "/dev/null"])
+            .env("HOME", server.home())
+            .env_remove("SSH_AUTH_SOCK"),
+        "script (util-linux)",
+    );
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -407,12 +385,12 @@ fn confirm_asks_on_the_terminal_one_target_at_a_time() {
         .collect();
     assert_eq!(records.len(), 3);
     assert_ok(&records[0]);
-    assert_eq!(records[0]["changed"], json!(true));
+    assert_eq!(records[0].changed, Some(true));
     assert_eq!(pip_list(&yes)["vdp-beta"], "1.0");
     for (record, v) in records[1..].iter().zip([&no, &later]) {
         assert_ok(record);
-        assert_eq!(record["skipped"], json!(true));
-        assert_eq!(record["changed"], json!(false));
+        assert_eq!(record.skipped, Some(true));
+        assert_eq!(record.changed, Some(false));
         assert_eq!(pip_list(v), before, "a declined venv changed");
     }
     // Each prompt named its target and showed its plan, in input order.
@@ -505,24 +483,11 @@ fn a_failing_pip_fails_its_target_only_and_concurrent_pushes_serialize() {
         &[target(&server, 0, &fresh, &cache)],
     );
     let events_before = push_events(&repo).len();
-    let pushes: Vec<_> = (0..2)
-        .map(|_| {
-            let run = server
-                .tool("vd-push")
-                .arg("--repo")
-                .arg(&repo)
-                .stdin(plans.clone());
-            std::thread::spawn(move || run.run())
-        })
-        .collect();
-    let outs: Vec<Outcome> = pushes.into_iter().map(|p| p.join().unwrap()).collect();
+    let records = push_twice_at_once(&server, &repo, &plans);
     let mut changed = 0;
-    for out in &outs {
-        out.expect_code(0);
-        let record = &out.records()[0];
-        assert_ok(record);
+    for record in &records {
         assert_eq!(installed(record), pip_list(&fresh));
-        changed += usize::from(record["changed"] == json!(true));
+        changed += usize::from(record.changed == Some(true));
     }
     assert_eq!(changed, 1, "both pushes changed the venv: not serialized");
     assert_eq!(
@@ -536,116 +501,32 @@ fn a_failing_pip_fails_its_target_only_and_concurrent_pushes_serialize() {
     assert_eq!(push_events(&repo).len(), events_before + 2);
 }
 
-/// The pids of the processes below `ancestor`.
-fn descendants(ancestor: u32) -> Vec<u32> {
-    let mut found = children(ancestor);
-    let mut i = 0;
-    while i < found.len() {
-        let more = children(found[i]);
-        found.extend(more);
-        i += 1;
-    }
-    found
-}
-
-/// The pids of processes whose parent is `parent`.
-fn children(parent: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...: comm may hold spaces; split after ')'.
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        if after.split(' ').nth(1).and_then(|p| p.parse().ok()) == Some(parent) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
 #[test]
 fn a_connection_killed_during_upload_leaves_nothing_and_a_rerun_completes() {
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let big = Project::new("vdp-big", "1.0").payload(32 << 20).build();
-    let repo = repo(d, std::slice::from_ref(&big));
-    let v = d.join("venv");
-    venv_with_pip(&v);
-    let cache = d.join("cache");
+    let big = BigPush::new(d, "vdp-big");
     let req = requirements(d, "req.txt", "vdp-big\n");
     let plans = plan(
         &server,
-        &repo,
+        &big.repo,
         &req,
         false,
-        &[target(&server, 0, &v, &cache)],
+        &[target(&server, 0, &big.venv, &big.cache)],
     );
-    let before = pip_list(&v);
-    let sessions_before = descendants(server.pid());
 
-    let child = server
-        .tool("vd-push")
-        .arg("--repo")
-        .arg(&repo)
-        .args(["--timeout", "3"])
-        .stdin(plans.clone())
-        .spawn();
-    // Wait for the upload to be under way, then kill the host's end.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let uploading = fs::read_dir(&cache).ok().is_some_and(|entries| {
-            entries.filter_map(|e| e.ok()).any(|e| {
-                e.file_name().to_string_lossy().ends_with(".part")
-                    && e.metadata().is_ok_and(|m| m.len() > 0)
-            })
-        });
-        if uploading {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the upload never started");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    for pid in descendants(server.pid()) {
-        if !sessions_before.contains(&pid) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-    }
-    let out = child.finish();
-    out.expect_code(1);
-    let message = error_message(&out.records()[0]);
-    assert!(
-        message.contains("upload") || message.contains("connection"),
-        "{message}"
-    );
-    assert!(
-        cached(&cache).is_empty(),
-        "a cut-off upload is in the cache"
-    );
-    assert_eq!(pip_list(&v), before);
+    // The host's end killed while the upload is under way.
+    let out = push_cut_off(server.tool("vd-push"), &big, &plans, server.pid());
+    assert_upload_cut(&out);
 
     // The rerun sends the wheel whole and installs it.
-    let out = push(&server, &repo, &[], &plans);
-    out.expect_code(0);
+    let out = push(&server, &big.repo, &[], &plans);
+    assert_rerun_completes(&out, &big);
     let record = &out.records()[0];
-    assert_ok(record);
-    assert_eq!(record["pushed"]["uploaded_bytes"], json!(size(&big)));
-    assert_eq!(
-        cached(&cache),
-        [format!(
-            "{}/{}",
-            sha256(&big),
-            big.file_name().unwrap().to_string_lossy()
-        )]
-    );
-    assert_eq!(pip_list(&v)["vdp-big"], "1.0");
-    assert_eq!(installed(record), pip_list(&v));
+    assert_eq!(record.pushed().uploaded_bytes, size(&big.wheel));
+    assert_eq!(pip_list(&big.venv)["vdp-big"], "1.0");
+    assert_eq!(installed(record), pip_list(&big.venv));
 }
 
 #[test]
@@ -673,11 +554,11 @@ fn create_makes_missing_venvs_only_when_asked() {
     out.expect_code(0);
     let record = &out.records()[0];
     assert_ok(record);
-    assert_eq!(record["changed"], json!(true));
-    assert_eq!(record["venv_exists"], json!(true));
+    assert_eq!(record.changed, Some(true));
+    assert_eq!(record.venv_exists, Some(true));
     assert_eq!(pip_list(&v)["vdp-beta"], "1.0");
     assert_eq!(installed(record), pip_list(&v));
-    assert_eq!(record["python"]["venv"], json!(true));
+    assert_eq!(record.facts().venv, Some(true));
 }
 
 #[test]
@@ -710,10 +591,10 @@ fn a_plan_that_removes_pip_is_refused_and_its_venv_left_alone() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let pip_version = pip_list(&kept)["pip"].clone();
-    records[0]["plan"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "pip", "action": "remove", "from": pip_version}));
+    records[0].plan.as_mut().unwrap().push(Change {
+        from: Some(pip_version.clone()),
+        ..Change::new("pip", Action::Remove)
+    });
     let before = pip_list(&kept);
 
     let out = push(&server, &repo, &[], &jsonl(&records));
@@ -764,16 +645,12 @@ fn venv_user_pushes_through_sudo() {
     assert!(chown.success());
     let v = home.join("venv $(touch pwned) 'x'");
     let python = crate::util::python::interpreter_for(user);
-    let made = Command::new("sudo")
-        .args(["-n", "-u", user, &python, "-m", "venv"])
-        .arg(&v)
-        .current_dir("/")
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "python3 -m venv as {user} (Debian: apt-get install python3-venv): {}",
-        String::from_utf8_lossy(&made.stderr)
+    stdout_of(
+        Command::new("sudo")
+            .args(["-n", "-u", user, &python, "-m", "venv"])
+            .arg(&v)
+            .current_dir("/"),
+        &format!("python3 -m venv as {user} (Debian: apt-get install python3-venv)"),
     );
     let mut t = target(&server, 0, &v, &d.join("cache"));
     t.insert("venv_user".into(), json!(user));
@@ -784,7 +661,7 @@ fn venv_user_pushes_through_sudo() {
     out.expect_code(0);
     let record = &out.records()[0];
     assert_ok(record);
-    assert_eq!(record["changed"], json!(true));
+    assert_eq!(record.changed, Some(true));
     assert_eq!(pip_list(&v)["vdp-beta"], "1.0");
     assert_eq!(installed(record), pip_list(&v));
     // pip ran as the venv's user: what it wrote is that user's.
@@ -829,7 +706,7 @@ fn a_release_log_that_cannot_be_written_fails_no_target() {
         .expect_stderr("vdp-alpha");
     let records = out.records();
     assert_ok(&records[0]);
-    assert_eq!(records[0]["changed"], json!(true));
+    assert_eq!(records[0].changed, Some(true));
     assert_eq!(pip_list(&venv)["vdp-alpha"], "1.0");
 }
 
@@ -901,7 +778,7 @@ fn a_cache_path_with_a_newline_or_semicolon_is_refused_naming_field_and_line() {
         venv_with_pip(v);
     }
     let good = d.join("cache");
-    let targets: Vec<Record> = venvs.iter().map(|v| target(&server, 0, v, &good)).collect();
+    let targets: Vec<Target> = venvs.iter().map(|v| target(&server, 0, v, &good)).collect();
     let req = requirements(d, "req.txt", "vdp-beta\n");
     let plans = plan(&server, &repo, &req, false, &targets);
     // A saved plan edited by hand: the first two targets' caches are paths
@@ -910,7 +787,7 @@ fn a_cache_path_with_a_newline_or_semicolon_is_refused_naming_field_and_line() {
         format!("{}/new\n{}/line", d.display(), d.display()),
         format!("{}/semi;touch {}/pwned", d.display(), d.display()),
     ];
-    let mut records: Vec<Record> = plans
+    let mut records: Vec<Target> = plans
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -1013,7 +890,7 @@ fn a_push_killed_while_pip_runs_is_logged_by_the_next_push() {
     out.expect_code(0);
     let record = &out.records()[0];
     assert_ok(record);
-    assert_eq!(record["changed"], json!(false));
+    assert_eq!(record.changed, Some(false));
     let events: Vec<_> = log_events(&repo)
         .into_iter()
         .filter(|e| e.event != "release")

@@ -10,15 +10,18 @@
 use crate::util::netns::Netns;
 use crate::util::python::{pip_list, venv_with_pip, Project};
 use crate::util::sshd::{current_user, Options, Sshd};
-use crate::util::{error_message, installed, jsonl, tool};
+use crate::util::upload::{
+    assert_rerun_completes, assert_upload_cut, cache_key, cached, push_cut_off, BigPush,
+};
+use crate::util::{error_message, installed, jsonl, repo, tool, AsRecord, Record};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-type Record = Map<String, Value>;
+/// A target record as a test builds it, to feed a tool.
+type Target = Map<String, Value>;
 
 /// Two hosts in a namespace, and a bastion in it that lets through to them
 /// alone (`PermitOpen`). The tools run with the bastion's HOME; its user
@@ -88,7 +91,7 @@ impl Behind {
 
 #[track_caller]
 fn assert_ok(record: &Record) {
-    assert!(record.get("error").is_none(), "{record:?}");
+    assert!(record.error.is_none(), "{record:?}");
 }
 
 #[test]
@@ -120,7 +123,7 @@ fn freeze_and_push_through_a_bastion_with_one_session_each() {
         "cache".into(),
         json!(d.join("cache0").display().to_string()),
     );
-    let t1: Record = json!({
+    let t1: Target = json!({
         "host": "inner",
         "user": current_user(),
         "venv": v1.display().to_string(),
@@ -324,29 +327,18 @@ fn a_bad_jump_is_named() {
         .arg("--json")
         .run();
     out.expect_code(1);
-    let records = out.records();
+    // The bad line carries its port as written: read raw.
+    let records = out.json();
     let message = error_message(&records[0]);
     assert!(
         message.contains("line 2") && message.contains("99999"),
         "{message}"
     );
-    assert_eq!(records[1]["jump"], json!("deploy@gw:2222"));
-}
-
-/// A repository holding `wheels`, made by vd-add.
-fn repo(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
-    let repo = dir.join("wheels");
-    tool("vd-add")
-        .arg("--repo")
-        .arg(&repo)
-        .args(wheels)
-        .run()
-        .expect_code(0);
-    repo
+    assert_eq!(records[1].record().jump.as_deref(), Some("deploy@gw:2222"));
 }
 
 /// `vd-freeze | vd-diff REQUIREMENTS` for `targets`.
-fn plan(server: &Sshd, repo: &Path, requirements: &str, targets: &[Record]) -> String {
+fn plan(server: &Sshd, repo: &Path, requirements: &str, targets: &[Target]) -> String {
     let frozen = server.tool("vd-freeze").stdin(jsonl(targets)).run();
     frozen.expect_code(0);
     let req = repo.with_file_name("requirements.txt");
@@ -359,41 +351,6 @@ fn plan(server: &Sshd, repo: &Path, requirements: &str, targets: &[Record]) -> S
         .run();
     planned.expect_code(0);
     planned.stdout
-}
-
-/// The wheels a cache holds, as `SHA256/FILE`; temporary files are not.
-fn cached(cache: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir(cache).into_iter().flatten().flatten() {
-        if entry.path().is_dir() {
-            for file in fs::read_dir(entry.path()).unwrap().flatten() {
-                found.push(format!(
-                    "{}/{}",
-                    entry.file_name().to_string_lossy(),
-                    file.file_name().to_string_lossy()
-                ));
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
-fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-fn cache_key(wheel: &Path) -> String {
-    format!(
-        "{}/{}",
-        sha256(wheel),
-        wheel.file_name().unwrap().to_string_lossy()
-    )
 }
 
 const NO_SFTP_WARNING: &str = "the server offers no SFTP";
@@ -413,7 +370,7 @@ fn push_to_hosts_without_sftp() {
     let repo = repo(d, std::slice::from_ref(&wheel));
     // Two venvs on host 0 (the second used to fail), one on host 1.
     let venvs: Vec<PathBuf> = (0..3).map(|i| d.join(format!("venv{i}"))).collect();
-    let targets: Vec<Record> = venvs
+    let targets: Vec<Target> = venvs
         .iter()
         .zip([0, 0, 1])
         .map(|(v, host)| {
@@ -440,7 +397,7 @@ fn push_to_hosts_without_sftp() {
     }
     // Each wheel once per host, each host warned about once, one session each.
     let size = fs::metadata(&wheel).unwrap().len();
-    let bytes = |i: usize| records[i]["pushed"]["uploaded_bytes"].as_u64().unwrap();
+    let bytes = |i: usize| records[i].pushed().uploaded_bytes;
     assert_eq!(bytes(0) + bytes(1), size);
     assert_eq!(bytes(2), size);
     for host in 0..2 {
@@ -477,103 +434,27 @@ fn a_transfer_without_sftp_cut_off_leaves_nothing_and_a_rerun_completes() {
     );
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let big = Project::new("vdr-big", "1.0").payload(32 << 20).build();
-    let repo = repo(d, std::slice::from_ref(&big));
-    let v = d.join("venv");
-    venv_with_pip(&v);
-    let cache = d.join("cache");
-    let mut target = server.target(0, &v);
-    target.insert("cache".into(), json!(cache.display().to_string()));
-    let plans = plan(&server, &repo, "vdr-big\n", &[target]);
-    let before = pip_list(&v);
-    let sessions_before = descendants(server.pid());
+    let big = BigPush::new(d, "vdr-big");
+    let mut target = server.target(0, &big.venv);
+    target.insert("cache".into(), json!(big.cache.display().to_string()));
+    let plans = plan(&server, &big.repo, "vdr-big\n", &[target]);
 
-    let child = server
-        .tool("vd-push")
-        .arg("--repo")
-        .arg(&repo)
-        .args(["--timeout", "3"])
-        .stdin(plans.clone())
-        .spawn();
     // Once the first piece has landed, kill the host's end mid-transfer.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let uploading = fs::read_dir(&cache).ok().is_some_and(|entries| {
-            entries.filter_map(|e| e.ok()).any(|e| {
-                e.file_name().to_string_lossy().ends_with(".part")
-                    && e.metadata().is_ok_and(|m| m.len() > 0)
-            })
-        });
-        if uploading {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the upload never started");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    for pid in descendants(server.pid()) {
-        if !sessions_before.contains(&pid) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-    }
-    let out = child.finish();
-    out.expect_code(1);
-    let message = error_message(&out.records()[0]);
-    assert!(
-        message.contains("upload") || message.contains("connection"),
-        "{message}"
-    );
-    assert!(
-        cached(&cache).is_empty(),
-        "a cut-off upload is in the cache"
-    );
-    assert_eq!(pip_list(&v), before);
+    let out = push_cut_off(server.tool("vd-push"), &big, &plans, server.pid());
+    assert_upload_cut(&out);
 
     let out = server
         .tool("vd-push")
         .arg("--repo")
-        .arg(&repo)
+        .arg(&big.repo)
         .stdin(plans)
         .run();
-    out.expect_code(0);
-    let record = &out.records()[0];
-    assert_ok(record);
+    assert_rerun_completes(&out, &big);
     assert_eq!(
-        record["pushed"]["uploaded_bytes"],
-        json!(fs::metadata(&big).unwrap().len())
+        out.records()[0].pushed().uploaded_bytes,
+        fs::metadata(&big.wheel).unwrap().len()
     );
-    assert_eq!(cached(&cache), [cache_key(&big)]);
-    assert_eq!(pip_list(&v)["vdr-big"], "1.0");
-}
-
-/// Every process below `ancestor`.
-fn descendants(ancestor: u32) -> Vec<u32> {
-    let mut found = children(ancestor);
-    let mut i = 0;
-    while i < found.len() {
-        let more = children(found[i]);
-        found.extend(more);
-        i += 1;
-    }
-    found
-}
-
-fn children(parent: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        if after.split(' ').nth(1).and_then(|p| p.parse().ok()) == Some(parent) {
-            found.push(pid);
-        }
-    }
-    found
+    assert_eq!(pip_list(&big.venv)["vdr-big"], "1.0");
 }
 
 #[test]
@@ -581,66 +462,27 @@ fn a_bastion_lost_mid_transfer_fails_its_targets_and_a_rerun_completes() {
     let behind = Behind::new();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let big = Project::new("vdr-big", "1.0").payload(32 << 20).build();
-    let repo = repo(d, std::slice::from_ref(&big));
-    let v = d.join("venv");
-    venv_with_pip(&v);
-    let cache = d.join("cache");
-    let mut target = behind.hosts.target(0, &v);
+    let big = BigPush::new(d, "vdr-big");
+    let mut target = behind.hosts.target(0, &big.venv);
     target.insert("jump".into(), json!(behind.jump()));
-    target.insert("cache".into(), json!(cache.display().to_string()));
-    let plans = plan(&behind.bastion, &repo, "vdr-big\n", &[target]);
-    let before = pip_list(&v);
-    let sessions_before = descendants(behind.bastion.pid());
+    target.insert("cache".into(), json!(big.cache.display().to_string()));
+    let plans = plan(&behind.bastion, &big.repo, "vdr-big\n", &[target]);
 
-    let started = Instant::now();
-    let child = behind
-        .tool("vd-push")
-        .arg("--repo")
-        .arg(&repo)
-        .args(["--timeout", "3"])
-        .stdin(plans.clone())
-        .spawn();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !fs::read_dir(&cache).ok().is_some_and(|entries| {
-        entries.filter_map(|e| e.ok()).any(|e| {
-            e.file_name().to_string_lossy().ends_with(".part")
-                && e.metadata().is_ok_and(|m| m.len() > 0)
-        })
-    }) {
-        assert!(Instant::now() < deadline, "the upload never started");
-        std::thread::sleep(Duration::from_millis(2));
-    }
     // The bastion's session goes; the host's own is untouched.
-    for pid in descendants(behind.bastion.pid()) {
-        if !sessions_before.contains(&pid) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-        }
-    }
-    let out = child.finish();
-    out.expect_code(1);
+    let started = Instant::now();
+    push_cut_off(behind.tool("vd-push"), &big, &plans, behind.bastion.pid());
     assert!(
         started.elapsed() < Duration::from_secs(45),
         "took {:?}",
         started.elapsed()
     );
-    assert!(out.records()[0].get("error").is_some());
-    assert!(
-        cached(&cache).is_empty(),
-        "a cut-off upload is in the cache"
-    );
-    assert_eq!(pip_list(&v), before);
 
     let out = behind
         .tool("vd-push")
         .arg("--repo")
-        .arg(&repo)
+        .arg(&big.repo)
         .stdin(plans)
         .run();
-    out.expect_code(0);
-    assert_ok(&out.records()[0]);
-    assert_eq!(cached(&cache), [cache_key(&big)]);
-    assert_eq!(pip_list(&v)["vdr-big"], "1.0");
+    assert_rerun_completes(&out, &big);
+    assert_eq!(pip_list(&big.venv)["vdr-big"], "1.0");
 }

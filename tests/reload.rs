@@ -2,19 +2,20 @@
 //! files, so a test can tell how often, and when, each one ran.
 
 use crate::util::sshd::Sshd;
-use crate::util::{bin, error_message, jsonl};
+use crate::util::{bin, empty_repo, error_message, jsonl, AsRecord, Outcome, Record, Running};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use vd::log::ReleaseLog;
 
-type Record = Map<String, Value>;
+/// A target record as a test builds it, to feed a tool.
+type Target = Map<String, Value>;
 
 /// A changed target on host `i` whose reload is `reload`.
-fn target(server: &Sshd, i: usize, venv: &str, reload: &str, once: bool) -> Record {
+fn target(server: &Sshd, i: usize, venv: &str, reload: &str, once: bool) -> Target {
     let mut record = server.target(i, Path::new(venv));
     record.insert("changed".into(), json!(true));
     record.insert("reload".into(), json!(reload));
@@ -28,7 +29,7 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_default()
 }
 
-fn line(record: &Record) -> Vec<u8> {
+fn line(record: &Target) -> Vec<u8> {
     let mut text = serde_json::to_vec(record).unwrap();
     text.push(b'\n');
     text
@@ -38,8 +39,7 @@ fn line(record: &Record) -> Vec<u8> {
 fn reload_once_runs_once_per_host_after_its_last_target() {
     let server = Sshd::start(2);
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let file = |name: &str| dir.path().join(name);
     let append = |text: &str, name: &str| format!("echo {text} >> {}", file(name).display());
     let loop_command = format!(
@@ -82,8 +82,8 @@ fn reload_once_runs_once_per_host_after_its_last_target() {
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
     let first: Record = serde_json::from_str(&first).unwrap();
-    assert_eq!(first["venv"], json!("/srv/e"));
-    assert_eq!(first["reloaded"], json!(true));
+    assert_eq!(first.venv.as_deref(), Some("/srv/e"));
+    assert_eq!(first.reloaded, Some(true));
     assert_eq!(read(&file("count1")), "y\n");
     // ...and host 0's reload waits: another of its targets may yet come.
     std::thread::sleep(Duration::from_millis(500));
@@ -111,13 +111,14 @@ fn reload_once_runs_once_per_host_after_its_last_target() {
         .collect();
     assert_eq!(records.len(), input.len() - 1);
     for (record, sent) in records.iter().zip(&input[1..]) {
-        assert_eq!(record["venv"], sent["venv"], "out of order");
+        assert_eq!(record.venv, sent.record().venv, "out of order");
     }
     for i in [0, 1, 2, 3, 6] {
-        assert_eq!(records[i]["reloaded"], json!(true), "{:?}", records[i]);
+        assert_eq!(records[i].reloaded, Some(true), "{:?}", records[i]);
     }
-    assert_eq!(records[4]["reloaded"], json!(false));
-    assert_eq!(records[5], unchanged, "an unchanged target was touched");
+    assert_eq!(records[4].reloaded, Some(false));
+    let unchanged_out: Target = serde_json::from_str(rest.lines().nth(5).unwrap()).unwrap();
+    assert_eq!(unchanged_out, unchanged, "an unchanged target was touched");
     let log = ReleaseLog::new(&repo).read().unwrap();
     let reloads = log.iter().filter(|e| e.event == "reload").count();
     assert_eq!(reloads, 6, "{log:?}");
@@ -128,10 +129,9 @@ fn reload_once_runs_once_per_host_after_its_last_target() {
 fn failing_reloads_and_checks_are_errors_and_the_rest_go_on() {
     let server = Sshd::start(2);
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let file = |name: &str| dir.path().join(name).display().to_string();
-    let with_check = |mut record: Record, check: String| {
+    let with_check = |mut record: Target, check: String| {
         record.insert("check".into(), json!(check));
         record
     };
@@ -176,7 +176,7 @@ fn failing_reloads_and_checks_are_errors_and_the_rest_go_on() {
         .stdin(jsonl(&input))
         .run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     let a = error_message(&records[0]);
     assert!(a.contains("exit status 3") && a.contains("boom"), "{a}");
     let b = error_message(&records[1]);
@@ -184,10 +184,11 @@ fn failing_reloads_and_checks_are_errors_and_the_rest_go_on() {
         b.contains("still failed after 3 tries") && b.contains("unhealthy"),
         "{b}"
     );
-    assert_eq!(records[1]["reloaded"], json!(true));
+    assert_eq!(records[1].record().reloaded, Some(true));
     assert_eq!(read(Path::new(&file("tries_b"))).lines().count(), 3);
-    assert!(records[2].get("error").is_none(), "{:?}", records[2]);
-    assert_eq!(records[2]["checked"], json!(true));
+    let c = records[2].record();
+    assert!(c.error.is_none(), "{c:?}");
+    assert_eq!(c.checked, Some(true));
     assert_eq!(read(Path::new(&file("tries_c"))).lines().count(), 3);
     for record in &records[3..5] {
         let message = error_message(record);
@@ -195,7 +196,7 @@ fn failing_reloads_and_checks_are_errors_and_the_rest_go_on() {
             message.contains("exit status 4") && message.contains("down"),
             "{message}"
         );
-        assert!(record.get("reloaded").is_none());
+        assert!(record.record().reloaded.is_none());
     }
     assert_eq!(read(Path::new(&file("once1"))), "once\n");
     assert_eq!(records[5], upstream, "an upstream error was touched");
@@ -211,7 +212,65 @@ fn failing_reloads_and_checks_are_errors_and_the_rest_go_on() {
     assert_eq!(log.iter().filter(|e| e.event == "reload").count(), 2);
 }
 
+/// The sshd processes of the session running process `pid` (not the listener).
+pub(crate) fn session_of(server: &Sshd, pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut pid = pid;
+    while let Some((parent, _)) = parent_of(pid) {
+        if parent == server.pid() || parent <= 1 {
+            break;
+        }
+        let (_, comm) = parent_of(parent).unwrap();
+        if comm.starts_with("sshd") {
+            found.push(parent);
+        }
+        pid = parent;
+    }
+    found
+}
+
 /// The parent of process `pid`, and its command name, from /proc.
+/// Once the command on the host has written its pid to `pid_file` (within
+/// `start`), stop its session's sshd processes (not the listener): the
+/// host's kernel still acknowledges, but nothing answers any more. Then
+/// give `running` `end` to finish (a test failure when it does not, or
+/// when it does not fail), and kill what was stopped: its outcome.
+pub(crate) fn silence_host(
+    server: &Sshd,
+    running: Running,
+    pid_file: &Path,
+    start: Duration,
+    end: Duration,
+) -> Outcome {
+    let started = Instant::now();
+    let pid: u32 = loop {
+        if let Some(pid) = fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(
+            started.elapsed() < start,
+            "the command on the host never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stopped = session_of(server, pid);
+    assert!(!stopped.is_empty(), "no sshd process above {pid}");
+    signal("-STOP", &stopped);
+    let stop = Instant::now();
+    let outcome = running.finish_by(stop + end);
+    let waited = stop.elapsed();
+    eprintln!("the run ended {waited:?} after the host stopped");
+    signal("-KILL", &stopped);
+    signal("-KILL", &[pid]);
+    let out = outcome
+        .unwrap_or_else(|| panic!("the run went on {waited:?} after its host stopped answering"));
+    out.expect_code(1);
+    out
+}
+
 pub(crate) fn parent_of(pid: u32) -> Option<(u32, String)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
@@ -236,8 +295,7 @@ fn a_host_that_stops_answering_mid_command_is_given_up_and_the_others_go_on() {
     let timeout = 3;
     let server = Sshd::start(2);
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let pid_file = dir.path().join("pid");
     let stuck = format!("echo $$ > {}; sleep 1000", pid_file.display());
     // Silent for longer than three keepalive intervals, but alive.
@@ -253,45 +311,8 @@ fn a_host_that_stops_answering_mid_command_is_given_up_and_the_others_go_on() {
         .args(["--timeout", &timeout.to_string()])
         .stdin(jsonl(&input))
         .spawn();
-    let started = std::time::Instant::now();
-    let shell: u32 = loop {
-        if let Ok(text) = fs::read_to_string(&pid_file) {
-            if let Ok(pid) = text.trim().parse() {
-                break pid;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the reload command never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    // Stop the session's sshd processes (not the listener): the host's
-    // kernel still acknowledges, but nothing answers any more.
-    let mut stopped = Vec::new();
-    let mut pid = shell;
-    while let Some((parent, _)) = parent_of(pid) {
-        if parent == server.pid() || parent <= 1 {
-            break;
-        }
-        let (_, comm) = parent_of(parent).unwrap();
-        if comm.starts_with("sshd") {
-            stopped.push(parent);
-        }
-        pid = parent;
-    }
-    assert!(!stopped.is_empty(), "no sshd process above {shell}");
-    signal("-STOP", &stopped);
-    let stop = std::time::Instant::now();
-    let outcome = running.finish_by(stop + Duration::from_secs(4 * timeout));
-    let waited = stop.elapsed();
-    eprintln!("vd-reload ended {waited:?} after the host stopped");
-    signal("-KILL", &stopped);
-    signal("-KILL", &[shell]);
-    let out = outcome.unwrap_or_else(|| {
-        panic!("vd-reload still ran {waited:?} after its host stopped answering")
-    });
-    out.expect_code(1);
+    let (start, end) = (Duration::from_secs(30), Duration::from_secs(4 * timeout));
+    let out = silence_host(&server, running, &pid_file, start, end);
     let records = out.records();
     assert_eq!(records.len(), 2, "{out:?}");
     let message = error_message(&records[0]);
@@ -300,18 +321,17 @@ fn a_host_that_stops_answering_mid_command_is_given_up_and_the_others_go_on() {
         "{message}"
     );
     assert!(
-        records[1].get("error").is_none(),
+        records[1].error.is_none(),
         "a slow but alive host was cut off: {:?}",
         records[1]
     );
-    assert_eq!(records[1]["reloaded"], json!(true));
+    assert_eq!(records[1].reloaded, Some(true));
 }
 
 #[test]
 fn nul_characters_never_reach_the_release_log_raw() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
-    fs::create_dir(&repo).unwrap();
+    let repo = empty_repo(dir.path());
     let record = json!({"host": "localhost", "via": "local", "venv": "/srv/a\u{0}b",
                         "changed": true, "reload": "exit 3"});
     let out = crate::util::tool("vd-reload")
@@ -348,7 +368,7 @@ fn a_release_log_that_cannot_be_written_fails_no_target() {
         .run();
     out.expect_code(1).expect_stderr("not logged: reload");
     let records = out.records();
-    assert!(records[0].get("error").is_none(), "{:?}", records[0]);
-    assert_eq!(records[0]["reloaded"], json!(true));
+    assert!(records[0].error.is_none(), "{:?}", records[0]);
+    assert_eq!(records[0].reloaded, Some(true));
     assert_eq!(read(&ran), "x\n");
 }

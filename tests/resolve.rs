@@ -5,14 +5,19 @@
 //! names, rolled back with --lock.
 
 use crate::util::python::{self, download, download_with, pip_list, python3, Project};
+use crate::util::record::Action;
 use crate::util::sshd::Sshd;
-use crate::util::{jsonl, tool, Outcome};
+use crate::util::{
+    assert_contains, changes, error_message as error, jsonl, lines_of, repo, stdout_of, tool,
+    Outcome, Record,
+};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-type Record = Map<String, Value>;
+/// A target record as a test builds it, to feed a tool.
+type Target = Map<String, Value>;
 
 /// The newest CPython `version` (like `3.8`) pyenv has here.
 fn pyenv_python(version: &str) -> String {
@@ -47,27 +52,16 @@ fn pyenv_python(version: &str) -> String {
 
 /// The interpreter's facts as vd-freeze's remote script reports them, for a
 /// venv still to be created.
-fn facts(python: &str, host: &str) -> Record {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("lib/src/remote/freeze.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg("--no-installed")
-        .output()
-        .expect("cannot run freeze.py");
-    assert!(
-        out.status.success(),
-        "freeze.py with {python}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut record: Record = serde_json::from_slice(&out.stdout).unwrap();
-    record.insert("host".into(), json!(host));
-    record.insert("venv".into(), json!("/srv/shop/venv"));
-    record.insert("installed".into(), json!({}));
-    record.insert("venv_exists".into(), json!(true));
-    record
+fn facts(python: &str, host: &str) -> Target {
+    let mut record = python::freeze_script(Path::new(python), &["--no-installed"]);
+    record.host = Some(host.into());
+    record.venv = Some("/srv/shop/venv".into());
+    record.installed = Some(BTreeMap::new());
+    record.venv_exists = Some(true);
+    record.to_json()
 }
 
-fn with_installed(mut record: Record, installed: &[(&str, &str)]) -> Record {
+fn with_installed(mut record: Target, installed: &[(&str, &str)]) -> Target {
     let map: Map<String, Value> = installed
         .iter()
         .map(|(n, v)| (n.to_string(), json!(v)))
@@ -76,19 +70,7 @@ fn with_installed(mut record: Record, installed: &[(&str, &str)]) -> Record {
     record
 }
 
-/// A repository made by vd-add.
-fn repo(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
-    let repo = dir.join("wheels");
-    tool("vd-add")
-        .arg("--repo")
-        .arg(&repo)
-        .args(wheels)
-        .run()
-        .expect_code(0);
-    repo
-}
-
-fn diff(repo: &Path, args: &[&str], records: &[Record]) -> Outcome {
+fn diff(repo: &Path, args: &[&str], records: &[Target]) -> Outcome {
     tool("vd-diff")
         .arg("--repo")
         .arg(repo)
@@ -105,55 +87,16 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// `{name: (to, wheel)}` of a plan's installs and upgrades.
 fn planned(record: &Record) -> BTreeMap<String, (String, String)> {
-    let plan = record["plan"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no plan in {record:?}"));
-    plan.iter()
-        .filter(|c| c["action"] != "remove")
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_string(),
-                (
-                    c["to"].as_str().unwrap().to_string(),
-                    c["wheel"].as_str().unwrap().to_string(),
-                ),
-            )
-        })
-        .collect()
-}
-
-/// `name action from to` for each change.
-fn changes(record: &Record) -> Vec<String> {
-    let s = |c: &Value, k: &str| c[k].as_str().unwrap_or("-").to_string();
-    record["plan"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no plan in {record:?}"))
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {} {} {}",
-                s(c, "name"),
-                s(c, "action"),
-                s(c, "from"),
-                s(c, "to")
-            )
-        })
-        .collect()
-}
-
-fn error(record: &Record) -> String {
     record
-        .get("error")
-        .and_then(|e| e["message"].as_str())
-        .unwrap_or_else(|| panic!("no error in {record:?}"))
-        .to_string()
-}
-
-#[track_caller]
-fn assert_contains(text: &str, needles: &[&str]) {
-    for needle in needles {
-        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
-    }
+        .plan()
+        .iter()
+        .filter(|c| c.action != Action::Remove)
+        .map(|c| {
+            let to = c.to.clone().expect("an install without a version");
+            let wheel = c.wheel.clone().expect("an install without a wheel");
+            (c.name.clone(), (to, wheel))
+        })
+        .collect()
 }
 
 /// What pip itself would install from `repo` for `requirements`, on
@@ -165,37 +108,56 @@ fn pip_choice(
 ) -> BTreeMap<String, (String, String)> {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
-    let out = Command::new(python)
-        .args(["-m", "pip", "--disable-pip-version-check", "install", "-q"])
-        .args(["--dry-run", "--ignore-installed", "--no-index", "--report"])
-        .arg(&report)
-        .arg("--find-links")
-        .arg(repo)
-        .arg("-r")
-        .arg(requirements)
-        .output()
-        .expect("cannot run pip");
-    assert!(
-        out.status.success(),
-        "pip install --dry-run with {python}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    stdout_of(
+        Command::new(python)
+            .args(["-m", "pip", "--disable-pip-version-check", "install", "-q"])
+            .args(["--dry-run", "--ignore-installed", "--no-index", "--report"])
+            .arg(&report)
+            .arg("--find-links")
+            .arg(repo)
+            .arg("-r")
+            .arg(requirements),
+        &format!("pip install --dry-run with {python}"),
     );
-    let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
-    report["install"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let report: PipReport = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    report
+        .install
+        .into_iter()
         .map(|item| {
-            let url = item["download_info"]["url"].as_str().unwrap();
-            (
-                python::normalize(item["metadata"]["name"].as_str().unwrap()),
-                (
-                    item["metadata"]["version"].as_str().unwrap().to_string(),
-                    url.rsplit('/').next().unwrap().to_string(),
-                ),
-            )
+            let file = item
+                .download_info
+                .url
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string();
+            let name = python::normalize(&item.metadata.name);
+            (name, (item.metadata.version, file))
         })
         .collect()
+}
+
+/// The part of pip's installation report (`pip install --report`) read here.
+#[derive(serde::Deserialize)]
+struct PipReport {
+    install: Vec<PipInstall>,
+}
+
+#[derive(serde::Deserialize)]
+struct PipInstall {
+    download_info: PipDownload,
+    metadata: PipMetadata,
+}
+
+#[derive(serde::Deserialize)]
+struct PipDownload {
+    url: String,
+}
+
+#[derive(serde::Deserialize)]
+struct PipMetadata {
+    name: String,
+    version: String,
 }
 
 /// A Django project's closure for two interpreters: Django with argon2,
@@ -222,7 +184,7 @@ fn the_closure_equals_pips_choice_on_each_interpreter() {
     let repo = repo(dir.path(), &shop_wheels());
     let reqs = write(dir.path(), "requirements.txt", SHOP);
     let interpreters = [python3(), pyenv_python("3.8")];
-    let records: Vec<Record> = interpreters
+    let records: Vec<Target> = interpreters
         .iter()
         .enumerate()
         .map(|(i, p)| facts(p, &format!("host{i}")))
@@ -240,7 +202,8 @@ fn the_closure_equals_pips_choice_on_each_interpreter() {
         }
     }
     assert_ne!(
-        planned_per_target[0]["django"], planned_per_target[1]["django"],
+        planned_per_target[0].get("django"),
+        planned_per_target[1].get("django"),
         "Django 5 needs Python 3.10; the 3.8 target gets 4.2"
     );
 }
@@ -257,7 +220,7 @@ fn a_conflict_and_wheels_for_another_interpreter_are_explained() {
         &[with_packages(&target, &["celery<5.6", "kombu>=5.7"])],
     );
     out.expect_code(1);
-    let message = error(&out.records()[0]);
+    let message = error(&out.json()[0]);
     assert_contains(
         &message,
         &[
@@ -282,7 +245,7 @@ fn a_conflict_and_wheels_for_another_interpreter_are_explained() {
     let out = diff(&repo, &[], &[with_packages(&target, &["argon2-cffi"])]);
     out.expect_code(1);
     assert_contains(
-        &error(&out.records()[0]),
+        &error(&out.json()[0]),
         &[
             "requires cffi",
             "has wheels only for other interpreters",
@@ -296,7 +259,7 @@ fn repo_of(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
     repo(dir, wheels)
 }
 
-fn with_packages(target: &Record, packages: &[&str]) -> Record {
+fn with_packages(target: &Target, packages: &[&str]) -> Target {
     let mut r = target.clone();
     r.insert("packages".into(), json!(packages));
     r
@@ -347,7 +310,7 @@ fn dependencies_kept_upgraded_and_removed() {
     ];
     let out = diff(&repo, &[], &records);
     out.expect_code(0);
-    let r = out.records();
+    let r = out.json();
     assert_eq!(
         changes(&r[0]),
         ["vdr-app upgrade 1.0 2.0", "vdr-new-dep install - 1.0"]
@@ -366,7 +329,7 @@ fn dependencies_kept_upgraded_and_removed() {
     let out = diff(&repo, &["--upgrade-deps", "--exact"], &records[..1]);
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
+        changes(&out.json()[0]),
         [
             "vdr-app upgrade 1.0 2.0",
             "vdr-helper upgrade 1.5 2.0",
@@ -379,7 +342,7 @@ fn dependencies_kept_upgraded_and_removed() {
     let out = diff(&repo, &[], &[with_packages(&base, &["vdr-app[cache]"])]);
     out.expect_code(0);
     assert_eq!(
-        changes(&out.records()[0]),
+        changes(&out.json()[0]),
         [
             "vdr-app install - 2.0",
             "vdr-cache install - 1.0",
@@ -416,7 +379,7 @@ fn check_exits_one_on_drift_zero_in_sync_and_two_on_errors() {
 
 /// A target on the test sshd whose venv vd-push creates, with its wheel
 /// cache in the test's directory.
-fn remote_target(server: &Sshd, dir: &Path, venv: &str) -> Record {
+fn remote_target(server: &Sshd, dir: &Path, venv: &str) -> Target {
     let mut t = server.target(0, &dir.join(venv));
     t.insert(
         "cache".into(),
@@ -430,7 +393,7 @@ fn remote_target(server: &Sshd, dir: &Path, venv: &str) -> Record {
 }
 
 /// vd-freeze of `targets`, its stdout.
-fn freeze(server: &Sshd, targets: &[Record]) -> String {
+fn freeze(server: &Sshd, targets: &[Target]) -> String {
     let out = server.tool("vd-freeze").stdin(jsonl(targets)).run();
     out.expect_code(0);
     out.stdout
@@ -457,16 +420,14 @@ fn deploy(server: &Sshd, repo: &Path, args: &[&str], frozen: &str) -> Vec<Record
 }
 
 fn pip_check(venv: &Path) {
-    let out = Command::new(venv.join("bin/python"))
-        .args(["-m", "pip", "--disable-pip-version-check", "check"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pip check in {}: {}{}",
-        venv.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    stdout_of(
+        Command::new(venv.join("bin/python")).args([
+            "-m",
+            "pip",
+            "--disable-pip-version-check",
+            "check",
+        ]),
+        &format!("pip check in {}", venv.display()),
     );
 }
 
@@ -485,7 +446,7 @@ fn one_line_requirements_install_django_and_every_dependency() {
         &[reqs.to_str().unwrap()],
         &freeze(&server, std::slice::from_ref(&target)),
     );
-    assert!(records[0].get("error").is_none(), "{:?}", records[0]);
+    assert!(records[0].error.is_none(), "{:?}", records[0]);
     let venv = d.join("shop");
     let installed = pip_list(&venv);
     // Every wheel of the download is Django's closure on this interpreter.
@@ -530,7 +491,7 @@ fn lock_rolls_a_venv_back_to_a_saved_freeze() {
         &["--lock", saved_file.to_str().unwrap()],
         &frozen,
     );
-    assert!(records[0].get("error").is_none(), "{:?}", records[0]);
+    assert!(records[0].error.is_none(), "{:?}", records[0]);
     assert_eq!(
         pip_list(&venv),
         before,
@@ -556,7 +517,7 @@ fn lock_rolls_a_venv_back_to_a_saved_freeze() {
         .stdin(frozen_other)
         .run();
     out.expect_code(1);
-    let r = out.records();
+    let r = out.json();
     assert_contains(
         &error(&r[0]),
         &["bad.jsonl has no saved record of", "/other"],
@@ -581,20 +542,10 @@ fn macos_platform_tags_are_packagings_ladder() {
         let code = format!(
             "from pip._vendor.packaging.tags import mac_platforms\nfor p in mac_platforms({version:?}, {arch:?}): print(p)"
         );
-        let out = Command::new(python3())
-            .args(["-c", &code])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let packaging = lines_of(
+            Command::new(python3()).args(["-c", &code]),
+            "pip's vendored packaging",
         );
-        let packaging: Vec<String> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect();
         assert_eq!(
             vd::tags::mac_platforms(version, arch),
             packaging,

@@ -1,6 +1,7 @@
 //! vd-targets: the inventory, typed records, and selection by name.
 
-use crate::util::{tool, Outcome};
+use crate::util::record::Words;
+use crate::util::{assert_contains, error_message, path_text, tool, AsRecord, Outcome};
 use std::fs;
 use std::path::Path;
 
@@ -24,14 +25,8 @@ fn targets(dir: &Path, csv: &str, names: &[&str]) -> Outcome {
 
 fn hosts_and_venvs(out: &Outcome) -> Vec<String> {
     out.records()
-        .iter()
-        .map(|r| {
-            format!(
-                "{}:{}",
-                r["host"].as_str().unwrap(),
-                r["venv"].as_str().unwrap()
-            )
-        })
+        .into_iter()
+        .map(|r| format!("{}:{}", r.host.unwrap(), r.venv.unwrap()))
         .collect()
 }
 
@@ -40,35 +35,32 @@ fn writes_typed_records_for_every_target() {
     let dir = tempfile::tempdir().unwrap();
     let out = targets(dir.path(), INVENTORY, &[]);
     out.expect_code(0);
+    // Read into the documented types: port a number, reload_once a
+    // boolean, packages and settings lists.
     let records = out.records();
     assert_eq!(records.len(), 4);
     let web1 = &records[0];
-    assert_eq!(web1["port"], 22);
-    assert_eq!(web1["reload_once"], true);
+    assert_eq!(web1.port, Some(22));
+    assert_eq!(web1.reload_once, Some(true));
+    let list = |words: &[&str]| Some(Words::List(words.iter().map(|w| w.to_string()).collect()));
+    assert_eq!(web1.packages, list(&["django-debug-toolbar", "gunicorn"]));
+    assert_eq!(web1.settings, list(&["shop.settings", "shop.settings_api"]));
     assert_eq!(
-        web1["packages"],
-        serde_json::json!(["django-debug-toolbar", "gunicorn"])
+        web1.reload.as_deref(),
+        Some("sudo systemctl reload shop, then wait")
     );
-    assert_eq!(
-        web1["settings"],
-        serde_json::json!(["shop.settings", "shop.settings_api"])
-    );
-    assert_eq!(web1["reload"], "sudo systemctl reload shop, then wait");
     let abs = std::path::absolute(dir.path()).unwrap();
     assert_eq!(
-        web1["requirements"],
-        abs.join("reqs/shop.txt").display().to_string()
+        web1.requirements,
+        Some(path_text(&abs.join("reqs/shop.txt")))
     );
-    assert_eq!(
-        web1["identity"],
-        abs.join("keys/id_deploy").display().to_string()
-    );
-    assert_eq!(records[1]["requirements"], "/etc/vd/shop.txt");
-    assert_eq!(records[1]["port"], 2222);
+    assert_eq!(web1.identity, Some(path_text(&abs.join("keys/id_deploy"))));
+    assert_eq!(records[1].requirements.as_deref(), Some("/etc/vd/shop.txt"));
+    assert_eq!(records[1].port, Some(2222));
     // Empty cells leave fields out, so later tools use their defaults.
-    assert!(!records[2].contains_key("venv_user"));
-    assert!(!records[3].contains_key("port"));
-    assert_eq!(records[3]["via"], "local");
+    assert!(records[2].venv_user.is_none());
+    assert!(records[3].port.is_none());
+    assert_eq!(records[3].via.as_deref(), Some("local"));
 }
 
 #[test]
@@ -141,28 +133,25 @@ good2,,/srv/c
 ";
     let out = targets(dir.path(), csv, &[]);
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), 5);
-    let message = |i: usize| records[i]["error"]["message"].as_str().unwrap().to_string();
-    assert!(records[0].get("error").is_none());
+    let message = |i: usize| error_message(&records[i]);
+    assert!(records[0].error().is_none());
     assert!(
         message(1).ends_with("targets.csv line 3: venv \"srv/relative\" must be an absolute path"),
         "{}",
         message(1)
     );
-    assert!(
-        message(2).contains("targets.csv line 4: port \"ssh\" is not a number"),
-        "{}",
-        message(2)
+    assert_contains(
+        &message(2),
+        &["targets.csv line 4: port \"ssh\" is not a number"],
     );
-    assert!(
-        message(3)
-            .contains("targets.csv line 5: duplicate target good1:/srv/a/: already defined at"),
-        "{}",
-        message(3)
+    assert_contains(
+        &message(3),
+        &["targets.csv line 5: duplicate target good1:/srv/a/: already defined at"],
     );
     assert!(message(3).ends_with("targets.csv line 2"));
-    assert!(records[4].get("error").is_none());
+    assert!(records[4].error().is_none());
     out.expect_stderr("line 3: venv");
 }
 
@@ -197,8 +186,11 @@ fn quoted_cells_keep_their_commas_and_unknown_columns_pass_through() {
     out.expect_code(0)
         .expect_stderr("unknown column `team`, passed through as a field");
     let r = &out.records()[0];
-    assert_eq!(r["reload"], "kill -HUP $(cat /run/a.pid), twice");
-    assert_eq!(r["team"], "shop, north");
+    assert_eq!(
+        r.reload.as_deref(),
+        Some("kill -HUP $(cat /run/a.pid), twice")
+    );
+    assert_eq!(r.rest.get("team"), Some(&serde_json::json!("shop, north")));
 }
 
 #[test]
@@ -212,12 +204,11 @@ fn a_row_with_too_many_cells_is_an_error_for_that_row() {
     out.expect_code(1);
     let records = out.records();
     assert_eq!(records.len(), 3);
-    let message = records[1]["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("targets.csv line 3: malformed row"),
-        "{message}"
+    assert_contains(
+        records[1].error_message(),
+        &["targets.csv line 3: malformed row"],
     );
-    assert_eq!(records[2]["host"], "web3");
+    assert_eq!(records[2].host.as_deref(), Some("web3"));
 }
 
 #[test]
@@ -233,13 +224,15 @@ fn reads_jsonl_inventories_and_the_environment_variable() {
     out.expect_code(1);
     let records = out.records();
     assert_eq!(records.len(), 3);
-    assert_eq!(records[0]["mine"], serde_json::json!({"keep": true}));
-    let message = records[1]["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("fleet.jsonl line 2: not JSON"),
-        "{message}"
+    assert_eq!(
+        records[0].rest.get("mine"),
+        Some(&serde_json::json!({"keep": true}))
     );
-    assert_eq!(records[2]["host"], "web2");
+    assert_contains(
+        records[1].error_message(),
+        &["fleet.jsonl line 2: not JSON"],
+    );
+    assert_eq!(records[2].host.as_deref(), Some("web2"));
 }
 
 #[test]
@@ -300,11 +293,11 @@ fn fields_of_the_wrong_type_in_jsonl_inventories_are_errors() {
     fs::write(&path, text).unwrap();
     let out = tool("vd-targets").arg("--inventory").arg(&path).run();
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     assert_eq!(records.len(), bad.len() + 3);
-    assert!(records[0].get("error").is_none());
+    assert!(records[0].error().is_none());
     for (i, (field, _, expected)) in bad.iter().enumerate() {
-        let message = records[i + 1]["error"]["message"].as_str().unwrap();
+        let message = error_message(&records[i + 1]);
         assert!(
             message.contains(&format!("fleet.jsonl line {}: ", i + 2)),
             "{field}: {message}"
@@ -312,10 +305,10 @@ fn fields_of_the_wrong_type_in_jsonl_inventories_are_errors() {
         assert!(message.contains(expected), "{field}: {message}");
     }
     // Two bad fields on one line: both named.
-    let both = records[bad.len() + 1]["error"]["message"].as_str().unwrap();
+    let both = error_message(&records[bad.len() + 1]);
     assert!(both.contains("field `venv_user`"), "{both}");
     assert!(both.contains("port \"x\" is not a number"), "{both}");
-    assert!(records[bad.len() + 2].get("error").is_none());
+    assert!(records[bad.len() + 2].error().is_none());
 }
 
 /// A column named twice would leave one of its cells unread: an error
@@ -329,6 +322,6 @@ fn a_column_named_twice_is_an_error() {
         &[],
     );
     out.expect_code(2);
-    assert!(out.records().is_empty());
+    assert!(out.json().is_empty());
     out.expect_stderr("targets.csv line 1: column `venv_user` appears twice in the header");
 }

@@ -4,8 +4,8 @@
 //! VD_* variables for the shared options.
 
 use crate::util::python::venv;
-use crate::util::sshd::Sshd;
-use crate::util::{bin, jsonl};
+use crate::util::sshd::{current_user, Sshd};
+use crate::util::{bin, jsonl, spawn_piped, without_vd_environment};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::io::Read;
@@ -92,19 +92,10 @@ impl Fleet {
 
     /// A shell running `command`, with the server's HOME.
     fn shell(&self, program: &str) -> Command {
-        let mut command = Command::new(program);
+        let mut command = without_vd_environment(Command::new(program));
         command
             .env("HOME", self.server.home())
             .env_remove("SSH_AUTH_SOCK");
-        for var in [
-            "VD_REPO",
-            "VD_INVENTORY",
-            "VD_JOBS",
-            "VD_TIMEOUT",
-            "VD_KNOWN_HOSTS",
-        ] {
-            command.env_remove(var);
-        }
         command
     }
 
@@ -113,14 +104,10 @@ impl Fleet {
     fn at_terminal(&self, command: &str) -> Terminal {
         // Wide enough that no target's name is cut in the table.
         let command = format!("stty cols 250 rows 50; {command}");
-        let mut child = self
-            .shell("script")
-            .args(["-qefc", &command, "/dev/null"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot run script (util-linux)");
+        let mut child = spawn_piped(
+            self.shell("script").args(["-qefc", &command, "/dev/null"]),
+            "script (util-linux)",
+        );
         let mut stdout = child.stdout.take().unwrap();
         let shown = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&shown);
@@ -244,6 +231,20 @@ fn plain(text: &str) -> String {
     out
 }
 
+/// Each of the fleet's three errors is shown exactly once in `text`,
+/// named as `named` spells the tool that found it.
+#[track_caller]
+fn assert_each_error_once(text: &str, named: impl Fn(&str) -> String) {
+    for (tool, error) in [
+        ("vd-targets", TARGETS_ERROR),
+        ("vd-freeze", FREEZE_ERROR),
+        ("vd-reload", RELOAD_ERROR),
+    ] {
+        assert_eq!(text.matches(error).count(), 1, "{error}:\n{text}");
+        assert!(text.contains(&named(tool)), "{tool}:\n{text}");
+    }
+}
+
 #[test]
 fn at_a_terminal_rows_and_progress_stream_and_each_error_shows_once() {
     let fleet = Fleet::new();
@@ -252,10 +253,9 @@ fn at_a_terminal_rows_and_progress_stream_and_each_error_shows_once() {
     let terminal = fleet.at_terminal(&fleet.pipeline(&inventory, ""));
     let s = &fleet.server;
     let label = |i: usize, v: &str| {
-        let record = s.target(i, &fleet.path(v));
         format!(
             "{}@{}:{}:{}",
-            record["user"].as_str().unwrap(),
+            current_user(),
             s.host(i),
             s.port,
             fleet.path(v).display()
@@ -287,22 +287,10 @@ fn at_a_terminal_rows_and_progress_stream_and_each_error_shows_once() {
     let text = plain(&shown);
     assert_eq!(code, 1, "targets failed:\n{text}");
     // Each error once, in its row, named with the tool that found it.
-    for (tool, error) in [
-        ("vd-targets", TARGETS_ERROR),
-        ("vd-freeze", FREEZE_ERROR),
-        ("vd-reload", RELOAD_ERROR),
-    ] {
-        assert_eq!(text.matches(error).count(), 1, "{error}:\n{text}");
-        assert!(text.contains(&format!("error ({tool})")), "{tool}:\n{text}");
-    }
+    assert_each_error_once(&text, |tool| format!("error ({tool})"));
     // Rows in input order, and the summary at the end of the table.
     let lines = screen(&shown);
-    let relative = format!(
-        "{}@{}:{}:relative/venv",
-        s.target(0, Path::new("/x"))["user"].as_str().unwrap(),
-        s.host(0),
-        s.port
-    );
+    let relative = format!("{}@{}:{}:relative/venv", current_user(), s.host(0), s.port);
     let rows: Vec<usize> = [
         label(0, "v1"),
         label(1, "v2"),
@@ -401,14 +389,7 @@ fn quiet_drops_warnings_and_progress_but_never_errors() {
         let (code, shown) = fleet.at_terminal(&command).finish();
         let text = plain(&shown);
         assert_eq!(code, 1, "{text}");
-        for (tool, error) in [
-            ("vd-targets", TARGETS_ERROR),
-            ("vd-freeze", FREEZE_ERROR),
-            ("vd-reload", RELOAD_ERROR),
-        ] {
-            assert_eq!(text.matches(error).count(), 1, "{error}:\n{text}");
-            assert!(text.contains(&format!("{tool}: ")), "{tool}:\n{text}");
-        }
+        assert_each_error_once(&text, |tool| format!("{tool}: "));
         assert_eq!(shown.contains("vd-reload ["), bar, "{shown:?}");
         assert_eq!(
             text.contains("vd-reload: 5 targets: 3 failed; 2 reloaded in "),
@@ -441,7 +422,7 @@ fn shared_options_come_from_the_environment() {
     refused.expect_code(1);
     let out = freeze().env("VD_KNOWN_HOSTS", &known).run();
     out.expect_code(0);
-    assert_eq!(out.records()[0]["venv_exists"], json!(true));
+    assert_eq!(out.records()[0].venv_exists, Some(true));
 
     // VD_JOBS and VD_TIMEOUT are read, and checked like the options.
     for (var, bad, option) in [

@@ -19,14 +19,8 @@ pub struct Netns {
 }
 
 fn run(command: &mut Command) {
-    let out = command.output().unwrap_or_else(|e| {
-        panic!("cannot run {command:?} ({e}); apt-get install iproute2 util-linux")
-    });
-    assert!(
-        out.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let what = format!("{command:?} (apt-get install iproute2 util-linux)");
+    super::stdout_of(command, &what);
 }
 
 impl Netns {

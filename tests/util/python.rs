@@ -2,7 +2,7 @@
 //! generated projects, and published wheels fetched once with `pip download`.
 //! Both are cached under the target directory, so only a first run pays.
 
-use super::cache_dir;
+use super::{cache_dir, lines_of, stdout_of, Record};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -371,21 +371,22 @@ pub fn install(venv: &Path, wheels: &[PathBuf]) {
 
 /// What `pip list` reports for `venv`: {normalized name: version}.
 pub fn pip_list(venv: &Path) -> std::collections::BTreeMap<String, String> {
-    let out = pip_for(venv)
-        .args(["list", "--format", "json"])
-        .output()
-        .expect("cannot run pip list");
-    assert!(
-        out.status.success(),
-        "pip list failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    list.iter()
-        .map(|d| {
-            let name = d["name"].as_str().unwrap();
-            (normalize(name), d["version"].as_str().unwrap().to_string())
-        })
+    let list = stdout_of(pip_for(venv).args(["list", "--format", "json"]), "pip list");
+    listed(list.as_bytes())
+}
+
+/// One entry of `pip list --format json`.
+#[derive(serde::Deserialize)]
+struct Listed {
+    name: String,
+    version: String,
+}
+
+/// `pip list --format json` as {normalized name: version}.
+fn listed(json: &[u8]) -> std::collections::BTreeMap<String, String> {
+    let list: Vec<Listed> = serde_json::from_slice(json).expect("pip list wrote no JSON list");
+    list.into_iter()
+        .map(|d| (normalize(&d.name), d.version))
         .collect()
 }
 
@@ -475,27 +476,17 @@ pub fn sqlite_tables(db: &Path) -> Vec<String> {
     if !db.exists() {
         return Vec::new();
     }
-    let out = Command::new(python3())
-        .args([
+    lines_of(
+        Command::new(python3()).args([
             "-c",
             "import sqlite3, sys\n\
              db = sqlite3.connect(sys.argv[1])\n\
              for (name,) in db.execute(\"select name from sqlite_master where type = 'table' order by name\"):\n\
              \x20   print(name)",
         ])
-        .arg(db)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+        .arg(db),
+        "python3 with sqlite3",
+    )
 }
 
 /// The `bin/python` of pyenv's newest CPython `version` (`2.7`, `3.6`). A
@@ -610,14 +601,7 @@ pub fn own_pip_list(venv: &Path) -> std::collections::BTreeMap<String, String> {
     };
     let list = pip(&["list", "--format=json"]);
     if list.status.success() {
-        let list: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
-        return list
-            .iter()
-            .map(|d| {
-                let name = d["name"].as_str().unwrap();
-                (normalize(name), d["version"].as_str().unwrap().to_string())
-            })
-            .collect();
+        return listed(&list.stdout);
     }
     let freeze = pip(&["freeze", "--all"]);
     assert!(
@@ -631,4 +615,37 @@ pub fn own_pip_list(venv: &Path) -> std::collections::BTreeMap<String, String> {
         .filter_map(|l| l.split_once("=="))
         .map(|(name, version)| (normalize(name), version.to_string()))
         .collect()
+}
+
+/// What lib/src/remote/freeze.py prints when `python` runs it here, as the
+/// per-venv freeze runs it (the reference for the batched one), read as a
+/// record; vd's record leaves out the facts the interpreter says are null,
+/// and so does this.
+pub fn freeze_script(python: &Path, args: &[&str]) -> Record {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(python)
+        .args(["-E", "-s", "-"])
+        .args(args)
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(include_bytes!("../../lib/src/remote/freeze.py"))
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}: freeze.py failed",
+        python.display()
+    );
+    let mut reference: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    if let Some(serde_json::Value::Object(facts)) = reference.get_mut("python") {
+        facts.retain(|_, value| !value.is_null());
+    }
+    Record::from_json(&reference)
 }

@@ -262,6 +262,15 @@ impl Sshd {
         .clone()
     }
 
+    /// `sh -c script` (a pipeline of the tools, see
+    /// [`super::pipeline`]) with this server's HOME and no ssh-agent.
+    pub fn shell(&self, script: &str) -> Run {
+        super::command("sh")
+            .args(["-c", script])
+            .env("HOME", self.home())
+            .env_remove("SSH_AUTH_SOCK")
+    }
+
     /// A run of `name` with this server's HOME and no ssh-agent.
     pub fn tool(&self, name: &str) -> Run {
         self.tool_with_home(name, &self.home())
