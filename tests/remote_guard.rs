@@ -4,10 +4,11 @@
 //! a venv link that leaves its generations folder, and a `planned_from`
 //! that is no fingerprint.
 
-use crate::push::{log_events, plan, push, repo, requirements, sha256, target, wheel};
+use crate::push::{log_events, plan, push, requirements, target, wheel};
 use crate::util::python::{pip_list, python3, venv, venv_with_pip};
 use crate::util::sshd::Sshd;
-use crate::util::{error_message, Outcome};
+use crate::util::upload::sha256;
+use crate::util::{error_message, repo, Outcome};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -167,7 +168,7 @@ fn a_build_killed_during_pip_is_never_switched_to_and_the_next_push_removes_it()
     // It is never switched to, not even when asked for by number.
     let out = rollback(&server, &repo, &["--to", "2"], &plans);
     out.expect_code(1);
-    let message = error_message(&out.records()[0]);
+    let message = error_message(&out.json()[0]);
     assert!(message.contains("no finished generation 2"), "{message}");
     assert_eq!(link(&v), "venv.generations/1");
 
@@ -175,7 +176,7 @@ fn a_build_killed_during_pip_is_never_switched_to_and_the_next_push_removes_it()
     // one switched to no generation.
     let out = push(&server, &repo, &[], &plans);
     out.expect_code(0);
-    let record = &out.records()[0];
+    let record = &out.json()[0];
     assert_eq!(record["generation"], json!({"active": 3, "previous": 1}));
     assert_eq!(folders(&v), [1, 3]);
     assert_eq!(pip_list(&v)["vdp-beta"], "1.0");
@@ -193,7 +194,7 @@ fn a_build_killed_during_pip_is_never_switched_to_and_the_next_push_removes_it()
     // A rollback goes back to the generation before, which was finished.
     let out = rollback(&server, &repo, &[], &plans);
     out.expect_code(0);
-    assert_eq!(out.records()[0]["rolled_back"], json!({"from": 3, "to": 1}));
+    assert_eq!(out.json()[0]["rolled_back"], json!({"from": 3, "to": 1}));
     assert_eq!(link(&v), "venv.generations/1");
 }
 
@@ -270,7 +271,7 @@ fn a_cached_wheel_changed_on_the_host_is_sent_again_and_never_installed() {
         );
         let out = push(&server, &repo, &[], &plans);
         out.expect_code(0);
-        (v, out.records().remove(0))
+        (v, out.json().remove(0))
     };
     let (first, record) = pushed_to("first");
     assert_eq!(pip_list(&first)["vdp-alpha"], "1.0");
@@ -315,7 +316,7 @@ fn a_venv_link_out_of_its_generations_folder_is_refused() {
 
     let refused = |out: Outcome| {
         out.expect_code(1);
-        let message = error_message(&out.records()[0]);
+        let message = error_message(&out.json()[0]);
         assert!(
             message.contains(&format!("{} is a symlink to {sneaky}", v.display()))
                 && message.contains("vd does not manage it"),
@@ -355,7 +356,7 @@ fn a_malformed_planned_from_fails_its_target_only() {
 
     let out = push(&server, &repo, &[], &input);
     out.expect_code(1);
-    let records = out.records();
+    let records = out.json();
     let message = error_message(&records[0]);
     assert!(
         message.contains("field `planned_from`") && message.contains("is not a fingerprint"),
