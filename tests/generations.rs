@@ -252,19 +252,18 @@ fn a_failed_build_leaves_the_active_generation_and_two_pushes_serialize() {
     assert_eq!(generation(&out.records()[0]), (1, None));
     assert_eq!(active(&v), "1");
 
-    // The cache holds a broken copy of gamma's wheel: pip fails mid-build.
+    // The plan names gamma's wheel (the same bytes, in the repository)
+    // under a tag no Python 3 takes: pip refuses it mid-build. (A broken
+    // copy in the cache no longer gets that far: it is sent again.)
     let more = requirements(d, "more.txt", "vdp-alpha\nvdp-gamma\n");
     let plans = plan(&server, &repo, &more, false, std::slice::from_ref(&t));
     let sha = sha256(&gamma);
-    fs::create_dir_all(cache.join(&sha)).unwrap();
-    fs::write(
-        cache.join(&sha).join(gamma.file_name().unwrap()),
-        b"not a zip",
-    )
-    .unwrap();
+    let name = gamma.file_name().unwrap().to_string_lossy().into_owned();
+    let foreign = name.replace("-py3-", "-cp27-");
+    fs::copy(&gamma, repo.join(&foreign)).unwrap();
     let mut service = Service::start(&v);
     let before = pip_list(&v);
-    let out = push(&server, &repo, &[], &plans);
+    let out = push(&server, &repo, &[], &plans.replace(&name, &foreign));
     out.expect_code(1);
     let record = &out.records()[0];
     let message = error_message(record);

@@ -16,6 +16,7 @@ mod pipeline;
 mod push;
 mod reach;
 mod reload;
+mod remote_guard;
 mod resolve;
 mod stream;
 mod targets;

@@ -13,6 +13,13 @@
 //! one of its targets needs the cache; what this run uploaded is added to
 //! that listing, so the host's next target sends nothing it already has.
 //!
+//! A cached file is checked again before a push uses it: once per run and
+//! host, the wheels a target needs that the cache holds are hashed on the
+//! host, and one whose bytes changed since it was uploaded (replaced, cut
+//! short) is deleted there and sent again. The script that runs pip checks
+//! each file once more under the venv's lock, and never hands pip a file
+//! that changed after that.
+//!
 //! What is not here: which wheels a target needs (the plan, [`crate::push`])
 //! how a command reaches the host ([`crate::transport`]), and the commands
 //! and what they print ([`crate::remote::cache`]).
@@ -53,8 +60,8 @@ impl HostCaches {
         dry_run: bool,
     ) -> Result<&mut WheelCache> {
         if !self.caches.contains_key(spec) {
-            let word = remote::home_path_word(spec).context("field `cache`")?;
-            let cache = WheelCache::list(connection, &word, !dry_run)
+            let dir = remote::cache_dir(spec).context("field `cache`")?;
+            let cache = WheelCache::list(connection, dir, !dry_run)
                 .with_context(|| format!("wheel cache {spec}"))?;
             self.caches.insert(spec.to_string(), cache);
         }
@@ -68,13 +75,43 @@ pub struct WheelCache {
     dir: String,
     /// `SHA256/FILE` of every wheel it holds.
     held: HashSet<String>,
+    /// Those of `held` whose bytes this run saw hash to their name.
+    checked: HashSet<String>,
 }
 
 impl WheelCache {
-    fn list(connection: &mut Connection, dir_word: &str, create: bool) -> Result<WheelCache> {
-        let finished = connection.run(&remote::cache_listing_command(dir_word, create), b"")?;
+    fn list(connection: &mut Connection, dir: &str, create: bool) -> Result<WheelCache> {
+        let finished = connection.run(&remote::cache_listing_command(dir, create), b"")?;
         let CacheListing { dir, held } = CacheListing::parse(&finished)?;
-        Ok(WheelCache { dir, held })
+        Ok(WheelCache {
+            dir,
+            held,
+            checked: HashSet::new(),
+        })
+    }
+
+    /// Hash on the host the wheels of `wheels` it holds that this run has
+    /// not checked yet; one that no longer hashes to its name is deleted
+    /// there and is no longer held (the push sends it again).
+    pub fn check(&mut self, connection: &mut Connection, wheels: &[Wheel]) -> Result<()> {
+        let mut unchecked: Vec<String> = wheels
+            .iter()
+            .map(key)
+            .filter(|k| self.held.contains(k) && !self.checked.contains(k))
+            .collect();
+        unchecked.sort();
+        unchecked.dedup();
+        if unchecked.is_empty() {
+            return Ok(());
+        }
+        let command = remote::cache_check_command(&self.dir, &unchecked);
+        let bad = remote::read_cache_check(&connection.run(&command, b"")?)?;
+        for wheel in &bad {
+            self.held.remove(wheel);
+        }
+        self.checked
+            .extend(unchecked.into_iter().filter(|k| !bad.contains(k)));
+        Ok(())
     }
 
     /// Where `wheel` is (or will be) on the host.
@@ -127,11 +164,9 @@ impl WheelCache {
             .zip(&temps)
             .map(|(w, t)| (w.sha256.as_str(), w.file.as_str(), t.as_str()))
             .collect();
-        let finished = connection.run(
-            &remote::cache_commit_command(&self.dir, &entries),
-            remote::CACHE_SCRIPT.as_bytes(),
-        )?;
+        let finished = connection.run(&remote::cache_commit_command(&self.dir, &entries), b"")?;
         let commit = CacheCommit::parse(&finished);
+        self.checked.extend(commit.placed.iter().cloned());
         self.held.extend(commit.placed);
         if let Some(failure) = commit.failure {
             bail!("uploading to {}: {failure}", self.dir);
@@ -202,22 +237,38 @@ mod tests {
         let mut again = HostCaches::default();
         let cache = again.open(&mut connection, &spec, false).unwrap();
         assert!(cache.missing(std::slice::from_ref(&good)).is_empty());
+
+        // A copy changed on the host is found by the check, deleted, and
+        // missing again; a good one stays.
+        fs::write(cache.path_of(&good), b"good").unwrap();
+        cache
+            .check(&mut connection, std::slice::from_ref(&good))
+            .unwrap();
+        assert_eq!(cache.missing(std::slice::from_ref(&good)).len(), 1);
+        assert!(!std::path::Path::new(&cache.path_of(&good)).exists());
+        cache.upload(&mut connection, &[&good]).unwrap();
+        let mut third = HostCaches::default();
+        let cache = third.open(&mut connection, &spec, false).unwrap();
+        cache
+            .check(&mut connection, std::slice::from_ref(&good))
+            .unwrap();
+        assert!(cache.missing(std::slice::from_ref(&good)).is_empty());
     }
 
     #[test]
     fn the_home_is_expanded_on_the_host() {
         let mut connection = Connection::Local(LocalConnection::new("me"));
         let home = tempfile::tempdir().unwrap();
-        let word = remote::home_path_word("~/it's here").unwrap();
+        let dir = remote::cache_dir("~/it's here").unwrap();
         let command = format!(
             "HOME={}; {}",
             crate::shell::quote(&home.path().display().to_string()),
-            remote::cache_listing_command(&word, true)
+            remote::cache_listing_command(dir, true)
         );
         let finished = connection.run(&command, b"").unwrap();
         assert!(finished.success(), "{}", finished.stderr_text());
         assert!(home.path().join("it's here").is_dir());
-        assert!(remote::home_path_word("relative/dir").is_err());
-        assert!(remote::home_path_word("~other/dir").is_err());
+        assert!(remote::cache_dir("relative/dir").is_err());
+        assert!(remote::cache_dir("~other/dir").is_err());
     }
 }

@@ -12,7 +12,7 @@
 //! is installed and [`drift`] names what changed.
 
 use crate::record::{self, Facts, Installed, Python, Record};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use sha2::{Digest, Sha256};
 
 /// The first line of the text hashed: its version, should it ever change.
@@ -38,6 +38,21 @@ pub fn of_state(python: Option<&Facts>, installed: Option<&Installed>) -> String
         }
     }
     format!("sha256:{:x}", Sha256::digest(text.as_bytes()))
+}
+
+/// Whether `text` is a fingerprint as [`of_state`] writes it (`sha256:`
+/// and 64 hex digits). A `planned_from` that is anything else is an error:
+/// taken as it is, two words would read as two accepted states on the
+/// host, and a push would check against a state nobody planned from.
+pub fn check(text: &str) -> Result<()> {
+    let hex = text.strip_prefix("sha256:").unwrap_or_default();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "{text:?} is not a fingerprint (`sha256:` and 64 hex digits, as vd-diff writes it): \
+             plan again with vd-diff"
+        );
+    }
+    Ok(())
 }
 
 /// The fingerprint of the state a frozen record describes: its `python`
@@ -92,16 +107,10 @@ pub fn drift(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote::push::FINGERPRINT_SCRIPT;
+    use crate::push::verify::tests::versions;
+    use crate::remote::{exit, FINGERPRINT_SCRIPT};
     use std::io::Write;
     use std::process::{Command, Stdio};
-
-    fn versions(pairs: &[(&str, &str)]) -> Installed {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
 
     fn facts(version: &str) -> Facts {
         serde_json::from_value(serde_json::json!({
@@ -139,7 +148,7 @@ mod tests {
     fn script_matches(freeze: &serde_json::Value, expected: &str) -> bool {
         match script(freeze, &[expected]) {
             Some(0) => true,
-            Some(3) => false,
+            Some(exit::DRIFTED) => false,
             other => panic!("fingerprint.py exited {other:?}"),
         }
     }
@@ -155,13 +164,14 @@ mod tests {
             Some(&facts("3.11.7")),
             Some(&versions(&[("a", "1.0"), ("pip", "24.0")])),
         );
-        assert_eq!(script(&freeze, &[&format!("{from} {made}")]), Some(4));
+        let (made_, drifted) = (Some(exit::MADE), Some(exit::DRIFTED));
+        assert_eq!(script(&freeze, &[&format!("{from} {made}")]), made_);
         assert_eq!(script(&freeze, &[&format!("{made} {from}")]), Some(0));
-        assert_eq!(script(&freeze, &[&from]), Some(3));
+        assert_eq!(script(&freeze, &[&from]), drifted);
         assert_eq!(script(&freeze, &["--holds", "a==1.0"]), Some(0));
-        assert_eq!(script(&freeze, &["--holds", "a==1.0 b==2"]), Some(3));
-        assert_eq!(script(&freeze, &["--holds", "a==0.9"]), Some(3));
-        assert_eq!(script(&freeze, &["--holds", ""]), Some(3));
+        assert_eq!(script(&freeze, &["--holds", "a==1.0 b==2"]), drifted);
+        assert_eq!(script(&freeze, &["--holds", "a==0.9"]), drifted);
+        assert_eq!(script(&freeze, &["--holds", ""]), drifted);
     }
 
     #[test]
@@ -181,6 +191,21 @@ mod tests {
         newer["python"]["version"] = "3.11.9".into();
         assert!(!script_matches(&newer, &planned));
         assert!(!script_matches(&freeze, &of_state(None, None)));
+    }
+
+    #[test]
+    fn only_a_fingerprint_passes_the_check() {
+        let good = of_state(None, None);
+        assert!(check(&good).is_ok());
+        for bad in [
+            "".to_string(),
+            format!("{good} {good}"),
+            good.replace("sha256:", "md5:"),
+            good[..40].to_string(),
+            format!("{}z", &good[..good.len() - 1]),
+        ] {
+            assert!(check(&bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

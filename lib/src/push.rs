@@ -40,8 +40,7 @@ use crate::repo::Repo;
 use crate::transport::Connection;
 use crate::wheel::{self, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
-use generation::Build;
-use intent::Intents;
+use intent::{Intents, Kind, Orphan, Pending};
 use pep508_rs::PackageName;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -134,7 +133,7 @@ impl Pusher {
         record::remove::<Skipped>(record);
         let changes = plan_of(record)?;
         // Pushes to this target that ended without logging: this push
-        // freezes the venv under its lock, and logs what they did.
+        // looks at the venv under its lock, and logs what they did.
         let label = target_label(record);
         let orphans = match self.options.dry_run {
             true => Vec::new(),
@@ -144,80 +143,53 @@ impl Pusher {
             set_pushed(record, &Pushed::default(), false);
             return Ok(());
         }
-        let venv = target.venv.clone();
         let exists = record::venv_exists(record);
         let create_with = (!exists).then(|| target.python_for_new_venv(exists));
         if let (Some(python), false) = (&create_with, self.options.create) {
             bail!(
-                "{venv} does not exist (venv_exists is false): run vd-push with --create to make \
-                 it with {python}"
+                "{} does not exist (venv_exists is false): run vd-push with --create to make \
+                 it with {python}",
+                target.venv
             );
         }
         let frozen = record::installed(record)?;
-        // The states the venv may be in when the push takes its lock: as
-        // planned from, or as the plan makes it (a push of the same plan got
-        // there first, and pip will find nothing to do).
-        let accept = match record::get::<PlannedFrom>(record)? {
-            None => Vec::new(),
-            Some(PlannedFrom(from)) => {
-                let python = match &target.python {
-                    Some(Python::Facts(facts)) => Some(facts.as_ref()),
-                    _ => None,
-                };
-                let made: Installed = verify::expected_after(&frozen, &changes)
-                    .into_iter()
-                    .filter_map(|(name, version)| Some((name, version?)))
-                    .collect();
-                vec![from, fingerprint::of_state(python, Some(&made))]
-            }
+        let accept = accepted_states(record, target, &frozen, &changes)?;
+        let job = Job {
+            label,
+            changes,
+            orphans,
+            frozen,
+            accept,
+            create_with,
         };
-        if let Some(keep) = target.generations {
-            if changes.is_empty() {
-                // Orphans are of pushes in place: a generation is whole or
-                // never switched to, and nothing here needs building.
-                set_pushed(record, &Pushed::default(), false);
-                return Ok(());
-            }
-            let build = Build {
-                keep,
-                changes: &changes,
-                frozen: &frozen,
-                accept: &accept,
-                create_with: create_with.as_deref(),
-            };
-            return self.push_generation(host, caches, target, record, &build);
+        match target.generations {
+            Some(keep) => self.push_generation(host, caches, target, record, keep, job),
+            None => self.push_in_place(host, caches, target, record, job),
         }
-        let wheels = changes
+    }
+
+    /// Push `job` into the venv itself: one locked run of pip.
+    fn push_in_place(
+        &self,
+        host: &mut Host<HostCaches>,
+        caches: &mut HostCaches,
+        target: &Target,
+        record: &mut Record,
+        job: Job,
+    ) -> Result<()> {
+        let wheels = job
+            .changes
             .iter()
             .filter(|c| c.action != Action::Remove)
             .map(|c| self.wheel(c))
             .collect::<Result<Vec<Wheel>>>()?;
-        let remove: Vec<String> = changes
-            .iter()
-            .filter(|c| c.action == Action::Remove)
-            .map(|c| c.name.clone())
-            .collect();
-
+        let remove = removed(&job.changes);
         let connection = host.connection()?;
         let run_as = target.run_as(connection.user()).map(str::to_string);
         let (files, mut pushed) = self.stage(connection, caches, target, &wheels, record)?;
-
         if self.options.dry_run {
-            let run_as = run_as.as_deref();
-            if let Some(python) = &create_with {
-                let python2 = target.new_venv_is_python2(exists);
-                let create = remote_push::create_venv_command(python, &venv, python2);
-                pushed.commands.push(remote::as_user(run_as, &create));
-            }
-            if !remove.is_empty() {
-                let uninstall = remote_push::pip_uninstall_command(&venv, &remove);
-                pushed.commands.push(remote::as_user(run_as, &uninstall));
-            }
-            if !files.is_empty() {
-                let install = remote_push::pip_install_command(&venv, &files);
-                pushed.commands.push(remote::as_user(run_as, &install));
-            }
-            pushed.installed = changes.iter().filter_map(installs).collect();
+            pushed.commands = in_place_commands(target, &job, run_as.as_deref(), &files, &remove);
+            pushed.installed = job.changes.iter().filter_map(installs).collect();
             pushed.removed = remove;
             pushed.dry_run = true;
             set_pushed(record, &pushed, false);
@@ -225,23 +197,13 @@ impl Pusher {
         }
 
         let _pip = console::doing("pip", record);
-        let mut pending = match changes.is_empty() {
-            true => None,
-            false => self
-                .intents
-                .begin(&label, &changes)
-                .map_err(|e| {
-                    let message = format!("{label}: {e:#}; a push killed now would go unlogged");
-                    crate::messages::warn("vd-push", &message);
-                })
-                .ok(),
-        };
+        let mut pending = self.begin(&job, Kind::InPlace);
         let command = remote::as_user(
             run_as.as_deref(),
             &remote_push::push_command(&PushSteps {
-                venv: &venv,
-                create_with: create_with.as_deref(),
-                accept: &accept,
+                venv: &target.venv,
+                create_with: job.create_with.as_deref(),
+                accept: &job.accept,
                 install: &files,
                 remove: &remove,
             }),
@@ -262,31 +224,37 @@ impl Pusher {
         if outcome.drifted {
             return Err(self.drifted(record, target, &outcome.before));
         }
+        self.record_in_place(record, target, &job, &outcome, pushed, pending)
+    }
 
+    /// Write what a push in place did into the record and the release log
+    /// (with what the orphans of earlier pushes did); the error for a venv
+    /// that is not what the plan makes it.
+    fn record_in_place(
+        &self,
+        record: &mut Record,
+        target: &Target,
+        job: &Job,
+        outcome: &PushOutcome,
+        mut pushed: Pushed,
+        mut pending: Option<Pending>,
+    ) -> Result<()> {
         // The truth first: whatever else happened, the record says what the
         // venv holds now.
         let after = outcome.after.installed()?;
         let locked = outcome.before.installed()?;
-        record::merge(
-            record,
-            &record::Frozen {
-                python: outcome.after.python.clone(),
-                markers: outcome.after.markers.clone(),
-                installed: after.clone(),
-                venv_exists: true,
-            },
-        );
-        let applied = verify::applied(&changes, locked, after);
+        merge_freeze(record, &outcome.after)?;
+        let applied = verify::applied(&job.changes, locked, after);
         pushed.installed = applied.installed;
         pushed.removed = applied.removed;
         let changed = outcome.created || locked != after;
         set_pushed(record, &pushed, changed);
-        for orphan in orphans {
-            if self.log.write(&orphan.events(locked)) {
+        for orphan in &job.orphans {
+            if orphan.intent.kind == Kind::InPlace && self.log.write(&orphan.events(locked)) {
                 orphan.done();
             }
         }
-        if self.log_changes(record, &changes, &pushed, None) {
+        if self.log_changes(record, &job.changes, &pushed, None) {
             if let Some(pending) = pending.take() {
                 pending.done();
             }
@@ -295,17 +263,33 @@ impl Pusher {
         let mut problems = Vec::new();
         problems.extend(outcome.pip_failure());
         problems.extend(verify::mismatch(
-            &venv,
-            &frozen,
-            &changes,
+            &target.venv,
+            &job.frozen,
+            &job.changes,
             locked,
             after,
-            create_with.is_some(),
+            job.create_with.is_some(),
         ));
         if !problems.is_empty() {
             bail!("{}", problems.join("; and "));
         }
         Ok(())
+    }
+
+    /// The intent of the push `job` is about to make, kept until its events
+    /// are logged; `None` (with a warning) when it cannot be written, or
+    /// when the plan is empty.
+    fn begin(&self, job: &Job, kind: Kind) -> Option<Pending> {
+        if job.changes.is_empty() {
+            return None;
+        }
+        self.intents
+            .begin(&job.label, kind, &job.changes)
+            .map_err(|e| {
+                let message = format!("{}: {e:#}; a push killed now would go unlogged", job.label);
+                crate::messages::warn("vd-push", &message);
+            })
+            .ok()
     }
 
     /// The error for a venv that is not the state its plan was made from,
@@ -338,15 +322,7 @@ impl Pusher {
                 "the record's `installed` or `python` is not what vd-diff planned from".into(),
             );
         }
-        record::merge(
-            record,
-            &record::Frozen {
-                python: before.python.clone(),
-                markers: before.markers.clone(),
-                installed: now,
-                venv_exists: true,
-            },
-        );
+        let _ = merge_freeze(record, before);
         anyhow!(
             "{} changed since the plan was made: {}; nothing was installed (run vd-freeze | \
              vd-diff again, and review the new plan)",
@@ -369,6 +345,9 @@ impl Pusher {
     ) -> Result<(Vec<String>, Pushed)> {
         let spec = target.cache.as_deref().unwrap_or(DEFAULT_CACHE);
         let cache = caches.open(connection, spec, self.options.dry_run)?;
+        if !self.options.dry_run {
+            cache.check(connection, wheels)?;
+        }
         let missing = cache.missing(wheels);
         let files = wheels.iter().map(|w| cache.path_of(w)).collect();
         let pushed = Pushed {
@@ -439,16 +418,7 @@ impl Pusher {
             if !did {
                 continue;
             }
-            let (kind, version) = match change.action {
-                Action::Remove => ("remove", change.from.clone()),
-                _ => ("install", change.to.clone()),
-            };
-            let mut event = Event::now(kind);
-            event.name = change.name.clone();
-            event.version = version.unwrap_or_default();
-            event.wheel = change.wheel.clone().unwrap_or_default();
-            event.sha256 = change.sha256.clone().unwrap_or_default();
-            event.target = target.clone();
+            let mut event = intent::change_event(change, &target);
             event.detail = match (&change.action, &change.from) {
                 (Action::Install | Action::Remove, _) | (_, None) => {
                     change.action.as_str().to_string()
@@ -464,9 +434,100 @@ impl Pusher {
     }
 }
 
+/// What one target's push starts from, once its plan is read.
+struct Job {
+    /// The target, as the release log names it.
+    label: String,
+    changes: Vec<Change>,
+    /// Intents of earlier pushes to the target that ended without logging.
+    orphans: Vec<Orphan>,
+    /// The record's `installed`.
+    frozen: Installed,
+    /// The fingerprints the venv may have under the lock (see `PushSteps`).
+    accept: Vec<String>,
+    /// The python to make the venv with, when it does not exist.
+    create_with: Option<String>,
+}
+
 fn set_pushed(record: &mut Record, pushed: &Pushed, changed: bool) {
     record::put(record, pushed);
     record::put(record, &Changed(changed));
+}
+
+/// The record says what `freeze` found: its `installed`, `python` and
+/// `markers`.
+fn merge_freeze(record: &mut Record, freeze: &FreezeOutput) -> Result<()> {
+    record::merge(
+        record,
+        &record::Frozen {
+            python: freeze.python.clone(),
+            markers: freeze.markers.clone(),
+            installed: freeze.installed()?.clone(),
+            venv_exists: true,
+        },
+    );
+    Ok(())
+}
+
+/// The names a plan removes.
+fn removed(changes: &[Change]) -> Vec<String> {
+    changes
+        .iter()
+        .filter(|c| c.action == Action::Remove)
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// The states the venv may be in when the push takes its lock: as planned
+/// from (the record's `planned_from`), or as the plan makes it (a push of
+/// the same plan got there first, and pip will find nothing to do). Empty
+/// for a plan with no `planned_from`; an error naming the field for one
+/// that is not a fingerprint.
+fn accepted_states(
+    record: &Record,
+    target: &Target,
+    frozen: &Installed,
+    changes: &[Change],
+) -> Result<Vec<String>> {
+    let Some(PlannedFrom(from)) = record::get::<PlannedFrom>(record)? else {
+        return Ok(Vec::new());
+    };
+    fingerprint::check(&from).context("field `planned_from`")?;
+    let python = match &target.python {
+        Some(Python::Facts(facts)) => Some(facts.as_ref()),
+        _ => None,
+    };
+    let made: Installed = verify::expected_after(frozen, changes)
+        .into_iter()
+        .filter_map(|(name, version)| Some((name, version?)))
+        .collect();
+    Ok(vec![from, fingerprint::of_state(python, Some(&made))])
+}
+
+/// The commands a push in place would run, as `--dry-run` shows them.
+fn in_place_commands(
+    target: &Target,
+    job: &Job,
+    run_as: Option<&str>,
+    files: &[String],
+    remove: &[String],
+) -> Vec<String> {
+    let venv = &target.venv;
+    let mut commands = Vec::new();
+    if let Some(python) = &job.create_with {
+        let python2 = target.new_venv_is_python2(false);
+        commands.push(remote_push::create_venv_command(python, venv, python2));
+    }
+    if !remove.is_empty() {
+        commands.push(remote_push::pip_uninstall_command(venv, remove));
+    }
+    if !files.is_empty() {
+        commands.push(remote_push::pip_install_command(venv, files));
+    }
+    commands
+        .iter()
+        .map(|command| remote::as_user(run_as, command))
+        .collect()
 }
 
 /// A record's `plan`, checked: every entry names a package once, and what it
@@ -543,10 +604,7 @@ mod tests {
     use serde_json::{json, Value};
 
     fn record(plan: Value) -> Record {
-        json!({"host": "h", "venv": "/v", "plan": plan})
-            .as_object()
-            .unwrap()
-            .clone()
+        crate::record::of_json(json!({"host": "h", "venv": "/v", "plan": plan}))
     }
 
     #[test]

@@ -12,13 +12,15 @@
 //! set before it switches; a failed build is removed and the active
 //! generation stays as it was.
 
-use super::{installs, set_pushed, Pusher};
+use super::intent::{Intents, Kind, Pending};
+use super::{installs, merge_freeze, removed, set_pushed, Job, Pusher};
 use crate::cache::{HostCaches, Wheel};
 use crate::console;
 use crate::fleet::Host;
 use crate::plan::KEEP;
-use crate::record::{self, Generation, Installed, Python, Record, Target, Unchanged};
-use crate::record::{Action, Change};
+use crate::record::{
+    self, Action, Change, Generation, Installed, Pushed, Python, Record, Target, Unchanged,
+};
 use crate::remote;
 use crate::remote::generation::{
     generation_command, generations_dir, GenerationOutcome, GenerationSteps, GENERATION_STDIN,
@@ -29,29 +31,26 @@ use crate::wheel::WheelName;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 
-/// What one target's push to a new generation starts from.
-pub struct Build<'a> {
-    /// Generations to keep.
-    pub keep: u32,
-    pub changes: &'a [Change],
-    /// The record's `installed`, by name.
-    pub frozen: &'a Installed,
-    /// Fingerprints the active generation may have (see `PushSteps`).
-    pub accept: &'a [String],
-    /// The python for the first generation, when there is none.
-    pub create_with: Option<&'a str>,
-}
-
 impl Pusher {
+    /// Push `job` into a new generation of a target that keeps `keep`.
     pub(super) fn push_generation(
         &self,
         host: &mut Host<HostCaches>,
         caches: &mut HostCaches,
         target: &Target,
         record: &mut Record,
-        build: &Build,
+        keep: u32,
+        job: Job,
     ) -> Result<()> {
         let venv = &target.venv;
+        let connection = host.connection()?;
+        let run_as = target.run_as(connection.user()).map(str::to_string);
+        // Builds and rollbacks to this target that ended without logging.
+        Intents::settle_switches(connection, run_as.as_deref(), venv, &job.orphans, &self.log)?;
+        if job.changes.is_empty() {
+            set_pushed(record, &Pushed::default(), false);
+            return Ok(());
+        }
         if let Some(Python::Facts(facts)) = &target.python {
             if let Some(version) = facts.version.as_deref().filter(|v| v.starts_with("2.")) {
                 bail!(
@@ -60,54 +59,48 @@ impl Pusher {
                 );
             }
         }
-        let sources = new_set(record, build)?;
+        let sources = new_set(record, &job)?;
         let wheels = sources
             .iter()
             .map(|c| self.wheel(c))
             .collect::<Result<Vec<Wheel>>>()?;
         let holds: Vec<String> = sources.iter().filter_map(installs).collect();
-
-        let connection = host.connection()?;
-        let run_as = target.run_as(connection.user()).map(str::to_string);
         let (files, mut pushed) = self.stage(connection, caches, target, &wheels, record)?;
 
         if self.options.dry_run {
-            let run_as = run_as.as_deref();
-            let next = format!("{}/NEXT", generations_dir(venv));
-            let python = build.create_with.unwrap_or("ACTIVE/bin/python");
-            let create = remote_push::create_venv_command(python, &next, false);
-            pushed.commands.push(remote::as_user(run_as, &create));
-            if !files.is_empty() {
-                let install = remote_push::pip_install_command(&next, &files);
-                pushed.commands.push(remote::as_user(run_as, &install));
-            }
-            let switch = shell::join(&["mv", "-T", &format!("{venv}.vd-new"), venv]);
-            pushed.commands.push(remote::as_user(run_as, &switch));
-            pushed.installed = build.changes.iter().filter_map(installs).collect();
-            pushed.removed = removed(build.changes);
+            pushed.commands = build_commands(target, &job, run_as.as_deref(), &files);
+            pushed.installed = job.changes.iter().filter_map(installs).collect();
+            pushed.removed = removed(&job.changes);
             pushed.dry_run = true;
             set_pushed(record, &pushed, false);
             return Ok(());
         }
 
         let _pip = console::doing("pip", record);
+        let pending = self.begin(&job, Kind::Generation);
         let command = remote::as_user(
             run_as.as_deref(),
             &generation_command(&GenerationSteps {
                 venv,
-                keep: build.keep,
+                keep,
                 adopt: self.options.adopt,
-                create_with: build.create_with,
-                accept: build.accept,
+                create_with: job.create_with.as_deref(),
+                accept: &job.accept,
                 holds: &holds,
                 install: &files,
+                intent: pending.as_ref().map(|p| p.id.as_str()).unwrap_or_default(),
             }),
         );
         let finished = connection.run(&command, GENERATION_STDIN.as_bytes())?;
         if let Some(message) = remote::sudo_refusal(&finished, run_as.as_deref()) {
+            pending.iter().for_each(Pending::done);
             bail!(message);
         }
         let outcome = GenerationOutcome::parse(&finished)?;
+        // The run's outcome is seen: whatever it did is logged below.
+        if outcome.switched.is_none() {
+            pending.iter().for_each(Pending::done);
+        }
         if outcome.drifted {
             let before = outcome
                 .before
@@ -115,24 +108,28 @@ impl Pusher {
                 .context("no freeze before the drift")?;
             return Err(self.drifted(record, target, before));
         }
+        self.record_generation(record, target, &job, &outcome, pushed, pending)
+    }
 
+    /// Write what a generation's build did into the record and the release
+    /// log; the error for a build that failed.
+    fn record_generation(
+        &self,
+        record: &mut Record,
+        target: &Target,
+        job: &Job,
+        outcome: &GenerationOutcome,
+        mut pushed: Pushed,
+        pending: Option<Pending>,
+    ) -> Result<()> {
         // The truth first: the record says what the active generation holds.
         let active = outcome.switched.or(outcome.active);
-        let now = if outcome.switched.is_some() {
-            outcome.after.as_ref()
-        } else {
-            outcome.before.as_ref()
+        let now = match outcome.switched {
+            Some(_) => outcome.after.as_ref(),
+            None => outcome.before.as_ref(),
         };
         if let Some(now) = now {
-            record::merge(
-                record,
-                &record::Frozen {
-                    python: now.python.clone(),
-                    markers: now.markers.clone(),
-                    installed: now.installed()?.clone(),
-                    venv_exists: true,
-                },
-            );
+            merge_freeze(record, now)?;
         }
         let previous = outcome.switched.and(outcome.active);
         let kept_previous = record::get::<Generation>(record)
@@ -149,7 +146,7 @@ impl Pusher {
         );
         if let Some(failure) = outcome.build_failure() {
             set_pushed(record, &pushed, outcome.adopted.is_some());
-            bail!("{venv}: {failure}");
+            bail!("{}: {failure}", target.venv);
         }
         let Some(new) = outcome.switched else {
             // vd-done: another push of this plan made it already.
@@ -166,28 +163,42 @@ impl Pusher {
             .as_ref()
             .context("no freeze of the new generation")?
             .installed()?;
-        let applied = super::verify::applied(build.changes, before, after);
+        let applied = super::verify::applied(&job.changes, before, after);
         pushed.installed = applied.installed;
         pushed.removed = applied.removed;
         set_pushed(record, &pushed, true);
-        self.log_changes(record, build.changes, &pushed, Some(new));
+        if self.log_changes(record, &job.changes, &pushed, Some(new)) {
+            pending.iter().for_each(Pending::done);
+        }
         Ok(())
     }
 }
 
-/// The names a plan removes.
-fn removed(changes: &[Change]) -> Vec<String> {
-    changes
+/// The commands a generation's build would run, as `--dry-run` shows them.
+fn build_commands(
+    target: &Target,
+    job: &Job,
+    run_as: Option<&str>,
+    files: &[String],
+) -> Vec<String> {
+    let venv = &target.venv;
+    let next = format!("{}/NEXT", generations_dir(venv));
+    let python = job.create_with.as_deref().unwrap_or("ACTIVE/bin/python");
+    let mut commands = vec![remote_push::create_venv_command(python, &next, false)];
+    if !files.is_empty() {
+        commands.push(remote_push::pip_install_command(&next, files));
+    }
+    commands.push(shell::join(&["mv", "-T", &format!("{venv}.vd-new"), venv]));
+    commands
         .iter()
-        .filter(|c| c.action == Action::Remove)
-        .map(|c| c.name.clone())
+        .map(|command| remote::as_user(run_as, command))
         .collect()
 }
 
 /// Every package of the new generation as a change that installs its
 /// wheel: the plan's own, then the kept packages' from `unchanged`. A kept
 /// package without a wheel is an error naming each one.
-fn new_set(record: &Record, build: &Build) -> Result<Vec<Change>> {
+fn new_set(record: &Record, build: &Job) -> Result<Vec<Change>> {
     let unchanged = record::get::<Unchanged>(record)?.unwrap_or_default();
     let mut sources: BTreeMap<String, Change> = BTreeMap::new();
     for (i, kept) in unchanged.0.into_iter().enumerate() {
@@ -218,14 +229,14 @@ fn new_set(record: &Record, build: &Build) -> Result<Vec<Change>> {
             },
         );
     }
-    for change in build.changes {
+    for change in &build.changes {
         match change.action {
             Action::Remove => sources.remove(&change.name),
             _ => sources.insert(change.name.clone(), change.clone()),
         };
     }
     let mut without = Vec::new();
-    for (name, version) in build.frozen {
+    for (name, version) in &build.frozen {
         let removed = build
             .changes
             .iter()

@@ -14,13 +14,25 @@
 //! interrupted push), the changes not done are named in one `error` event,
 //! and the file is deleted.
 //!
-//! This is all local to vd-push: the release log's format does not change,
-//! and a target never pushed again keeps its file (a pending intent says
-//! only that a push's outcome was never seen).
+//! A target with generations changes only by a switch, so its runs (a
+//! generation's build by vd-push, a switch back by vd-rollback) keep an
+//! intent too, with an id they hand to the host, which notes it with the
+//! switch the run makes (see [`crate::remote::journal`]). The next vd-push
+//! or vd-rollback to that target reads those notes under the generations'
+//! lock ([`Intents::settle_switches`]): a build that switched is logged as
+//! its `install` and `remove` events in the generation it made, a rollback
+//! that switched as its `rollback` event, and a run that switched nothing
+//! as an `error` event saying so.
+//!
+//! This is all local to vd: the release log's format does not change, and
+//! a target never pushed again keeps its file (a pending intent says only
+//! that a run's outcome was never seen).
 
-use crate::log::{now_rfc3339, Event};
+use crate::log::{now_rfc3339, Event, EventWriter};
 use crate::push::verify::same_version;
 use crate::record::{Action, Change, Installed};
+use crate::remote::{self, journal};
+use crate::transport::Connection;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -29,9 +41,24 @@ use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The directory's name inside the repository.
 const DIR_NAME: &str = ".vd-intents";
+
+/// What kind of run an intent is of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// vd-push's pip run in the venv itself (intents written before kinds
+    /// were are of this kind).
+    #[default]
+    InPlace,
+    /// vd-push's build of a new generation and its switch.
+    Generation,
+    /// vd-rollback's switch back.
+    Rollback,
+}
 
 /// What one push meant to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +68,12 @@ pub struct Intent {
     /// When the push began, as the log writes times.
     pub time: String,
     pub changes: Vec<Change>,
+    #[serde(default)]
+    pub kind: Kind,
+    /// The word the host notes with a switch the run makes (letters,
+    /// digits and `-` only); empty for pushes in place.
+    #[serde(default)]
+    pub id: String,
 }
 
 /// A repository's intent records.
@@ -52,6 +85,8 @@ pub struct Intents {
 pub struct Pending {
     path: PathBuf,
     _file: File,
+    /// The intent's id, for the host to note with a switch.
+    pub id: String,
 }
 
 /// An intent whose push ended without logging; locked by this process
@@ -69,24 +104,26 @@ impl Intents {
         }
     }
 
-    /// Record, before the remote run, what the push to `target` will do.
-    /// The file appears under its final name already locked, so no other
-    /// push can take it for an orphan.
-    pub fn begin(&self, target: &str, changes: &[Change]) -> Result<Pending> {
+    /// Record, before the remote run, what the run of `kind` to `target`
+    /// will do. The file appears under its final name already locked, so no
+    /// other run can take it for an orphan.
+    pub fn begin(&self, target: &str, kind: Kind, changes: &[Change]) -> Result<Pending> {
         static COUNT: AtomicU64 = AtomicU64::new(0);
+        let count = COUNT.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
         let intent = Intent {
             target: target.to_string(),
             time: now_rfc3339(),
             changes: changes.to_vec(),
+            kind,
+            id: format!("{nanos:x}-{}-{count}", std::process::id()),
         };
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot make {}", self.dir.display()))?;
-        let unique = format!(
-            "{}.{}.{}",
-            key(target),
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        );
+        let unique = format!("{}.{}.{count}", key(target), std::process::id());
         let temp = self.dir.join(format!(".{unique}.tmp"));
         let path = self.dir.join(format!("{unique}.json"));
         let write = || -> std::io::Result<File> {
@@ -98,7 +135,11 @@ impl Intents {
             Ok(file)
         };
         match write() {
-            Ok(file) => Ok(Pending { path, _file: file }),
+            Ok(file) => Ok(Pending {
+                path,
+                _file: file,
+                id: intent.id,
+            }),
             Err(e) => {
                 let _ = fs::remove_file(&temp);
                 Err(e).with_context(|| format!("cannot write {}", path.display()))
@@ -133,7 +174,7 @@ impl Intents {
 
 impl Pending {
     /// The push's events are logged: the intent is no longer needed.
-    pub fn done(self) {
+    pub fn done(&self) {
         let _ = fs::remove_file(&self.path);
     }
 }
@@ -167,25 +208,17 @@ impl Orphan {
                 Action::Remove => now.is_none(),
                 _ => now.is_some() && same_version(now, change.to.as_deref()),
             };
-            let (kind, version) = match change.action {
-                Action::Remove => ("remove", change.from.clone()),
-                _ => ("install", change.to.clone()),
-            };
-            let version = version.unwrap_or_default();
+            let mut event = change_event(change, &intent.target);
             if !done {
-                not_done.push(format!("{kind} {}=={version}", change.name));
+                not_done.push(format!(
+                    "{} {}=={}",
+                    event.event, change.name, event.version
+                ));
                 continue;
             }
-            let mut event = Event::now(kind);
-            event.name = change.name.clone();
-            event.version = version;
-            event.wheel = change.wheel.clone().unwrap_or_default();
-            event.sha256 = change.sha256.clone().unwrap_or_default();
-            event.target = intent.target.clone();
             event.detail = format!(
                 "{}; found done by a later push: the push begun {} ended before logging it",
-                change.action.as_str(),
-                intent.time
+                event.detail, intent.time
             );
             events.push(event);
         }
@@ -203,10 +236,99 @@ impl Orphan {
         events
     }
 
+    /// The events that tell what an interrupted build or rollback did, by
+    /// the switch the host noted for it (`None`: it switched nothing).
+    pub fn switch_events(&self, switched: Option<journal::Switched>) -> Vec<Event> {
+        let intent = &self.intent;
+        let what = match intent.kind {
+            Kind::Rollback => "rollback",
+            _ => "push",
+        };
+        let ended = format!(
+            "the {what} begun {} ended before logging its outcome",
+            intent.time
+        );
+        let Some(switched) = switched else {
+            let mut event = Event::now("error");
+            event.target = intent.target.clone();
+            event.detail = format!("{ended}; a later run found it switched to no generation");
+            return vec![event];
+        };
+        let found = format!("found done by a later run: {ended}");
+        if intent.kind == Kind::Rollback {
+            let mut event = Event::now("rollback");
+            event.target = intent.target.clone();
+            let from = switched.from.map(|n| n.to_string()).unwrap_or("-".into());
+            event.detail = format!("generation {from} to {}; {found}", switched.to);
+            return vec![event];
+        }
+        intent
+            .changes
+            .iter()
+            .map(|change| {
+                let mut event = change_event(change, &intent.target);
+                event.detail = format!("{}; {found}; in generation {}", event.detail, switched.to);
+                event
+            })
+            .collect()
+    }
+
     /// Its events are logged: delete it.
-    pub fn done(self) {
+    pub fn done(&self) {
         let _ = fs::remove_file(&self.path);
     }
+}
+
+impl Intents {
+    /// Log what the builds and rollbacks among `orphans` (of `target`, a
+    /// target with generations at `venv`) did, as its host noted their
+    /// switches, read under the generations' lock as `run_as`; each one
+    /// logged is deleted. The others are left for their kind of run.
+    pub fn settle_switches(
+        connection: &mut Connection,
+        run_as: Option<&str>,
+        venv: &str,
+        orphans: &[Orphan],
+        log: &EventWriter,
+    ) -> Result<()> {
+        let switches: Vec<&Orphan> = orphans
+            .iter()
+            .filter(|o| o.intent.kind != Kind::InPlace && !o.intent.id.is_empty())
+            .collect();
+        if switches.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = switches.iter().map(|o| o.intent.id.as_str()).collect();
+        let command = remote::as_user(run_as, &journal::journal_command(venv, &ids));
+        let finished = connection.run(&command, b"")?;
+        if let Some(message) = remote::sudo_refusal(&finished, run_as) {
+            anyhow::bail!(message);
+        }
+        let noted = journal::read_journal(&finished)?;
+        for orphan in switches {
+            let switched = noted.get(&orphan.intent.id).copied();
+            if log.write(&orphan.switch_events(switched)) {
+                orphan.done();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `install` or `remove` event of a planned change, for `target`.
+pub(super) fn change_event(change: &Change, target: &str) -> Event {
+    let (kind, version) = match change.action {
+        Action::Remove => ("remove", change.from.clone()),
+        _ => ("install", change.to.clone()),
+    };
+    let mut event = Event::now(kind);
+    event.name = change.name.clone();
+    event.version = version.unwrap_or_default();
+    event.wheel = change.wheel.clone().unwrap_or_default();
+    event.sha256 = change.sha256.clone().unwrap_or_default();
+    event.target = target.to_string();
+    event.detail = change.action.as_str().to_string();
+    event
 }
 
 /// A target's part of a file name: its label, hashed (labels hold `/`, `:`).
@@ -235,7 +357,7 @@ mod tests {
         let repo = tempfile::tempdir().unwrap();
         let intents = Intents::new(repo.path());
         let changes = [change("a", Action::Install, None, Some("1.0"))];
-        let live = intents.begin("u@h:22:/v", &changes).unwrap();
+        let live = intents.begin("u@h:22:/v", Kind::InPlace, &changes).unwrap();
         assert!(
             intents.orphans("u@h:22:/v").is_empty(),
             "a live push's intent"
@@ -247,9 +369,9 @@ mod tests {
         assert!(intents.orphans("u@h:22:/other").is_empty());
         // Held by the reconciler, it is no other reconciler's.
         assert!(intents.orphans("u@h:22:/v").is_empty());
-        orphans.into_iter().for_each(Orphan::done);
+        orphans.iter().for_each(Orphan::done);
         assert!(intents.orphans("u@h:22:/v").is_empty());
-        let done = intents.begin("u@h:22:/v", &changes).unwrap();
+        let done = intents.begin("u@h:22:/v", Kind::InPlace, &changes).unwrap();
         done.done();
         assert!(intents.orphans("u@h:22:/v").is_empty());
         assert_eq!(fs::read_dir(repo.path().join(DIR_NAME)).unwrap().count(), 0);
@@ -264,7 +386,7 @@ mod tests {
             change("b", Action::Upgrade, Some("1.0"), Some("2.0")),
             change("c", Action::Remove, Some("3.0"), None),
         ];
-        drop(intents.begin("t", &changes).unwrap());
+        drop(intents.begin("t", Kind::InPlace, &changes).unwrap());
         let orphan = intents.orphans("t").pop().unwrap();
         let installed: Installed = [("a", "1.0"), ("b", "1.0")]
             .map(|(n, v)| (n.into(), v.into()))

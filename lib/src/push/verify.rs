@@ -158,11 +158,12 @@ pub fn same_version(a: Option<&str>, b: Option<&str>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn versions(pairs: &[(&str, &str)]) -> Installed {
+    /// `{name: version}` of `pairs`.
+    pub(crate) fn versions(pairs: &[(&str, &str)]) -> Installed {
         pairs
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))

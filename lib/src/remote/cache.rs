@@ -1,53 +1,46 @@
-//! The wheel cache's two remote operations: list a cache directory, and
-//! commit uploaded wheels into it (`cache.sh`, beside this file, sent on
-//! stdin). What the cache is for, and when each runs, is [`crate::cache`]'s.
+//! The wheel cache's three remote operations, by one script (`cache.sh`,
+//! beside this file): list a cache directory, check the wheels a push is
+//! about to use, and commit uploaded wheels into it. What the cache is for,
+//! and when each runs, is [`crate::cache`]'s.
 
-use crate::shell;
+use super::{program, script_command};
 use crate::transport::Finished;
 use anyhow::{bail, Result};
 use std::collections::HashSet;
 
-/// Checks uploaded wheels' sha256 on the host and renames them into place.
+/// Lists the cache, checks cached wheels' sha256, and checks uploaded
+/// wheels' sha256 and renames them into place (see its header).
 pub const CACHE_SCRIPT: &str = include_str!("cache.sh");
 
 /// The wheel cache when the record names none: under the login user's home.
 pub const DEFAULT_CACHE: &str = "~/.cache/vd/wheels";
 
-/// A directory for a remote command: an absolute path quoted, or `~` /
-/// `~/...` as `"$HOME"/...`, so the remote shell expands the login user's
-/// home and quotes the rest. Anything else is an error naming the value.
-pub fn home_path_word(path: &str) -> Result<String> {
-    if path.starts_with('/') {
-        return Ok(shell::quote(path));
+/// `path` as a cache directory the script takes: an absolute path, or `~`
+/// or one under `~/` (the script expands the login user's home). Anything
+/// else is an error naming the value.
+pub fn cache_dir(path: &str) -> Result<&str> {
+    match path.starts_with('/') || path == "~" || path.starts_with("~/") {
+        true => Ok(path),
+        false => {
+            bail!("{path:?} is not an absolute path or one under ~/ (the login user's home)")
+        }
     }
-    if path == "~" {
-        return Ok("\"$HOME\"".to_string());
-    }
-    match path.strip_prefix("~/") {
-        Some(rest) if !rest.is_empty() => Ok(format!("\"$HOME\"/{}", shell::quote(rest))),
-        Some(_) => Ok("\"$HOME\"".to_string()),
-        None => bail!("{path:?} is not an absolute path or one under ~/ (the login user's home)"),
-    }
+}
+
+/// [`CACHE_SCRIPT`] doing `mode` to the cache `dir` with `args`.
+fn cache_command<S: AsRef<str>>(mode: &str, dir: &str, args: &[S]) -> String {
+    let mut words = vec![mode, dir];
+    words.extend(args.iter().map(AsRef::as_ref));
+    script_command(&program(&[CACHE_SCRIPT]), "vd-cache", &words)
 }
 
 /// List a wheel cache: the first line is the directory (absolute), then one
 /// `./SHA256/FILE` per cached wheel. With `create`, the directory is made
 /// (mode 0755) and temporary files of uploads cut off over an hour ago are
 /// deleted; without, nothing on the host changes and a missing directory
-/// lists as empty. `dir_word` is a [`home_path_word`].
-pub fn cache_listing_command(dir_word: &str, create: bool) -> String {
-    let list = "find . -mindepth 2 -maxdepth 2 -type f -name '*.whl' ! -name '.*' -print";
-    if create {
-        format!(
-            "dir={dir_word} && umask 022 && mkdir -p \"$dir\" && cd \"$dir\" && pwd && \
-             {{ find . -mindepth 1 -maxdepth 1 -type f -name '.*.part' -mmin +60 -exec rm -f {{}} + ; {list}; }}"
-        )
-    } else {
-        format!(
-            "dir={dir_word} && printf '%s\\n' \"$dir\" && \
-             if [ -d \"$dir\" ]; then cd \"$dir\" && {list}; fi"
-        )
-    }
+/// lists as empty. `dir` is a [`cache_dir`].
+pub fn cache_listing_command(dir: &str, create: bool) -> String {
+    cache_command("list", dir, &[if create { "1" } else { "0" }])
 }
 
 /// What [`cache_listing_command`] printed.
@@ -82,14 +75,37 @@ impl CacheListing {
     }
 }
 
-/// Run [`CACHE_SCRIPT`] over uploaded files: `(sha256, file name, temporary
-/// name)` each, in the cache directory `dir` (absolute).
-pub fn cache_commit_command(dir: &str, uploads: &[(&str, &str, &str)]) -> String {
-    let mut words = vec!["/bin/sh", "-s", "--", dir];
-    for (sha, file, temp) in uploads {
-        words.extend([*sha, *file, *temp]);
+/// Check the cached wheels `held` (`SHA256/FILE` each) of the cache `dir`
+/// (absolute) still hash to their folder's name; a bad one is deleted.
+pub fn cache_check_command(dir: &str, held: &[String]) -> String {
+    cache_command("check", dir, held)
+}
+
+/// What [`cache_check_command`] printed: the wheels found bad and deleted.
+pub fn read_cache_check(finished: &Finished) -> Result<Vec<String>> {
+    if !finished.success() {
+        bail!(
+            "cannot check the cached wheels (exit status {}): {}",
+            finished.status,
+            super::said(finished)
+        );
     }
-    shell::join(&words)
+    let stdout = String::from_utf8_lossy(&finished.stdout);
+    Ok(stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("bad "))
+        .map(str::to_string)
+        .collect())
+}
+
+/// Commit uploaded files: `(sha256, file name, temporary name)` each, in
+/// the cache directory `dir` (absolute).
+pub fn cache_commit_command(dir: &str, uploads: &[(&str, &str, &str)]) -> String {
+    let args: Vec<&str> = uploads
+        .iter()
+        .flat_map(|(sha, file, temp)| [*sha, *file, *temp])
+        .collect();
+    cache_command("commit", dir, &args)
 }
 
 /// What [`cache_commit_command`] printed.

@@ -1,38 +1,82 @@
 # shellcheck shell=sh
-# vd-push's wheel cache, on the host: move uploaded wheels into place once
-# their sha256 is right. A wheel is uploaded to a hidden temporary name in the
-# cache directory; only here, after its hash matches, is it renamed to
-# SHA256/FILE, the only names a listing reports, and printed on stdout. A
-# wrong or cut-off upload is deleted and reported on stderr.
+# vd-push's wheel cache on a host, DIR: `CACHE/SHA256/FILE` for each wheel.
+# What the cache is for is crate::cache's.
 #
-# usage: sh -s -- DIR SHA256 FILE TEMP [SHA256 FILE TEMP ...]
-cd "$1" || exit 1
-shift
-umask 022
-digest() {
-    if command -v sha256sum >/dev/null 2>&1; then
-        sha256sum <"$1"
-    elif command -v shasum >/dev/null 2>&1; then
-        shasum -a 256 <"$1"
+# usage: sh -s -- list DIR CREATE
+#        sh -s -- check DIR SHA256/FILE...
+#        sh -s -- commit DIR SHA256 FILE TEMP [SHA256 FILE TEMP ...]
+#   DIR  an absolute path, or `~` or `~/...` for the login user's home
+#
+# list: the directory (absolute) on the first line, then `./SHA256/FILE`
+# for each cached wheel. With CREATE 1 the directory is made and uploads
+# cut off over an hour ago are deleted; with 0 nothing changes, and a
+# missing directory lists as empty.
+#
+# check: `bad SHA256/FILE` for each named wheel whose bytes no longer hash to
+# its folder's name (changed or cut short on the host), which is deleted so
+# that it is sent again.
+#
+# commit: move uploaded wheels into place once their sha256 is right. A
+# wheel is uploaded to a hidden temporary name in DIR; only here, after its
+# hash matches, is it renamed to SHA256/FILE, the only names a listing
+# reports, and printed on stdout. A wrong or cut-off upload is deleted and
+# reported on stderr; the exit status is then 1.
+
+mode=$1 dir=$2
+shift 2
+case $dir in
+\~) dir=$HOME ;;
+\~/*) dir=$HOME/${dir#\~/} ;;
+esac
+
+list() {
+    if [ "$1" = 1 ]; then
+        mkdir -p "$dir" && cd "$dir" && pwd || exit 1
+        find . -mindepth 1 -maxdepth 1 -type f -name '.*.part' -mmin +60 -exec rm -f {} +
     else
-        openssl dgst -sha256 -r <"$1"
-    fi | cut -d' ' -f1
-}
-status=0
-while [ $# -ge 3 ]; do
-    sha=$1 file=$2 temp=$3
-    shift 3
-    got=$(digest "$temp")
-    if [ "$got" = "$sha" ]; then
-        if mkdir -p "$sha" && chmod 644 "$temp" && mv -f "$temp" "$sha/$file"; then
-            echo "$sha/$file"
-            continue
-        fi
-        echo "$file: cannot move it into the cache" >&2
-    else
-        echo "$file: the uploaded copy has sha256 ${got:-(unreadable)}, not $sha; it was discarded" >&2
+        printf '%s\n' "$dir"
+        [ -d "$dir" ] || exit 0
+        cd "$dir" || exit 1
     fi
-    rm -f "$temp"
-    status=1
-done
-exit $status
+    find . -mindepth 2 -maxdepth 2 -type f -name '*.whl' ! -name '.*' -print
+}
+
+check() {
+    cd "$dir" || exit 1
+    for wheel; do
+        [ -e "$wheel" ] || continue
+        if [ "$(digest "$wheel")" != "${wheel%%/*}" ]; then
+            rm -f "$wheel"
+            echo "bad $wheel"
+        fi
+    done
+}
+
+commit() {
+    cd "$dir" || exit 1
+    status=0
+    while [ $# -ge 3 ]; do
+        sha=$1 file=$2 temp=$3
+        shift 3
+        got=$(digest "$temp")
+        if [ "$got" = "$sha" ]; then
+            if mkdir -p "$sha" && chmod 644 "$temp" && mv -f "$temp" "$sha/$file"; then
+                echo "$sha/$file"
+                continue
+            fi
+            echo "$file: cannot move it into the cache" >&2
+        else
+            echo "$file: the uploaded copy has sha256 ${got:-(unreadable)}, not $sha; it was discarded" >&2
+        fi
+        rm -f "$temp"
+        status=1
+    done
+    exit $status
+}
+
+case $mode in
+list) list "$@" ;;
+check) check "$@" ;;
+commit) commit "$@" ;;
+*) fail "cache.sh: no mode $mode" ;;
+esac

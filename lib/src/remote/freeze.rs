@@ -13,9 +13,8 @@
 //! (stdout, stderr, exit status), read back by [`read_batch`]; a venv it did
 //! not answer for is frozen on its own.
 
-use super::venv_python;
+use super::{exit, program, script_command};
 use crate::record::{Facts, Freeze, Installed, Markers};
-use crate::shell;
 use crate::transport::Finished;
 use anyhow::{bail, Context, Result};
 use std::hash::{BuildHasher, Hasher};
@@ -26,42 +25,25 @@ pub const FREEZE_SCRIPT: &str = include_str!("freeze.py");
 
 /// The exit status of [`freeze_command`] when the venv path exists but has
 /// no interpreter.
-pub const NOT_A_VENV: i32 = 3;
+pub const NOT_A_VENV: i32 = exit::NOT_A_VENV;
+
+/// The shell script of [`freeze_command`].
+pub const FREEZE_SH: &str = include_str!("freeze.sh");
 
 /// How the freeze script is run: isolated from the remote user's
 /// environment (no PYTHON* variables, no user site). Python 2.7 has no `-I`;
 /// `-E -s` is its equivalent but for the current directory on sys.path,
-/// which the script itself leaves out. push.sh runs the script the same way.
+/// which the script itself leaves out. prelude.sh runs the script the same way.
+#[cfg(test)]
 pub const ISOLATED: &str = "-E -s";
 
 /// Run the script on stdin with the venv's interpreter, isolated from the
-/// remote user's environment ([`ISOLATED`]). When the venv does not exist,
-/// the host's `python`
-/// describes the interpreter a new venv would get, without `installed`; when
-/// the path exists but has no interpreter, exit [`NOT_A_VENV`].
+/// remote user's environment (`-E -s`), by [`FREEZE_SH`] (`freeze.sh`).
+/// When the venv does not exist, the host's `python` describes the
+/// interpreter a new venv would get, without `installed`; when the path
+/// exists but has no interpreter, exit [`NOT_A_VENV`].
 pub fn freeze_command(venv: &str, python: &str) -> String {
-    let interpreter = shell::quote(&venv_python(venv));
-    let not_a_venv = format!(
-        "{} exists but is not a virtualenv (it has no bin/python)",
-        venv.trim_end_matches('/')
-    );
-    let cannot_run = format!(
-        "{} cannot be run here (a broken link, or no permission for this user)",
-        venv_python(venv)
-    );
-    format!(
-        "if [ -e {venv} ]; then \
-           if [ -f {interpreter} ] && [ -x {interpreter} ]; then exec {interpreter} {ISOLATED} -; fi; \
-           if [ -L {interpreter} ] || [ -e {interpreter} ]; then echo {cannot_run} >&2; \
-           else echo {not_a_venv} >&2; fi; \
-           exit {NOT_A_VENV}; \
-         fi; \
-         exec {python} {ISOLATED} - --no-installed",
-        venv = shell::quote(venv),
-        not_a_venv = shell::quote(&not_a_venv),
-        cannot_run = shell::quote(&cannot_run),
-        python = shell::quote(python),
-    )
+    script_command(&program(&[FREEZE_SH]), "vd-freeze", &[venv, python])
 }
 
 /// Freezes many venvs of one host; see the module's documentation.
@@ -100,14 +82,11 @@ pub fn batch_token() -> String {
 /// `freeze.py` as an argument: the command's length does not grow with
 /// the number of venvs, which go on stdin, [`batch_stdin`]).
 pub fn batch_command(token: &str) -> String {
-    shell::join(&[
-        "/bin/sh",
-        "-c",
-        BATCH_SCRIPT,
+    script_command(
+        &program(&[BATCH_SCRIPT]),
         "vd-freeze",
-        token,
-        FREEZE_SCRIPT,
-    ])
+        &[token, FREEZE_SCRIPT],
+    )
 }
 
 /// What [`batch_command`] reads: each venv's path and the interpreter a new
@@ -362,6 +341,8 @@ mod tests {
     #[test]
     fn the_batch_runs_every_freeze_as_the_per_venv_command_does() {
         // Isolated from the remote user's environment, as freeze_command.
+        assert!(FREEZE_SH.contains(&format!("exec \"$interpreter\" {ISOLATED} -;")));
+        assert!(FREEZE_SH.contains(&format!("exec \"$python\" {ISOLATED} - --no-installed")));
         for run in [
             format!("\"$interpreter\" {ISOLATED} -"),
             format!("\"$python\" {ISOLATED} - --no-installed"),

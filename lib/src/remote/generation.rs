@@ -7,22 +7,26 @@
 //! [`GenerationOutcome`]. Which wheels make the new set, and whether it
 //! ended as the plan says, is [`crate::push`]'s. The layout: `VENV` is a
 //! symlink to `BASE.generations/N` beside it (BASE is VENV's last
-//! component), and each generation is a complete venv made at its own path.
+//! component), and each generation is a complete venv made at its own path;
+//! which of them count is `generations.sh`'s (its `finished`).
 
 use super::freeze::{FreezeOutput, FREEZE_SCRIPT};
-use super::push::{FINGERPRINT_SCRIPT, LOCK_WAIT_SECS};
-use crate::shell;
+use super::{
+    pip_tail, program, said, script_command, steps, FINGERPRINT_SCRIPT, GENERATIONS, LOCK_WAIT_SECS,
+};
 use crate::transport::Finished;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 
-/// The shell program of a generation's build and switch.
+/// The shell script of a generation's build and switch.
 pub const GENERATION_SCRIPT: &str = include_str!("generation.sh");
 
 /// What [`generation_command`] sends on stdin: the freeze.
 pub const GENERATION_STDIN: &str = FREEZE_SCRIPT;
 
-/// How many lines of pip's output an error carries.
-const PIP_TAIL_LINES: usize = 20;
+/// The program [`generation_command`] runs.
+pub fn generation_program() -> String {
+    program(&[GENERATIONS, GENERATION_SCRIPT])
+}
 
 /// The folder of a venv's generations.
 pub fn generations_dir(venv: &str) -> String {
@@ -45,6 +49,8 @@ pub struct GenerationSteps<'a> {
     pub holds: &'a [String],
     /// The wheel files on the host of the new generation.
     pub install: &'a [String],
+    /// The push's intent, noted on the host with the switch it makes.
+    pub intent: &'a str,
 }
 
 /// The build of a new generation, as `/bin/sh -c` with the steps as
@@ -54,11 +60,7 @@ pub fn generation_command(steps: &GenerationSteps) -> String {
     let keep = steps.keep.to_string();
     let accept = steps.accept.join(" ");
     let holds = steps.holds.join(" ");
-    let mut words = vec![
-        "/bin/sh",
-        "-c",
-        GENERATION_SCRIPT,
-        "vd-push",
+    let mut args = vec![
         steps.venv.trim_end_matches('/'),
         &lock_wait,
         &keep,
@@ -67,9 +69,10 @@ pub fn generation_command(steps: &GenerationSteps) -> String {
         &accept,
         FINGERPRINT_SCRIPT,
         &holds,
+        steps.intent,
     ];
-    words.extend(steps.install.iter().map(String::as_str));
-    shell::join(&words)
+    args.extend(steps.install.iter().map(String::as_str));
+    script_command(&generation_program(), "vd-push", &args)
 }
 
 /// What [`generation_command`] printed.
@@ -104,44 +107,28 @@ pub struct GenerationOutcome {
 impl GenerationOutcome {
     pub fn parse(finished: &Finished) -> Result<GenerationOutcome> {
         let stdout = String::from_utf8_lossy(&finished.stdout);
-        let mut lines = stdout.lines();
         let mut outcome = GenerationOutcome::default();
-        let number = |word: &str| {
-            word.parse::<u32>()
-                .map_err(|_| anyhow!("the generation script printed {word:?} for a number"))
-        };
-        let freeze = |line: Option<&str>| match line {
-            Some(line) => FreezeOutput::parse(line)
-                .map(Some)
-                .map_err(|e| anyhow!("the generation's freeze: {e:#}")),
-            None => Ok(None),
-        };
-        while let Some(line) = lines.next() {
-            match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-                ["vd-adopted", n] => outcome.adopted = Some(number(n)?),
-                ["vd-active", n] => outcome.active = Some(number(n)?),
-                ["vd-before"] => outcome.before = freeze(lines.next())?,
-                ["vd-drifted"] => outcome.drifted = true,
-                ["vd-done"] => outcome.done = true,
-                ["vd-generation", n] => outcome.built = Some(number(n)?),
-                ["vd-built", create, install] => {
-                    outcome.create_status = create.parse().unwrap_or(-1);
-                    outcome.install_status = install.parse().unwrap_or(-1);
-                    if outcome.create_status == 0 && outcome.install_status == 0 {
-                        outcome.after = freeze(lines.next())?;
-                    }
+        const FREEZE: &str = "the generation's freeze";
+        for step in steps(&stdout) {
+            match step.word {
+                "adopted" => outcome.adopted = Some(step.number(0)?),
+                "active" => outcome.active = Some(step.number(0)?),
+                "before" => outcome.before = step.freeze(FREEZE)?,
+                "drifted" => outcome.drifted = true,
+                "done" => outcome.done = true,
+                "generation" => outcome.built = Some(step.number(0)?),
+                "built" => {
+                    outcome.create_status = step.status(0);
+                    outcome.install_status = step.status(1);
+                    outcome.after = step.freeze(FREEZE)?;
                 }
-                ["vd-discarded", _] => outcome.discarded = true,
-                ["vd-switched", n] => outcome.switched = Some(number(n)?),
-                ["vd-pruned", pruned @ ..] => {
-                    outcome.pruned = pruned.iter().map(|n| number(n)).collect::<Result<_>>()?
-                }
+                "discarded" => outcome.discarded = true,
+                "switched" => outcome.switched = Some(step.number(0)?),
+                "pruned" => outcome.pruned = step.numbers()?,
                 _ => {}
             }
         }
-        let stderr = finished.stderr_text();
-        let lines: Vec<&str> = stderr.lines().collect();
-        outcome.output = lines[lines.len().saturating_sub(PIP_TAIL_LINES)..].join("\n");
+        outcome.output = pip_tail(finished);
         let finished_steps =
             outcome.drifted || outcome.done || outcome.discarded || outcome.switched.is_some();
         if !finished_steps {
@@ -154,11 +141,7 @@ impl GenerationOutcome {
                     (None, _) => " before building a new generation".to_string(),
                 },
                 finished.status,
-                if stderr.is_empty() {
-                    "no message"
-                } else {
-                    &stderr
-                }
+                said(finished)
             );
         }
         Ok(outcome)

@@ -1,21 +1,24 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC2154
+# (venv, gens, base and active are set by generations.sh, which vd puts
+# before this text.)
 # vd-push's change to a target with generations, on the host, as the venv's
 # user: a new generation built beside the active one, checked, then switched
-# to with one rename(2).
+# to with one rename(2). The layout, and which generations count, are
+# generations.sh's.
 #
-# VENV is a symlink to BASE.generations/N (BASE: VENV's last component),
-# the active generation N. Under an exclusive flock on
-# VENV.generations/.vd-lock: adopt a plain venv as a generation if asked,
-# freeze the active generation and check it is the state the plan was made
-# from, make a new venv VENV.generations/M (M: one past the highest) with the
-# active one's interpreter, install every wheel of the new set with one pip
-# call, freeze it, check it holds exactly that set, point VENV at it (a new
-# link renamed over the old one), and remove the oldest generations beyond
-# KEEP, never the new one or the one before it. A failed build is removed
-# and the active generation is left as it was.
+# Under an exclusive flock on VENV.generations/.vd-lock: adopt a plain venv
+# as a generation if asked, remove the generations whose build never
+# finished, freeze the active generation and check it is the state the plan
+# was made from, make a new venv VENV.generations/M (M: one past the highest
+# number ever there) with the active one's interpreter, install every wheel
+# of the new set with one pip call, freeze it, check it holds exactly that
+# set, mark it finished, point VENV at it (a new link renamed over the old
+# one), and remove the oldest generations beyond KEEP, never the new one or
+# the one before it. A failed build is removed and the active generation is
+# left as it was.
 #
 # usage: sh -c "$(cat generation.sh)" vd-push VENV LOCK_WAIT KEEP ADOPT \
-#            CREATE_WITH ACCEPT FINGERPRINT HOLDS [FILE ...] <freeze.py
+#            CREATE_WITH ACCEPT FINGERPRINT HOLDS ID [FILE ...] <freeze.py
 #   KEEP         how many generations to keep (2 or more)
 #   ADOPT        1: a plain venv at VENV becomes the next generation
 #   CREATE_WITH  the python to make the first generation with when VENV does
@@ -25,6 +28,7 @@
 #   FINGERPRINT  the program (fingerprint.py) that checks freezes
 #   HOLDS        NAME==VERSION of each package the new generation must hold
 #                (space-separated; pip, setuptools and wheel may be there too)
+#   ID           the push's intent, noted with its switch (see switch_to)
 #   FILE         the wheel files of the new generation, for one pip call
 #
 # stdout, a line per step: `vd-adopted N`; `vd-active N`, then `vd-before`
@@ -33,86 +37,39 @@
 # nothing done); `vd-generation M`; `vd-built CREATE INSTALL` (exit
 # statuses); the new generation's freeze; `vd-discarded M` (not switched to,
 # removed) or `vd-switched M` and `vd-pruned [N ...]`. pip's output goes to
-# stderr. A failure before the build prints a message on stderr and exits 5.
+# stderr. A failure before the build prints a message on stderr and exits
+# VD_EXIT_FAILED.
 
-set -u
-venv=$1 lock_wait=$2 keep=$3 adopt=$4 create_with=$5 accept=$6 fingerprint=$7 holds=$8
-shift 8
-cd / && umask 022 && freeze=$(cat) || exit 5
-gens=$venv.generations
-base=${venv##*/}
-lock=$gens/.vd-lock
+generations_of "$1"
+lock_wait=$2 keep=$3 adopt=$4 create_with=$5 accept=$6 fingerprint=$7 holds=$8 id=$9
+shift 9
+take_freeze
 # What each generation carries in its site-packages: a process started
 # through VENV resolves its import paths once, so it keeps importing from
 # the generation it started in after a switch.
 pin='import os, sys; sys.path[:] = [os.path.realpath(p) if p else p for p in sys.path]'
 
-fail() {
-    echo "$*" >&2
-    exit 5
-}
-
-pip() {
-    py=$1
-    shift
-    "$py" -m pip --isolated --disable-pip-version-check --no-input --no-cache-dir "$@" \
-        </dev/null 1>&2
-}
-
-run_freeze() {
-    printf '%s\n' "$freeze" | "$1" -E -s -
-}
-
-# The numbers of the generations there are, lowest first.
-numbers() {
-    for dir in "$gens"/[0-9]*; do
-        case ${dir##*/} in *[!0-9]*) continue ;; esac
-        if [ -d "$dir" ]; then echo "${dir##*/}"; fi
-    done | sort -n
-}
-
-# switch N: point VENV at generation N with one rename(2) of a new link
-# over the old one, so VENV is never absent.
-switch() {
-    rm -f "$venv.vd-new" &&
-        ln -s "$base.generations/$1" "$venv.vd-new" &&
-        mv -T "$venv.vd-new" "$venv"
-}
-
-readable() {
-    for file; do
-        [ -r "$file" ] || fail "$file cannot be read by $(id -un): every directory of the" \
-            "cache must be searchable, and its files readable, by the venv's user (set the" \
-            "target's cache to such a directory)"
-    done
-}
-
-mkdir -p "$gens" || exit 5
-command -v flock >/dev/null 2>&1 ||
-    fail "flock is not installed on this host (util-linux): vd-push locks the venv with it"
-[ -e "$lock" ] || : >>"$lock" || exit 5
-exec 9<"$lock" || exit 5
-flock -w "$lock_wait" 9 || fail "another push has held the lock $lock for ${lock_wait}s; gave up"
+mkdir -p "$gens" || fail "cannot make $gens"
+lock "$gens/.vd-lock" "$lock_wait"
+# The number of the next generation: past every folder there ever was, so
+# a number a cut-off build had is not given to another.
+last=$(folders | tail -n 1)
 
 active=
 if [ -L "$venv" ]; then
-    link=$(readlink "$venv") || exit 5
-    case $link in
-    "$base.generations/"*) active=${link##*/} ;;
-    *) fail "$venv is a symlink to $link, not into $base.generations: vd does not manage it" ;;
-    esac
-    [ -x "$gens/$active/bin/python" ] ||
-        fail "$venv points at generation $active, which has no bin/python"
+    read_active
 elif [ -d "$venv" ]; then
     [ -x "$venv/bin/python" ] || fail "$venv exists but is not a virtualenv (it has no bin/python)"
     [ "$adopt" = 1 ] ||
         fail "$venv is a plain virtualenv, not a symlink to a generation: vd-push --adopt makes" \
             "it the first generation (it moves to $gens)"
-    last=$(numbers | tail -n 1)
     active=$((${last:-0} + 1))
+    last=$active
     # The one moment VENV is absent: between this rename and the next.
     mv "$venv" "$gens/$active" || fail "cannot move $venv to $gens/$active"
-    switch "$active" || fail "cannot point $venv at $gens/$active (the venv is there now)"
+    if ! { mark_finished "$active" && switch_to "$active" ""; }; then
+        fail "cannot point $venv at $gens/$active (the venv is there now)"
+    fi
     echo "vd-adopted $active"
 elif [ -e "$venv" ]; then
     fail "$venv exists but is not a virtualenv"
@@ -120,17 +77,22 @@ elif [ -z "$create_with" ]; then
     fail "$venv does not exist (vd-push --create makes its first generation; run vd-freeze again first)"
 fi
 
+# Builds a killed push left: never switched to, never to be.
+for n in $(folders); do
+    if [ "$n" != "$active" ] && ! finished "$n"; then rm -rf "${gens:?}/$n"; fi
+done
+
 if [ -n "$active" ]; then
     echo "vd-active $active"
     python=$gens/$active/bin/python
     echo vd-before
-    before=$(run_freeze "$python") || exit 5
+    before=$(run_freeze "$python") || fail "the freeze of generation $active failed"
     printf '%s\n' "$before"
     if [ -n "$accept" ]; then
         printf '%s\n' "$before" | "$python" -E -s -c "$fingerprint" "$accept"
         case $? in
         0) ;;
-        3)
+        "$VD_EXIT_DRIFTED")
             # Not the state planned from, nor (by the fingerprint) the one the
             # plan makes; it may still hold exactly the new set (pip,
             # setuptools and wheel aside: a new venv brings its own).
@@ -141,7 +103,7 @@ if [ -n "$active" ]; then
             fi
             exit 0
             ;;
-        4)
+        "$VD_EXIT_MADE")
             echo vd-done
             exit 0
             ;;
@@ -150,9 +112,8 @@ if [ -n "$active" ]; then
     fi
     create_with=$(readlink -f "$python") || fail "cannot resolve $python"
 fi
-readable "$@"
+cached_wheels "$@"
 
-last=$(numbers | tail -n 1)
 new=$((${last:-0} + 1))
 dir=$gens/$new
 echo "vd-generation $new"
@@ -166,7 +127,7 @@ discard() {
 create_status=0 install_status=0
 "$create_with" -m venv "$dir" </dev/null 1>&2 || create_status=$?
 if [ "$create_status" = 0 ] && [ $# -gt 0 ]; then
-    pip "$dir/bin/python" install --no-index --no-deps "$@" || install_status=$?
+    pip_with "$dir/bin/python" install --no-index --no-deps "$@" || install_status=$?
 fi
 echo "vd-built $create_status $install_status"
 if [ "$create_status" != 0 ] || [ "$install_status" != 0 ]; then discard; fi
@@ -176,8 +137,9 @@ printf '%s\n' "$after" | "$dir/bin/python" -E -s -c "$fingerprint" --holds "$hol
 site=$("$dir/bin/python" -E -s -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') ||
     discard
 printf '%s\n' "$pin" >"$site/vd_generation.pth" || discard
+mark_finished "$new" || discard
 
-switch "$new" || {
+switch_to "$new" "$id" || {
     rm -rf "${dir:?}"
     fail "cannot point $venv at $dir; generation $active stays active"
 }

@@ -6,29 +6,21 @@
 //! make, and whether the venv ended as the plan says, is [`crate::push`]'s.
 
 use super::freeze::{FreezeOutput, FREEZE_SCRIPT};
-use super::venv_python;
+use super::{
+    pip_tail, program, said, script_command, steps, venv_python, FINGERPRINT_SCRIPT, LOCK_WAIT_SECS,
+};
 use crate::shell;
 use crate::transport::Finished;
 use anyhow::{bail, Result};
 
-/// The shell program of a push (see its header for its arguments and output).
+/// The shell script of a push (see its header for its arguments and output).
 pub const PUSH_SCRIPT: &str = include_str!("push.sh");
-
-/// Checks, on the host, that a freeze has the fingerprint a plan was made
-/// from (`fingerprint.py`; see [`crate::fingerprint`]).
-pub const FINGERPRINT_SCRIPT: &str = include_str!("fingerprint.py");
 
 /// What [`push_command`] sends on stdin: the freeze, run before and after pip.
 pub const PUSH_STDIN: &str = FREEZE_SCRIPT;
 
-/// How long a push waits for another push's lock on a venv, in seconds.
-pub const LOCK_WAIT_SECS: u32 = 900;
-
-/// How many lines of pip's output an error carries.
-const PIP_TAIL_LINES: usize = 20;
-
 /// `VENV/bin/python -m pip` with the options every vd-push pip run takes
-/// (the same as `pip()` in `push.sh`): no user or site configuration
+/// (the same as `pip_with` in `prelude.sh`): no user or site configuration
 /// (`--isolated`), no prompts, no cache in the venv user's home. Every option
 /// here exists since pip 6, so the pips old interpreters carry take them as
 /// they are: 18.1 (ensurepip of 3.6), 19.2.3 (2.7's ensurepip) and 20.3.4
@@ -99,11 +91,7 @@ pub fn push_command(steps: &PushSteps) -> String {
     let lock_wait = LOCK_WAIT_SECS.to_string();
     let nremove = steps.remove.len().to_string();
     let accept = steps.accept.join(" ");
-    let mut words = vec![
-        "/bin/sh",
-        "-c",
-        PUSH_SCRIPT,
-        "vd-push",
+    let mut args = vec![
         steps.venv.trim_end_matches('/'),
         &lock_wait,
         steps.create_with.unwrap_or(""),
@@ -111,9 +99,9 @@ pub fn push_command(steps: &PushSteps) -> String {
         FINGERPRINT_SCRIPT,
         &nremove,
     ];
-    words.extend(steps.remove.iter().map(String::as_str));
-    words.extend(steps.install.iter().map(String::as_str));
-    shell::join(&words)
+    args.extend(steps.remove.iter().map(String::as_str));
+    args.extend(steps.install.iter().map(String::as_str));
+    script_command(&program(&[PUSH_SCRIPT]), "vd-push", &args)
 }
 
 /// What [`push_command`] printed: the venv as pip found it and left it.
@@ -138,28 +126,24 @@ pub struct PushOutcome {
 impl PushOutcome {
     pub fn parse(finished: &Finished) -> Result<PushOutcome> {
         let stdout = String::from_utf8_lossy(&finished.stdout);
-        let mut lines = stdout.lines();
         let mut created = false;
         let mut before = None;
         let mut statuses = None;
         let mut after = None;
         let mut drifted = false;
-        let freeze = |line: &str| {
-            FreezeOutput::parse(line).map_err(|e| anyhow::anyhow!("the venv's freeze: {e:#}"))
-        };
-        while let Some(line) = lines.next() {
-            match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-                ["vd-created"] => created = true,
-                ["vd-drifted"] => drifted = true,
-                ["vd-before"] => before = lines.next().map(freeze).transpose()?,
-                ["vd-pip", un, inst] => {
-                    statuses = Some((un.parse().unwrap_or(-1), inst.parse().unwrap_or(-1)));
-                    after = lines.next().map(freeze).transpose()?;
+        const FREEZE: &str = "the venv's freeze";
+        for step in steps(&stdout) {
+            match step.word {
+                "created" => created = true,
+                "drifted" => drifted = true,
+                "before" => before = step.freeze(FREEZE)?,
+                "pip" => {
+                    statuses = Some((step.status(0), step.status(1)));
+                    after = step.freeze(FREEZE)?;
                 }
                 _ => {}
             }
         }
-        let stderr = finished.stderr_text();
         if let (true, Some(before)) = (drifted, &before) {
             return Ok(PushOutcome {
                 created,
@@ -175,21 +159,17 @@ impl PushOutcome {
             bail!(
                 "the push command failed before pip ran (exit status {}): {}",
                 finished.status,
-                if stderr.is_empty() {
-                    "no message"
-                } else {
-                    &stderr
-                }
+                said(finished)
             );
         };
         let Some(after) = after else {
             bail!(
-                "the venv could not be read after pip ran (exit status {}): {stderr}",
-                finished.status
+                "the venv could not be read after pip ran (exit status {}): {}",
+                finished.status,
+                finished.stderr_text()
             );
         };
-        let lines: Vec<&str> = stderr.lines().collect();
-        let pip_output = lines[lines.len().saturating_sub(PIP_TAIL_LINES)..].join("\n");
+        let pip_output = pip_tail(finished);
         Ok(PushOutcome {
             created,
             before,
@@ -225,7 +205,7 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     /// What a push of one upgrade printed on a host (CPython 3.11, pip
     /// 23.2), captured.
@@ -299,28 +279,39 @@ mod tests {
         fs::set_permissions(&python, fs::Permissions::from_mode(0o755)).unwrap();
     }
 
-    fn run(command: &str) -> Finished {
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(PUSH_STDIN.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        Finished {
-            status: out.status.code().unwrap_or(-1),
-            stdout: out.stdout,
-            stderr: out.stderr,
+    /// The steps of a push that checks no fingerprint and removes nothing.
+    fn plain_steps<'a>(
+        venv: &'a str,
+        create_with: Option<&'a str>,
+        install: &'a [String],
+    ) -> PushSteps<'a> {
+        PushSteps {
+            venv,
+            create_with,
+            accept: &[],
+            install,
+            remove: &[],
         }
+    }
+
+    /// `command` run here as a host runs it, sent [`PUSH_STDIN`].
+    fn run(command: &str) -> Finished {
+        crate::transport::LocalConnection::new("me")
+            .run(command, PUSH_STDIN.as_bytes())
+            .unwrap()
+    }
+
+    /// `bytes` as a wheel `file` of a cache in `dir`, at SHA256/FILE.
+    fn cached(dir: &Path, file: &str, bytes: &[u8]) -> String {
+        let (sha256, _) = {
+            let path = dir.join(".upload");
+            fs::write(&path, bytes).unwrap();
+            crate::wheel::sha256_file(&path).unwrap()
+        };
+        fs::create_dir_all(dir.join(&sha256)).unwrap();
+        let path = dir.join(sha256).join(file);
+        fs::write(&path, bytes).unwrap();
+        path.display().to_string()
     }
 
     #[test]
@@ -332,9 +323,7 @@ mod tests {
         let venv = dir.path().join("venv $(touch pwned) 'x'");
         fake_venv(&venv);
         let venv = venv.display().to_string();
-        let file = dir.path().join("a b-1.0-py3-none-any.whl");
-        fs::write(&file, b"wheel").unwrap();
-        let install = vec![file.display().to_string()];
+        let install = vec![cached(dir.path(), "a b-1.0-py3-none-any.whl", b"wheel")];
         let remove = vec!["old-one".to_string(), "$(id)".to_string()];
         let steps = PushSteps {
             venv: &venv,
@@ -371,34 +360,42 @@ mod tests {
         assert!(!dir.path().join("pwned").exists() && !Path::new("pwned").exists());
     }
 
+    /// A push of `file` into a fake venv in `dir`, which the script must
+    /// refuse before pip runs: its error.
+    fn refused_before_pip(dir: &Path, file: &str) -> String {
+        let venv = dir.join("venv");
+        fake_venv(&venv);
+        let venv = venv.display().to_string();
+        let install = vec![file.to_string()];
+        let steps = plain_steps(&venv, None, &install);
+        let finished = run(&push_command(&steps));
+        assert_eq!(finished.status, super::super::exit::FAILED);
+        assert!(!Path::new(&venv).join("calls").exists(), "pip ran");
+        format!("{:#}", PushOutcome::parse(&finished).unwrap_err())
+    }
+
+    #[test]
+    fn a_cached_wheel_changed_on_the_host_never_reaches_pip() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = cached(dir.path(), "a-1.0-py3-none-any.whl", b"wheel");
+        fs::write(&file, b"other bytes").unwrap();
+        let err = refused_before_pip(dir.path(), &file);
+        assert!(
+            err.contains("changed in the cache after it was uploaded"),
+            "{err}"
+        );
+        assert!(!Path::new(&file).exists(), "the changed copy was kept");
+    }
+
     #[test]
     fn the_script_stops_before_pip_when_a_file_cannot_be_read_or_the_venv_is_missing() {
         let dir = tempfile::tempdir().unwrap();
-        let venv = dir.path().join("venv");
-        fake_venv(&venv);
-        let venv = venv.display().to_string();
-        let install = vec![dir.path().join("missing.whl").display().to_string()];
-        let steps = PushSteps {
-            venv: &venv,
-            create_with: None,
-            accept: &[],
-            install: &install,
-            remove: &[],
-        };
-        let finished = run(&push_command(&steps));
-        assert_eq!(finished.status, 5);
-        let err = format!("{:#}", PushOutcome::parse(&finished).unwrap_err());
+        let missing = dir.path().join("0/missing.whl").display().to_string();
+        let err = refused_before_pip(dir.path(), &missing);
         assert!(err.contains("missing.whl cannot be read by"), "{err}");
-        assert!(!Path::new(&venv).join("calls").exists());
 
         let absent = dir.path().join("absent").display().to_string();
-        let steps = PushSteps {
-            venv: &absent,
-            create_with: None,
-            accept: &[],
-            install: &[],
-            remove: &[],
-        };
+        let steps = plain_steps(&absent, None, &[]);
         let err = format!(
             "{:#}",
             PushOutcome::parse(&run(&push_command(&steps))).unwrap_err()
@@ -413,16 +410,18 @@ mod tests {
     fn the_script_freezes_as_vd_freeze_does() {
         use super::super::freeze::ISOLATED;
         assert!(
-            PUSH_SCRIPT.contains(&format!("\"$python\" {ISOLATED} -")),
-            "push.sh must run the freeze with {ISOLATED}"
+            super::super::PRELUDE.contains(&format!("\"$1\" {ISOLATED} -")),
+            "prelude.sh must run the freeze with {ISOLATED}"
         );
         // Every Python the remote scripts start runs as the freeze does:
         // `-I` would be refused by the Python 2.7 of an old venv.
-        use super::super::{generation::GENERATION_SCRIPT, switch::SWITCH_SCRIPT};
+        use super::super::{generation::GENERATION_SCRIPT, switch::SWITCH_SCRIPT, GENERATIONS};
         for (name, script) in [
             ("push.sh", PUSH_SCRIPT),
             ("generation.sh", GENERATION_SCRIPT),
             ("switch.sh", SWITCH_SCRIPT),
+            ("generations.sh", GENERATIONS),
+            ("prelude.sh", super::super::PRELUDE),
         ] {
             assert!(!script.contains("\" -I "), "{name} runs a python with -I");
         }
@@ -462,13 +461,7 @@ mod tests {
         {
             let python = fake_base(dir.path(), major, virtualenv);
             let venv = dir.path().join(format!("new{major}")).display().to_string();
-            let steps = PushSteps {
-                venv: &venv,
-                create_with: Some(&python),
-                accept: &[],
-                install: &[],
-                remove: &[],
-            };
+            let steps = plain_steps(&venv, Some(&python), &[]);
             let finished = run(&push_command(&steps));
             assert!(finished.success(), "{}", finished.stderr_text());
             assert!(PushOutcome::parse(&finished).unwrap().created);
@@ -479,13 +472,7 @@ mod tests {
 
         let bare = fake_base(dir.path(), 2, false);
         let venv = dir.path().join("bare").display().to_string();
-        let steps = PushSteps {
-            venv: &venv,
-            create_with: Some(&bare),
-            accept: &[],
-            install: &[],
-            remove: &[],
-        };
+        let steps = plain_steps(&venv, Some(&bare), &[]);
         let before = made();
         let err = format!(
             "{:#}",

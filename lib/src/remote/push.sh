@@ -25,27 +25,12 @@
 # not the state planned from; `vd-pip UNINSTALL INSTALL` (pip's exit statuses, 0 for a
 # step not run) and the second freeze's JSON. pip's output goes to stderr.
 # A failure before pip runs prints a message on stderr, no `vd-pip` line,
-# and exits 5.
+# and exits VD_EXIT_FAILED (the prelude's `fail`).
 
-set -u
 venv=$1 lock_wait=$2 create_with=$3 planned_from=$4 fingerprint=$5 nremove=$6
 shift 6
-cd / && umask 022 && freeze=$(cat) || exit 5
+take_freeze
 python=$venv/bin/python
-lock=$venv/.vd-lock
-
-fail() {
-    echo "$*" >&2
-    exit 5
-}
-
-# The venv's pip, with the options every push takes: no user or site
-# configuration, no prompts, no cache in the venv user's home. `python -m
-# pip` rather than bin/pip, whose #! line breaks when a venv is moved.
-pip() {
-    "$python" -m pip --isolated --disable-pip-version-check --no-input --no-cache-dir "$@" \
-        </dev/null 1>&2
-}
 
 # pip_uninstall N ARGS...: uninstall the first N of ARGS (the package names).
 pip_uninstall() {
@@ -56,30 +41,20 @@ pip_uninstall() {
         if [ "$i" -lt "$n" ]; then set -- "$@" "$arg"; fi
         i=$((i + 1))
     done
-    if [ $# -gt 0 ]; then pip uninstall -y "$@"; fi
+    if [ $# -gt 0 ]; then pip_with "$python" uninstall -y "$@"; fi
 }
 
 # pip_install N ARGS...: install what follows the first N of ARGS (the files).
 pip_install() {
     shift $(($1 + 1))
-    if [ $# -gt 0 ]; then pip install --no-index --no-deps "$@"; fi
+    if [ $# -gt 0 ]; then pip_with "$python" install --no-index --no-deps "$@"; fi
 }
 
-# readable N ARGS...: fail unless the venv's user can read every file.
-readable() {
+# check_files N ARGS...: fail unless every file (what follows the first N
+# of ARGS) is a readable wheel of the cache, as it was uploaded.
+check_files() {
     shift $(($1 + 1))
-    for file; do
-        [ -r "$file" ] || fail "$file cannot be read by $(id -un): every directory of the" \
-            "cache must be searchable, and its files readable, by the venv's user (set the" \
-            "target's cache to such a directory)"
-    done
-}
-
-# The freeze, isolated from the user's environment as vd-freeze runs it:
-# `-E -s`, since Python 2.7 has no -I (the script drops the current
-# directory from sys.path itself).
-run_freeze() {
-    printf '%s\n' "$freeze" | "$python" -E -s -
+    cached_wheels "$@"
 }
 
 # make_venv: `-m venv` (Python 3.3 and newer). Python 2 has no venv module:
@@ -98,15 +73,11 @@ make_venv() {
 }
 
 if [ -n "$create_with" ]; then
-    mkdir -p "$venv" || exit 5
+    mkdir -p "$venv" || fail "cannot make $venv"
 elif [ ! -d "$venv" ]; then
     fail "$venv does not exist (vd-push --create makes it; run vd-freeze again first)"
 fi
-command -v flock >/dev/null 2>&1 ||
-    fail "flock is not installed on this host (util-linux): vd-push locks the venv with it"
-[ -e "$lock" ] || : >>"$lock" || exit 5
-exec 9<"$lock" || exit 5
-flock -w "$lock_wait" 9 || fail "another push has held the lock $lock for ${lock_wait}s; gave up"
+lock "$venv/.vd-lock" "$lock_wait"
 
 created=
 if [ -n "$create_with" ] && [ ! -e "$python" ]; then
@@ -114,9 +85,9 @@ if [ -n "$create_with" ] && [ ! -e "$python" ]; then
     echo vd-created
     created=1
 fi
-readable "$nremove" "$@"
+check_files "$nremove" "$@"
 echo vd-before
-before=$(run_freeze) || exit 5
+before=$(run_freeze "$python") || fail "the freeze of $venv failed"
 printf '%s\n' "$before"
 
 # A venv this push made was absent, as planned; any other must be as it was
@@ -124,8 +95,8 @@ printf '%s\n' "$before"
 if [ -n "$planned_from" ] && [ -z "$created" ]; then
     printf '%s\n' "$before" | "$python" -E -s -c "$fingerprint" "$planned_from"
     case $? in
-    0 | 4) ;;
-    3)
+    0 | "$VD_EXIT_MADE") ;;
+    "$VD_EXIT_DRIFTED")
         echo vd-drifted
         exit 0
         ;;
@@ -139,4 +110,4 @@ if [ "$uninstall_status" = 0 ]; then
     pip_install "$nremove" "$@" || install_status=$?
 fi
 echo "vd-pip $uninstall_status $install_status"
-run_freeze
+run_freeze "$python"

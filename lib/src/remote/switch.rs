@@ -5,35 +5,42 @@
 //! venv's user, under the same lock as vd-push's builds, with the freeze
 //! script on stdin; what it prints is read into a [`Switched`]. The switch is
 //! the one vd-push makes: a new link renamed over the old one. Nothing is
-//! removed, so a rollback can be rolled forward with `--to`.
+//! removed, so a rollback can be rolled forward with `--to`; only a
+//! finished generation (`generations.sh`) is ever switched to.
 
 use super::freeze::{FreezeOutput, FREEZE_SCRIPT};
-use super::push::LOCK_WAIT_SECS;
-use crate::shell;
+use super::{program, said, script_command, steps, GENERATIONS, LOCK_WAIT_SECS};
 use crate::transport::Finished;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 
-/// The shell program of a switch.
+/// The shell script of a switch.
 pub const SWITCH_SCRIPT: &str = include_str!("switch.sh");
 
 /// What [`switch_command`] sends on stdin: the freeze.
 pub const SWITCH_STDIN: &str = FREEZE_SCRIPT;
 
+/// The program [`switch_command`] runs.
+pub fn switch_program() -> String {
+    program(&[GENERATIONS, SWITCH_SCRIPT])
+}
+
 /// Switch `venv` to generation `to` (default: the kept one before the
-/// active one), only when `from` (if given) is the active one.
-pub fn switch_command(venv: &str, from: Option<u32>, to: Option<u32>) -> String {
+/// active one), only when `from` (if given) is the active one. `intent`
+/// (may be empty) is noted on the host with the switch.
+pub fn switch_command(venv: &str, from: Option<u32>, to: Option<u32>, intent: &str) -> String {
     let lock_wait = LOCK_WAIT_SECS.to_string();
     let text = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
-    shell::join(&[
-        "/bin/sh",
-        "-c",
-        SWITCH_SCRIPT,
+    script_command(
+        &switch_program(),
         "vd-rollback",
-        venv.trim_end_matches('/'),
-        &lock_wait,
-        &text(from),
-        &text(to),
-    ])
+        &[
+            venv.trim_end_matches('/'),
+            &lock_wait,
+            &text(from),
+            &text(to),
+            intent,
+        ],
+    )
 }
 
 /// What [`switch_command`] printed: a switch done.
@@ -50,27 +57,18 @@ pub struct Switched {
 impl Switched {
     pub fn parse(finished: &Finished) -> Result<Switched> {
         let stdout = String::from_utf8_lossy(&finished.stdout);
-        let mut lines = stdout.lines();
         let (mut from, mut to, mut previous, mut freeze, mut switched) =
             (None, None, None, None, false);
-        let number = |word: &str| {
-            word.parse::<u32>()
-                .map_err(|_| anyhow!("the switch printed {word:?} for a generation"))
-        };
-        while let Some(line) = lines.next() {
-            match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-                ["vd-from", n] => from = Some(number(n)?),
-                ["vd-to", n] => {
-                    to = Some(number(n)?);
-                    freeze = lines
-                        .next()
-                        .map(FreezeOutput::parse)
-                        .transpose()
-                        .map_err(|e| anyhow!("the generation's freeze: {e:#}"))?;
+        for step in steps(&stdout) {
+            match step.word {
+                "from" => from = Some(step.number(0)?),
+                "to" => {
+                    to = Some(step.number(0)?);
+                    freeze = step.freeze("the generation's freeze")?;
                 }
-                ["vd-previous", n] => previous = Some(number(n)?),
-                ["vd-previous"] => previous = None,
-                ["vd-switched", _] => switched = true,
+                "previous" if step.args.is_empty() => previous = None,
+                "previous" => previous = Some(step.number(0)?),
+                "switched" => switched = true,
                 _ => {}
             }
         }
@@ -81,17 +79,10 @@ impl Switched {
                 previous,
                 freeze,
             }),
-            _ => {
-                let stderr = finished.stderr_text();
-                bail!(
-                    "{}",
-                    if stderr.is_empty() {
-                        format!("the switch failed (exit status {})", finished.status)
-                    } else {
-                        stderr
-                    }
-                )
+            _ if finished.stderr.is_empty() => {
+                bail!("the switch failed (exit status {})", finished.status)
             }
+            _ => bail!("{}", said(finished)),
         }
     }
 }

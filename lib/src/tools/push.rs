@@ -36,7 +36,10 @@ const TOOL: &str = "vd-push";
 /// then renamed into place, so a transfer cut off half way leaves nothing a
 /// later push would use. A wheel crosses the network once per host however
 /// many of its venvs need it. Before sending, each wheel file in the
-/// repository must have the sha256 the plan names. Cache directories are
+/// repository must have the sha256 the plan names. A cached wheel is
+/// hashed on the host again before pip uses it (once per run, and once more
+/// under the venv's lock): one whose bytes changed since it was sent is
+/// deleted and sent again, never installed. Cache directories are
 /// made with mode 0755 and files 0644; with `venv_user`, that user must be
 /// able to reach the cache (every directory above it searchable: a login
 /// user's home often is not, so set `cache` to e.g. /var/cache/vd/wheels).
@@ -45,7 +48,8 @@ const TOOL: &str = "vd-push";
 /// the state it was made from) is checked on the host, under the venv's lock
 /// and before pip runs. A venv in neither that state nor the state the plan
 /// makes is an error naming what changed since the plan was made (`django
-/// 5.2.1 → 5.2.3`), and nothing is installed or removed.
+/// 5.2.1 → 5.2.3`), and nothing is installed or removed. A `planned_from`
+/// that is not such a fingerprint is an error naming the field.
 ///
 /// Install: as `venv_user` where set (sudo -n -u), under an exclusive flock
 /// on VENV/.vd-lock (so two pushes never run pip on one venv at once; a push
@@ -65,9 +69,12 @@ const TOOL: &str = "vd-push";
 /// plan's, and those vd-diff names in `unchanged`) with one pip call,
 /// freezes it, checks it holds exactly that set, then points the path at it
 /// with one rename(2). A failed build is removed and the active generation
-/// left as it was. The oldest generations beyond N are then removed, never
-/// the active one or the one before it. Records get `generation`: {active,
-/// previous}.
+/// left as it was. Only a generation whose build finished and was checked
+/// counts (it is marked so before it is switched to): one left by a killed
+/// push is never switched to, and the next push removes it. The oldest
+/// generations beyond N are then removed, never the active one or the one
+/// before it. A venv link that is not VENV.generations/N is refused.
+/// Records get `generation`: {active, previous}.
 ///
 /// Adds to each record `pushed`: {installed: [NAME==VERSION], removed:
 /// [NAME], uploaded: [wheel files this target sent], uploaded_bytes}, and
@@ -83,7 +90,10 @@ const TOOL: &str = "vd-push";
 /// started is taken up by the next push to that target, even one with an
 /// empty plan: the venv as frozen under its lock says which planned
 /// changes were made, and those are logged then, with a detail saying so;
-/// the changes not made are named in an `error` event.
+/// the changes not made are named in an `error` event. A generation's build
+/// keeps an intent too, noted on the host with its switch: the next push
+/// or vd-rollback logs the build's events if it switched, or an `error`
+/// event if it did not.
 ///
 /// Exit status: 0 when every target is done (or skipped), 1 when some record
 /// carries an error or an event could not be logged, 2 on a usage or setup

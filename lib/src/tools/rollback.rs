@@ -5,6 +5,7 @@ use crate::cli::{RepoArgs, TransportArgs};
 use crate::fleet::Host;
 use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Status, Table};
+use crate::push::intent::{Intents, Kind, Pending};
 use crate::record::{
     self, target_label, Changed, Frozen, Generation, Reader, Record, RolledBack, Switch, Target,
 };
@@ -28,7 +29,12 @@ const TOOL: &str = "vd-rollback";
 /// record `rolled_back`: {from, to}, `changed: true`, `generation`: {active,
 /// previous}, and the now-active generation's `installed`, `python` and
 /// `markers`; logs a `rollback` event. Pipe into vd-reload to reload the
-/// services: `vd-targets shop@ | vd-rollback | vd-reload`.
+/// services: `vd-targets shop@ | vd-rollback | vd-reload`. Only a
+/// generation whose build finished and was checked is ever switched to.
+///
+/// A rollback (or a push's build) killed before logging its switch is
+/// logged by the next vd-rollback or vd-push to the target, as the host
+/// noted the switch.
 ///
 /// Migrations are not reversed: when the release log shows migrations
 /// applied since the generation left was made, a warning on stderr names
@@ -71,36 +77,90 @@ tool!(VdRollback);
 fn run(args: Args, out: &mut Output) -> Result<Status> {
     let repo = Repo::open(&args.repo.repo)?;
     let log = EventWriter::new(ReleaseLog::new(repo.dir()), TOOL);
+    let intents = Intents::new(repo.dir());
     let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
     let to = args.to;
     args.transport
         .fleet(TOOL)?
         .run(stdin, out, |host: &mut Host<()>, target, record| {
-            let result = roll_back(host.connection()?, target, record, None, to);
-            let label = target_label(record);
-            let event = match &result {
-                Ok(switch) => {
-                    warn_of_migrations(repo.dir(), &label, switch);
-                    Event {
-                        target: label,
-                        detail: format!("generation {} to {}", switch.from, switch.to),
-                        ..Event::now("rollback")
-                    }
-                }
-                Err(e) => Event {
-                    target: label,
-                    detail: format!("{TOOL}: {e:#}"),
-                    ..Event::now("error")
-                },
+            let rollback = Rollback {
+                intents: &intents,
+                log: &log,
+                repo: repo.dir(),
+                to,
             };
-            log.write(&[event]);
-            result.map(|_| ())
+            rollback.run(host.connection()?, target, record)
         })?;
     Ok(if log.failed() {
         Status::TargetFailed
     } else {
         Status::Ok
     })
+}
+
+/// vd-rollback's work, shared by every host's worker.
+struct Rollback<'a> {
+    intents: &'a Intents,
+    log: &'a EventWriter,
+    repo: &'a std::path::Path,
+    /// --to.
+    to: Option<u32>,
+}
+
+impl Rollback<'_> {
+    /// Switch one target back and log it: first the earlier runs to the
+    /// target that ended without logging are settled (see
+    /// [`crate::push::intent`]), then this run's intent is written, its id
+    /// handed to the host with the switch, and deleted once its event is in
+    /// the release log.
+    fn run(&self, connection: &mut Connection, target: &Target, record: &mut Record) -> Result<()> {
+        let label = target_label(record);
+        let mut pending = None;
+        if target.generations.is_some() {
+            let run_as = target.run_as(connection.user()).map(str::to_string);
+            let orphans = self.intents.orphans(&label);
+            Intents::settle_switches(
+                connection,
+                run_as.as_deref(),
+                &target.venv,
+                &orphans,
+                self.log,
+            )?;
+            pending = self
+                .intents
+                .begin(&label, Kind::Rollback, &[])
+                .map_err(|e| {
+                    let message =
+                        format!("{label}: {e:#}; a rollback killed now would go unlogged");
+                    crate::messages::warn(TOOL, &message);
+                })
+                .ok();
+        }
+        let id = pending.as_ref().map(|p| p.id.as_str()).unwrap_or_default();
+        let mut answered = false;
+        let result = switch_back(connection, target, record, None, self.to, id, &mut answered);
+        let event = match &result {
+            Ok(switch) => {
+                warn_of_migrations(self.repo, &label, switch);
+                Event {
+                    target: label,
+                    detail: format!("generation {} to {}", switch.from, switch.to),
+                    ..Event::now("rollback")
+                }
+            }
+            Err(e) => Event {
+                target: label,
+                detail: format!("{TOOL}: {e:#}"),
+                ..Event::now("error")
+            },
+        };
+        // A run the host did not answer may have switched: its intent stays
+        // for the next run to settle.
+        if self.log.write(&[event]) && answered {
+            pending.iter().for_each(Pending::done);
+        }
+        result.map(|_| ())
+    }
 }
 
 /// Switch one target back (to `to`, or the generation before the active
@@ -114,6 +174,21 @@ pub(crate) fn roll_back(
     from: Option<u32>,
     to: Option<u32>,
 ) -> Result<Switch> {
+    switch_back(connection, target, record, from, to, "", &mut false)
+}
+
+/// [`roll_back`], with the id of the run's intent (may be empty) for the
+/// host to note with the switch; `answered` is set once the host's answer
+/// came back (without it, whether it switched is unknown).
+fn switch_back(
+    connection: &mut Connection,
+    target: &Target,
+    record: &mut Record,
+    from: Option<u32>,
+    to: Option<u32>,
+    intent: &str,
+    answered: &mut bool,
+) -> Result<Switch> {
     if target.generations.is_none() {
         bail!(
             "{} is changed in place (it has no `generations`), so there is no generation to \
@@ -123,8 +198,12 @@ pub(crate) fn roll_back(
         );
     }
     let run_as = target.run_as(connection.user()).map(str::to_string);
-    let command = remote::as_user(run_as.as_deref(), &switch_command(&target.venv, from, to));
+    let command = remote::as_user(
+        run_as.as_deref(),
+        &switch_command(&target.venv, from, to, intent),
+    );
     let finished = connection.run(&command, SWITCH_STDIN.as_bytes())?;
+    *answered = true;
     if let Some(message) = remote::sudo_refusal(&finished, run_as.as_deref()) {
         bail!(message);
     }

@@ -1,0 +1,86 @@
+# shellcheck shell=sh
+# The start of every shell program vd sends to a host; vd puts it before the
+# script's own text, after the exit statuses it names (VD_EXIT_*, set from
+# crate::remote::exit, so the script and the parser of what it prints agree
+# on them). A script runs from `/` (the login user's current directory may
+# be one the venv's user cannot enter), makes files others can read (the
+# venv's user reads the cache the login user writes), and treats an unset
+# variable as a mistake.
+
+set -u
+cd / || exit "$VD_EXIT_FAILED"
+umask 022
+
+# fail MESSAGE...: give up: MESSAGE on stderr, exit status VD_EXIT_FAILED.
+fail() {
+    echo "$*" >&2
+    exit "$VD_EXIT_FAILED"
+}
+
+# lock FILE SECONDS: take an exclusive flock on FILE (made when missing) for
+# the rest of the script, waiting up to SECONDS for another holder. It is
+# held on file descriptor 9, which children inherit: a pip this script
+# started keeps the lock until it ends, even when the script is killed.
+lock() {
+    command -v flock >/dev/null 2>&1 ||
+        fail "flock is not installed on this host (util-linux): vd locks the venv with it"
+    [ -e "$1" ] || : >>"$1" || fail "cannot make the lock file $1"
+    exec 9<"$1" || fail "cannot open the lock file $1"
+    flock -w "$2" 9 || fail "another push has held the lock $1 for ${2}s; gave up"
+}
+
+# take_freeze: read freeze.py, which the script is sent on stdin, for
+# `run_freeze`.
+take_freeze() {
+    freeze=$(cat) || fail "cannot read the freeze script"
+}
+
+# run_freeze PYTHON: freeze.py run by PYTHON, isolated from the user's
+# environment as vd-freeze runs it: `-E -s`, since Python 2.7 has no -I (the
+# script drops the current directory from sys.path itself).
+run_freeze() {
+    printf '%s\n' "$freeze" | "$1" -E -s -
+}
+
+# pip_with PYTHON ARGS...: PYTHON's pip, with the options every push takes:
+# no user or site configuration, no prompts, no cache in the venv user's
+# home; its output goes to stderr. `python -m pip` rather than bin/pip,
+# whose #! line breaks when a venv is moved.
+pip_with() {
+    py=$1
+    shift
+    "$py" -m pip --isolated --disable-pip-version-check --no-input --no-cache-dir "$@" \
+        </dev/null 1>&2
+}
+
+# digest FILE: FILE's sha256 in hex, by whichever tool the host has.
+digest() {
+    if command -v sha256sum >/dev/null 2>&1; then
+        sha256sum <"$1"
+    elif command -v shasum >/dev/null 2>&1; then
+        shasum -a 256 <"$1"
+    else
+        openssl dgst -sha256 -r <"$1"
+    fi | cut -d' ' -f1
+}
+
+# cached_wheels FILE...: fail unless every wheel of the cache (each at
+# CACHE/SHA256/NAME) can be read by this user and still has the sha256 its
+# folder is named by. A copy changed on the host since it was uploaded is
+# deleted (the next push sends it again) and never reaches pip.
+cached_wheels() {
+    for file; do
+        [ -r "$file" ] || fail "$file cannot be read by $(id -un): every directory of the" \
+            "cache must be searchable, and its files readable, by the venv's user (set the" \
+            "target's cache to such a directory)"
+        want=${file%/*}
+        want=${want##*/}
+        got=$(digest "$file")
+        if [ "$got" != "$want" ]; then
+            rm -f "$file"
+            fail "$file has sha256 ${got:-(unreadable)}, not $want: it changed in the cache" \
+                "after it was uploaded, so it was deleted and nothing was installed (push again" \
+                "to send it anew)"
+        fi
+    done
+}
