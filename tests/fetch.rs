@@ -6,7 +6,7 @@
 use crate::util::python::{download_with, pyenv_python, venv_of};
 use crate::util::record::{Fetched, Record, Source};
 use crate::util::sshd::Sshd;
-use crate::util::{error_message, jsonl, AsRecord, Outcome, Run};
+use crate::util::{error_message, jsonl, repo, AsRecord, Outcome, Run};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -125,14 +125,7 @@ fn fetch_fills_a_repository_for_3_11_and_3_12_and_fetches_nothing_twice() {
     );
 
     // Inside: add, then plan both targets from the repository alone.
-    let repo = dir.path().join("repo");
-    let added = server
-        .tool("vd-add")
-        .arg("--repo")
-        .arg(&repo)
-        .args(&in_dest)
-        .run();
-    added.expect_code(0);
+    let repo = repo(dir.path(), &in_dest);
     let reqs = dir.path().join("requirements.txt");
     fs::write(&reqs, format!("pillow\n{DJANGO}\n")).unwrap();
     let diff = server
