@@ -13,7 +13,7 @@ use crate::util::sshd::{current_user, Options, Sshd};
 use crate::util::upload::{
     assert_rerun_completes, assert_upload_cut, cache_key, cached, push_cut_off, BigPush,
 };
-use crate::util::{error_message, installed, jsonl, repo, tool, AsRecord, Record};
+use crate::util::{error_message, installed, jsonl, repo, targets_from, tool, AsRecord, Record};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::net::TcpStream;
@@ -199,17 +199,17 @@ fn host_keys_are_checked_at_both_hops() {
             })
             .collect::<String>()
     };
-    fs::write(
-        behind.known_hosts(),
-        format!("{}{hosts_entry}", swap(&bastion_entry)),
-    )
-    .unwrap();
-    let out = behind
-        .tool("vd-freeze")
-        .stdin(jsonl(std::slice::from_ref(&target)))
-        .run();
-    out.expect_code(1);
-    let message = error_message(&out.records()[0]);
+    // The error vd-freeze gives for the target with `known` as known_hosts.
+    let refused_with = |known: String| {
+        fs::write(behind.known_hosts(), known).unwrap();
+        let out = behind
+            .tool("vd-freeze")
+            .stdin(jsonl(std::slice::from_ref(&target)))
+            .run();
+        out.expect_code(1);
+        error_message(&out.records()[0])
+    };
+    let message = refused_with(format!("{}{hosts_entry}", swap(&bastion_entry)));
     assert!(
         message.contains("HOST KEY CHANGED")
             && message.contains(&format!("bastion {}", behind.jump()))
@@ -223,17 +223,7 @@ fn host_keys_are_checked_at_both_hops() {
     assert_eq!(behind.bastion.logins(), 0);
     assert_eq!(behind.hosts.logins(), 0);
 
-    fs::write(
-        behind.known_hosts(),
-        format!("{bastion_entry}{}", swap(&hosts_entry)),
-    )
-    .unwrap();
-    let out = behind
-        .tool("vd-freeze")
-        .stdin(jsonl(std::slice::from_ref(&target)))
-        .run();
-    out.expect_code(1);
-    let message = error_message(&out.records()[0]);
+    let message = refused_with(format!("{bastion_entry}{}", swap(&hosts_entry)));
     assert!(
         message.contains("HOST KEY CHANGED")
             && message.contains(&format!("[{}]:{}", behind.hosts.host(0), behind.hosts.port))
@@ -315,17 +305,12 @@ fn a_chain_of_bastions_and_a_proxy_command() {
 #[test]
 fn a_bad_jump_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let inventory = dir.path().join("targets.csv");
-    fs::write(
-        &inventory,
+    let out = targets_from(
+        dir.path(),
+        "targets.csv",
         "host,venv,jump\nweb1,/srv/a,deploy@gw:99999\nweb2,/srv/b,deploy@gw:2222\n",
-    )
-    .unwrap();
-    let out = tool("vd-targets")
-        .arg("--inventory")
-        .arg(&inventory)
-        .arg("--json")
-        .run();
+        &[],
+    );
     out.expect_code(1);
     // The bad line carries its port as written: read raw.
     let records = out.json();

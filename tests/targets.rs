@@ -1,7 +1,9 @@
 //! vd-targets: the inventory, typed records, and selection by name.
 
 use crate::util::record::Words;
-use crate::util::{assert_contains, error_message, path_text, tool, AsRecord, Outcome};
+use crate::util::{
+    assert_contains, error_message, path_text, targets_from, tool, AsRecord, Outcome,
+};
 use std::fs;
 use std::path::Path;
 
@@ -14,13 +16,7 @@ db1,,ops,/srv/tools/venv,,,,,,,,local,,,,
 ";
 
 fn targets(dir: &Path, csv: &str, names: &[&str]) -> Outcome {
-    let path = dir.join("targets.csv");
-    fs::write(&path, csv).unwrap();
-    tool("vd-targets")
-        .arg("--inventory")
-        .arg(&path)
-        .args(names)
-        .run()
+    targets_from(dir, "targets.csv", csv, names)
 }
 
 fn hosts_and_venvs(out: &Outcome) -> Vec<String> {
@@ -249,7 +245,6 @@ fn reads_targets_csv_in_the_current_directory_by_default() {
 #[test]
 fn fields_of_the_wrong_type_in_jsonl_inventories_are_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("fleet.jsonl");
     let bad = [
         (
             "venv_user",
@@ -290,8 +285,7 @@ fn fields_of_the_wrong_type_in_jsonl_inventories_are_errors() {
     }
     text.push_str("{\"host\":\"web2\",\"venv\":\"/srv/b\",\"venv_user\":1,\"port\":\"x\"}\n");
     text.push_str("{\"host\":\"web3\",\"venv\":\"/srv/c\"}\n");
-    fs::write(&path, text).unwrap();
-    let out = tool("vd-targets").arg("--inventory").arg(&path).run();
+    let out = targets_from(dir.path(), "fleet.jsonl", &text, &[]);
     out.expect_code(1);
     let records = out.json();
     assert_eq!(records.len(), bad.len() + 3);
