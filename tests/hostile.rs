@@ -93,17 +93,13 @@ fn names_with_shell_metacharacters_never_reach_a_proxy_command() {
 #[test]
 fn inventories_refuse_shell_metacharacters_in_names_by_line() {
     let dir = tempfile::tempdir().unwrap();
-    let out = targets_from(
-        dir.path(),
-        "targets.csv",
-        "host,user,venv,jump\n\
+    let csv = "host,user,venv,jump\n\
          web1,deploy,/srv/a,\n\
          web2,x$(id),/srv/b,\n\
          web3;id,deploy,/srv/c,\n\
          web4,first.last,/srv/d,gw`id`\n\
-         ::1,_svc-web,/srv/e,ops@[fe80::1%eth0]:2222\n",
-        &[],
-    );
+         ::1,_svc-web,/srv/e,ops@[fe80::1%eth0]:2222\n";
+    let out = targets_from(dir.path(), "targets.csv", csv, &[]);
     out.expect_code(1);
     let got = out.json();
     assert_eq!(got.len(), 5, "{out:?}");

@@ -305,12 +305,8 @@ fn a_chain_of_bastions_and_a_proxy_command() {
 #[test]
 fn a_bad_jump_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let out = targets_from(
-        dir.path(),
-        "targets.csv",
-        "host,venv,jump\nweb1,/srv/a,deploy@gw:99999\nweb2,/srv/b,deploy@gw:2222\n",
-        &[],
-    );
+    let csv = "host,venv,jump\nweb1,/srv/a,deploy@gw:99999\nweb2,/srv/b,deploy@gw:2222\n";
+    let out = targets_from(dir.path(), "targets.csv", csv, &[]);
     out.expect_code(1);
     // The bad line carries its port as written: read raw.
     let records = out.json();
@@ -340,15 +336,18 @@ fn plan(server: &Sshd, repo: &Path, requirements: &str, targets: &[Target]) -> S
 
 const NO_SFTP_WARNING: &str = "the server offers no SFTP";
 
+/// A server of `hosts` hosts that offers no SFTP subsystem.
+fn without_sftp(hosts: usize) -> Sshd {
+    let options = Options {
+        no_sftp: true,
+        ..Options::default()
+    };
+    Sshd::start_with(hosts, options)
+}
+
 #[test]
 fn push_to_hosts_without_sftp() {
-    let server = Sshd::start_with(
-        2,
-        Options {
-            no_sftp: true,
-            ..Options::default()
-        },
-    );
+    let server = without_sftp(2);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let wheel = Project::new("vdr-nosftp", "1.0").payload(100_000).build();
@@ -410,13 +409,7 @@ fn push_to_hosts_without_sftp() {
 
 #[test]
 fn a_transfer_without_sftp_cut_off_leaves_nothing_and_a_rerun_completes() {
-    let server = Sshd::start_with(
-        1,
-        Options {
-            no_sftp: true,
-            ..Options::default()
-        },
-    );
+    let server = without_sftp(1);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let big = BigPush::new(d, "vdr-big");

@@ -2,7 +2,7 @@
 
 use crate::util::record::Words;
 use crate::util::{
-    assert_contains, error_message, path_text, targets_from, tool, AsRecord, Outcome,
+    assert_contains, error_message, path_text, targets_from, tool, AsRecord, Outcome, Record,
 };
 use std::fs;
 use std::path::Path;
@@ -17,6 +17,15 @@ db1,,ops,/srv/tools/venv,,,,,,,,local,,,,
 
 fn targets(dir: &Path, csv: &str, names: &[&str]) -> Outcome {
     targets_from(dir, "targets.csv", csv, names)
+}
+
+/// Three targets read: the second an error saying `message`, the third,
+/// on `host`, read after it.
+#[track_caller]
+fn assert_only_the_middle_fails(records: &[Record], message: &str, host: &str) {
+    assert_eq!(records.len(), 3);
+    assert_contains(records[1].error_message(), &[message]);
+    assert_eq!(records[2].host.as_deref(), Some(host));
 }
 
 fn hosts_and_venvs(out: &Outcome) -> Vec<String> {
@@ -192,19 +201,11 @@ fn quoted_cells_keep_their_commas_and_unknown_columns_pass_through() {
 #[test]
 fn a_row_with_too_many_cells_is_an_error_for_that_row() {
     let dir = tempfile::tempdir().unwrap();
-    let out = targets(
-        dir.path(),
-        "host,venv\nweb1,/srv/a\nweb2,/srv/b,extra\nweb3,/srv/c\n",
-        &[],
-    );
+    let csv = "host,venv\nweb1,/srv/a\nweb2,/srv/b,extra\nweb3,/srv/c\n";
+    let out = targets(dir.path(), csv, &[]);
     out.expect_code(1);
     let records = out.records();
-    assert_eq!(records.len(), 3);
-    assert_contains(
-        records[1].error_message(),
-        &["targets.csv line 3: malformed row"],
-    );
-    assert_eq!(records[2].host.as_deref(), Some("web3"));
+    assert_only_the_middle_fails(&records, "targets.csv line 3: malformed row", "web3");
 }
 
 #[test]
@@ -219,16 +220,11 @@ fn reads_jsonl_inventories_and_the_environment_variable() {
     let out = tool("vd-targets").env("VD_INVENTORY", &path).run();
     out.expect_code(1);
     let records = out.records();
-    assert_eq!(records.len(), 3);
     assert_eq!(
         records[0].rest.get("mine"),
         Some(&serde_json::json!({"keep": true}))
     );
-    assert_contains(
-        records[1].error_message(),
-        &["fleet.jsonl line 2: not JSON"],
-    );
-    assert_eq!(records[2].host.as_deref(), Some("web2"));
+    assert_only_the_middle_fails(&records, "fleet.jsonl line 2: not JSON", "web2");
 }
 
 #[test]
