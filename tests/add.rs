@@ -423,9 +423,9 @@ fn a_released_wheel_is_not_shadowed_under_another_filename() {
 #[test]
 fn a_path_on_stdin_that_is_not_utf8_is_one_error_and_the_batch_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
     let first = Project::new("vd-good", "1.0").build();
     let last = Project::new("vd-shadow", "1.0").build();
+    let repo = dir.path().join("wheels");
     let mut input = Vec::new();
     input.extend_from_slice(first.to_str().unwrap().as_bytes());
     input.extend_from_slice(b"\n/tmp/\xff\xfe-1.0-py3-none-any.whl\n");

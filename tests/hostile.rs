@@ -8,7 +8,7 @@
 
 use crate::util::python::{python3, synthetic_wheels, venv};
 use crate::util::sshd::{current_user, Sshd};
-use crate::util::{error_message, jsonl, targets_from, tool, Outcome};
+use crate::util::{assert_contains, error_message, jsonl, targets_from, tool, Outcome};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -331,11 +331,12 @@ fn a_build_tag_does_not_shadow_a_released_version() {
     let out = add(&repo, &[&shadow, &same]);
     out.expect_code(1);
     let got = out.json();
-    let message = error_message(&got[0]);
-    assert!(
-        message.contains("alpha-1.0-1-py3-none-any.whl")
-            && message.contains("the same wheel as alpha-1.0-py3-none-any.whl"),
-        "{message}"
+    assert_contains(
+        &error_message(&got[0]),
+        &[
+            "alpha-1.0-1-py3-none-any.whl",
+            "the same wheel as alpha-1.0-py3-none-any.whl",
+        ],
     );
     assert!(got[1].get("error").is_none(), "{:?}", got[1]);
     assert_eq!(

@@ -359,12 +359,12 @@ fn confirm_asks_on_the_terminal_one_target_at_a_time() {
         venv_with_pip(v);
     }
     let cache = d.join("cache");
+    let req = requirements(d, "req.txt", "vdp-beta\n");
     let targets = [
         target(&server, 0, &yes, &cache),
         target(&server, 1, &no, &cache),
         target(&server, 0, &later, &cache),
     ];
-    let req = requirements(d, "req.txt", "vdp-beta\n");
     let plans = plan(&server, &repo, &req, false, &targets);
     let before = pip_list(&no);
 

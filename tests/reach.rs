@@ -11,9 +11,11 @@ use crate::util::netns::Netns;
 use crate::util::python::{pip_list, venv_with_pip, Project};
 use crate::util::sshd::{current_user, Options, Sshd};
 use crate::util::upload::{
-    assert_rerun_completes, assert_upload_cut, cache_key, cached, push_cut_off, BigPush,
+    assert_upload_cut, cache_key, cached, push_cut_off, rerun_push, BigPush,
 };
-use crate::util::{error_message, installed, jsonl, repo, targets_from, tool, AsRecord, Record};
+use crate::util::{
+    assert_contains, error_message, installed, jsonl, repo, targets_from, tool, AsRecord, Record,
+};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::net::TcpStream;
@@ -310,11 +312,7 @@ fn a_bad_jump_is_named() {
     out.expect_code(1);
     // The bad line carries its port as written: read raw.
     let records = out.json();
-    let message = error_message(&records[0]);
-    assert!(
-        message.contains("line 2") && message.contains("99999"),
-        "{message}"
-    );
+    assert_contains(&error_message(&records[0]), &["line 2", "99999"]);
     assert_eq!(records[1].record().jump.as_deref(), Some("deploy@gw:2222"));
 }
 
@@ -421,13 +419,7 @@ fn a_transfer_without_sftp_cut_off_leaves_nothing_and_a_rerun_completes() {
     let out = push_cut_off(server.tool("vd-push"), &big, &plans, server.pid());
     assert_upload_cut(&out);
 
-    let out = server
-        .tool("vd-push")
-        .arg("--repo")
-        .arg(&big.repo)
-        .stdin(plans)
-        .run();
-    assert_rerun_completes(&out, &big);
+    let out = rerun_push(server.tool("vd-push"), &big, &plans);
     assert_eq!(
         out.records()[0].pushed().uploaded_bytes,
         fs::metadata(&big.wheel).unwrap().len()
@@ -455,12 +447,6 @@ fn a_bastion_lost_mid_transfer_fails_its_targets_and_a_rerun_completes() {
         started.elapsed()
     );
 
-    let out = behind
-        .tool("vd-push")
-        .arg("--repo")
-        .arg(&big.repo)
-        .stdin(plans)
-        .run();
-    assert_rerun_completes(&out, &big);
+    rerun_push(behind.tool("vd-push"), &big, &plans);
     assert_eq!(pip_list(&big.venv)["vdr-big"], "1.0");
 }

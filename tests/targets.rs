@@ -163,18 +163,16 @@ good2,,/srv/c
 #[test]
 fn missing_required_columns_and_empty_files_are_setup_errors() {
     let dir = tempfile::tempdir().unwrap();
-    targets(dir.path(), "host,port\nweb1,22\n", &[])
-        .expect_code(2)
-        .expect_stderr("no `venv` column");
-    targets(dir.path(), "venv\n/srv/a\n", &[])
-        .expect_code(2)
-        .expect_stderr("no `host` column");
-    targets(dir.path(), "", &[])
-        .expect_code(2)
-        .expect_stderr("targets.csv is empty");
-    targets(dir.path(), "host,venv\n", &[])
-        .expect_code(2)
-        .expect_stderr("the inventory holds no targets");
+    for (csv, message) in [
+        ("host,port\nweb1,22\n", "no `venv` column"),
+        ("venv\n/srv/a\n", "no `host` column"),
+        ("", "targets.csv is empty"),
+        ("host,venv\n", "the inventory holds no targets"),
+    ] {
+        targets(dir.path(), csv, &[])
+            .expect_code(2)
+            .expect_stderr(message);
+    }
     tool("vd-targets")
         .arg("--inventory")
         .arg(dir.path().join("nope.csv"))
