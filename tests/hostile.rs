@@ -172,15 +172,14 @@ fn an_unsatisfiable_pigeonhole_is_bounded_and_the_other_targets_are_planned() {
     fs::create_dir(&built).unwrap();
     let (projects, versions) = (9, 8);
     let mut specs = vec![("calm".to_string(), "1.0".to_string(), Vec::new())];
-    for p in 0..projects {
-        for v in 1..=versions {
-            let requires: Vec<String> = (0..projects)
-                .filter(|q| *q != p)
-                .map(|q| format!("hole{q}!={v}"))
-                .collect();
-            specs.push((format!("hole{p}"), v.to_string(), requires));
-        }
-    }
+    let holes = (0..projects).flat_map(|p| {
+        (1..=versions).map(move |v| {
+            let others = (0..projects).filter(move |q| *q != p);
+            let requires = others.map(|q| format!("hole{q}!={v}")).collect();
+            (format!("hole{p}"), v.to_string(), requires)
+        })
+    });
+    specs.extend(holes);
     let wheels = synthetic_wheels(&built, &specs);
     let repo = dir.path().join("wheels");
     let wheels: Vec<&Path> = wheels.iter().map(PathBuf::as_path).collect();

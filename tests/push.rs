@@ -723,13 +723,8 @@ fn a_venv_changed_since_the_plan_is_refused_with_nothing_changed() {
     install(&v, std::slice::from_ref(&alpha1));
     let cache = d.join("cache");
     let req = requirements(d, "req.txt", "vdp-alpha\nvdp-beta\n");
-    let plans = plan(
-        &server,
-        &repo,
-        &req,
-        false,
-        &[target(&server, 0, &v, &cache)],
-    );
+    let targets = [target(&server, 0, &v, &cache)];
+    let plans = plan(&server, &repo, &req, false, &targets);
     assert!(plans.contains("\"planned_from\":\"sha256:"), "{plans}");
 
     // Someone upgrades the venv by hand between the review and the push.
@@ -752,13 +747,7 @@ fn a_venv_changed_since_the_plan_is_refused_with_nothing_changed() {
     assert_eq!(events[0].0, "error");
 
     // Planned again, it goes in.
-    let plans = plan(
-        &server,
-        &repo,
-        &req,
-        false,
-        &[target(&server, 0, &v, &cache)],
-    );
+    let plans = plan(&server, &repo, &req, false, &targets);
     push(&server, &repo, &[], &plans).expect_code(0);
     assert_eq!(pip_list(&v)["vdp-beta"], "1.0");
 }

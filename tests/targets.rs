@@ -209,12 +209,9 @@ fn a_row_with_too_many_cells_is_an_error_for_that_row() {
 #[test]
 fn reads_jsonl_inventories_and_the_environment_variable() {
     let dir = tempfile::tempdir().unwrap();
+    let text = "{\"host\":\"web1\",\"venv\":\"/srv/a\",\"mine\":{\"keep\":true}}\nnot json\n{\"host\":\"web2\",\"venv\":\"/srv/b\"}\n";
     let path = dir.path().join("fleet.jsonl");
-    fs::write(
-        &path,
-        "{\"host\":\"web1\",\"venv\":\"/srv/a\",\"mine\":{\"keep\":true}}\nnot json\n{\"host\":\"web2\",\"venv\":\"/srv/b\"}\n",
-    )
-    .unwrap();
+    fs::write(&path, text).unwrap();
     let out = tool("vd-targets").env("VD_INVENTORY", &path).run();
     out.expect_code(1);
     let records = out.records();
