@@ -1,6 +1,6 @@
 //! vd-add: wheels in, checked, copied atomically, logged.
 
-use crate::util::python::{download, Project};
+use crate::util::python::{download, wheel_with_metadata_of, Project};
 use crate::util::{assert_contains, empty_repo, stdout_of, tool};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -290,38 +290,6 @@ fn a_wheel_left_without_its_release_event_gets_one() {
     );
 }
 
-/// A wheel of the project vd-huge 1.0 whose METADATA is `size` bytes, most
-/// of them a description, built from scratch with its RECORD right.
-pub(crate) fn wheel_with_metadata_of(dest: &Path, size: usize) {
-    let script = r#"
-import base64, hashlib, sys, zipfile
-dest, size = sys.argv[1], int(sys.argv[2])
-head = b"Metadata-Version: 2.1\nName: vd-huge\nVersion: 1.0\n\n"
-info = "vd_huge-1.0.dist-info/"
-files = {
-    "vd_huge.py": b"",
-    info + "METADATA": head + b"x" * (size - len(head)),
-    info + "WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-}
-record = ""
-for name, data in files.items():
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    record += "%s,sha256=%s,%d\n" % (name, digest, len(data))
-files[info + "RECORD"] = (record + info + "RECORD,,\n").encode()
-with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
-    for name, data in files.items():
-        z.writestr(name, data)
-"#;
-    stdout_of(
-        Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .arg(dest)
-            .arg(size.to_string()),
-        "python3 (needed for the tests)",
-    );
-}
-
 #[test]
 fn refuses_devices_fifos_and_oversized_metadata_without_reading_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -329,8 +297,7 @@ fn refuses_devices_fifos_and_oversized_metadata_without_reading_them() {
     let fifo = dir.path().join("vd_fifo-1.0-py3-none-any.whl");
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success(), "mkfifo failed");
-    let huge = dir.path().join("vd_huge-1.0-py3-none-any.whl");
-    wheel_with_metadata_of(&huge, 40 << 20);
+    let huge = wheel_with_metadata_of(dir.path(), 40 << 20);
     assert!(fs::metadata(&huge).unwrap().len() < 1 << 20);
     let good = Project::new("vd-good", "1.0").build();
     let started = std::time::Instant::now();
@@ -456,9 +423,9 @@ fn a_released_wheel_is_not_shadowed_under_another_filename() {
 #[test]
 fn a_path_on_stdin_that_is_not_utf8_is_one_error_and_the_batch_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("wheels");
     let first = Project::new("vd-good", "1.0").build();
     let last = Project::new("vd-shadow", "1.0").build();
+    let repo = dir.path().join("wheels");
     let mut input = Vec::new();
     input.extend_from_slice(first.to_str().unwrap().as_bytes());
     input.extend_from_slice(b"\n/tmp/\xff\xfe-1.0-py3-none-any.whl\n");

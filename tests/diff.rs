@@ -2,7 +2,7 @@
 //! by pip or downloaded from the index), for targets whose facts come from
 //! the real remote script run by a real interpreter.
 
-use crate::util::python::{download, freeze_script, python3, Project};
+use crate::util::python::{download, freeze_script, python3, wheel_with_metadata_of, Project};
 use crate::util::record::{Ahead, Markers};
 use crate::util::{
     assert_contains, changes, error_message as error, jsonl, lines_of, stdout_of, tool, AsRecord,
@@ -943,8 +943,7 @@ fn errors_about_a_private_file_name_its_line_and_quote_none_of_it() {
 fn a_wheel_with_huge_metadata_put_in_the_repository_by_hand_fails_its_target_only() {
     let dir = repo(&[alpha("1.0")]);
     // Not through vd-add, which refuses it: copied in by hand.
-    let huge = wheels_dir(&dir).join("vd_huge-1.0-py3-none-any.whl");
-    crate::add::wheel_with_metadata_of(&huge, 40 << 20);
+    wheel_with_metadata_of(&wheels_dir(&dir), 40 << 20);
     write(&dir, "huge.txt", "vd-huge\n");
     write(&dir, "fine.txt", "alpha\n");
     let records = [

@@ -347,11 +347,7 @@ fn ssh_config_aliases_resolve_and_a_bastion_that_fails_names_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let v = dir.path().join("venv");
     venv(&v);
-    let home = dir.path().join("home");
-    fs::create_dir_all(home.join(".ssh")).unwrap();
-    fs::create_dir_all(home.join("keys")).unwrap();
-    fs::copy(server.user_key(), home.join("keys/deploy")).unwrap();
-    fs::write(home.join(".ssh/known_hosts"), server.known_hosts()).unwrap();
+    let home = server.home_with_deploy_key(dir.path());
     fs::write(
         home.join(".ssh/config"),
         format!(
@@ -565,11 +561,7 @@ fn identity_in_the_home_directory_is_expanded() {
     venv(&v);
     // A home whose only key is ~/keys/deploy: without expansion there is
     // no key to log in with.
-    let home = dir.path().join("home");
-    fs::create_dir_all(home.join(".ssh")).unwrap();
-    fs::create_dir_all(home.join("keys")).unwrap();
-    fs::copy(server.user_key(), home.join("keys/deploy")).unwrap();
-    fs::write(home.join(".ssh/known_hosts"), server.known_hosts()).unwrap();
+    let home = server.home_with_deploy_key(dir.path());
     let mut target = server.target(0, &v);
     target.insert("identity".into(), json!("~/keys/deploy"));
     let out = server

@@ -125,6 +125,14 @@ fn generation(record: &Record) -> (u32, Option<u32>) {
     (generation.active, generation.previous)
 }
 
+/// The release log's events of `kind` ("install", "rollback").
+fn logged(repo: &Path, kind: &str) -> Vec<vd::log::Event> {
+    log_events(repo)
+        .into_iter()
+        .filter(|e| e.event == kind)
+        .collect()
+}
+
 #[test]
 fn a_generation_is_built_beside_the_active_one_and_switched_to() {
     let server = Sshd::start(1);
@@ -174,10 +182,7 @@ fn a_generation_is_built_beside_the_active_one_and_switched_to() {
     assert_eq!(pip_list(&v)["vdp-beta"], "1.0");
     assert_eq!(pip_list(&v)["vdp-alpha"], "1.0");
     assert_eq!(installed(record), pip_list(&v));
-    let installs: Vec<_> = log_events(&repo)
-        .into_iter()
-        .filter(|e| e.event == "install")
-        .collect();
+    let installs = logged(&repo, "install");
     assert_eq!(installs.len(), 1, "{installs:?}");
     assert_eq!(installs[0].detail, "install in generation 2");
 
@@ -343,10 +348,7 @@ fn rollback_restores_the_previous_generation_and_revert_undoes_a_failed_deploy()
         first,
         "not exactly the previous installed"
     );
-    let events: Vec<_> = log_events(&repo)
-        .into_iter()
-        .filter(|e| e.event == "rollback")
-        .collect();
+    let events = logged(&repo, "rollback");
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].detail, "generation 2 to 1");
 

@@ -6,9 +6,9 @@
 //! injected ran, that the error names the field and line, and that the other
 //! targets went on.
 
-use crate::util::python::{python3, venv};
+use crate::util::python::{python3, synthetic_wheels, venv};
 use crate::util::sshd::{current_user, Sshd};
-use crate::util::{error_message, jsonl, tool, Outcome};
+use crate::util::{assert_contains, error_message, jsonl, targets_from, tool, Outcome};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -93,22 +93,13 @@ fn names_with_shell_metacharacters_never_reach_a_proxy_command() {
 #[test]
 fn inventories_refuse_shell_metacharacters_in_names_by_line() {
     let dir = tempfile::tempdir().unwrap();
-    let csv = dir.path().join("targets.csv");
-    fs::write(
-        &csv,
-        "host,user,venv,jump\n\
+    let csv = "host,user,venv,jump\n\
          web1,deploy,/srv/a,\n\
          web2,x$(id),/srv/b,\n\
          web3;id,deploy,/srv/c,\n\
          web4,first.last,/srv/d,gw`id`\n\
-         ::1,_svc-web,/srv/e,ops@[fe80::1%eth0]:2222\n",
-    )
-    .unwrap();
-    let out = tool("vd-targets")
-        .arg("--inventory")
-        .arg(&csv)
-        .arg("--json")
-        .run();
+         ::1,_svc-web,/srv/e,ops@[fe80::1%eth0]:2222\n";
+    let out = targets_from(dir.path(), "targets.csv", csv, &[]);
     out.expect_code(1);
     let got = out.json();
     assert_eq!(got.len(), 5, "{out:?}");
@@ -122,10 +113,10 @@ fn inventories_refuse_shell_metacharacters_in_names_by_line() {
             "{message}"
         );
     }
-    let jsonl_inventory = dir.path().join("targets.jsonl");
-    fs::write(
-        &jsonl_inventory,
-        jsonl(&[
+    let out = targets_from(
+        dir.path(),
+        "targets.jsonl",
+        &jsonl(&[
             json!({"host": "web1", "venv": "/srv/a", "user": current_user()})
                 .as_object()
                 .unwrap()
@@ -135,13 +126,8 @@ fn inventories_refuse_shell_metacharacters_in_names_by_line() {
                 .unwrap()
                 .clone(),
         ]),
-    )
-    .unwrap();
-    let out = tool("vd-targets")
-        .arg("--inventory")
-        .arg(&jsonl_inventory)
-        .arg("--json")
-        .run();
+        &[],
+    );
     out.expect_code(1);
     let got = out.json();
     assert!(got[0].get("error").is_none(), "{:?}", got[0]);
@@ -155,48 +141,6 @@ fn inventories_refuse_shell_metacharacters_in_names_by_line() {
 /// vd-add of `wheels` into the repository `repo`.
 fn add(repo: &Path, wheels: &[&Path]) -> Outcome {
     tool("vd-add").arg("--repo").arg(repo).args(wheels).run()
-}
-
-/// Wheels of `(name, version, requirements)`, written from scratch by one
-/// python3 (no build backend: 73 of them must be quick to make), each with
-/// its RECORD right so that vd-add takes it.
-fn synthetic_wheels(dir: &Path, specs: &[(String, String, Vec<String>)]) -> Vec<PathBuf> {
-    let script = r#"
-import base64, hashlib, json, os, sys, zipfile
-out = sys.argv[1]
-for name, version, requires in json.loads(sys.stdin.read()):
-    head = "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name, version)
-    head += "".join("Requires-Dist: %s\n" % r for r in requires)
-    info = "%s-%s.dist-info/" % (name, version)
-    files = {
-        name + ".py": b"",
-        info + "METADATA": head.encode(),
-        info + "WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = ""
-    for n, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record += "%s,sha256=%s,%d\n" % (n, digest, len(data))
-    files[info + "RECORD"] = (record + info + "RECORD,,\n").encode()
-    dest = os.path.join(out, "%s-%s-py3-none-any.whl" % (name, version))
-    with zipfile.ZipFile(dest, "w") as z:
-        for n, data in files.items():
-            z.writestr(n, data)
-"#;
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(dir)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 is needed for the tests");
-    let input = serde_json::to_vec(specs).unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &input).unwrap();
-    assert!(child.wait().unwrap().success(), "writing the wheels failed");
-    specs
-        .iter()
-        .map(|(n, v, _)| dir.join(format!("{n}-{v}-py3-none-any.whl")))
-        .collect()
 }
 
 /// The facts of the test interpreter as vd-freeze's script reports them,
@@ -228,15 +172,14 @@ fn an_unsatisfiable_pigeonhole_is_bounded_and_the_other_targets_are_planned() {
     fs::create_dir(&built).unwrap();
     let (projects, versions) = (9, 8);
     let mut specs = vec![("calm".to_string(), "1.0".to_string(), Vec::new())];
-    for p in 0..projects {
-        for v in 1..=versions {
-            let requires: Vec<String> = (0..projects)
-                .filter(|q| *q != p)
-                .map(|q| format!("hole{q}!={v}"))
-                .collect();
-            specs.push((format!("hole{p}"), v.to_string(), requires));
-        }
-    }
+    let holes = (0..projects).flat_map(|p| {
+        (1..=versions).map(move |v| {
+            let others = (0..projects).filter(move |q| *q != p);
+            let requires = others.map(|q| format!("hole{q}!={v}")).collect();
+            (format!("hole{p}"), v.to_string(), requires)
+        })
+    });
+    specs.extend(holes);
     let wheels = synthetic_wheels(&built, &specs);
     let repo = dir.path().join("wheels");
     let wheels: Vec<&Path> = wheels.iter().map(PathBuf::as_path).collect();
@@ -387,11 +330,12 @@ fn a_build_tag_does_not_shadow_a_released_version() {
     let out = add(&repo, &[&shadow, &same]);
     out.expect_code(1);
     let got = out.json();
-    let message = error_message(&got[0]);
-    assert!(
-        message.contains("alpha-1.0-1-py3-none-any.whl")
-            && message.contains("the same wheel as alpha-1.0-py3-none-any.whl"),
-        "{message}"
+    assert_contains(
+        &error_message(&got[0]),
+        &[
+            "alpha-1.0-1-py3-none-any.whl",
+            "the same wheel as alpha-1.0-py3-none-any.whl",
+        ],
     );
     assert!(got[1].get("error").is_none(), "{:?}", got[1]);
     assert_eq!(

@@ -284,9 +284,9 @@ fn a_broken_migration_keeps_what_was_applied_and_is_not_reloaded() {
 fn bad_settings_and_missing_django_are_errors_naming_the_target() {
     let server = Sshd::start(1);
     let dir = tempfile::tempdir().unwrap();
-    let repo = empty_repo(dir.path());
     let plain = dir.path().join("plain");
     venv_with(&python::python3(), &plain);
+    let repo = empty_repo(dir.path());
     let pwned = dir.path().join("pwned");
     let input = [
         target(

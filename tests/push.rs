@@ -107,6 +107,16 @@ pub(crate) fn push_events(repo: &Path) -> Vec<(String, String, String, String)> 
         .collect()
 }
 
+/// Where most pushes start: a server, a work folder, a repository that
+/// holds vdp-beta 1.0, and `req.txt` asking for it.
+fn beta_release() -> (Sshd, tempfile::TempDir, PathBuf, PathBuf) {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo(dir.path(), &[wheel("vdp-beta", "1.0")]);
+    let req = requirements(dir.path(), "req.txt", "vdp-beta\n");
+    (server, dir, repo, req)
+}
+
 fn size(path: &Path) -> u64 {
     fs::metadata(path).unwrap().len()
 }
@@ -349,12 +359,12 @@ fn confirm_asks_on_the_terminal_one_target_at_a_time() {
         venv_with_pip(v);
     }
     let cache = d.join("cache");
+    let req = requirements(d, "req.txt", "vdp-beta\n");
     let targets = [
         target(&server, 0, &yes, &cache),
         target(&server, 1, &no, &cache),
         target(&server, 0, &later, &cache),
     ];
-    let req = requirements(d, "req.txt", "vdp-beta\n");
     let plans = plan(&server, &repo, &req, false, &targets);
     let before = pip_list(&no);
 
@@ -475,13 +485,8 @@ fn a_failing_pip_fails_its_target_only_and_concurrent_pushes_serialize() {
     // other, after the lock, finds it done; both end correct.
     let fresh = d.join("fresh");
     venv_with_pip(&fresh);
-    let plans = plan(
-        &server,
-        &repo,
-        &req,
-        false,
-        &[target(&server, 0, &fresh, &cache)],
-    );
+    let fresh_target = target(&server, 0, &fresh, &cache);
+    let plans = plan(&server, &repo, &req, false, &[fresh_target]);
     let events_before = push_events(&repo).len();
     let records = push_twice_at_once(&server, &repo, &plans);
     let mut changed = 0;
@@ -531,16 +536,12 @@ fn a_connection_killed_during_upload_leaves_nothing_and_a_rerun_completes() {
 
 #[test]
 fn create_makes_missing_venvs_only_when_asked() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir, repo, req) = beta_release();
     let d = dir.path();
-    let beta = wheel("vdp-beta", "1.0");
-    let repo = repo(d, std::slice::from_ref(&beta));
     let v = d.join("new venv");
     let cache = d.join("cache");
     let mut t = target(&server, 0, &v, &cache);
     t.insert("python".into(), json!(crate::util::python::python3()));
-    let req = requirements(d, "req.txt", "vdp-beta\n");
     let plans = plan(&server, &repo, &req, false, &[t]);
     assert!(plans.contains("\"venv_exists\":false"), "{plans}");
 
@@ -563,17 +564,13 @@ fn create_makes_missing_venvs_only_when_asked() {
 
 #[test]
 fn a_plan_that_removes_pip_is_refused_and_its_venv_left_alone() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir, repo, req) = beta_release();
     let d = dir.path();
-    let beta = wheel("vdp-beta", "1.0");
-    let repo = repo(d, std::slice::from_ref(&beta));
     let (kept, fine) = (d.join("kept"), d.join("fine"));
     for v in [&kept, &fine] {
         venv_with_pip(v);
     }
     let (kept_cache, fine_cache) = (d.join("kept-cache"), d.join("fine-cache"));
-    let req = requirements(d, "req.txt", "vdp-beta\n");
     let plans = plan(
         &server,
         &repo,
@@ -726,13 +723,8 @@ fn a_venv_changed_since_the_plan_is_refused_with_nothing_changed() {
     install(&v, std::slice::from_ref(&alpha1));
     let cache = d.join("cache");
     let req = requirements(d, "req.txt", "vdp-alpha\nvdp-beta\n");
-    let plans = plan(
-        &server,
-        &repo,
-        &req,
-        false,
-        &[target(&server, 0, &v, &cache)],
-    );
+    let targets = [target(&server, 0, &v, &cache)];
+    let plans = plan(&server, &repo, &req, false, &targets);
     assert!(plans.contains("\"planned_from\":\"sha256:"), "{plans}");
 
     // Someone upgrades the venv by hand between the review and the push.
@@ -755,31 +747,21 @@ fn a_venv_changed_since_the_plan_is_refused_with_nothing_changed() {
     assert_eq!(events[0].0, "error");
 
     // Planned again, it goes in.
-    let plans = plan(
-        &server,
-        &repo,
-        &req,
-        false,
-        &[target(&server, 0, &v, &cache)],
-    );
+    let plans = plan(&server, &repo, &req, false, &targets);
     push(&server, &repo, &[], &plans).expect_code(0);
     assert_eq!(pip_list(&v)["vdp-beta"], "1.0");
 }
 
 #[test]
 fn a_cache_path_with_a_newline_or_semicolon_is_refused_naming_field_and_line() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir, repo, req) = beta_release();
     let d = dir.path();
-    let beta = wheel("vdp-beta", "1.0");
-    let repo = repo(d, std::slice::from_ref(&beta));
     let venvs = [d.join("newline"), d.join("semicolon"), d.join("fine")];
     for v in &venvs {
         venv_with_pip(v);
     }
     let good = d.join("cache");
     let targets: Vec<Target> = venvs.iter().map(|v| target(&server, 0, v, &good)).collect();
-    let req = requirements(d, "req.txt", "vdp-beta\n");
     let plans = plan(&server, &repo, &req, false, &targets);
     // A saved plan edited by hand: the first two targets' caches are paths
     // no push can carry as one path.
@@ -816,15 +798,12 @@ fn a_cache_path_with_a_newline_or_semicolon_is_refused_naming_field_and_line() {
 
 #[test]
 fn a_push_killed_while_pip_runs_is_logged_by_the_next_push() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
+    let (server, dir, repo, req) = beta_release();
     let d = dir.path();
     let beta = wheel("vdp-beta", "1.0");
-    let repo = repo(d, std::slice::from_ref(&beta));
     let v = d.join("venv");
     venv_with_pip(&v);
     let cache = d.join("cache");
-    let req = requirements(d, "req.txt", "vdp-beta\n");
     let targets = [target(&server, 0, &v, &cache)];
     let plans = plan(&server, &repo, &req, false, &targets);
 

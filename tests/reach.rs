@@ -11,9 +11,11 @@ use crate::util::netns::Netns;
 use crate::util::python::{pip_list, venv_with_pip, Project};
 use crate::util::sshd::{current_user, Options, Sshd};
 use crate::util::upload::{
-    assert_rerun_completes, assert_upload_cut, cache_key, cached, push_cut_off, BigPush,
+    assert_upload_cut, cache_key, cached, push_cut_off, rerun_push, BigPush,
 };
-use crate::util::{error_message, installed, jsonl, repo, tool, AsRecord, Record};
+use crate::util::{
+    assert_contains, error_message, installed, jsonl, repo, targets_from, tool, AsRecord, Record,
+};
 use serde_json::{json, Map, Value};
 use std::fs;
 use std::net::TcpStream;
@@ -199,17 +201,17 @@ fn host_keys_are_checked_at_both_hops() {
             })
             .collect::<String>()
     };
-    fs::write(
-        behind.known_hosts(),
-        format!("{}{hosts_entry}", swap(&bastion_entry)),
-    )
-    .unwrap();
-    let out = behind
-        .tool("vd-freeze")
-        .stdin(jsonl(std::slice::from_ref(&target)))
-        .run();
-    out.expect_code(1);
-    let message = error_message(&out.records()[0]);
+    // The error vd-freeze gives for the target with `known` as known_hosts.
+    let refused_with = |known: String| {
+        fs::write(behind.known_hosts(), known).unwrap();
+        let out = behind
+            .tool("vd-freeze")
+            .stdin(jsonl(std::slice::from_ref(&target)))
+            .run();
+        out.expect_code(1);
+        error_message(&out.records()[0])
+    };
+    let message = refused_with(format!("{}{hosts_entry}", swap(&bastion_entry)));
     assert!(
         message.contains("HOST KEY CHANGED")
             && message.contains(&format!("bastion {}", behind.jump()))
@@ -223,17 +225,7 @@ fn host_keys_are_checked_at_both_hops() {
     assert_eq!(behind.bastion.logins(), 0);
     assert_eq!(behind.hosts.logins(), 0);
 
-    fs::write(
-        behind.known_hosts(),
-        format!("{bastion_entry}{}", swap(&hosts_entry)),
-    )
-    .unwrap();
-    let out = behind
-        .tool("vd-freeze")
-        .stdin(jsonl(std::slice::from_ref(&target)))
-        .run();
-    out.expect_code(1);
-    let message = error_message(&out.records()[0]);
+    let message = refused_with(format!("{bastion_entry}{}", swap(&hosts_entry)));
     assert!(
         message.contains("HOST KEY CHANGED")
             && message.contains(&format!("[{}]:{}", behind.hosts.host(0), behind.hosts.port))
@@ -315,25 +307,12 @@ fn a_chain_of_bastions_and_a_proxy_command() {
 #[test]
 fn a_bad_jump_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let inventory = dir.path().join("targets.csv");
-    fs::write(
-        &inventory,
-        "host,venv,jump\nweb1,/srv/a,deploy@gw:99999\nweb2,/srv/b,deploy@gw:2222\n",
-    )
-    .unwrap();
-    let out = tool("vd-targets")
-        .arg("--inventory")
-        .arg(&inventory)
-        .arg("--json")
-        .run();
+    let csv = "host,venv,jump\nweb1,/srv/a,deploy@gw:99999\nweb2,/srv/b,deploy@gw:2222\n";
+    let out = targets_from(dir.path(), "targets.csv", csv, &[]);
     out.expect_code(1);
     // The bad line carries its port as written: read raw.
     let records = out.json();
-    let message = error_message(&records[0]);
-    assert!(
-        message.contains("line 2") && message.contains("99999"),
-        "{message}"
-    );
+    assert_contains(&error_message(&records[0]), &["line 2", "99999"]);
     assert_eq!(records[1].record().jump.as_deref(), Some("deploy@gw:2222"));
 }
 
@@ -355,15 +334,18 @@ fn plan(server: &Sshd, repo: &Path, requirements: &str, targets: &[Target]) -> S
 
 const NO_SFTP_WARNING: &str = "the server offers no SFTP";
 
+/// A server of `hosts` hosts that offers no SFTP subsystem.
+fn without_sftp(hosts: usize) -> Sshd {
+    let options = Options {
+        no_sftp: true,
+        ..Options::default()
+    };
+    Sshd::start_with(hosts, options)
+}
+
 #[test]
 fn push_to_hosts_without_sftp() {
-    let server = Sshd::start_with(
-        2,
-        Options {
-            no_sftp: true,
-            ..Options::default()
-        },
-    );
+    let server = without_sftp(2);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let wheel = Project::new("vdr-nosftp", "1.0").payload(100_000).build();
@@ -425,13 +407,7 @@ fn push_to_hosts_without_sftp() {
 
 #[test]
 fn a_transfer_without_sftp_cut_off_leaves_nothing_and_a_rerun_completes() {
-    let server = Sshd::start_with(
-        1,
-        Options {
-            no_sftp: true,
-            ..Options::default()
-        },
-    );
+    let server = without_sftp(1);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let big = BigPush::new(d, "vdr-big");
@@ -443,13 +419,7 @@ fn a_transfer_without_sftp_cut_off_leaves_nothing_and_a_rerun_completes() {
     let out = push_cut_off(server.tool("vd-push"), &big, &plans, server.pid());
     assert_upload_cut(&out);
 
-    let out = server
-        .tool("vd-push")
-        .arg("--repo")
-        .arg(&big.repo)
-        .stdin(plans)
-        .run();
-    assert_rerun_completes(&out, &big);
+    let out = rerun_push(server.tool("vd-push"), &big, &plans);
     assert_eq!(
         out.records()[0].pushed().uploaded_bytes,
         fs::metadata(&big.wheel).unwrap().len()
@@ -477,12 +447,6 @@ fn a_bastion_lost_mid_transfer_fails_its_targets_and_a_rerun_completes() {
         started.elapsed()
     );
 
-    let out = behind
-        .tool("vd-push")
-        .arg("--repo")
-        .arg(&big.repo)
-        .stdin(plans)
-        .run();
-    assert_rerun_completes(&out, &big);
+    rerun_push(behind.tool("vd-push"), &big, &plans);
     assert_eq!(pip_list(&big.venv)["vdr-big"], "1.0");
 }

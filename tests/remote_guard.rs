@@ -262,13 +262,8 @@ fn a_cached_wheel_changed_on_the_host_is_sent_again_and_never_installed() {
     let pushed_to = |name: &str| {
         let v = d.join(name);
         venv_with_pip(&v);
-        let plans = plan(
-            &server,
-            &repo,
-            &req,
-            false,
-            &[target(&server, 0, &v, &cache)],
-        );
+        let t = target(&server, 0, &v, &cache);
+        let plans = plan(&server, &repo, &req, false, &[t]);
         let out = push(&server, &repo, &[], &plans);
         out.expect_code(0);
         (v, out.json().remove(0))

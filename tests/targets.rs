@@ -1,7 +1,9 @@
 //! vd-targets: the inventory, typed records, and selection by name.
 
 use crate::util::record::Words;
-use crate::util::{assert_contains, error_message, path_text, tool, AsRecord, Outcome};
+use crate::util::{
+    assert_contains, error_message, path_text, targets_from, tool, AsRecord, Outcome, Record,
+};
 use std::fs;
 use std::path::Path;
 
@@ -14,13 +16,16 @@ db1,,ops,/srv/tools/venv,,,,,,,,local,,,,
 ";
 
 fn targets(dir: &Path, csv: &str, names: &[&str]) -> Outcome {
-    let path = dir.join("targets.csv");
-    fs::write(&path, csv).unwrap();
-    tool("vd-targets")
-        .arg("--inventory")
-        .arg(&path)
-        .args(names)
-        .run()
+    targets_from(dir, "targets.csv", csv, names)
+}
+
+/// Three targets read: the second an error saying `message`, the third,
+/// on `host`, read after it.
+#[track_caller]
+fn assert_only_the_middle_fails(records: &[Record], message: &str, host: &str) {
+    assert_eq!(records.len(), 3);
+    assert_contains(records[1].error_message(), &[message]);
+    assert_eq!(records[2].host.as_deref(), Some(host));
 }
 
 fn hosts_and_venvs(out: &Outcome) -> Vec<String> {
@@ -158,18 +163,16 @@ good2,,/srv/c
 #[test]
 fn missing_required_columns_and_empty_files_are_setup_errors() {
     let dir = tempfile::tempdir().unwrap();
-    targets(dir.path(), "host,port\nweb1,22\n", &[])
-        .expect_code(2)
-        .expect_stderr("no `venv` column");
-    targets(dir.path(), "venv\n/srv/a\n", &[])
-        .expect_code(2)
-        .expect_stderr("no `host` column");
-    targets(dir.path(), "", &[])
-        .expect_code(2)
-        .expect_stderr("targets.csv is empty");
-    targets(dir.path(), "host,venv\n", &[])
-        .expect_code(2)
-        .expect_stderr("the inventory holds no targets");
+    for (csv, message) in [
+        ("host,port\nweb1,22\n", "no `venv` column"),
+        ("venv\n/srv/a\n", "no `host` column"),
+        ("", "targets.csv is empty"),
+        ("host,venv\n", "the inventory holds no targets"),
+    ] {
+        targets(dir.path(), csv, &[])
+            .expect_code(2)
+            .expect_stderr(message);
+    }
     tool("vd-targets")
         .arg("--inventory")
         .arg(dir.path().join("nope.csv"))
@@ -196,43 +199,27 @@ fn quoted_cells_keep_their_commas_and_unknown_columns_pass_through() {
 #[test]
 fn a_row_with_too_many_cells_is_an_error_for_that_row() {
     let dir = tempfile::tempdir().unwrap();
-    let out = targets(
-        dir.path(),
-        "host,venv\nweb1,/srv/a\nweb2,/srv/b,extra\nweb3,/srv/c\n",
-        &[],
-    );
+    let csv = "host,venv\nweb1,/srv/a\nweb2,/srv/b,extra\nweb3,/srv/c\n";
+    let out = targets(dir.path(), csv, &[]);
     out.expect_code(1);
     let records = out.records();
-    assert_eq!(records.len(), 3);
-    assert_contains(
-        records[1].error_message(),
-        &["targets.csv line 3: malformed row"],
-    );
-    assert_eq!(records[2].host.as_deref(), Some("web3"));
+    assert_only_the_middle_fails(&records, "targets.csv line 3: malformed row", "web3");
 }
 
 #[test]
 fn reads_jsonl_inventories_and_the_environment_variable() {
     let dir = tempfile::tempdir().unwrap();
+    let text = "{\"host\":\"web1\",\"venv\":\"/srv/a\",\"mine\":{\"keep\":true}}\nnot json\n{\"host\":\"web2\",\"venv\":\"/srv/b\"}\n";
     let path = dir.path().join("fleet.jsonl");
-    fs::write(
-        &path,
-        "{\"host\":\"web1\",\"venv\":\"/srv/a\",\"mine\":{\"keep\":true}}\nnot json\n{\"host\":\"web2\",\"venv\":\"/srv/b\"}\n",
-    )
-    .unwrap();
+    fs::write(&path, text).unwrap();
     let out = tool("vd-targets").env("VD_INVENTORY", &path).run();
     out.expect_code(1);
     let records = out.records();
-    assert_eq!(records.len(), 3);
     assert_eq!(
         records[0].rest.get("mine"),
         Some(&serde_json::json!({"keep": true}))
     );
-    assert_contains(
-        records[1].error_message(),
-        &["fleet.jsonl line 2: not JSON"],
-    );
-    assert_eq!(records[2].host.as_deref(), Some("web2"));
+    assert_only_the_middle_fails(&records, "fleet.jsonl line 2: not JSON", "web2");
 }
 
 #[test]
@@ -249,7 +236,6 @@ fn reads_targets_csv_in_the_current_directory_by_default() {
 #[test]
 fn fields_of_the_wrong_type_in_jsonl_inventories_are_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("fleet.jsonl");
     let bad = [
         (
             "venv_user",
@@ -290,8 +276,7 @@ fn fields_of_the_wrong_type_in_jsonl_inventories_are_errors() {
     }
     text.push_str("{\"host\":\"web2\",\"venv\":\"/srv/b\",\"venv_user\":1,\"port\":\"x\"}\n");
     text.push_str("{\"host\":\"web3\",\"venv\":\"/srv/c\"}\n");
-    fs::write(&path, text).unwrap();
-    let out = tool("vd-targets").arg("--inventory").arg(&path).run();
+    let out = targets_from(dir.path(), "fleet.jsonl", &text, &[]);
     out.expect_code(1);
     let records = out.json();
     assert_eq!(records.len(), bad.len() + 3);

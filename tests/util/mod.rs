@@ -162,6 +162,18 @@ pub fn empty_repo(dir: &Path) -> PathBuf {
     repo
 }
 
+/// vd-targets over the inventory `text`, written as `dir`/`name` (whose
+/// suffix says CSV or JSON lines), selecting `names`.
+pub fn targets_from(dir: &Path, name: &str, text: &str, names: &[&str]) -> Outcome {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    tool("vd-targets")
+        .arg("--inventory")
+        .arg(&path)
+        .args(names)
+        .run()
+}
+
 /// A repository made by vd-add from `wheels`: `dir`/wheels.
 pub fn repo(dir: &Path, wheels: &[PathBuf]) -> PathBuf {
     let repo = dir.join("wheels");

@@ -649,3 +649,65 @@ pub fn freeze_script(python: &Path, args: &[&str]) -> Record {
     }
     Record::from_json(&reference)
 }
+
+/// Wheels of `(name, version, requirements)`, written from scratch by one
+/// python3 (no build backend: dozens of them must be quick to make), each
+/// with its RECORD right so that vd-add takes it.
+pub fn synthetic_wheels(dir: &Path, specs: &[(String, String, Vec<String>)]) -> Vec<PathBuf> {
+    let padded: Vec<_> = specs
+        .iter()
+        .map(|(name, version, requires)| (name, version, requires, 0))
+        .collect();
+    write_synthetic_wheels(dir, &serde_json::to_string(&padded).unwrap());
+    specs
+        .iter()
+        .map(|(n, v, _)| dir.join(format!("{n}-{v}-py3-none-any.whl")))
+        .collect()
+}
+
+/// A wheel of the project vd-huge 1.0 in `dir` whose METADATA is `size`
+/// bytes, most of them a description: small on disk, large once read.
+pub fn wheel_with_metadata_of(dir: &Path, size: usize) -> PathBuf {
+    let spec = serde_json::json!([["vd-huge", "1.0", [], size]]);
+    write_synthetic_wheels(dir, &spec.to_string());
+    dir.join("vd_huge-1.0-py3-none-any.whl")
+}
+
+/// Writes into `dir` the wheels of `specs`, a JSON list of `[name, version,
+/// requirements, metadata size]` (0: no description).
+fn write_synthetic_wheels(dir: &Path, specs: &str) {
+    let script = r#"
+import base64, hashlib, json, os, sys, zipfile
+out, specs = sys.argv[1], json.loads(sys.argv[2])
+for name, version, requires, size in specs:
+    head = "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name, version)
+    head += "".join("Requires-Dist: %s\n" % r for r in requires)
+    head = head.encode()
+    if size:
+        head += b"\n" + b"x" * (size - len(head) - 1)
+    stem = "%s-%s" % (name.replace("-", "_"), version)
+    info = stem + ".dist-info/"
+    files = {
+        name.replace("-", "_") + ".py": b"",
+        info + "METADATA": head,
+        info + "WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = ""
+    for n, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record += "%s,sha256=%s,%d\n" % (n, digest, len(data))
+    files[info + "RECORD"] = (record + info + "RECORD,,\n").encode()
+    dest = os.path.join(out, stem + "-py3-none-any.whl")
+    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, data in files.items():
+            z.writestr(n, data)
+"#;
+    stdout_of(
+        Command::new(python3())
+            .arg("-c")
+            .arg(script)
+            .arg(dir)
+            .arg(specs),
+        "python3 writing wheels (needed for the tests)",
+    );
+}

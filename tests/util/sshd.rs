@@ -271,6 +271,18 @@ impl Sshd {
             .env_remove("SSH_AUTH_SOCK")
     }
 
+    /// A HOME made under `dir` whose known_hosts knows this server and
+    /// whose only key for it is `~/keys/deploy`: not a default name, so
+    /// found only where a config or a record names it.
+    pub fn home_with_deploy_key(&self, dir: &Path) -> PathBuf {
+        let home = dir.join("home");
+        fs::create_dir_all(home.join(".ssh")).unwrap();
+        fs::create_dir_all(home.join("keys")).unwrap();
+        fs::copy(self.user_key(), home.join("keys/deploy")).unwrap();
+        fs::write(home.join(".ssh/known_hosts"), self.known_hosts()).unwrap();
+        home
+    }
+
     /// A run of `name` with this server's HOME and no ssh-agent.
     pub fn tool(&self, name: &str) -> Run {
         self.tool_with_home(name, &self.home())

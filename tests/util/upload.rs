@@ -157,6 +157,15 @@ pub fn assert_rerun_completes(rerun: &Outcome, big: &BigPush) {
     assert_eq!(cached(&big.cache), [cache_key(&big.wheel)]);
 }
 
+/// `push` (vd-push) of `plans` again after a cut-off one, checked by
+/// [`assert_rerun_completes`]. What it wrote.
+#[track_caller]
+pub fn rerun_push(push: Run, big: &BigPush, plans: &str) -> Outcome {
+    let out = push.arg("--repo").arg(&big.repo).stdin(plans).run();
+    assert_rerun_completes(&out, big);
+    out
+}
+
 /// Whether an upload into `cache` has begun: a `.part` file with bytes.
 fn uploading(cache: &Path) -> bool {
     fs::read_dir(cache).ok().is_some_and(|entries| {
