@@ -1,0 +1,60 @@
+//! Where more than one closure is valid, vd-diff picks pip's: each case
+//! builds a small repository of wheels and compares vd-diff's plan with
+//! pip's own `install --dry-run --report` on the same wheels and the same
+//! requirements file.
+
+use crate::resolve::{diff, facts, pip_choice, planned, write};
+use crate::util::python::{python3, Project};
+use crate::util::repo;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// `{name: (version, wheel file)}` of a closure.
+type Choice = BTreeMap<String, (String, String)>;
+
+/// vd-diff's plan and pip's choice for `requirements` on this machine's
+/// Python, from a repository of `wheels`.
+fn both_choices(wheels: &[PathBuf], requirements: &str) -> (Choice, Choice) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo(dir.path(), wheels);
+    let reqs = write(dir.path(), "requirements.txt", requirements);
+    let python = python3();
+    let out = diff(&repo, &[path(&reqs)], &[facts(&python, "web1")]);
+    out.expect_code(0);
+    let ours = planned(&out.records()[0]);
+    (ours, pip_choice(&python, &repo, &reqs))
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn version_of(choice: &Choice, name: &str) -> String {
+    choice
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} in {choice:?}"))
+        .0
+        .clone()
+}
+
+#[test]
+fn two_named_projects_in_conflict_resolve_as_pip_in_either_order() {
+    // The newest worker pins the newest but one of the date library, as
+    // celery 5.7.0 pins python-dateutil 2.9.0.post0 while 3.0.0 exists.
+    let wheels = vec![
+        Project::new("vdp-worker", "5.7.0")
+            .requires("vdp-dates==2.9.0.post0")
+            .build(),
+        Project::new("vdp-worker", "5.6.3")
+            .requires("vdp-dates>=2.8")
+            .build(),
+        Project::new("vdp-dates", "2.9.0.post0").build(),
+        Project::new("vdp-dates", "3.0.0").build(),
+    ];
+    for requirements in ["vdp-worker\nvdp-dates\n", "vdp-dates\nvdp-worker\n"] {
+        let (ours, pips) = both_choices(&wheels, requirements);
+        assert_eq!(ours, pips, "vd-diff and pip for {requirements:?}");
+        assert_eq!(version_of(&ours, "vdp-worker"), "5.7.0", "{requirements:?}");
+        assert_eq!(version_of(&ours, "vdp-dates"), "2.9.0.post0");
+    }
+}
