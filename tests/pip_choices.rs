@@ -58,3 +58,20 @@ fn two_named_projects_in_conflict_resolve_as_pip_in_either_order() {
         assert_eq!(version_of(&ours, "vdp-dates"), "2.9.0.post0");
     }
 }
+
+#[test]
+fn excluding_a_pre_release_is_no_opt_in_to_pre_releases() {
+    // `Django!=5.2rc1` with 4.2.30, 5.2b1 and 5.2rc1 published.
+    let wheels = vec![
+        Project::new("vdp-web", "4.2.30").build(),
+        Project::new("vdp-web", "5.2b1").build(),
+        Project::new("vdp-web", "5.2rc1").build(),
+    ];
+    let (ours, pips) = both_choices(&wheels, "vdp-web!=5.2rc1\n");
+    assert_eq!(ours, pips, "vd-diff and pip");
+    assert_eq!(version_of(&ours, "vdp-web"), "4.2.30");
+    // Naming a pre-release to ask for one still opts in.
+    let (ours, pips) = both_choices(&wheels, "vdp-web>=5.2b1\n");
+    assert_eq!(ours, pips, "vd-diff and pip");
+    assert_eq!(version_of(&ours, "vdp-web"), "5.2rc1");
+}

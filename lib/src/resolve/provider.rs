@@ -76,8 +76,9 @@ pub(super) struct Provider<'a> {
     upgrade_deps: bool,
     pub named: BTreeMap<String, Named<'a>>,
     pub constraints: HashMap<String, (Ranges<Version>, Vec<&'a Requirement>)>,
-    /// Projects whose requirements or constraints name a pre-release.
-    prerelease: HashSet<String>,
+    /// Projects whose requirements, constraints or dependents' Requires-Dist
+    /// name a pre-release.
+    prerelease: RefCell<HashSet<String>>,
     installed: HashMap<String, Version>,
     versions: RefCell<HashMap<String, Rc<Vec<Candidate>>>>,
     /// The repository's candidates for this kind of interpreter, shared
@@ -122,7 +123,7 @@ impl<'a> Provider<'a> {
                 .intersection(&Ranges::from(r.specifiers.clone()));
             entry.extras.extend(r.extras.iter().cloned());
             entry.lines.push(r);
-            if r.specifiers.iter().any(|s| s.any_prerelease()) {
+            if r.names_prerelease() {
                 prerelease.insert(r.name.clone());
             }
         }
@@ -136,7 +137,7 @@ impl<'a> Provider<'a> {
                 .or_insert_with(|| (Ranges::full(), Vec::new()));
             entry.0 = entry.0.intersection(&Ranges::from(c.specifiers.clone()));
             entry.1.push(c);
-            if c.specifiers.iter().any(|s| s.any_prerelease()) {
+            if c.names_prerelease() {
                 prerelease.insert(c.name.clone());
             }
         }
@@ -151,7 +152,7 @@ impl<'a> Provider<'a> {
             upgrade_deps: request.upgrade_deps,
             named,
             constraints,
-            prerelease,
+            prerelease: RefCell::new(prerelease),
             installed,
             versions: RefCell::new(HashMap::new()),
             budget: Budget::new(),
@@ -305,7 +306,7 @@ impl<'a> Provider<'a> {
     fn best_version(&self, name: &str, range: &Ranges<Version>) -> Option<Version> {
         let versions = self.versions(name);
         let fits = |c: &&Candidate| range.contains(&c.version) && self.is_candidate(c);
-        let pre_allowed = self.prerelease.contains(name);
+        let pre_allowed = self.prerelease.borrow().contains(name);
         versions
             .iter()
             .filter(|c| pre_allowed || !c.version.any_prerelease())
