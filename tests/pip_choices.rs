@@ -75,3 +75,17 @@ fn excluding_a_pre_release_is_no_opt_in_to_pre_releases() {
     assert_eq!(ours, pips, "vd-diff and pip");
     assert_eq!(version_of(&ours, "vdp-web"), "5.2rc1");
 }
+
+#[test]
+fn a_pre_release_named_in_a_dependencys_requires_dist_opts_in() {
+    let wheels = vec![
+        Project::new("vdp-app", "1.0")
+            .requires("vdp-dep>=1.0b1")
+            .build(),
+        Project::new("vdp-dep", "1.0").build(),
+        Project::new("vdp-dep", "2.0b1").build(),
+    ];
+    let (ours, pips) = both_choices(&wheels, "vdp-app\n");
+    assert_eq!(ours, pips, "vd-diff and pip");
+    assert_eq!(version_of(&ours, "vdp-dep"), "2.0b1");
+}

@@ -289,6 +289,10 @@ impl<'a> Provider<'a> {
                 }
                 continue;
             }
+            if r.names_prerelease() {
+                // pip lets a dependency's own line opt in, as a user's does.
+                self.prerelease.borrow_mut().insert(r.name.clone());
+            }
             let range = self.constrained(&r.name, Ranges::from(r.specifiers.clone()));
             for e in &r.extras {
                 add(
