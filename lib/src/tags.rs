@@ -115,6 +115,18 @@ impl Interpreter {
         })
     }
 
+    /// What the facts lack that the tags would need, said so a person can
+    /// fix it: a macOS record without `mac_version` (older or hand-made)
+    /// gets only its build's one platform tag, not the ladder of releases.
+    pub fn missing_fact(&self) -> Option<String> {
+        (self.system == "Darwin" && major_minor_or_major(&self.mac_version).is_none()).then(|| {
+            format!(
+                "field `python` has no mac_version: only the platform tag {} is accepted, not the older macOS releases' (run vd-freeze again)",
+                normalize_tag(&self.platform)
+            )
+        })
+    }
+
     /// packaging's `interpreter_name()`: `cp`, `pp`, or the long name.
     fn short_name(&self) -> &str {
         match self.implementation.as_str() {
@@ -578,6 +590,14 @@ impl Tags {
     /// A short description for messages: `cp311 on manylinux_2_36_x86_64`.
     pub(crate) fn describe(&self) -> String {
         match self.list.first() {
+            // A free-threaded build is `cp313t`: its first tag's ABI says so.
+            Some(t)
+                if t.abi
+                    .strip_prefix(t.python.as_str())
+                    .is_some_and(|a| a.starts_with('t')) =>
+            {
+                format!("{}t ({})", t.python, t.platform)
+            }
             Some(t) => format!("{} ({})", t.python, t.platform),
             None => "no tags".to_string(),
         }
@@ -680,6 +700,33 @@ mod tests {
         let tags = strings(&sys_tags(&threaded));
         assert_eq!(tags[0], "cp313-cp313t-manylinux_2_28_x86_64");
         assert!(!tags.iter().any(|t| t.contains("abi3")));
+        // Messages name the build as its tag does.
+        assert_eq!(
+            Tags::new(&threaded).describe(),
+            "cp313t (manylinux_2_28_x86_64)"
+        );
+        assert_eq!(
+            Tags::new(&cpython("3.13.0", "glibc", "2.28")).describe(),
+            "cp313 (manylinux_2_28_x86_64)"
+        );
+    }
+
+    #[test]
+    fn a_macos_record_without_mac_version_is_warned_of_by_field() {
+        let python = facts(json!({"implementation": "cpython", "version": "3.12.1",
+            "platform": "macosx-11.0-arm64", "machine": "arm64"}));
+        let interp = Interpreter::from_facts(&python, "Darwin").unwrap();
+        let warning = interp.missing_fact().expect("a warning");
+        assert!(warning.contains("no mac_version"), "{warning}");
+        assert!(warning.contains("macosx_11_0_arm64"), "{warning}");
+        let mut with_version = python.clone();
+        with_version.mac_version = Some("14.2.1".into());
+        let interp = Interpreter::from_facts(&with_version, "Darwin").unwrap();
+        assert_eq!(interp.missing_fact(), None);
+        let linux = facts(json!({"implementation": "cpython", "version": "3.12.1",
+            "platform": "linux-x86_64", "libc": "glibc", "libc_version": "2.28"}));
+        let interp = Interpreter::from_facts(&linux, "Linux").unwrap();
+        assert_eq!(interp.missing_fact(), None);
     }
 
     #[test]

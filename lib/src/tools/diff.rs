@@ -315,6 +315,9 @@ impl<'a> State<'a> {
             .ok_or_else(|| anyhow!("missing field `markers` (run vd-freeze first)"))?
             .environment()?;
         let interpreter = Interpreter::from_facts(python, env.platform_system())?;
+        if let Some(missing) = interpreter.missing_fact() {
+            messages::warn(TOOL, &format!("{}:{}: {missing}", target.host, target.venv));
+        }
         let tags = self
             .tags
             .entry(interpreter)
