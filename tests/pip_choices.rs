@@ -1,13 +1,16 @@
 //! Where more than one closure is valid, vd-diff picks pip's: each case
 //! builds a small repository of wheels and compares vd-diff's plan with
 //! pip's own `install --dry-run --report` on the same wheels and the same
-//! requirements file.
+//! requirements file. And an old pip in a venv gets wheels it can install:
+//! a real push into a 3.6 venv with ensurepip's pip 18.1.
 
 use crate::resolve::{diff, facts, pip_choice, planned, write};
-use crate::util::python::{python3, Project};
-use crate::util::repo;
+use crate::util::python::{download, own_pip_list, pyenv_python, python3, venv_of, Project};
+use crate::util::sshd::Sshd;
+use crate::util::{jsonl, repo, stdout_of};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// `{name: (version, wheel file)}` of a closure.
 type Choice = BTreeMap<String, (String, String)>;
@@ -88,4 +91,82 @@ fn a_pre_release_named_in_a_dependencys_requires_dist_opts_in() {
     let (ours, pips) = both_choices(&wheels, "vdp-app\n");
     assert_eq!(ours, pips, "vd-diff and pip");
     assert_eq!(version_of(&ours, "vdp-dep"), "2.0b1");
+}
+
+/// numpy 1.19.5's published wheel for CPython 3.6 on one manylinux platform.
+fn numpy_1_19_5(platform: &str) -> Vec<PathBuf> {
+    download(
+        "numpy==1.19.5",
+        &[
+            "--no-deps",
+            "--python-version",
+            "3.6",
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp36m",
+            "--platform",
+            platform,
+        ],
+    )
+}
+
+#[test]
+fn an_old_pip_in_a_3_6_venv_gets_the_numpy_wheel_it_can_install() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let mut wheels = numpy_1_19_5("manylinux1_x86_64");
+    wheels.extend(numpy_1_19_5("manylinux2010_x86_64"));
+    wheels.sort();
+    wheels.dedup();
+    let names: Vec<String> = wheels
+        .iter()
+        .map(|w| w.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.contains("manylinux2010"))
+            && names.iter().any(|n| n.ends_with("manylinux1_x86_64.whl")),
+        "both of numpy's wheels: {names:?}"
+    );
+    let repo = repo(dir.path(), &wheels);
+    let reqs = write(dir.path(), "requirements.txt", "numpy==1.19.5\n");
+    // `python3.6 -m venv` gives ensurepip's pip 18.1, which knows manylinux1
+    // only.
+    let venv = dir.path().join("venv-3.6");
+    venv_of(&pyenv_python("3.6"), &venv);
+    assert_eq!(own_pip_list(&venv)["pip"], "18.1");
+
+    let frozen = server
+        .tool("vd-freeze")
+        .stdin(jsonl(&[server.target(0, &venv)]))
+        .run();
+    frozen.expect_code(0);
+    let diff = server
+        .tool("vd-diff")
+        .arg("--repo")
+        .arg(&repo)
+        .arg(&reqs)
+        .stdin(jsonl(&frozen.records()))
+        .run();
+    diff.expect_code(0);
+    let plan = planned(&diff.records()[0]);
+    let (version, wheel) = &plan["numpy"];
+    assert_eq!(version, "1.19.5");
+    assert!(wheel.ends_with("manylinux1_x86_64.whl"), "{wheel}");
+    let push = server
+        .tool("vd-push")
+        .arg("--repo")
+        .arg(&repo)
+        .stdin(jsonl(&diff.records()))
+        .run();
+    push.expect_code(0);
+    assert_eq!(own_pip_list(&venv)["numpy"], "1.19.5");
+    let imported = stdout_of(
+        Command::new(venv.join("bin/python")).args([
+            "-c",
+            "import numpy; print(numpy.__version__, numpy.arange(4).sum())",
+        ]),
+        "import numpy in the 3.6 venv",
+    );
+    assert_eq!(imported.trim(), "1.19.5 6");
 }
