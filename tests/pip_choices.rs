@@ -7,7 +7,7 @@
 use crate::resolve::{diff, facts, pip_choice, planned, write};
 use crate::util::python::{download, own_pip_list, pyenv_python, python3, venv_of, Project};
 use crate::util::sshd::Sshd;
-use crate::util::{jsonl, repo, stdout_of};
+use crate::util::{jsonl, repo, stdout_of, Run};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -111,6 +111,11 @@ fn numpy_1_19_5(platform: &str) -> Vec<PathBuf> {
     )
 }
 
+/// A tool run against the server with the repository `repo`.
+fn with_repo(server: &Sshd, tool: &str, repo: &Path) -> Run {
+    server.tool(tool).arg("--repo").arg(repo)
+}
+
 #[test]
 fn an_old_pip_in_a_3_6_venv_gets_the_numpy_wheel_it_can_install() {
     let server = Sshd::start(1);
@@ -141,10 +146,7 @@ fn an_old_pip_in_a_3_6_venv_gets_the_numpy_wheel_it_can_install() {
         .stdin(jsonl(&[server.target(0, &venv)]))
         .run();
     frozen.expect_code(0);
-    let diff = server
-        .tool("vd-diff")
-        .arg("--repo")
-        .arg(&repo)
+    let diff = with_repo(&server, "vd-diff", &repo)
         .arg(&reqs)
         .stdin(jsonl(&frozen.records()))
         .run();
@@ -153,13 +155,10 @@ fn an_old_pip_in_a_3_6_venv_gets_the_numpy_wheel_it_can_install() {
     let (version, wheel) = &plan["numpy"];
     assert_eq!(version, "1.19.5");
     assert!(wheel.ends_with("manylinux1_x86_64.whl"), "{wheel}");
-    let push = server
-        .tool("vd-push")
-        .arg("--repo")
-        .arg(&repo)
+    with_repo(&server, "vd-push", &repo)
         .stdin(jsonl(&diff.records()))
-        .run();
-    push.expect_code(0);
+        .run()
+        .expect_code(0);
     assert_eq!(own_pip_list(&venv)["numpy"], "1.19.5");
     let imported = stdout_of(
         Command::new(venv.join("bin/python")).args([
