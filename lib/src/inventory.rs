@@ -290,16 +290,13 @@ pub fn select<'a>(entries: &'a [Entry], selectors: &[Selector]) -> Result<Vec<&'
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{json, Value};
-
-    fn rec(v: Value) -> Record {
-        v.as_object().unwrap().clone()
-    }
+    use crate::record::of_json;
+    use serde_json::json;
 
     #[test]
     fn selectors_match_each_form() {
-        let r = rec(json!({"host":"web1","user":"deploy","venv":"/srv/a","venv_user":"shop"}));
-        let plain = rec(json!({"host":"db","user":"deploy","venv":"/srv/b"}));
+        let r = of_json(json!({"host":"web1","user":"deploy","venv":"/srv/a","venv_user":"shop"}));
+        let plain = of_json(json!({"host":"db","user":"deploy","venv":"/srv/b"}));
         let m = |s: &str, r: &Record| Selector::parse(s).unwrap().matches(r);
         assert!(m("web1", &r));
         assert!(m("web*", &r));

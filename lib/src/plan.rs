@@ -732,40 +732,37 @@ mod tests {
             ]
         );
 
+        // The first problem planning `requirement` alone on `python`.
+        let problem = |python: &str, requirement: &str| {
+            let problems = plan_on(
+                python,
+                wheels,
+                &requirements(&[requirement], &[]),
+                &[],
+                false,
+            )
+            .unwrap_err();
+            problems[0].clone()
+        };
         // The py2-only wheel is refused for 3.x, by its tag.
-        let problems = plan_on(
-            "3.6.15",
-            wheels,
-            &requirements(&["futures"], &[]),
-            &[],
-            false,
-        )
-        .unwrap_err();
+        let message = problem("3.6.15", "futures");
         assert!(
-            problems[0].contains(
+            message.contains(
                 "futures 3.3.0 has wheels only for other interpreters (futures-3.3.0-py2-none-any.whl)"
             ),
-            "{problems:?}"
+            "{message}"
         );
         // Django 4.2 fits 3.6's tags, not its Requires-Python; `>=3.5.*`
         // is read as `>=3.5`, which 2.7 is not.
-        let problems = plan_on(
-            "3.6.15",
-            wheels,
-            &requirements(&["django>=4"], &[]),
-            &[],
-            false,
-        )
-        .unwrap_err();
+        let message = problem("3.6.15", "django>=4");
         assert!(
-            problems[0].contains("django 4.2.16 needs Python >=3.8 (Requires-Python)"),
-            "{problems:?}"
+            message.contains("django 4.2.16 needs Python >=3.8 (Requires-Python)"),
+            "{message}"
         );
-        let problems =
-            plan_on("2.7.18", wheels, &requirements(&["typed"], &[]), &[], false).unwrap_err();
+        let message = problem("2.7.18", "typed");
         assert!(
-            problems[0].contains("typed 1.0 needs Python >=3.5 (Requires-Python)"),
-            "{problems:?}"
+            message.contains("typed 1.0 needs Python >=3.5 (Requires-Python)"),
+            "{message}"
         );
     }
 

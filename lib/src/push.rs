@@ -604,10 +604,7 @@ mod tests {
     use serde_json::{json, Value};
 
     fn record(plan: Value) -> Record {
-        json!({"host": "h", "venv": "/v", "plan": plan})
-            .as_object()
-            .unwrap()
-            .clone()
+        crate::record::of_json(json!({"host": "h", "venv": "/v", "plan": plan}))
     }
 
     #[test]

@@ -117,6 +117,12 @@ impl<R: BufRead> Iterator for Reader<R> {
     }
 }
 
+/// A record written as JSON in a unit test (`json!({...})`).
+#[cfg(test)]
+pub fn of_json(value: Value) -> Record {
+    value.as_object().expect("a JSON object").clone()
+}
+
 /// A line's text as a record; for one that is not a JSON object, an error
 /// record from `tool` naming the line.
 pub fn parse_line(tool: &str, number: usize, text: &str) -> Record {

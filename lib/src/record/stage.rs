@@ -410,17 +410,13 @@ pub fn read<T: serde::de::DeserializeOwned>(record: &Record) -> Result<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{merge, put, remove};
+    use super::super::{merge, of_json, put, remove};
     use super::*;
     use serde_json::json;
 
-    fn record(value: Value) -> Record {
-        value.as_object().unwrap().clone()
-    }
-
     #[test]
     fn writing_a_stage_keeps_unknown_fields_in_place_and_order() {
-        let mut r = record(json!({"zeta": 1, "pushed": null, "host": "h", "alpha": [1]}));
+        let mut r = of_json(json!({"zeta": 1, "pushed": null, "host": "h", "alpha": [1]}));
         put(
             &mut r,
             &Pushed {
@@ -450,7 +446,7 @@ mod tests {
 
     #[test]
     fn merge_writes_in_place_and_appends_the_rest() {
-        let mut r = record(json!({"wheel": "/tmp/a.whl", "mine": true}));
+        let mut r = of_json(json!({"wheel": "/tmp/a.whl", "mine": true}));
         merge(
             &mut r,
             &Added {
@@ -469,7 +465,7 @@ mod tests {
 
     #[test]
     fn installed_is_keyed_by_normalized_names() {
-        let r = record(json!({"installed": {"Zope.Interface": "6.0", "six": "1.16.0"}}));
+        let r = of_json(json!({"installed": {"Zope.Interface": "6.0", "six": "1.16.0"}}));
         let installed = installed(&r).unwrap();
         assert_eq!(
             installed.get("zope-interface").map(String::as_str),
@@ -479,15 +475,15 @@ mod tests {
             serde_json::to_string(&installed).unwrap(),
             r#"{"six":"1.16.0","zope-interface":"6.0"}"#
         );
-        let fresh = record(json!({"venv_exists": false}));
+        let fresh = of_json(json!({"venv_exists": false}));
         assert!(super::installed(&fresh).unwrap().is_empty());
-        let missing = format!("{:#}", super::installed(&record(json!({}))).unwrap_err());
+        let missing = format!("{:#}", super::installed(&of_json(json!({}))).unwrap_err());
         assert!(missing.contains("missing field `installed`"), "{missing}");
     }
 
     #[test]
     fn each_wrong_type_is_named() {
-        let r = record(json!({
+        let r = of_json(json!({
             "installed": {"a": 1}, "plan": {}, "pushed": 3, "migrated": {"m": "x"},
             "reloaded": "yes", "checked": 1, "markers": 2, "error": "boom"
         }));

@@ -424,20 +424,17 @@ fn python(record: &Record) -> Result<Option<Python>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::of_json;
     use super::*;
     use serde_json::json;
 
-    fn record(value: Value) -> Record {
-        value.as_object().unwrap().clone()
-    }
-
     fn error(value: Value) -> String {
-        format!("{:#}", Target::parse(&record(value)).unwrap_err())
+        format!("{:#}", Target::parse(&of_json(value)).unwrap_err())
     }
 
     #[test]
     fn reads_every_field() {
-        let t = Target::parse(&record(json!({
+        let t = Target::parse(&of_json(json!({
             "host": "web1", "port": "2222", "user": "deploy", "venv": "/srv/v",
             "venv_user": "app", "migrate_user": "owner", "requirements": "/r.txt",
             "packages": "a b", "settings": ["shop.settings"], "reload": "touch x",
@@ -471,7 +468,7 @@ mod tests {
             "check",
             "requirements",
         ] {
-            let mut r = record(json!({"host": "h", "venv": "/v"}));
+            let mut r = of_json(json!({"host": "h", "venv": "/v"}));
             r.insert(field.into(), json!(1001));
             let message = format!("{:#}", Target::parse(&r).unwrap_err());
             assert!(message.contains(&format!("field `{field}`")), "{message}");
@@ -521,7 +518,7 @@ mod tests {
             let message = error(r);
             assert!(message.contains(&format!("field `{field}`")), "{message}");
         }
-        let t = Target::parse(&record(
+        let t = Target::parse(&of_json(
             json!({"host": "::1", "user": "first.last", "venv": "/v", "jump": "_svc@[fe80::1%eth0]:22"}),
         ))
         .unwrap();
@@ -530,7 +527,7 @@ mod tests {
 
     #[test]
     fn blank_fields_are_absent_and_ports_are_checked() {
-        let t = Target::parse(&record(
+        let t = Target::parse(&of_json(
             json!({"host": "h", "venv": "/v", "venv_user": " ", "port": ""}),
         ))
         .unwrap();
@@ -543,7 +540,7 @@ mod tests {
     #[test]
     fn identity_in_home_is_expanded() {
         let home = std::env::var("HOME").unwrap_or_default();
-        let t = Target::parse(&record(
+        let t = Target::parse(&of_json(
             json!({"host": "h", "venv": "/v", "identity": "~/.ssh/deploy"}),
         ))
         .unwrap();
@@ -555,7 +552,7 @@ mod tests {
     #[test]
     fn a_cache_path_a_push_cannot_carry_is_refused() {
         for ok in ["/var/cache/vd wheels", "~/.cache/vd", "~", "/c/$(x)'q"] {
-            let t = Target::parse(&record(json!({"host": "h", "venv": "/v", "cache": ok})));
+            let t = Target::parse(&of_json(json!({"host": "h", "venv": "/v", "cache": ok})));
             assert_eq!(t.unwrap().cache.as_deref(), Some(ok));
         }
         for bad in ["/c\nd", "/c;rm -rf ~", "/c\u{7f}", "cache", "~user/c"] {
@@ -566,7 +563,7 @@ mod tests {
 
     #[test]
     fn lists_take_words_or_arrays() {
-        let r = record(json!({"a": "x y  z", "b": ["p"], "c": 3}));
+        let r = of_json(json!({"a": "x y  z", "b": ["p"], "c": 3}));
         assert_eq!(list(&r, "a").unwrap(), ["x", "y", "z"]);
         assert_eq!(list(&r, "b").unwrap(), ["p"]);
         assert!(list(&r, "missing").unwrap().is_empty());
@@ -577,16 +574,16 @@ mod tests {
     fn python_is_a_name_or_facts() {
         let facts = json!({"host": "h", "venv": "/v",
             "python": {"executable": "/usr/bin/python3", "venv": false, "version": "3.11.2"}});
-        let t = Target::parse(&record(facts)).unwrap();
+        let t = Target::parse(&of_json(facts)).unwrap();
         assert_eq!(t.python_for_new_venv(true), "/usr/bin/python3");
         assert!(matches!(t.python, Some(Python::Facts(_))));
-        let t = Target::parse(&record(json!({"host": "h", "venv": "/v"}))).unwrap();
+        let t = Target::parse(&of_json(json!({"host": "h", "venv": "/v"}))).unwrap();
         assert_eq!(t.python_for_new_venv(true), "python3");
     }
 
     #[test]
     fn a_new_venv_gets_the_interpreter_its_record_named() {
-        let parse = |v: Value| Target::parse(&record(v)).unwrap();
+        let parse = |v: Value| Target::parse(&of_json(v)).unwrap();
         let t = parse(json!({"host": "h", "venv": "/v", "python": "python2.7"}));
         assert_eq!(t.python_for_new_venv(false), "python2.7");
         assert!(!t.new_venv_is_python2(false), "a name alone says nothing");

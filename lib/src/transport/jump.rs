@@ -424,14 +424,7 @@ impl Tunnel {
             }
         }
         if !self.to_channel.is_empty() {
-            match self.channel.write(&self.to_channel) {
-                Ok(n) => {
-                    self.to_channel.drain(..n);
-                    progress |= n > 0;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
+            progress |= write_pending(&mut self.channel, &mut self.to_channel)?;
         }
         if self.socket_eof && self.to_channel.is_empty() && !self.eof_sent {
             match self.channel.send_eof() {
@@ -464,14 +457,7 @@ impl Tunnel {
             }
         }
         if !self.to_socket.is_empty() {
-            match self.socket.write(&self.to_socket) {
-                Ok(n) => {
-                    self.to_socket.drain(..n);
-                    progress |= n > 0;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
+            progress |= write_pending(&mut self.socket, &mut self.to_socket)?;
         }
         if self.channel_eof && self.to_socket.is_empty() && !self.socket_shut {
             let _ = self.socket.shutdown(Shutdown::Write);
@@ -483,5 +469,18 @@ impl Tunnel {
 
     fn done(&self) -> bool {
         self.eof_sent && self.socket_shut
+    }
+}
+
+/// Write what `pending` holds to `to`, as much as it takes without blocking,
+/// and drop that from `pending`; whether any byte went.
+fn write_pending(to: &mut impl Write, pending: &mut Vec<u8>) -> io::Result<bool> {
+    match to.write(pending) {
+        Ok(n) => {
+            pending.drain(..n);
+            Ok(n > 0)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) => Err(e),
     }
 }
