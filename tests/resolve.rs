@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A target record as a test builds it, to feed a tool.
-type Target = Map<String, Value>;
+pub(crate) type Target = Map<String, Value>;
 
 /// The newest CPython `version` (like `3.8`) pyenv has here.
 fn pyenv_python(version: &str) -> String {
@@ -52,7 +52,7 @@ fn pyenv_python(version: &str) -> String {
 
 /// The interpreter's facts as vd-freeze's remote script reports them, for a
 /// venv still to be created.
-fn facts(python: &str, host: &str) -> Target {
+pub(crate) fn facts(python: &str, host: &str) -> Target {
     let mut record = python::freeze_script(Path::new(python), &["--no-installed"]);
     record.host = Some(host.into());
     record.venv = Some("/srv/shop/venv".into());
@@ -70,7 +70,7 @@ fn with_installed(mut record: Target, installed: &[(&str, &str)]) -> Target {
     record
 }
 
-fn diff(repo: &Path, args: &[&str], records: &[Target]) -> Outcome {
+pub(crate) fn diff(repo: &Path, args: &[&str], records: &[Target]) -> Outcome {
     tool("vd-diff")
         .arg("--repo")
         .arg(repo)
@@ -79,14 +79,14 @@ fn diff(repo: &Path, args: &[&str], records: &[Target]) -> Outcome {
         .run()
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
 }
 
 /// `{name: (to, wheel)}` of a plan's installs and upgrades.
-fn planned(record: &Record) -> BTreeMap<String, (String, String)> {
+pub(crate) fn planned(record: &Record) -> BTreeMap<String, (String, String)> {
     record
         .plan()
         .iter()
@@ -101,7 +101,7 @@ fn planned(record: &Record) -> BTreeMap<String, (String, String)> {
 
 /// What pip itself would install from `repo` for `requirements`, on
 /// `python`: `{name: (version, wheel file)}`.
-fn pip_choice(
+pub(crate) fn pip_choice(
     python: &str,
     repo: &Path,
     requirements: &Path,

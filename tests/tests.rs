@@ -12,6 +12,7 @@ mod hostile;
 mod interpreters;
 mod man;
 mod migrate;
+mod pip_choices;
 mod pipeline;
 mod push;
 mod reach;

@@ -249,9 +249,7 @@ impl<'a> Planner<'a> {
             .map(|w| &w.version)
             .filter(|v| lines.iter().all(|r| r.specifiers.contains(v)))
             .collect();
-        let pre_named = lines
-            .iter()
-            .any(|r| r.specifiers.iter().any(|s| s.any_prerelease()));
+        let pre_named = lines.iter().any(|r| r.names_prerelease());
         allowed
             .iter()
             .filter(|v| pre_named || !v.any_prerelease())

@@ -29,7 +29,7 @@
 
 use crate::wheel::normalize;
 use anyhow::{anyhow, bail, Result};
-use pep508_rs::pep440_rs::VersionSpecifiers;
+use pep508_rs::pep440_rs::{Operator, VersionSpecifiers};
 use pep508_rs::{ExtraName, MarkerEnvironment, MarkerTree, MarkerWarningKind, VersionOrUrl};
 use std::cell::Cell;
 use std::fmt;
@@ -135,6 +135,16 @@ impl Requirement {
             hashes: Vec::new(),
             text: text.to_string(),
             origin,
+        })
+    }
+
+    /// Whether the line opts in to pre-releases of its project, as PEP 440
+    /// and pip have it: a specifier names a pre-release, other than to
+    /// exclude it (`!=5.2rc1` excludes one, it asks for none).
+    pub fn names_prerelease(&self) -> bool {
+        self.specifiers.iter().any(|s| {
+            !matches!(s.operator(), Operator::NotEqual | Operator::NotEqualStar)
+                && s.any_prerelease()
         })
     }
 

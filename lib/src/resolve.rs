@@ -15,8 +15,11 @@
 //! Which version, as pip chooses: a project the requirements name gets the
 //! highest candidate that fits; a dependency keeps the installed version
 //! when it fits (pip's `only-if-needed`), unless `upgrade_deps` asks for the
-//! highest. Pre-releases are tried only when the requirements name one or
-//! when nothing else fits. An installed version the repository has no wheel
+//! highest. Pre-releases are tried only when a line names one (other than
+//! to exclude it), be it a requirement, a constraint or a dependency's
+//! Requires-Dist, or when nothing else fits. Projects are decided in pip's
+//! order of preference (see `provider::Preference`), so where two closures
+//! are valid, pip's is the one chosen. An installed version the repository has no wheel
 //! for is a candidate too (it is already there), with no known dependencies.
 //!
 //! The repository is read through [`Candidates`], so the resolver can be

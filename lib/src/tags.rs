@@ -53,6 +53,10 @@ pub struct Interpreter {
     pub machine: String,
     /// `platform.mac_ver()[0]`, the macOS release; empty elsewhere.
     pub mac_version: String,
+    /// The version (major, minor) of the pip in the venv, which installs
+    /// what vd plans: an old pip refuses manylinux tags newer than itself.
+    /// `None` when unknown (a venv still to be made): every tag.
+    pub pip: Option<(u32, u32)>,
 }
 
 impl Interpreter {
@@ -112,6 +116,26 @@ impl Interpreter {
             libc_version,
             machine: text(&python.machine),
             mac_version,
+            pip: None,
+        })
+    }
+
+    /// The same interpreter, with the venv's pip version (from its
+    /// `installed`) limiting the manylinux tags to those that pip knows.
+    pub fn installing_with_pip(mut self, pip_version: Option<&str>) -> Interpreter {
+        self.pip = pip_version.and_then(major_minor_or_major);
+        self
+    }
+
+    /// What the facts lack that the tags would need, said so a person can
+    /// fix it: a macOS record without `mac_version` (older or hand-made)
+    /// gets only its build's one platform tag, not the ladder of releases.
+    pub fn missing_fact(&self) -> Option<String> {
+        (self.system == "Darwin" && major_minor_or_major(&self.mac_version).is_none()).then(|| {
+            format!(
+                "field `python` has no mac_version: only the platform tag {} is accepted, not the older macOS releases' (run vd-freeze again)",
+                normalize_tag(&self.platform)
+            )
         })
     }
 
@@ -458,14 +482,24 @@ fn mac_binary_formats(version: (u32, u32), arch: &str) -> Vec<&str> {
     formats
 }
 
-/// The legacy names PEPs 513, 571 and 599 gave some glibc versions.
-fn legacy_manylinux(minor: u32) -> Option<&'static str> {
+/// The legacy names PEPs 513, 571 and 599 gave some glibc versions, and
+/// the first pip that installs wheels tagged so.
+fn legacy_manylinux(minor: u32) -> Option<(&'static str, (u32, u32))> {
     match minor {
-        17 => Some("manylinux2014"),
-        12 => Some("manylinux2010"),
-        5 => Some("manylinux1"),
+        17 => Some(("manylinux2014", (19, 3))),
+        12 => Some(("manylinux2010", (19, 0))),
+        5 => Some(("manylinux1", (8, 1))),
         _ => None,
     }
+}
+
+/// The first pip that installs PEP 600 `manylinux_x_y` wheels.
+const PIP_KNOWS_PEP_600: (u32, u32) = (20, 3);
+
+/// Whether a venv's pip (`None`: unknown) installs wheels of a tag that
+/// pip first accepted in version `since`.
+fn pip_knows(pip: Option<(u32, u32)>, since: (u32, u32)) -> bool {
+    pip.is_none_or(|v| v >= since)
 }
 
 fn manylinux_tags(interp: &Interpreter, archs: &[String], platforms: &mut Vec<String>) {
@@ -508,10 +542,14 @@ fn manylinux_tags(interp: &Interpreter, archs: &[String], platforms: &mut Vec<St
         for &(glibc_major, glibc_max) in &maxima {
             let lowest = if glibc_major == 2 { oldest_minor } else { 0 };
             for glibc_minor in (lowest..=glibc_max).rev() {
-                platforms.push(format!("manylinux_{glibc_major}_{glibc_minor}_{arch}"));
+                if pip_knows(interp.pip, PIP_KNOWS_PEP_600) {
+                    platforms.push(format!("manylinux_{glibc_major}_{glibc_minor}_{arch}"));
+                }
                 if glibc_major == 2 {
-                    if let Some(legacy) = legacy_manylinux(glibc_minor) {
-                        platforms.push(format!("{legacy}_{arch}"));
+                    if let Some((legacy, since)) = legacy_manylinux(glibc_minor) {
+                        if pip_knows(interp.pip, since) {
+                            platforms.push(format!("{legacy}_{arch}"));
+                        }
                     }
                 }
             }
@@ -578,6 +616,14 @@ impl Tags {
     /// A short description for messages: `cp311 on manylinux_2_36_x86_64`.
     pub(crate) fn describe(&self) -> String {
         match self.list.first() {
+            // A free-threaded build is `cp313t`: its first tag's ABI says so.
+            Some(t)
+                if t.abi
+                    .strip_prefix(t.python.as_str())
+                    .is_some_and(|a| a.starts_with('t')) =>
+            {
+                format!("{}t ({})", t.python, t.platform)
+            }
             Some(t) => format!("{} ({})", t.python, t.platform),
             None => "no tags".to_string(),
         }
@@ -680,6 +726,56 @@ mod tests {
         let tags = strings(&sys_tags(&threaded));
         assert_eq!(tags[0], "cp313-cp313t-manylinux_2_28_x86_64");
         assert!(!tags.iter().any(|t| t.contains("abi3")));
+        // Messages name the build as its tag does.
+        assert_eq!(
+            Tags::new(&threaded).describe(),
+            "cp313t (manylinux_2_28_x86_64)"
+        );
+        assert_eq!(
+            Tags::new(&cpython("3.13.0", "glibc", "2.28")).describe(),
+            "cp313 (manylinux_2_28_x86_64)"
+        );
+    }
+
+    #[test]
+    fn an_old_pip_in_the_venv_gets_only_the_manylinux_tags_it_knows() {
+        let platforms = |pip: Option<&str>| -> Vec<String> {
+            let interp = cpython("3.6.15", "glibc", "2.28").installing_with_pip(pip);
+            let mut p = platform_tags(&interp);
+            p.retain(|p| p.starts_with("many"));
+            p
+        };
+        let legacy = [
+            "manylinux2014_x86_64",
+            "manylinux2010_x86_64",
+            "manylinux1_x86_64",
+        ];
+        assert_eq!(platforms(Some("9.0.1")), ["manylinux1_x86_64"]);
+        assert_eq!(platforms(Some("18.1")), ["manylinux1_x86_64"]);
+        assert_eq!(platforms(Some("19.0.3")), legacy[1..]);
+        assert_eq!(platforms(Some("20.2.4")), legacy);
+        let all = platforms(Some("20.3"));
+        assert_eq!(all[0], "manylinux_2_28_x86_64");
+        assert_eq!(all, platforms(None));
+        assert!(legacy.iter().all(|l| all.contains(&l.to_string())));
+    }
+
+    #[test]
+    fn a_macos_record_without_mac_version_is_warned_of_by_field() {
+        let python = facts(json!({"implementation": "cpython", "version": "3.12.1",
+            "platform": "macosx-11.0-arm64", "machine": "arm64"}));
+        let interp = Interpreter::from_facts(&python, "Darwin").unwrap();
+        let warning = interp.missing_fact().expect("a warning");
+        assert!(warning.contains("no mac_version"), "{warning}");
+        assert!(warning.contains("macosx_11_0_arm64"), "{warning}");
+        let mut with_version = python.clone();
+        with_version.mac_version = Some("14.2.1".into());
+        let interp = Interpreter::from_facts(&with_version, "Darwin").unwrap();
+        assert_eq!(interp.missing_fact(), None);
+        let linux = facts(json!({"implementation": "cpython", "version": "3.12.1",
+            "platform": "linux-x86_64", "libc": "glibc", "libc_version": "2.28"}));
+        let interp = Interpreter::from_facts(&linux, "Linux").unwrap();
+        assert_eq!(interp.missing_fact(), None);
     }
 
     #[test]

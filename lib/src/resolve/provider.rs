@@ -66,6 +66,8 @@ pub(super) struct Named<'r> {
     pub range: Ranges<Version>,
     pub extras: BTreeSet<ExtraName>,
     pub lines: Vec<&'r Requirement>,
+    /// Where the first line naming it stands among the requirements.
+    pub order: usize,
 }
 
 pub(super) struct Provider<'a> {
@@ -74,8 +76,9 @@ pub(super) struct Provider<'a> {
     upgrade_deps: bool,
     pub named: BTreeMap<String, Named<'a>>,
     pub constraints: HashMap<String, (Ranges<Version>, Vec<&'a Requirement>)>,
-    /// Projects whose requirements or constraints name a pre-release.
-    prerelease: HashSet<String>,
+    /// Projects whose requirements, constraints or dependents' Requires-Dist
+    /// name a pre-release.
+    prerelease: RefCell<HashSet<String>>,
     installed: HashMap<String, Version>,
     versions: RefCell<HashMap<String, Rc<Vec<Candidate>>>>,
     /// The repository's candidates for this kind of interpreter, shared
@@ -83,6 +86,11 @@ pub(super) struct Provider<'a> {
     shared: Rc<RefCell<HashMap<String, Rc<Vec<Candidate>>>>>,
     /// What the search may still use.
     pub budget: Budget,
+    /// How far each project is from the requirements, as pip infers it:
+    /// one less than the nearest project found depending on it.
+    depths: RefCell<HashMap<String, u32>>,
+    /// Named projects that another named project's best version requires.
+    named_dependencies: OnceCell<HashSet<String>>,
 }
 
 impl<'a> Provider<'a> {
@@ -100,7 +108,7 @@ impl<'a> Provider<'a> {
         }
         let mut named: BTreeMap<String, Named> = BTreeMap::new();
         let mut prerelease = HashSet::new();
-        for r in &request.requirements {
+        for (order, r) in request.requirements.iter().enumerate() {
             if !r.applies(target.env, &[]) {
                 continue;
             }
@@ -108,13 +116,14 @@ impl<'a> Provider<'a> {
                 range: Ranges::full(),
                 extras: BTreeSet::new(),
                 lines: Vec::new(),
+                order,
             });
             entry.range = entry
                 .range
                 .intersection(&Ranges::from(r.specifiers.clone()));
             entry.extras.extend(r.extras.iter().cloned());
             entry.lines.push(r);
-            if r.specifiers.iter().any(|s| s.any_prerelease()) {
+            if r.names_prerelease() {
                 prerelease.insert(r.name.clone());
             }
         }
@@ -128,7 +137,7 @@ impl<'a> Provider<'a> {
                 .or_insert_with(|| (Ranges::full(), Vec::new()));
             entry.0 = entry.0.intersection(&Ranges::from(c.specifiers.clone()));
             entry.1.push(c);
-            if c.specifiers.iter().any(|s| s.any_prerelease()) {
+            if c.names_prerelease() {
                 prerelease.insert(c.name.clone());
             }
         }
@@ -143,10 +152,12 @@ impl<'a> Provider<'a> {
             upgrade_deps: request.upgrade_deps,
             named,
             constraints,
-            prerelease,
+            prerelease: RefCell::new(prerelease),
             installed,
             versions: RefCell::new(HashMap::new()),
             budget: Budget::new(),
+            depths: RefCell::new(HashMap::new()),
+            named_dependencies: OnceCell::new(),
         })
     }
 
@@ -278,6 +289,10 @@ impl<'a> Provider<'a> {
                 }
                 continue;
             }
+            if r.names_prerelease() {
+                // pip lets a dependency's own line opt in, as a user's does.
+                self.prerelease.borrow_mut().insert(r.name.clone());
+            }
             let range = self.constrained(&r.name, Ranges::from(r.specifiers.clone()));
             for e in &r.extras {
                 add(
@@ -288,6 +303,76 @@ impl<'a> Provider<'a> {
             }
             add(deps, Package::Project(r.name.clone()), range);
         }
+    }
+
+    /// The highest version in `range` this target can use, a release before
+    /// any pre-release unless the requirements opt in to pre-releases.
+    fn best_version(&self, name: &str, range: &Ranges<Version>) -> Option<Version> {
+        let versions = self.versions(name);
+        let fits = |c: &&Candidate| range.contains(&c.version) && self.is_candidate(c);
+        let pre_allowed = self.prerelease.borrow().contains(name);
+        versions
+            .iter()
+            .filter(|c| pre_allowed || !c.version.any_prerelease())
+            .find(fits)
+            // Only pre-releases fit: PEP 440 accepts them then.
+            .or_else(|| versions.iter().find(fits))
+            .map(|c| c.version.clone())
+    }
+
+    /// How far a project is from the requirements: 1 for a named one (2
+    /// when another named one needs it), else one more than the nearest
+    /// project seen requiring it.
+    fn depth(&self, name: &str) -> u32 {
+        if self.named.contains_key(name) {
+            let needed = self
+                .named_dependencies
+                .get_or_init(|| self.find_named_dependencies());
+            return if needed.contains(name) { 2 } else { 1 };
+        }
+        self.depths.borrow().get(name).copied().unwrap_or(u32::MAX)
+    }
+
+    /// Record the depth of a version's dependencies, one below its own.
+    fn note_depths(&self, depth: u32, deps: &BTreeMap<Package, Ranges<Version>>) {
+        let mut depths = self.depths.borrow_mut();
+        for name in deps.keys().filter_map(Package::name) {
+            let d = depths.entry(name.to_string()).or_insert(u32::MAX);
+            *d = (*d).min(depth.saturating_add(1));
+        }
+    }
+
+    /// The named projects that the best version of another named project
+    /// requires (with the extras the requirements ask of it).
+    fn find_named_dependencies(&self) -> HashSet<String> {
+        let mut needed = HashSet::new();
+        for (name, named) in &self.named {
+            let range = self.constrained(name, named.range.clone());
+            let Some(best) = self.best_version(name, &range) else {
+                continue;
+            };
+            let versions = self.versions(name);
+            let Some(c) = versions.iter().find(|c| c.version == best) else {
+                continue;
+            };
+            let Some(dist) = self
+                .usable(c)
+                .0
+                .first()
+                .and_then(|&w| self.candidates.dist(w).ok())
+            else {
+                continue;
+            };
+            let extras: Vec<ExtraName> = named.extras.iter().cloned().collect();
+            needed.extend(
+                dist.requires_dist
+                    .iter()
+                    .filter(|r| r.name != *name && self.named.contains_key(&r.name))
+                    .filter(|r| r.applies(self.target.env, &extras))
+                    .map(|r| r.name.clone()),
+            );
+        }
+        needed
     }
 
     /// The solution as a [`Resolution`].
@@ -332,6 +417,43 @@ impl<'a> Provider<'a> {
     }
 }
 
+/// Which package pubgrub decides next, highest first. The order is pip's
+/// (its resolvelib provider's `get_preference`): a package with nothing left
+/// to choose from, so the search fails early; then one pinned to a single
+/// version; then one in more conflicts (pip prefers the causes of its
+/// backtracking); then the one nearest the requirements; then the one whose
+/// line comes first; then one that any specifier bounds; then by name.
+///
+/// Pip may also change a version it chose when a later choice narrows that
+/// project, which pubgrub never does; so a named project that another named
+/// project's best version requires counts one step further away, and is
+/// decided after it, as pip's final answer has it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Preference {
+    empty: bool,
+    pinned: bool,
+    conflicts: u32,
+    depth: Reverse<u32>,
+    order: Reverse<usize>,
+    bounded: bool,
+    name: Reverse<String>,
+}
+
+impl Preference {
+    /// The requirements themselves, or a package nothing fits.
+    fn first() -> Preference {
+        Preference {
+            empty: true,
+            pinned: true,
+            conflicts: u32::MAX,
+            depth: Reverse(0),
+            order: Reverse(0),
+            bounded: true,
+            name: Reverse(String::new()),
+        }
+    }
+}
+
 fn add(deps: &mut BTreeMap<Package, Ranges<Version>>, package: Package, range: Ranges<Version>) {
     match deps.get_mut(&package) {
         Some(r) => *r = r.intersection(&range),
@@ -352,30 +474,37 @@ impl pubgrub::DependencyProvider for Provider<'_> {
     type VS = Ranges<Version>;
     type M = String;
     type Err = GaveUp;
-    /// Root first; then packages with more conflicts; then fewer versions.
-    type Priority = (u32, Reverse<usize>);
+    /// Pip's order of preference; see [`Preference`].
+    type Priority = Preference;
 
     fn prioritize(
         &self,
         package: &Package,
         range: &Ranges<Version>,
         statistics: &PackageResolutionStatistics,
-    ) -> Self::Priority {
+    ) -> Preference {
         let Some(name) = package.name() else {
-            return (u32::MAX, Reverse(0));
+            return Preference::first();
         };
         self.budget
             .note_conflicts(name, statistics.conflict_count());
-        let count = self
+        if !self
             .versions(name)
             .iter()
-            .filter(|c| range.contains(&c.version))
-            .count();
-        if count == 0 {
+            .any(|c| range.contains(&c.version))
+        {
             // Nothing to choose: fail now, before deciding anything else.
-            return (u32::MAX, Reverse(0));
+            return Preference::first();
         }
-        (statistics.conflict_count(), Reverse(count))
+        Preference {
+            empty: false,
+            pinned: range.as_singleton().is_some(),
+            conflicts: statistics.conflict_count(),
+            depth: Reverse(self.depth(name)),
+            order: Reverse(self.named.get(name).map_or(usize::MAX, |n| n.order)),
+            bounded: *range != Ranges::full(),
+            name: Reverse(name.to_string()),
+        }
     }
 
     /// Called before every step of the search: the bound on it.
@@ -392,25 +521,18 @@ impl pubgrub::DependencyProvider for Provider<'_> {
             let root = root_version();
             return Ok(range.contains(&root).then_some(root));
         };
-        let versions = self.versions(name);
-        let fits = |c: &&Candidate| range.contains(&c.version) && self.is_candidate(c);
-        let highest_first = !self.upgrade_deps && !self.named.contains_key(name);
-        if highest_first {
+        let keep_installed = !self.upgrade_deps && !self.named.contains_key(name);
+        if keep_installed {
             // A dependency: keep what is installed when it fits.
             if let Some(v) = self.installed.get(name) {
-                if let Some(c) = versions.iter().find(|c| c.version == *v).filter(fits) {
-                    return Ok(Some(c.version.clone()));
+                if let Some(c) = self.versions(name).iter().find(|c| c.version == *v) {
+                    if range.contains(&c.version) && self.is_candidate(c) {
+                        return Ok(Some(c.version.clone()));
+                    }
                 }
             }
         }
-        let pre_allowed = self.prerelease.contains(name);
-        let best = versions
-            .iter()
-            .filter(|c| pre_allowed || !c.version.any_prerelease())
-            .find(fits)
-            // Only pre-releases fit: PEP 440 accepts them then.
-            .or_else(|| versions.iter().find(fits));
-        Ok(best.map(|c| c.version.clone()))
+        Ok(self.best_version(name, range))
     }
 
     fn get_dependencies(
@@ -444,6 +566,7 @@ impl pubgrub::DependencyProvider for Provider<'_> {
                 Ranges::singleton(version.clone()),
             );
         }
+        let depth = self.depth(name);
         let versions = self.versions(name);
         let Some(c) = versions.iter().find(|c| c.version == *version) else {
             return Ok(Dependencies::Unavailable(
@@ -468,6 +591,7 @@ impl pubgrub::DependencyProvider for Provider<'_> {
         };
         let extras: Vec<ExtraName> = extra.into_iter().cloned().collect();
         self.add_requires_dist(name, version, &dist.requires_dist, &extras, &mut deps);
+        self.note_depths(depth, &deps);
         Ok(Dependencies::Available(into_constraints(deps)))
     }
 }

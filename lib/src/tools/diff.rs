@@ -314,13 +314,18 @@ impl<'a> State<'a> {
         let env = record::get::<Markers>(record)?
             .ok_or_else(|| anyhow!("missing field `markers` (run vd-freeze first)"))?
             .environment()?;
-        let interpreter = Interpreter::from_facts(python, env.platform_system())?;
+        let installed = record::installed(record)?;
+        // The venv's own pip installs the plan: only wheels it accepts.
+        let interpreter = Interpreter::from_facts(python, env.platform_system())?
+            .installing_with_pip(installed.get("pip").map(String::as_str));
+        if let Some(missing) = interpreter.missing_fact() {
+            messages::warn(TOOL, &format!("{}:{}: {missing}", target.host, target.venv));
+        }
         let tags = self
             .tags
             .entry(interpreter)
             .or_insert_with_key(|i| Rc::new(Tags::new(i)))
             .clone();
-        let installed = record::installed(record)?;
         let (sources, requirements) = self.requirements_of(&target, record)?;
         let sources: Vec<&Requirements> = sources.iter().map(Rc::as_ref).collect();
         let venv = plan::Venv {
