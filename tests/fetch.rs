@@ -24,19 +24,37 @@ fn fetch(server: &Sshd, cached: &[(&str, &str)]) -> Run {
     run
 }
 
-/// A venv of each of pyenv's CPython `versions`, frozen over SSH.
-fn frozen_fleet(server: &Sshd, dir: &Path, versions: &[&str]) -> Vec<Record> {
-    let targets: Vec<_> = versions
-        .iter()
-        .map(|version| {
-            let venv = dir.join(format!("venv-{version}"));
-            venv_of(&pyenv_python(version), &venv);
-            server.target(0, &venv)
-        })
-        .collect();
-    let out = server.tool("vd-freeze").stdin(jsonl(&targets)).run();
-    out.expect_code(0);
-    out.records()
+/// A test's fleet: one host, a venv of each of pyenv's CPython `versions`
+/// in a scratch folder, frozen over SSH, and the folder to fetch into.
+struct Fleet {
+    server: Sshd,
+    dir: tempfile::TempDir,
+    records: Vec<Record>,
+    dest: PathBuf,
+}
+
+impl Fleet {
+    fn frozen(versions: &[&str]) -> Fleet {
+        let server = Sshd::start(1);
+        let dir = tempfile::tempdir().unwrap();
+        let targets: Vec<_> = versions
+            .iter()
+            .map(|version| {
+                let venv = dir.path().join(format!("venv-{version}"));
+                venv_of(&pyenv_python(version), &venv);
+                server.target(0, &venv)
+            })
+            .collect();
+        let out = server.tool("vd-freeze").stdin(jsonl(&targets)).run();
+        out.expect_code(0);
+        let dest = dir.path().join("dest");
+        Fleet {
+            records: out.records(),
+            server,
+            dir,
+            dest,
+        }
+    }
 }
 
 fn wheels_in(dir: &Path) -> Vec<PathBuf> {
@@ -63,10 +81,12 @@ const FLEET_CACHE: &[(&str, &str)] = &[("3.11", "pillow"), ("3.12", "pillow"), (
 
 #[test]
 fn fetch_fills_a_repository_for_3_11_and_3_12_and_fetches_nothing_twice() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
-    let fleet = frozen_fleet(&server, dir.path(), &["3.11", "3.12"]);
-    let dest = dir.path().join("dest");
+    let Fleet {
+        server,
+        dir,
+        records: fleet,
+        dest,
+    } = Fleet::frozen(&["3.11", "3.12"]);
     let out = fetch(&server, FLEET_CACHE)
         .arg("--dest")
         .arg(&dest)
@@ -169,9 +189,12 @@ fn fetch_fills_a_repository_for_3_11_and_3_12_and_fetches_nothing_twice() {
 
 #[test]
 fn fetch_names_what_has_no_wheel_and_the_other_targets_go_on() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
-    let mut fleet = frozen_fleet(&server, dir.path(), &["3.11", "3.12"]);
+    let Fleet {
+        server,
+        dir,
+        records: mut fleet,
+        ..
+    } = Fleet::frozen(&["3.11", "3.12"]);
     let unfrozen = server.target(0, &dir.path().join("never-frozen"));
     fleet.push(unfrozen.record());
     let input = format!("{}not json\n", jsonl(&fleet));
@@ -226,10 +249,12 @@ fn fetch_names_what_has_no_wheel_and_the_other_targets_go_on() {
 
 #[test]
 fn fetch_evaluates_markers_for_each_interpreter_not_for_the_one_running_pip() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
-    let fleet = frozen_fleet(&server, dir.path(), &["3.10", "3.12"]);
-    let dest = dir.path().join("dest");
+    let Fleet {
+        server,
+        dir: _dir,
+        records: fleet,
+        dest,
+    } = Fleet::frozen(&["3.10", "3.12"]);
     // asgiref 3.9 needs `typing_extensions>=4; python_version < "3.11"`;
     // the pip that runs is 3.11's, for which the marker is false.
     let out = fetch(&server, &[("3.10", "asgiref==3.9.1")])

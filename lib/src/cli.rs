@@ -84,6 +84,17 @@ impl TransportArgs {
     }
 }
 
+/// The options of the tools after vd-push that log to the repository
+/// (vd-migrate, vd-reload): the repository, and which records they act on.
+#[derive(Args, Debug, Clone)]
+pub struct AfterPushArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+
+    #[command(flatten)]
+    pub changed: ChangedArgs,
+}
+
 /// Which records the tools after vd-push act on: the ones it changed.
 #[derive(Args, Debug, Clone)]
 pub struct ChangedArgs {

@@ -67,6 +67,8 @@ mod shell;
 mod ssh_name;
 mod summary;
 pub mod tags;
+#[cfg(test)]
+mod testing;
 pub mod tools;
 mod transport;
 pub mod wheel;

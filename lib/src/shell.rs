@@ -51,10 +51,14 @@ mod tests {
 
     #[test]
     fn dangerous_words_are_quoted() {
-        assert_eq!(quote(""), "''");
-        assert_eq!(quote("a b"), "'a b'");
-        assert_eq!(quote("it's"), "'it'\\''s'");
-        assert_eq!(quote("$(id)"), "'$(id)'");
+        for (word, quoted) in [
+            ("", "''"),
+            ("a b", "'a b'"),
+            ("it's", "'it'\\''s'"),
+            ("$(id)", "'$(id)'"),
+        ] {
+            assert_eq!(quote(word), quoted);
+        }
     }
 
     #[test]

@@ -185,6 +185,12 @@ fn is_migration_name(text: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// What a run of django-admin that ended with `status`, `stdout` and
+    /// `stderr` is read as, for settings `s` of venv `/v`.
+    fn read(status: i32, stdout: &str, stderr: &str, mode: Migrate) -> MigrateOutcome {
+        MigrateOutcome::read(&Finished::of(status, stdout, stderr), "/v", "s", mode)
+    }
+
     #[test]
     fn reads_applied_migrations() {
         let out = "Operations to perform:\n  Apply all migrations: catalog, contenttypes\nRunning migrations:\n  Applying catalog.0001_initial... OK\n  Applying contenttypes.0001_initial... OK (0.012s)\n  Applying contenttypes.0002_remove_content_type_name...";
@@ -234,7 +240,7 @@ mod tests {
             .failure
             .unwrap()
             .starts_with("/srv/shop/bin/django-admin is missing"));
-        let fine = MigrateOutcome::read(&Finished::of(0, "", ""), "/v", "s", Migrate::Apply);
+        let fine = read(0, "", "", Migrate::Apply);
         assert_eq!(fine.failure, None);
     }
 
@@ -258,7 +264,7 @@ mod tests {
     #[test]
     fn reads_planned_migrations() {
         let out = "Planned operations:\ncatalog.0001_initial\n    Create model Product\ncontenttypes.0002_remove_content_type_name\n    Raw Python operation\n";
-        let outcome = MigrateOutcome::read(&Finished::of(0, out, ""), "/v", "s", Migrate::Plan);
+        let outcome = read(0, out, "", Migrate::Plan);
         assert_eq!(
             outcome.migrations,
             [
@@ -291,14 +297,13 @@ mod tests {
     fn reads_unapplied_migrations_from_showmigrations() {
         // Django 1.11's `showmigrations --plan`.
         let out = "[X]  contenttypes.0001_initial\n[X]  contenttypes.0002_remove_content_type_name\n[ ]  catalog.0001_initial\n[ ]  catalog.0002_price\n";
-        let outcome = MigrateOutcome::read(&Finished::of(0, out, ""), "/v", "s", Migrate::ShowPlan);
+        let outcome = read(0, out, "", Migrate::ShowPlan);
         assert_eq!(
             outcome.migrations,
             ["catalog.0001_initial", "catalog.0002_price"]
         );
         assert!(unapplied_in_showmigrations("[X]  catalog.0001_initial\n").is_empty());
-        let failed =
-            MigrateOutcome::read(&Finished::of(1, "", "boom\n"), "/v", "s", Migrate::ShowPlan);
+        let failed = read(1, "", "boom\n", Migrate::ShowPlan);
         assert!(failed
             .failure
             .unwrap()

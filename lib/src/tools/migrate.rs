@@ -9,7 +9,7 @@
 //! here needs a finish per host: a target's record is written once its
 //! migrations are done, so vd-reload never reloads a target ahead of them.
 
-use crate::cli::{ChangedArgs, RepoArgs, TransportArgs};
+use crate::cli::{AfterPushArgs, ChangedArgs, TransportArgs};
 use crate::console;
 use crate::fleet::Host;
 use crate::keyed_mutex::KeyedMutex;
@@ -60,10 +60,7 @@ const TOOL: &str = "vd-migrate";
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    repo: RepoArgs,
-
-    #[command(flatten)]
-    changed: ChangedArgs,
+    after_push: AfterPushArgs,
 
     /// Apply nothing; list each target's pending migrations (Django's
     /// migrate --plan) in `pending`: {module: [migrations]}. Every record
@@ -139,7 +136,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     let log = match mode {
         // A deployment that cannot log is stopped before it changes anything.
         Migrate::Apply => Some(EventWriter::new(
-            ReleaseLog::new(Repo::open(&args.repo.repo)?.dir()),
+            ReleaseLog::new(Repo::open(&args.after_push.repo.repo)?.dir()),
             TOOL,
         )),
         Migrate::Plan | Migrate::ShowPlan => None,
@@ -147,7 +144,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
     let migrator = Migrator {
         mode,
         changed: ChangedArgs {
-            always: args.changed.always || mode == Migrate::Plan,
+            always: args.after_push.changed.always || mode == Migrate::Plan,
         },
         once: args.once,
         check: args.check,

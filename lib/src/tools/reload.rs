@@ -9,7 +9,7 @@
 //! updates; here such targets are held ([`Host::hold`]) and reloaded together
 //! in the fleet's finish, when the input has ended.
 
-use crate::cli::{ChangedArgs, RepoArgs, TransportArgs};
+use crate::cli::{AfterPushArgs, ChangedArgs, TransportArgs};
 use crate::console;
 use crate::fleet::{self, Held, Host};
 use crate::log::{Event, EventWriter, ReleaseLog};
@@ -58,10 +58,7 @@ const TOOL: &str = "vd-reload";
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
-    repo: RepoArgs,
-
-    #[command(flatten)]
-    changed: ChangedArgs,
+    after_push: AfterPushArgs,
 
     /// Run a target's `check` up to N times before calling it failed.
     #[arg(long, value_name = "N", default_value_t = 5,
@@ -125,9 +122,9 @@ static TABLE: Table = Table {
 tool!(VdReload);
 
 fn run(args: Args, out: &mut Output) -> Result<Status> {
-    let repo = Repo::open(&args.repo.repo)?;
+    let repo = Repo::open(&args.after_push.repo.repo)?;
     let reloader = Reloader {
-        changed: args.changed,
+        changed: args.after_push.changed,
         revert: args.revert,
         check_tries: args.check_tries,
         check_delay: args.check_delay,
