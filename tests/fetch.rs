@@ -93,7 +93,9 @@ fn fetch_fills_a_repository_for_3_11_and_3_12_and_fetches_nothing_twice() {
         .args(["pillow", DJANGO])
         .stdin(jsonl(&fleet))
         .run();
-    out.expect_code(0).expect_stderr("downloaded into");
+    out.expect_code(0)
+        .expect_stderr("downloaded into")
+        .expect_stderr("then, inside the network: vd-add");
     let records = out.records();
     assert_eq!(records.len(), 2);
     let (for_311, for_312) = (records[0].fetched(), records[1].fetched());
@@ -177,6 +179,8 @@ fn fetch_fills_a_repository_for_3_11_and_3_12_and_fetches_nothing_twice() {
         .stdin(jsonl(&fleet))
         .run();
     out.expect_code(0).expect_stderr("0 wheels");
+    // Nothing was fetched: nothing to carry in and add.
+    assert!(!out.stderr.contains("vd-add"), "{}", out.stderr);
     for record in out.records() {
         let wheels = record.fetched();
         assert!(!wheels.is_empty());

@@ -257,10 +257,13 @@ impl Tally {
             }
             None => String::new(),
         };
-        line.push_str(&format!(
-            "; then, inside the network: vd-add {repo}{}/*.whl",
-            settings.dest.display()
-        ));
+        // Nothing to carry in, nothing to add: no command to suggest.
+        if !self.downloaded.is_empty() || !self.dest.is_empty() {
+            line.push_str(&format!(
+                "; then, inside the network: vd-add {repo}{}/*.whl",
+                settings.dest.display()
+            ));
+        }
         messages::warn(TOOL, &line);
     }
 }
