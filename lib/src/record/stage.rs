@@ -426,6 +426,13 @@ impl Field for RunningUnseen {
     const NAME: &'static str = "running_unseen";
 }
 
+newtype_field! {
+    /// `running_drift` (from vd-diff): why the processes that run from the
+    /// venv are not what it holds, one sentence per stale process of
+    /// `running`; `vd-diff --check` counts it as drift.
+    RunningDrift(Vec<String>) = "running_drift", Default
+}
+
 /// A generation vd-push kept past the number to keep, because processes
 /// still run from it (an entry of `kept_running`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
