@@ -390,7 +390,8 @@ pub struct RunningProcess {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stale: bool,
     /// Another user's process whose command line names the venv but whose
-    /// descriptors this user may not read: its generation is unknown.
+    /// descriptors this user may not read: its generation is unknown
+    /// unless the command line names a generation's folder.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unreadable: bool,
 }
