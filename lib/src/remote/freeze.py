@@ -37,8 +37,9 @@ def normalize(name):
 
 
 def dumps(value):
-    """json.dumps(value, sort_keys=True) for what the facts hold: dicts,
-    strings, integers, booleans and None."""
+    """json.dumps(value, sort_keys=True) for what the facts and the scan of
+    running processes hold: dicts, lists, strings, integers, booleans and
+    None."""
     if sys.version_info[0] < 3:
         import json
 
@@ -54,6 +55,8 @@ def dumps(value):
         return str(value)
     if isinstance(value, str):
         return quote(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(dumps(v) for v in value) + "]"
     import json
 
     return json.dumps(value, sort_keys=True)
@@ -658,7 +661,7 @@ def scan_running(token):
     try:
         scope = {"__name__": "vd_running"}
         exec(compile(code, "running.py", "exec"), scope)
-        scope["main"](venvs)
+        scope["main"](venvs, dumps)
         sys.stdout.write("\n%s running-status 0\n" % token)
     except Exception as e:
         sys.stdout.write("\n%s running-status 1\n%s" % (token, e))

@@ -39,8 +39,16 @@ import time
 MARKER = ".vd-running"
 
 
-def main(args):
-    """Run as a script, or called by freeze.py --venvs with the venvs."""
+def main(args, dumps=None):
+    """Run as a script, or called by freeze.py --venvs with the venvs and
+    its own writer of JSON (importing the json module costs as much as the
+    scan takes)."""
+    if dumps is None:
+        import json
+
+        def dumps(value):
+            return json.dumps(value, sort_keys=True)
+
     if args[:1] == ["--mark"]:
         print(mark(args[1]))
         return
@@ -73,36 +81,6 @@ def main(args):
         "unseen": seen.report(),
     }
     print(dumps(out))
-
-
-def dumps(value):
-    """JSON of dicts, lists, text, ints, bools and None: the json module
-    costs more to import than the whole scan takes."""
-    if value is None:
-        return "null"
-    if value is True or value is False:
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, dict):
-        items = sorted(value.items())
-        return "{" + ", ".join("%s: %s" % (dumps(k), dumps(v)) for k, v in items) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(dumps(v) for v in value) + "]"
-    return '"' + "".join(escaped(c) for c in value) + '"'
-
-
-def escaped(char):
-    """A character of a JSON string, in ASCII (Python 2 prints no other)."""
-    if char == '"' or char == "\\":
-        return "\\" + char
-    code = ord(char)
-    if code > 0xFFFF:
-        code -= 0x10000
-        return "\\u%04x\\u%04x" % (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF))
-    if code < 0x20 or code > 0x7E:
-        return "\\u%04x" % code
-    return char
 
 
 def mark(marker):
