@@ -45,11 +45,13 @@ pub enum Format {
 }
 
 impl Format {
-    /// The end of the file's name: what the format's tools look for.
-    fn suffix(self) -> &'static str {
+    /// The name of a file of this format about `stem`, as the format's
+    /// tools look for it: `pylock.STEM.toml` (PEP 751 allows no dot in
+    /// STEM), `STEM.cdx.json`.
+    fn file_name(self, stem: &str) -> String {
         match self {
-            Format::Pylock => ".pylock.toml",
-            Format::CycloneDx => ".cdx.json",
+            Format::Pylock => format!("pylock.{stem}.toml"),
+            Format::CycloneDx => format!("{stem}.cdx.json"),
         }
     }
 }
@@ -214,12 +216,13 @@ pub struct FileNames {
 }
 
 impl FileNames {
-    /// The file name for a target: `[USER@]HOST[-PORT]_VENV-PATH` with the
-    /// venv's slashes as dashes, then the format's suffix. Characters other
-    /// than letters, digits, `@`, `_`, `-` and `.` become `_`, runs of dots
-    /// one dot, and leading dots and dashes go, so the name never leaves the
-    /// folder nor hides in it. A name already given in this run gets a
-    /// digest of the whole target (user, host, port, venv) added.
+    /// The file name for a target, about `[USER@]HOST[-PORT]_VENV-PATH`
+    /// with the venv's slashes as dashes ([`Format::file_name`]). Every
+    /// character but letters, digits, `@`, `_` and `-` becomes `_` (dots
+    /// too: PEP 751 names have none there), and leading dashes go, so the
+    /// name never leaves the folder, hides in it or reads as an option. A
+    /// name already given in this run gets a digest of the whole target
+    /// (user, host, port, venv) added.
     pub fn claim(&mut self, target: &Target, format: Format) -> Result<String> {
         let mut host = String::new();
         if let Some(user) = &target.user {
@@ -238,9 +241,7 @@ impl FileNames {
             .chars()
             .take(160)
             .collect();
-        // A cut may end on a dot, which the suffix's would double.
-        let stem = stem.trim_end_matches('.');
-        let plain = format!("{stem}{}", format.suffix());
+        let plain = format.file_name(&stem);
         if self.taken.insert(plain.clone()) {
             return Ok(plain);
         }
@@ -252,7 +253,7 @@ impl FileNames {
             target.venv
         );
         let digest = format!("{:x}", Sha256::digest(identity.as_bytes()));
-        let marked = format!("{stem}.{}{}", &digest[..12], format.suffix());
+        let marked = format.file_name(&format!("{stem}-{}", &digest[..12]));
         if self.taken.insert(marked.clone()) {
             return Ok(marked);
         }
@@ -262,21 +263,15 @@ impl FileNames {
 
 /// `text` as a part of a file name that stays in its folder.
 fn safe_part(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        let c = match c {
+    let out: String = text
+        .chars()
+        .map(|c| match c {
             '/' => '-',
-            c if c.is_ascii_alphanumeric() || matches!(c, '@' | '_' | '-' | '.') => c,
+            c if c.is_ascii_alphanumeric() || matches!(c, '@' | '_' | '-') => c,
             _ => '_',
-        };
-        if c == '.' && out.ends_with('.') {
-            continue;
-        }
-        out.push(c);
-    }
-    out.trim_start_matches(['.', '-'])
-        .trim_end_matches(['.', '-'])
-        .to_string()
+        })
+        .collect();
+    out.trim_start_matches('-').to_string()
 }
 
 /// Write `text` as `dir/name`, whole or not at all: into a new file
@@ -319,24 +314,28 @@ mod tests {
         let mut claim = |value| names.claim(&target(value), Format::Pylock).unwrap();
         assert_eq!(
             claim(json!({"host": "web1", "venv": "/srv/shop/venv"})),
-            "web1_srv-shop-venv.pylock.toml"
+            "pylock.web1_srv-shop-venv.toml"
         );
         assert_eq!(
             claim(json!({"host": "web1", "user": "deploy", "port": 2222, "venv": "/srv/a"})),
-            "deploy@web1-2222_srv-a.pylock.toml"
+            "pylock.deploy@web1-2222_srv-a.toml"
         );
         let hostile = claim(json!({"host": "..", "venv": "/x/../../y z"}));
-        assert_eq!(hostile, "host_x-.-.-y_z.pylock.toml");
+        assert_eq!(hostile, "pylock.___x-__-__-y_z.toml");
         let dotted = claim(json!({"host": "fe80::1%eth0", "venv": "/.."}));
-        assert_eq!(dotted, "fe80__1_eth0_.pylock.toml");
+        assert_eq!(dotted, "pylock.fe80__1_eth0___.toml");
         // Two venvs that read alike get apart by a digest.
         let first = claim(json!({"host": "web1", "venv": "/srv/a-b"}));
         let second = claim(json!({"host": "web1", "venv": "/srv/a/b"}));
-        assert_eq!(first, "web1_srv-a-b.pylock.toml");
-        assert!(second.starts_with("web1_srv-a-b.") && second.ends_with(".pylock.toml"));
+        assert_eq!(first, "pylock.web1_srv-a-b.toml");
+        assert!(second.starts_with("pylock.web1_srv-a-b-") && second.ends_with(".toml"));
         assert_ne!(first, second);
         for name in [&hostile, &dotted, &second] {
-            assert!(!name.contains('/') && !name.contains("..") && !name.starts_with('.'));
+            assert!(
+                !name.contains('/') && name.matches('.').count() == 2,
+                "{name}"
+            );
+            assert!(crate::pylock::is_lock_file(Path::new(name)), "{name}");
         }
         let e = names
             .claim(

@@ -10,6 +10,7 @@ pub mod python;
 pub mod record;
 pub mod sshd;
 pub mod upload;
+pub mod uv;
 
 pub use record::Record;
 

@@ -36,12 +36,15 @@ const TOOL: &str = "vd-export";
 /// (and without a hash), named in the record's `unexported` and in a
 /// warning.
 ///
-/// Files are named after the target, USER@HOST-PORT_VENV-PATH.pylock.toml
-/// (or .cdx.json) with the venv's slashes as dashes, user and port where
-/// the record names them: other characters become `_`, and no name leaves
-/// --out or starts with a dot. When two targets of one run would share a
-/// name, the second's gets a digest of its user, host, port and venv
-/// added. A file is written whole (a new file renamed over the old one).
+/// Files are named after the target: pylock.STEM.toml or STEM.cdx.json,
+/// where STEM is USER@HOST-PORT_VENV-PATH (user and port where the record
+/// names them) with the venv's slashes as dashes, and every character but
+/// letters, digits, `@`, `_` and `-` as `_` (PEP 751 allows no dot in
+/// STEM): web1_srv-shop-venv for web1:/srv/shop/venv. No name leaves --out
+/// or starts with a dot. When two targets of one run would share a name,
+/// the second's gets a digest of its user, host, port and venv added; the
+/// same target twice is an error for its second record. A file is written
+/// whole (a new file renamed over the old one).
 ///
 /// Adds to each record `exported`: the path of its file. Records that
 /// already carry an error pass through untouched; a target without

@@ -1,0 +1,160 @@
+//! vd-diff reading a PEP 751 lock written by uv from the repository: it
+//! plans exactly the lock's packages, with the lock's hashes, and names the
+//! package of a lock it cannot follow.
+
+use crate::export::{published_wheels, Frozen};
+use crate::util::record::Action;
+use crate::util::uv::uv_command;
+use crate::util::{changes, error_message, jsonl, stdout_of, Outcome, Record};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// A lock uv writes for `requirement` from the repository alone, for the
+/// Python of `record`: `dir`/pylock.toml.
+fn uv_lock(repo: &Path, record: &Record, requirement: &str, dir: &Path) -> PathBuf {
+    let input = dir.join("requirements.in");
+    fs::write(&input, format!("{requirement}\n")).unwrap();
+    let version: Vec<&str> = record.facts().version().split('.').take(2).collect();
+    let lock = dir.join("pylock.toml");
+    stdout_of(
+        uv_command()
+            .args([
+                "pip",
+                "compile",
+                "--offline",
+                "--no-index",
+                "--format",
+                "pylock.toml",
+            ])
+            .arg("--find-links")
+            .arg(repo)
+            .args(["--python-version", &version.join(".")])
+            .arg("-o")
+            .arg(&lock)
+            .arg(&input),
+        "uv pip compile --format pylock.toml",
+    );
+    lock
+}
+
+/// `name version sha256` of each package of a lock, by the toml crate.
+fn locked(lock: &Path) -> BTreeMap<String, (String, String)> {
+    let table: toml::Table = toml::from_str(&fs::read_to_string(lock).unwrap()).unwrap();
+    table["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let sha = p["wheels"][0]["hashes"]["sha256"].as_str().unwrap();
+            let name = p["name"].as_str().unwrap().to_string();
+            (
+                name,
+                (p["version"].as_str().unwrap().to_string(), sha.to_string()),
+            )
+        })
+        .collect()
+}
+
+fn diff(fleet: &Frozen, lock: &Path) -> Outcome {
+    fleet
+        .server
+        .tool("vd-diff")
+        .arg("--repo")
+        .arg(&fleet.repo)
+        .arg(lock)
+        .stdin(jsonl(&fleet.records))
+        .run()
+}
+
+#[test]
+fn a_lock_written_by_uv_plans_exactly_its_packages_and_hashes() {
+    let wheels = published_wheels();
+    let six: Vec<PathBuf> = wheels
+        .iter()
+        .filter(|w| w.file_name().unwrap().to_string_lossy().starts_with("six-"))
+        .cloned()
+        .collect();
+    // An empty venv, and one that holds six, which the lock leaves out.
+    let fleet = Frozen::new(&[&[], &six], &wheels);
+    let lock = uv_lock(&fleet.repo, &fleet.records[0], "django", fleet.dir.path());
+    let packages = locked(&lock);
+    assert!(packages.contains_key("django") && packages.contains_key("asgiref"));
+
+    let run = diff(&fleet, &lock);
+    run.expect_code(0);
+    let records = run.records();
+    for record in &records {
+        let installs: BTreeMap<String, (String, String)> = record
+            .plan()
+            .iter()
+            .filter(|c| c.action == Action::Install)
+            .map(|c| {
+                let sha = c.sha256.clone().unwrap();
+                (c.name.clone(), (c.to.clone().unwrap(), sha))
+            })
+            .collect();
+        assert_eq!(installs, packages);
+    }
+    assert!(changes(&records[1]).contains(&"six remove 1.16.0 -".to_string()));
+}
+
+#[test]
+fn a_lock_vd_cannot_follow_is_an_error_naming_the_package_or_file() {
+    let wheels = published_wheels();
+    let fleet = Frozen::new(&[&[]], &wheels);
+    let lock = uv_lock(&fleet.repo, &fleet.records[0], "django", fleet.dir.path());
+    let text = fs::read_to_string(&lock).unwrap();
+    let (_, django_sha) = locked(&lock)["django"].clone();
+    let variant = |name: &str, text: String| {
+        let path = fleet.dir.path().join(format!("pylock.{name}.toml"));
+        fs::write(&path, text).unwrap();
+        diff(&fleet, &path)
+    };
+    let other = "ab".repeat(32);
+
+    let wrong = variant("hash", text.replace(&django_sha, &other));
+    wrong.expect_code(1);
+    let message = error_message(&wrong.records()[0]);
+    assert!(message.contains("pylock.hash.toml line "), "{message}");
+    assert!(
+        message.contains("package django: no wheel of django")
+            && message.contains("has a sha256 the lock lists"),
+        "{message}"
+    );
+
+    let missing = variant(
+        "missing",
+        format!(
+            "{text}\n[[packages]]\nname = \"left-out\"\nversion = \"1.0\"\n\
+             wheels = [{{ url = \"https://example.invalid/left_out-1.0-py3-none-any.whl\", hashes = {{ sha256 = \"{other}\" }} }}]\n"
+        ),
+    );
+    missing.expect_code(1);
+    let message = error_message(&missing.records()[0]);
+    assert!(
+        message.contains("package left-out: the repository has no wheel of left-out 1.0"),
+        "{message}"
+    );
+
+    let sdist = variant(
+        "sdist",
+        format!(
+            "{text}\n[[packages]]\nname = \"from-source\"\nversion = \"2.0\"\n\
+             sdist = {{ url = \"https://example.invalid/from_source-2.0.tar.gz\", hashes = {{ sha256 = \"{other}\" }} }}\n"
+        ),
+    );
+    sdist.expect_code(1);
+    let message = error_message(&sdist.records()[0]);
+    assert!(
+        message.contains("package from-source: the lock gives no wheel of it, only an sdist"),
+        "{message}"
+    );
+
+    let future = variant(
+        "future",
+        text.replace("lock-version = \"1.0\"", "lock-version = \"2.0\""),
+    );
+    future.expect_code(2);
+    future.expect_stderr("pylock.future.toml: lock-version \"2.0\" is not one vd reads");
+}
