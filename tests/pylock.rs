@@ -106,49 +106,45 @@ fn a_lock_vd_cannot_follow_is_an_error_naming_the_package_or_file() {
     let lock = uv_lock(&fleet.repo, &fleet.records[0], "django", fleet.dir.path());
     let text = fs::read_to_string(&lock).unwrap();
     let (_, django_sha) = locked(&lock)["django"].clone();
+    // Each variant of the lock, by its name; the message of the error its
+    // target gets.
     let variant = |name: &str, text: String| {
         let path = fleet.dir.path().join(format!("pylock.{name}.toml"));
         fs::write(&path, text).unwrap();
         diff(&fleet, &path)
     };
+    let target_error = |name: &str, text: String| {
+        let run = variant(name, text);
+        run.expect_code(1);
+        error_message(&run.records()[0])
+    };
     let other = "ab".repeat(32);
+    // The lock with one more package, whose `source` is `ENTRY` put
+    // into it.
+    let added = |package: &str, source: &str| {
+        let entry = format!(
+            "{{ url = \"https://example.invalid/{package}\", hashes = {{ sha256 = \"{other}\" }} }}"
+        );
+        let source = source.replace("ENTRY", &entry);
+        format!("{text}\n[[packages]]\nname = \"{package}\"\nversion = \"1.0\"\n{source}\n")
+    };
 
-    let wrong = variant("hash", text.replace(&django_sha, &other));
-    wrong.expect_code(1);
-    let message = error_message(&wrong.records()[0]);
-    assert!(message.contains("pylock.hash.toml line "), "{message}");
+    let wrong = target_error("hash", text.replace(&django_sha, &other));
+    assert!(wrong.contains("pylock.hash.toml line "), "{wrong}");
     assert!(
-        message.contains("package django: no wheel of django")
-            && message.contains("has a sha256 the lock lists"),
-        "{message}"
+        wrong.contains("package django: no wheel of django")
+            && wrong.contains("has a sha256 the lock lists"),
+        "{wrong}"
     );
-
-    let missing = variant(
-        "missing",
-        format!(
-            "{text}\n[[packages]]\nname = \"left-out\"\nversion = \"1.0\"\n\
-             wheels = [{{ url = \"https://example.invalid/left_out-1.0-py3-none-any.whl\", hashes = {{ sha256 = \"{other}\" }} }}]\n"
-        ),
-    );
-    missing.expect_code(1);
-    let message = error_message(&missing.records()[0]);
+    let missing = target_error("missing", added("left-out", "wheels = [ENTRY]"));
     assert!(
-        message.contains("package left-out: the repository has no wheel of left-out 1.0"),
-        "{message}"
+        missing.contains("package left-out: the repository has no wheel of left-out 1.0"),
+        "{missing}"
     );
-
-    let sdist = variant(
-        "sdist",
-        format!(
-            "{text}\n[[packages]]\nname = \"from-source\"\nversion = \"2.0\"\n\
-             sdist = {{ url = \"https://example.invalid/from_source-2.0.tar.gz\", hashes = {{ sha256 = \"{other}\" }} }}\n"
-        ),
-    );
-    sdist.expect_code(1);
-    let message = error_message(&sdist.records()[0]);
+    let sdist = target_error("sdist", added("from-source", "sdist = ENTRY"));
     assert!(
-        message.contains("package from-source: the lock gives no wheel of it, only an sdist"),
-        "{message}"
+        sdist.contains("package from-source: the lock gives no wheel of it, only an sdist"),
+        "{sdist}"
     );
 
     let future = variant(
@@ -157,4 +153,18 @@ fn a_lock_vd_cannot_follow_is_an_error_naming_the_package_or_file() {
     );
     future.expect_code(2);
     future.expect_stderr("pylock.future.toml: lock-version \"2.0\" is not one vd reads");
+    // A lock is the whole of what a target gets: it comes alone.
+    let requirements = fleet.dir.path().join("requirements.txt");
+    fs::write(&requirements, "six\n").unwrap();
+    let both = fleet
+        .server
+        .tool("vd-diff")
+        .arg("--repo")
+        .arg(&fleet.repo)
+        .arg(&lock)
+        .arg(&requirements)
+        .stdin(jsonl(&fleet.records))
+        .run();
+    both.expect_code(2);
+    both.expect_stderr("give it as the only REQUIREMENTS");
 }

@@ -349,26 +349,7 @@ impl Package {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::assert_contains;
-    use crate::wheel::{Metadata, WheelName};
-
-    fn index(files: &[(&str, &str)]) -> Index {
-        Index::in_memory(
-            files
-                .iter()
-                .map(|(file, sha)| {
-                    let name = WheelName::parse(file).unwrap();
-                    let metadata = Metadata {
-                        name: name.distribution.clone(),
-                        version: name.version.clone(),
-                        requires_dist: Vec::new(),
-                        requires_python: None,
-                    };
-                    (name, metadata, sha.to_string())
-                })
-                .collect(),
-        )
-    }
+    use crate::testing::{assert_contains, wheel_index as index};
 
     fn env(python: &str, platform: &str) -> MarkerEnvironment {
         let short: String = python.split('.').take(2).collect::<Vec<_>>().join(".");

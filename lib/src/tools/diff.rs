@@ -8,7 +8,7 @@ use crate::output::{status_cell, Output, Status, Table};
 use crate::plan::{self, Kinds, Planned, Planner, Plans, Policy};
 use crate::pylock::{self, LockFile};
 use crate::record::{
-    self, target_label, Action, Ahead, Changes, Markers, Python, RawRecord, Reader, Record, Target,
+    self, target_label, Action, Ahead, Changes, Markers, RawRecord, Reader, Record, Target,
 };
 use crate::repo::Repo;
 use crate::requirement::Requirements;
@@ -326,13 +326,7 @@ impl<'a> State<'a> {
 
     fn plan_record(&mut self, record: &Record) -> Result<Rc<Planned>> {
         let target = Target::parse(record)?;
-        let python = match &target.python {
-            Some(Python::Facts(facts)) => facts,
-            Some(Python::Name(_)) => {
-                bail!("field `python` must be an object of interpreter facts (from vd-freeze)")
-            }
-            None => bail!("missing field `python` (run vd-freeze first)"),
-        };
+        let python = target.facts()?;
         let env = record::get::<Markers>(record)?
             .ok_or_else(|| anyhow!("missing field `markers` (run vd-freeze first)"))?
             .environment()?;

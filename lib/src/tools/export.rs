@@ -6,9 +6,7 @@ use crate::console;
 use crate::export::{self, FileNames, Format};
 use crate::messages;
 use crate::output::{status_cell, Output, Status, Table};
-use crate::record::{
-    self, target_label, Exported, Markers, Python, Reader, Record, Target, Unexported,
-};
+use crate::record::{self, target_label, Exported, Markers, Reader, Record, Target, Unexported};
 use crate::repo::{Index, Repo};
 use crate::tags::{Interpreter, Tags};
 use anyhow::{anyhow, bail, Context, Result};
@@ -177,13 +175,7 @@ impl Export<'_> {
     /// a wheel.
     fn export(&mut self, record: &Record) -> Result<(PathBuf, Vec<String>)> {
         let target = Target::parse(record)?;
-        let python = match &target.python {
-            Some(Python::Facts(facts)) => facts,
-            Some(Python::Name(_)) => {
-                bail!("field `python` must be an object of interpreter facts (from vd-freeze)")
-            }
-            None => bail!("missing field `python` (run vd-freeze first)"),
-        };
+        let python = target.facts()?;
         if !record::has::<record::Installed>(record) {
             bail!("missing field `installed` (run vd-freeze first)");
         }
