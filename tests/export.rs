@@ -130,6 +130,18 @@ fn an_exported_lock_rebuilds_the_venv_with_uv() {
     assert_eq!(parsed["lock-version"].as_str(), Some("1.0"));
     assert_eq!(parsed["created-by"].as_str(), Some("vd"));
 
+    // vd-diff reads it back: the venv it was written from is in sync.
+    let again = fleet
+        .server
+        .tool("vd-diff")
+        .arg("--repo")
+        .arg(&fleet.repo)
+        .arg(&lock)
+        .stdin(jsonl(&fleet.records))
+        .run();
+    again.expect_code(0);
+    assert_eq!(again.records()[0].plan(), &[]);
+
     let fresh = fleet.dir.path().join("fresh");
     venv(&fresh);
     stdout_of(

@@ -122,8 +122,9 @@ pub struct Args {
     #[arg(long)]
     check: bool,
 
-    /// Requirements files that apply to every target. With none, each
-    /// record's `requirements` file and `packages` list apply.
+    /// Requirements files that apply to every target, or one PEP 751 lock
+    /// (pylock.toml, pylock.NAME.toml). With none, each record's
+    /// `requirements` file and `packages` list apply.
     #[arg(value_name = "REQUIREMENTS")]
     requirements: Vec<PathBuf>,
 }

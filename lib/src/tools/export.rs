@@ -10,8 +10,10 @@ use crate::record::{self, target_label, Exported, Markers, Reader, Record, Targe
 use crate::repo::{Index, Repo};
 use crate::tags::{Interpreter, Tags};
 use anyhow::{anyhow, bail, Context, Result};
+use std::collections::HashMap;
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 const TOOL: &str = "vd-export";
 
@@ -114,6 +116,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         index: &index,
         repo_dir: &repo_dir,
         names: FileNames::default(),
+        tags: HashMap::new(),
     };
     if io::stdin().is_terminal() {
         messages::warn(
@@ -140,6 +143,8 @@ struct Export<'a> {
     index: &'a Index,
     repo_dir: &'a Path,
     names: FileNames,
+    /// Tags per distinct interpreter: a fleet has few kinds of them.
+    tags: HashMap<Interpreter, Rc<Tags>>,
 }
 
 impl Export<'_> {
@@ -183,7 +188,12 @@ impl Export<'_> {
         let env = record::get::<Markers>(record)?
             .ok_or_else(|| anyhow!("missing field `markers` (run vd-freeze first)"))?
             .environment()?;
-        let tags = Tags::new(&Interpreter::from_facts(python, env.platform_system())?);
+        let interpreter = Interpreter::from_facts(python, env.platform_system())?;
+        let tags = self
+            .tags
+            .entry(interpreter)
+            .or_insert_with_key(|i| Rc::new(Tags::new(i)))
+            .clone();
         let holdings = export::holdings(self.index, self.repo_dir, &tags, &installed)?;
         let text = match self.format {
             Format::Pylock => export::pylock(&holdings)?,
