@@ -436,6 +436,18 @@ wheels = [{{ url = "https://x/old.whl", hashes = {{ sha256 = "{B}" }} }}]
     }
 
     #[test]
+    fn a_marker_on_dependency_groups_is_an_error_naming_the_package() {
+        let text = format!(
+            "lock-version = \"1.0\"\n[[packages]]\nname = \"pytest\"\nversion = \"8.0\"\nmarker = \"'dev' in dependency_groups\"\nwheels = [{{ url = \"u\", hashes = {{ sha256 = \"{A}\" }} }}]\n"
+        );
+        let (_dir, read) = lock(&text);
+        let repo = index(&[("pytest-8.0-py3-none-any.whl", A)]);
+        let e = read.unwrap().pins_for(&env("3.12.1", "linux"), &repo);
+        let e = format!("{:#}", e.unwrap_err());
+        assert_contains(&e, &["pylock.toml line 2: package pytest: marker"]);
+    }
+
+    #[test]
     fn a_wheel_the_repository_lacks_or_hashes_otherwise_is_named() {
         let text = format!(
             "lock-version = \"1.0\"\n[[packages]]\nname = \"six\"\nversion = \"1.17.0\"\nwheels = [{{ url = \"u\", hashes = {{ sha256 = \"{A}\" }} }}]\n"
