@@ -56,6 +56,17 @@ impl Frozen {
         }
     }
 
+    /// vd-diff of the fleet's records against `requirements`.
+    pub fn diff(&self, requirements: &[&Path]) -> crate::util::Outcome {
+        self.server
+            .tool("vd-diff")
+            .arg("--repo")
+            .arg(&self.repo)
+            .args(requirements)
+            .stdin(jsonl(&self.records))
+            .run()
+    }
+
     /// vd-export of `records` in `format` into `out`.
     pub fn export(&self, records: &[Record], format: &str, out: &Path) -> crate::util::Outcome {
         self.server
@@ -131,14 +142,7 @@ fn an_exported_lock_rebuilds_the_venv_with_uv() {
     assert_eq!(parsed["created-by"].as_str(), Some("vd"));
 
     // vd-diff reads it back: the venv it was written from is in sync.
-    let again = fleet
-        .server
-        .tool("vd-diff")
-        .arg("--repo")
-        .arg(&fleet.repo)
-        .arg(&lock)
-        .stdin(jsonl(&fleet.records))
-        .run();
+    let again = fleet.diff(&[&lock]);
     again.expect_code(0);
     assert_eq!(again.records()[0].plan(), &[]);
 

@@ -5,7 +5,7 @@
 use crate::export::{published_wheels, Frozen};
 use crate::util::record::Action;
 use crate::util::uv::uv_command;
-use crate::util::{changes, error_message, jsonl, stdout_of, Outcome, Record};
+use crate::util::{changes, error_message, stdout_of, Record};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -56,17 +56,6 @@ fn locked(lock: &Path) -> BTreeMap<String, (String, String)> {
         .collect()
 }
 
-fn diff(fleet: &Frozen, lock: &Path) -> Outcome {
-    fleet
-        .server
-        .tool("vd-diff")
-        .arg("--repo")
-        .arg(&fleet.repo)
-        .arg(lock)
-        .stdin(jsonl(&fleet.records))
-        .run()
-}
-
 #[test]
 fn a_lock_written_by_uv_plans_exactly_its_packages_and_hashes() {
     let wheels = published_wheels();
@@ -81,7 +70,7 @@ fn a_lock_written_by_uv_plans_exactly_its_packages_and_hashes() {
     let packages = locked(&lock);
     assert!(packages.contains_key("django") && packages.contains_key("asgiref"));
 
-    let run = diff(&fleet, &lock);
+    let run = fleet.diff(&[&lock]);
     run.expect_code(0);
     let records = run.records();
     for record in &records {
@@ -111,7 +100,7 @@ fn a_lock_vd_cannot_follow_is_an_error_naming_the_package_or_file() {
     let variant = |name: &str, text: String| {
         let path = fleet.dir.path().join(format!("pylock.{name}.toml"));
         fs::write(&path, text).unwrap();
-        diff(&fleet, &path)
+        fleet.diff(&[&path])
     };
     let target_error = |name: &str, text: String| {
         let run = variant(name, text);
@@ -156,15 +145,7 @@ fn a_lock_vd_cannot_follow_is_an_error_naming_the_package_or_file() {
     // A lock is the whole of what a target gets: it comes alone.
     let requirements = fleet.dir.path().join("requirements.txt");
     fs::write(&requirements, "six\n").unwrap();
-    let both = fleet
-        .server
-        .tool("vd-diff")
-        .arg("--repo")
-        .arg(&fleet.repo)
-        .arg(&lock)
-        .arg(&requirements)
-        .stdin(jsonl(&fleet.records))
-        .run();
+    let both = fleet.diff(&[&lock, &requirements]);
     both.expect_code(2);
     both.expect_stderr("give it as the only REQUIREMENTS");
 }
