@@ -17,6 +17,7 @@ mod pipeline;
 mod push;
 mod reach;
 mod reload;
+mod reload_generations;
 mod remote_guard;
 mod resolve;
 mod stream;

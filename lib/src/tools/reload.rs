@@ -13,9 +13,11 @@ use crate::cli::{AfterPushArgs, ChangedArgs, TransportArgs};
 use crate::console;
 use crate::fleet::{self, Held, Host};
 use crate::log::{Event, EventWriter, ReleaseLog};
+use crate::messages;
 use crate::output::{status_cell, Output, Status, Table};
 use crate::record::{
-    self, target_label, Checked, Generation, Reader, Record, Reloaded, Reverted, Switch, Target,
+    self, target_label, Changed, Checked, Generation, Reader, Record, Reloaded, Reverted, Switch,
+    Target,
 };
 use crate::remote::reload;
 use crate::repo::Repo;
@@ -52,7 +54,9 @@ const TOOL: &str = "vd-reload";
 /// true`, failure is an error on the record.
 ///
 /// Records that did not change, or carry an error (a failed migration), pass
-/// through untouched: they are not reloaded. Exit status: 0 when every target
+/// through untouched: they are not reloaded. The one exception is --revert's
+/// (below): a target with generations whose migrations failed after vd-push
+/// switched it is switched back. Exit status: 0 when every target
 /// is fine, 1 when some record carries an error (or an event could not be
 /// logged), 2 on a usage or setup error.
 #[derive(clap::Args, Debug)]
@@ -76,6 +80,12 @@ pub struct Args {
     /// {from, to}. The record keeps its error and the exit status is 1: the
     /// deploy failed. Targets with `reload_once` that failed are switched
     /// back together, and their reload commands and checks run once more.
+    ///
+    /// A target with generations whose record comes with vd-migrate's error
+    /// after vd-push switched it (`changed`, and `generation` names the one
+    /// before) is switched back as well, without a reload: its service was
+    /// not reloaded and still runs the generation before, which the link
+    /// then names again. It gains `reverted` and keeps vd-migrate's error.
     #[arg(long)]
     revert: bool,
 
@@ -131,7 +141,11 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         log: EventWriter::new(ReleaseLog::new(repo.dir()), TOOL),
     };
     let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
-    args.transport.fleet(TOOL)?.run_with_finish(
+    let mut fleet = args.transport.fleet(TOOL)?;
+    if args.revert {
+        fleet = fleet.taking_errors(is_armed_after_failed_migration);
+    }
+    fleet.run_with_finish(
         stdin,
         out,
         |host, target, record| reloader.target(host, target, record),
@@ -155,8 +169,12 @@ struct Reloader {
 }
 
 impl Reloader {
-    /// Reload one target now, or hold it for its host's reload.
+    /// Reload one target now, or hold it for its host's reload; or (only
+    /// with --revert) switch back a target whose migrations failed.
     fn target(&self, host: &mut Host<()>, target: &Target, record: &mut Record) -> Result<()> {
+        if let Some((_, message)) = record::error_of(record) {
+            return self.revert_failed_migration(host, target, record, &message);
+        }
         if !self.changed.selects(record)? {
             return Ok(());
         }
@@ -197,6 +215,40 @@ impl Reloader {
             self.log_error(&label, again);
         }
         bail!(after_revert(&failed, switch, target, &again))
+    }
+
+    /// With --revert, a target whose migrations failed after vd-push switched
+    /// its link ([`is_armed_after_failed_migration`]) goes back to the
+    /// generation before, so that the link names what runs: its service was
+    /// not reloaded, so it is not reloaded now either. The record keeps
+    /// vd-migrate's error and gains `reverted`; a revert that fails is this
+    /// tool's error, with vd-migrate's message in it.
+    fn revert_failed_migration(
+        &self,
+        host: &mut Host<()>,
+        target: &Target,
+        record: &mut Record,
+        migrate_error: &str,
+    ) -> Result<()> {
+        let label = target_label(record);
+        let failed = format!("vd-migrate failed: {migrate_error}");
+        let connection = match host.connection() {
+            Ok(connection) => connection,
+            Err(e) => bail!("{failed}; not reverted: {e:#}"),
+        };
+        let switch = match self.switch_back(connection, &label, target, record, &failed) {
+            Ok(switch) => switch,
+            Err(message) => bail!(message),
+        };
+        messages::warn(
+            TOOL,
+            &format!(
+                "{label}: switched back from generation {} to {} after its migrations failed \
+                 (not reloaded: its service still runs generation {})",
+                switch.from, switch.to, switch.to
+            ),
+        );
+        Ok(())
     }
 
     /// Switch a target whose reload or check failed (`failed`) back to the
@@ -398,6 +450,26 @@ impl Reloader {
             ..Event::now("error")
         }]);
     }
+}
+
+/// Whether a record that carries an error is one --revert switches back:
+/// vd-migrate failed on a target with `generations` that vd-push changed,
+/// and its `generation` names the one before (so the link names code whose
+/// migrations failed, while the service, not reloaded, runs the one
+/// before). Every other error record passes through untouched.
+fn is_armed_after_failed_migration(record: &Record) -> bool {
+    let by_migrate = record::error_of(record).is_some_and(|(tool, _)| tool == "vd-migrate");
+    let has_generations = record.get("generations").is_some_and(|g| !g.is_null());
+    let changed = matches!(record::get::<Changed>(record), Ok(Some(Changed(true))));
+    let switched = matches!(
+        record::get::<Generation>(record),
+        Ok(Some(Generation {
+            active: Some(_),
+            previous: Some(_)
+        }))
+    );
+    let reverted = record::has::<Reverted>(record);
+    by_migrate && has_generations && changed && switched && !reverted
 }
 
 /// A reverted target's error: what failed, the revert, and how the reload
