@@ -47,7 +47,8 @@ install: build
 # set-up scripts.
 SHELL_SCRIPTS = lib/src/remote/prelude.sh lib/src/remote/generations.sh lib/src/remote/push.sh \
 	lib/src/remote/generation.sh lib/src/remote/switch.sh lib/src/remote/journal.sh \
-	lib/src/remote/cache.sh lib/src/remote/freeze.sh lib/src/remote/freeze_batch.sh
+	lib/src/remote/cache.sh lib/src/remote/freeze.sh lib/src/remote/freeze_batch.sh \
+	lib/src/remote/running.sh
 SETUP_SCRIPTS = scripts/require.sh scripts/test-setup
 
 lint:

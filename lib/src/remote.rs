@@ -3,9 +3,10 @@
 //! Each operation's module holds its command, the script it sends (a real
 //! file beside it that a linter can read: `freeze.py`, `freeze.sh`,
 //! `freeze_batch.sh`, `push.sh`, `generation.sh`, `switch.sh`,
-//! `journal.sh`, `cache.sh`), the parser of what the host prints, and that
-//! typed result: [`freeze`], [`push`], [`generation`], [`switch`],
-//! [`journal`], [`cache`], [`migrate`], [`reload`]. What is shared is here:
+//! `journal.sh`, `cache.sh`, `running.py`), the parser of what the host
+//! prints, and that typed result: [`freeze`], [`push`], [`generation`],
+//! [`switch`], [`journal`], [`cache`], [`migrate`], [`reload`],
+//! [`running`]. What is shared is here:
 //! the prelude every shell script starts with (`prelude.sh`: `fail`, the
 //! lock, `cd /`, umask), the exit statuses the scripts and their parsers
 //! agree on ([`exit`]), the one reader of the `vd-WORD` lines the scripts
@@ -23,6 +24,7 @@ pub mod journal;
 pub mod migrate;
 pub mod push;
 pub mod reload;
+pub mod running;
 pub mod switch;
 
 use crate::shell;
@@ -249,7 +251,8 @@ mod tests {
             ("journal.sh", journal::journal_program()),
             ("cache.sh", program(&[cache::CACHE_SCRIPT])),
             ("freeze.sh", program(&[freeze::FREEZE_SH])),
-            ("freeze_batch.sh", program(&[freeze::BATCH_SCRIPT])),
+            ("freeze_batch.sh", freeze::batch_program()),
+            ("running.sh", running::scan_program()),
         ]
     }
 

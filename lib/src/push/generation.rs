@@ -19,11 +19,12 @@ use crate::console;
 use crate::fleet::Host;
 use crate::plan::KEEP;
 use crate::record::{
-    self, Action, Change, Generation, Installed, Pushed, Python, Record, Target, Unchanged,
+    self, Action, Change, Generation, Installed, KeptRunning, Pushed, Python, Record, Target,
+    Unchanged,
 };
 use crate::remote;
 use crate::remote::generation::{
-    generation_command, generations_dir, GenerationOutcome, GenerationSteps, GENERATION_STDIN,
+    generation_command, generation_stdin, generations_dir, GenerationOutcome, GenerationSteps,
 };
 use crate::remote::push as remote_push;
 use crate::shell;
@@ -91,7 +92,7 @@ impl Pusher {
                 intent: pending.as_ref().map(|p| p.id.as_str()).unwrap_or_default(),
             }),
         );
-        let finished = connection.run(&command, GENERATION_STDIN.as_bytes())?;
+        let finished = connection.run(&command, generation_stdin().as_bytes())?;
         if let Some(message) = remote::sudo_refusal(&finished, run_as.as_deref()) {
             pending.iter().for_each(Pending::done);
             bail!(message);
@@ -163,6 +164,10 @@ impl Pusher {
             .as_ref()
             .context("no freeze of the new generation")?
             .installed()?;
+        if !outcome.busy.is_empty() {
+            crate::messages::warn("vd-push", &kept_message(&job.label, outcome));
+            record::put(record, &KeptRunning(outcome.busy.clone()));
+        }
         let applied = super::verify::applied(&job.changes, before, after);
         pushed.installed = applied.installed;
         pushed.removed = applied.removed;
@@ -172,6 +177,25 @@ impl Pusher {
         }
         Ok(())
     }
+}
+
+/// What vd-push says of the generations it kept because processes run
+/// from them.
+fn kept_message(label: &str, outcome: &GenerationOutcome) -> String {
+    let kept: Vec<String> = outcome
+        .busy
+        .iter()
+        .map(|kept| {
+            let pids: Vec<String> = kept.pids.iter().map(u32::to_string).collect();
+            format!("generation {} (pids {})", kept.generation, pids.join(", "))
+        })
+        .collect();
+    format!(
+        "{}: kept {} past the generations to keep: processes still run from it; the first \
+         push after they end prunes it",
+        label,
+        kept.join(" and ")
+    )
 }
 
 /// The commands a generation's build would run, as `--dry-run` shows them.

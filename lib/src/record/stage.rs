@@ -371,6 +371,77 @@ newtype_field! {
     Checked(bool) = "checked", Copy
 }
 
+/// One process that runs from a target's venv (an entry of `running`, from
+/// vd-freeze; vd-reload reads the same scan).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningProcess {
+    pub pid: u32,
+    /// The generation it runs, for a target with generations: from the
+    /// marker it holds open, or a path into that generation's folder; null
+    /// when unknown, and always for a venv changed in place.
+    pub generation: Option<u32>,
+    /// Its command line, the words joined by spaces.
+    pub command: String,
+    /// When it started, RFC 3339 UTC.
+    pub started: String,
+    /// It runs other code than the venv holds now: a generation other than
+    /// the active one, or (unmarked, or in place) it started before the
+    /// venv's last switch or change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stale: bool,
+    /// Another user's process whose command line names the venv but whose
+    /// descriptors this user may not read: its generation is unknown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unreadable: bool,
+}
+
+newtype_field! {
+    /// `running` (from vd-freeze): the processes that run from the venv.
+    Running(Vec<RunningProcess>) = "running", Default
+}
+
+/// `running_unseen` (from vd-freeze): what the scan of `running` could not
+/// see: the processes of other users it may not read, or why it saw
+/// nothing at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunningUnseen {
+    /// How many processes the scan could not read, and whose they are.
+    pub processes: u32,
+    pub users: Vec<String>,
+    /// Why there was no scan (the host is not Linux, the scan failed);
+    /// `running` is then absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl RunningUnseen {
+    /// Nothing was unseen: the field is left out of the record.
+    pub fn is_empty(&self) -> bool {
+        self.processes == 0 && self.reason.is_none()
+    }
+}
+
+impl Field for RunningUnseen {
+    const NAME: &'static str = "running_unseen";
+}
+
+/// A generation vd-push kept past the number to keep, because processes
+/// still run from it (an entry of `kept_running`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptGeneration {
+    pub generation: u32,
+    /// The processes that run from it.
+    pub pids: Vec<u32>,
+}
+
+newtype_field! {
+    /// `kept_running` (from vd-push, for targets with `generations`): the
+    /// generations it did not prune because processes still run from them;
+    /// the first push after they end prunes them.
+    KeptRunning(Vec<KeptGeneration>) = "kept_running", Default
+}
+
 /// `error`: the tool that failed the target and why. Later tools pass the
 /// record through untouched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

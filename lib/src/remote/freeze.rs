@@ -6,13 +6,14 @@
 //! lock (see [`super::push`]) and reads each freeze with [`FreezeOutput::parse`].
 //!
 //! vd-freeze asks for many venvs of a host at once: [`batch_command`] runs
-//! [`BATCH_SCRIPT`] (`freeze_batch.sh`) with the venvs on stdin
-//! ([`batch_stdin`]); it tells the venvs apart as [`freeze_command`] does and
+//! [`BATCH_SCRIPT`] (`freeze_batch.sh`) with the venvs and the scripts on
+//! stdin ([`batch_stdin`]); it tells the venvs apart as [`freeze_command`] does and
 //! has `freeze.py --venvs` read the venvs of one interpreter in one process.
 //! Its output gives each venv what [`freeze_command`] would have ended with
 //! (stdout, stderr, exit status), read back by [`read_batch`]; a venv it did
 //! not answer for is frozen on its own.
 
+use super::running::{with_running, RUNNING_SH};
 use super::{exit, program, script_command};
 use crate::record::{Facts, Freeze, Installed, Markers};
 use crate::transport::Finished;
@@ -78,26 +79,40 @@ pub fn batch_token() -> String {
     format!("vd-freeze-{:016x}", hasher.finish())
 }
 
-/// The command that freezes many venvs of one host ([`BATCH_SCRIPT`], with
-/// `freeze.py` as an argument: the command's length does not grow with
-/// the number of venvs, which go on stdin, [`batch_stdin`]).
-pub fn batch_command(token: &str) -> String {
+/// The program of [`batch_command`]: the batch, after the scan of
+/// running processes it calls.
+pub fn batch_program() -> String {
+    program(&[RUNNING_SH, BATCH_SCRIPT])
+}
+
+/// The command that freezes many venvs of one host ([`BATCH_SCRIPT`]; the
+/// venvs and the scripts go on stdin, [`batch_stdin`], so the command's
+/// length does not grow with the number of venvs, nor pass what an SSH
+/// server takes); with `scan`, it also reads what runs from them
+/// ([`read_batch_scan`]).
+pub fn batch_command(token: &str, scan: bool) -> String {
     script_command(
-        &program(&[BATCH_SCRIPT]),
+        &batch_program(),
         "vd-freeze",
-        &[token, FREEZE_SCRIPT],
+        &[token, if scan { "1" } else { "0" }],
     )
 }
 
 /// What [`batch_command`] reads: each venv's path and the interpreter a new
-/// venv would get, a line each (only [`batchable`] ones).
-pub fn batch_stdin<'a>(venvs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
+/// venv would get, a line each (only [`batchable`] ones), an empty line,
+/// freeze.py, and with `scan`, running.py ([`with_running`]).
+pub fn batch_stdin<'a>(venvs: impl IntoIterator<Item = (&'a str, &'a str)>, scan: bool) -> Vec<u8> {
     let mut stdin = String::new();
     for (venv, python) in venvs {
         stdin.push_str(venv);
         stdin.push('\n');
         stdin.push_str(python);
         stdin.push('\n');
+    }
+    stdin.push('\n');
+    match scan {
+        true => stdin.push_str(&with_running(FREEZE_SCRIPT)),
+        false => stdin.push_str(FREEZE_SCRIPT),
     }
     stdin.into_bytes()
 }
@@ -113,13 +128,7 @@ pub fn read_batch(stdout: &[u8], token: &str, count: usize) -> Vec<Option<Finish
         status: Option<i32>,
     }
     let mut parts: Vec<Parts> = (0..count).map(|_| Parts::default()).collect();
-    let mark = format!("\n{token} ");
-    for section in split_bytes(stdout, mark.as_bytes()).skip(1) {
-        let (head, body) = match section.iter().position(|b| *b == b'\n') {
-            Some(at) => (&section[..at], &section[at + 1..]),
-            None => (section, &[][..]),
-        };
-        let head = String::from_utf8_lossy(head);
+    for (head, body) in sections(stdout, token) {
         let words: Vec<&str> = head.split(' ').collect();
         let Some(part) = words
             .first()
@@ -147,22 +156,53 @@ pub fn read_batch(stdout: &[u8], token: &str, count: usize) -> Vec<Option<Finish
         .collect()
 }
 
-/// `bytes` cut at every `mark` (the marks left out).
-fn split_bytes<'a>(bytes: &'a [u8], mark: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
-    let mut rest = Some(bytes);
-    std::iter::from_fn(move || {
-        let text = rest?;
-        match text.windows(mark.len()).position(|w| w == mark) {
-            Some(at) => {
-                rest = Some(&text[at + mark.len()..]);
-                Some(&text[..at])
+/// What the scan in [`batch_command`] ended with (stdout: running.py's
+/// JSON, stderr, exit status), when the batch got that far.
+pub fn read_batch_scan(stdout: &[u8], token: &str) -> Option<Finished> {
+    let mut out: Option<&[u8]> = None;
+    for (head, body) in sections(stdout, token) {
+        let words: Vec<&str> = head.split(' ').collect();
+        match (&words[..], out) {
+            (["running"], _) => out = Some(body),
+            (["running-status", status], Some(stdout)) => {
+                return Some(Finished {
+                    status: status.parse().ok()?,
+                    stdout: stdout.to_vec(),
+                    stderr: body.to_vec(),
+                })
             }
-            None => {
-                rest = None;
-                Some(text)
-            }
+            _ => {}
         }
-    })
+    }
+    None
+}
+
+/// The marked sections of a batch's output: each mark's words after the
+/// token, and the bytes up to the next mark.
+fn sections<'a>(stdout: &'a [u8], token: &str) -> impl Iterator<Item = (String, &'a [u8])> {
+    let mark = format!("\n{token} ").into_bytes();
+    split_bytes(stdout, &mark)
+        .into_iter()
+        .skip(1)
+        .map(|section| {
+            let (head, body) = match section.iter().position(|b| *b == b'\n') {
+                Some(at) => (&section[..at], &section[at + 1..]),
+                None => (section, &[][..]),
+            };
+            (String::from_utf8_lossy(head).into_owned(), body)
+        })
+}
+
+/// `bytes` cut at every `mark` (the marks left out).
+fn split_bytes<'a>(bytes: &'a [u8], mark: &[u8]) -> Vec<&'a [u8]> {
+    let mut cut = Vec::new();
+    let mut rest = bytes;
+    while let Some(at) = rest.windows(mark.len()).position(|w| w == mark) {
+        cut.push(&rest[..at]);
+        rest = &rest[at + mark.len()..];
+    }
+    cut.push(rest);
+    cut
 }
 
 /// What the freeze script printed, read.
@@ -354,7 +394,8 @@ mod tests {
         assert!(FREEZE_SCRIPT.contains(r#"[real, "-E", "-s", "-S", "-c""#));
         assert_eq!(ISOLATED, "-E -s");
         // The command does not grow with the venvs: they go on stdin.
-        let command = batch_command(&batch_token());
+        let command = batch_command(&batch_token(), true);
+        // An SSH exec request longer than 32 KiB is refused (libssh2).
         assert!(command.len() < 32 * 1024, "{} bytes", command.len());
     }
 
@@ -377,10 +418,8 @@ mod tests {
         assert!(!batchable("/srv/venv", "python3\n"));
         assert!(!batchable("/srv/venv", ""));
         assert_ne!(batch_token(), batch_token());
-        assert_eq!(
-            batch_stdin([("/a", "python3"), ("/b", "py")]),
-            b"/a\npython3\n/b\npy\n"
-        );
+        let stdin = batch_stdin([("/a", "python3"), ("/b", "py")], false);
+        assert!(stdin.starts_with(b"/a\npython3\n/b\npy\n\n# vd-freeze"));
     }
 
     #[test]

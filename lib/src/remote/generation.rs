@@ -11,21 +11,26 @@
 //! which of them count is `generations.sh`'s (its `finished`).
 
 use super::freeze::{FreezeOutput, FREEZE_SCRIPT};
+use super::running::{with_running, RUNNING_SH};
 use super::{
     pip_tail, program, said, script_command, steps, FINGERPRINT_SCRIPT, GENERATIONS, LOCK_WAIT_SECS,
 };
+use crate::record::KeptGeneration;
 use crate::transport::Finished;
 use anyhow::{bail, Result};
 
 /// The shell script of a generation's build and switch.
 pub const GENERATION_SCRIPT: &str = include_str!("generation.sh");
 
-/// What [`generation_command`] sends on stdin: the freeze.
-pub const GENERATION_STDIN: &str = FREEZE_SCRIPT;
+/// What [`generation_command`] sends on stdin: the freeze, and the scan of
+/// running processes that pruning asks.
+pub fn generation_stdin() -> String {
+    with_running(FREEZE_SCRIPT)
+}
 
 /// The program [`generation_command`] runs.
 pub fn generation_program() -> String {
-    program(&[GENERATIONS, GENERATION_SCRIPT])
+    program(&[GENERATIONS, RUNNING_SH, GENERATION_SCRIPT])
 }
 
 /// The folder of a venv's generations.
@@ -54,7 +59,7 @@ pub struct GenerationSteps<'a> {
 }
 
 /// The build of a new generation, as `/bin/sh -c` with the steps as
-/// arguments, to be sent [`GENERATION_STDIN`] on stdin.
+/// arguments, to be sent [`generation_stdin`] on stdin.
 pub fn generation_command(steps: &GenerationSteps) -> String {
     let lock_wait = LOCK_WAIT_SECS.to_string();
     let keep = steps.keep.to_string();
@@ -100,6 +105,9 @@ pub struct GenerationOutcome {
     pub switched: Option<u32>,
     /// Generations removed as older than the kept ones.
     pub pruned: Vec<u32>,
+    /// Generations past the number to keep, kept because processes still
+    /// run from them.
+    pub busy: Vec<KeptGeneration>,
     /// The end of the command's stderr (pip's output), for errors.
     pub output: String,
 }
@@ -125,6 +133,10 @@ impl GenerationOutcome {
                 "discarded" => outcome.discarded = true,
                 "switched" => outcome.switched = Some(step.number(0)?),
                 "pruned" => outcome.pruned = step.numbers()?,
+                "busy" => outcome.busy.push(KeptGeneration {
+                    generation: step.number(0)?,
+                    pids: step.numbers()?.into_iter().skip(1).collect(),
+                }),
                 _ => {}
             }
         }
@@ -180,7 +192,7 @@ mod tests {
         let freeze = r#"{"installed": {"a": "1"}, "markers": {}, "python": {"venv": true}}"#;
         let stdout = format!(
             "vd-adopted 1\nvd-active 1\nvd-before\n{freeze}\nvd-generation 2\nvd-built 0 0\n\
-             {freeze}\nvd-switched 2\nvd-pruned\n"
+             {freeze}\nvd-switched 2\nvd-busy 1 10 11\nvd-pruned\n"
         );
         let outcome = GenerationOutcome::parse(&Finished::of(0, &stdout, "")).unwrap();
         assert_eq!(
@@ -193,6 +205,13 @@ mod tests {
             (Some(1), Some(1), Some(2), Some(2))
         );
         assert!(outcome.after.is_some() && outcome.pruned.is_empty());
+        assert_eq!(
+            outcome.busy,
+            [KeptGeneration {
+                generation: 1,
+                pids: vec![10, 11]
+            }]
+        );
         assert_eq!(outcome.build_failure(), None);
 
         let failed = "vd-active 4\nvd-before\n".to_string()

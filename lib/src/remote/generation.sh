@@ -1,6 +1,7 @@
 # shellcheck shell=sh disable=SC2154
-# (venv, gens, base and active are set by generations.sh, which vd puts
-# before this text.)
+# (venv, gens, base and active are set by generations.sh, and
+# take_running and scan_running by running.sh, which vd puts before this
+# text.)
 # vd-push's change to a target with generations, on the host, as the venv's
 # user: a new generation built beside the active one, checked, then switched
 # to with one rename(2). The layout, and which generations count, are
@@ -13,12 +14,13 @@
 # number ever there) with the active one's interpreter, install every wheel
 # of the new set with one pip call, freeze it, check it holds exactly that
 # set, mark it finished, point VENV at it (a new link renamed over the old
-# one), and remove the oldest generations beyond KEEP, never the new one or
-# the one before it. A failed build is removed and the active generation is
-# left as it was.
+# one), and remove the oldest generations beyond KEEP, never the new one,
+# the one before it, or one a process still runs from. A failed build is
+# removed and the active generation is left as it was.
 #
 # usage: sh -c "$(cat generation.sh)" vd-push VENV LOCK_WAIT KEEP ADOPT \
-#            CREATE_WITH ACCEPT FINGERPRINT HOLDS ID [FILE ...] <freeze.py
+#            CREATE_WITH ACCEPT FINGERPRINT HOLDS ID [FILE ...] <scripts
+#   scripts      freeze.py, the line `vd-running.py`, running.py
 #   KEEP         how many generations to keep (2 or more)
 #   ADOPT        1: a plain venv at VENV becomes the next generation
 #   CREATE_WITH  the python to make the first generation with when VENV does
@@ -36,7 +38,8 @@
 # state: nothing done) or `vd-done` (it already is what the plan makes:
 # nothing done); `vd-generation M`; `vd-built CREATE INSTALL` (exit
 # statuses); the new generation's freeze; `vd-discarded M` (not switched to,
-# removed) or `vd-switched M` and `vd-pruned [N ...]`. pip's output goes to
+# removed) or `vd-switched M`, `vd-busy N PID...` for each generation kept
+# because processes run from it, and `vd-pruned [N ...]`. pip's output goes to
 # stderr. A failure before the build prints a message on stderr and exits
 # VD_EXIT_FAILED.
 
@@ -44,6 +47,7 @@ generations_of "$1"
 lock_wait=$2 keep=$3 adopt=$4 create_with=$5 accept=$6 fingerprint=$7 holds=$8 id=$9
 shift 9
 take_freeze
+take_running
 # What each generation carries in its site-packages: a process started
 # through VENV resolves its import paths once, so it keeps importing from
 # the generation it started in after a switch.
@@ -136,7 +140,13 @@ printf '%s\n' "$after"
 printf '%s\n' "$after" | "$dir/bin/python" -E -s -c "$fingerprint" --holds "$holds" || discard
 site=$("$dir/bin/python" -E -s -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') ||
     discard
-printf '%s\n' "$pin" >"$site/vd_generation.pth" || discard
+# ... and the mark of the processes that start in it: a descriptor on its
+# .vd-running, which vd reads in /proc to tell which generation runs
+# (running.py --mark writes the line).
+marker=$dir/.vd-running
+: >"$marker" || discard
+mark=$(scan_running "$dir/bin/python" --mark "$marker") || discard
+printf '%s\n%s\n' "$pin" "$mark" >"$site/vd_generation.pth" || discard
 mark_finished "$new" || discard
 
 switch_to "$new" "$id" || {
@@ -145,11 +155,21 @@ switch_to "$new" "$id" || {
 }
 echo "vd-switched $new"
 
+# A generation some process still runs from is kept (vd-busy N PID...),
+# and pruned by the first push after its processes end.
+busy=$(scan_running "$dir/bin/python" --busy "$venv") || busy=
 count=0 pruned=
 for n in $(numbers | sort -rn); do
     count=$((count + 1))
     if [ "$count" -gt "$keep" ] && [ "$n" != "$new" ] && [ "$n" != "$active" ]; then
-        rm -rf "${gens:?}/$n" && pruned="$pruned $n"
+        pids=$(printf '%s\n' "$busy" | while read -r gen pid; do
+            if [ "$gen" = "$n" ]; then printf ' %s' "$pid"; fi
+        done)
+        if [ -n "$pids" ]; then
+            echo "vd-busy $n$pids"
+        else
+            rm -rf "${gens:?}/$n" && pruned="$pruned $n"
+        fi
     fi
 done
 echo "vd-pruned$pruned"

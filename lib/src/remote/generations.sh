@@ -27,8 +27,8 @@ generations_of() {
 # question, which the freeze of a switch answers.
 finished() {
     [ -e "$gens/$1/.vd-finished" ] && return 0
-    for pin in "$gens/$1"/lib/python*/site-packages/vd_generation.pth; do
-        [ -e "$pin" ] && return 0
+    for pth in "$gens/$1"/lib/python*/site-packages/vd_generation.pth; do
+        [ -e "$pth" ] && return 0
     done
     return 1
 }

@@ -3,10 +3,12 @@
 
 use crate::cli::TransportArgs;
 use crate::fleet::{set_target_error, Held, Host};
+use crate::messages;
 use crate::output::{status_cell, Output, Status, Table};
 use crate::record::{self, target_label, Frozen, Installed, Python, Reader, Record};
 use crate::remote;
 use crate::remote::freeze::{self, FreezeOutput, Listing};
+use crate::remote::running::{self, Scan};
 use crate::transport::Finished;
 use anyhow::{anyhow, bail, Result};
 use std::collections::BTreeMap;
@@ -92,7 +94,8 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
 
 /// Freeze a batch of one host's targets: one command per user the venvs
 /// are read as, and a command of its own for each venv that command did not
-/// answer for (or cannot take, see [`freeze::batchable`]).
+/// answer for (or cannot take, see [`freeze::batchable`]). The same
+/// commands read what runs from the venvs ([`running`]).
 fn freeze_batch(host: &mut Host<()>, batch: &mut [Held]) {
     let login = match host.connection() {
         Ok(connection) => connection.user().to_string(),
@@ -104,7 +107,7 @@ fn freeze_batch(host: &mut Host<()>, batch: &mut [Held]) {
         }
     };
     // (venv, python for a new venv, run as), per target.
-    let asks: Vec<(String, String, Option<String>)> = batch
+    let asks: Vec<Ask> = batch
         .iter()
         .map(|job| {
             let python = job
@@ -120,50 +123,125 @@ fn freeze_batch(host: &mut Host<()>, batch: &mut [Held]) {
             by_user.entry(run_as.as_deref()).or_default().push(i);
         }
     }
-    let mut answers: Vec<Option<Result<Finished>>> = batch.iter().map(|_| None).collect();
+    let mut answers: Vec<Answer> = batch.iter().map(|_| Answer::default()).collect();
     for (run_as, indexes) in by_user {
-        let token = freeze::batch_token();
-        let command = remote::as_user(run_as, &freeze::batch_command(&token));
-        let stdin = freeze::batch_stdin(
-            indexes
-                .iter()
-                .map(|&i| (asks[i].0.as_str(), asks[i].1.as_str())),
-        );
-        let finished = host
-            .connection()
-            .and_then(|connection| connection.run(&command, &stdin));
-        match finished {
-            Ok(finished) => {
-                if let Some(message) = remote::sudo_refusal(&finished, run_as) {
-                    for &i in &indexes {
-                        answers[i] = Some(Err(anyhow!("{message}")));
-                    }
-                    continue;
-                }
-                let read = freeze::read_batch(&finished.stdout, &token, indexes.len());
-                for (&i, answer) in indexes.iter().zip(read) {
-                    answers[i] = answer.map(Ok);
-                }
-            }
-            Err(e) => {
-                let message = format!("{e:#}");
-                for &i in &indexes {
-                    answers[i] = Some(Err(anyhow!("{message}")));
-                }
-            }
+        let group = freeze_group(host, run_as, &indexes, &asks);
+        for (i, answer) in indexes.into_iter().zip(group) {
+            answers[i] = answer;
         }
     }
     for ((job, answer), (venv, python, run_as)) in batch.iter_mut().zip(answers).zip(&asks) {
-        let finished = match answer {
-            Some(answer) => answer,
+        let finished = match answer.freeze {
+            Some(freeze) => freeze,
             None => freeze_alone(host, venv, python, run_as.as_deref()),
         };
         let outcome = finished.and_then(|finished| frozen(&finished, venv, run_as.as_deref()));
         match outcome {
             Ok(frozen) => record::merge(&mut job.record, &frozen),
-            Err(e) => set_target_error(TOOL, &mut job.record, &format!("{e:#}")),
+            Err(e) => {
+                set_target_error(TOOL, &mut job.record, &format!("{e:#}"));
+                continue;
+            }
+        }
+        if scanning() {
+            let scan = match answer.scan {
+                Some(scan) => scan,
+                None => host
+                    .connection()
+                    .and_then(|connection| running::scan(connection, &job.target)),
+            };
+            put_scan(&mut job.record, scan);
         }
     }
+}
+
+/// A target's venv, the python a new venv would get, and the user it is
+/// read as.
+type Ask = (String, String, Option<String>);
+
+/// What a group's command answered for one venv.
+#[derive(Default)]
+struct Answer {
+    /// Its freeze; `None`: freeze it on its own.
+    freeze: Option<Result<Finished>>,
+    /// What runs from it; `None`: scan it on its own.
+    scan: Option<Result<Scan>>,
+}
+
+/// Whether vd-freeze reads what runs from the venvs. Only the benchmark
+/// turns it off (`VD_BENCH_NO_SCAN=1`), to weigh the scan's cost against
+/// the same run without it.
+fn scanning() -> bool {
+    std::env::var_os("VD_BENCH_NO_SCAN").is_none_or(|v| v.is_empty())
+}
+
+/// Freeze and scan the venvs `indexes` of `asks`, read as `run_as`, with
+/// one command: what it answered for each, in order.
+fn freeze_group(
+    host: &mut Host<()>,
+    run_as: Option<&str>,
+    indexes: &[usize],
+    asks: &[Ask],
+) -> Vec<Answer> {
+    let token = freeze::batch_token();
+    let command = remote::as_user(run_as, &freeze::batch_command(&token, scanning()));
+    let stdin = freeze::batch_stdin(
+        indexes
+            .iter()
+            .map(|&i| (asks[i].0.as_str(), asks[i].1.as_str())),
+        scanning(),
+    );
+    let failed = |message: String| {
+        let answer = |_| Answer {
+            freeze: Some(Err(anyhow!("{message}"))),
+            scan: None,
+        };
+        indexes.iter().map(answer).collect()
+    };
+    let finished = match host
+        .connection()
+        .and_then(|connection| connection.run(&command, &stdin))
+    {
+        Ok(finished) => finished,
+        Err(e) => return failed(format!("{e:#}")),
+    };
+    if let Some(message) = remote::sudo_refusal(&finished, run_as) {
+        return failed(message);
+    }
+    let mut scans: Vec<Option<Result<Scan>>> =
+        match freeze::read_batch_scan(&finished.stdout, &token) {
+            Some(scan) => match running::scans_of(&scan, run_as, indexes.len()) {
+                Ok(scans) => scans.into_iter().map(|s| Some(Ok(s))).collect(),
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    indexes
+                        .iter()
+                        .map(|_| Some(Err(anyhow!("{message}"))))
+                        .collect()
+                }
+            },
+            None => indexes.iter().map(|_| None).collect(),
+        };
+    freeze::read_batch(&finished.stdout, &token, indexes.len())
+        .into_iter()
+        .zip(scans.iter_mut())
+        .map(|(freeze, scan)| Answer {
+            freeze: freeze.map(Ok),
+            scan: scan.take(),
+        })
+        .collect()
+}
+
+/// Write what runs from a target's venv into its record; a scan that
+/// failed, or a host that cannot be scanned, is said on stderr and in
+/// `running_unseen`, and the freeze stands.
+fn put_scan(record: &mut Record, scan: Result<Scan>) {
+    let scan = scan
+        .unwrap_or_else(|e| Scan::unseen(format!("the scan of running processes failed: {e:#}")));
+    if let Some(reason) = &scan.unseen.reason {
+        messages::warn(TOOL, &format!("{}: {reason}", target_label(record)));
+    }
+    scan.put(record);
 }
 
 /// Freeze one venv with a command of its own.
