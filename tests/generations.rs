@@ -82,10 +82,10 @@ pub(crate) fn kept(venv: &Path) -> Vec<u32> {
 
 /// A Python process started through `venv` that imports `module` when told
 /// to (a line on its stdin) and prints where from and its VERSION.
-struct Service(std::process::Child);
+pub(crate) struct Service(pub(crate) std::process::Child);
 
 impl Service {
-    fn start(venv: &Path) -> Service {
+    pub(crate) fn start(venv: &Path) -> Service {
         let child = Command::new(venv.join("bin/python"))
             .args([
                 "-c",
@@ -100,7 +100,7 @@ impl Service {
     }
 
     /// `VERSION path` of `module` as the running process imports it now.
-    fn import(&mut self, module: &str) -> String {
+    pub(crate) fn import(&mut self, module: &str) -> String {
         let stdin = self.0.stdin.as_mut().unwrap();
         writeln!(stdin, "{module}").unwrap();
         let mut line = String::new();

@@ -3,13 +3,13 @@
 //! recipe that does not), and a real Django migration that fails after
 //! vd-push switched the link.
 
-use crate::generations::{active, generations_target};
-use crate::push::{log_events, plan, push, requirements, wheel, Target};
+use crate::generations::{active, generations_target, Service};
+use crate::push::{self, log_events, plan, push, requirements, wheel, Target};
 use crate::util::gunicorn::{gunicorn_wheels, hello_wheel, Gunicorn};
-use crate::util::python::{self, python3};
+use crate::util::python::{self, install, python3, venv_with_pip};
 use crate::util::record::Switch;
 use crate::util::sshd::Sshd;
-use crate::util::{repo, Outcome};
+use crate::util::{repo, Outcome, Record};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -183,22 +183,89 @@ fn serve_1_and_push_2(reload: impl Fn(&Gunicorn) -> String, keep: u32) -> Served
     }
 }
 
+/// `running` of a record: `(pid, generation)` by pid.
+fn generations_running(record: &Record) -> Vec<(u32, Option<u32>)> {
+    let mut seen: Vec<(u32, Option<u32>)> = record
+        .running
+        .as_ref()
+        .unwrap_or_else(|| panic!("no running in {record:?}"))
+        .iter()
+        .map(|p| (p.pid, p.generation))
+        .collect();
+    seen.sort();
+    seen
+}
+
+/// The pids of `gunicorn`'s master and workers, each in `generation`.
+fn served_by(gunicorn: &Gunicorn, generation: u32) -> Vec<(u32, Option<u32>)> {
+    let mut pids = gunicorn.workers();
+    pids.push(gunicorn.master());
+    let mut expected: Vec<(u32, Option<u32>)> =
+        pids.into_iter().map(|p| (p, Some(generation))).collect();
+    expected.sort();
+    expected
+}
+
 #[test]
-fn gunicorn_reloaded_by_hup_still_runs_the_old_generation() {
+fn gunicorn_reloaded_by_hup_keeps_the_old_generation_and_fails() {
     let s = serve_1_and_push_2(Gunicorn::hup_command, 3);
     let (master, workers) = (s.gunicorn.master(), s.gunicorn.workers());
     assert_eq!(workers.len(), 2, "{}", s.gunicorn.log());
-    let out = reload(&s.server, &s.repo, &[], &s.pushed);
-    eprintln!("{}", out.stderr);
+    let out = reload(&s.server, &s.repo, &["--drain", "3s"], &s.pushed);
+    out.expect_code(1);
     // HUP forks new workers from the master of generation 1: they import
-    // generation 1 again.
+    // generation 1 again, and the check passes.
     assert!(s
         .gunicorn
         .wait_gone(&workers, Duration::from_secs(10))
         .is_empty());
     assert_eq!(s.gunicorn.master(), master);
     assert_eq!(s.gunicorn.version(), "1.0");
-    let _ = (&s.dir, &s.venv);
+    let record = &out.records()[0];
+    assert_eq!((record.reloaded, record.checked), (Some(true), Some(true)));
+    assert_eq!(generations_running(record), served_by(&s.gunicorn, 1));
+    let message = record.error_message();
+    assert!(
+        message.contains("generation 1 still runs 3s after the reload")
+            && message.contains("USR2, then TERM to the old master")
+            && message.contains("RELOADING WITH GENERATIONS"),
+        "{message}"
+    );
+    for pid in served_by(&s.gunicorn, 1) {
+        assert!(message.contains(&format!("{} (", pid.0)), "{message}");
+    }
+    assert!(message.contains("gunicorn"), "{message}");
+    assert_eq!(active(&s.venv), "2");
+
+    // vd-freeze sees the same: the master and its workers in generation 1.
+    let frozen = s.server.tool("vd-freeze").stdin(s.pushed.clone()).run();
+    frozen.expect_code(0);
+    assert_eq!(
+        generations_running(&frozen.records()[0]),
+        served_by(&s.gunicorn, 1)
+    );
+
+    // With --revert the link goes back to what runs: generation 1, reloaded
+    // (by HUP again), checked, and nothing of another generation left.
+    let out = reload(
+        &s.server,
+        &s.repo,
+        &["--drain", "3s", "--revert", "--check-tries", "1"],
+        &s.pushed,
+    );
+    out.expect_code(1);
+    let record = &out.records()[0];
+    assert_eq!(active(&s.venv), "1");
+    assert_eq!(record.reverted, Some(Switch { from: 2, to: 1 }));
+    let message = record.error_message();
+    assert!(
+        message.contains("generation 1 still runs")
+            && message.contains("reverted to generation 1, reloaded and checked"),
+        "{message}"
+    );
+    assert_eq!(generations_running(record), served_by(&s.gunicorn, 1));
+    assert_eq!(s.gunicorn.version(), "1.0");
+    let _ = &s.dir;
 }
 
 #[test]
@@ -208,15 +275,57 @@ fn gunicorn_upgraded_by_the_recipe_runs_the_new_generation() {
     assert_eq!(old.len(), 3, "{}", s.gunicorn.log());
     let out = reload(&s.server, &s.repo, &[], &s.pushed);
     out.expect_code(0);
+    // The old master and its workers were waited for, within --timeout.
+    assert!(s.gunicorn.wait_gone(&old, Duration::ZERO).is_empty());
     let record = &out.records()[0];
     assert_eq!((record.reloaded, record.checked), (Some(true), Some(true)));
-    assert!(
-        s.gunicorn
-            .wait_gone(&old, Duration::from_secs(20))
-            .is_empty(),
-        "{}",
-        s.gunicorn.log()
-    );
+    assert_eq!(generations_running(record), served_by(&s.gunicorn, 2));
     assert_eq!(s.gunicorn.version(), "2.0");
     let _ = (&s.dir, &s.venv);
+}
+
+/// A venv changed in place has no other generation, but a process that
+/// started before its change runs code no longer all on disk: the reload
+/// must restart it, and a target where it is left fails.
+#[test]
+fn a_process_older_than_an_in_place_change_fails_the_reload_until_it_ends() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (alpha1, alpha2) = (wheel("vdp-alpha", "1.0"), wheel("vdp-alpha", "2.0"));
+    let repo = repo(d, &[alpha1.clone(), alpha2]);
+    let v = d.join("venv");
+    venv_with_pip(&v);
+    install(&v, &[alpha1]);
+    let mut old = Service::start(&v);
+    assert!(old.import("vdp_alpha").starts_with("1.0 "));
+    let mut t = push::target(&server, 0, &v, &d.join("cache"));
+    t.insert("reload".into(), json!("true"));
+    let two = requirements(d, "two.txt", "vdp-alpha==2.0\n");
+    let pushed = push_requirements(&server, &repo, &t, &two, false);
+
+    let out = reload(&server, &repo, &["--drain", "1s"], &pushed);
+    out.expect_code(1);
+    let record = &out.records()[0];
+    let message = record.error_message();
+    let pid = old.0.id();
+    assert!(
+        message.contains("started before the venv last changed")
+            && message.contains(&format!("{pid} ("))
+            && message.contains("systemctl restart"),
+        "{message}"
+    );
+    let running = record.running.as_ref().unwrap();
+    assert!(
+        running
+            .iter()
+            .any(|p| p.pid == pid && p.stale == Some(true)),
+        "{running:?}"
+    );
+
+    // Restarted (here: ended), the same reload is fine.
+    drop(old);
+    let out = reload(&server, &repo, &["--drain", "1s"], &pushed);
+    out.expect_code(0);
+    assert_eq!(out.records()[0].running, Some(Vec::new()));
 }

@@ -121,11 +121,20 @@ impl Gunicorn {
         )
     }
 
-    /// The master's pid, by its pidfile.
+    /// The master's pid, by its pidfile. After USR2 the new master takes
+    /// the pidfile over only within a second of the old one's end: waited
+    /// for.
     pub fn master(&self) -> u32 {
-        let text = fs::read_to_string(&self.pidfile)
-            .unwrap_or_else(|e| panic!("no pidfile: {e}; {}", self.log()));
-        text.trim().parse().unwrap()
+        let started = Instant::now();
+        loop {
+            match fs::read_to_string(&self.pidfile) {
+                Ok(text) if !text.trim().is_empty() => return text.trim().parse().unwrap(),
+                _ if started.elapsed() > Duration::from_secs(10) => {
+                    panic!("no pidfile: {}", self.log())
+                }
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
     }
 
     /// The pids of the master's workers: its children, by /proc.

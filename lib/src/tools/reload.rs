@@ -20,6 +20,7 @@ use crate::record::{
     Target,
 };
 use crate::remote::reload;
+use crate::remote::running::Scan;
 use crate::repo::Repo;
 use crate::tools::rollback;
 use crate::transport::Connection;
@@ -74,8 +75,21 @@ pub struct Args {
     #[arg(long, value_name = "DELAY", default_value = "1s", value_parser = parse_delay)]
     check_delay: Duration,
 
+    /// After a target's reload and check, wait this long at the most (in
+    /// seconds, or with a unit: 500ms, 2m) for its processes on old code to
+    /// end: those of another generation than the active one, or, for a
+    /// venv changed in place, those that started before its last change.
+    /// Old workers finish their requests meanwhile. Any left then fail the
+    /// target, named with their pids and commands (a reload that forks new
+    /// workers from a master that keeps running, such as HUP to gunicorn,
+    /// leaves them all on the old generation). The record gets `running` as
+    /// last read. Default: as long as --timeout.
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
+    drain: Option<Duration>,
+
     /// When the reload or the check of a target with generations fails,
-    /// switch it back to the generation before the one vd-push made (its
+    /// or processes of another generation are left after --drain, switch it
+    /// back to the generation before the one vd-push made (its
     /// record's `generation`), reload and check again, and add `reverted`:
     /// {from, to}. The record keeps its error and the exit status is 1: the
     /// deploy failed. Targets with `reload_once` that failed are switched
@@ -138,6 +152,9 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         revert: args.revert,
         check_tries: args.check_tries,
         check_delay: args.check_delay,
+        drain: args
+            .drain
+            .unwrap_or(Duration::from_secs(args.transport.timeout)),
         log: EventWriter::new(ReleaseLog::new(repo.dir()), TOOL),
     };
     let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
@@ -165,6 +182,8 @@ struct Reloader {
     revert: bool,
     check_tries: u32,
     check_delay: Duration,
+    /// How long a reloaded target's processes on old code may take to end.
+    drain: Duration,
     log: EventWriter,
 }
 
@@ -295,7 +314,8 @@ impl Reloader {
         Ok(switch)
     }
 
-    /// Run a target's reload, then its check; the first failure in words.
+    /// Run a target's reload, then its check, then wait for its processes
+    /// on old code to end; the first failure in words.
     fn reload_and_check(
         &self,
         connection: &mut Connection,
@@ -311,7 +331,36 @@ impl Reloader {
             self.check(connection, check)?;
             record::put(record, &Checked(true));
         }
-        Ok(())
+        self.drain(connection, label, target, record)
+    }
+
+    /// Wait up to --drain for what runs from the target's venv to be the
+    /// code it holds now; `running` as last read goes into the record. What
+    /// is left is the target's failure. A scan that cannot run is said on
+    /// stderr and in `running_unseen`: it does not fail a reload that went
+    /// well, it only cannot confirm it.
+    fn drain(
+        &self,
+        connection: &mut Connection,
+        label: &str,
+        target: &Target,
+        record: &mut Record,
+    ) -> Result<(), String> {
+        let scan = match reload::drain(connection, target, self.drain) {
+            Ok(scan) => scan,
+            Err(e) => Scan::unseen(format!("{e:#}")),
+        };
+        scan.put(record);
+        if let Some(reason) = &scan.unseen.reason {
+            messages::warn(
+                TOOL,
+                &format!("{label}: cannot tell what runs after the reload: {reason}"),
+            );
+        }
+        match reload::left_behind(&scan, target.generations.is_some(), self.drain) {
+            Some(message) => Err(message),
+            None => Ok(()),
+        }
     }
 
     /// The held `reload_once` targets of one host, once its last target has
@@ -411,14 +460,14 @@ impl Reloader {
                         outcome
                     }
                 };
-                match checked {
-                    Ok(()) => {
-                        record::put(record, &Checked(true));
-                    }
-                    Err(message) => {
-                        self.log_error(&label, &message);
-                        failures.insert(i, message);
-                    }
+                let checked = checked.map(|()| record::put(record, &Checked(true)));
+                let drained = checked.and_then(|()| match host.connection() {
+                    Ok(connection) => self.drain(connection, &label, target, record),
+                    Err(e) => Err(format!("{e:#}")),
+                });
+                if let Err(message) = drained {
+                    self.log_error(&label, &message);
+                    failures.insert(i, message);
                 }
             }
         }
