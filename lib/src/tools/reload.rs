@@ -331,7 +331,7 @@ impl Reloader {
             self.check(connection, check)?;
             record::put(record, &Checked(true));
         }
-        self.drain(connection, label, target, record)
+        self.drain(connection, target, record)
     }
 
     /// Wait up to --drain for what runs from the target's venv to be the
@@ -342,10 +342,10 @@ impl Reloader {
     fn drain(
         &self,
         connection: &mut Connection,
-        label: &str,
         target: &Target,
         record: &mut Record,
     ) -> Result<(), String> {
+        let label = target_label(record);
         let scan = match reload::drain(connection, target, self.drain) {
             Ok(scan) => scan,
             Err(e) => Scan::unseen(format!("{e:#}")),
@@ -462,7 +462,7 @@ impl Reloader {
                 };
                 let checked = checked.map(|()| record::put(record, &Checked(true)));
                 let drained = checked.and_then(|()| match host.connection() {
-                    Ok(connection) => self.drain(connection, &label, target, record),
+                    Ok(connection) => self.drain(connection, target, record),
                     Err(e) => Err(format!("{e:#}")),
                 });
                 if let Err(message) = drained {
