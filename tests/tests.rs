@@ -20,6 +20,7 @@ mod reload;
 mod reload_generations;
 mod remote_guard;
 mod resolve;
+mod running;
 mod stream;
 mod targets;
 mod terminal;

@@ -71,17 +71,23 @@ optional_fields! {
         venv_exists: bool,
         /// Processes that run from the target's venv (vd-freeze, vd-reload).
         running: Vec<Process>,
+        /// What the scan of `running` could not see (vd.7).
+        running_unseen: Unseen,
         // vd-diff.
         plan: Vec<Change>,
         ahead: Vec<Ahead>,
         /// `sha256:HEX` of the state the plan was made from.
         planned_from: String,
         unchanged: Vec<Unchanged>,
+        /// Why processes of `running` run stale code, one sentence each.
+        running_drift: Vec<String>,
         // vd-push.
         pushed: Pushed,
         changed: bool,
         skipped: bool,
         generation: Generation,
+        /// Generations not pruned because processes run from them.
+        kept_running: Vec<Kept>,
         // vd-migrate: per settings module.
         migrated: BTreeMap<String, Vec<String>>,
         /// The target that migrated each module for this one (`--once`).
@@ -269,6 +275,28 @@ pub struct Process {
     /// True where the process started before the venv's last change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale: Option<bool>,
+    /// True for another user's process whose command line names the venv
+    /// but whose descriptors the scan may not read (vd.7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<bool>,
+}
+
+/// `running_unseen`: the processes the scan could not read, by user, or
+/// why there was no scan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unseen {
+    pub processes: u32,
+    pub users: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One entry of `kept_running`: a generation vd-push did not prune, and
+/// the processes that run from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kept {
+    pub generation: u32,
+    pub pids: Vec<u32>,
 }
 
 /// One entry of `fetched`: a wheel of the target's closure and where it

@@ -37,6 +37,11 @@ impl<'a> RawRecord<'a> {
         self.fields.get(name).is_some_and(|v| v.get() != "null")
     }
 
+    /// The raw JSON text of a field, unread.
+    pub fn text(&self, name: &str) -> Option<&'a str> {
+        self.fields.get(name).map(|v| v.get())
+    }
+
     /// Write the raw text of the `names` fields into `key` (cleared first),
     /// each with its name, absent ones as absent: two records with the same
     /// key have the same text in each of those fields.

@@ -390,7 +390,8 @@ pub struct RunningProcess {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stale: bool,
     /// Another user's process whose command line names the venv but whose
-    /// descriptors this user may not read: its generation is unknown.
+    /// descriptors this user may not read: its generation is unknown
+    /// unless the command line names a generation's folder.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unreadable: bool,
 }
@@ -424,6 +425,13 @@ impl RunningUnseen {
 
 impl Field for RunningUnseen {
     const NAME: &'static str = "running_unseen";
+}
+
+newtype_field! {
+    /// `running_drift` (from vd-diff): why the processes that run from the
+    /// venv are not what it holds, one sentence per stale process of
+    /// `running`; `vd-diff --check` counts it as drift.
+    RunningDrift(Vec<String>) = "running_drift", Default
 }
 
 /// A generation vd-push kept past the number to keep, because processes

@@ -7,7 +7,8 @@ use crate::messages;
 use crate::output::{status_cell, Output, Status, Table};
 use crate::plan::{self, Kinds, Planned, Planner, Plans, Policy};
 use crate::record::{
-    self, target_label, Action, Ahead, Changes, Markers, Python, RawRecord, Reader, Record, Target,
+    self, target_label, Action, Ahead, Changes, Field, Markers, Python, RawRecord, Reader, Record,
+    Running, RunningDrift, Target,
 };
 use crate::repo::Repo;
 use crate::requirement::Requirements;
@@ -64,6 +65,12 @@ const TOOL: &str = "vd-diff";
 /// the `installed` set. vd-push refuses a target whose venv no longer has
 /// it, so a saved and reviewed plan applies to exactly that state.
 ///
+/// A record from vd-freeze lists in `running` the processes that run from
+/// the venv; those that run other code than it holds (`stale`: another
+/// generation than the active one, or started before an in-place venv last
+/// changed) are listed in `running_drift`, one sentence each, and count as
+/// drift for --check: the fleet does not run what was deployed.
+///
 /// A target that cannot be resolved gets an `error` explaining why: the
 /// chain of requirements that conflict, where each was written, the versions
 /// the repository has and the wheels that exist only for other interpreters.
@@ -100,8 +107,9 @@ pub struct Args {
     #[arg(long, value_name = "FILE", conflicts_with = "requirements")]
     lock: Option<PathBuf>,
 
-    /// Report drift for cron: exit 1 when any target's plan is not empty, 0
-    /// when every target is in sync, 2 when a target or the run failed.
+    /// Report drift for cron: exit 1 when any target's plan is not empty or
+    /// processes run stale code from its venv (`running_drift`), 0 when
+    /// every target is in sync, 2 when a target or the run failed.
     #[arg(long)]
     check: bool,
 
@@ -158,11 +166,14 @@ fn ahead_cell(record: &Record) -> String {
             .collect(),
         _ => Vec::new(),
     };
-    if ahead.is_empty() {
-        "ok".to_string()
-    } else {
-        format!("ok; ahead: {}", ahead.join(", "))
+    let mut cell = "ok".to_string();
+    if !ahead.is_empty() {
+        cell = format!("ok; ahead: {}", ahead.join(", "));
     }
+    if let Ok(Some(RunningDrift(stale))) = record::get::<RunningDrift>(record) {
+        cell = format!("{cell}; {} processes run stale code", stale.len());
+    }
+    cell
 }
 
 tool!(VdDiff);
@@ -268,6 +279,12 @@ impl<'a> State<'a> {
         out: &mut Output,
     ) -> Result<()> {
         let raw = kinds.as_ref().and_then(|_| RawRecord::parse(text));
+        // A record whose processes may run stale code is read whole, for
+        // its `running_drift`: the way of its kind writes only the plan.
+        let raw = raw.filter(|raw| {
+            !raw.text(Running::NAME)
+                .is_some_and(|running| running.contains("\"stale\""))
+        });
         if let (Some(kinds), Some(raw)) = (kinds.as_deref_mut(), &raw) {
             if let Some((kind, target)) = kinds.find(raw) {
                 self.drift |= kind.plan.drift;
@@ -285,6 +302,7 @@ impl<'a> State<'a> {
                 Ok((plan, planned_from)) => {
                     self.drift |= plan.drift;
                     plan::set_plan(&mut record, &plan, &planned_from);
+                    self.drift |= put_running_drift(&mut record);
                     if let (Some(kinds), Some(raw)) = (kinds, &raw) {
                         kinds.remember(raw, plan, &planned_from);
                     }
@@ -379,6 +397,38 @@ impl<'a> State<'a> {
     }
 }
 
+/// Write `running_drift` when processes run other code than the venv
+/// holds (their `running` entries are `stale`); whether they do.
+fn put_running_drift(record: &mut Record) -> bool {
+    let in_place = matches!(Target::parse(record), Ok(t) if t.generations.is_none());
+    let stale: Vec<String> = match record::get::<Running>(record) {
+        Ok(Some(Running(processes))) => processes
+            .iter()
+            .filter(|p| p.stale)
+            .map(|p| {
+                let why = match (p.generation, in_place) {
+                    (Some(n), _) => format!("runs generation {n}, not the active one"),
+                    (None, true) => {
+                        format!("started {}, before the venv last changed", p.started)
+                    }
+                    (None, false) => format!(
+                        "started {}, before the venv was switched to its active generation",
+                        p.started
+                    ),
+                };
+                format!("pid {} ({}) {why}", p.pid, p.command)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    if stale.is_empty() {
+        record::remove::<RunningDrift>(record);
+        return false;
+    }
+    record::put(record, &RunningDrift(stale));
+    true
+}
+
 /// A requirements file, its warnings said.
 fn read_requirements(path: &Path) -> Result<Requirements> {
     let reqs = Requirements::read(path)?;
@@ -392,6 +442,46 @@ fn read_requirements(path: &Path) -> Result<Requirements> {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+
+    #[test]
+    fn stale_processes_are_drift_and_say_why() {
+        let process = |pid: u32, generation: Option<u32>, stale: bool| {
+            json!({"pid": pid, "generation": generation, "command": "gunicorn: worker",
+                   "started": "2026-01-02T03:04:05Z", "stale": stale})
+        };
+        let mut record = record::of_json(json!({
+            "host": "web1", "venv": "/srv/venv", "generations": 3,
+            "running": [process(10, Some(1), true), process(11, Some(2), false),
+                        process(12, None, true)],
+        }));
+        assert!(put_running_drift(&mut record));
+        let Ok(Some(RunningDrift(why))) = record::get::<RunningDrift>(&record) else {
+            panic!("{record:?}")
+        };
+        assert_eq!(
+            why,
+            [
+                "pid 10 (gunicorn: worker) runs generation 1, not the active one",
+                "pid 12 (gunicorn: worker) started 2026-01-02T03:04:05Z, before the venv was \
+                 switched to its active generation"
+            ]
+        );
+        assert!((TABLE.row)(&record)[2].ends_with("; 2 processes run stale code"));
+        let mut in_place = record::of_json(json!({
+            "host": "web1", "venv": "/srv/venv", "running": [process(12, None, true)],
+        }));
+        assert!(put_running_drift(&mut in_place));
+        assert!(in_place["running_drift"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("before the venv last changed"));
+        let mut fresh = record::of_json(json!({
+            "host": "web1", "venv": "/srv/venv", "running": [process(11, Some(2), false)],
+            "running_drift": ["old"],
+        }));
+        assert!(!put_running_drift(&mut fresh));
+        assert!(!fresh.contains_key("running_drift"));
+    }
 
     #[test]
     fn the_table_shows_changes_and_ahead_packages() {

@@ -29,6 +29,20 @@ const TOOL: &str = "vd-freeze";
 /// the venv; a path that exists but is not a virtualenv is an error. With
 /// `venv_user`, the command runs through `sudo -n -u USER`.
 ///
+/// Each record also gets `running`: the processes that run from the venv,
+/// each {pid, generation, command, started} (started: RFC 3339 UTC), with
+/// `stale: true` where it runs other code than the venv holds now: for a
+/// target with generations, another generation than the active one (each
+/// generation marks the processes that start in it with a descriptor on
+/// its .vd-running, which forked workers inherit); for a venv changed in
+/// place (generation null), a process started before its site-packages
+/// last changed. A process runs from a venv when one of its open files,
+/// its executable, the first word of its command line or a file it maps
+/// lies inside it. The scan reads Linux's /proc as the user the freeze runs
+/// as; processes it may not read are counted by user in `running_unseen`,
+/// and on a host without /proc/PID/fd it says so there and on stderr
+/// (`man 7 vd`, WHAT RUNS). It runs within the same command as the freeze.
+///
 /// All the targets of a host that are read as one user are read by one
 /// command, with the list of venvs on its stdin: it starts one Python process
 /// per distinct interpreter behind the venvs' bin/python, not one per venv,

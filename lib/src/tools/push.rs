@@ -73,7 +73,13 @@ const TOOL: &str = "vd-push";
 /// counts (it is marked so before it is switched to): one left by a killed
 /// push is never switched to, and the next push removes it. The oldest
 /// generations beyond N are then removed, never the active one or the one
-/// before it. A venv link that is not VENV.generations/N is refused.
+/// before it, nor one a process still runs from (read in /proc as the
+/// venv's user): that one is said on stderr with its pids and listed in
+/// `kept_running`, and the first push after its processes end removes it.
+/// Each generation marks the processes that start in it (a descriptor its
+/// vd_generation.pth keeps open on its .vd-running), which is how vd-freeze
+/// and this check tell which generation a process runs. A venv link that is
+/// not VENV.generations/N is refused.
 /// Records get `generation`: {active, previous}.
 ///
 /// Adds to each record `pushed`: {installed: [NAME==VERSION], removed:
