@@ -9,7 +9,7 @@ use crate::util::gunicorn::{gunicorn_wheels, hello_wheel, Gunicorn};
 use crate::util::python::{self, install, python3, venv_with_pip};
 use crate::util::record::Switch;
 use crate::util::sshd::Sshd;
-use crate::util::{repo, Outcome, Record};
+use crate::util::{repo, tool, Outcome, Record};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -206,6 +206,21 @@ fn served_by(gunicorn: &Gunicorn, generation: u32) -> Vec<(u32, Option<u32>)> {
     expected
 }
 
+/// `vd-freeze | vd-diff --check` of the served target against generation
+/// 2's requirements: the freeze's one record, and the check's outcome.
+fn freeze_and_check(s: &Served) -> (Record, Outcome) {
+    let frozen = s.server.tool("vd-freeze").stdin(s.pushed.clone()).run();
+    frozen.expect_code(0);
+    let checked = tool("vd-diff")
+        .arg("--repo")
+        .arg(&s.repo)
+        .arg("--check")
+        .arg(s.dir.path().join("two.txt"))
+        .stdin(frozen.stdout.clone())
+        .run();
+    (frozen.records().remove(0), checked)
+}
+
 #[test]
 fn gunicorn_reloaded_by_hup_keeps_the_old_generation_and_fails() {
     let s = serve_1_and_push_2(Gunicorn::hup_command, 3);
@@ -237,13 +252,12 @@ fn gunicorn_reloaded_by_hup_keeps_the_old_generation_and_fails() {
     assert!(message.contains("gunicorn"), "{message}");
     assert_eq!(active(&s.venv), "2");
 
-    // vd-freeze sees the same: the master and its workers in generation 1.
-    let frozen = s.server.tool("vd-freeze").stdin(s.pushed.clone()).run();
-    frozen.expect_code(0);
-    assert_eq!(
-        generations_running(&frozen.records()[0]),
-        served_by(&s.gunicorn, 1)
-    );
+    // vd-freeze sees the same: the master and its workers in generation 1;
+    // and the cron check calls it drift.
+    let (frozen, checked) = freeze_and_check(&s);
+    assert_eq!(generations_running(&frozen), served_by(&s.gunicorn, 1));
+    checked.expect_code(1);
+    assert!(checked.records()[0].running_drift.is_some(), "{checked:?}");
 
     // With --revert the link goes back to what runs: generation 1, reloaded
     // (by HUP again), checked, and nothing of another generation left.
@@ -281,7 +295,10 @@ fn gunicorn_upgraded_by_the_recipe_runs_the_new_generation() {
     assert_eq!((record.reloaded, record.checked), (Some(true), Some(true)));
     assert_eq!(generations_running(record), served_by(&s.gunicorn, 2));
     assert_eq!(s.gunicorn.version(), "2.0");
-    let _ = (&s.dir, &s.venv);
+    let (frozen, checked) = freeze_and_check(&s);
+    assert_eq!(generations_running(&frozen), served_by(&s.gunicorn, 2));
+    checked.expect_code(0);
+    let _ = &s.venv;
 }
 
 /// A venv changed in place has no other generation, but a process that
