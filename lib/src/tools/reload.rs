@@ -508,7 +508,7 @@ impl Reloader {
 /// before). Every other error record passes through untouched.
 fn is_armed_after_failed_migration(record: &Record) -> bool {
     let by_migrate = record::error_of(record).is_some_and(|(tool, _)| tool == "vd-migrate");
-    let has_generations = record.get("generations").is_some_and(|g| !g.is_null());
+    let has_generations = Target::parse(record).is_ok_and(|t| t.generations.is_some());
     let changed = matches!(record::get::<Changed>(record), Ok(Some(Changed(true))));
     let switched = matches!(
         record::get::<Generation>(record),
