@@ -13,6 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use tempfile::TempDir;
 
 /// A Python process started through a venv's bin/python, in a process
 /// group of its own with whatever it forks: the group is killed when the
@@ -145,6 +146,18 @@ fn adopted(server: &Sshd, d: &Path, repo: &Path, reqs: &Path, keep: u32) -> (Pat
     (v, t)
 }
 
+/// What the tests of a target with generations start from: a server, the
+/// repository and requirements of [`alpha_release`], the venv [`adopted`]
+/// with vdp-alpha 1.0 in generation 2 keeping `keep`, its target, and the
+/// work folder (removed when dropped).
+fn adopted_fleet(keep: u32) -> (Sshd, PathBuf, [PathBuf; 2], PathBuf, Target, TempDir) {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, reqs) = alpha_release(dir.path());
+    let (venv, target) = adopted(&server, dir.path(), &repo, &reqs[0], keep);
+    (server, repo, reqs, venv, target, dir)
+}
+
 /// vd-freeze of `target`: its one record.
 fn freeze(server: &Sshd, target: &Target) -> Record {
     let out = server
@@ -198,11 +211,7 @@ fn entries<'a>(record: &'a Record, pids: &[u32]) -> Vec<&'a Process> {
 
 #[test]
 fn freeze_lists_a_generations_processes_and_check_calls_old_ones_drift() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (repo, [one, two]) = alpha_release(d);
-    let (v, t) = adopted(&server, d, &repo, &one, 3);
+    let (server, repo, [one, two], v, t, _dir) = adopted_fleet(3);
     let mut service = Service::forking(&v);
     let exec = Service::exec_sleep(&v);
 
@@ -248,12 +257,7 @@ fn freeze_lists_a_generations_processes_and_check_calls_old_ones_drift() {
 
 #[test]
 fn a_generation_a_process_runs_is_kept_until_it_ends() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (repo, [one, two]) = alpha_release(d);
-    let keep = 2;
-    let (v, t) = adopted(&server, d, &repo, &one, keep);
+    let (server, repo, [one, two], v, t, _dir) = adopted_fleet(2);
     let mut service = Service::sleeping(&v);
     let pid = service.pid();
     let generations = |v: &Path| -> Vec<u32> {

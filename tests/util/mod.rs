@@ -11,6 +11,7 @@ pub mod python;
 pub mod record;
 pub mod sshd;
 pub mod upload;
+pub mod uv;
 
 pub use record::Record;
 
@@ -23,6 +24,7 @@ pub fn bin(tool: &str) -> PathBuf {
     let path = match tool {
         "vd-add" => env!("CARGO_BIN_EXE_vd-add"),
         "vd-diff" => env!("CARGO_BIN_EXE_vd-diff"),
+        "vd-export" => env!("CARGO_BIN_EXE_vd-export"),
         "vd-fetch" => env!("CARGO_BIN_EXE_vd-fetch"),
         "vd-freeze" => env!("CARGO_BIN_EXE_vd-freeze"),
         "vd-push" => env!("CARGO_BIN_EXE_vd-push"),

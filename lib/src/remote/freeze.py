@@ -37,8 +37,9 @@ def normalize(name):
 
 
 def dumps(value):
-    """json.dumps(value, sort_keys=True) for what the facts hold: dicts,
-    strings, integers, booleans and None."""
+    """json.dumps(value, sort_keys=True) for what the facts and the scan of
+    running processes hold: dicts, lists, strings, integers, booleans and
+    None."""
     if sys.version_info[0] < 3:
         import json
 
@@ -54,6 +55,8 @@ def dumps(value):
         return str(value)
     if isinstance(value, str):
         return quote(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(dumps(v) for v in value) + "]"
     import json
 
     return json.dumps(value, sort_keys=True)
@@ -644,8 +647,31 @@ def freeze_venvs(token, args, here_only):
             pass  # vd freezes those venvs one by one
 
 
+def scan_running(token):
+    """With VD_RUNNING_PY (running.py's text) and VD_RUNNING_VENVS (the
+    batch's venvs, a line each), what runs from them, marked as
+    freeze_batch.sh marks it: the scan in this process costs no interpreter
+    start of its own."""
+    code = os.environ.get("VD_RUNNING_PY")
+    if not code:
+        return
+    venvs = [v for v in os.environ.get("VD_RUNNING_VENVS", "").split("\n") if v]
+    sys.stdout.write("\n%s running\n" % token)
+    sys.stdout.flush()
+    try:
+        scope = {"__name__": "vd_running"}
+        exec(compile(code, "running.py", "exec"), scope)
+        scope["main"](venvs, dumps)
+        sys.stdout.write("\n%s running-status 0\n" % token)
+    except Exception as e:
+        sys.stdout.write("\n%s running-status 1\n%s" % (token, e))
+    sys.stdout.flush()
+
+
 if "--venvs" in sys.argv[1:2] or "--venvs-here" in sys.argv[1:2]:
     freeze_venvs(sys.argv[2], sys.argv[3:], sys.argv[1] == "--venvs-here")
+    if sys.argv[1] == "--venvs":
+        scan_running(sys.argv[2])
 else:
     facts = {"python": interpreter(), "markers": markers()}
     if "--no-installed" not in sys.argv:

@@ -13,7 +13,7 @@
 //! (stdout, stderr, exit status), read back by [`read_batch`]; a venv it did
 //! not answer for is frozen on its own.
 
-use super::running::{with_running, RUNNING_SH};
+use super::running::{RUNNING_SCRIPT, RUNNING_SH};
 use super::{exit, program, script_command};
 use crate::record::{Facts, Freeze, Installed, Markers};
 use crate::transport::Finished;
@@ -86,22 +86,22 @@ pub fn batch_program() -> String {
 }
 
 /// The command that freezes many venvs of one host ([`BATCH_SCRIPT`]; the
-/// venvs and the scripts go on stdin, [`batch_stdin`], so the command's
+/// venvs and freeze.py go on stdin, [`batch_stdin`], so the command's
 /// length does not grow with the number of venvs, nor pass what an SSH
 /// server takes); with `scan`, it also reads what runs from them
-/// ([`read_batch_scan`]).
+/// ([`read_batch_scan`]), with running.py as an argument.
 pub fn batch_command(token: &str, scan: bool) -> String {
     script_command(
         &batch_program(),
         "vd-freeze",
-        &[token, if scan { "1" } else { "0" }],
+        &[token, if scan { RUNNING_SCRIPT } else { "" }],
     )
 }
 
 /// What [`batch_command`] reads: each venv's path and the interpreter a new
 /// venv would get, a line each (only [`batchable`] ones), an empty line,
-/// freeze.py, and with `scan`, running.py ([`with_running`]).
-pub fn batch_stdin<'a>(venvs: impl IntoIterator<Item = (&'a str, &'a str)>, scan: bool) -> Vec<u8> {
+/// and freeze.py.
+pub fn batch_stdin<'a>(venvs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<u8> {
     let mut stdin = String::new();
     for (venv, python) in venvs {
         stdin.push_str(venv);
@@ -110,10 +110,7 @@ pub fn batch_stdin<'a>(venvs: impl IntoIterator<Item = (&'a str, &'a str)>, scan
         stdin.push('\n');
     }
     stdin.push('\n');
-    match scan {
-        true => stdin.push_str(&with_running(FREEZE_SCRIPT)),
-        false => stdin.push_str(FREEZE_SCRIPT),
-    }
+    stdin.push_str(FREEZE_SCRIPT);
     stdin.into_bytes()
 }
 
@@ -395,7 +392,9 @@ mod tests {
         assert_eq!(ISOLATED, "-E -s");
         // The command does not grow with the venvs: they go on stdin.
         let command = batch_command(&batch_token(), true);
-        // An SSH exec request longer than 32 KiB is refused (libssh2).
+        // An SSH exec request longer than 32 KiB is refused (libssh2), even
+        // when sudo's quoting makes it longer.
+        let command = crate::remote::as_user(Some("app"), &command);
         assert!(command.len() < 32 * 1024, "{} bytes", command.len());
     }
 
@@ -418,7 +417,7 @@ mod tests {
         assert!(!batchable("/srv/venv", "python3\n"));
         assert!(!batchable("/srv/venv", ""));
         assert_ne!(batch_token(), batch_token());
-        let stdin = batch_stdin([("/a", "python3"), ("/b", "py")], false);
+        let stdin = batch_stdin([("/a", "python3"), ("/b", "py")]);
         assert!(stdin.starts_with(b"/a\npython3\n/b\npy\n\n# vd-freeze"));
     }
 

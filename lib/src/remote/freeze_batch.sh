@@ -9,15 +9,15 @@
 # with one process per real interpreter, not one per venv); any other runs
 # freeze.py with its own bin/python, as the per-venv freeze does.
 #
-# Usage: /bin/sh -c "$(cat freeze_batch.sh)" vd-freeze TOKEN SCAN <input
-#   TOKEN  a random word marking where each venv's output starts, so that
-#          nothing a venv prints can pass for a mark
-#   SCAN   1: also read which processes run from the venvs
-#   input  two lines per venv: its path (absolute, no newline in it) and the
-#          interpreter a new venv would get (the record's python); an empty
-#          line; the text of freeze.py; with SCAN, the line `vd-running.py`
-#          and the text of running.py (the scripts come on stdin, not in the
-#          command, which an SSH server takes only up to about 32 KiB)
+# Usage: /bin/sh -c "$(cat freeze_batch.sh)" vd-freeze TOKEN RUNNING_PY <input
+#   TOKEN       a random word marking where each venv's output starts, so
+#               that nothing a venv prints can pass for a mark
+#   RUNNING_PY  the text of running.py: also read which processes run from
+#               the venvs; empty: do not
+#   input       two lines per venv: its path (absolute, no newline in it) and
+#               the interpreter a new venv would get (the record's python);
+#               an empty line; the text of freeze.py (on stdin, not in the
+#               command, which an SSH server takes only up to about 32 KiB)
 #
 # Output, per venv (INDEX: its place in the input, from 0): a line
 # "TOKEN INDEX out" then what its freeze printed, "TOKEN INDEX err" then what
@@ -25,20 +25,20 @@
 # comes after a newline of its own. After `freeze.py --venvs`, when it said
 # anything on stderr or failed: "TOKEN batch N" and what it said. A venv with
 # no status line was not frozen here (vd then freezes it on its own). With
-# SCAN: "TOKEN running" then what running.py printed for every venv in input
-# order, and "TOKEN running-status N" then what it said on stderr.
+# RUNNING_PY: "TOKEN running" then what running.py printed for every venv in
+# input order, and "TOKEN running-status N" then what it said on stderr;
+# `freeze.py --venvs` runs the scan itself when it runs (one interpreter
+# start fewer), else scan_running does.
 token=$1
-scan=$2
+running_py=$2
 shift 2
-input=$(cat) || fail "cannot read the list of venvs"
-venvs=${input%%"
-
-"*}
-freeze=${input#*"
-
-"}
-if [ "$scan" = 1 ]; then take_running; fi
-script=$freeze
+venvs=''
+while IFS= read -r venv && [ -n "$venv" ] && IFS= read -r python; do
+    venvs="$venvs$venv
+$python
+"
+done
+script=$(cat) || fail "cannot read freeze.py"
 # The venvs, a line each, for the scan, and the first venv interpreter that
 # runs, to run it with.
 scanned='' scan_python=''
@@ -67,7 +67,7 @@ refuse() {
 }
 
 index=0
-while IFS= read -r venv && IFS= read -r python; do
+while IFS= read -r venv && [ -n "$venv" ] && IFS= read -r python; do
     interpreter=$venv/bin/python
     scanned="$scanned
 $venv"
@@ -91,15 +91,15 @@ $venvs
 EOF
 
 if [ $# -gt 0 ]; then
-    # The first of them starts it; -S: the stdlib's sys.path, no site-packages.
-    { err=$(VD_FREEZE_PY=$script "$2/bin/python" -E -s -S -c "$script" --venvs "$token" "$@" 2>&1 >&3 3>&-); status=$?; } 3>&1
+    # The first of them starts it; -S: the stdlib's sys.path, no
+    # site-packages. It scans too, when asked (VD_RUNNING_PY).
+    { err=$(VD_FREEZE_PY=$script VD_RUNNING_PY=$running_py VD_RUNNING_VENVS=$scanned \
+        "$2/bin/python" -E -s -S -c "$script" --venvs "$token" "$@" 2>&1 >&3 3>&-); status=$?; } 3>&1
     if [ "$status" -ne 0 ] || [ -n "$err" ]; then
         mark batch "$status"
         printf '%s' "$err"
     fi
-fi
-
-if [ "$scan" = 1 ]; then
+elif [ -n "$running_py" ]; then
     mark running
     # One venv per line of $scanned: split at newlines only, no globbing.
     set -f

@@ -32,7 +32,6 @@ Python 3.4+ opens descriptors close-on-exec anyway (PEP 446); the flag says
 so, and a program that execs something else does not carry it.
 """
 
-import json
 import os
 import sys
 import time
@@ -40,7 +39,16 @@ import time
 MARKER = ".vd-running"
 
 
-def main(args):
+def main(args, dumps=None):
+    """Run as a script, or called by freeze.py --venvs with the venvs and
+    its own writer of JSON (importing the json module costs as much as the
+    scan takes)."""
+    if dumps is None:
+        import json
+
+        def dumps(value):
+            return json.dumps(value, sort_keys=True)
+
     if args[:1] == ["--mark"]:
         print(mark(args[1]))
         return
@@ -48,9 +56,10 @@ def main(args):
     if busy:
         args = args[1:]
     if not os.path.isdir("/proc/self/fd"):
-        print(json.dumps({"unsupported": unsupported()}))
+        print(dumps({"unsupported": unsupported()}))
         return
     venvs = [Venv(path) for path in args]
+    folders = Folders(venvs)
     clock = Clock()
     seen = Unseen()
     for pid in pids():
@@ -59,10 +68,8 @@ def main(args):
             continue  # a kernel thread, or ended
         if process.unreadable:
             seen.count(pid)
-        for venv in venvs:
-            found = venv.finds(process)
-            if found:
-                venv.running.append(found + (process,))
+        for venv, found in folders.runs_from(process).items():
+            venv.running.append(found + (process,))
     if busy:
         for venv in venvs:
             for generation, _, process in venv.running:
@@ -73,7 +80,7 @@ def main(args):
         "venvs": [{"running": venv.report(clock)} for venv in venvs],
         "unseen": seen.report(),
     }
-    print(json.dumps(out, sort_keys=True))
+    print(dumps(out))
 
 
 def mark(marker):
@@ -98,10 +105,6 @@ def pids():
 def text(raw):
     """A file's bytes as text, whatever their encoding."""
     return raw.decode("utf-8", "replace")
-
-
-def inside(path, folder):
-    return path is not None and path.startswith(folder + "/")
 
 
 class Process(object):
@@ -153,17 +156,6 @@ class Process(object):
                 pass
         return self._maps
 
-    def paths(self):
-        """Every path that may tie the process to a venv."""
-        for path in self.fds:
-            yield path
-        if self.exe:
-            yield self.exe
-        if self.argv0:
-            yield self.argv0
-        for path in self.maps():
-            yield path
-
     def started(self, clock):
         """Seconds since the epoch when the process started."""
         try:
@@ -205,40 +197,6 @@ class Venv(object):
             self.folders = [path, os.path.realpath(path)]
             self.changed = last_change(self.folders[1])
 
-    def finds(self, process):
-        """(generation, how) when the process runs from this venv, else None."""
-        if self.gens:
-            return self.generation_of(process)
-        for path in process.paths():
-            for folder in self.folders:
-                if inside(path, folder):
-                    return (None, "path")
-        if process.unreadable and inside(process.argv0, self.path):
-            return (None, "command")
-        return None
-
-    def generation_of(self, process):
-        for path in process.fds:
-            number = self.number_in(path)
-            if number is not None and path.endswith("/%d/%s" % (number, MARKER)):
-                return (number, "marker")
-        for path in process.paths():
-            number = self.number_in(path)
-            if number is not None:
-                return (number, "path")
-        if inside(process.argv0, self.path):
-            return (None, "command")
-        return None
-
-    def number_in(self, path):
-        """N when path is inside generation N's folder."""
-        for gens in self.gens:
-            if inside(path, gens):
-                number = path[len(gens) + 1 :].split("/", 1)[0]
-                if number.isdigit():
-                    return int(number)
-        return None
-
     def report(self, clock):
         out = []
         for generation, how, process in sorted(self.running, key=lambda r: r[2].pid):
@@ -266,6 +224,65 @@ class Venv(object):
             # Unmarked: it started before the link was last switched.
             return self.switched is not None and started < self.switched
         return self.changed is not None and started < self.changed
+
+
+class Folders(object):
+    """The folders the venvs' processes show in /proc, to find a process's
+    venvs by looking its paths' parent folders up, once for all the venvs,
+    rather than comparing every path with every venv."""
+
+    def __init__(self, venvs):
+        self.owners = {}
+        for venv in venvs:
+            for folder in venv.gens:
+                self.owners.setdefault(folder, []).append((venv, "gens"))
+            for folder in venv.folders:
+                self.owners.setdefault(folder, []).append((venv, "venv"))
+            if venv.gens:
+                self.owners.setdefault(venv.path, []).append((venv, "link"))
+
+    def runs_from(self, process):
+        """{venv: (generation, how)} for each venv the process runs from: by
+        the marker it holds open, else a path into a generation's folder or
+        into an in-place venv, else (generation unknown) a command line that
+        names the venv's link. Its mapped files are read only when nothing
+        else told."""
+        found = {}
+        for path in process.fds:
+            self.note(found, path, True)
+        for path in (process.exe, process.argv0):
+            if path:
+                self.note(found, path, False)
+        if not found:
+            for path in process.maps():
+                self.note(found, path, False)
+        return found
+
+    def note(self, found, path, open_file):
+        for venv, role, rest in self.holders(path):
+            if role == "venv":
+                found.setdefault(venv, (None, "path"))
+            elif role == "link":
+                found.setdefault(venv, (None, "command"))
+            else:
+                number = rest.split("/", 1)[0]
+                if not number.isdigit():
+                    continue
+                if open_file and rest == number + "/" + MARKER:
+                    found[venv] = (int(number), "marker")
+                elif found.get(venv, (None,))[0] is None:
+                    found[venv] = (int(number), "path")
+
+    def holders(self, path):
+        """(venv, role, the rest of path) for each folder path lies in."""
+        folder = path
+        while True:
+            cut = folder.rfind("/")
+            if cut <= 0:
+                return
+            folder = folder[:cut]
+            for venv, role in self.owners.get(folder, ()):
+                yield venv, role, path[cut + 1 :]
 
 
 def last_change(venv):
@@ -306,23 +323,28 @@ class Unseen(object):
 
     def __init__(self):
         self.processes = 0
-        self.users = set()
+        self.uids = set()
 
     def count(self, pid):
         self.processes += 1
         try:
-            uid = os.stat("/proc/%d" % pid).st_uid
+            self.uids.add(os.stat("/proc/%d" % pid).st_uid)
         except OSError:
-            return
-        try:
-            import pwd
+            pass
 
-            self.users.add(pwd.getpwuid(uid).pw_name)
-        except (ImportError, KeyError):
-            self.users.add(str(uid))
+    def users(self):
+        names = set()
+        for uid in self.uids:
+            try:
+                import pwd
+
+                names.add(pwd.getpwuid(uid).pw_name)
+            except (ImportError, KeyError):
+                names.add(str(uid))
+        return sorted(names)
 
     def report(self):
-        return {"processes": self.processes, "users": sorted(self.users)}
+        return {"processes": self.processes, "users": self.users()}
 
 
 if __name__ == "__main__":

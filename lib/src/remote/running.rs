@@ -17,8 +17,9 @@
 //! vd-freeze runs it inside its batch command ([`super::freeze`]); a tool
 //! that needs one target's processes over a session it holds calls
 //! [`scan`]; vd-push's pruning calls it on the host from `generation.sh`
-//! (`scan_running --busy`). The script goes on stdin ([`with_running`]),
-//! never into the command, whose length an SSH server limits.
+//! (`scan_running --busy`), with the script on its stdin
+//! ([`with_running`]) after freeze.py: an SSH server limits a command's
+//! length.
 
 use super::{as_user, program, said, script_command, sudo_refusal};
 use crate::record::{self, Record, Running, RunningProcess, RunningUnseen, Target};
@@ -43,8 +44,8 @@ const MARKER: &str = ".vd-running";
 /// (`running.sh`'s `take_running`).
 const STDIN_MARK: &str = "\nvd-running.py\n";
 
-/// What a program that scans reads on stdin: `before` (freeze.py, or
-/// nothing), the mark, and running.py.
+/// What generation.sh reads on stdin: `before` (freeze.py), the mark, and
+/// running.py.
 pub fn with_running(before: &str) -> String {
     format!("{before}{STDIN_MARK}{RUNNING_SCRIPT}")
 }
@@ -54,15 +55,15 @@ pub fn scan_program() -> String {
     program(&[RUNNING_SH, SCAN_MAIN])
 }
 
-/// What [`scan_program`] runs: running.py from stdin, with the arguments.
-const SCAN_MAIN: &str = "take_freeze\ntake_running\nscan_running \"$@\"\n";
+/// What [`scan_program`] runs: running.py, its first argument, with the
+/// others.
+const SCAN_MAIN: &str = "running_py=$1\nshift\nscan_running \"$@\"\n";
 
 /// The command that reads what runs from `venvs` (a host's, read as one
 /// user), by the interpreter `python` when it runs (else the host's
-/// python3, python or python2), to be sent [`with_running`]`("")` on
-/// stdin. Its output is read by [`read_scans`].
+/// python3, python or python2). Its output is read by [`read_scans`].
 pub fn scan_command(python: &str, venvs: &[&str]) -> String {
-    let mut args = vec![python];
+    let mut args = vec![RUNNING_SCRIPT, python];
     args.extend(venvs.iter().map(|v| v.trim_end_matches('/')));
     script_command(&scan_program(), "vd-running", &args)
 }
@@ -191,7 +192,7 @@ pub fn scan(connection: &mut Connection, target: &Target) -> Result<Scan> {
     let run_as = target.run_as(connection.user()).map(str::to_string);
     let python = super::venv_python(&target.venv);
     let command = as_user(run_as.as_deref(), &scan_command(&python, &[&target.venv]));
-    let finished = connection.run(&command, with_running("").as_bytes())?;
+    let finished = connection.run(&command, b"")?;
     scans_of(&finished, run_as.as_deref(), 1)?
         .pop()
         .ok_or_else(|| anyhow!("the scan of running processes answered for no venv"))
@@ -371,8 +372,9 @@ mod tests {
         let marker = format!("/{MARKER}");
         assert!(super::super::generation::GENERATION_SCRIPT.contains(&format!("$dir{marker}")));
         assert!(RUNNING_SCRIPT.contains(&format!("MARKER = \"{MARKER}\"")));
-        // A program that scans stays short: its scripts come on stdin.
-        assert!(scan_command("/v/bin/python", &["/v"]).len() < 8 * 1024);
+        // What an SSH server takes, even with sudo's quoting.
+        let command = as_user(Some("app"), &scan_command("/v/bin/python", &["/v"]));
+        assert!(command.len() < 32 * 1024);
     }
 
     #[test]

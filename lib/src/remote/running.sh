@@ -1,6 +1,6 @@
 # shellcheck shell=sh disable=SC2154
-# (freeze is set by the prelude's take_freeze, or by the script, to what
-# came on stdin.)
+# (freeze is set by the prelude's take_freeze; running_py, by the script
+# that calls scan_running.)
 # What runs from venvs on this host: running.py, run by whichever
 # interpreter the host has, as the user the script runs as (it sees the
 # processes that user may read; running.py counts the others). For
@@ -10,13 +10,11 @@
 # `vd-running.py`: freeze.py before it stays in $freeze, running.py after
 # it goes to $running_py. Both scripts come on stdin: a command holding
 # them would pass the length an SSH server takes.
+# (sed, not the shell's ${x%%pattern*}, which takes seconds on a text this
+# long in dash.)
 take_running() {
-    running_py=${freeze#*"
-vd-running.py
-"}
-    freeze=${freeze%%"
-vd-running.py
-"*}
+    running_py=$(printf '%s\n' "$freeze" | sed '1,/^vd-running\.py$/d')
+    freeze=$(printf '%s\n' "$freeze" | sed '/^vd-running\.py$/,$d')
 }
 
 # scan_running PYTHON ARG...: running.py with ARGs (see its header), run by

@@ -203,7 +203,6 @@ fn freeze_group(
         indexes
             .iter()
             .map(|&i| (asks[i].0.as_str(), asks[i].1.as_str())),
-        scanning(),
     );
     let failed = |message: String| {
         let answer = |_| Answer {
