@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// A target on host 0 that keeps `keep` generations.
-fn generations_target(server: &Sshd, venv: &Path, cache: &Path, keep: u32) -> Target {
+pub(crate) fn generations_target(server: &Sshd, venv: &Path, cache: &Path, keep: u32) -> Target {
     let mut t = target(server, 0, venv, cache);
     t.insert("generations".into(), json!(keep));
     t
@@ -60,7 +60,7 @@ fn assert_reverted_to_1_and_checked(record: &Record) {
 }
 
 /// The generation `venv` points at, by its link.
-fn active(venv: &Path) -> String {
+pub(crate) fn active(venv: &Path) -> String {
     let link = fs::read_link(venv).unwrap_or_else(|e| panic!("{} is no link: {e}", venv.display()));
     let name = venv.file_name().unwrap().to_string_lossy();
     let link = link.display().to_string();
@@ -70,7 +70,7 @@ fn active(venv: &Path) -> String {
 }
 
 /// The numbers of the generations kept beside `venv`.
-fn kept(venv: &Path) -> Vec<u32> {
+pub(crate) fn kept(venv: &Path) -> Vec<u32> {
     let dir = PathBuf::from(format!("{}.generations", venv.display()));
     let mut numbers: Vec<u32> = fs::read_dir(dir)
         .unwrap()
@@ -82,10 +82,10 @@ fn kept(venv: &Path) -> Vec<u32> {
 
 /// A Python process started through `venv` that imports `module` when told
 /// to (a line on its stdin) and prints where from and its VERSION.
-struct Service(std::process::Child);
+pub(crate) struct Service(pub(crate) std::process::Child);
 
 impl Service {
-    fn start(venv: &Path) -> Service {
+    pub(crate) fn start(venv: &Path) -> Service {
         let child = Command::new(venv.join("bin/python"))
             .args([
                 "-c",
@@ -100,7 +100,7 @@ impl Service {
     }
 
     /// `VERSION path` of `module` as the running process imports it now.
-    fn import(&mut self, module: &str) -> String {
+    pub(crate) fn import(&mut self, module: &str) -> String {
         let stdin = self.0.stdin.as_mut().unwrap();
         writeln!(stdin, "{module}").unwrap();
         let mut line = String::new();

@@ -19,6 +19,7 @@ mod push;
 mod pylock;
 mod reach;
 mod reload;
+mod reload_generations;
 mod remote_guard;
 mod resolve;
 mod running;

@@ -5,6 +5,7 @@
 //! virtualenvs, an OpenSSH server on loopback, a wheel cache to cut an
 //! upload into).
 
+pub mod gunicorn;
 pub mod netns;
 pub mod python;
 pub mod record;

@@ -160,6 +160,9 @@ pub struct Fleet {
     jobs: usize,
     /// When a batched run's hosts start while the input goes on.
     patience: Patience,
+    /// Which records that carry an `error` get the work all the same
+    /// ([`Fleet::taking_errors`]).
+    takes_error: Option<fn(&Record) -> bool>,
 }
 
 impl Fleet {
@@ -172,7 +175,18 @@ impl Fleet {
             settings: Arc::new(settings),
             jobs: jobs.max(1) as usize,
             patience: Patience::default(),
+            takes_error: None,
         })
+    }
+
+    /// Give the work the records with an `error` that `takes` picks, not
+    /// only those without. The one use: vd-reload --revert switches back a
+    /// generation whose migrations failed (the documented exception to
+    /// passing error records through untouched). The work keeps their
+    /// `error`; an `Err` from it replaces it.
+    pub fn taking_errors(mut self, takes: fn(&Record) -> bool) -> Fleet {
+        self.takes_error = Some(takes);
+        self
     }
 
     /// Take target records from `input` (numbered lines, as
@@ -290,6 +304,7 @@ mod tests {
             settings: Arc::new(Settings::offline()),
             jobs,
             patience: Patience::default(),
+            takes_error: None,
         }
     }
 
@@ -560,6 +575,26 @@ mod tests {
         );
         assert_eq!(out[5]["done"], true);
         assert!(record::error_of(&out[5]).is_none());
+    }
+
+    #[test]
+    fn error_records_a_fleet_takes_get_the_work_and_keep_their_error() {
+        let input = json!([
+            {"host": "a", "venv": "/v/1", "error": {"tool": "vd-diff", "message": "left"}},
+            {"host": "a", "venv": "/v/2", "take": true,
+             "error": {"tool": "vd-migrate", "message": "taken"}},
+        ]);
+        let fleet = offline_fleet(1).taking_errors(|r| r.contains_key("take"));
+        let mut out = Output::to(Vec::new(), None);
+        let work = |_: &mut Host<()>, _: &Target, record: &mut Record| {
+            record.insert("done".into(), json!(true));
+            Ok(())
+        };
+        fleet.run(lines(input).into_iter(), &mut out, work).unwrap();
+        let out = written(out);
+        assert!(!out[0].contains_key("done"), "{:?}", out[0]);
+        assert_eq!(out[1]["done"], true);
+        assert_eq!(record::error_of(&out[1]).unwrap().1, "taken");
     }
 
     #[test]

@@ -119,6 +119,8 @@ struct Scheduler<'a, S, M, W: Write> {
     settings: &'a Arc<Settings>,
     jobs: usize,
     patience: Patience,
+    /// Records with an `error` that get the work all the same.
+    takes_error: Option<fn(&Record) -> bool>,
     mode: &'a M,
     out: &'a mut Output<W>,
     /// What the workers are given (a clone each).
@@ -156,6 +158,7 @@ where
             settings: &fleet.settings,
             jobs: fleet.jobs,
             patience: fleet.patience,
+            takes_error: fleet.takes_error,
             mode,
             out,
             outlet,
@@ -246,7 +249,8 @@ where
         let seq = self.read;
         self.read += 1;
         let tool = self.outlet.tool;
-        if let Some((by, message)) = record::error_of(&record) {
+        let taken = self.takes_error.is_some_and(|takes| takes(&record));
+        if let Some((by, message)) = record::error_of(&record).filter(|_| !taken) {
             // A line this tool could not read is news; an error from an
             // earlier tool was reported there.
             if by == tool && record.len() == 1 {

@@ -17,7 +17,8 @@ use crate::log::{Event, EventWriter, ReleaseLog};
 use crate::messages;
 use crate::output::{status_cell, Output, Status, Table};
 use crate::record::{
-    self, target_label, Installed, Migrated, MigratedElsewhere, Pending, Reader, Record, Target,
+    self, target_label, Generation, Installed, Migrated, MigratedElsewhere, Pending, Reader,
+    Record, Target,
 };
 use crate::remote;
 use crate::remote::migrate::{is_settings_module, migrate_command, Migrate, MigrateOutcome};
@@ -46,6 +47,12 @@ const TOOL: &str = "vd-migrate";
 /// record with the end of Django's output (what was applied before it stays
 /// in `migrated`), so vd-reload leaves the target alone; it is logged as an
 /// `error` event. Records that did not change pass through untouched.
+///
+/// When the target has `generations` and vd-push switched its link (the
+/// record's `generation` names the one before), a failed migration leaves
+/// the link on the new generation while services not restarted since run
+/// the one before: the error says so, and vd-reload --revert switches such
+/// a target back.
 ///
 /// Targets that share a settings module are taken to share a database: one
 /// module is migrated by one target at a time across the whole run, while
@@ -224,7 +231,12 @@ impl Migrator {
         };
         match self.mode {
             Migrate::Plan | Migrate::ShowPlan => self.plan(target, plan, &modules, record),
-            Migrate::Apply => self.apply(target, &modules, record),
+            Migrate::Apply => self.apply(target, &modules, record).map_err(|e| {
+                match armed_generation(parsed, record) {
+                    Some(note) => anyhow::anyhow!("{e:#}; {note}"),
+                    None => e,
+                }
+            }),
         }
     }
 
@@ -363,6 +375,28 @@ impl Migrator {
             }]);
         }
     }
+}
+
+/// For a target whose migration failed: when vd-push switched its link to
+/// a new generation (its record's `generation` names the one before), what
+/// that means, in words. The link names code whose migrations failed while
+/// the service, not reloaded, runs the generation before; its next start
+/// for any reason would bring up the new one.
+fn armed_generation(target: &Target, record: &Record) -> Option<String> {
+    target.generations?;
+    let Generation {
+        active: Some(active),
+        previous: Some(previous),
+    } = record::get::<Generation>(record).ok()??
+    else {
+        return None;
+    };
+    Some(format!(
+        "the venv's link names generation {active}, whose migrations failed, while services \
+         not restarted since vd-push still run generation {previous}; their next start (a \
+         restart, a crash, a reboot) runs generation {active}: switch back with vd-reload \
+         --revert or vd-rollback"
+    ))
 }
 
 /// One target's venv on its host's connection, and who migrates it.

@@ -13,11 +13,14 @@ use crate::cli::{AfterPushArgs, ChangedArgs, TransportArgs};
 use crate::console;
 use crate::fleet::{self, Held, Host};
 use crate::log::{Event, EventWriter, ReleaseLog};
+use crate::messages;
 use crate::output::{status_cell, Output, Status, Table};
 use crate::record::{
-    self, target_label, Checked, Generation, Reader, Record, Reloaded, Reverted, Switch, Target,
+    self, target_label, Changed, Checked, Generation, Reader, Record, Reloaded, Reverted, Switch,
+    Target,
 };
 use crate::remote::reload;
+use crate::remote::running::Scan;
 use crate::repo::Repo;
 use crate::tools::rollback;
 use crate::transport::Connection;
@@ -52,7 +55,9 @@ const TOOL: &str = "vd-reload";
 /// true`, failure is an error on the record.
 ///
 /// Records that did not change, or carry an error (a failed migration), pass
-/// through untouched: they are not reloaded. Exit status: 0 when every target
+/// through untouched: they are not reloaded. The one exception is --revert's
+/// (below): a target with generations whose migrations failed after vd-push
+/// switched it is switched back. Exit status: 0 when every target
 /// is fine, 1 when some record carries an error (or an event could not be
 /// logged), 2 on a usage or setup error.
 #[derive(clap::Args, Debug)]
@@ -70,12 +75,31 @@ pub struct Args {
     #[arg(long, value_name = "DELAY", default_value = "1s", value_parser = parse_delay)]
     check_delay: Duration,
 
+    /// After a target's reload and check, wait this long at the most (in
+    /// seconds, or with a unit: 500ms, 2m) for its processes on old code to
+    /// end: those of another generation than the active one, or, for a
+    /// venv changed in place, those that started before its last change.
+    /// Old workers finish their requests meanwhile. Any left then fail the
+    /// target, named with their pids and commands (a reload that forks new
+    /// workers from a master that keeps running, such as HUP to gunicorn,
+    /// leaves them all on the old generation). The record gets `running` as
+    /// last read. Default: as long as --timeout.
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
+    drain: Option<Duration>,
+
     /// When the reload or the check of a target with generations fails,
-    /// switch it back to the generation before the one vd-push made (its
+    /// or processes of another generation are left after --drain, switch it
+    /// back to the generation before the one vd-push made (its
     /// record's `generation`), reload and check again, and add `reverted`:
     /// {from, to}. The record keeps its error and the exit status is 1: the
     /// deploy failed. Targets with `reload_once` that failed are switched
     /// back together, and their reload commands and checks run once more.
+    ///
+    /// A target with generations whose record comes with vd-migrate's error
+    /// after vd-push switched it (`changed`, and `generation` names the one
+    /// before) is switched back as well, without a reload: its service was
+    /// not reloaded and still runs the generation before, which the link
+    /// then names again. It gains `reverted` and keeps vd-migrate's error.
     #[arg(long)]
     revert: bool,
 
@@ -128,10 +152,17 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         revert: args.revert,
         check_tries: args.check_tries,
         check_delay: args.check_delay,
+        drain: args
+            .drain
+            .unwrap_or(Duration::from_secs(args.transport.timeout)),
         log: EventWriter::new(ReleaseLog::new(repo.dir()), TOOL),
     };
     let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
-    args.transport.fleet(TOOL)?.run_with_finish(
+    let mut fleet = args.transport.fleet(TOOL)?;
+    if args.revert {
+        fleet = fleet.taking_errors(is_armed_after_failed_migration);
+    }
+    fleet.run_with_finish(
         stdin,
         out,
         |host, target, record| reloader.target(host, target, record),
@@ -151,12 +182,18 @@ struct Reloader {
     revert: bool,
     check_tries: u32,
     check_delay: Duration,
+    /// How long a reloaded target's processes on old code may take to end.
+    drain: Duration,
     log: EventWriter,
 }
 
 impl Reloader {
-    /// Reload one target now, or hold it for its host's reload.
+    /// Reload one target now, or hold it for its host's reload; or (only
+    /// with --revert) switch back a target whose migrations failed.
     fn target(&self, host: &mut Host<()>, target: &Target, record: &mut Record) -> Result<()> {
+        if let Some((_, message)) = record::error_of(record) {
+            return self.revert_failed_migration(host, target, record, &message);
+        }
         if !self.changed.selects(record)? {
             return Ok(());
         }
@@ -197,6 +234,40 @@ impl Reloader {
             self.log_error(&label, again);
         }
         bail!(after_revert(&failed, switch, target, &again))
+    }
+
+    /// With --revert, a target whose migrations failed after vd-push switched
+    /// its link ([`is_armed_after_failed_migration`]) goes back to the
+    /// generation before, so that the link names what runs: its service was
+    /// not reloaded, so it is not reloaded now either. The record keeps
+    /// vd-migrate's error and gains `reverted`; a revert that fails is this
+    /// tool's error, with vd-migrate's message in it.
+    fn revert_failed_migration(
+        &self,
+        host: &mut Host<()>,
+        target: &Target,
+        record: &mut Record,
+        migrate_error: &str,
+    ) -> Result<()> {
+        let label = target_label(record);
+        let failed = format!("vd-migrate failed: {migrate_error}");
+        let connection = match host.connection() {
+            Ok(connection) => connection,
+            Err(e) => bail!("{failed}; not reverted: {e:#}"),
+        };
+        let switch = match self.switch_back(connection, &label, target, record, &failed) {
+            Ok(switch) => switch,
+            Err(message) => bail!(message),
+        };
+        messages::warn(
+            TOOL,
+            &format!(
+                "{label}: switched back from generation {} to {} after its migrations failed \
+                 (not reloaded: its service still runs generation {})",
+                switch.from, switch.to, switch.to
+            ),
+        );
+        Ok(())
     }
 
     /// Switch a target whose reload or check failed (`failed`) back to the
@@ -243,7 +314,8 @@ impl Reloader {
         Ok(switch)
     }
 
-    /// Run a target's reload, then its check; the first failure in words.
+    /// Run a target's reload, then its check, then wait for its processes
+    /// on old code to end; the first failure in words.
     fn reload_and_check(
         &self,
         connection: &mut Connection,
@@ -259,7 +331,36 @@ impl Reloader {
             self.check(connection, check)?;
             record::put(record, &Checked(true));
         }
-        Ok(())
+        self.drain(connection, target, record)
+    }
+
+    /// Wait up to --drain for what runs from the target's venv to be the
+    /// code it holds now; `running` as last read goes into the record. What
+    /// is left is the target's failure. A scan that cannot run is said on
+    /// stderr and in `running_unseen`: it does not fail a reload that went
+    /// well, it only cannot confirm it.
+    fn drain(
+        &self,
+        connection: &mut Connection,
+        target: &Target,
+        record: &mut Record,
+    ) -> Result<(), String> {
+        let label = target_label(record);
+        let scan = match reload::drain(connection, target, self.drain) {
+            Ok(scan) => scan,
+            Err(e) => Scan::unseen(format!("{e:#}")),
+        };
+        scan.put(record);
+        if let Some(reason) = &scan.unseen.reason {
+            messages::warn(
+                TOOL,
+                &format!("{label}: cannot tell what runs after the reload: {reason}"),
+            );
+        }
+        match reload::left_behind(&scan, target.generations.is_some(), self.drain) {
+            Some(message) => Err(message),
+            None => Ok(()),
+        }
     }
 
     /// The held `reload_once` targets of one host, once its last target has
@@ -359,14 +460,14 @@ impl Reloader {
                         outcome
                     }
                 };
-                match checked {
-                    Ok(()) => {
-                        record::put(record, &Checked(true));
-                    }
-                    Err(message) => {
-                        self.log_error(&label, &message);
-                        failures.insert(i, message);
-                    }
+                let checked = checked.map(|()| record::put(record, &Checked(true)));
+                let drained = checked.and_then(|()| match host.connection() {
+                    Ok(connection) => self.drain(connection, target, record),
+                    Err(e) => Err(format!("{e:#}")),
+                });
+                if let Err(message) = drained {
+                    self.log_error(&label, &message);
+                    failures.insert(i, message);
                 }
             }
         }
@@ -398,6 +499,26 @@ impl Reloader {
             ..Event::now("error")
         }]);
     }
+}
+
+/// Whether a record that carries an error is one --revert switches back:
+/// vd-migrate failed on a target with `generations` that vd-push changed,
+/// and its `generation` names the one before (so the link names code whose
+/// migrations failed, while the service, not reloaded, runs the one
+/// before). Every other error record passes through untouched.
+fn is_armed_after_failed_migration(record: &Record) -> bool {
+    let by_migrate = record::error_of(record).is_some_and(|(tool, _)| tool == "vd-migrate");
+    let has_generations = Target::parse(record).is_ok_and(|t| t.generations.is_some());
+    let changed = matches!(record::get::<Changed>(record), Ok(Some(Changed(true))));
+    let switched = matches!(
+        record::get::<Generation>(record),
+        Ok(Some(Generation {
+            active: Some(_),
+            previous: Some(_)
+        }))
+    );
+    let reverted = record::has::<Reverted>(record);
+    by_migrate && has_generations && changed && switched && !reverted
 }
 
 /// A reverted target's error: what failed, the revert, and how the reload
