@@ -22,3 +22,4 @@ mod resolve;
 mod stream;
 mod targets;
 mod terminal;
+mod uv;

@@ -12,7 +12,8 @@
 
 use super::freeze::{FreezeOutput, FREEZE_SCRIPT};
 use super::{
-    pip_tail, program, said, script_command, steps, FINGERPRINT_SCRIPT, GENERATIONS, LOCK_WAIT_SECS,
+    pip_tail, program, said, script_command, steps, FINGERPRINT_SCRIPT, GENERATIONS, INSTALL,
+    LOCK_WAIT_SECS,
 };
 use crate::transport::Finished;
 use anyhow::{bail, Result};
@@ -25,7 +26,7 @@ pub const GENERATION_STDIN: &str = FREEZE_SCRIPT;
 
 /// The program [`generation_command`] runs.
 pub fn generation_program() -> String {
-    program(&[GENERATIONS, GENERATION_SCRIPT])
+    program(&[GENERATIONS, INSTALL, GENERATION_SCRIPT])
 }
 
 /// The folder of a venv's generations.
@@ -51,6 +52,9 @@ pub struct GenerationSteps<'a> {
     pub install: &'a [String],
     /// The push's intent, noted on the host with the switch it makes.
     pub intent: &'a str,
+    /// The uv binary on the host that installs the new generation; `None`:
+    /// its pip.
+    pub installer: Option<&'a str>,
 }
 
 /// The build of a new generation, as `/bin/sh -c` with the steps as
@@ -70,6 +74,7 @@ pub fn generation_command(steps: &GenerationSteps) -> String {
         FINGERPRINT_SCRIPT,
         &holds,
         steps.intent,
+        steps.installer.unwrap_or(""),
     ];
     args.extend(steps.install.iter().map(String::as_str));
     script_command(&generation_program(), "vd-push", &args)
@@ -147,8 +152,9 @@ impl GenerationOutcome {
         Ok(outcome)
     }
 
-    /// Why the build was discarded, in words; `None` when it was not.
-    pub fn build_failure(&self) -> Option<String> {
+    /// Why the build was discarded, in words (`installer`: `pip` or `uv`,
+    /// which installed it); `None` when it was not.
+    pub fn build_failure(&self, installer: &str) -> Option<String> {
         if !self.discarded {
             return None;
         }
@@ -160,7 +166,10 @@ impl GenerationOutcome {
         let why = if self.create_status != 0 {
             format!("python -m venv failed (exit status {})", self.create_status)
         } else if self.install_status != 0 {
-            format!("pip install failed (exit status {})", self.install_status)
+            format!(
+                "{installer} install failed (exit status {})",
+                self.install_status
+            )
         } else {
             "it does not hold what the plan makes".to_string()
         };
@@ -193,7 +202,7 @@ mod tests {
             (Some(1), Some(1), Some(2), Some(2))
         );
         assert!(outcome.after.is_some() && outcome.pruned.is_empty());
-        assert_eq!(outcome.build_failure(), None);
+        assert_eq!(outcome.build_failure("pip"), None);
 
         let failed = "vd-active 4\nvd-before\n".to_string()
             + freeze
@@ -201,7 +210,7 @@ mod tests {
         let outcome =
             GenerationOutcome::parse(&Finished::of(0, &failed, "ERROR: disk full\n")).unwrap();
         assert_eq!(
-            outcome.build_failure().unwrap(),
+            outcome.build_failure("pip").unwrap(),
             "generation 5 was not built, pip install failed (exit status 1), and is removed; \
              generation 4 stays active: ERROR: disk full"
         );
