@@ -589,3 +589,31 @@ fn pip_and_uv_make_the_same_venv_of_a_django_closure() {
         .collect();
     assert!(left.is_empty(), "uv's removal left {left:?}");
 }
+
+#[test]
+fn a_new_generation_is_built_with_uv() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let wheels = download("six==1.16.0", &["--no-deps"]);
+    let repo = repo(dir.path(), &[wheels, vec![uv_wheel()]].concat());
+    let reqs = dir.path().join("requirements.txt");
+    fs::write(&reqs, "six==1.16.0\n").unwrap();
+    let venv = dir.path().join("shop");
+    let mut shop = target(&server, 0, &venv, &cache);
+    shop.insert("generations".into(), json!(2));
+    shop.insert("python".into(), json!(pyenv_python("3.11")));
+    let plans = plan(&server, &repo, &reqs, false, &[shop]);
+    let (records, _) = pushed_ok(&server, &repo, &["--create"], &plans);
+    assert_eq!(installers(&records), ["uv"]);
+    assert!(fs::symlink_metadata(&venv)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        run_in(&venv, "import six; print(six.__version__)"),
+        "1.16.0"
+    );
+    let details = install_details(&repo);
+    assert_eq!(details["shop"], ["install with uv in generation 1"]);
+}
