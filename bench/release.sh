@@ -29,6 +29,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/lib.sh"
 # shellcheck source=fleet.sh
 . "$here/fleet.sh"
+# shellcheck source=ansible.sh
+. "$here/ansible.sh"
 cd "$here/.."
 HOSTS=${HOSTS:-10}
 PER_HOST=${PER_HOST:-10}
@@ -62,20 +64,13 @@ if [ ! -e "$uv_wheels/.ready" ]; then
     touch "$uv_wheels/.ready"
 fi
 ansible_venv=$cache/ansible-core-$ANSIBLE_CORE
-if [ "$ANSIBLE" = 1 ] && [ ! -e "$ansible_venv/.ready" ]; then
-    progress "installing ansible-core $ANSIBLE_CORE into $ansible_venv"
-    rm -rf "$ansible_venv"
-    "$FLEET_PYTHON" -m venv "$ansible_venv"
-    "$ansible_venv/bin/python" -m pip install --quiet --disable-pip-version-check "ansible-core==$ANSIBLE_CORE" ||
-        fail "could not install ansible-core $ANSIBLE_CORE from PyPI"
-    touch "$ansible_venv/.ready"
-fi
+if [ "$ANSIBLE" = 1 ]; then ansible_install "$ansible_venv" "$ANSIBLE_CORE"; fi
 
 trap fleet_stop EXIT
 fleet_start "$HOSTS"
 work=$FLEET_DIR
 remote=$work/remote
-mkdir -p "$remote" "$work/t" "$work/ansible/tmp" "$work/ansible/cp"
+mkdir -p "$remote" "$work/t"
 
 # Wheels and requirements: every project pinned at 1.0, but the first at 1.1.
 python3 bench/make_wheels.py "$work/dist" $((PROJECTS * 2)) 2
@@ -106,14 +101,7 @@ while IFS=, read -r _ _ _ venv _; do
 done < <(tail -n +2 "$work/targets.csv")
 chown -R "$FLEET_USER" "$remote"
 reset_venvs() {
-    local v site
-    for v in "${venvs[@]}"; do
-        site=$(echo "$v"/lib/python3*/site-packages)
-        rm -rf "$site"/bench_pkg_0000* "$site"/__pycache__/bench_pkg_0000*
-        cp -a "$template_site"/bench_pkg_0000* "$site/"
-        cp -a "$template_site"/__pycache__/bench_pkg_0000* "$site/__pycache__/" 2>/dev/null || true
-        chown -R "$FLEET_USER" "$site"
-    done
+    fleet_reset_packages "$template_site" bench_pkg_0000 "${venvs[@]}"
     rm -rf "$remote"/cache-*/*/bench_pkg_0000-1.1-* "$remote"/uploads
     mkdir -p "$remote/uploads"
     chown "$FLEET_USER" "$remote/uploads"
@@ -169,36 +157,10 @@ floor_uv() {
 }
 
 # Ansible: the pip module on each venv, after a copy of the wheel.
-python3 - "$work/targets.csv" "$HOME/.ssh" "$(command -v "$FLEET_PYTHON")" "$remote/uploads" >"$work/inventory.yml" <<'PY'
-import csv, json, sys
-path, ssh, python, uploads = sys.argv[1:]
-hosts = {}
-for row in csv.DictReader(open(path)):
-    host = hosts.setdefault(row["host"], {
-        "ansible_host": row["host"], "ansible_port": int(row["port"]),
-        "wheel_dir": "%s/%s" % (uploads, row["host"]), "venvs": []})
-    host["venvs"].append(row["venv"])
-    user = row["user"]
-print(json.dumps({"fleet": {"hosts": hosts, "vars": {
-    "ansible_user": user,
-    "ansible_python_interpreter": python,
-    "ansible_ssh_private_key_file": "%s/id_ed25519" % ssh,
-    "ansible_ssh_common_args": "-F /dev/null -o UserKnownHostsFile=%s/known_hosts -o StrictHostKeyChecking=yes" % ssh,
-}}}, indent=1))
-PY
+ansible_inventory "$work/targets.csv" "$remote/uploads" >"$work/inventory.yml"
 mkdir -p "$work/wanted"
 cp "$new_wheel" "$work/wanted/"
-cat >"$work/ansible.cfg" <<CFG
-[defaults]
-forks = $HOSTS
-host_key_checking = True
-gathering = explicit
-local_tmp = $work/ansible/tmp
-retry_files_enabled = False
-[ssh_connection]
-pipelining = True
-control_path_dir = $work/ansible/cp
-CFG
+ansible_configure "$work" "$HOSTS"
 cat >"$work/release.yml" <<YML
 - hosts: fleet
   gather_facts: false
@@ -215,16 +177,9 @@ cat >"$work/release.yml" <<YML
         extra_args: "--no-index --find-links {{ wheel_dir }}"
       loop: "{{ venvs }}"
 YML
-export ANSIBLE_CONFIG=$work/ansible.cfg LC_ALL=C.UTF-8
+export LC_ALL=C.UTF-8
 ansible_release() {
     "$ansible_venv/bin/ansible-playbook" -i "$work/inventory.yml" -f "$HOSTS" "$work/release.yml" >"$work/out"
-}
-ansible_disconnect() {
-    local socket
-    for socket in "$work"/ansible/cp/*; do
-        [ -S "$socket" ] && ssh -o ControlPath="$socket" -O exit dummy 2>/dev/null
-    done
-    return 0
 }
 
 # once CELL COMMAND CHECK: reset, one timed run of COMMAND, then CHECK.
@@ -251,7 +206,7 @@ for ((i = 0; i < BENCH_RUNS; i++)); do
     once floor-pip floor_pip check_venvs
     once floor-uv floor_uv check_venvs
     if [ "$ANSIBLE" = 1 ]; then
-        once ansible "ansible_release" "check_venvs && ansible_disconnect"
+        once ansible "ansible_release" "check_venvs && ansible_disconnect $work"
     fi
 done
 
