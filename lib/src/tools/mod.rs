@@ -10,7 +10,7 @@ use anyhow::Result;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use std::process::ExitCode;
 
-/// What makes one of the eight tools.
+/// What makes one of the tools.
 pub trait Tool {
     /// The binary's name; its messages on stderr start with it.
     const NAME: &'static str;
@@ -50,6 +50,7 @@ macro_rules! tool {
 
 pub mod add;
 pub mod diff;
+pub mod export;
 pub mod fetch;
 pub mod freeze;
 pub mod migrate;
@@ -98,6 +99,7 @@ pub fn commands() -> Vec<clap::Command> {
         command::<targets::VdTargets>(),
         command::<freeze::VdFreeze>(),
         command::<diff::VdDiff>(),
+        command::<export::VdExport>(),
         command::<fetch::VdFetch>(),
         command::<push::VdPush>(),
         command::<migrate::VdMigrate>(),
