@@ -15,14 +15,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The uv release the tests install with.
-const UV_RELEASE: &str = "uv==0.13.9";
-
 /// uv's wheel for this machine, from the package index (cached).
 fn uv_wheel() -> PathBuf {
-    let wheels = download(UV_RELEASE, &["--no-deps"]);
-    assert_eq!(wheels.len(), 1, "{wheels:?}");
-    wheels[0].clone()
+    crate::util::uv::wheel("uv's wheel into the tests' download cache")
 }
 
 /// A wheel named like uv's for `platform` whose binary is `script` (a shell
@@ -112,15 +107,51 @@ fn run_in(venv: &Path, code: &str) -> String {
     .to_string()
 }
 
+/// Where most tests start: a server of `hosts` hosts, a work folder with a
+/// wheel cache path, a repository of six 1.16.0 and `wheels`, and
+/// `requirements.txt` asking for six.
+struct Release {
+    server: Sshd,
+    dir: tempfile::TempDir,
+    cache: PathBuf,
+    repo: PathBuf,
+    reqs: PathBuf,
+}
+
+impl Release {
+    fn new(hosts: usize, wheels: &[PathBuf]) -> Release {
+        let server = Sshd::start(hosts);
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let mut all = download("six==1.16.0", &["--no-deps"]);
+        all.extend_from_slice(wheels);
+        let repo = repo(dir.path(), &all);
+        let reqs = dir.path().join("requirements.txt");
+        fs::write(&reqs, "six==1.16.0\n").unwrap();
+        Release {
+            server,
+            dir,
+            cache,
+            repo,
+            reqs,
+        }
+    }
+
+    /// The plans of `targets`.
+    fn plan(&self, targets: &[crate::push::Target]) -> String {
+        plan(&self.server, &self.repo, &self.reqs, false, targets)
+    }
+}
+
 #[test]
 fn auto_installs_with_uv_on_3_8_and_newer_and_with_pip_below_or_where_asked() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let wheels = download("six==1.16.0", &["--no-deps"]);
-    let repo = repo(dir.path(), &[wheels, vec![uv_wheel()]].concat());
-    let reqs = dir.path().join("requirements.txt");
-    fs::write(&reqs, "six==1.16.0\n").unwrap();
+    let Release {
+        server,
+        dir,
+        cache,
+        repo,
+        reqs,
+    } = Release::new(1, &[uv_wheel()]);
     let py311 = pyenv_python("3.11");
     let venvs = [
         venv_by(&py311, dir.path(), "auto-3.11"),
@@ -158,10 +189,7 @@ fn auto_installs_with_uv_on_3_8_and_newer_and_with_pip_below_or_where_asked() {
     assert!(!stderr.contains("uv cannot run"), "{stderr}");
     // uv's wheel went to the host once, with the first target that needed it.
     let sent: Vec<&Vec<String>> = records.iter().map(|r| &r.pushed().uploaded).collect();
-    assert!(
-        sent[0].iter().any(|w| w.starts_with("uv-0.13.9-")),
-        "{sent:?}"
-    );
+    assert!(sent[0].iter().any(|w| w.starts_with("uv-")), "{sent:?}");
     assert!(
         sent[1..]
             .iter()
@@ -185,12 +213,14 @@ fn auto_installs_with_uv_on_3_8_and_newer_and_with_pip_below_or_where_asked() {
 
 #[test]
 fn installer_uv_where_uv_cannot_run_is_an_error_naming_why() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let wheels = download("six==1.16.0", &["--no-deps"]);
-    let reqs = dir.path().join("requirements.txt");
-    fs::write(&reqs, "six==1.16.0\n").unwrap();
+    // A repository without uv first.
+    let Release {
+        server,
+        dir,
+        cache,
+        repo: bare,
+        reqs,
+    } = Release::new(1, &[]);
     let py37 = venv_by(&pyenv_python("3.7"), dir.path(), "old");
     let py311 = venv_by(&pyenv_python("3.11"), dir.path(), "new");
     let targets = [
@@ -198,9 +228,7 @@ fn installer_uv_where_uv_cannot_run_is_an_error_naming_why() {
         target(&server, 0, &py311, &cache),
     ];
 
-    // A repository without uv: `--installer uv` fails every target, and
-    // the plain push installs with pip.
-    let bare = repo(&dir.path().join("bare"), &wheels);
+    // Without uv in the repository, `--installer uv` fails every target.
     let plans = plan(&server, &bare, &reqs, false, &targets);
     let out = push(&server, &bare, &["--installer", "uv"], &plans);
     out.expect_code(1);
@@ -231,7 +259,9 @@ fn installer_uv_where_uv_cannot_run_is_an_error_naming_why() {
 
     // With uv in the repository, the 3.11 venv gets it; the 3.7 one is
     // still an error, and nothing was installed into it.
-    let repo = repo(dir.path(), &[wheels, vec![uv_wheel()]].concat());
+    let mut wheels = download("six==1.16.0", &["--no-deps"]);
+    wheels.push(uv_wheel());
+    let repo = repo(&dir.path().join("with-uv"), &wheels);
     let out = push(&server, &repo, &["--installer", "uv"], &plans);
     out.expect_code(1);
     let records = out.records();
@@ -294,35 +324,29 @@ fn bad_installer_values_are_errors_naming_them() {
 
 #[test]
 fn a_uv_that_does_not_start_falls_back_to_pip_with_one_warning_per_host() {
-    let server = Sshd::start(2);
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let wheels_dir = dir.path().join("made");
-    fs::create_dir(&wheels_dir).unwrap();
+    let made = tempfile::tempdir().unwrap();
+    let wheels_dir = made.path();
     let broken = "#!/bin/sh\necho 'uv: /lib/libc.so.6: version GLIBC_2.99 not found' >&2\nexit 1\n";
     let fine = "#!/bin/sh\necho 'uv 99.0.0'\n";
     let wheels = [
-        fake_uv_wheel(&wheels_dir, "0.13.9", "manylinux_2_17_x86_64", broken),
+        fake_uv_wheel(wheels_dir, "0.13.9", "manylinux_2_17_x86_64", broken),
         // Newer, but for another platform: never chosen here.
-        fake_uv_wheel(&wheels_dir, "99.0.0", "macosx_11_0_arm64", fine),
+        fake_uv_wheel(wheels_dir, "99.0.0", "macosx_11_0_arm64", fine),
     ];
-    let mut wheels = wheels.to_vec();
-    wheels.extend(download("six==1.16.0", &["--no-deps"]));
-    let repo = repo(dir.path(), &wheels);
-    let reqs = dir.path().join("requirements.txt");
-    fs::write(&reqs, "six==1.16.0\n").unwrap();
+    let release = Release::new(2, &wheels);
+    let (server, dir, cache, repo) = (&release.server, &release.dir, &release.cache, &release.repo);
     let py311 = pyenv_python("3.11");
     let mut targets = Vec::new();
     for (host, name) in [(0, "a1"), (0, "a2"), (1, "b1"), (1, "b2")] {
         let venv = venv_by(&py311, dir.path(), name);
-        targets.push(target(&server, host, &venv, &cache));
+        targets.push(target(server, host, &venv, cache));
     }
     let mut insisting = targets.pop().unwrap();
     insisting.insert("installer".into(), json!("uv"));
     targets.push(insisting);
-    let plans = plan(&server, &repo, &reqs, false, &targets);
+    let plans = release.plan(&targets);
 
-    let out = push(&server, &repo, &[], &plans);
+    let out = push(server, repo, &[], &plans);
     out.expect_code(1);
     let records = out.records();
     for record in &records[..3] {
@@ -385,24 +409,12 @@ fn a_cache_mounted_noexec_falls_back_to_pip_saying_so() {
         is_root(),
         "this test mounts a tmpfs and needs root (CI runs the suite as root)"
     );
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
-    let mount = NoexecMount::new(&dir.path().join("noexec"));
+    let release = Release::new(1, &[uv_wheel()]);
+    let mount = NoexecMount::new(&release.dir.path().join("noexec"));
     let cache = mount.0.join("cache");
-    let mut wheels = download("six==1.16.0", &["--no-deps"]);
-    wheels.push(uv_wheel());
-    let repo = repo(dir.path(), &wheels);
-    let reqs = dir.path().join("requirements.txt");
-    fs::write(&reqs, "six==1.16.0\n").unwrap();
-    let venv = venv_by(&pyenv_python("3.11"), dir.path(), "venv");
-    let plans = plan(
-        &server,
-        &repo,
-        &reqs,
-        false,
-        &[target(&server, 0, &venv, &cache)],
-    );
-    let (records, stderr) = pushed_ok(&server, &repo, &[], &plans);
+    let venv = venv_by(&pyenv_python("3.11"), release.dir.path(), "venv");
+    let plans = release.plan(&[target(&release.server, 0, &venv, &cache)]);
+    let (records, stderr) = pushed_ok(&release.server, &release.repo, &[], &plans);
     assert_eq!(installers(&records), ["pip"]);
     assert!(
         stderr.contains("uv cannot run there, so pip installs") && stderr.contains("noexec"),
@@ -592,19 +604,14 @@ fn pip_and_uv_make_the_same_venv_of_a_django_closure() {
 
 #[test]
 fn a_new_generation_is_built_with_uv() {
-    let server = Sshd::start(1);
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let wheels = download("six==1.16.0", &["--no-deps"]);
-    let repo = repo(dir.path(), &[wheels, vec![uv_wheel()]].concat());
-    let reqs = dir.path().join("requirements.txt");
-    fs::write(&reqs, "six==1.16.0\n").unwrap();
-    let venv = dir.path().join("shop");
-    let mut shop = target(&server, 0, &venv, &cache);
+    let release = Release::new(1, &[uv_wheel()]);
+    let (server, repo) = (&release.server, &release.repo);
+    let venv = release.dir.path().join("shop");
+    let mut shop = target(server, 0, &venv, &release.cache);
     shop.insert("generations".into(), json!(2));
     shop.insert("python".into(), json!(pyenv_python("3.11")));
-    let plans = plan(&server, &repo, &reqs, false, &[shop]);
-    let (records, _) = pushed_ok(&server, &repo, &["--create"], &plans);
+    let plans = release.plan(&[shop]);
+    let (records, _) = pushed_ok(server, repo, &["--create"], &plans);
     assert_eq!(installers(&records), ["uv"]);
     assert!(fs::symlink_metadata(&venv)
         .unwrap()
@@ -614,6 +621,6 @@ fn a_new_generation_is_built_with_uv() {
         run_in(&venv, "import six; print(six.__version__)"),
         "1.16.0"
     );
-    let details = install_details(&repo);
+    let details = install_details(repo);
     assert_eq!(details["shop"], ["install with uv in generation 1"]);
 }
