@@ -22,7 +22,8 @@
 # copies of it are removed).
 # Targets: vd with uv at most 0.3x the pip floor, and at least 10x faster
 # than Ansible. Medians of BENCH_RUNS runs (3 at least is meant: 5 takes
-# about 10 minutes with Ansible on 2 cores).
+# about 10 minutes with Ansible on 2 cores); vd with pip, for comparison
+# only, is run PIP_RUNS times (default BENCH_RUNS).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=lib.sh
@@ -36,6 +37,7 @@ HOSTS=${HOSTS:-10}
 PER_HOST=${PER_HOST:-10}
 PROJECTS=${PROJECTS:-20}
 ANSIBLE=${ANSIBLE:-1}
+PIP_RUNS=${PIP_RUNS:-$BENCH_RUNS}
 ANSIBLE_CORE=${ANSIBLE_CORE:-2.19.14}
 DJANGO=${DJANGO:-django>=5.2,<5.3}
 UV_VERSION=${UV_VERSION:-0.13.9}
@@ -202,7 +204,9 @@ vd_release auto || fail "the first vd run failed"
 check_vd uv || fail "the first vd run did not install with uv"
 for ((i = 0; i < BENCH_RUNS; i++)); do
     once vd-uv "vd_release auto" "check_vd uv && check_venvs"
-    once vd-pip "vd_release pip" "check_vd pip && check_venvs"
+    if [ "$i" -lt "$PIP_RUNS" ]; then
+        once vd-pip "vd_release pip" "check_vd pip && check_venvs"
+    fi
     once floor-pip floor_pip check_venvs
     once floor-uv floor_uv check_venvs
     if [ "$ANSIBLE" = 1 ]; then
