@@ -28,6 +28,11 @@
 #                           (DIR is the cache key)
 #   fleet_clone_venv TEMPLATE VENV [copy]
 #                           a venv at VENV with TEMPLATE's packages
+#   fleet_reset_packages TEMPLATE_SITE PREFIX VENV...
+#                           put back the packages whose files start with
+#                           PREFIX (their modules, dist-info and bytecode)
+#                           in each VENV as TEMPLATE_SITE (a site-packages)
+#                           has them, owned by FLEET_USER
 #   fleet_stop              stop sshd and remove FLEET_DIR (trap it on EXIT)
 #
 # Every side of a benchmark, and the demo, logs in as the same user. Run as
@@ -220,4 +225,18 @@ fleet_clone_venv() {
         chmod 755 "$venv/bin/${script##*/}"
     done
     touch "$venv/.ready"
+}
+
+# For the benchmarks that install into venvs: a venv put back before each
+# timed run, by files, in a moment.
+fleet_reset_packages() {
+    local template_site=$1 prefix=$2 v site
+    shift 2
+    for v in "$@"; do
+        site=$(echo "$v"/lib/python3*/site-packages)
+        rm -rf "${site:?}/${prefix:?}"* "$site/__pycache__/$prefix"*
+        cp -a "$template_site/$prefix"* "$site/"
+        cp -a "$template_site/__pycache__/$prefix"* "$site/__pycache__/" 2>/dev/null || true
+        chown -R "$FLEET_USER" "$site"
+    done
 }

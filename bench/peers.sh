@@ -46,6 +46,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/lib.sh"
 # shellcheck source=fleet.sh
 . "$here/fleet.sh"
+# shellcheck source=ansible.sh
+. "$here/ansible.sh"
 cd "$here/.."
 
 RUNS=$BENCH_RUNS
@@ -82,27 +84,17 @@ have_push=false
 fleet_user
 pyver=$("$FLEET_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 cache=$PWD/target/bench
-# An interpreter the login user may run, by absolute path, for Ansible's
-# modules on the targets.
-remote_python=$(command -v "$FLEET_PYTHON")
 
 # Ansible in its own venv, installed once.
 ansible_venv=$cache/ansible-core-$ANSIBLE_CORE
-if [ ! -e "$ansible_venv/.ready" ]; then
-    progress "installing ansible-core $ANSIBLE_CORE into $ansible_venv"
-    rm -rf "$ansible_venv"
-    "$FLEET_PYTHON" -m venv "$ansible_venv"
-    "$ansible_venv/bin/python" -m pip install --quiet --disable-pip-version-check "ansible-core==$ANSIBLE_CORE" ||
-        fail "could not install ansible-core $ANSIBLE_CORE from PyPI"
-    touch "$ansible_venv/.ready"
-fi
+ansible_install "$ansible_venv" "$ANSIBLE_CORE" || exit 1
 
 proxy_pid=
 proxy_stop() { [ -n "${proxy_pid:-}" ] && kill "$proxy_pid" 2>/dev/null; proxy_pid=; return 0; }
 trap 'proxy_stop; fleet_stop' EXIT
 fleet_start "$HOSTS"
 work=$FLEET_DIR
-mkdir -p "$work/t" "$work/m" "$work/trips" "$work/ansible/tmp" "$work/ansible/cp"
+mkdir -p "$work/t" "$work/m" "$work/trips"
 
 # Wheels, repository, requirements. W1 pins every project at 1.0, as
 # installed; W2 pins the first CHANGED at 1.1.
@@ -158,14 +150,8 @@ for i in $(seq 1 $sync_count); do
     sync_venvs+=("$work/sync/v$i")
 done
 sync_reset() {
-    local v site h
-    for v in "${sync_venvs[@]}"; do
-        site=$(echo "$v"/lib/python3*/site-packages)
-        rm -rf "$site"/bench_pkg* "$site"/__pycache__/bench_pkg*
-        cp -a "$template_site"/bench_pkg* "$site/"
-        cp -a "$template_site"/__pycache__/bench_pkg* "$site/__pycache__/" 2>/dev/null || true
-        chown -R "$FLEET_USER" "$site"
-    done
+    local h
+    fleet_reset_packages "$template_site" bench_pkg "${sync_venvs[@]}"
     rm -rf "$work/uploads"
     for h in "${FLEET_HOSTS[@]}"; do mkdir -p "$work/uploads/serial/$h" "$work/uploads/ansible/$h" "$work/uploads/vd"; done
     chown -R "$FLEET_USER" "$work/uploads"
@@ -184,36 +170,10 @@ sync_check() {
 # Inventories: CSV for vd and the loops, YAML-as-JSON for Ansible.
 inventory() { # NAME PER_HOST PREFIX [PORT]
     fleet_inventory "$2" "$3" "${4:-$FLEET_PORT}" >"$work/$1.csv"
-    python3 - "$work/$1.csv" "$HOME/.ssh" "$remote_python" "$work/uploads/ansible" >"$work/$1.yml" <<'PY'
-import csv, json, sys
-path, ssh, python, uploads = sys.argv[1:]
-hosts = {}
-for row in csv.DictReader(open(path)):
-    host = hosts.setdefault(row["host"], {
-        "ansible_host": row["host"], "ansible_port": int(row["port"]),
-        "wheel_dir": f"{uploads}/{row['host']}", "venvs": []})
-    host["venvs"].append(row["venv"])
-    user = row["user"]
-print(json.dumps({"fleet": {"hosts": hosts, "vars": {
-    "ansible_user": user,
-    "ansible_python_interpreter": python,
-    "ansible_ssh_private_key_file": f"{ssh}/id_ed25519",
-    "ansible_ssh_common_args": f"-F /dev/null -o UserKnownHostsFile={ssh}/known_hosts -o StrictHostKeyChecking=yes",
-}}}, indent=1))
-PY
+    ansible_inventory "$work/$1.csv" "$work/uploads/ansible" >"$work/$1.yml"
 }
 
-cat >"$work/ansible.cfg" <<CFG
-[defaults]
-forks = $HOSTS
-host_key_checking = True
-gathering = explicit
-local_tmp = $work/ansible/tmp
-retry_files_enabled = False
-[ssh_connection]
-pipelining = True
-control_path_dir = $work/ansible/cp
-CFG
+ansible_configure "$work" "$HOSTS"
 cat >"$work/w1.yml" <<'YML'
 - hosts: fleet
   gather_facts: false
@@ -242,7 +202,7 @@ cat >"$work/w2.yml" <<'YML'
         extra_args: "--no-index --find-links {{ wheel_dir }}"
       loop: "{{ venvs }}"
 YML
-export ANSIBLE_CONFIG=$work/ansible.cfg LC_ALL=C.UTF-8
+export LC_ALL=C.UTF-8
 
 # --- The commands measured. Each writes its answer to $out for a check
 # after the clock stops; `mem TOOL` records the peak RSS of one process
@@ -338,16 +298,6 @@ check_ansible() { # EXPECT: changed | unchanged
 check_empty() { [ ! -s "$out" ] || { echo "bench: drift found where there is none:" >&2; head "$out" >&2; return 1; }; }
 check_true() { return 0; }
 
-# Ansible keeps an SSH master per host for 60 s; end them after each run so
-# that every run, like vd's, connects afresh.
-ansible_disconnect() {
-    local socket
-    for socket in "$work"/ansible/cp/*; do
-        [ -S "$socket" ] && ssh -o ControlPath="$socket" -O exit dummy 2>/dev/null
-    done
-    return 0
-}
-
 # once CELL COMMAND CHECK [AFTER]: one run of COMMAND, timed, then CHECK
 # and AFTER (untimed); the time is added to $work/t/CELL. The peers' runs
 # are interleaved (one of each, then again) so that all of them see the
@@ -415,7 +365,7 @@ for size in $SIZES; do
             once "w1-$size-ssh" ssh_true check_true
         fi
         if [ "$i" -lt "$slow" ]; then
-            once "w1-$size-ansible" "ansible_run w1-$size w1.yml pins-w1.json" "check_ansible unchanged" ansible_disconnect
+            once "w1-$size-ansible" "ansible_run w1-$size w1.yml pins-w1.json" "check_ansible unchanged" "ansible_disconnect $work"
             once "w1-$size-serial" "serial_run w1-$size $work/w1.txt" check_empty
         fi
     done
@@ -441,8 +391,8 @@ if part sync; then
         fi
         if [ "$i" -lt "$SLOW_RUNS" ]; then
             sync_reset
-            once w2-ansible "ansible_run sync w2.yml pins-w2.json" "check_ansible changed && $w2_check" ansible_disconnect
-            once w3-ansible "ansible_run sync w2.yml pins-w2.json" "check_ansible unchanged && $w2_check" ansible_disconnect
+            once w2-ansible "ansible_run sync w2.yml pins-w2.json" "check_ansible changed && $w2_check" "ansible_disconnect $work"
+            once w3-ansible "ansible_run sync w2.yml pins-w2.json" "check_ansible unchanged && $w2_check" "ansible_disconnect $work"
         fi
         if [ "$i" -lt "$SLOW_RUNS" ]; then
             sync_reset
@@ -477,7 +427,7 @@ count_trips() {
 for ((i = 0; i < LATENCY_RUNS; i++)); do
     once lat-vd "vd_w1 latency" "check_vd $latency_count plan-empty" count_trips
     [ "$i" -lt "$SLOW_RUNS" ] || continue
-    once lat-ansible "ansible_run latency w1.yml pins-w1.json" "check_ansible unchanged" "ansible_disconnect; count_trips"
+    once lat-ansible "ansible_run latency w1.yml pins-w1.json" "check_ansible unchanged" "ansible_disconnect $work; count_trips"
     once lat-serial "serial_run latency $work/w1.txt" check_empty count_trips
 done
 proxy_stop

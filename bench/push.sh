@@ -57,13 +57,7 @@ while IFS=, read -r host _ _ venv _; do
     fleet_clone_venv "$work/template" "$venv" copy
 done < <(tail -n +2 "$work/targets.csv")
 reset_venvs() {
-    local v site
-    for v in "${venvs[@]}"; do
-        site=$(echo "$v"/lib/python3*/site-packages)
-        rm -rf "$site"/bench_pkg* "$site"/__pycache__/bench_pkg*
-        cp -a "$template_site"/bench_pkg* "$site/"
-        cp -a "$template_site"/__pycache__/bench_pkg* "$site/__pycache__/" 2>/dev/null || true
-    done
+    fleet_reset_packages "$template_site" bench_pkg "${venvs[@]}"
     rm -rf "$remote"/cache-* "$remote"/scp-*
     chown -R "$FLEET_USER" "$remote"
     sync

@@ -20,8 +20,15 @@
 # a scratch folder removed at the end, with the sshd. The fleet is the one the
 # benchmarks use (bench/fleet.sh); VD_BIN names the folder of the vd binaries
 # (default target/release; a relative path is taken from the current folder).
+#
+# The repository carries uv, the installer vd-push prefers: its wheel is
+# fetched once into the demo's cache with pip download and added with
+# vd-add, and the pushes install with it (the summary says which installer
+# ran). DEMO_UV=0 leaves uv out, and pip installs; so does a cache that
+# cannot get the wheel (no package index), saying so.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+DEMO_UV=${DEMO_UV:-1}
 VD_BIN=${VD_BIN:-$root/target/release}
 case $VD_BIN in /*) ;; *) VD_BIN=$PWD/$VD_BIN ;; esac
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -56,6 +63,17 @@ if ! ls "$cache"/[Dd]jango-*.whl >/dev/null 2>&1; then
     "${pip[@]}" download -q --only-binary=:all: --python-version 3.10 -d "$cache" "Django>=4.2,<6"
 fi
 cp "$cache"/*.whl "$work/dist/"
+# uv's wheel for this machine, apart from the shop's: it is the installer,
+# not a requirement of the venvs.
+installer=pip
+if [ "$DEMO_UV" = 1 ]; then
+    if ls "$cache"/uv/uv-*.whl >/dev/null 2>&1 ||
+        "${pip[@]}" download -q --only-binary=:all: --no-deps -d "$cache/uv" uv; then
+        installer=uv
+    else
+        echo "demo: could not fetch uv's wheel; pip installs instead" >&2
+    fi
+fi
 cp -r "$root/examples/demo-shop" "$work/src"
 "${pip[@]}" wheel -q --no-deps -w "$work/dist" "$work/src"
 ls "$work/dist"
@@ -66,6 +84,10 @@ printf '%s\n' "$work"/dist/*.whl | "$VD_BIN/vd-add" --repo "$work/wheels" --json
 for line in sys.stdin:
     r = json.loads(line)
     print("  %-45s %s" % (r.get("wheel"), r.get("status") or r["error"]["message"]))'
+if [ "$installer" = uv ]; then
+    say "vd-add: uv, the installer vd-push uses where it can run"
+    "$VD_BIN/vd-add" --repo "$work/wheels" "$cache"/uv/uv-*.whl
+fi
 
 # Every wheel in the repository is required: the shop and its dependencies.
 for whl in "$work"/dist/*.whl; do basename "$whl" | cut -d- -f1; done > "$work/requirements.txt"
@@ -104,6 +126,7 @@ for line in open(sys.argv[1]):
     pushed = r.get("pushed") or {}
     installed = pushed.get("installed") or []
     migrated = r.get("migrated") or {}
+    how = pushed.get("installer")
     generation = r.get("generation") or {}
     rolled_back = r.get("rolled_back")
     print("  %s" % target)
@@ -111,7 +134,7 @@ for line in open(sys.argv[1]):
     if rolled_back:
         print("    rolled back from generation %(from)s to %(to)s" % rolled_back)
     else:
-        print("    installed: %s" % (", ".join(installed) or "nothing"))
+        print("    installed: %s%s" % (", ".join(installed) or "nothing", " (with %s)" % how if how and installed else ""))
     if generation:
         previous = generation.get("previous")
         print("    generation %s active (previous: %s)" % (generation.get("active"), "none" if previous is None else previous))
@@ -129,7 +152,16 @@ say "the release log"
 python3 - "$work/wheels/release_log" <<'PY'
 import csv, sys
 for row in csv.DictReader(open(sys.argv[1])):
-    print("  %(time)s  %(event)-8s %(name)-12s %(version)-8s %(target)s" % row)
+    print("  %(time)s  %(event)-8s %(name)-12s %(version)-8s %(target)s  %(detail)s" % row)
+PY
+
+# The first deploy installed with the installer the repository offers.
+python3 - "$work/first.jsonl" "$installer" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if (r.get("pushed") or {}).get("installer") != sys.argv[2]:
+        sys.exit("demo: %s was not pushed with %s" % (r.get("venv"), sys.argv[2]))
 PY
 
 say "deploy again: nothing to change"

@@ -184,7 +184,7 @@ fn a_generation_is_built_beside_the_active_one_and_switched_to() {
     assert_eq!(installed(record), pip_list(&v));
     let installs = logged(&repo, "install");
     assert_eq!(installs.len(), 1, "{installs:?}");
-    assert_eq!(installs[0].detail, "install in generation 2");
+    assert_eq!(installs[0].detail, "install with pip in generation 2");
 
     // A process started now keeps generation 2 through the next switch.
     let mut old = Service::start(&v);

@@ -26,3 +26,4 @@ mod running;
 mod stream;
 mod targets;
 mod terminal;
+mod uv;

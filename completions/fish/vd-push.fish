@@ -1,4 +1,7 @@
 complete -c vd-push -l repo -d 'The repository: a directory of wheels with its `release_log`' -r -F
+complete -c vd-push -l installer -d 'What installs and removes packages, for every target, over each target\'s own `installer`: auto (uv where it can run, else pip), uv (a target where uv cannot run is an error naming why), or pip' -r -f -a "auto\t''
+uv\t''
+pip\t''"
 complete -c vd-push -s j -l jobs -d 'Work on up to N hosts at once. The targets of one host share one SSH session and run one after another' -r
 complete -c vd-push -l timeout -d 'Give up on a host whose name does not resolve, or that does not connect, greet or log in, within SECS seconds; also the keepalive interval while a command runs: a host that sends nothing, not even a reply to a keepalive, for three intervals is given up (a command that runs long on a host that answers is not)' -r
 complete -c vd-push -l known-hosts -d 'Check host keys against FILE only, and record new ones there, instead of ~/.ssh/known_hosts (and /etc/ssh/ssh_known_hosts)' -r -F

@@ -20,11 +20,17 @@
 //! each file once more under the venv's lock, and never hands pip a file
 //! that changed after that.
 //!
+//! The cache holds the installer too: a uv wheel of the repository is sent
+//! like any wheel, and its binary is unpacked beside it (`SHA256/uv`) by the
+//! target's python and started once per run and host ([`WheelCache::uv`]);
+//! a uv that cannot run there is remembered for the rest of the run, so the
+//! host's other targets neither try it again nor say so again.
+//!
 //! What is not here: which wheels a target needs (the plan, [`crate::push`])
 //! how a command reaches the host ([`crate::transport`]), and the commands
 //! and what they print ([`crate::remote::cache`]).
 
-use crate::remote::cache::{self as remote, CacheCommit, CacheListing};
+use crate::remote::cache::{self as remote, CacheCommit, CacheListing, ReadyUv};
 use crate::transport::Connection;
 use anyhow::{bail, Context, Result};
 use std::collections::{HashMap, HashSet};
@@ -77,6 +83,17 @@ pub struct WheelCache {
     held: HashSet<String>,
     /// Those of `held` whose bytes this run saw hash to their name.
     checked: HashSet<String>,
+    /// By uv wheel (`SHA256/FILE`): its binary ready to run, or why it
+    /// cannot run on this host.
+    uv: HashMap<String, Result<ReadyUv, String>>,
+}
+
+/// What [`WheelCache::uv`] found.
+pub struct UvOnHost {
+    /// The binary, or why it cannot run here.
+    pub ready: Result<ReadyUv, String>,
+    /// This is the first time this run asked (for a message said once).
+    pub first: bool,
 }
 
 impl WheelCache {
@@ -87,7 +104,31 @@ impl WheelCache {
             dir,
             held,
             checked: HashSet::new(),
+            uv: HashMap::new(),
         })
+    }
+
+    /// The uv of the cached uv wheel `wheel` ready on the host, unpacked by
+    /// `python` (a CPython 3.8 or newer there), or why it cannot run there;
+    /// asked of the host once per run. The wheel must be held (checked and
+    /// uploaded first).
+    pub fn uv(
+        &mut self,
+        connection: &mut Connection,
+        wheel: &Wheel,
+        python: &str,
+    ) -> Result<UvOnHost> {
+        let wheel = key(wheel);
+        if let Some(ready) = self.uv.get(&wheel) {
+            return Ok(UvOnHost {
+                ready: ready.clone(),
+                first: false,
+            });
+        }
+        let command = remote::cache_uv_command(&self.dir, &wheel, python);
+        let ready = remote::read_cache_uv(&connection.run(&command, b"")?)?;
+        self.uv.insert(wheel, ready.clone());
+        Ok(UvOnHost { ready, first: true })
     }
 
     /// Hash on the host the wheels of `wheels` it holds that this run has
@@ -253,6 +294,69 @@ mod tests {
             .check(&mut connection, std::slice::from_ref(&good))
             .unwrap();
         assert!(cache.missing(std::slice::from_ref(&good)).is_empty());
+    }
+
+    /// A wheel named like uv's whose binary is the shell script `script`,
+    /// with its RECORD, written by python3's zipfile.
+    fn uv_wheel(dir: &std::path::Path, version: &str, script: &str) -> Wheel {
+        let file = format!("uv-{version}-py3-none-manylinux_2_17_x86_64.whl");
+        let program = r#"
+import base64, hashlib, sys, zipfile
+out, version, script = sys.argv[1:]
+files = {"uv-%s.data/scripts/uv" % version: script.encode()}
+rows = ["%s,sha256=%s,%d" % (n, base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b"=").decode(), len(d)) for n, d in files.items()]
+files["uv-%s.dist-info/RECORD" % version] = "\n".join(rows).encode()
+with zipfile.ZipFile(out, "w") as archive:
+    for name, data in files.items():
+        archive.writestr(name, data)
+"#;
+        let path = dir.join(&file);
+        let made = std::process::Command::new("python3")
+            .args(["-c", program])
+            .arg(&path)
+            .args([version, script])
+            .status()
+            .unwrap();
+        assert!(made.success());
+        wheel(dir, &file, &fs::read(&path).unwrap())
+    }
+
+    #[test]
+    fn uv_is_unpacked_beside_its_wheel_and_started_once_per_run() {
+        let local = tempfile::tempdir().unwrap();
+        let remote_dir = tempfile::tempdir().unwrap();
+        let spec = remote_dir.path().display().to_string();
+        let mut connection = Connection::Local(LocalConnection::new("me"));
+        let good = uv_wheel(local.path(), "1.0", "#!/bin/sh\necho 'uv 1.0 (test)'\n");
+        let broken = uv_wheel(
+            local.path(),
+            "2.0",
+            "#!/bin/sh\necho 'needs GLIBC_2.99' >&2\nexit 3\n",
+        );
+
+        let mut caches = HostCaches::default();
+        let cache = caches.open(&mut connection, &spec, false).unwrap();
+        cache.upload(&mut connection, &[&good, &broken]).unwrap();
+        let first = cache.uv(&mut connection, &good, "python3").unwrap();
+        let ready = first.ready.unwrap();
+        assert!(first.first);
+        assert_eq!(ready.version, "uv 1.0 (test)");
+        assert_eq!(ready.path, format!("{}/{}/uv", cache.dir, good.sha256));
+        assert!(!cache.uv(&mut connection, &good, "python3").unwrap().first);
+        let why = cache.uv(&mut connection, &broken, "python3").unwrap().ready;
+        let why = why.unwrap_err();
+        assert!(
+            why.contains("--version failed (exit status 3): needs GLIBC_2.99"),
+            "{why}"
+        );
+
+        // A binary changed on the host is put back from its wheel by the
+        // next run.
+        fs::write(&ready.path, "#!/bin/sh\necho tampered\n").unwrap();
+        let mut next = HostCaches::default();
+        let cache = next.open(&mut connection, &spec, false).unwrap();
+        let again = cache.uv(&mut connection, &good, "python3").unwrap();
+        assert_eq!(again.ready.unwrap().version, "uv 1.0 (test)");
     }
 
     #[test]

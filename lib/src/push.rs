@@ -1,5 +1,6 @@
 //! Pushing a plan into one virtualenv: the wheels to the host's cache, then
-//! one locked pip run, then a check that the venv is what the plan says.
+//! one locked run of the installer (uv where it can run, else pip: see
+//! [`installer`]), then a check that the venv is what the plan says.
 //!
 //! vd-push changes production venvs, so every push ends in a record that
 //! tells the truth: the venv is frozen again under the same lock as pip ran,
@@ -18,6 +19,7 @@
 //! [`intent`]'s.
 
 mod generation;
+mod installer;
 pub mod intent;
 pub mod verify;
 
@@ -31,7 +33,7 @@ use crate::record::{
     self, target_label, Changed, Changes, Installed, PlannedFrom, Pushed, Python, Record, Skipped,
     Target,
 };
-use crate::record::{Action, Change};
+use crate::record::{Action, Change, Installer};
 use crate::remote;
 use crate::remote::cache::DEFAULT_CACHE;
 use crate::remote::freeze::FreezeOutput;
@@ -40,11 +42,12 @@ use crate::repo::Repo;
 use crate::transport::Connection;
 use crate::wheel::{self, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
+use installer::{Choice, Ready};
 use intent::{Intents, Kind, Orphan, Pending};
 use pep508_rs::PackageName;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use verify::{installs, same_version};
 
 /// How a push runs, as the command line asked: for real or dry, whether
@@ -60,6 +63,9 @@ pub struct Mode {
     /// Make a plain venv at the path of a target with `generations` its
     /// first generation.
     pub adopt: bool,
+    /// The installer every target gets (`--installer`), over each
+    /// target's own `installer`.
+    pub installer: Option<Installer>,
 }
 
 /// A repository file's sha256 and size, or why it cannot be read.
@@ -75,6 +81,8 @@ pub struct Pusher {
     sources: Mutex<HashMap<String, Source>>,
     /// What each push is about to do, until its events are logged.
     intents: Intents,
+    /// The repository's uv wheels, listed once, or why they cannot be.
+    uv_wheels: OnceLock<Result<Vec<WheelName>, String>>,
 }
 
 impl Pusher {
@@ -85,6 +93,7 @@ impl Pusher {
             options,
             log,
             sources: Mutex::new(HashMap::new()),
+            uv_wheels: OnceLock::new(),
         }
     }
 
@@ -184,11 +193,17 @@ impl Pusher {
             .map(|c| self.wheel(c))
             .collect::<Result<Vec<Wheel>>>()?;
         let remove = removed(&job.changes);
+        let choice = self.choose_installer(target, record)?;
         let connection = host.connection()?;
         let run_as = target.run_as(connection.user()).map(str::to_string);
-        let (files, mut pushed) = self.stage(connection, caches, target, &wheels, record)?;
+        let (files, mut pushed, ready) =
+            self.stage(connection, caches, target, &wheels, &choice, record)?;
         if self.options.dry_run {
-            pushed.commands = in_place_commands(target, &job, run_as.as_deref(), &files, &remove);
+            let run = Run {
+                as_user: run_as.as_deref(),
+                installer: ready.binary(),
+            };
+            pushed.commands = in_place_commands(target, &job, run, &files, &remove);
             pushed.installed = job.changes.iter().filter_map(installs).collect();
             pushed.removed = remove;
             pushed.dry_run = true;
@@ -196,7 +211,7 @@ impl Pusher {
             return Ok(());
         }
 
-        let _pip = console::doing("pip", record);
+        let _pip = console::doing(ready.name(), record);
         let mut pending = self.begin(&job, Kind::InPlace);
         let command = remote::as_user(
             run_as.as_deref(),
@@ -204,6 +219,7 @@ impl Pusher {
                 venv: &target.venv,
                 create_with: job.create_with.as_deref(),
                 accept: &job.accept,
+                installer: ready.binary(),
                 install: &files,
                 remove: &remove,
             }),
@@ -225,6 +241,12 @@ impl Pusher {
             return Err(self.drifted(record, target, &outcome.before));
         }
         self.record_in_place(record, target, &job, &outcome, pushed, pending)
+    }
+
+    /// The installer's name in `pushed`, for the record and the release
+    /// log's events.
+    fn installer_name(pushed: &Pushed) -> &str {
+        pushed.installer.as_deref().unwrap_or("pip")
     }
 
     /// Write what a push in place did into the record and the release log
@@ -261,7 +283,7 @@ impl Pusher {
         }
 
         let mut problems = Vec::new();
-        problems.extend(outcome.pip_failure());
+        problems.extend(outcome.pip_failure(Self::installer_name(&pushed)));
         problems.extend(verify::mismatch(
             &target.venv,
             &job.frozen,
@@ -331,42 +353,59 @@ impl Pusher {
         )
     }
 
-    /// The repository file a change installs, checked against the plan.
-    /// Put `wheels` in the host's cache named by the target, each wheel
-    /// once per host (in a dry run, only count what would be sent): the
-    /// paths pip will read them from, and `pushed` begun with what was sent.
+    /// Put `wheels`, and uv's wheel when `choice` is uv, in the host's
+    /// cache named by the target, each wheel once per host (in a dry run,
+    /// only count what would be sent): the paths the installer will read
+    /// them from, `pushed` begun with what was sent and the installer's
+    /// name, and the installer that runs.
     fn stage(
         &self,
         connection: &mut Connection,
         caches: &mut HostCaches,
         target: &Target,
         wheels: &[Wheel],
+        choice: &Choice,
         record: &Record,
-    ) -> Result<(Vec<String>, Pushed)> {
+    ) -> Result<(Vec<String>, Pushed, Ready)> {
         let spec = target.cache.as_deref().unwrap_or(DEFAULT_CACHE);
         let cache = caches.open(connection, spec, self.options.dry_run)?;
-        if !self.options.dry_run {
-            cache.check(connection, wheels)?;
-        }
-        let missing = cache.missing(wheels);
         let files = wheels.iter().map(|w| cache.path_of(w)).collect();
-        let pushed = Pushed {
+        let mut sent = wheels.to_vec();
+        if let Choice::Uv(uv) = choice {
+            sent.push(uv.clone());
+        }
+        if !self.options.dry_run {
+            cache.check(connection, &sent)?;
+        }
+        let missing = cache.missing(&sent);
+        let mut pushed = Pushed {
             uploaded: missing.iter().map(|w| w.file.clone()).collect(),
             uploaded_bytes: missing.iter().map(|w| w.size).sum(),
             ..Pushed::default()
         };
-        if self.options.dry_run {
+        let ready = if self.options.dry_run {
             cache.suppose_held(&missing);
+            Ready::supposed(cache, choice)
         } else {
             let _uploading = console::doing("upload", record);
             cache.upload(connection, &missing)?;
             console::uploaded(pushed.uploaded_bytes);
-        }
-        Ok((files, pushed))
+            self.ready_installer(connection, cache, target, choice)?
+        };
+        pushed.installer = Some(ready.name().to_string());
+        Ok((files, pushed, ready))
     }
 
+    /// The repository file a change installs, checked against the plan.
     fn wheel(&self, change: &Change) -> Result<Wheel> {
-        let file = change.wheel.clone().expect("checked by plan_of");
+        let file = change.wheel.as_deref().expect("checked by plan_of");
+        self.file(file, change.sha256.as_deref())
+    }
+
+    /// The repository's file `file`, read once per run, checked against
+    /// the sha256 a plan gave it (`planned`).
+    fn file(&self, file: &str, planned: Option<&str>) -> Result<Wheel> {
+        let file = file.to_string();
         let path = self.repo.dir().join(&file);
         let read = {
             let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
@@ -379,8 +418,8 @@ impl Pusher {
                 .clone()
         };
         let (sha256, size) = read.map_err(|e| anyhow!("wheel {file}: {e}"))?;
-        if let Some(planned) = &change.sha256 {
-            if *planned != sha256 {
+        if let Some(planned) = planned {
+            if planned != sha256 {
                 bail!(
                     "wheel {file}: {} has sha256 {sha256}, but the plan says {planned} (the \
                      repository changed since vd-diff: plan again)",
@@ -425,6 +464,8 @@ impl Pusher {
                 }
                 (action, Some(from)) => format!("{} from {from}", action.as_str()),
             };
+            event.detail.push_str(" with ");
+            event.detail.push_str(Self::installer_name(pushed));
             if let Some(n) = generation {
                 event.detail.push_str(&format!(" in generation {n}"));
             }
@@ -504,11 +545,20 @@ fn accepted_states(
     Ok(vec![from, fingerprint::of_state(python, Some(&made))])
 }
 
+/// Who runs a push's commands on the host, and with which installer.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    /// The user they run as, when not the login user.
+    as_user: Option<&'a str>,
+    /// The uv binary; `None`: pip.
+    installer: Option<&'a str>,
+}
+
 /// The commands a push in place would run, as `--dry-run` shows them.
 fn in_place_commands(
     target: &Target,
     job: &Job,
-    run_as: Option<&str>,
+    run: Run,
     files: &[String],
     remove: &[String],
 ) -> Vec<String> {
@@ -519,14 +569,14 @@ fn in_place_commands(
         commands.push(remote_push::create_venv_command(python, venv, python2));
     }
     if !remove.is_empty() {
-        commands.push(remote_push::pip_uninstall_command(venv, remove));
+        commands.push(remote_push::uninstall_command(run.installer, venv, remove));
     }
     if !files.is_empty() {
-        commands.push(remote_push::pip_install_command(venv, files));
+        commands.push(remote_push::install_command(run.installer, venv, files));
     }
     commands
         .iter()
-        .map(|command| remote::as_user(run_as, command))
+        .map(|command| remote::as_user(run.as_user, command))
         .collect()
 }
 

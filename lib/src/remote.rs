@@ -8,7 +8,8 @@
 //! [`switch`], [`journal`], [`cache`], [`migrate`], [`reload`],
 //! [`running`]. What is shared is here:
 //! the prelude every shell script starts with (`prelude.sh`: `fail`, the
-//! lock, `cd /`, umask), the exit statuses the scripts and their parsers
+//! lock, `cd /`, umask), how the scripts that change a venv install
+//! (`install.sh`: uv or pip), the exit statuses the scripts and their parsers
 //! agree on ([`exit`]), the one reader of the `vd-WORD` lines the scripts
 //! print ([`steps`]), who a command runs as, and sudo's refusals. Every value that
 //! comes from a record (a venv path, an interpreter, a user) goes through
@@ -63,6 +64,10 @@ pub const PRELUDE: &str = include_str!("remote/prelude.sh");
 /// count (see its header): the part generation.sh, switch.sh and
 /// journal.sh share.
 pub const GENERATIONS: &str = include_str!("remote/generations.sh");
+
+/// How the scripts that change a venv install and uninstall, with uv or
+/// pip (see its header): the part push.sh and generation.sh share.
+pub const INSTALL: &str = include_str!("remote/install.sh");
 
 /// Checks, on the host, that a freeze has the fingerprint a plan was made
 /// from (`fingerprint.py`; see [`crate::fingerprint`]).
@@ -245,7 +250,7 @@ mod tests {
     /// Every shell script vd sends, as the host gets it.
     fn programs() -> Vec<(&'static str, String)> {
         vec![
-            ("push.sh", program(&[push::PUSH_SCRIPT])),
+            ("push.sh", push::push_program()),
             ("generation.sh", generation::generation_program()),
             ("switch.sh", switch::switch_program()),
             ("journal.sh", journal::journal_program()),
@@ -276,7 +281,7 @@ mod tests {
     #[test]
     fn the_shell_scripts_pass_shellcheck_alone_and_as_sent() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/remote");
-        let mut files = vec!["prelude.sh", "generations.sh"];
+        let mut files = vec!["prelude.sh", "generations.sh", "install.sh"];
         files.extend(programs().iter().map(|(name, _)| *name));
         shellcheck(&dir, &files, &[]);
         let sent = tempfile::tempdir().unwrap();
@@ -293,7 +298,7 @@ mod tests {
     fn the_makefile_lints_every_script() {
         let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let makefile = std::fs::read_to_string(manifest.join("../Makefile")).unwrap();
-        let mut listed = vec!["prelude.sh", "generations.sh"];
+        let mut listed = vec!["prelude.sh", "generations.sh", "install.sh"];
         listed.extend(programs().iter().map(|(name, _)| *name));
         for name in listed {
             assert!(

@@ -4,9 +4,16 @@
 //! then copies them in atomically (temporary file, fsync, link into place), so
 //! a reader never sees half a wheel and two writers never overwrite each
 //! other. A filename, once in the repository, always means the same bytes.
+//!
+//! One project is told apart: [`UV`], the installer vd-push runs instead of
+//! pip where it can. Its wheels are added like any other (sha256-checked,
+//! logged), but they are not a requirement of any venv: vd-diff plans uv
+//! into a venv only when the venv's requirements name it, and vd-push picks
+//! the uv wheel for a host's platform with [`uv_wheel_for`].
 
 use crate::bounded;
 use crate::log::{Event, ReleaseLog};
+use crate::tags::Tags;
 use crate::wheel::{self, CheckedWheel, Metadata, WheelName};
 use anyhow::{anyhow, bail, Context, Result};
 use std::cell::OnceCell;
@@ -111,6 +118,33 @@ impl Repo {
         names.sort_by(|a, b| a.file.cmp(&b.file));
         Ok(names)
     }
+
+    /// The repository's wheels of the installer [`UV`].
+    pub fn uv_wheels(&self) -> Result<Vec<WheelName>> {
+        let mut wheels = self.wheel_names()?;
+        wheels.retain(|w| w.name == UV);
+        Ok(wheels)
+    }
+}
+
+/// The project name of the installer a repository may carry.
+pub const UV: &str = "uv";
+
+/// The uv wheel of `wheels` an interpreter with `tags` runs best: the
+/// highest version with a tag it supports, its most specific tag first (a
+/// uv wheel is `py3-none-PLATFORM`: the platform decides). `None` when no
+/// wheel is for its platform.
+pub fn uv_wheel_for<'w>(wheels: &'w [WheelName], tags: &Tags) -> Option<&'w WheelName> {
+    wheels
+        .iter()
+        .filter(|w| w.name == UV)
+        .filter_map(|w| Some((w, tags.priority(w)?)))
+        .max_by(|(a, a_rank), (b, b_rank)| {
+            (&a.version, a.build_key())
+                .cmp(&(&b.version, b.build_key()))
+                .then(b_rank.cmp(a_rank))
+        })
+        .map(|(w, _)| w)
 }
 
 /// Adds wheels to a repository. Each wheel is checked, written to a temporary
@@ -495,4 +529,42 @@ fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .with_context(|| format!("cannot sync {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tags::Interpreter;
+
+    fn linux_tags(libc_version: &str) -> Tags {
+        let python = serde_json::json!({"implementation": "cpython", "version": "3.11.4",
+            "platform": "linux-x86_64", "soabi": "", "ext_suffix": "", "pointer_bits": 64,
+            "libc": "glibc", "libc_version": libc_version});
+        let python: crate::record::Facts = serde_json::from_value(python).unwrap();
+        Tags::new(&Interpreter::from_facts(&python, "Linux").unwrap())
+    }
+
+    #[test]
+    fn picks_the_newest_uv_for_the_platform() {
+        let wheels: Vec<WheelName> = [
+            "uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            "uv-0.13.9-py3-none-musllinux_1_1_x86_64.whl",
+            "uv-0.14.0-py3-none-macosx_11_0_arm64.whl",
+            "uv-0.12.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+            "uv-0.12.0-py3-none-manylinux_2_28_x86_64.whl",
+            "six-1.16.0-py2.py3-none-any.whl",
+        ]
+        .iter()
+        .map(|f| WheelName::parse(f).unwrap())
+        .collect();
+        let picked = |libc| uv_wheel_for(&wheels, &linux_tags(libc)).map(|w| w.file.as_str());
+        // A newer uv for another platform is never chosen.
+        assert_eq!(
+            picked("2.31"),
+            Some("uv-0.13.9-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
+        );
+        // A glibc older than every uv wheel needs: none.
+        assert_eq!(picked("2.12"), None);
+        assert_eq!(uv_wheel_for(&wheels[5..], &linux_tags("2.31")), None);
+    }
 }

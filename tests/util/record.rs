@@ -236,6 +236,13 @@ pub struct Pushed {
     /// Wheel files sent to the host's cache.
     pub uploaded: Vec<String>,
     pub uploaded_bytes: u64,
+    /// What installed and removed: `uv` or `pip`; absent when nothing ran.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub installer: Option<String>,
     #[serde(
         default,
         deserialize_with = "present",

@@ -19,23 +19,28 @@ pub fn uv() -> &'static Path {
         if binary.exists() {
             return binary;
         }
-        let wheels = std::panic::catch_unwind(|| download("uv", &[])).unwrap_or_else(|_| {
-            panic!(
-                "the tests need uv: its wheel is fetched once with `pip download uv` from the \
-                 package index, which failed (reach the index once, or put a uv binary at {})",
-                binary.display()
-            )
-        });
-        let wheel = wheels
-            .iter()
-            .find(|w| {
-                w.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("uv-"))
-            })
-            .unwrap_or_else(|| panic!("pip download uv fetched no uv wheel: {wheels:?}"));
-        extract_binary(wheel, &binary);
+        let instead = format!("a uv binary at {}", binary.display());
+        extract_binary(&wheel(&instead), &binary);
         binary
     })
+}
+
+/// uv's wheel for this machine, fetched once with `pip download uv`; a test
+/// failure naming `instead` (what else would do) when it cannot be had.
+pub fn wheel(instead: &str) -> PathBuf {
+    let wheels = std::panic::catch_unwind(|| download("uv", &[])).unwrap_or_else(|_| {
+        panic!(
+            "the tests need uv: its wheel is fetched once with `pip download uv` from the \
+             package index, which failed (reach the index once, or put {instead})"
+        )
+    });
+    wheels
+        .into_iter()
+        .find(|w| {
+            w.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("uv-"))
+        })
+        .unwrap_or_else(|| panic!("pip download uv fetched no uv wheel"))
 }
 
 /// Take `uv-*.data/scripts/uv` out of the wheel as `binary`, executable;

@@ -1,6 +1,7 @@
 //! Pushing to a target with generations: the plan applied by building a
 //! whole new venv beside the active one, from the host's wheel cache in one
-//! pip call, checked, then switched to with one rename(2).
+//! call of the installer (uv where it runs, else the new venv's pip),
+//! checked, then switched to with one rename(2).
 //!
 //! The new generation holds what the plan makes of the frozen venv: every
 //! package the plan installs, upgrades or downgrades, from its wheel, and
@@ -13,7 +14,7 @@
 //! generation stays as it was.
 
 use super::intent::{Intents, Kind, Pending};
-use super::{installs, merge_freeze, removed, set_pushed, Job, Pusher};
+use super::{installs, merge_freeze, removed, set_pushed, Job, Pusher, Run};
 use crate::cache::{HostCaches, Wheel};
 use crate::console;
 use crate::fleet::Host;
@@ -66,10 +67,16 @@ impl Pusher {
             .map(|c| self.wheel(c))
             .collect::<Result<Vec<Wheel>>>()?;
         let holds: Vec<String> = sources.iter().filter_map(installs).collect();
-        let (files, mut pushed) = self.stage(connection, caches, target, &wheels, record)?;
+        let choice = self.choose_installer(target, record)?;
+        let (files, mut pushed, ready) =
+            self.stage(connection, caches, target, &wheels, &choice, record)?;
 
         if self.options.dry_run {
-            pushed.commands = build_commands(target, &job, run_as.as_deref(), &files);
+            let run = Run {
+                as_user: run_as.as_deref(),
+                installer: ready.binary(),
+            };
+            pushed.commands = build_commands(target, &job, run, &files);
             pushed.installed = job.changes.iter().filter_map(installs).collect();
             pushed.removed = removed(&job.changes);
             pushed.dry_run = true;
@@ -77,7 +84,7 @@ impl Pusher {
             return Ok(());
         }
 
-        let _pip = console::doing("pip", record);
+        let _pip = console::doing(ready.name(), record);
         let pending = self.begin(&job, Kind::Generation);
         let command = remote::as_user(
             run_as.as_deref(),
@@ -90,6 +97,7 @@ impl Pusher {
                 holds: &holds,
                 install: &files,
                 intent: pending.as_ref().map(|p| p.id.as_str()).unwrap_or_default(),
+                installer: ready.binary(),
             }),
         );
         let finished = connection.run(&command, generation_stdin().as_bytes())?;
@@ -145,7 +153,7 @@ impl Pusher {
                 previous: previous.or(kept_previous),
             },
         );
-        if let Some(failure) = outcome.build_failure() {
+        if let Some(failure) = outcome.build_failure(Self::installer_name(&pushed)) {
             set_pushed(record, &pushed, outcome.adopted.is_some());
             bail!("{}: {failure}", target.venv);
         }
@@ -199,23 +207,18 @@ fn kept_message(label: &str, outcome: &GenerationOutcome) -> String {
 }
 
 /// The commands a generation's build would run, as `--dry-run` shows them.
-fn build_commands(
-    target: &Target,
-    job: &Job,
-    run_as: Option<&str>,
-    files: &[String],
-) -> Vec<String> {
+fn build_commands(target: &Target, job: &Job, run: Run, files: &[String]) -> Vec<String> {
     let venv = &target.venv;
     let next = format!("{}/NEXT", generations_dir(venv));
     let python = job.create_with.as_deref().unwrap_or("ACTIVE/bin/python");
     let mut commands = vec![remote_push::create_venv_command(python, &next, false)];
     if !files.is_empty() {
-        commands.push(remote_push::pip_install_command(&next, files));
+        commands.push(remote_push::install_command(run.installer, &next, files));
     }
     commands.push(shell::join(&["mv", "-T", &format!("{venv}.vd-new"), venv]));
     commands
         .iter()
-        .map(|command| remote::as_user(run_as, command))
+        .map(|command| remote::as_user(run.as_user, command))
         .collect()
 }
 

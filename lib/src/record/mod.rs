@@ -21,7 +21,9 @@ pub use entries::{Action, AheadPackage, Change, UnchangedPackage};
 pub use raw::RawRecord;
 
 pub use stage::*;
-pub use target::{resolve_local_paths, typed_cell, Python, Target, Via, COLUMNS, PLAN_COLUMNS};
+pub use target::{
+    resolve_local_paths, typed_cell, Installer, Python, Target, Via, COLUMNS, PLAN_COLUMNS,
+};
 
 use anyhow::{anyhow, Result};
 use serde::de::DeserializeOwned;

@@ -317,6 +317,9 @@ pub struct Pushed {
     /// Wheel files this target sent to the host's cache.
     pub uploaded: Vec<String>,
     pub uploaded_bytes: u64,
+    /// What installed and removed the packages: `uv` or `pip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installer: Option<String>,
     /// True for `vd-push --dry-run`: nothing ran on the host, and the other
     /// fields say what a push would do.
     #[serde(skip_serializing_if = "std::ops::Not::not")]

@@ -25,6 +25,38 @@ pub enum Via {
     Local,
 }
 
+/// Which program installs wheels into a target's venv (`installer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Installer {
+    /// uv where it can run (a CPython 3.8 or newer, a uv wheel in the
+    /// repository for the host's platform, a uv that starts on the host),
+    /// else pip.
+    #[default]
+    Auto,
+    /// uv, or an error for the target naming why it cannot.
+    Uv,
+    /// The venv's own pip.
+    Pip,
+}
+
+impl Installer {
+    /// The values `installer` takes, as messages list them.
+    pub const VALUES: &'static str = "`auto`, `uv` or `pip`";
+}
+
+impl std::str::FromStr for Installer {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Installer> {
+        match text.trim() {
+            "auto" | "" => Ok(Installer::Auto),
+            "uv" => Ok(Installer::Uv),
+            "pip" => Ok(Installer::Pip),
+            other => bail!("installer {other:?} must be {}", Installer::VALUES),
+        }
+    }
+}
+
 /// The `python` field: before vd-freeze, the interpreter to create a venv
 /// with (a name or path on the host); after, the facts of the venv's
 /// interpreter. One type, so no tool mistakes one for the other.
@@ -81,6 +113,8 @@ pub struct Target {
     pub generations: Option<u32>,
     /// The bastions to reach the host through, the first one first.
     pub jump: Option<Vec<Hop>>,
+    /// What installs wheels into the venv.
+    pub installer: Installer,
 }
 
 impl Target {
@@ -124,6 +158,7 @@ impl Target {
             cache: None,
             generations: None,
             jump: None,
+            installer: Installer::Auto,
         };
         take(required(record, "host").and_then(|v| {
             check_host("field `host`", &v)?;
@@ -176,6 +211,12 @@ impl Target {
                 None | Some("") => None,
                 Some(text) => Some(parse_chain(text).context("field `jump`")?),
             };
+            Ok(())
+        }));
+        take(optional(record, "installer").and_then(|v| {
+            if let Some(text) = v {
+                target.installer = text.parse().context("field `installer`")?;
+            }
             Ok(())
         }));
         if errors.is_empty() {
@@ -258,6 +299,7 @@ pub const COLUMNS: &[&str] = &[
     "check",
     "generations",
     "jump",
+    "installer",
 ];
 
 /// A CSV cell as the JSON value the record contract wants: `port` a number,
@@ -451,10 +493,12 @@ mod tests {
             "venv_user": "app", "migrate_user": "owner", "requirements": "/r.txt",
             "packages": "a b", "settings": ["shop.settings"], "reload": "touch x",
             "reload_once": "yes", "check": "true", "via": "local", "identity": "/k",
-            "python": "python3.11", "cache": "/c", "generations": "3", "mine": 1
+            "python": "python3.11", "cache": "/c", "generations": "3", "mine": 1,
+            "installer": "pip"
         })))
         .unwrap();
         assert_eq!(t.generations, Some(3));
+        assert_eq!(t.installer, Installer::Pip);
         assert_eq!(t.port, Some(2222));
         assert_eq!(t.packages, ["a", "b"]);
         assert_eq!(t.settings, ["shop.settings"]);
@@ -501,6 +545,14 @@ mod tests {
         }
         let message = error(json!({"host": "h", "venv": "/v", "settings": [1]}));
         assert!(message.contains("field `settings`"), "{message}");
+        assert_eq!(
+            error(json!({"host": "h", "venv": "/v", "installer": "conda"})),
+            "field `installer`: installer \"conda\" must be `auto`, `uv` or `pip`"
+        );
+        let blank = Target::parse(&of_json(
+            json!({"host": "h", "venv": "/v", "installer": ""}),
+        ));
+        assert_eq!(blank.unwrap().installer, Installer::Auto);
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! The wheel cache's three remote operations, by one script (`cache.sh`,
+//! The wheel cache's four remote operations, by one script (`cache.sh`,
 //! beside this file): list a cache directory, check the wheels a push is
-//! about to use, and commit uploaded wheels into it. What the cache is for,
-//! and when each runs, is [`crate::cache`]'s.
+//! about to use, commit uploaded wheels into it, and make the installer of
+//! a cached uv wheel ready to run (unpacked by `unpack_uv.py`). What the
+//! cache is for, and when each runs, is [`crate::cache`]'s.
 
-use super::{program, script_command};
+use super::{program, said, script_command, steps};
 use crate::transport::Finished;
 use anyhow::{bail, Result};
 use std::collections::HashSet;
@@ -11,6 +12,10 @@ use std::collections::HashSet;
 /// Lists the cache, checks cached wheels' sha256, and checks uploaded
 /// wheels' sha256 and renames them into place (see its header).
 pub const CACHE_SCRIPT: &str = include_str!("cache.sh");
+
+/// Takes uv's binary out of its wheel and checks it against the wheel's
+/// RECORD (see its header); run by the target's python.
+pub const UNPACK_UV_SCRIPT: &str = include_str!("unpack_uv.py");
 
 /// The wheel cache when the record names none: under the login user's home.
 pub const DEFAULT_CACHE: &str = "~/.cache/vd/wheels";
@@ -127,6 +132,44 @@ impl CacheCommit {
             failure: (!finished.success()).then(|| finished.stderr_text()),
         }
     }
+}
+
+/// Make the uv of the cached wheel `wheel` (`SHA256/FILE`) of the cache
+/// `dir` (absolute) ready: unpacked beside it by `python` and started once.
+pub fn cache_uv_command(dir: &str, wheel: &str, python: &str) -> String {
+    cache_command("uv", dir, &[wheel, python, UNPACK_UV_SCRIPT])
+}
+
+/// A uv ready on a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadyUv {
+    /// The binary's path on the host.
+    pub path: String,
+    /// What `uv --version` said.
+    pub version: String,
+}
+
+/// What [`cache_uv_command`] printed: the uv ready, or why it cannot be
+/// used on this host (an error: the command itself failed).
+pub fn read_cache_uv(finished: &Finished) -> Result<Result<ReadyUv, String>> {
+    let stdout = String::from_utf8_lossy(&finished.stdout);
+    for step in steps(&stdout) {
+        match (step.word, step.body) {
+            ("uv", Some(path)) => {
+                return Ok(Ok(ReadyUv {
+                    path: path.to_string(),
+                    version: step.args.join(" "),
+                }))
+            }
+            ("unusable", why) => return Ok(Err(why.unwrap_or_default().trim().to_string())),
+            _ => {}
+        }
+    }
+    bail!(
+        "cannot make uv ready in the cache (exit status {}): {}",
+        finished.status,
+        said(finished)
+    )
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 # usage: sh -s -- list DIR CREATE
 #        sh -s -- check DIR SHA256/FILE...
 #        sh -s -- commit DIR SHA256 FILE TEMP [SHA256 FILE TEMP ...]
+#        sh -s -- uv DIR SHA256/FILE PYTHON UNPACK
 #   DIR  an absolute path, or `~` or `~/...` for the login user's home
 #
 # list: the directory (absolute) on the first line, then `./SHA256/FILE`
@@ -21,6 +22,13 @@
 # hash matches, is it renamed to SHA256/FILE, the only names a listing
 # reports, and printed on stdout. A wrong or cut-off upload is deleted and
 # reported on stderr; the exit status is then 1.
+#
+# uv: make the installer of a cached uv wheel ready, as SHA256/uv beside
+# it: unpacked by PYTHON running the program UNPACK (unpack_uv.py), then
+# started once (`uv --version`). Prints `vd-uv VERSION...` and the binary's
+# path on the next line, or `vd-unusable` and why on the next line (it
+# cannot be unpacked, or does not start: a cache on a noexec mount, a glibc
+# older than it needs); either way the exit status is 0.
 
 mode=$1 dir=$2
 shift 2
@@ -74,9 +82,34 @@ commit() {
     exit $status
 }
 
+# unusable WHY...: say uv cannot be used here, on one line, and why.
+unusable() {
+    echo vd-unusable
+    printf '%s\n' "$*" | tr '\n' ' '
+    echo
+    exit 0
+}
+
+uv() {
+    wheel=$1 python=$2 unpack=$3
+    bin=$dir/${wheel%%/*}/uv
+    said=$("$python" -E -s -c "$unpack" "$dir/$wheel" "$bin" 2>&1 </dev/null) ||
+        unusable "cannot unpack $wheel with $python: $said"
+    status=0
+    said=$("$bin" --version 2>&1 </dev/null) || status=$?
+    case $status in
+    0) ;;
+    126) unusable "$bin cannot be run (is $dir on a noexec mount?): $said" ;;
+    *) unusable "$bin --version failed (exit status $status): $said" ;;
+    esac
+    echo "vd-uv $said"
+    printf '%s\n' "$bin"
+}
+
 case $mode in
 list) list "$@" ;;
 check) check "$@" ;;
 commit) commit "$@" ;;
+uv) uv "$@" ;;
 *) fail "cache.sh: no mode $mode" ;;
 esac

@@ -13,7 +13,8 @@
 use super::freeze::{FreezeOutput, FREEZE_SCRIPT};
 use super::running::{with_running, RUNNING_SH};
 use super::{
-    pip_tail, program, said, script_command, steps, FINGERPRINT_SCRIPT, GENERATIONS, LOCK_WAIT_SECS,
+    pip_tail, program, said, script_command, steps, FINGERPRINT_SCRIPT, GENERATIONS, INSTALL,
+    LOCK_WAIT_SECS,
 };
 use crate::record::KeptGeneration;
 use crate::transport::Finished;
@@ -30,7 +31,7 @@ pub fn generation_stdin() -> String {
 
 /// The program [`generation_command`] runs.
 pub fn generation_program() -> String {
-    program(&[GENERATIONS, RUNNING_SH, GENERATION_SCRIPT])
+    program(&[GENERATIONS, RUNNING_SH, INSTALL, GENERATION_SCRIPT])
 }
 
 /// The folder of a venv's generations.
@@ -56,6 +57,9 @@ pub struct GenerationSteps<'a> {
     pub install: &'a [String],
     /// The push's intent, noted on the host with the switch it makes.
     pub intent: &'a str,
+    /// The uv binary on the host that installs the new generation; `None`:
+    /// its pip.
+    pub installer: Option<&'a str>,
 }
 
 /// The build of a new generation, as `/bin/sh -c` with the steps as
@@ -75,6 +79,7 @@ pub fn generation_command(steps: &GenerationSteps) -> String {
         FINGERPRINT_SCRIPT,
         &holds,
         steps.intent,
+        steps.installer.unwrap_or(""),
     ];
     args.extend(steps.install.iter().map(String::as_str));
     script_command(&generation_program(), "vd-push", &args)
@@ -159,8 +164,9 @@ impl GenerationOutcome {
         Ok(outcome)
     }
 
-    /// Why the build was discarded, in words; `None` when it was not.
-    pub fn build_failure(&self) -> Option<String> {
+    /// Why the build was discarded, in words (`installer`: `pip` or `uv`,
+    /// which installed it); `None` when it was not.
+    pub fn build_failure(&self, installer: &str) -> Option<String> {
         if !self.discarded {
             return None;
         }
@@ -172,7 +178,10 @@ impl GenerationOutcome {
         let why = if self.create_status != 0 {
             format!("python -m venv failed (exit status {})", self.create_status)
         } else if self.install_status != 0 {
-            format!("pip install failed (exit status {})", self.install_status)
+            format!(
+                "{installer} install failed (exit status {})",
+                self.install_status
+            )
         } else {
             "it does not hold what the plan makes".to_string()
         };
@@ -212,7 +221,7 @@ mod tests {
                 pids: vec![10, 11]
             }]
         );
-        assert_eq!(outcome.build_failure(), None);
+        assert_eq!(outcome.build_failure("pip"), None);
 
         let failed = "vd-active 4\nvd-before\n".to_string()
             + freeze
@@ -220,7 +229,7 @@ mod tests {
         let outcome =
             GenerationOutcome::parse(&Finished::of(0, &failed, "ERROR: disk full\n")).unwrap();
         assert_eq!(
-            outcome.build_failure().unwrap(),
+            outcome.build_failure("pip").unwrap(),
             "generation 5 was not built, pip install failed (exit status 1), and is removed; \
              generation 4 stays active: ERROR: disk full"
         );

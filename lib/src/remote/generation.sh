@@ -19,7 +19,7 @@
 # removed and the active generation is left as it was.
 #
 # usage: sh -c "$(cat generation.sh)" vd-push VENV LOCK_WAIT KEEP ADOPT \
-#            CREATE_WITH ACCEPT FINGERPRINT HOLDS ID [FILE ...] <scripts
+#            CREATE_WITH ACCEPT FINGERPRINT HOLDS ID INSTALLER [FILE ...] <scripts
 #   scripts      freeze.py, the line `vd-running.py`, running.py
 #   KEEP         how many generations to keep (2 or more)
 #   ADOPT        1: a plain venv at VENV becomes the next generation
@@ -31,7 +31,8 @@
 #   HOLDS        NAME==VERSION of each package the new generation must hold
 #                (space-separated; pip, setuptools and wheel may be there too)
 #   ID           the push's intent, noted with its switch (see switch_to)
-#   FILE         the wheel files of the new generation, for one pip call
+#   INSTALLER    the uv binary that installs the new generation; empty: pip
+#   FILE         the wheel files of the new generation, for one installer call
 #
 # stdout, a line per step: `vd-adopted N`; `vd-active N`, then `vd-before`
 # and the active generation's freeze; `vd-drifted` (it is not the planned
@@ -46,6 +47,8 @@
 generations_of "$1"
 lock_wait=$2 keep=$3 adopt=$4 create_with=$5 accept=$6 fingerprint=$7 holds=$8 id=$9
 shift 9
+installer=$1
+shift
 take_freeze
 take_running
 # What each generation carries in its site-packages: a process started
@@ -131,7 +134,7 @@ discard() {
 create_status=0 install_status=0
 "$create_with" -m venv "$dir" </dev/null 1>&2 || create_status=$?
 if [ "$create_status" = 0 ] && [ $# -gt 0 ]; then
-    pip_with "$dir/bin/python" install --no-index --no-deps "$@" || install_status=$?
+    install_wheels "$installer" "$dir/bin/python" "$@" || install_status=$?
 fi
 echo "vd-built $create_status $install_status"
 if [ "$create_status" != 0 ] || [ "$install_status" != 0 ]; then discard; fi

@@ -1,4 +1,5 @@
-//! The push: one venv changed by pip, under a lock, between two freezes.
+//! The push: one venv changed by its installer (pip, or uv where it runs),
+//! under a lock, between two freezes.
 //!
 //! The command runs [`PUSH_SCRIPT`] (`push.sh`, beside this file) as the
 //! venv's user, with every value as a quoted argument and the freeze script
@@ -7,7 +8,8 @@
 
 use super::freeze::{FreezeOutput, FREEZE_SCRIPT};
 use super::{
-    pip_tail, program, said, script_command, steps, venv_python, FINGERPRINT_SCRIPT, LOCK_WAIT_SECS,
+    pip_tail, program, said, script_command, steps, venv_python, FINGERPRINT_SCRIPT, INSTALL,
+    LOCK_WAIT_SECS,
 };
 use crate::shell;
 use crate::transport::Finished;
@@ -15,6 +17,12 @@ use anyhow::{bail, Result};
 
 /// The shell script of a push (see its header for its arguments and output).
 pub const PUSH_SCRIPT: &str = include_str!("push.sh");
+
+/// The program [`push_command`] runs: the prelude, how it installs, then
+/// [`PUSH_SCRIPT`].
+pub fn push_program() -> String {
+    program(&[INSTALL, PUSH_SCRIPT])
+}
 
 /// What [`push_command`] sends on stdin: the freeze, run before and after pip.
 pub const PUSH_STDIN: &str = FREEZE_SCRIPT;
@@ -58,6 +66,43 @@ pub fn pip_uninstall_command(venv: &str, names: &[String]) -> String {
     shell::join(&words)
 }
 
+/// `uv pip SUBCOMMAND` into `venv` with the options every vd-push uv run
+/// takes (the same as `install_wheels` in `prelude.sh`), then `args`.
+fn uv_command(uv: &str, subcommand: &str, options: &[&str], venv: &str, args: &[String]) -> String {
+    let python = venv_python(venv);
+    let mut words = vec![uv, "pip", subcommand, "--no-config", "--offline"];
+    words.extend(options);
+    words.extend(["--python", python.as_str()]);
+    words.extend(args.iter().map(String::as_str));
+    shell::join(&words)
+}
+
+/// The call that installs every file: [`pip_install_command`], or with the
+/// uv binary `uv`, its `uv pip install` from the files alone.
+pub fn install_command(uv: Option<&str>, venv: &str, files: &[String]) -> String {
+    match uv {
+        None => pip_install_command(venv, files),
+        Some(uv) => {
+            let options = ["--no-index", "--no-deps", "--compile-bytecode"];
+            uv_command(
+                uv,
+                "install",
+                &[&options[..], &["--link-mode", "copy"]].concat(),
+                venv,
+                files,
+            )
+        }
+    }
+}
+
+/// The call that uninstalls the named packages, by pip or by the uv `uv`.
+pub fn uninstall_command(uv: Option<&str>, venv: &str, names: &[String]) -> String {
+    match uv {
+        None => pip_uninstall_command(venv, names),
+        Some(uv) => uv_command(uv, "uninstall", &[], venv, names),
+    }
+}
+
 /// Make a virtualenv with `python`, as `make_venv` in `push.sh` does:
 /// `python -m venv`, or for a Python 2, which has no venv module, `python
 /// -m virtualenv`. On the host the interpreter itself says which; this is
@@ -79,6 +124,8 @@ pub struct PushSteps<'a> {
     /// push of the same plan got there first). Empty: not checked; not
     /// checked either for a venv this push made.
     pub accept: &'a [String],
+    /// The uv binary on the host that installs and uninstalls; `None`: pip.
+    pub installer: Option<&'a str>,
     /// Wheel files on the host, to install with one pip call.
     pub install: &'a [String],
     /// Packages to uninstall first.
@@ -97,11 +144,12 @@ pub fn push_command(steps: &PushSteps) -> String {
         steps.create_with.unwrap_or(""),
         &accept,
         FINGERPRINT_SCRIPT,
+        steps.installer.unwrap_or(""),
         &nremove,
     ];
     args.extend(steps.remove.iter().map(String::as_str));
     args.extend(steps.install.iter().map(String::as_str));
-    script_command(&program(&[PUSH_SCRIPT]), "vd-push", &args)
+    script_command(&push_program(), "vd-push", &args)
 }
 
 /// What [`push_command`] printed: the venv as pip found it and left it.
@@ -114,7 +162,7 @@ pub struct PushOutcome {
     /// The venv was not the state the plan was made from: pip did not run,
     /// and `after` is `before`.
     pub drifted: bool,
-    /// pip's exit statuses (0 for a step not run).
+    /// The installer's exit statuses (0 for a step not run).
     pub uninstall_status: i32,
     pub install_status: i32,
     /// The freeze under the lock, after pip ran.
@@ -181,10 +229,10 @@ impl PushOutcome {
         })
     }
 
-    /// pip's failure in words, with the end of its output; `None` when
-    /// every pip run succeeded. An install is not tried after a failed
-    /// uninstall.
-    pub fn pip_failure(&self) -> Option<String> {
+    /// The installer's (`pip`, `uv`) failure in words, with the end of its
+    /// output; `None` when every run succeeded. An install is not tried
+    /// after a failed uninstall.
+    pub fn pip_failure(&self, installer: &str) -> Option<String> {
         let (step, status) = if self.uninstall_status != 0 {
             ("uninstall", self.uninstall_status)
         } else if self.install_status != 0 {
@@ -193,7 +241,7 @@ impl PushOutcome {
             return None;
         };
         Some(format!(
-            "pip {step} failed (exit status {status}): {}",
+            "{installer} {step} failed (exit status {status}): {}",
             self.pip_output
         ))
     }
@@ -222,7 +270,7 @@ mod tests {
             outcome.after.python.prefix.as_deref(),
             Some("/srv/shop/venv")
         );
-        assert_eq!(outcome.pip_failure(), None);
+        assert_eq!(outcome.pip_failure("pip"), None);
         assert!(outcome
             .pip_output
             .ends_with("Successfully installed vdp-alpha-2.0"));
@@ -231,7 +279,7 @@ mod tests {
         let outcome =
             PushOutcome::parse(&Finished::of(1, &failed, "ERROR: no space left\n")).unwrap();
         assert_eq!(
-            outcome.pip_failure().unwrap(),
+            outcome.pip_failure("pip").unwrap(),
             "pip install failed (exit status 1): ERROR: no space left"
         );
     }
@@ -289,6 +337,7 @@ mod tests {
             venv,
             create_with,
             accept: &[],
+            installer: None,
             install,
             remove: &[],
         }
@@ -329,6 +378,7 @@ mod tests {
             venv: &venv,
             create_with: None,
             accept: &[],
+            installer: None,
             install: &install,
             remove: &remove,
         };
@@ -336,7 +386,7 @@ mod tests {
         assert!(finished.success(), "{}", finished.stderr_text());
         let outcome = PushOutcome::parse(&finished).unwrap();
         assert!(!outcome.created);
-        assert_eq!(outcome.pip_failure(), None);
+        assert_eq!(outcome.pip_failure("pip"), None);
 
         // The two pip runs, argument for argument as --dry-run shows them.
         let calls = fs::read_to_string(Path::new(&venv).join("calls")).unwrap();
@@ -358,6 +408,55 @@ mod tests {
         );
         assert!(Path::new(&venv).join(".vd-lock").exists());
         assert!(!dir.path().join("pwned").exists() && !Path::new("pwned").exists());
+    }
+
+    #[test]
+    fn uv_runs_as_dry_run_shows_it_in_pips_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let venv = dir.path().join("venv");
+        fake_venv(&venv);
+        let venv = venv.display().to_string();
+        // A uv that logs its calls beside the fake venv's python's.
+        let uv = dir.path().join("bin dir/uv");
+        fs::create_dir_all(uv.parent().unwrap()).unwrap();
+        let calls = Path::new(&venv).join("calls");
+        fs::write(
+            &uv,
+            format!(
+                "#!/bin/sh\nfor a in \"$0\" \"$@\"; do printf '%s\\n' \"$a\"; done >>{}\necho -- >>{}\n",
+                shell::quote(&calls.display().to_string()),
+                shell::quote(&calls.display().to_string()),
+            ),
+        )
+        .unwrap();
+        fs::set_permissions(&uv, fs::Permissions::from_mode(0o755)).unwrap();
+        let uv = uv.display().to_string();
+        let install = vec![cached(dir.path(), "a-1.0-py3-none-any.whl", b"wheel")];
+        let remove = vec!["old-one".to_string()];
+        let steps = PushSteps {
+            installer: Some(&uv),
+            remove: &remove,
+            ..plain_steps(&venv, None, &install)
+        };
+        let finished = run(&push_command(&steps));
+        assert!(finished.success(), "{}", finished.stderr_text());
+        assert_eq!(
+            PushOutcome::parse(&finished).unwrap().pip_failure("uv"),
+            None
+        );
+        let calls = fs::read_to_string(calls).unwrap();
+        let calls: Vec<String> = calls
+            .split("--\n")
+            .filter(|c| !c.is_empty())
+            .map(|c| shell::join(&c.lines().collect::<Vec<_>>()))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                uninstall_command(Some(&uv), &venv, &remove),
+                install_command(Some(&uv), &venv, &install)
+            ]
+        );
     }
 
     /// A push of `file` into a fake venv in `dir`, which the script must

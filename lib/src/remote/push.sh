@@ -7,7 +7,7 @@
 # Everything comes in as arguments, never as text put into this script:
 #
 # usage: sh -c "$(cat push.sh)" vd-push VENV LOCK_WAIT CREATE_WITH \
-#            PLANNED_FROM FINGERPRINT NREMOVE [NAME ...] [FILE ...] <freeze.py
+#            PLANNED_FROM FINGERPRINT INSTALLER NREMOVE [NAME ...] [FILE ...] <freeze.py
 #   VENV         the virtualenv (absolute, no trailing slash)
 #   LOCK_WAIT    seconds to wait for another push's lock
 #   CREATE_WITH  the python to make the venv with when it has none (`-m
@@ -16,19 +16,21 @@
 #   PLANNED_FROM the fingerprints of the state the plan was made from and of
 #                the state it makes (space-separated); empty: not checked
 #   FINGERPRINT  the program (fingerprint.py) that checks it against a freeze
+#   INSTALLER    the uv binary that installs and uninstalls; empty: pip
 #   NREMOVE      how many NAMEs follow: the packages to uninstall
-#   FILE         the wheel files to install, with one pip call
+#   FILE         the wheel files to install, with one installer call
 #   stdin        the freeze script, run by the venv's python before and after
 #
 # stdout: `vd-created` when the venv was made; `vd-before` and the first
 # freeze's JSON; `vd-drifted` (and nothing more is done) when that freeze is
-# not the state planned from; `vd-pip UNINSTALL INSTALL` (pip's exit statuses, 0 for a
-# step not run) and the second freeze's JSON. pip's output goes to stderr.
+# not the state planned from; `vd-pip UNINSTALL INSTALL` (the installer's exit
+# statuses, 0 for a step not run) and the second freeze's JSON. The
+# installer's output goes to stderr.
 # A failure before pip runs prints a message on stderr, no `vd-pip` line,
 # and exits VD_EXIT_FAILED (the prelude's `fail`).
 
-venv=$1 lock_wait=$2 create_with=$3 planned_from=$4 fingerprint=$5 nremove=$6
-shift 6
+venv=$1 lock_wait=$2 create_with=$3 planned_from=$4 fingerprint=$5 installer=$6 nremove=$7
+shift 7
 take_freeze
 python=$venv/bin/python
 
@@ -41,13 +43,13 @@ pip_uninstall() {
         if [ "$i" -lt "$n" ]; then set -- "$@" "$arg"; fi
         i=$((i + 1))
     done
-    if [ $# -gt 0 ]; then pip_with "$python" uninstall -y "$@"; fi
+    if [ $# -gt 0 ]; then uninstall_packages "$installer" "$python" "$@"; fi
 }
 
 # pip_install N ARGS...: install what follows the first N of ARGS (the files).
 pip_install() {
     shift $(($1 + 1))
-    if [ $# -gt 0 ]; then pip_with "$python" install --no-index --no-deps "$@"; fi
+    if [ $# -gt 0 ]; then install_wheels "$installer" "$python" "$@"; fi
 }
 
 # check_files N ARGS...: fail unless every file (what follows the first N

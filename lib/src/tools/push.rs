@@ -6,7 +6,7 @@ use crate::log::{EventWriter, ReleaseLog};
 use crate::output::{status_cell, Output, Status, Table};
 use crate::push::{Mode, Pusher};
 use crate::record::{
-    self, target_label, Changed, Generation, Line, Pushed, Reader, Record, Skipped,
+    self, target_label, Changed, Generation, Installer, Line, Pushed, Reader, Record, Skipped,
 };
 use crate::repo::Repo;
 use crate::summary;
@@ -62,6 +62,22 @@ const TOOL: &str = "vd-push";
 /// makes it is an error naming each difference. A pip failure is an error
 /// carrying the end of pip's output.
 ///
+/// Installer: uv where it can run, pip elsewhere. With uv's wheel for the
+/// host's platform in the repository (vd-add it like any wheel; `vd-fetch
+/// uv` fetches it), a target on CPython 3.8 or newer installs with `uv pip
+/// install --no-config --offline --no-index --no-deps --compile-bytecode
+/// --link-mode copy --python VENV/bin/python` (removals with `uv pip
+/// uninstall`) in pip's place, under the same lock and checks. The uv wheel
+/// goes to the host's cache once, sha256-checked like every wheel; its
+/// binary is unpacked beside it (CACHE/SHA256/uv) by the target's python
+/// and started once per run and host. A uv that does not start there (a
+/// noexec cache, an old glibc) sends the host's targets to pip, with one
+/// warning per host naming why. Python 2.7, 3.6 and 3.7, other platforms
+/// and a repository without uv get pip. The target's `installer` column
+/// (auto, uv or pip), or --installer for every target, decides; `uv` where
+/// uv cannot run is an error for the target naming why. uv is never
+/// installed into a venv unless its requirements name it.
+///
 /// Generations: a target with `generations` (N) is never changed in place.
 /// Its venv path is a symlink to VENV.generations/M; under a flock on
 /// VENV.generations/.vd-lock, vd-push builds a new venv beside the active
@@ -83,10 +99,11 @@ const TOOL: &str = "vd-push";
 /// Records get `generation`: {active, previous}.
 ///
 /// Adds to each record `pushed`: {installed: [NAME==VERSION], removed:
-/// [NAME], uploaded: [wheel files this target sent], uploaded_bytes}, and
-/// `changed`, whether this push changed the venv. The release log in the
-/// repository gets an `install` or `remove` event per package per target,
-/// and an `error` event per failed target. A release log that cannot be
+/// [NAME], uploaded: [wheel files this target sent], uploaded_bytes,
+/// installer: uv or pip}, and `changed`, whether this push changed the
+/// venv. The release log in the repository gets an `install` or `remove`
+/// event per package per target (its detail naming the installer: `upgrade
+/// from 1.0 with uv`), and an `error` event per failed target. A release log that cannot be
 /// written fails no target (its venv has changed all the same): the events
 /// it lost are named on stderr, and the exit status is 1.
 ///
@@ -145,6 +162,12 @@ pub struct Args {
     #[arg(long)]
     adopt: bool,
 
+    /// What installs and removes packages, for every target, over each
+    /// target's own `installer`: auto (uv where it can run, else pip), uv
+    /// (a target where uv cannot run is an error naming why), or pip.
+    #[arg(long, value_parser = installer_values())]
+    installer: Option<Installer>,
+
     #[command(flatten)]
     transport: TransportArgs,
 }
@@ -192,6 +215,14 @@ static TABLE: Table = Table {
 
 tool!(VdPush);
 
+/// `--installer`'s values (which completions offer, and clap's error for
+/// another names), as the inventory's `installer` reads them.
+fn installer_values() -> impl clap::builder::TypedValueParser<Value = Installer> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["auto", "uv", "pip"])
+        .map(|value| value.parse().expect("one of the values the parser allows"))
+}
+
 fn run(args: Args, out: &mut Output) -> Result<Status> {
     let repo = Repo::open(&args.repo.repo)?;
     let stdin = Reader::new(io::BufReader::new(io::stdin()), TOOL);
@@ -208,6 +239,7 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
         create: args.create,
         confirmed: args.confirm,
         adopt: args.adopt,
+        installer: args.installer,
     };
     let pusher = Pusher::new(repo, options, log);
     args.transport

@@ -1,0 +1,34 @@
+# shellcheck shell=sh
+# How the scripts that change a venv (push.sh, generation.sh) install and
+# uninstall: with uv where vd-push made one ready on the host (see
+# crate::push's installer), else with the venv's pip. vd puts this text
+# after the prelude, before the script's own.
+
+# install_wheels UV PYTHON FILE...: install the wheel files into PYTHON's
+# venv, from the files only, dependencies not resolved (vd-diff did): with
+# the uv binary UV, or with PYTHON's pip where UV is empty. uv takes no user
+# or project configuration (--no-config, as pip's --isolated), works
+# offline, copies files rather than linking them from its cache, and
+# compiles bytecode as pip does. Output goes to stderr.
+install_wheels() {
+    uv=$1 py=$2
+    shift 2
+    if [ -n "$uv" ]; then
+        "$uv" pip install --no-config --offline --no-index --no-deps \
+            --compile-bytecode --link-mode copy --python "$py" "$@" </dev/null 1>&2
+    else
+        pip_with "$py" install --no-index --no-deps "$@"
+    fi
+}
+
+# uninstall_packages UV PYTHON NAME...: uninstall the named packages from
+# PYTHON's venv, with uv or pip as install_wheels.
+uninstall_packages() {
+    uv=$1 py=$2
+    shift 2
+    if [ -n "$uv" ]; then
+        "$uv" pip uninstall --no-config --offline --python "$py" "$@" </dev/null 1>&2
+    else
+        pip_with "$py" uninstall -y "$@"
+    fi
+}
