@@ -19,6 +19,7 @@ mod reach;
 mod reload;
 mod remote_guard;
 mod resolve;
+mod rollout;
 mod stream;
 mod targets;
 mod terminal;

@@ -93,6 +93,9 @@ struct Live {
     bytes: u64,
     /// When this stage last posted its status.
     posted: Option<Instant>,
+    /// The tool's own word on where it is (vd-rollout's wave), shown
+    /// before its counts.
+    status: String,
 }
 
 impl Live {
@@ -321,6 +324,12 @@ fn short_label(record: &crate::record::Record) -> String {
     format!("{}:{venv}", names.host.unwrap_or("?"))
 }
 
+/// The tool's own line on where it is (vd-rollout: the wave, its counts,
+/// a pause), shown on the bar before the counts, and posted with them.
+pub fn status(text: &str) {
+    update(|live| live.status = text.to_string());
+}
+
 /// Bytes sent to a host (vd-push), as they go.
 pub fn uploaded(bytes: u64) {
     update(|live| live.bytes += bytes);
@@ -388,6 +397,9 @@ fn stage_status(tool: &str, live: &Live) -> (String, String) {
     if live.bytes > 0 {
         counts.push_str(&format!(" {} up", crate::summary::bytes(live.bytes)));
     }
+    if !live.status.is_empty() {
+        counts.push_str(&format!(" {}", live.status));
+    }
     let doing = live
         .doing
         .last()
@@ -418,6 +430,9 @@ fn pipeline_message(tool: &str, live: &Live, others: &[(String, String)]) -> Str
 /// The bar's text: `3/5+ · 2 hosts · 3 targets: 0 failed · pip web1:/srv/a`.
 fn message(live: &Live) -> String {
     let mut parts = Vec::new();
+    if !live.status.is_empty() {
+        parts.push(live.status.clone());
+    }
     if live.read > 0 {
         let more = if live.input_done { "" } else { "+" };
         parts.push(format!("{}/{}{more}", live.done(), live.read));

@@ -48,7 +48,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("scheduling", &["fleet"]),
     ("deployment", &["push"]),
     ("command line", &["cli"]),
-    ("tools", &["tools"]),
+    ("tools", &["tools", "rollout"]),
     ("generated", &["man", "completions"]),
 ];
 

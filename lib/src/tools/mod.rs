@@ -10,7 +10,7 @@ use anyhow::Result;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use std::process::ExitCode;
 
-/// What makes one of the eight tools.
+/// What makes one of the tools.
 pub trait Tool {
     /// The binary's name; its messages on stderr start with it.
     const NAME: &'static str;
@@ -56,6 +56,7 @@ pub mod migrate;
 pub mod push;
 pub mod reload;
 pub mod rollback;
+pub mod rollout;
 pub mod targets;
 
 // The whole command line: the tool's own, then what every tool takes. No
@@ -103,5 +104,6 @@ pub fn commands() -> Vec<clap::Command> {
         command::<migrate::VdMigrate>(),
         command::<reload::VdReload>(),
         command::<rollback::VdRollback>(),
+        command::<rollout::VdRollout>(),
     ]
 }
