@@ -1,12 +1,17 @@
 //! vd-rollout over six local targets with generations and real venvs: a
 //! canary, then waves, each wave released by the real vd-push | vd-reload
 //! --revert; a check that fails on the third target; one failure budget.
-//! And what the rollout makes of a COMMAND that misbehaves.
+//! And what the rollout makes of a COMMAND that misbehaves, and what it
+//! shows at a terminal.
 
 use crate::push::{log_events, requirements, wheel};
+use crate::terminal::{at_terminal, plain, screen, Gate};
 use crate::util::python::{install, pip_list, venv_with_pip};
 use crate::util::record::Switch;
-use crate::util::{empty_repo, error_message, jsonl, pipeline, repo, tool, Outcome, Record};
+use crate::util::{
+    bin, empty_repo, error_message, jsonl, pipeline, repo, tool, without_vd_environment, Outcome,
+    Record,
+};
 use serde_json::{json, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -465,4 +470,63 @@ fn foreign_records_and_lines_that_are_not_json_count_as_failures() {
     let records = out.records();
     assert_eq!(records.len(), 2, "{}", out.stdout);
     assert!(error_message(&records[1]).contains("given back twice"));
+}
+
+#[test]
+fn at_a_terminal_one_line_shows_the_wave_and_the_inner_tools_then_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = empty_repo(dir.path());
+    let gate = Gate::new(dir.path().join("gate"));
+    // The second target's reload waits on the gate: the rollout is then in
+    // its second wave, vd-reload inside it at work on that target.
+    let targets: Vec<Value> = (1..=3)
+        .map(|i| {
+            let reload = match i {
+                2 => format!("cat '{}' >/dev/null", gate.path.display()),
+                _ => "true".to_string(),
+            };
+            json!({"host": "localhost", "via": "local", "venv": format!("/srv/t{i}"),
+                   "reload": reload, "check": "true"})
+        })
+        .collect();
+    let input = dir.path().join("targets.jsonl");
+    fs::write(&input, jsonl(&targets)).unwrap();
+    let command = format!(
+        "{} --canary 1 --wave 1 --repo '{}' -- '{}' <'{}'",
+        bin("vd-rollout").display(),
+        repo.display(),
+        pipeline(&["vd-reload --always"]),
+        input.display()
+    );
+    let mut script = without_vd_environment(std::process::Command::new("script"));
+    script.env("HOME", dir.path()).env("VD_REPO", &repo);
+    let terminal = at_terminal(script, &command);
+    let shown = terminal.wait_for(|shown| {
+        let text = plain(shown);
+        text.contains("vd-rollout [")
+            && text.contains("wave 2: running · 1 released, 0 failed, budget 0 left")
+            && text.contains("reload 0/1")
+            && text.contains("reload localhost:/srv/t2")
+    });
+    assert!(
+        shown,
+        "the bar lacks the wave or vd-reload:\n{}",
+        terminal.shown()
+    );
+    gate.open();
+    let (code, shown) = terminal.finish();
+    assert_eq!(code, 0, "{}", plain(&shown));
+    let lines = screen(&shown);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("/srv/t3") && l.contains("released")),
+        "{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("3 targets: 0 failed")),
+        "{}",
+        lines.join("\n")
+    );
 }

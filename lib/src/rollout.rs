@@ -278,7 +278,7 @@ impl<'a, W: Write> Rollout<'a, W> {
     fn show(&self, doing: &str) {
         let left = self.budget.saturating_sub(self.failed.len() as u64);
         console::status(&format!(
-            "{} released, {} failed, budget {left} left: {doing}",
+            "{doing} · {} released, {} failed, budget {left} left",
             self.released,
             self.failed.len()
         ));
@@ -298,7 +298,7 @@ impl<'a, W: Write> Rollout<'a, W> {
             .map(|s| s.record.clone())
             .collect();
         self.event(format!("{name} started: {}", targets(fed.len())));
-        self.show(&format!("{name}: running COMMAND"));
+        self.show(&format!("{name}: running"));
         let answer = match command::run(&self.plan.command, &fed, TOOL, number) {
             Ok(answer) => answer,
             Err(e) => Answer {
@@ -328,7 +328,7 @@ impl<'a, W: Write> Rollout<'a, W> {
                     humantime::format_duration(pause)
                 ));
                 std::thread::sleep(pause);
-                self.show(&format!("{name}: checking the released targets again"));
+                self.show(&format!("{name}: checking"));
                 self.check_again(&mut slots);
             }
         }
@@ -362,7 +362,7 @@ impl<'a, W: Write> Rollout<'a, W> {
         if let Some(stop) = &self.stop {
             self.event(format!("stopped after {name}: {}", stop.reason));
             if self.plan.revert_wave {
-                self.show(&format!("{name}: switching its released targets back"));
+                self.show(&format!("{name}: switching back"));
                 self.revert(&mut slots);
             }
         }
