@@ -422,7 +422,8 @@ fn records_command_does_not_give_back_fail_their_targets_and_stop_it() {
     assert!(records[0].error.is_none());
     let message = error_message(&records[1]);
     assert!(
-        message.contains("/srv/t2") && message.contains("exited with status 0 without giving back"),
+        message.contains("/srv/t2")
+            && message.contains("gave back no record of this target (it exited with status 0)"),
         "{message}"
     );
     assert!(records[2..].iter().all(|r| r.skipped == Some(true)));

@@ -284,70 +284,33 @@ impl<'a, W: Write> Rollout<'a, W> {
         ));
     }
 
-    /// Feed one wave to COMMAND, count what comes back, and write it.
+    /// Feed one wave to COMMAND, count what comes back, watch it through
+    /// the pause, stop past the budget, and write the wave's records.
     fn run_wave(&mut self, mut slots: Vec<Slot>) -> Result<()> {
-        let number = if self.fill == 0 {
-            self.wave - 1
-        } else {
-            self.wave
+        // A full wave has moved the count on to the next one already.
+        let number = match self.fill {
+            0 => self.wave - 1,
+            _ => self.wave,
         };
         let name = self.name(number);
-        let fed: Vec<Record> = slots
-            .iter()
-            .filter(|s| s.target)
-            .map(|s| s.record.clone())
-            .collect();
-        self.event(format!("{name} started: {}", targets(fed.len())));
-        self.show(&format!("{name}: running"));
-        let answer = match command::run(&self.plan.command, &fed, TOOL, number) {
-            Ok(answer) => answer,
-            Err(e) => Answer {
-                returned: vec![None; fed.len()],
-                foreign: Vec::new(),
-                end: {
-                    crate::messages::error(TOOL, &format!("{name}: {e:#}"));
-                    End::Exited(-1)
-                },
-            },
-        };
         let failed_before = self.failed.len();
-        self.take_answer(&mut slots, &answer, number);
-        for record in &answer.foreign {
-            self.failed.push(target_label(record));
-        }
+        let answer = self.feed(&name, number, &mut slots);
         if let End::Killed(signal) = answer.end {
             self.stop = Some(Stop {
                 after: number,
                 reason: format!("{name}: COMMAND was killed by signal {signal}"),
             });
         }
-        if self.stop.is_none() && !self.over_budget() {
-            if let Some(pause) = self.plan.pause {
-                self.show(&format!(
-                    "{name}: pausing {}",
-                    humantime::format_duration(pause)
-                ));
-                std::thread::sleep(pause);
-                self.show(&format!("{name}: checking"));
-                self.check_again(&mut slots);
-            }
-        }
-        let failed = &self.failed[failed_before..];
-        if !failed.is_empty() {
-            self.event(format!(
-                "{name} failed: {} of {} ({}); {} failed in all, budget {}",
-                failed.len(),
-                targets(fed.len()),
-                failed.join(", "),
-                self.failed.len(),
-                self.budget
+        if let (None, false, Some(pause)) = (&self.stop, self.over_budget(), self.plan.pause) {
+            self.show(&format!(
+                "{name}: pausing {}",
+                humantime::format_duration(pause)
             ));
+            std::thread::sleep(pause);
+            self.show(&format!("{name}: checking"));
+            self.check_again(&mut slots);
         }
-        let released = slots.iter().filter(|s| s.released).count();
-        self.event(format!(
-            "{name} released: {released} of {}",
-            targets(fed.len())
-        ));
+        self.log_wave(&name, &slots, failed_before);
         if self.stop.is_none() && self.over_budget() {
             self.stop = Some(Stop {
                 after: number,
@@ -366,13 +329,50 @@ impl<'a, W: Write> Rollout<'a, W> {
                 self.revert(&mut slots);
             }
         }
-        for slot in slots {
-            self.out.write(&slot.record)?;
-        }
-        for record in &answer.foreign {
+        for record in slots.iter().map(|s| &s.record).chain(&answer.foreign) {
             self.out.write(record)?;
         }
         Ok(())
+    }
+
+    /// Run COMMAND on the wave's targets and take back what it gives:
+    /// into the slots, and the foreign lines counted as failures.
+    fn feed(&mut self, name: &str, number: u64, slots: &mut [Slot]) -> Answer {
+        let fed: Vec<Record> = slots
+            .iter()
+            .filter(|s| s.target)
+            .map(|s| s.record.clone())
+            .collect();
+        self.event(format!("{name} started: {}", targets(fed.len())));
+        self.show(&format!("{name}: running"));
+        let answer = command::run(&self.plan.command, &fed, TOOL, number).unwrap_or_else(|e| {
+            crate::messages::error(TOOL, &format!("{name}: {e:#}"));
+            Answer {
+                returned: vec![None; fed.len()],
+                foreign: Vec::new(),
+                end: End::Unstarted,
+            }
+        });
+        self.take_answer(slots, &answer, number);
+        self.failed.extend(answer.foreign.iter().map(target_label));
+        answer
+    }
+
+    /// The wave's `failed` event (when some failed) and `released` event.
+    fn log_wave(&self, name: &str, slots: &[Slot], failed_before: usize) {
+        let count = targets(slots.iter().filter(|s| s.target).count());
+        let failed = &self.failed[failed_before..];
+        if !failed.is_empty() {
+            self.event(format!(
+                "{name} failed: {} of {count} ({}); {} failed in all, budget {}",
+                failed.len(),
+                failed.join(", "),
+                self.failed.len(),
+                self.budget
+            ));
+        }
+        let released = slots.iter().filter(|s| s.released).count();
+        self.event(format!("{name} released: {released} of {count}"));
     }
 
     /// Put what COMMAND gave back into the wave's slots; a target it gave
@@ -384,7 +384,7 @@ impl<'a, W: Write> Rollout<'a, W> {
                 Some(record) => slot.record = record,
                 None => {
                     let message = format!(
-                        "wave {number}: COMMAND {} without giving back this target's record; \
+                        "wave {number}: COMMAND gave back no record of this target (it {}); \
                          whether it was released is unknown",
                         answer.end
                     );

@@ -36,6 +36,8 @@ pub struct Answer {
 pub enum End {
     Exited(i32),
     Killed(i32),
+    /// `sh` could not be started (said on stderr).
+    Unstarted,
 }
 
 impl std::fmt::Display for End {
@@ -43,6 +45,7 @@ impl std::fmt::Display for End {
         match self {
             End::Exited(status) => write!(f, "exited with status {status}"),
             End::Killed(signal) => write!(f, "was killed by signal {signal}"),
+            End::Unstarted => write!(f, "could not be started"),
         }
     }
 }
