@@ -311,6 +311,12 @@ fn a_check_that_starts_failing_during_the_pause_stops_the_rollout() {
         assert_eq!(record.skipped, Some(true), "{record:?}");
         assert_eq!(record.reloaded, None, "{record:?}");
     }
+    let events = rollout_events(&repo);
+    assert!(
+        events.iter().any(|e| e == "wave 1 released: 0 of 1 target")
+            && events.last().unwrap().starts_with("stopped after wave 1: 1 target failed"),
+        "{events:?}"
+    );
 }
 
 /// Records of local targets `/srv/t1`... that no host is asked about.

@@ -371,7 +371,12 @@ impl<'a, W: Write> Rollout<'a, W> {
                 self.budget
             ));
         }
-        let released = slots.iter().filter(|s| s.released).count();
+        // A target that failed its check after the pause stays `released`
+        // for --revert-wave, but is not counted so here.
+        let released = slots
+            .iter()
+            .filter(|s| s.released && error_of(&s.record).is_none())
+            .count();
         self.event(format!("{name} released: {released} of {count}"));
     }
 

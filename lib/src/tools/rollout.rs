@@ -93,7 +93,9 @@ pub struct Args {
     transport: TransportArgs,
 
     /// The pipeline each wave's records go through, one shell string:
-    /// 'vd-push | vd-migrate | vd-reload --revert'.
+    /// 'vd-push | vd-migrate | vd-reload --revert'. Its tools take their
+    /// own options: --repo here names the release log vd-rollout writes
+    /// to, VD_REPO (and VD_JOBS, VD_TIMEOUT...) set them for every tool.
     #[arg(last = true, required = true, value_name = "COMMAND", value_parser = parse_command)]
     command: String,
 }
