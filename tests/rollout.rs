@@ -8,6 +8,7 @@ use crate::push::{log_events, requirements, wheel};
 use crate::terminal::{at_terminal, plain, screen, Gate};
 use crate::util::python::{install, pip_list, venv_with_pip};
 use crate::util::record::Switch;
+use crate::util::sshd::Sshd;
 use crate::util::{
     bin, empty_repo, error_message, jsonl, pipeline, repo, tool, without_vd_environment, Outcome,
     Record,
@@ -255,21 +256,33 @@ fn a_budget_of_one_releases_every_target_but_the_failing_one() {
     );
 }
 
-/// Local targets whose reload stamps the time and whose check passes only
+/// Targets whose reload stamps the time and whose check passes only
 /// within a second of it (a service that dies soon after it starts);
-/// nothing to push: the COMMAND is vd-reload alone.
-fn stamped_targets(dir: &Path, count: usize) -> String {
+/// nothing to push: the COMMAND is vd-reload alone. Each is `base(i)`
+/// (where it is) with the venv `/srv/tI`.
+fn stamped_targets(dir: &Path, count: usize, base: impl Fn(usize) -> Value) -> String {
     let targets: Vec<Value> = (1..=count)
         .map(|i| {
             let stamp = dir.join(format!("stamp{i}")).display().to_string();
             let check = format!("[ $(( $(date +%s) - $(cat '{stamp}') )) -lt 2 ]");
-            json!({
-                "host": "localhost", "via": "local", "venv": format!("/srv/t{i}"),
-                "changed": true, "reload": format!("date +%s >'{stamp}'"), "check": check,
-            })
+            let mut target = base(i);
+            let fields = json!({
+                "venv": format!("/srv/t{i}"), "changed": true,
+                "reload": format!("date +%s >'{stamp}'"), "check": check,
+            });
+            target
+                .as_object_mut()
+                .unwrap()
+                .extend(fields.as_object().unwrap().clone());
+            target
         })
         .collect();
     jsonl(&targets)
+}
+
+/// This machine, reached without SSH.
+fn local(_: usize) -> Value {
+    json!({"host": "localhost", "via": "local"})
 }
 
 #[test]
@@ -288,14 +301,14 @@ fn a_check_that_starts_failing_during_the_pause_stops_the_rollout() {
             .run()
     };
     // Without a pause long enough to see it, the checks pass.
-    let out = run(stamped_targets(dir.path(), 3), "10ms");
+    let out = run(stamped_targets(dir.path(), 3, local), "10ms");
     out.expect_code(0);
     for i in 1..=3 {
         fs::remove_file(dir.path().join(format!("stamp{i}"))).unwrap();
     }
     // Healthy for a second after its reload: the canary fails its check
     // after the pause, and the rest are not reached.
-    let out = run(stamped_targets(dir.path(), 3), "3s");
+    let out = run(stamped_targets(dir.path(), 3, local), "3s");
     out.expect_code(1);
     let records = out.records();
     let message = error_message(&records[0]);
@@ -314,9 +327,36 @@ fn a_check_that_starts_failing_during_the_pause_stops_the_rollout() {
     let events = rollout_events(&repo);
     assert!(
         events.iter().any(|e| e == "wave 1 released: 0 of 1 target")
-            && events.last().unwrap().starts_with("stopped after wave 1: 1 target failed"),
+            && events
+                .last()
+                .unwrap()
+                .starts_with("stopped after wave 1: 1 target failed"),
         "{events:?}"
     );
+}
+
+#[test]
+fn the_checks_after_a_pause_go_to_the_targets_host_over_ssh() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = empty_repo(dir.path());
+    let on_server = |i: usize| Value::Object(server.target(0, Path::new(&format!("/srv/t{i}"))));
+    let out = server
+        .tool("vd-rollout")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--canary", "1", "--pause", "3s", "--"])
+        .arg(pipeline(&["vd-reload --check-tries 1"]))
+        .env("VD_REPO", &repo)
+        .stdin(stamped_targets(dir.path(), 2, on_server))
+        .run();
+    out.expect_code(1);
+    let records = out.records();
+    let message = error_message(&records[0]);
+    assert!(message.contains("after the pause"), "{message}");
+    assert_eq!(records[1].skipped, Some(true));
+    // vd-reload's session, then the rollout's own for the check.
+    assert_eq!(server.logins(), 2);
 }
 
 /// Records of local targets `/srv/t1`... that no host is asked about.
