@@ -15,10 +15,12 @@
 use super::netns::Netns;
 use super::{tool, Run};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
 use std::fs;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const INSTALL: &str = "the remote tools' tests need OpenSSH's sshd and ssh-keygen: \
@@ -85,13 +87,22 @@ pub fn keygen(path: &Path, passphrase: &str) {
     assert!(status.success(), "ssh-keygen failed");
 }
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, and one this test process has not
+/// handed out before: tests run in parallel, and a port the kernel gives
+/// back for 127.0.0.1 may already be another test's sshd on 127.0.0.2.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// How [`Sshd::start_with`] differs from a plain server.
@@ -113,8 +124,10 @@ impl Sshd {
     }
 
     pub fn start_with(hosts: usize, options: Options) -> Sshd {
-        let sshd = Path::new("/usr/sbin/sshd");
-        assert!(sshd.exists(), "/usr/sbin/sshd is missing; {INSTALL}");
+        assert!(
+            Path::new("/usr/sbin/sshd").exists(),
+            "/usr/sbin/sshd is missing; {INSTALL}"
+        );
         if is_root() {
             // sshd's privilege separation directory, absent in fresh containers.
             let _ = fs::create_dir_all("/run/sshd");
@@ -124,74 +137,22 @@ impl Sshd {
         keygen(&d.join("host_key"), "");
         keygen(&d.join("user_key"), "");
         fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
-        let port = free_port();
         let hosts: Vec<String> = if options.addresses.is_empty() {
             (0..hosts).map(|i| format!("127.0.0.{}", i + 2)).collect()
         } else {
             options.addresses.clone()
         };
-        let mut config = String::new();
-        for host in &hosts {
-            config.push_str(&format!("ListenAddress {host}:{port}\n"));
-        }
-        config.push_str(&format!(
-            "HostKey {hk}\nAuthorizedKeysFile {ak}\nPidFile none\nStrictModes no\nUsePAM no\n\
-             PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nMaxStartups 100\n\
-             MaxSessions 100\nLogLevel INFO\n",
-            hk = d.join("host_key").display(),
-            ak = d.join("authorized_keys").display(),
-        ));
-        // The sessions log in as the user running the tests, whose bash
-        // sources ~/.bashrc for every SSH command (Debian builds bash so);
-        // a developer's .bashrc (pyenv's `init` rehashes its shims on every
-        // start, and says so on stderr when two race) must not reach what
-        // the tools print. bash reads it only when it thinks it is the top
-        // shell: SHLVL=1 from sshd makes the login shell level 2. The test
-        // hosts are thus accounts whose shell does no work, as the
-        // benchmarks' are.
-        config.push_str("SetEnv SHLVL=1\n");
-        if !options.no_sftp {
-            config.push_str("Subsystem sftp internal-sftp\n");
-        }
-        config.push_str(&options.config);
-        fs::write(d.join("sshd_config"), config).unwrap();
-        let log = fs::File::create(d.join("sshd.log")).unwrap();
-        let mut command = match options.netns {
-            Some(netns) => netns.command(sshd),
-            None => Command::new(sshd),
-        };
-        let mut child = command
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start sshd ({e}); {INSTALL}"));
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let listening = |host: &str| match options.netns {
-            // Not reachable from here: its own log says when it listens.
-            Some(_) => fs::read_to_string(d.join("sshd.log"))
-                .unwrap_or_default()
-                .contains(&format!("Server listening on {host} port {port}")),
-            None => TcpStream::connect((host, port)).is_ok(),
-        };
-        for host in &hosts {
-            while !listening(host) {
-                if let Some(status) = child.try_wait().unwrap() {
-                    panic!(
-                        "sshd exited ({status}):\n{}",
-                        fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
-                    );
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "sshd did not listen on {host}:{port}"
-                );
-                std::thread::sleep(Duration::from_millis(20));
+        // Another process (a second test run, a benchmark) may take the
+        // port between free_port() and sshd's bind: then try another.
+        let mut attempts = 0;
+        let (child, port) = loop {
+            let port = free_port();
+            match listen(d, &hosts, port, &options) {
+                Ok(child) => break (child, port),
+                Err(log) if attempts < 5 && log.contains("Address already in use") => attempts += 1,
+                Err(log) => panic!("sshd exited:\n{log}"),
             }
-        }
+        };
         let sshd = Sshd {
             dir,
             child,
@@ -306,6 +267,73 @@ impl Sshd {
     pub fn logins(&self) -> usize {
         self.log().matches("Accepted publickey").count()
     }
+}
+
+/// Start sshd in `dir` on `port` of every host and wait until it says it
+/// listens on each. Its own log is asked, never a connection: a connect
+/// could reach another test's server on the same address and port. Err
+/// holds the log of a server that exited.
+fn listen(dir: &Path, hosts: &[String], port: u16, options: &Options) -> Result<Child, String> {
+    let mut config = String::new();
+    for host in hosts {
+        config.push_str(&format!("ListenAddress {host}:{port}\n"));
+    }
+    config.push_str(&format!(
+        "HostKey {hk}\nAuthorizedKeysFile {ak}\nPidFile none\nStrictModes no\nUsePAM no\n\
+         PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nMaxStartups 100\n\
+         MaxSessions 100\nLogLevel INFO\n",
+        hk = dir.join("host_key").display(),
+        ak = dir.join("authorized_keys").display(),
+    ));
+    // The sessions log in as the user running the tests, whose bash
+    // sources ~/.bashrc for every SSH command (Debian builds bash so);
+    // a developer's .bashrc (pyenv's `init` rehashes its shims on every
+    // start, and says so on stderr when two race) must not reach what
+    // the tools print. bash reads it only when it thinks it is the top
+    // shell: SHLVL=1 from sshd makes the login shell level 2. The test
+    // hosts are thus accounts whose shell does no work, as the
+    // benchmarks' are.
+    config.push_str("SetEnv SHLVL=1\n");
+    if !options.no_sftp {
+        config.push_str("Subsystem sftp internal-sftp\n");
+    }
+    config.push_str(&options.config);
+    fs::write(dir.join("sshd_config"), config).unwrap();
+    let log_path = dir.join("sshd.log");
+    let log = fs::File::create(&log_path).unwrap();
+    let sshd = Path::new("/usr/sbin/sshd");
+    let mut command = match options.netns {
+        Some(netns) => netns.command(sshd),
+        None => Command::new(sshd),
+    };
+    let mut child = command
+        .args(["-D", "-e", "-f"])
+        .arg(dir.join("sshd_config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start sshd ({e}); {INSTALL}"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let listening = |host: &str| {
+        fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .contains(&format!("Server listening on {host} port {port}"))
+    };
+    for host in hosts {
+        while !listening(host) {
+            if child.try_wait().unwrap().is_some() {
+                return Err(fs::read_to_string(&log_path).unwrap_or_default());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not listen on {host}:{port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Ok(child)
 }
 
 impl Drop for Sshd {
