@@ -14,7 +14,7 @@
 //! check again after `--pause`; a line COMMAND gives back that is no
 //! target of the wave counts as a failure too.
 //!
-//! What is not part of it: [`command`] runs one wave's COMMAND and matches
+//! Its parts: [`command`] runs one wave's COMMAND and matches
 //! its output to the wave's targets; [`hosts`] does the work between waves
 //! on the released targets' hosts (the checks after a pause, the switch
 //! back of `--revert-wave`), reusing vd-reload's check and vd-rollback's
@@ -44,6 +44,7 @@ use command::{Answer, End};
 use hosts::Session;
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 /// The tool's name, in its messages and the errors it puts in records.
@@ -115,10 +116,13 @@ pub fn input(
         return Ok((None, Box::new(reader)));
     }
     let path = std::env::temp_dir().join(format!("vd-rollout-{}", std::process::id()));
+    // New (never a file or link someone put there) and the user's alone:
+    // the records may say more than the user would show.
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(&path)
         .with_context(|| format!("cannot make {} to count the input in", path.display()))?;
     let _ = std::fs::remove_file(&path);
