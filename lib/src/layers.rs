@@ -41,7 +41,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "domain",
-        &["log", "repo", "resolve", "plan", "saved_freeze", "fetch"],
+        &[
+            "log",
+            "repo",
+            "resolve",
+            "plan",
+            "saved_freeze",
+            "fetch",
+            "pylock",
+            "export",
+        ],
     ),
     ("hosts", &["transport", "remote", "cache"]),
     ("presentation", &["summary", "console", "output", "confirm"]),

@@ -21,8 +21,10 @@
 //!    address), [`wheel`], [`requirement`], [`record`] (with the plan's
 //!    entries), [`tags`], [`fingerprint`], [`inventory`].
 //! 3. Domain, what vd decides offline: [`log`], [`repo`], [`resolve`],
-//!    [`plan`], [`saved_freeze`]; and [`fetch`], which asks pip what a
-//!    fleet needs from an index, outside the network.
+//!    [`plan`], [`saved_freeze`], [`pylock`] (PEP 751 locks, read as
+//!    requirements and written), [`export`] (what vd-export writes); and
+//!    [`fetch`], which asks pip what a fleet needs from an index, outside
+//!    the network.
 //! 4. Hosts: [`transport`], [`remote`] (the scripts run there), [`cache`].
 //! 5. Presentation: [`summary`], [`console`], [`output`], [`confirm`].
 //! 6. [`fleet`], which runs a tool's work over the hosts.
@@ -44,6 +46,7 @@ pub mod completions;
 mod confirm;
 mod console;
 mod escape;
+mod export;
 mod fetch;
 mod fingerprint;
 mod fleet;
@@ -58,6 +61,7 @@ mod messages;
 mod output;
 mod plan;
 mod push;
+mod pylock;
 mod record;
 mod remote;
 mod repo;

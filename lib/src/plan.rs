@@ -18,6 +18,7 @@ use crate::record::{Action, AheadPackage, Change, UnchangedPackage};
 use crate::repo::Index;
 use crate::requirement::{Origin, Requirement, Requirements};
 use crate::resolve::{resolve, Candidates, Dist, Memo, Request, Resolution};
+use crate::tags::Tags;
 use crate::wheel::{self, WheelName};
 use pep508_rs::pep440_rs::Version;
 use std::cell::OnceCell;
@@ -267,14 +268,7 @@ impl<'a> Planner<'a> {
         version: &str,
     ) -> Option<UnchangedPackage> {
         let wanted = Version::from_str(version).ok()?;
-        let (_, wheel) = self
-            .index
-            .wheels_of(name)
-            .iter()
-            .map(|&w| (self.index.name(w), w))
-            .filter(|(n, _)| n.version == wanted)
-            .filter_map(|(n, w)| Some((target.tags.priority(n)?, w)))
-            .min()?;
+        let wheel = wheel_of_version(self.index, target.tags, name, &wanted)?;
         let sha256 = self.index.sha256(wheel).ok()?.to_string();
         Some(UnchangedPackage {
             name: name.to_string(),
@@ -318,6 +312,25 @@ impl<'a> Planner<'a> {
             seen.join(", ")
         ))
     }
+}
+
+/// The repository's best wheel of exactly `version` of `name` for an
+/// interpreter of these tags (the most specific tag, then the filename
+/// order), if it has one: the wheel an installed version came from.
+pub(crate) fn wheel_of_version(
+    index: &Index,
+    tags: &Tags,
+    name: &str,
+    version: &Version,
+) -> Option<usize> {
+    index
+        .wheels_of(name)
+        .iter()
+        .map(|&w| (index.name(w), w))
+        .filter(|(n, _)| n.version == *version)
+        .filter_map(|(n, w)| Some((tags.priority(n)?, w)))
+        .min()
+        .map(|(_, w)| w)
 }
 
 /// `--exact`'s removals: what is installed outside the closure, but the

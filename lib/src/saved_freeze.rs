@@ -153,25 +153,11 @@ fn pins(record: &Record, path: &Path, line: usize) -> Result<Requirements> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wheel::{Metadata, WheelName};
 
     /// A repository of these wheels, in memory.
     fn index(files: &[&str]) -> Index {
-        Index::in_memory(
-            files
-                .iter()
-                .map(|file| {
-                    let name = WheelName::parse(file).unwrap();
-                    let metadata = Metadata {
-                        name: name.distribution.clone(),
-                        version: name.version.clone(),
-                        requires_dist: Vec::new(),
-                        requires_python: None,
-                    };
-                    (name, metadata, String::new())
-                })
-                .collect(),
-        )
+        let files: Vec<(&str, &str)> = files.iter().map(|f| (*f, "")).collect();
+        crate::testing::wheel_index(&files)
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod python;
 pub mod record;
 pub mod sshd;
 pub mod upload;
+pub mod uv;
 
 pub use record::Record;
 
@@ -22,6 +23,7 @@ pub fn bin(tool: &str) -> PathBuf {
     let path = match tool {
         "vd-add" => env!("CARGO_BIN_EXE_vd-add"),
         "vd-diff" => env!("CARGO_BIN_EXE_vd-diff"),
+        "vd-export" => env!("CARGO_BIN_EXE_vd-export"),
         "vd-fetch" => env!("CARGO_BIN_EXE_vd-fetch"),
         "vd-freeze" => env!("CARGO_BIN_EXE_vd-freeze"),
         "vd-push" => env!("CARGO_BIN_EXE_vd-push"),

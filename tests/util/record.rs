@@ -97,6 +97,8 @@ optional_fields! {
         error: Error,
         /// The file vd-export wrote for this target.
         exported: String,
+        /// `NAME VERSION` of what vd-export wrote without a wheel.
+        unexported: Vec<String>,
         // vd-fetch.
         fetched: Vec<Fetched>,
     }

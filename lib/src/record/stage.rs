@@ -371,6 +371,19 @@ newtype_field! {
     Checked(bool) = "checked", Copy
 }
 
+newtype_field! {
+    /// `exported` (from vd-export): the path of the file written for the
+    /// target.
+    Exported(String) = "exported"
+}
+
+newtype_field! {
+    /// `unexported` (from vd-export): `NAME VERSION` of each installed
+    /// distribution the repository has no wheel of for the target, written
+    /// without a wheel or hash (a warning).
+    Unexported(Vec<String>) = "unexported", Default
+}
+
 /// `error`: the tool that failed the target and why. Later tools pass the
 /// record through untouched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -84,6 +84,18 @@ pub struct Target {
 }
 
 impl Target {
+    /// The interpreter's facts vd-freeze put in `python`: what the tools
+    /// after it plan and write from.
+    pub fn facts(&self) -> Result<&Facts> {
+        match &self.python {
+            Some(Python::Facts(facts)) => Ok(facts),
+            Some(Python::Name(_)) => {
+                bail!("field `python` must be an object of interpreter facts (from vd-freeze)")
+            }
+            None => bail!("missing field `python` (run vd-freeze first)"),
+        }
+    }
+
     /// Parse the target fields of a record. The error names every bad field,
     /// one per `; `; the caller adds the line.
     pub fn parse(record: &Record) -> Result<Target> {

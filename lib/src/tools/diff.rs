@@ -6,14 +6,16 @@ use crate::fingerprint;
 use crate::messages;
 use crate::output::{status_cell, Output, Status, Table};
 use crate::plan::{self, Kinds, Planned, Planner, Plans, Policy};
+use crate::pylock::{self, LockFile};
 use crate::record::{
-    self, target_label, Action, Ahead, Changes, Markers, Python, RawRecord, Reader, Record, Target,
+    self, target_label, Action, Ahead, Changes, Markers, RawRecord, Reader, Record, Target,
 };
 use crate::repo::Repo;
 use crate::requirement::Requirements;
 use crate::saved_freeze::SavedFreeze;
 use crate::tags::{Interpreter, Tags};
 use anyhow::{anyhow, bail, Result};
+use pep508_rs::MarkerEnvironment;
 use std::collections::HashMap;
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -58,6 +60,21 @@ const TOOL: &str = "vd-diff";
 /// is (its --index-url, --extra-index-url, --find-links and --trusted-host
 /// lines are ignored with a warning). URLs, paths, -e and other pip options
 /// are errors naming file and line.
+///
+/// A REQUIREMENTS argument named pylock.toml or pylock.NAME.toml is read
+/// as a PEP 751 lock, and must be the only one. For each target, the lock's
+/// packages whose `marker` and `requires-python` apply there (evaluated
+/// with the target's `markers`) are pinned to their version and to the
+/// sha256 digests of the lock's wheels of them, and nothing else is kept
+/// (as with --exact). The repository must have a wheel of each such
+/// package whose sha256 the lock lists, and the target must accept it by
+/// its tags; a package the repository has no wheel of, one whose wheels
+/// hash otherwise, or one the lock gives only as an sdist, VCS checkout,
+/// directory or archive is an error naming the file, the line and the
+/// package. A lock whose `requires-python` or `environments` leave the
+/// target out is an error for that target; one of an unknown major
+/// lock-version (2.0) an error for the run. The URLs and paths of the
+/// lock's files are not used: vd installs from its repository.
 ///
 /// Each plan is stamped with `planned_from`, a fingerprint (sha256) of the
 /// state it was made from: the interpreter's implementation and version and
@@ -105,8 +122,9 @@ pub struct Args {
     #[arg(long)]
     check: bool,
 
-    /// Requirements files that apply to every target. With none, each
-    /// record's `requirements` file and `packages` list apply.
+    /// Requirements files that apply to every target, or one PEP 751 lock
+    /// (pylock.toml, pylock.NAME.toml). With none, each record's
+    /// `requirements` file and `packages` list apply.
     #[arg(value_name = "REQUIREMENTS")]
     requirements: Vec<PathBuf>,
 }
@@ -213,6 +231,8 @@ fn run(args: Args, out: &mut Output) -> Result<Status> {
 /// themselves, only what many of them share, and how the run is going.
 struct State<'a> {
     saved_freeze: Option<SavedFreeze>,
+    /// A PEP 751 lock given as REQUIREMENTS.
+    pylock: Option<LockFile>,
     policy: Policy,
     plans: Plans,
     planner: Planner<'a>,
@@ -232,7 +252,9 @@ impl<'a> State<'a> {
     /// Read what the arguments name: the requirements every target shares,
     /// or the saved freeze.
     fn new(args: &Args, planner: Planner<'a>) -> Result<State<'a>> {
-        let common = if args.requirements.is_empty() {
+        let pylock = read_pylock(&args.requirements)?;
+        let exact = args.exact || args.lock.is_some() || pylock.is_some();
+        let common = if args.requirements.is_empty() || pylock.is_some() {
             None
         } else {
             let mut all = Requirements::default();
@@ -243,8 +265,9 @@ impl<'a> State<'a> {
         };
         Ok(State {
             saved_freeze: args.lock.as_deref().map(SavedFreeze::read).transpose()?,
+            pylock,
             policy: Policy {
-                exact: args.exact || args.lock.is_some(),
+                exact,
                 upgrade_deps: args.upgrade_deps,
                 unchanged: false,
             },
@@ -304,13 +327,7 @@ impl<'a> State<'a> {
 
     fn plan_record(&mut self, record: &Record) -> Result<Rc<Planned>> {
         let target = Target::parse(record)?;
-        let python = match &target.python {
-            Some(Python::Facts(facts)) => facts,
-            Some(Python::Name(_)) => {
-                bail!("field `python` must be an object of interpreter facts (from vd-freeze)")
-            }
-            None => bail!("missing field `python` (run vd-freeze first)"),
-        };
+        let python = target.facts()?;
         let env = record::get::<Markers>(record)?
             .ok_or_else(|| anyhow!("missing field `markers` (run vd-freeze first)"))?
             .environment()?;
@@ -326,7 +343,7 @@ impl<'a> State<'a> {
             .entry(interpreter)
             .or_insert_with_key(|i| Rc::new(Tags::new(i)))
             .clone();
-        let (sources, requirements) = self.requirements_of(&target, record)?;
+        let (sources, requirements) = self.requirements_of(&target, record, &env)?;
         let sources: Vec<&Requirements> = sources.iter().map(Rc::as_ref).collect();
         let venv = plan::Venv {
             env: &env,
@@ -349,7 +366,14 @@ impl<'a> State<'a> {
         &mut self,
         target: &Target,
         record: &Record,
+        env: &MarkerEnvironment,
     ) -> Result<(Vec<Rc<Requirements>>, String)> {
+        if let Some(lock) = &self.pylock {
+            // The pins follow from the environment alone, which the plan's
+            // memo keys on too: one name serves every target.
+            let pins = lock.pins_for(env, self.planner.index())?;
+            return Ok((vec![Rc::new(pins)], "pylock".to_string()));
+        }
         if let Some(saved) = &self.saved_freeze {
             let pins = saved
                 .pins_for(target, record, self.planner.index())
@@ -377,6 +401,22 @@ impl<'a> State<'a> {
         sources.push(Rc::new(Requirements::from_list(packages, "packages")?));
         Ok((sources, name))
     }
+}
+
+/// The REQUIREMENTS argument read as a PEP 751 lock, when it is named as
+/// one (`pylock.toml`, `pylock.NAME.toml`). A lock is the whole of what a
+/// target gets, so it comes alone.
+fn read_pylock(paths: &[PathBuf]) -> Result<Option<LockFile>> {
+    let Some(lock) = paths.iter().find(|p| pylock::is_lock_file(p)) else {
+        return Ok(None);
+    };
+    if paths.len() > 1 {
+        bail!(
+            "{} is a PEP 751 lock, which names every package a target gets: give it as the only REQUIREMENTS",
+            lock.display()
+        );
+    }
+    LockFile::read(lock).map(Some)
 }
 
 /// A requirements file, its warnings said.

@@ -50,6 +50,7 @@ macro_rules! tool {
 
 pub mod add;
 pub mod diff;
+pub mod export;
 pub mod fetch;
 pub mod freeze;
 pub mod migrate;
@@ -99,6 +100,7 @@ pub fn commands() -> Vec<clap::Command> {
         command::<targets::VdTargets>(),
         command::<freeze::VdFreeze>(),
         command::<diff::VdDiff>(),
+        command::<export::VdExport>(),
         command::<fetch::VdFetch>(),
         command::<push::VdPush>(),
         command::<migrate::VdMigrate>(),
