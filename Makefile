@@ -6,7 +6,7 @@ BINDIR = $(DESTDIR)$(PREFIX)/bin
 MANDIR = $(DESTDIR)$(PREFIX)/share/man
 SHAREDIR = $(DESTDIR)$(PREFIX)/share
 CARGO ?= cargo
-TOOLS = vd-add vd-targets vd-freeze vd-diff vd-export vd-fetch vd-push vd-migrate vd-reload vd-rollback
+TOOLS = vd-add vd-targets vd-freeze vd-diff vd-export vd-fetch vd-push vd-migrate vd-reload vd-rollback vd-rollout
 
 .PHONY: all build test man completions install demo bench lint clean
 

@@ -102,42 +102,49 @@ impl Fleet {
     /// `command` run by `sh` in a pseudo-terminal, which is its stdin,
     /// stdout and stderr: what the terminal shows, read as it comes.
     fn at_terminal(&self, command: &str) -> Terminal {
-        // Wide enough that no target's name is cut in the table.
-        let command = format!("stty cols 250 rows 50; {command}");
-        let mut child = spawn_piped(
-            self.shell("script").args(["-qefc", &command, "/dev/null"]),
-            "script (util-linux)",
-        );
-        let mut stdout = child.stdout.take().unwrap();
-        let shown = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&shown);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Terminal { child, shown }
+        at_terminal(self.shell("script"), command)
     }
 }
 
+/// `command` run by `sh` in a pseudo-terminal made by `script` (the
+/// program, with its environment), which is its stdin, stdout and stderr:
+/// what the terminal shows, read as it comes.
+pub(crate) fn at_terminal(mut script: Command, command: &str) -> Terminal {
+    // Wide enough that no target's name is cut in the table.
+    let command = format!("stty cols 250 rows 50; {command}");
+    let mut child = spawn_piped(
+        script.args(["-qefc", &command, "/dev/null"]),
+        "script (util-linux)",
+    );
+    let mut stdout = child.stdout.take().unwrap();
+    let shown = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&shown);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    Terminal { child, shown }
+}
+
 /// A pipeline running at a pseudo-terminal.
-struct Terminal {
+pub(crate) struct Terminal {
     child: Child,
     shown: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Terminal {
-    fn shown(&self) -> String {
+    pub(crate) fn shown(&self) -> String {
         String::from_utf8_lossy(&self.shown.lock().unwrap()).into_owned()
     }
 
     /// Wait until what the terminal shows satisfies `done`; false at the
     /// deadline.
-    fn wait_for(&self, done: impl Fn(&str) -> bool) -> bool {
+    pub(crate) fn wait_for(&self, done: impl Fn(&str) -> bool) -> bool {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if done(&self.shown()) {
@@ -149,7 +156,7 @@ impl Terminal {
     }
 
     /// The exit status and everything shown.
-    fn finish(mut self) -> (i32, String) {
+    pub(crate) fn finish(mut self) -> (i32, String) {
         let deadline = Instant::now() + Duration::from_secs(120);
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -170,18 +177,18 @@ impl Terminal {
 /// A fifo that a reload command reads; opening it for writing (and closing
 /// it) lets that command end. Dropped, it is opened in any case, so a
 /// failing test does not leave a reload waiting.
-struct Gate {
-    path: PathBuf,
+pub(crate) struct Gate {
+    pub(crate) path: PathBuf,
 }
 
 impl Gate {
-    fn new(path: PathBuf) -> Gate {
+    pub(crate) fn new(path: PathBuf) -> Gate {
         let made = Command::new("mkfifo").arg(&path).status().unwrap();
         assert!(made.success(), "mkfifo {}", path.display());
         Gate { path }
     }
 
-    fn open(&self) {
+    pub(crate) fn open(&self) {
         let path = self.path.clone();
         // Blocks until the reader is there; detached, so a reader that
         // never comes does not hang the test.
@@ -198,7 +205,7 @@ impl Drop for Gate {
 /// The lines a terminal is left showing: of each line, what was written
 /// after its last carriage return (a bar drawn over, a row written over the
 /// cleared bar), without escape sequences.
-fn screen(text: &str) -> Vec<String> {
+pub(crate) fn screen(text: &str) -> Vec<String> {
     text.split('\n')
         .map(|line| {
             // The terminal sends a line's end as \r\n.
@@ -209,7 +216,7 @@ fn screen(text: &str) -> Vec<String> {
 }
 
 /// What a terminal was sent, without the escape sequences that draw the bar.
-fn plain(text: &str) -> String {
+pub(crate) fn plain(text: &str) -> String {
     let mut out = String::new();
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {

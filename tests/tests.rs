@@ -23,6 +23,7 @@ mod reload_generations;
 mod remote_guard;
 mod resolve;
 mod running;
+mod rollout;
 mod stream;
 mod targets;
 mod terminal;

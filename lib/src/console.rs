@@ -93,6 +93,9 @@ struct Live {
     bytes: u64,
     /// When this stage last posted its status.
     posted: Option<Instant>,
+    /// The tool's own word on where it is (vd-rollout's wave), shown
+    /// before its counts.
+    status: String,
 }
 
 impl Live {
@@ -321,6 +324,12 @@ fn short_label(record: &crate::record::Record) -> String {
     format!("{}:{venv}", names.host.unwrap_or("?"))
 }
 
+/// The tool's own line on where it is (vd-rollout: the wave, its counts,
+/// a pause), shown on the bar before the counts, and posted with them.
+pub fn status(text: &str) {
+    update(|live| live.status = text.to_string());
+}
+
 /// Bytes sent to a host (vd-push), as they go.
 pub fn uploaded(bytes: u64) {
     update(|live| live.bytes += bytes);
@@ -349,7 +358,11 @@ fn update(change: impl FnOnce(&mut Live)) {
         // its ticks.
         if live.posted.is_none_or(|t| t.elapsed() >= POST_EVERY) {
             live.posted = Some(Instant::now());
-            board.post(&stage_status(console.tool, &live));
+            let (mut counts, doing) = stage_status(console.tool, &live);
+            if !live.status.is_empty() {
+                counts.push_str(&format!(" {}", live.status));
+            }
+            board.post(&(counts, doing));
         }
         return;
     }
@@ -402,7 +415,13 @@ fn stage_status(tool: &str, live: &Live) -> (String, String) {
 fn pipeline_message(tool: &str, live: &Live, others: &[(String, String)]) -> String {
     let own = stage_status(tool, live);
     let stages: Vec<&(String, String)> = others.iter().chain([&own]).collect();
-    let mut parts: Vec<String> = stages.iter().map(|(counts, _)| counts.clone()).collect();
+    // A tool's own line (vd-rollout's wave) leads: the stages it runs
+    // are its detail.
+    let mut parts: Vec<String> = Vec::new();
+    if !live.status.is_empty() {
+        parts.push(live.status.clone());
+    }
+    parts.extend(stages.iter().map(|(counts, _)| counts.clone()));
     if live.failed > 0 {
         parts.push(format!("{} failed", live.failed));
     }
@@ -418,6 +437,9 @@ fn pipeline_message(tool: &str, live: &Live, others: &[(String, String)]) -> Str
 /// The bar's text: `3/5+ · 2 hosts · 3 targets: 0 failed · pip web1:/srv/a`.
 fn message(live: &Live) -> String {
     let mut parts = Vec::new();
+    if !live.status.is_empty() {
+        parts.push(live.status.clone());
+    }
     if live.read > 0 {
         let more = if live.input_done { "" } else { "+" };
         parts.push(format!("{}/{}{more}", live.done(), live.read));
@@ -699,5 +721,22 @@ mod tests {
             pipeline_message("vd-reload", &reload, &others),
             "freeze 6/6 · push 2/6+ 3.0 MiB up · reload 0/1+ · 1 failed · pip web2:/srv/a"
         );
+    }
+
+    #[test]
+    fn a_tools_own_line_leads_the_stages_it_runs() {
+        let rollout = Live {
+            read: 3,
+            written: 1,
+            status: "wave 2 of 3: running · 1 released, 0 failed, budget 0 left".to_string(),
+            ..Live::default()
+        };
+        let inner = [("reload 0/1+".to_string(), "reload h:/v2".to_string())];
+        assert_eq!(
+            pipeline_message("vd-rollout", &rollout, &inner),
+            "wave 2 of 3: running · 1 released, 0 failed, budget 0 left · reload 0/1+ · \
+             rollout 1/3+ · reload h:/v2"
+        );
+        assert!(message(&rollout).starts_with("wave 2 of 3: running · "));
     }
 }

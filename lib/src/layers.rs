@@ -57,7 +57,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("scheduling", &["fleet"]),
     ("deployment", &["push"]),
     ("command line", &["cli"]),
-    ("tools", &["tools"]),
+    ("tools", &["tools", "rollout"]),
     ("generated", &["man", "completions"]),
 ];
 

@@ -30,8 +30,9 @@
 //! 6. [`fleet`], which runs a tool's work over the hosts.
 //! 7. [`push`], a deployment's steps on one target.
 //! 8. [`cli`], the options the tools share and how a tool exits.
-//! 9. [`tools`], one module per tool; then [`man`] and [`completions`],
-//!    generated from the tools' definitions.
+//! 9. [`tools`], one module per tool, and [`rollout`], the waves of
+//!    vd-rollout (which switch targets back as vd-rollback does); then
+//!    [`man`] and [`completions`], generated from the tools' definitions.
 
 // The documentation is for the people who work on vd: it covers the private
 // modules (`make lint` builds it with --document-private-items), and public
@@ -66,6 +67,7 @@ mod remote;
 mod repo;
 mod requirement;
 mod resolve;
+mod rollout;
 mod saved_freeze;
 mod shell;
 mod ssh_name;

@@ -1,7 +1,9 @@
 //! The release log: an append-only CSV file inside the repository.
 //!
 //! Every change vd makes is one line: `vd-add` writes `release` events, the
-//! deploying tools `install`, `remove`, `migrate`, `reload` and `error` events.
+//! deploying tools `install`, `remove`, `migrate`, `reload` and `error` events,
+//! and `vd-rollout` a `rollout` event as each wave starts, fails, is released
+//! and stops (what happened in its `detail`, no target: a wave is many).
 //! Many processes append at once (a pipeline, parallel cron jobs), so each
 //! append takes an exclusive lock on the file and writes its lines with one
 //! `write` call: a line is there whole or not at all (a write that fails

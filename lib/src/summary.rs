@@ -24,6 +24,9 @@ pub struct Summary {
     pub decided: u64,
     pub changed: u64,
     pub skipped: u64,
+    /// Of the skipped, those with a `changed` field (vd-push's declined
+    /// targets; a stopped rollout's skipped targets have none).
+    pub skipped_decided: u64,
     /// Records with a `pushed` field, the wheels and bytes they uploaded.
     pub pushed: u64,
     pub wheels: u64,
@@ -68,6 +71,7 @@ impl Summary {
         }
         if let Ok(Some(Skipped(true))) = record::get(record) {
             self.skipped += 1;
+            self.skipped_decided += u64::from(record::has::<Changed>(record));
         }
         if let Ok(Some(pushed)) = record::get::<Pushed>(record) {
             self.pushed += 1;
@@ -98,7 +102,7 @@ impl Summary {
         let mut parts = Vec::new();
         if self.decided > 0 {
             // Skipped targets did not change, but are not "unchanged".
-            let unchanged = self.decided - self.changed - self.skipped.min(self.decided);
+            let unchanged = (self.decided - self.changed).saturating_sub(self.skipped_decided);
             parts.push(format!("{} changed", self.changed));
             parts.push(format!("{unchanged} unchanged"));
         }
@@ -195,6 +199,17 @@ mod tests {
             s.counts(),
             "4 targets: 2 changed, 1 unchanged, 1 skipped, 1 failed; 3 wheels (3.0 MiB) \
              uploaded; 2 migrations applied; 1 reloaded"
+        );
+    }
+
+    #[test]
+    fn targets_a_stopped_rollout_skipped_are_not_taken_from_the_unchanged() {
+        let s = summary(json!([
+            {"changed": true}, {"changed": false}, {"skipped": true, "rollout": {"wave": 2}},
+        ]));
+        assert_eq!(
+            s.counts(),
+            "3 targets: 1 changed, 1 unchanged, 1 skipped, 0 failed"
         );
     }
 

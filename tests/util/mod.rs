@@ -32,6 +32,7 @@ pub fn bin(tool: &str) -> PathBuf {
         "vd-migrate" => env!("CARGO_BIN_EXE_vd-migrate"),
         "vd-reload" => env!("CARGO_BIN_EXE_vd-reload"),
         "vd-rollback" => env!("CARGO_BIN_EXE_vd-rollback"),
+        "vd-rollout" => env!("CARGO_BIN_EXE_vd-rollout"),
         other => panic!("no tool named {other}"),
     };
     PathBuf::from(path)

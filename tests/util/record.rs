@@ -98,6 +98,8 @@ optional_fields! {
         checked: bool,
         rolled_back: Switch,
         reverted: Switch,
+        /// vd-rollout: the wave a target went out in, or why it did not.
+        rollout: Rollout,
         error: Error,
         /// The file vd-export wrote for this target.
         exported: String,
@@ -270,6 +272,23 @@ pub struct Generation {
 pub struct Switch {
     pub from: u32,
     pub to: u32,
+}
+
+/// `rollout` (vd-rollout): the wave a target went out in (or would have);
+/// on a target the rollout did not reach, the wave it stopped after, the
+/// targets that had failed, and why; on a target `--revert-wave` switched
+/// back, `reverted_wave`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub wave: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_after: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverted_wave: Option<bool>,
 }
 
 /// One entry of `running`: a process that runs from the target's venv.

@@ -57,6 +57,7 @@ pub mod migrate;
 pub mod push;
 pub mod reload;
 pub mod rollback;
+pub mod rollout;
 pub mod targets;
 
 // The whole command line: the tool's own, then what every tool takes. No
@@ -105,5 +106,6 @@ pub fn commands() -> Vec<clap::Command> {
         command::<migrate::VdMigrate>(),
         command::<reload::VdReload>(),
         command::<rollback::VdRollback>(),
+        command::<rollout::VdRollout>(),
     ]
 }

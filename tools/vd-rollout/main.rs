@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    vd::tools::main::<vd::tools::rollout::VdRollout>()
+}
