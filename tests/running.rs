@@ -339,3 +339,24 @@ fn an_in_place_venvs_process_started_before_a_push_is_stale() {
     assert_eq!(p.stale, None, "{p:?}");
     check(&server, &repo, &two, &t).expect_code(0);
 }
+
+#[test]
+fn a_process_started_in_an_adopted_generation_after_a_rollback_is_marked() {
+    let (server, repo, _reqs, v, t, _dir) = adopted_fleet(3);
+    // Back to the adopted venv, generation 1: what starts through the link
+    // now runs it, though nothing in its command line or maps says so.
+    let out = server
+        .tool("vd-rollback")
+        .arg("--repo")
+        .arg(&repo)
+        .args(["--to", "1"])
+        .stdin(jsonl(std::slice::from_ref(&t)))
+        .run();
+    out.expect_code(0);
+    assert_ok(&out.records()[0]);
+    let service = Service::sleeping(&v);
+    let record = freeze(&server, &t);
+    for p in entries(&record, &service.printed) {
+        assert_eq!((p.generation, p.stale), (Some(1), None), "{p:?}");
+    }
+}

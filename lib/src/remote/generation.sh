@@ -8,15 +8,16 @@
 # generations.sh's.
 #
 # Under an exclusive flock on VENV.generations/.vd-lock: adopt a plain venv
-# as a generation if asked, remove the generations whose build never
-# finished, freeze the active generation and check it is the state the plan
-# was made from, make a new venv VENV.generations/M (M: one past the highest
-# number ever there) with the active one's interpreter, install every wheel
-# of the new set with one pip call, freeze it, check it holds exactly that
-# set, mark it finished, point VENV at it (a new link renamed over the old
-# one), and remove the oldest generations beyond KEEP, never the new one,
-# the one before it, or one a process still runs from. A failed build is
-# removed and the active generation is left as it was.
+# as a generation if asked (pinned and marked like one built here), remove
+# the generations whose build never finished, freeze the active generation
+# and check it is the state the plan was made from, make a new venv
+# VENV.generations/M (M: one past the highest number ever there) with the
+# active one's interpreter, install every wheel of the new set with one
+# call of the installer (uv or pip), freeze it, check it holds exactly that set, mark it finished, point
+# VENV at it (a new link renamed over the old one), and remove the oldest
+# generations beyond KEEP, never the new one, the one before it, or one a
+# process still runs from. A failed build is removed and the active
+# generation is left as it was.
 #
 # usage: sh -c "$(cat generation.sh)" vd-push VENV LOCK_WAIT KEEP ADOPT \
 #            CREATE_WITH ACCEPT FINGERPRINT HOLDS ID INSTALLER [FILE ...] <scripts
@@ -56,6 +57,18 @@ take_running
 # the generation it started in after a switch.
 pin='import os, sys; sys.path[:] = [os.path.realpath(p) if p else p for p in sys.path]'
 
+# The generation in folder $1 gets its vd_generation.pth: the pin above,
+# and the mark of the processes that start in it, a descriptor on its
+# .vd-running, which vd reads in /proc to tell which generation runs
+# (running.py --mark writes the line).
+mark_generation() {
+    site=$("$1/bin/python" -E -s -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') ||
+        return 1
+    : >"$1/.vd-running" || return 1
+    mark=$(scan_running "$1/bin/python" --mark "$1/.vd-running") || return 1
+    printf '%s\n%s\n' "$pin" "$mark" >"$site/vd_generation.pth"
+}
+
 mkdir -p "$gens" || fail "cannot make $gens"
 lock "$gens/.vd-lock" "$lock_wait"
 # The number of the next generation: past every folder there ever was, so
@@ -74,6 +87,11 @@ elif [ -d "$venv" ]; then
     last=$active
     # The one moment VENV is absent: between this rename and the next.
     mv "$venv" "$gens/$active" || fail "cannot move $venv to $gens/$active"
+    # Pinned and marked like a generation vd built, so that a process
+    # started in it after a rollback keeps its imports there and is known
+    # to run it; a venv that cannot take the file is adopted without.
+    mark_generation "$gens/$active" ||
+        echo "vd-push: $gens/$active has no vd_generation.pth: its processes are not marked" >&2
     if ! { mark_finished "$active" && switch_to "$active" ""; }; then
         fail "cannot point $venv at $gens/$active (the venv is there now)"
     fi
@@ -141,15 +159,7 @@ if [ "$create_status" != 0 ] || [ "$install_status" != 0 ]; then discard; fi
 after=$(run_freeze "$dir/bin/python") || discard
 printf '%s\n' "$after"
 printf '%s\n' "$after" | "$dir/bin/python" -E -s -c "$fingerprint" --holds "$holds" || discard
-site=$("$dir/bin/python" -E -s -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') ||
-    discard
-# ... and the mark of the processes that start in it: a descriptor on its
-# .vd-running, which vd reads in /proc to tell which generation runs
-# (running.py --mark writes the line).
-marker=$dir/.vd-running
-: >"$marker" || discard
-mark=$(scan_running "$dir/bin/python" --mark "$marker") || discard
-printf '%s\n%s\n' "$pin" "$mark" >"$site/vd_generation.pth" || discard
+mark_generation "$dir" || discard
 mark_finished "$new" || discard
 
 switch_to "$new" "$id" || {

@@ -370,7 +370,7 @@ mod tests {
         let stdin = with_running(super::super::freeze::FREEZE_SCRIPT);
         assert_eq!(stdin.matches(STDIN_MARK).count(), 1);
         let marker = format!("/{MARKER}");
-        assert!(super::super::generation::GENERATION_SCRIPT.contains(&format!("$dir{marker}")));
+        assert!(super::super::generation::GENERATION_SCRIPT.contains(&format!("\"$1{marker}\"")));
         assert!(RUNNING_SCRIPT.contains(&format!("MARKER = \"{MARKER}\"")));
         // What an SSH server takes, even with sudo's quoting.
         let command = as_user(Some("app"), &scan_command("/v/bin/python", &["/v"]));
