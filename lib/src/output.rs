@@ -7,7 +7,8 @@
 //! is, in input order, so the columns cannot be sized to their widest cell.
 //! Every column but the last gets a fixed share of the terminal's width and
 //! a longer cell is cut with an ellipsis (the whole text is in `--json`;
-//! the target's name, in the first column, is cut in the middle);
+//! the target's name, in the first column, and a cell holding a path are
+//! cut in the middle, where their ends tell them apart);
 //! the last column, the status that carries a target's error, is written
 //! whole. The table ends with the summary line ([`Summary`]).
 //!
@@ -315,8 +316,9 @@ fn table_row<'a>(widths: &[usize], cells: impl Iterator<Item = &'a str>) -> Stri
         match widths.get(i) {
             Some(&width) => {
                 // The first column names the target: its start (user and
-                // host) and its end (the venv) tell targets apart.
-                let cut = if i == 0 {
+                // host) and its end (the venv) tell targets apart. So do a
+                // path's ends (the folder, and the file's own name).
+                let cut = if i == 0 || cell.contains('/') {
                     truncate_middle(cell, width)
                 } else {
                     truncate(cell, width)
@@ -559,6 +561,19 @@ mod tests {
         );
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate_middle("user@host:/srv/venv-1", 11), "user@…env-1");
+        // A path is cut in the middle in any column: files written for two
+        // targets differ at their names' ends.
+        assert_eq!(
+            table_row(
+                &[8, 12],
+                ["web1", "out/pylock.web1_srv-a.toml", "ok"].into_iter()
+            ),
+            "web1      out/py….toml  ok\n"
+        );
+        assert_eq!(
+            table_row(&[8, 12], ["web1", "a long plain cell", "ok"].into_iter()),
+            "web1      a long plai…  ok\n"
+        );
         assert_eq!(truncate("two\nlines", 20), "two lines");
     }
 
