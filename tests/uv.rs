@@ -174,7 +174,7 @@ fn auto_installs_with_uv_on_3_8_and_newer_and_with_pip_below_or_where_asked() {
     assert!(
         commands.iter().any(|c| c.contains(
             "/uv pip install --no-config --offline --no-index \
-             --no-deps --compile-bytecode --link-mode copy --python"
+             --no-deps --no-compile-bytecode --link-mode copy --python"
         )),
         "{commands:?}"
     );

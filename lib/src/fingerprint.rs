@@ -6,9 +6,9 @@
 //! [`of_state`] (`planned_from`): a sha256 over the interpreter
 //! (implementation and version) and every installed `name==version`, or
 //! over "absent" for a venv still to create. vd-push checks it on the host,
-//! under the venv's lock and before pip runs, with `fingerprint.py` (beside
-//! the remote scripts), which computes the same text from the freeze it just
-//! took; the two are tested against each other. When they differ, nothing
+//! under the venv's lock and before pip runs, with `freeze.py` (beside the
+//! remote scripts), which computes the same text from the freeze it just
+//! took, in the same process; the two are tested against each other. When they differ, nothing
 //! is installed and [`drift`] names what changed.
 
 use crate::record::{self, Facts, Installed, Python, Record};
@@ -108,7 +108,8 @@ pub fn drift(
 mod tests {
     use super::*;
     use crate::push::verify::tests::versions;
-    use crate::remote::{exit, FINGERPRINT_SCRIPT};
+    use crate::remote::exit;
+    use crate::remote::freeze::FREEZE_SCRIPT;
     use std::io::Write;
     use std::process::{Command, Stdio};
 
@@ -119,12 +120,11 @@ mod tests {
         .unwrap()
     }
 
-    /// fingerprint.py's exit status, run by this machine's python3 on
-    /// `freeze` with `args`.
-    fn script(freeze: &serde_json::Value, args: &[&str]) -> Option<i32> {
+    /// The exit status of freeze.py's check (`--check ACCEPT HOLDS`) of
+    /// `freeze`, run by this machine's python3.
+    fn script(freeze: &serde_json::Value, accept: &str, holds: &str) -> Option<i32> {
         let mut child = Command::new("python3")
-            .args(["-E", "-s", "-c", FINGERPRINT_SCRIPT])
-            .args(args)
+            .args(["-E", "-s", "-c", FREEZE_SCRIPT, "--check", accept, holds])
             .stdin(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -144,12 +144,12 @@ mod tests {
         out.status.code()
     }
 
-    /// Whether fingerprint.py says `freeze` has the fingerprint `expected`.
+    /// Whether freeze.py says `freeze` has the fingerprint `expected`.
     fn script_matches(freeze: &serde_json::Value, expected: &str) -> bool {
-        match script(freeze, &[expected]) {
+        match script(freeze, expected, "") {
             Some(0) => true,
             Some(exit::DRIFTED) => false,
-            other => panic!("fingerprint.py exited {other:?}"),
+            other => panic!("freeze.py --check exited {other:?}"),
         }
     }
 
@@ -165,13 +165,16 @@ mod tests {
             Some(&versions(&[("a", "1.0"), ("pip", "24.0")])),
         );
         let (made_, drifted) = (Some(exit::MADE), Some(exit::DRIFTED));
-        assert_eq!(script(&freeze, &[&format!("{from} {made}")]), made_);
-        assert_eq!(script(&freeze, &[&format!("{made} {from}")]), Some(0));
-        assert_eq!(script(&freeze, &[&from]), drifted);
-        assert_eq!(script(&freeze, &["--holds", "a==1.0"]), Some(0));
-        assert_eq!(script(&freeze, &["--holds", "a==1.0 b==2"]), drifted);
-        assert_eq!(script(&freeze, &["--holds", "a==0.9"]), drifted);
-        assert_eq!(script(&freeze, &["--holds", ""]), drifted);
+        assert_eq!(script(&freeze, &format!("{from} {made}"), ""), made_);
+        assert_eq!(script(&freeze, &format!("{made} {from}"), ""), Some(0));
+        assert_eq!(script(&freeze, &from, ""), drifted);
+        // Holding exactly the new set (pip aside) is the state made too.
+        assert_eq!(script(&freeze, "", "a==1.0"), made_);
+        assert_eq!(script(&freeze, &from, "a==1.0"), made_);
+        assert_eq!(script(&freeze, "", "a==1.0 b==2"), drifted);
+        assert_eq!(script(&freeze, "", "a==0.9"), drifted);
+        // Nothing asked: nothing to tell apart.
+        assert_eq!(script(&freeze, "", ""), Some(0));
     }
 
     #[test]

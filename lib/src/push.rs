@@ -572,7 +572,12 @@ fn in_place_commands(
         commands.push(remote_push::uninstall_command(run.installer, venv, remove));
     }
     if !files.is_empty() {
-        commands.push(remote_push::install_command(run.installer, venv, files));
+        commands.push(remote_push::install_command(
+            run.installer,
+            venv,
+            files,
+            false,
+        ));
     }
     commands
         .iter()

@@ -213,7 +213,12 @@ fn build_commands(target: &Target, job: &Job, run: Run, files: &[String]) -> Vec
     let python = job.create_with.as_deref().unwrap_or("ACTIVE/bin/python");
     let mut commands = vec![remote_push::create_venv_command(python, &next, false)];
     if !files.is_empty() {
-        commands.push(remote_push::install_command(run.installer, &next, files));
+        commands.push(remote_push::install_command(
+            run.installer,
+            &next,
+            files,
+            true,
+        ));
     }
     commands.push(shell::join(&["mv", "-T", &format!("{venv}.vd-new"), venv]));
     commands

@@ -24,6 +24,7 @@ if sys.path and sys.path[0] == "":
 import os  # noqa: E402
 import struct  # noqa: E402
 import sysconfig  # noqa: E402
+import time  # noqa: E402
 
 
 def normalize(name):
@@ -694,11 +695,13 @@ def scan_running(token):
 # distributions, pip, setuptools and wheel aside, as a new venv brings its
 # own; 3 neither. ACCEPT and HOLDS may be empty: with neither, 0.
 #
-# freeze.py --around VENV ACCEPT COMMAND...: a push's freezes around its
-# installer, from this one process: "vd-before" and VENV's freeze; then,
-# when the check of ACCEPT says the venv drifted, "vd-drifted" and nothing
-# more; else COMMAND runs (its stdout is this one's) and VENV's freeze after
-# it follows. The exit status is 0 once the first freeze is printed. A venv
+# freeze.py --around VENV ACCEPT COMPILE COMMAND...: a push's freezes
+# around its installer, from this one process: "vd-before" and VENV's
+# freeze; then, when the check of ACCEPT says the venv drifted, "vd-drifted"
+# and nothing more; else COMMAND runs (its stdout is this one's), with
+# COMPILE (not empty) the bytecode of the distributions it installed is
+# compiled (see compile_installed), and VENV's freeze after it follows. The
+# exit status is 0 once the first freeze is printed. A venv
 # this cannot answer for is frozen by its own python (--around-own; the
 # freeze after by a process started after COMMAND, which sees the .pth
 # files COMMAND wrote).
@@ -787,14 +790,16 @@ def freeze_checked(venv, accept, wanted, own):
     return state(found, python, accept, wanted)
 
 
-def around(venv, accept, command, own):
+def around(venv, accept, compile_them, command, own):
     """freeze.py --around (own: --around-own); returns the exit status."""
-    found, python, text = read_venv(venv, own, "--around-own", [accept] + command)
+    args = [accept, compile_them] + command
+    found, python, text = read_venv(venv, own, "--around-own", args)
     sys.stdout.write("vd-before\n" + text)
     if state(found, python, accept, "") == 3:
         sys.stdout.write("vd-drifted\n")
         return 0
     sys.stdout.flush()
+    started = time.time()
     pid = os.fork()
     if pid == 0:
         try:
@@ -803,6 +808,10 @@ def around(venv, accept, command, own):
             sys.stderr.write("cannot run %s: %s\n" % (command[0], e))
         os._exit(127)
     os.waitpid(pid, 0)
+    if compile_them:
+        # File times come from a coarser clock than time.time(): a margin,
+        # at the cost of compiling again what a push just before installed.
+        compile_installed(venv, started - 2)
     if own:
         own_python(venv, "--venv-own", ["", ""])
     try:
@@ -810,6 +819,65 @@ def around(venv, accept, command, own):
     except Exception:
         own_python(venv, "--venv-own", ["", ""])
     return 0
+
+
+def compile_installed(venv, since):
+    """Bytecode for the .py files of the distributions installed in venv's
+    site-packages since the time since (their RECORD is newer), compiled as
+    pip compiles what it installs (py_compile's steps: a timestamp .pyc in
+    __pycache__, written to a temporary file and renamed), with the import
+    system's own functions, which the interpreter has loaded already
+    (importing py_compile costs more than a small package's compile). A file
+    that does not compile is left to the import system, as pip leaves it."""
+    external = sys.modules.get("_frozen_importlib_external")
+    platlibdir = getattr(sys, "platlibdir", "lib")
+    threaded = "t" if sysconfig.get_config_var("Py_GIL_DISABLED") else ""
+    version = "python%d.%d%s" % (sys.version_info[0], sys.version_info[1], threaded)
+    for libdir in sorted(set([platlibdir, "lib"])):
+        site_dir = os.path.join(venv, libdir, version, "site-packages")
+        try:
+            names = os.listdir(site_dir)
+        except OSError:
+            continue
+        for name in names:
+            record = os.path.join(site_dir, name, "RECORD")
+            try:
+                if not name.endswith(".dist-info") or os.stat(record).st_mtime < since:
+                    continue
+                with open(record, "rb") as f:
+                    lines = f.read().decode("utf-8", "replace").splitlines()
+            except (IOError, OSError):
+                continue
+            for line in lines:
+                path = line.rsplit(",", 2)[0]
+                if not path.endswith(".py") or path.startswith(("/", "..", '"')):
+                    continue
+                try:
+                    compile_file(external, os.path.join(site_dir, path))
+                except Exception:
+                    pass
+
+
+def compile_file(external, path):
+    """py_compile.compile(path): its bytecode in __pycache__, as import
+    would write it (by py_compile itself where the import system lacks
+    those functions)."""
+    if not hasattr(external, "_code_to_timestamp_pyc"):
+        import py_compile
+
+        py_compile.compile(path, doraise=True)
+        return
+    with open(path, "rb") as f:
+        source = f.read()
+    code = compile(source, path, "exec", dont_inherit=True)
+    stat = os.stat(path)
+    data = external._code_to_timestamp_pyc(code, stat.st_mtime, stat.st_size)
+    cached = external.cache_from_source(path)
+    try:
+        os.mkdir(os.path.dirname(cached))
+    except OSError:
+        pass  # there already (or not to be made: the write says so)
+    external._write_atomic(cached, data, external._calc_mode(path))
 
 
 def check_given(accept, wanted):
@@ -823,7 +891,8 @@ def check_given(accept, wanted):
 if sys.argv[1:2] == ["--check"]:
     sys.exit(check_given(*sys.argv[2:4]))
 elif sys.argv[1:2] in (["--around"], ["--around-own"]):
-    sys.exit(around(sys.argv[2], sys.argv[3], sys.argv[4:], own=sys.argv[1] == "--around-own"))
+    own = sys.argv[1] == "--around-own"
+    sys.exit(around(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:], own=own))
 elif sys.argv[1:2] in (["--venv"], ["--venv-own"]):
     sys.exit(freeze_checked(*sys.argv[2:5], own=sys.argv[1] == "--venv-own"))
 elif "--venvs" in sys.argv[1:2] or "--venvs-here" in sys.argv[1:2]:

@@ -9,13 +9,17 @@
 # the uv binary UV, or with PYTHON's pip where UV is empty. uv takes no user
 # or project configuration (--no-config, as pip's --isolated), works
 # offline, copies files rather than linking them from its cache, and
-# compiles bytecode as pip does. Output goes to stderr.
+# compiles bytecode (uv_bytecode: --compile-bytecode, which compiles every
+# file of the venv that lacks it; a script whose freeze.py compiles what was
+# installed, as pip does, sets --no-compile-bytecode). Output goes to
+# stderr.
+uv_bytecode=--compile-bytecode
 install_wheels() {
     uv=$1 py=$2
     shift 2
     if [ -n "$uv" ]; then
         "$uv" pip install --no-config --offline --no-index --no-deps \
-            --compile-bytecode --link-mode copy --python "$py" "$@" </dev/null 1>&2
+            "$uv_bytecode" --link-mode copy --python "$py" "$@" </dev/null 1>&2
     else
         pip_with "$py" install --no-index --no-deps "$@"
     fi

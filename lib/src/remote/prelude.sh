@@ -46,8 +46,8 @@ run_freeze() {
 
 # freeze_py PYTHON VENV MODE ARGS...: freeze.py's MODE on VENV, by PYTHON:
 # --venv ACCEPT HOLDS, VENV's freeze and its check against a plan's
-# fingerprints ACCEPT and the set HOLDS; --around ACCEPT COMMAND..., the
-# freezes of a push around COMMAND (see freeze.py for both). One
+# fingerprints ACCEPT and the set HOLDS; --around ACCEPT COMPILE COMMAND...,
+# the freezes of a push around COMMAND (see freeze.py for both). One
 # interpreter start, without site.py where VENV has a pyvenv.cfg and
 # PYTHON is a link, as freeze_batch.sh reads such a venv; else PYTHON with
 # its site.py (MODE-own: a Python 2 virtualenv's python finds even its

@@ -85,12 +85,23 @@ fn uv_command(uv: &str, subcommand: &str, options: &[&str], venv: &str, args: &[
 }
 
 /// The call that installs every file: [`pip_install_command`], or with the
-/// uv binary `uv`, its `uv pip install` from the files alone.
-pub fn install_command(uv: Option<&str>, venv: &str, files: &[String]) -> String {
+/// uv binary `uv`, its `uv pip install` from the files alone, which compiles
+/// the venv's bytecode when `uv_compiles` (a new generation); a push in
+/// place compiles only what it installed, in its freeze (as pip does).
+pub fn install_command(
+    uv: Option<&str>,
+    venv: &str,
+    files: &[String],
+    uv_compiles: bool,
+) -> String {
     match uv {
         None => pip_install_command(venv, files),
         Some(uv) => {
-            let options = ["--no-index", "--no-deps", "--compile-bytecode"];
+            let bytecode = match uv_compiles {
+                true => "--compile-bytecode",
+                false => "--no-compile-bytecode",
+            };
+            let options = ["--no-index", "--no-deps", bytecode];
             uv_command(
                 uv,
                 "install",
@@ -319,7 +330,7 @@ mod tests {
     }
 
     /// A venv whose `bin/python` is a shell script (not a link, so it runs
-    /// freeze.py with site.py: `-E -s -c SCRIPT --around-own VENV ACCEPT
+    /// freeze.py with site.py: `-E -s -c SCRIPT --around-own VENV ACCEPT COMPILE
     /// COMMAND...`): it prints a freeze, runs COMMAND and prints a freeze,
     /// as freeze.py does; it logs any other call's
     /// arguments, one per line, to `calls`.
@@ -330,7 +341,7 @@ mod tests {
             &python,
             "#!/bin/sh\n\
              freeze='{\"installed\": {}, \"markers\": {}, \"python\": {\"venv\": true}}'\n\
-             case \"$5\" in --around-own) shift 7; echo vd-before; echo \"$freeze\"; \
+             case \"$5\" in --around-own) shift 8; echo vd-before; echo \"$freeze\"; \
                \"$@\"; echo \"$freeze\"; exit 0;; esac\n\
              for a; do printf '%s\\n' \"$a\"; done >>\"$(dirname \"$0\")/../calls\"\n\
              echo '--' >>\"$(dirname \"$0\")/../calls\"\n",
@@ -466,7 +477,7 @@ mod tests {
             calls,
             [
                 uninstall_command(Some(&uv), &venv, &remove),
-                install_command(Some(&uv), &venv, &install)
+                install_command(Some(&uv), &venv, &install, false)
             ]
         );
     }
@@ -670,19 +681,14 @@ mod around_tests {
         String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
     }
 
-    fn around(venv: &str, accept: &str, command: &str) -> Output {
+    /// freeze.py --around, compiling what `command` installed when
+    /// `compile`.
+    fn around(venv: &str, accept: &str, compile: bool, command: &str) -> Output {
+        let compile = if compile { "1" } else { "" };
+        let isolated = ["-E", "-s", "-S", "-c", FREEZE_SCRIPT];
         Command::new(format!("{venv}/bin/python"))
-            .args([
-                "-E",
-                "-s",
-                "-S",
-                "-c",
-                FREEZE_SCRIPT,
-                "--around",
-                venv,
-                accept,
-            ])
-            .args(["sh", "-c", command])
+            .args(isolated)
+            .args(["--around", venv, accept, compile, "sh", "-c", command])
             .env("VD_FREEZE_PY", FREEZE_SCRIPT)
             .stdin(Stdio::null())
             .output()
@@ -718,7 +724,7 @@ mod around_tests {
                 extra.display(),
                 site.display()
             );
-            let out = around(&venv, &format!("{made_from} sha256:00"), &command);
+            let out = around(&venv, &format!("{made_from} sha256:00"), false, &command);
             assert!(
                 out.status.success(),
                 "{}",
@@ -732,6 +738,68 @@ mod around_tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn what_the_command_installed_is_compiled_as_pip_compiles_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (venv, site) = venv(dir.path(), "v");
+        sh(&dist(&site, "old", "1.0"));
+        fs::write(site.join("old.py"), "A = 1\n").unwrap();
+        let record = site.join("old-1.0.dist-info/RECORD");
+        fs::write(&record, "old.py,,\n").unwrap();
+        sh(&format!("touch -d 2000-01-01 '{}'", record.display()));
+        // What an installer writes: a module, a package and a file that
+        // does not compile, listed in a new RECORD.
+        let install = format!(
+            "{} && cd '{site}' && mkdir -p pkg && echo 'B = 2' >new.py && echo 'C = 3' >pkg/__init__.py \
+             && echo 'def (' >pkg/bad.py && printf 'new.py,,\\npkg/__init__.py,,\\npkg/bad.py,,\\n' \
+             >new-2.0.dist-info/RECORD",
+            dist(&site, "new", "2.0"),
+            site = site.display()
+        );
+        let out = around(&venv, "", true, &install);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Each compiled file is the .pyc import would accept and write.
+        let valid = "import importlib.util as u, marshal, os, sys\n\
+            for p in sys.argv[1:]:\n\
+            \x20   d = open(u.cache_from_source(p), 'rb').read(); s = os.stat(p)\n\
+            \x20   assert d[:4] == u.MAGIC_NUMBER, p\n\
+            \x20   assert int.from_bytes(d[8:12], 'little') == int(s.st_mtime) & 0xFFFFFFFF, p\n\
+            \x20   assert int.from_bytes(d[12:16], 'little') == s.st_size, p\n\
+            \x20   assert marshal.loads(d[16:]).co_filename == p, p\n";
+        let new = site.join("new.py").display().to_string();
+        let init = site.join("pkg/__init__.py").display().to_string();
+        let checked = Command::new(format!("{venv}/bin/python"))
+            .args(["-c", valid, &new, &init])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&checked.stderr);
+        assert!(checked.status.success(), "{said}");
+        // What was there before, and what does not compile, are not.
+        let names = |dir: PathBuf| -> Vec<String> {
+            let entries = fs::read_dir(dir).unwrap();
+            entries
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        };
+        let top = names(site.join("__pycache__"));
+        assert!(top.iter().all(|n| !n.starts_with("old.")), "{top:?}");
+        let pkg = names(site.join("pkg/__pycache__"));
+        assert!(pkg.iter().all(|n| !n.starts_with("bad.")), "{pkg:?}");
+        // Without COMPILE, nothing is.
+        let (venv, site) = super::around_tests::venv(dir.path(), "w");
+        let install = install.replace(
+            &dir.path().join("v").display().to_string(),
+            &dir.path().join("w").display().to_string(),
+        );
+        let out = around(&venv, "", false, &install);
+        assert!(out.status.success());
+        assert!(!site.join("__pycache__").exists());
     }
 
     /// The prelude's freeze_py run on `venv` (`--venv`, no check), with
@@ -803,7 +871,7 @@ mod around_tests {
         let ran = dir.path().join("ran");
         let command = format!("touch '{}'", ran.display());
         let planned = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
-        let out = around(&venv, planned, &command);
+        let out = around(&venv, planned, true, &command);
         assert!(out.status.success());
         let stdout = String::from_utf8(out.stdout).unwrap();
         assert_eq!(stdout, format!("vd-before\n{before}vd-drifted\n"));
@@ -811,7 +879,7 @@ mod around_tests {
         // The state the plan makes (the second fingerprint) goes on, as
         // does no fingerprint at all.
         for accept in [format!("{planned} {}", fingerprint(&before)), String::new()] {
-            let out = around(&venv, &accept, &command);
+            let out = around(&venv, &accept, false, &command);
             assert!(out.status.success());
             assert!(ran.exists(), "{accept}");
             fs::remove_file(&ran).unwrap();

@@ -17,7 +17,8 @@
 #                exist
 #   PLANNED_FROM the fingerprints of the state the plan was made from and of
 #                the state it makes (space-separated); empty: not checked
-#   INSTALLER    the uv binary that installs and uninstalls; empty: pip
+#   INSTALLER    the uv binary that installs and uninstalls (freeze.py then
+#                compiles what it installed); empty: pip
 #   STEP         the program (push_step.sh) that uninstalls and installs
 #   NREMOVE      how many NAMEs follow: the packages to uninstall
 #   FILE         the wheel files to install, with one installer call
@@ -76,6 +77,8 @@ check_files "$nremove" "$@"
 # when the plan was made, or nothing is done.
 accept=$planned_from
 if [ -n "$created" ]; then accept=''; fi
-freeze_py "$python" "$venv" --around "$accept" \
+compile=
+if [ -n "$installer" ]; then compile=1; fi
+freeze_py "$python" "$venv" --around "$accept" "$compile" \
     /bin/sh -c "$step" vd-push "$installer" "$python" "$nremove" "$@" ||
     fail "the freeze of $venv failed"

@@ -15,6 +15,13 @@
 
 installer=$1 python=$2 nremove=$3
 shift 3
+# freeze.py --around compiles the files uv installs, and only those, as pip
+# does; uv's own --compile-bytecode looks at every file of the venv. uv
+# reads UV_COMPILE_BYTECODE even with --no-config, and refuses it beside
+# --no-compile-bytecode.
+# shellcheck disable=SC2034 # read by install.sh's install_wheels
+uv_bytecode=--no-compile-bytecode
+unset UV_COMPILE_BYTECODE
 
 # uninstall N ARGS...: uninstall the first N of ARGS (the package names).
 uninstall() {
