@@ -1,7 +1,10 @@
 //! Pushing to a target with generations: the plan applied by building a
-//! whole new venv beside the active one, from the host's wheel cache in one
-//! call of the installer (uv where it runs, else the new venv's pip),
-//! checked, then switched to with one rename(2).
+//! new venv beside the active one, checked, then switched to with one
+//! rename(2). The new venv starts as a copy of the active one with only the
+//! plan's changes installed, where the host can trust the copy; else it is
+//! built whole from the host's wheel cache in one call of the installer (uv
+//! where it runs, else the new venv's pip). Either way every wheel of the
+//! new set is sent, since the host decides.
 //!
 //! The new generation holds what the plan makes of the frozen venv: every
 //! package the plan installs, upgrades or downgrades, from its wheel, and
@@ -106,6 +109,10 @@ impl Pusher {
             bail!(message);
         }
         let outcome = GenerationOutcome::parse(&finished)?;
+        if let Some(failure) = outcome.copy_failure() {
+            crate::messages::warn("vd-push", &format!("{}: {failure}", job.label));
+        }
+        pushed.built = outcome.way.clone();
         // The run's outcome is seen: whatever it did is logged below.
         if outcome.switched.is_none() {
             pending.iter().for_each(Pending::done);

@@ -8,7 +8,10 @@
 //! ended as the plan says, is [`crate::push`]'s. The layout: `VENV` is a
 //! symlink to `BASE.generations/N` beside it (BASE is VENV's last
 //! component), and each generation is a complete venv made at its own path;
-//! which of them count is `generations.sh`'s (its `finished`).
+//! which of them count is `generations.sh`'s (its `finished`). A new
+//! generation starts as a copy of the active one where it can
+//! ([`GENERATION_COPY_SCRIPT`] plans the copy and makes its files its own),
+//! else it is built in full; [`GenerationOutcome::built`] says which.
 
 use super::freeze::{FreezeOutput, FREEZE_SCRIPT};
 use super::running::{with_running, RUNNING_SH};
@@ -16,12 +19,16 @@ use super::{
     pip_tail, program, said, script_command, steps, FINGERPRINT_SCRIPT, GENERATIONS, INSTALL,
     LOCK_WAIT_SECS,
 };
-use crate::record::KeptGeneration;
+use crate::record::{Built, KeptGeneration};
 use crate::transport::Finished;
 use anyhow::{bail, Result};
 
 /// The shell script of a generation's build and switch.
 pub const GENERATION_SCRIPT: &str = include_str!("generation.sh");
+
+/// The plan of a generation built as a copy of the active one, and the
+/// fixing of the copy's files (`generation_copy.py`, see its header).
+pub const GENERATION_COPY_SCRIPT: &str = include_str!("generation_copy.py");
 
 /// What [`generation_command`] sends on stdin: the freeze, and the scan of
 /// running processes that pruning asks.
@@ -80,6 +87,7 @@ pub fn generation_command(steps: &GenerationSteps) -> String {
         &holds,
         steps.intent,
         steps.installer.unwrap_or(""),
+        GENERATION_COPY_SCRIPT,
     ];
     args.extend(steps.install.iter().map(String::as_str));
     script_command(&generation_program(), "vd-push", &args)
@@ -99,6 +107,10 @@ pub struct GenerationOutcome {
     pub done: bool,
     /// The new generation's number, once its build began.
     pub built: Option<u32>,
+    /// How it was built, once that was decided.
+    pub way: Option<Built>,
+    /// The copy was tried and failed (`way` says why), then the full build.
+    pub copy_failed: bool,
     /// Exit statuses of `python -m venv` and of pip's install.
     pub create_status: i32,
     pub install_status: i32,
@@ -130,6 +142,11 @@ impl GenerationOutcome {
                 "drifted" => outcome.drifted = true,
                 "done" => outcome.done = true,
                 "generation" => outcome.built = Some(step.number(0)?),
+                "copy" => outcome.way = Some(Built::copy_of(step.number(0)?)),
+                "full" | "uncopied" => {
+                    outcome.copy_failed = step.word == "uncopied";
+                    outcome.way = Some(Built::full(step.args.join(" ")));
+                }
                 "built" => {
                     outcome.create_status = step.status(0);
                     outcome.install_status = step.status(1);
@@ -162,6 +179,22 @@ impl GenerationOutcome {
             );
         }
         Ok(outcome)
+    }
+
+    /// What vd-push says when a copy of the active generation failed and
+    /// the new one was built in full; `None` when it did not.
+    pub fn copy_failure(&self) -> Option<String> {
+        let why = self
+            .way
+            .as_ref()?
+            .why
+            .as_deref()
+            .filter(|_| self.copy_failed)?;
+        Some(format!(
+            "generation {} is built in full, not as a copy of generation {}: {why}",
+            self.built.unwrap_or_default(),
+            self.active.unwrap_or_default()
+        ))
     }
 
     /// Why the build was discarded, in words (`installer`: `pip` or `uv`,
