@@ -19,7 +19,7 @@ use super::{
     pip_tail, program, said, script_command, steps, FINGERPRINT_SCRIPT, GENERATIONS, INSTALL,
     LOCK_WAIT_SECS,
 };
-use crate::record::{Built, KeptGeneration};
+use crate::record::{BuildWay, Built, KeptGeneration};
 use crate::transport::Finished;
 use anyhow::{bail, Result};
 
@@ -67,6 +67,10 @@ pub struct GenerationSteps<'a> {
     /// The uv binary on the host that installs the new generation; `None`:
     /// its pip.
     pub installer: Option<&'a str>,
+    /// Copy: build the new generation as a copy of the active one with
+    /// `install` the plan's wheels, or say why not and build nothing; full:
+    /// a new venv with `install` every wheel of the new set.
+    pub way: BuildWay,
 }
 
 /// The build of a new generation, as `/bin/sh -c` with the steps as
@@ -88,6 +92,10 @@ pub fn generation_command(steps: &GenerationSteps) -> String {
         steps.intent,
         steps.installer.unwrap_or(""),
         GENERATION_COPY_SCRIPT,
+        match steps.way {
+            BuildWay::Copy => "copy",
+            BuildWay::Full => "full",
+        },
     ];
     args.extend(steps.install.iter().map(String::as_str));
     script_command(&generation_program(), "vd-push", &args)
@@ -163,8 +171,11 @@ impl GenerationOutcome {
             }
         }
         outcome.output = pip_tail(finished);
-        let finished_steps =
-            outcome.drifted || outcome.done || outcome.discarded || outcome.switched.is_some();
+        let finished_steps = outcome.drifted
+            || outcome.done
+            || outcome.discarded
+            || outcome.switched.is_some()
+            || outcome.needs_full();
         if !finished_steps {
             bail!(
                 "the push command failed{} (exit status {}): {}",
@@ -179,6 +190,12 @@ impl GenerationOutcome {
             );
         }
         Ok(outcome)
+    }
+
+    /// The copy was refused or failed, nothing was built, and the new
+    /// generation is to be built the full way.
+    pub fn needs_full(&self) -> bool {
+        self.switched.is_none() && self.way.as_ref().is_some_and(|b| b.way == BuildWay::Full)
     }
 
     /// What vd-push says when a copy of the active generation failed and

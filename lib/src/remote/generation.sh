@@ -16,11 +16,12 @@
 # reflinks or hard links (generation_copy.py gives M a private copy of
 # every file an installer may write, and makes right what names the
 # active one's path), and only the plan's changes are uninstalled and
-# installed. The full way, for the first generation, one vd-push did not
-# build or whose interpreter changed, a plan that changes most packages,
-# or when the copy fails: a new venv made with the active one's
-# interpreter and every wheel of the new set installed with one call of
-# the installer (uv or pip). Either way: freeze M, check it holds exactly
+# installed; where it cannot be (the first generation, one vd-push did not
+# build or whose interpreter changed, a plan that changes most packages, a
+# failed copy) the script says why and builds nothing, and vd-push runs it
+# again the full way with every wheel: a new venv made with the active
+# one's interpreter and every wheel of the new set installed with one call
+# of the installer (uv or pip). Either way: freeze M, check it holds exactly
 # the new set, mark it built by vd-push (.vd-built: its interpreter) and
 # finished, point VENV at it (a new link renamed over the old one), and
 # remove the oldest generations beyond KEEP, never the new one, the one
@@ -28,7 +29,8 @@
 # and the active generation is left as it was.
 #
 # usage: sh -c "$(cat generation.sh)" vd-push VENV LOCK_WAIT KEEP ADOPT \
-#            CREATE_WITH ACCEPT FINGERPRINT HOLDS ID INSTALLER COPIER [FILE ...] <scripts
+#            CREATE_WITH ACCEPT FINGERPRINT HOLDS ID INSTALLER COPIER WAY [FILE ...] \
+#            <scripts
 #   scripts      freeze.py, the line `vd-running.py`, running.py
 #   KEEP         how many generations to keep (2 or more)
 #   ADOPT        1: a plain venv at VENV becomes the next generation
@@ -42,15 +44,19 @@
 #   ID           the push's intent, noted with its switch (see switch_to)
 #   INSTALLER    the uv binary that installs the new generation; empty: pip
 #   COPIER       the program (generation_copy.py) that plans and fixes a copy
-#   FILE         the wheel files of the new generation
+#   WAY          `copy`: build the new generation as a copy of the active one,
+#                or say why not and build nothing; `full`: build it in full
+#   FILE         the wheel files: with `copy`, those of the plan's changes;
+#                with `full`, every wheel of the new set
 #
 # stdout, a line per step: `vd-adopted N`; `vd-active N`, then `vd-before`
 # and the active generation's freeze; `vd-drifted` (it is not the planned
 # state: nothing done) or `vd-done` (it already is what the plan makes:
-# nothing done); `vd-generation M`; `vd-copy N` (M is a copy of generation
-# N), `vd-full WHY` (built the full way, not tried as a copy) or
-# `vd-uncopied WHY` (the copy failed, then the full way); `vd-built CREATE
-# INSTALL` (exit statuses; 0 0 for a copy); the new generation's freeze; `vd-discarded M` (not switched to,
+# nothing done); `vd-generation M`; with WAY copy, `vd-copy N` (M is a copy
+# of generation N), or `vd-full WHY` (no copy was tried) or `vd-uncopied
+# WHY` (the copy failed and was removed), which end the script; `vd-built
+# CREATE INSTALL` (exit statuses; 0 0 for a copy); the new generation's
+# freeze; `vd-discarded M` (not switched to,
 # removed) or `vd-switched M`, `vd-busy N PID...` for each generation kept
 # because processes run from it, and `vd-pruned [N ...]`. pip's output goes to
 # stderr. A failure before the build prints a message on stderr and exits
@@ -59,8 +65,8 @@
 generations_of "$1"
 lock_wait=$2 keep=$3 adopt=$4 create_with=$5 accept=$6 fingerprint=$7 holds=$8 id=$9
 shift 9
-installer=$1 copier=$2
-shift 2
+installer=$1 copier=$2 way=$3
+shift 3
 take_freeze
 take_running
 # What each generation carries in its site-packages: a process started
@@ -152,8 +158,6 @@ if [ -n "$active" ]; then
     fi
     create_with=$(readlink -f "$python") || fail "cannot resolve $python"
 fi
-cached_wheels "$@"
-
 new=$((${last:-0} + 1))
 dir=$gens/$new
 copy=$gens/.vd-copy
@@ -218,6 +222,8 @@ build_copy() {
     done <<CHANGES
 $changes
 CHANGES
+    # Only the wheels installed are read, so only they are checked.
+    cached_wheels "$@"
     rm -rf "$copy"
     copy_tree "$from" "$copy" || { why="cannot copy $from" && return 1; }
     rm -f "$copy/.vd-finished" "$copy/.vd-running" "$copy/.vd-built" \
@@ -239,26 +245,26 @@ CHANGES
         { why="the copy does not hold the new set" && return 1; }
 }
 
-# A copy of the active generation when it can be trusted and the plan
-# changes little of it; else, or when the copy fails, a new venv with every
-# wheel of the new set installed, as the first generation is built.
-why=$(copy_refusal) full=1
-if [ -z "$why" ]; then
-    full=
-    if build_copy "$@"; then
-        echo "vd-copy $active"
-        echo "vd-built 0 0"
-        printf '%s\n' "$after"
-    else
-        rm -rf "${dir:?}" "${copy:?}"
+# WAY copy: a copy of the active generation when it can be trusted and the
+# plan changes little of it; else, or when the copy fails, nothing is built
+# and the reason is printed, for vd-push to send every wheel of the new set
+# and ask for the full way: a new venv with all of them installed, as the
+# first generation is built.
+if [ "$way" = copy ]; then
+    why=$(copy_refusal) full=1
+    if [ -z "$why" ]; then
+        full=
+        build_copy "$@" || rm -rf "${dir:?}" "${copy:?}"
     fi
-fi
-if [ -n "$why" ]; then
-    if [ -n "$full" ]; then
-        echo "vd-full $why"
-    else
-        echo "vd-uncopied $why"
+    if [ -n "$why" ]; then
+        if [ -n "$full" ]; then echo "vd-full $why"; else echo "vd-uncopied $why"; fi
+        exit 0
     fi
+    echo "vd-copy $active"
+    echo "vd-built 0 0"
+    printf '%s\n' "$after"
+else
+    cached_wheels "$@"
     create_status=0 install_status=0
     "$create_with" -m venv "$dir" </dev/null 1>&2 || create_status=$?
     if [ "$create_status" = 0 ] && [ $# -gt 0 ]; then
@@ -271,7 +277,9 @@ if [ -n "$why" ]; then
     printf '%s\n' "$after" | "$dir/bin/python" -E -s -c "$fingerprint" --holds "$holds" || discard
 fi
 mark_generation "$dir" || discard
-printf '%s\n' "$create_with" >"$dir/.vd-built" || discard
+# The interpreter the generation runs, resolved as `create_with` is for the
+# active generation, which `copy_refusal` compares.
+readlink -f "$dir/bin/python" >"$dir/.vd-built" || discard
 mark_finished "$new" || discard
 
 switch_to "$new" "$id" || {
