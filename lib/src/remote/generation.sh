@@ -288,21 +288,22 @@ switch_to "$new" "$id" || {
 }
 echo "vd-switched $new"
 
-# A generation some process still runs from is kept (vd-busy N PID...),
-# and pruned by the first push after its processes end.
-busy=$(scan_running "$dir/bin/python" --busy "$venv") || busy=
-count=0 pruned=
-for n in $(numbers | sort -rn); do
-    count=$((count + 1))
-    if [ "$count" -gt "$keep" ] && [ "$n" != "$new" ] && [ "$n" != "$active" ]; then
-        pids=$(printf '%s\n' "$busy" | while read -r gen pid; do
-            if [ "$gen" = "$n" ]; then printf ' %s' "$pid"; fi
-        done)
-        if [ -n "$pids" ]; then
-            echo "vd-busy $n$pids"
-        else
-            rm -rf "${gens:?}/$n" && pruned="$pruned $n"
-        fi
+# The generations past the KEEP newest, but for the new one and the one
+# before it. One some process still runs from is kept (vd-busy N PID...),
+# and pruned by the first push after its processes end; the scan of
+# processes runs only when there is a generation to prune.
+old=$(numbers | sort -rn | sed "1,${keep}d" | grep -vx -e "$new" -e "${active:-0}")
+busy=
+if [ -n "$old" ]; then busy=$(scan_running "$dir/bin/python" --busy "$venv") || busy=; fi
+pruned=
+for n in $old; do
+    pids=$(printf '%s\n' "$busy" | while read -r gen pid; do
+        if [ "$gen" = "$n" ]; then printf ' %s' "$pid"; fi
+    done)
+    if [ -n "$pids" ]; then
+        echo "vd-busy $n$pids"
+    else
+        rm -rf "${gens:?}/$n" && pruned="$pruned $n"
     fi
 done
 echo "vd-pruned$pruned"
