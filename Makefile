@@ -46,7 +46,7 @@ install: build
 # installed (make test installs it; a unit test runs it too), and so are the
 # set-up scripts.
 SHELL_SCRIPTS = lib/src/remote/prelude.sh lib/src/remote/generations.sh lib/src/remote/install.sh \
-	lib/src/remote/push.sh \
+	lib/src/remote/push.sh lib/src/remote/push_step.sh \
 	lib/src/remote/generation.sh lib/src/remote/switch.sh lib/src/remote/journal.sh \
 	lib/src/remote/cache.sh lib/src/remote/freeze.sh lib/src/remote/freeze_batch.sh \
 	lib/src/remote/running.sh

@@ -2,7 +2,7 @@
 //!
 //! Each operation's module holds its command, the script it sends (a real
 //! file beside it that a linter can read: `freeze.py`, `freeze.sh`,
-//! `freeze_batch.sh`, `push.sh`, `generation.sh`, `switch.sh`,
+//! `freeze_batch.sh`, `push.sh`, `push_step.sh`, `generation.sh`, `switch.sh`,
 //! `journal.sh`, `cache.sh`, `running.py`), the parser of what the host
 //! prints, and that typed result: [`freeze`], [`push`], [`generation`],
 //! [`switch`], [`journal`], [`cache`], [`migrate`], [`reload`],
@@ -66,7 +66,7 @@ pub const PRELUDE: &str = include_str!("remote/prelude.sh");
 pub const GENERATIONS: &str = include_str!("remote/generations.sh");
 
 /// How the scripts that change a venv install and uninstall, with uv or
-/// pip (see its header): the part push.sh and generation.sh share.
+/// pip (see its header): the part push_step.sh and generation.sh share.
 pub const INSTALL: &str = include_str!("remote/install.sh");
 
 /// Checks, on the host, that a freeze has the fingerprint a plan was made
@@ -251,6 +251,7 @@ mod tests {
     fn programs() -> Vec<(&'static str, String)> {
         vec![
             ("push.sh", push::push_program()),
+            ("push_step.sh", push::push_step_program()),
             ("generation.sh", generation::generation_program()),
             ("switch.sh", switch::switch_program()),
             ("journal.sh", journal::journal_program()),

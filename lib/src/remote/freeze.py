@@ -482,6 +482,22 @@ class Venvs(object):
 
     def freeze(self, venv):
         """What the per-venv freeze prints for venv, as text."""
+        return self.text(*self.facts(venv))
+
+    def text(self, found, python):
+        """dumps of {"installed", "markers", "python"}, keys in that order,
+        with the markers (the same for every venv) written once."""
+        if self.markers_text is None:
+            self.markers_text = dumps(self.markers)
+        return '{"installed": %s, "markers": %s, "python": %s}\n' % (
+            dumps(found),
+            self.markers_text,
+            dumps(python),
+        )
+
+    def facts(self, venv):
+        """venv's installed distributions and its python's facts, as its
+        own python would find them."""
         venv = os.path.abspath(venv)
         executable = os.path.join(venv, "bin", "python")
         if not os.path.islink(executable) or os.path.realpath(executable) != self.real:
@@ -519,15 +535,7 @@ class Venvs(object):
             found.pop(name, None)
         python = dict(self.python)
         python.update(executable=executable, prefix=venv, base_prefix=self.base_prefix, venv=True)
-        # dumps of {"installed", "markers", "python"}, keys in that order,
-        # with the markers (the same for every venv) written once.
-        if self.markers_text is None:
-            self.markers_text = dumps(self.markers)
-        return '{"installed": %s, "markers": %s, "python": %s}\n' % (
-            dumps(found),
-            self.markers_text,
-            dumps(python),
-        )
+        return found, python
 
 
 def add_installed(found, entries, listings=None):
@@ -668,7 +676,157 @@ def scan_running(token):
     sys.stdout.flush()
 
 
-if "--venvs" in sys.argv[1:2] or "--venvs-here" in sys.argv[1:2]:
+# -- One venv, checked: a push's freeze ---------------------------------------
+#
+# freeze.py --venv VENV ACCEPT HOLDS, run by VENV's python with -E -s -S -c
+# (the text of this script, which VD_FREEZE_PY carries too). It prints what
+# the per-venv freeze would print: read here as --venvs reads a venv, or, for
+# a venv this cannot answer for exactly (see above), by VENV's python
+# running this script again without -S (--venv-own, the same arguments).
+# A push freezes before and after its installer under the venv's lock, and
+# checks the first freeze: each interpreter start it spares (and each
+# compile of this script) is a few milliseconds per venv of a release.
+#
+# The check says which state the venv is in, by its exit status: 0 the
+# state the plan was made from, whose fingerprint (crate::fingerprint's
+# of_state) is ACCEPT's first word; 4 the state the plan makes, ACCEPT's
+# second word, or (HOLDS, space-separated NAME==VERSION) exactly those
+# distributions, pip, setuptools and wheel aside, as a new venv brings its
+# own; 3 neither. ACCEPT and HOLDS may be empty: with neither, 0.
+#
+# freeze.py --around VENV ACCEPT COMMAND...: a push's freezes around its
+# installer, from this one process: "vd-before" and VENV's freeze; then,
+# when the check of ACCEPT says the venv drifted, "vd-drifted" and nothing
+# more; else COMMAND runs (its stdout is this one's) and VENV's freeze after
+# it follows. The exit status is 0 once the first freeze is printed. A venv
+# this cannot answer for is frozen by its own python (--around-own; the
+# freeze after by a process started after COMMAND, which sees the .pth
+# files COMMAND wrote).
+#
+# freeze.py --check ACCEPT HOLDS: the same check of a freeze taken before
+# (its JSON on stdin), by any python.
+
+
+def fingerprint(found, python):
+    """crate::fingerprint's of_state: of a venv still to create when found
+    is None."""
+    import hashlib
+
+    lines = ["vd-state 1"]
+    if found is None:
+        lines.append("absent")
+    else:
+        implementation, version = python.get("implementation"), python.get("version")
+        lines.append("python %s %s" % (implementation or "", version or ""))
+        lines.extend("%s==%s" % (name, found[name]) for name in sorted(found))
+    text = "".join(line + "\n" for line in lines)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def holds(found, wanted):
+    """Whether found is exactly wanted (NAME==VERSION ...), pip, setuptools
+    and wheel aside."""
+    wanted = dict(item.split("==", 1) for item in wanted.split())
+    found = found or {}
+    extra = set(found) - set(wanted) - set(["pip", "setuptools", "wheel"])
+    return not extra and all(found.get(name) == version for name, version in wanted.items())
+
+
+def state(found, python, accept, wanted):
+    """The exit status of the check (see above)."""
+    accept = accept.split()
+    if accept or wanted:
+        found_print = fingerprint(found, python) if accept else None
+        if accept and found_print == accept[0]:
+            return 0
+        if found_print in accept[1:] or (wanted and holds(found, wanted)):
+            return 4
+        return 3
+    return 0
+
+
+def own_python(venv, mode, args):
+    """Run this script again as VENV's python with site.py, in mode (this
+    process is replaced)."""
+    python = os.path.join(venv, "bin", "python")
+    script = os.environ["VD_FREEZE_PY"]
+    sys.stdout.flush()
+    os.execv(python, [python, "-E", "-s", "-c", script, mode, venv] + list(args))
+
+
+def read_venv(venv, own, mode, args):
+    """(installed, python facts, freeze text) of venv: this process's own
+    (own), else read as --venvs reads it, else by own_python(mode)."""
+    if own:
+        found, python = installed(), interpreter()
+        return found, python, dumps({"installed": found, "markers": markers(), "python": python}) + "\n"
+    try:
+        venvs = these_venvs()
+        found, python = venvs.facts(venv)
+        return found, python, venvs.text(found, python)
+    except Exception:  # as --venvs: the venv's own python answers
+        own_python(venv, mode, args)
+
+
+VENVS = []
+
+
+def these_venvs():
+    """The one Venvs of this process (what it reads of the interpreter is
+    read once)."""
+    if not VENVS:
+        VENVS.append(Venvs())
+    return VENVS[0]
+
+
+def freeze_checked(venv, accept, wanted, own):
+    """freeze.py --venv (own: --venv-own); returns the exit status."""
+    found, python, text = read_venv(venv, own, "--venv-own", [accept, wanted])
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return state(found, python, accept, wanted)
+
+
+def around(venv, accept, command, own):
+    """freeze.py --around (own: --around-own); returns the exit status."""
+    found, python, text = read_venv(venv, own, "--around-own", [accept] + command)
+    sys.stdout.write("vd-before\n" + text)
+    if state(found, python, accept, "") == 3:
+        sys.stdout.write("vd-drifted\n")
+        return 0
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execvp(command[0], command)
+        except OSError as e:
+            sys.stderr.write("cannot run %s: %s\n" % (command[0], e))
+        os._exit(127)
+    os.waitpid(pid, 0)
+    if own:
+        own_python(venv, "--venv-own", ["", ""])
+    try:
+        sys.stdout.write(these_venvs().freeze(venv))
+    except Exception:
+        own_python(venv, "--venv-own", ["", ""])
+    return 0
+
+
+def check_given(accept, wanted):
+    """freeze.py --check; returns the exit status."""
+    import json
+
+    facts = json.load(sys.stdin)
+    return state(facts.get("installed"), facts.get("python") or {}, accept, wanted)
+
+
+if sys.argv[1:2] == ["--check"]:
+    sys.exit(check_given(*sys.argv[2:4]))
+elif sys.argv[1:2] in (["--around"], ["--around-own"]):
+    sys.exit(around(sys.argv[2], sys.argv[3], sys.argv[4:], own=sys.argv[1] == "--around-own"))
+elif sys.argv[1:2] in (["--venv"], ["--venv-own"]):
+    sys.exit(freeze_checked(*sys.argv[2:5], own=sys.argv[1] == "--venv-own"))
+elif "--venvs" in sys.argv[1:2] or "--venvs-here" in sys.argv[1:2]:
     freeze_venvs(sys.argv[2], sys.argv[3:], sys.argv[1] == "--venvs-here")
     if sys.argv[1] == "--venvs":
         scan_running(sys.argv[2])

@@ -131,31 +131,29 @@ done
 if [ -n "$active" ]; then
     echo "vd-active $active"
     python=$gens/$active/bin/python
+    # Not the state planned from, nor (by the fingerprint) the one the plan
+    # makes, it may still hold exactly the new set (pip, setuptools and
+    # wheel aside: a new venv brings its own): freeze_py says so too.
+    wanted=
+    if [ -n "$accept" ]; then wanted=$holds; fi
+    before=$(freeze_py "$python" "$gens/$active" --venv "$accept" "$wanted")
+    state=$?
+    case $state in
+    0 | "$VD_EXIT_MADE" | "$VD_EXIT_DRIFTED") ;;
+    *) fail "the freeze of generation $active failed (exit status $state)" ;;
+    esac
     echo vd-before
-    before=$(run_freeze "$python") || fail "the freeze of generation $active failed"
     printf '%s\n' "$before"
-    if [ -n "$accept" ]; then
-        printf '%s\n' "$before" | "$python" -E -s -c "$fingerprint" "$accept"
-        case $? in
-        0) ;;
-        "$VD_EXIT_DRIFTED")
-            # Not the state planned from, nor (by the fingerprint) the one the
-            # plan makes; it may still hold exactly the new set (pip,
-            # setuptools and wheel aside: a new venv brings its own).
-            if printf '%s\n' "$before" | "$python" -E -s -c "$fingerprint" --holds "$holds"; then
-                echo vd-done
-            else
-                echo vd-drifted
-            fi
-            exit 0
-            ;;
-        "$VD_EXIT_MADE")
-            echo vd-done
-            exit 0
-            ;;
-        *) fail "the check of $venv against the plan's fingerprint failed" ;;
-        esac
-    fi
+    case $state in
+    "$VD_EXIT_DRIFTED")
+        echo vd-drifted
+        exit 0
+        ;;
+    "$VD_EXIT_MADE")
+        echo vd-done
+        exit 0
+        ;;
+    esac
     create_with=$(readlink -f "$python") || fail "cannot resolve $python"
 fi
 new=$((${last:-0} + 1))

@@ -42,6 +42,26 @@ run_freeze() {
     printf '%s\n' "$freeze" | "$1" -E -s -
 }
 
+# freeze_py PYTHON VENV MODE ARGS...: freeze.py's MODE on VENV, by PYTHON:
+# --venv ACCEPT HOLDS, VENV's freeze and its check against a plan's
+# fingerprints ACCEPT and the set HOLDS; --around ACCEPT COMMAND..., the
+# freezes of a push around COMMAND (see freeze.py for both). One
+# interpreter start, without site.py where VENV has a pyvenv.cfg and
+# PYTHON is a link, as freeze_batch.sh reads such a venv; else PYTHON with
+# its site.py (MODE-own: a Python 2 virtualenv's python finds even its
+# standard library through its own site.py). The exit status of --venv
+# says which state VENV is in: 0 the state planned from, VD_EXIT_MADE the
+# state the plan makes, VD_EXIT_DRIFTED neither.
+freeze_py() {
+    py=$1 dir=$2 mode=$3
+    shift 3
+    if [ -L "$py" ] && [ -f "$dir/pyvenv.cfg" ]; then
+        VD_FREEZE_PY=$freeze "$py" -E -s -S -c "$freeze" "$mode" "$dir" "$@" </dev/null
+    else
+        VD_FREEZE_PY=$freeze "$py" -E -s -c "$freeze" "$mode-own" "$dir" "$@" </dev/null
+    fi
+}
+
 # pip_with PYTHON ARGS...: PYTHON's pip, with the options every push takes:
 # no user or site configuration, no prompts, no cache in the venv user's
 # home; its output goes to stderr. `python -m pip` rather than bin/pip,

@@ -7,10 +7,7 @@
 //! make, and whether the venv ended as the plan says, is [`crate::push`]'s.
 
 use super::freeze::{FreezeOutput, FREEZE_SCRIPT};
-use super::{
-    pip_tail, program, said, script_command, steps, venv_python, FINGERPRINT_SCRIPT, INSTALL,
-    LOCK_WAIT_SECS,
-};
+use super::{pip_tail, program, said, script_command, steps, venv_python, INSTALL, LOCK_WAIT_SECS};
 use crate::shell;
 use crate::transport::Finished;
 use anyhow::{bail, Result};
@@ -18,13 +15,23 @@ use anyhow::{bail, Result};
 /// The shell script of a push (see its header for its arguments and output).
 pub const PUSH_SCRIPT: &str = include_str!("push.sh");
 
-/// The program [`push_command`] runs: the prelude, how it installs, then
-/// [`PUSH_SCRIPT`].
+/// The installer's step of a push (see its header), which `freeze.py
+/// --around` runs between its two freezes.
+pub const PUSH_STEP_SCRIPT: &str = include_str!("push_step.sh");
+
+/// The program [`push_command`] runs: the prelude, then [`PUSH_SCRIPT`].
 pub fn push_program() -> String {
-    program(&[INSTALL, PUSH_SCRIPT])
+    program(&[PUSH_SCRIPT])
 }
 
-/// What [`push_command`] sends on stdin: the freeze, run before and after pip.
+/// The program of the installer's step: the prelude, how it installs, then
+/// [`PUSH_STEP_SCRIPT`].
+pub fn push_step_program() -> String {
+    program(&[INSTALL, PUSH_STEP_SCRIPT])
+}
+
+/// What [`push_command`] sends on stdin: the freeze, run before and after
+/// the installer (and around it, see `freeze.py --around`).
 pub const PUSH_STDIN: &str = FREEZE_SCRIPT;
 
 /// `VENV/bin/python -m pip` with the options every vd-push pip run takes
@@ -138,13 +145,14 @@ pub fn push_command(steps: &PushSteps) -> String {
     let lock_wait = LOCK_WAIT_SECS.to_string();
     let nremove = steps.remove.len().to_string();
     let accept = steps.accept.join(" ");
+    let step = push_step_program();
     let mut args = vec![
         steps.venv.trim_end_matches('/'),
         &lock_wait,
         steps.create_with.unwrap_or(""),
         &accept,
-        FINGERPRINT_SCRIPT,
         steps.installer.unwrap_or(""),
+        &step,
         &nremove,
     ];
     args.extend(steps.remove.iter().map(String::as_str));
@@ -310,16 +318,20 @@ mod tests {
             .contains("the venv's freeze: the freeze script printed no JSON object"));
     }
 
-    /// A venv whose `bin/python` is a shell script: it prints a freeze for
-    /// `-E -s -` and logs any other call's arguments, one per line, to `calls`.
+    /// A venv whose `bin/python` is a shell script (not a link, so it runs
+    /// freeze.py with site.py: `-E -s -c SCRIPT --around-own VENV ACCEPT
+    /// COMMAND...`): it prints a freeze, runs COMMAND and prints a freeze,
+    /// as freeze.py does; it logs any other call's
+    /// arguments, one per line, to `calls`.
     fn fake_venv(venv: &Path) {
         fs::create_dir_all(venv.join("bin")).unwrap();
         let python = venv.join("bin/python");
         fs::write(
             &python,
             "#!/bin/sh\n\
-             if [ \"$*\" = '-E -s -' ]; then cat >/dev/null; \
-               echo '{\"installed\": {}, \"markers\": {}, \"python\": {\"venv\": true}}'; exit 0; fi\n\
+             freeze='{\"installed\": {}, \"markers\": {}, \"python\": {\"venv\": true}}'\n\
+             case \"$5\" in --around-own) shift 7; echo vd-before; echo \"$freeze\"; \
+               \"$@\"; echo \"$freeze\"; exit 0;; esac\n\
              for a; do printf '%s\\n' \"$a\"; done >>\"$(dirname \"$0\")/../calls\"\n\
              echo '--' >>\"$(dirname \"$0\")/../calls\"\n",
         )
@@ -584,5 +596,165 @@ mod tests {
         );
         assert_eq!(made(), before, "no venv made");
         assert!(!Path::new(&venv).join("bin/python").exists());
+    }
+}
+
+/// `freeze.py --around` on real venvs of this machine's python3: the
+/// freezes it prints are the per-venv freeze's, byte for byte, before and
+/// after the command between them, whichever way it reads the venv.
+#[cfg(test)]
+mod around_tests {
+    use super::super::freeze::FREEZE_SCRIPT;
+    use crate::fingerprint::of_state;
+    use crate::remote::freeze::FreezeOutput;
+    use crate::transport::Finished;
+    use std::fs;
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output, Stdio};
+
+    /// A venv made by python3, without pip, and its site-packages.
+    fn venv(dir: &Path, name: &str) -> (String, PathBuf) {
+        let venv = dir.join(name);
+        let out = Command::new("python3")
+            .args(["-m", "venv", "--without-pip"])
+            .arg(&venv)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run python3 ({e}): install Python 3"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let site = fs::read_dir(venv.join("lib"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+            .join("site-packages");
+        (venv.display().to_string(), site)
+    }
+
+    /// A shell command that puts distribution NAME VERSION into `dir`.
+    fn dist(dir: &Path, name: &str, version: &str) -> String {
+        let info = dir.join(format!("{name}-{version}.dist-info"));
+        format!(
+            "mkdir -p '{0}' && printf 'Metadata-Version: 2.1\\nName: {name}\\nVersion: {version}\\n' >'{0}/METADATA'",
+            info.display()
+        )
+    }
+
+    fn sh(command: &str) {
+        assert!(Command::new("sh")
+            .args(["-c", command])
+            .status()
+            .unwrap()
+            .success());
+    }
+
+    /// The per-venv freeze of `venv`, as vd-freeze takes it.
+    fn own_freeze(venv: &str) -> String {
+        let mut child = Command::new(format!("{venv}/bin/python"))
+            .args(["-E", "-s", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(FREEZE_SCRIPT.as_bytes())
+            .unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    }
+
+    fn around(venv: &str, accept: &str, command: &str) -> Output {
+        Command::new(format!("{venv}/bin/python"))
+            .args([
+                "-E",
+                "-s",
+                "-S",
+                "-c",
+                FREEZE_SCRIPT,
+                "--around",
+                venv,
+                accept,
+            ])
+            .args(["sh", "-c", command])
+            .env("VD_FREEZE_PY", FREEZE_SCRIPT)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// The fingerprint vd-diff would stamp on `freeze`.
+    fn fingerprint(freeze: &str) -> String {
+        let out = FreezeOutput::read(&Finished::of(0, freeze, ""), "/v").unwrap();
+        of_state(Some(&out.python), Some(out.installed().unwrap()))
+    }
+
+    #[test]
+    fn the_freezes_around_a_command_are_the_per_venv_freezes() {
+        let dir = tempfile::tempdir().unwrap();
+        // A plain venv (read without site.py) and one whose .pth runs code
+        // (frozen by its own python): the same answers.
+        for (name, runs_code) in [("plain", false), ("code", true)] {
+            let (venv, site) = venv(dir.path(), name);
+            sh(&dist(&site, "Old_One", "1.0"));
+            if runs_code {
+                fs::write(site.join("x.pth"), "import os\n").unwrap();
+            }
+            let before = own_freeze(&venv);
+            let made_from = fingerprint(&before);
+            // The command adds a distribution, and a .pth naming a
+            // directory with another: the freeze after sees both.
+            let extra = dir.path().join(format!("{name}-extra"));
+            let command = format!(
+                "{} && {} && echo '{}' >'{}/extra.pth' && echo vd-pip 0 0",
+                dist(&site, "new", "2.0"),
+                dist(&extra, "elsewhere", "3.0"),
+                extra.display(),
+                site.display()
+            );
+            let out = around(&venv, &format!("{made_from} sha256:00"), &command);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let after = own_freeze(&venv);
+            assert!(after.contains("\"elsewhere\": \"3.0\"") && after.contains("\"new\": \"2.0\""));
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                format!("vd-before\n{before}vd-pip 0 0\n{after}"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_venv_that_is_not_the_planned_state_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (venv, site) = venv(dir.path(), "v");
+        sh(&dist(&site, "a", "1.0"));
+        let before = own_freeze(&venv);
+        let ran = dir.path().join("ran");
+        let command = format!("touch '{}'", ran.display());
+        let planned = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+        let out = around(&venv, planned, &command);
+        assert!(out.status.success());
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(stdout, format!("vd-before\n{before}vd-drifted\n"));
+        assert!(!ran.exists(), "the command ran on a drifted venv");
+        // The state the plan makes (the second fingerprint) goes on, as
+        // does no fingerprint at all.
+        for accept in [format!("{planned} {}", fingerprint(&before)), String::new()] {
+            let out = around(&venv, &accept, &command);
+            assert!(out.status.success());
+            assert!(ran.exists(), "{accept}");
+            fs::remove_file(&ran).unwrap();
+        }
     }
 }

@@ -2,12 +2,14 @@
 # vd-push's change to one venv, on the host, as the venv's user.
 #
 # Under an exclusive flock on VENV/.vd-lock: make the venv if asked, check
-# every wheel file can be read, freeze, check the freeze is the state the
-# plan was made from, uninstall, install, freeze again.
+# every wheel file can be read, then one process of the venv's python
+# (freeze.py --around) freezes, checks the freeze is the state the plan was
+# made from, runs STEP (push_step.sh: uninstall, install), and freezes
+# again: one interpreter start for the three.
 # Everything comes in as arguments, never as text put into this script:
 #
 # usage: sh -c "$(cat push.sh)" vd-push VENV LOCK_WAIT CREATE_WITH \
-#            PLANNED_FROM FINGERPRINT INSTALLER NREMOVE [NAME ...] [FILE ...] <freeze.py
+#            PLANNED_FROM INSTALLER STEP NREMOVE [NAME ...] [FILE ...] <freeze.py
 #   VENV         the virtualenv (absolute, no trailing slash)
 #   LOCK_WAIT    seconds to wait for another push's lock
 #   CREATE_WITH  the python to make the venv with when it has none (`-m
@@ -15,42 +17,24 @@
 #                exist
 #   PLANNED_FROM the fingerprints of the state the plan was made from and of
 #                the state it makes (space-separated); empty: not checked
-#   FINGERPRINT  the program (fingerprint.py) that checks it against a freeze
 #   INSTALLER    the uv binary that installs and uninstalls; empty: pip
+#   STEP         the program (push_step.sh) that uninstalls and installs
 #   NREMOVE      how many NAMEs follow: the packages to uninstall
 #   FILE         the wheel files to install, with one installer call
-#   stdin        the freeze script, run by the venv's python before and after
+#   stdin        the freeze script
 #
 # stdout: `vd-created` when the venv was made; `vd-before` and the first
 # freeze's JSON; `vd-drifted` (and nothing more is done) when that freeze is
 # not the state planned from; `vd-pip UNINSTALL INSTALL` (the installer's exit
 # statuses, 0 for a step not run) and the second freeze's JSON. The
 # installer's output goes to stderr.
-# A failure before pip runs prints a message on stderr, no `vd-pip` line,
-# and exits VD_EXIT_FAILED (the prelude's `fail`).
+# A failure before the installer runs prints a message on stderr, no
+# `vd-pip` line, and exits VD_EXIT_FAILED (the prelude's `fail`).
 
-venv=$1 lock_wait=$2 create_with=$3 planned_from=$4 fingerprint=$5 installer=$6 nremove=$7
+venv=$1 lock_wait=$2 create_with=$3 planned_from=$4 installer=$5 step=$6 nremove=$7
 shift 7
 take_freeze
 python=$venv/bin/python
-
-# pip_uninstall N ARGS...: uninstall the first N of ARGS (the package names).
-pip_uninstall() {
-    n=$1 i=0
-    shift
-    for arg; do
-        shift
-        if [ "$i" -lt "$n" ]; then set -- "$@" "$arg"; fi
-        i=$((i + 1))
-    done
-    if [ $# -gt 0 ]; then uninstall_packages "$installer" "$python" "$@"; fi
-}
-
-# pip_install N ARGS...: install what follows the first N of ARGS (the files).
-pip_install() {
-    shift $(($1 + 1))
-    if [ $# -gt 0 ]; then install_wheels "$installer" "$python" "$@"; fi
-}
 
 # check_files N ARGS...: fail unless every file (what follows the first N
 # of ARGS) is a readable wheel of the cache, as it was uploaded.
@@ -88,28 +72,10 @@ if [ -n "$create_with" ] && [ ! -e "$python" ]; then
     created=1
 fi
 check_files "$nremove" "$@"
-echo vd-before
-before=$(run_freeze "$python") || fail "the freeze of $venv failed"
-printf '%s\n' "$before"
-
 # A venv this push made was absent, as planned; any other must be as it was
 # when the plan was made, or nothing is done.
-if [ -n "$planned_from" ] && [ -z "$created" ]; then
-    printf '%s\n' "$before" | "$python" -E -s -c "$fingerprint" "$planned_from"
-    case $? in
-    0 | "$VD_EXIT_MADE") ;;
-    "$VD_EXIT_DRIFTED")
-        echo vd-drifted
-        exit 0
-        ;;
-    *) fail "the check of $venv against the plan's fingerprint failed" ;;
-    esac
-fi
-
-uninstall_status=0 install_status=0
-pip_uninstall "$nremove" "$@" || uninstall_status=$?
-if [ "$uninstall_status" = 0 ]; then
-    pip_install "$nremove" "$@" || install_status=$?
-fi
-echo "vd-pip $uninstall_status $install_status"
-run_freeze "$python"
+accept=$planned_from
+if [ -n "$created" ]; then accept=''; fi
+freeze_py "$python" "$venv" --around "$accept" \
+    sh -c "$step" vd-push "$installer" "$python" "$nremove" "$@" ||
+    fail "the freeze of $venv failed"
