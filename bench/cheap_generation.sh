@@ -56,7 +56,7 @@ setup_size() {
         "$w/plain" "$(command -v "$PYTHON")" >"$w/plain.jsonl"
     for t in gen plain; do
         plan_to "$w" "$t" old.txt | "$VD_BIN/vd-push" --repo "$w/repo" --create >"$w/first.jsonl"
-        fail_on_error "$w/first.jsonl" "the first push to $t"
+        bench_fail_on_error "$w/first.jsonl" "the first push to $t"
         plan_to "$w" "$t" new.txt >"$w/$t.plan"
     done
     packages=$(grep -c . "$w/old.txt")
@@ -65,14 +65,6 @@ setup_size() {
 plan_to() { # WORK TARGET REQUIREMENTS
     "$VD_BIN/vd-targets" --inventory "$1/$2.jsonl" | "$VD_BIN/vd-freeze" |
         "$VD_BIN/vd-diff" --repo "$1/repo" "$1/$3"
-}
-
-fail_on_error() { # FILE WHAT
-    if grep -q '"error"' "$1"; then
-        echo "bench: $2 failed:" >&2
-        grep '"error"' "$1" | head -3 >&2
-        exit 1
-    fi
 }
 
 reset_gen() { # WORK
@@ -99,18 +91,18 @@ measure() {
     for ((i = 0; i < BENCH_RUNS; i++)); do
         reset_gen "$w"
         ta+=("$(bench_time push_plan "$w" gen)")
-        fail_on_error "$w/gen.out" "the generation push"
+        bench_fail_on_error "$w/gen.out" "the generation push"
         way=$(grep -o '"built":{"way":"[a-z]*"' "$w/gen.out" || true)
         [ "$way" = '"built":{"way":"copy"' ] || { echo "bench: not a copy: $(grep -o '"built":{[^}]*}' "$w/gen.out")" >&2; exit 1; }
         reset_plain "$w"
         tb+=("$(bench_time push_plan "$w" plain)")
-        fail_on_error "$w/plain.out" "the in-place push"
+        bench_fail_on_error "$w/plain.out" "the in-place push"
         echo "bench: $1 run $((i + 1)): generation ${ta[i]}s, in place ${tb[i]}s" >&2
     done
     reset_gen "$w"
     mv "$w/gen.generations/1/.vd-built" "$w/vd-built"
     tf=$(bench_time push_plan "$w" gen)
-    fail_on_error "$w/gen.out" "the full build"
+    bench_fail_on_error "$w/gen.out" "the full build"
     grep -q '"built":{"way":"full"' "$w/gen.out" || { echo "bench: not a full build" >&2; exit 1; }
     mv "$w/vd-built" "$w/gen.generations/1/.vd-built"
 }

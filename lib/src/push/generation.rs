@@ -74,10 +74,10 @@ impl Pusher {
             keep,
             holds: &holds,
             choice: &choice,
+            record,
         };
         if self.options.dry_run {
-            let (files, mut pushed, ready) =
-                self.stage_changes(host, caches, record, &build, &sources)?;
+            let (files, mut pushed, ready) = self.stage_changes(host, caches, &build, &sources)?;
             let run = Run {
                 as_user: run_as.as_deref(),
                 installer: ready.binary(),
@@ -96,7 +96,7 @@ impl Pusher {
         let (mut outcome, mut pushed, mut pending) = match job.create_with {
             Some(_) => {
                 let (mut outcome, pushed, pending) =
-                    self.build_way(host, caches, record, &build, &sources, BuildWay::Full)?;
+                    self.build_way(host, caches, &build, &sources, BuildWay::Full)?;
                 outcome.way = Some(Built::full("there is no generation to copy".into()));
                 (outcome, pushed, pending)
             }
@@ -107,7 +107,7 @@ impl Pusher {
                     .filter(|c| installs(c).is_some())
                     .cloned()
                     .collect();
-                self.build_way(host, caches, record, &build, &planned, BuildWay::Copy)?
+                self.build_way(host, caches, &build, &planned, BuildWay::Copy)?
             }
         };
         if outcome.needs_full() {
@@ -115,7 +115,7 @@ impl Pusher {
                 crate::messages::warn("vd-push", &format!("{}: {failure}", job.label));
             }
             let (mut full, more, again) =
-                self.build_way(host, caches, record, &build, &sources, BuildWay::Full)?;
+                self.build_way(host, caches, &build, &sources, BuildWay::Full)?;
             full.adopted = full.adopted.or(outcome.adopted);
             full.way = outcome.way.take();
             pushed.uploaded.extend(more.uploaded);
@@ -139,7 +139,6 @@ impl Pusher {
         &self,
         host: &mut Host<HostCaches>,
         caches: &mut HostCaches,
-        record: &Record,
         build: &Build,
         sources: &[Change],
     ) -> Result<(Vec<String>, Pushed, Ready)> {
@@ -154,7 +153,7 @@ impl Pusher {
             build.target,
             &wheels,
             build.choice,
-            record,
+            build.record,
         )
     }
 
@@ -165,16 +164,15 @@ impl Pusher {
         &self,
         host: &mut Host<HostCaches>,
         caches: &mut HostCaches,
-        record: &Record,
         build: &Build,
         sources: &[Change],
         way: BuildWay,
     ) -> Result<(GenerationOutcome, Pushed, Option<Pending>)> {
-        let (files, pushed, ready) = self.stage_changes(host, caches, record, build, sources)?;
+        let (files, pushed, ready) = self.stage_changes(host, caches, build, sources)?;
         let target = build.target;
         let connection = host.connection()?;
         let run_as = target.run_as(connection.user()).map(str::to_string);
-        let _pip = console::doing(ready.name(), record);
+        let _pip = console::doing(ready.name(), build.record);
         let pending = self.begin(build.job, Kind::Generation);
         let command = remote::as_user(
             run_as.as_deref(),
@@ -279,6 +277,7 @@ struct Build<'a> {
     /// `name==version` of every package of the new set.
     holds: &'a [String],
     choice: &'a Choice,
+    record: &'a Record,
 }
 
 /// What vd-push says of the generations it kept because processes run
