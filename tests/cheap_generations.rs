@@ -330,3 +330,93 @@ fn a_copy_that_fails_or_cannot_be_trusted_is_built_in_full() {
     assert_eq!(built(&record).from, Some(5));
     assert_eq!(pip_list(&small.venv).get("vdp-gamma"), None);
 }
+
+/// A wheel of vdp-overlay 1.0 in `dir` that also writes `vdp_beta.py`, a
+/// file of vdp-beta's: an install that writes over a path the venv has.
+fn overlay_wheel(dir: &Path) -> PathBuf {
+    const SCRIPT: &str = r#"
+import base64, hashlib, os, sys, zipfile
+info = "vdp_overlay-1.0.dist-info/"
+files = {
+    "vdp_beta.py": b"VERSION = 'overlay'\n",
+    "vdp_overlay.py": b"VERSION = '1.0'\n",
+    info + "METADATA": b"Metadata-Version: 2.1\nName: vdp-overlay\nVersion: 1.0\n",
+    info + "WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+}
+record = ""
+for name, data in files.items():
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record += "%s,sha256=%s,%d\n" % (name, digest, len(data))
+files[info + "RECORD"] = (record + info + "RECORD,,\n").encode()
+path = os.path.join(sys.argv[1], "vdp_overlay-1.0-py3-none-any.whl")
+with zipfile.ZipFile(path, "w") as z:
+    for name, data in files.items():
+        z.writestr(name, data)
+print(path)
+"#;
+    let out = stdout_of(
+        Command::new(crate::util::python::python3())
+            .args(["-c", SCRIPT])
+            .arg(dir),
+        "the overlay wheel",
+    );
+    PathBuf::from(out.trim())
+}
+
+#[test]
+fn a_copy_upgraded_by_uv_leaves_the_active_generation_as_it_was() {
+    let server = Sshd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let uv = crate::util::uv::wheel("uv's wheel into the tests' download cache");
+    let wheels = [
+        uv,
+        wheel("vdp-alpha", "1.0"),
+        wheel("vdp-alpha", "2.0"),
+        wheel("vdp-beta", "1.0"),
+        wheel("vdp-gamma", "1.0"),
+        overlay_wheel(d),
+    ];
+    let repo = repo(d, &wheels);
+    let v = d.join("venv");
+    let mut t = generations_target(&server, &v, &d.join("cache"), 3);
+    t.insert(
+        "python".into(),
+        serde_json::json!(crate::util::python::pyenv_python("3.11")),
+    );
+    let push_to = |text: &str, args: &[&str]| {
+        let reqs = requirements(d, "requirements.txt", text);
+        let plans = plan(&server, &repo, &reqs, false, std::slice::from_ref(&t));
+        pushed_ok(&push(&server, &repo, args, &plans))
+    };
+    let first = push_to("vdp-alpha==1.0\nvdp-beta\nvdp-gamma\n", &["--create"]);
+    assert_eq!(first.pushed().installer.as_deref(), Some("uv"));
+    assert_eq!(
+        built(&first).why.as_deref(),
+        Some("there is no generation to copy")
+    );
+
+    // An upgrade, and an install that writes over vdp-beta's file: in the
+    // copy, until it got a file of its own, a hard link to generation 1's,
+    // which uv's copy would have truncated and written.
+    let one = generation_dir(&v, 1);
+    let before = state_of(&one);
+    let second = push_to("vdp-alpha==2.0\nvdp-beta\nvdp-gamma\nvdp-overlay\n", &[]);
+    assert_eq!(second.pushed().installer.as_deref(), Some("uv"));
+    assert_eq!(built(&second).from, Some(1));
+    assert_eq!(state_of(&one), before);
+    let module = |n: u32, name: &str| {
+        fs::read_to_string(site_packages(&generation_dir(&v, n)).join(name)).unwrap()
+    };
+    assert!(module(1, "vdp_alpha.py").contains("1.0") && module(2, "vdp_alpha.py").contains("2.0"));
+    assert!(
+        module(1, "vdp_beta.py").contains("1.0"),
+        "{}",
+        module(1, "vdp_beta.py")
+    );
+    assert!(
+        module(2, "vdp_beta.py").contains("overlay"),
+        "{}",
+        module(2, "vdp_beta.py")
+    );
+}

@@ -8,10 +8,12 @@
 # JSON) on stdin and HOLDS the new set (`NAME==VERSION ...`, normalized
 # names): prints `install FILE` for each wheel the active generation lacks
 # at its version and `remove NAME` for each package the new set drops (pip,
-# setuptools and wheel stay: a new venv has them too). Exit 3 with the
-# reason on stdout when a copy is not worth it: the plan changes more than
-# COPY_AT_MOST of the packages (a fresh venv then costs about the same and
-# carries nothing over).
+# setuptools and wheel stay: a new venv has them too). FILE are the wheels
+# vd-push sent, those of the plan's changes. Exit 3 with the reason on
+# stdout when a copy is not worth it, or cannot be made from them: the plan
+# changes more than COPY_AT_MOST of the packages (a fresh venv then costs
+# about the same and carries nothing over), or the active generation lacks
+# a package whose wheel was not sent (it is not the state planned from).
 #
 # `fix OLD NEW FILE...`, run by NEW's python once NEW is the copy of OLD:
 # makes right what names OLD's path (pyvenv.cfg, the scripts and activate
