@@ -31,8 +31,10 @@ import sys
 import sysconfig
 import zipfile
 
-# The share of the new set's packages a plan may change for the new
-# generation still to start as a copy (bench/cheap_generation.sh).
+# The share of the packages a plan may change for the new generation still
+# to start as a copy. Not a matter of speed (a copy was faster at every
+# share measured, bench/RESULTS.md): past it a fresh venv is built, which
+# carries nothing over from the one before.
 COPY_AT_MOST = 0.5
 KEEP = set(["pip", "setuptools", "wheel"])
 
