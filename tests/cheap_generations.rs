@@ -6,7 +6,9 @@
 
 use crate::generations::{active, generations_target, kept, Service};
 use crate::push::{assert_ok, plan, push, requirements, wheel};
-use crate::util::python::{download, install, pip_list, site_packages, venv_with_pip};
+use crate::util::python::{
+    download, install, pip_list, site_packages, venv_with_pip, wheel_with_files,
+};
 use crate::util::record::Built;
 use crate::util::sshd::Sshd;
 use crate::util::{repo, stdout_of, Outcome, Record};
@@ -331,38 +333,6 @@ fn a_copy_that_fails_or_cannot_be_trusted_is_built_in_full() {
     assert_eq!(pip_list(&small.venv).get("vdp-gamma"), None);
 }
 
-/// A wheel of vdp-overlay 1.0 in `dir` that also writes `vdp_beta.py`, a
-/// file of vdp-beta's: an install that writes over a path the venv has.
-fn overlay_wheel(dir: &Path) -> PathBuf {
-    const SCRIPT: &str = r#"
-import base64, hashlib, os, sys, zipfile
-info = "vdp_overlay-1.0.dist-info/"
-files = {
-    "vdp_beta.py": b"VERSION = 'overlay'\n",
-    "vdp_overlay.py": b"VERSION = '1.0'\n",
-    info + "METADATA": b"Metadata-Version: 2.1\nName: vdp-overlay\nVersion: 1.0\n",
-    info + "WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-}
-record = ""
-for name, data in files.items():
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    record += "%s,sha256=%s,%d\n" % (name, digest, len(data))
-files[info + "RECORD"] = (record + info + "RECORD,,\n").encode()
-path = os.path.join(sys.argv[1], "vdp_overlay-1.0-py3-none-any.whl")
-with zipfile.ZipFile(path, "w") as z:
-    for name, data in files.items():
-        z.writestr(name, data)
-print(path)
-"#;
-    let out = stdout_of(
-        Command::new(crate::util::python::python3())
-            .args(["-c", SCRIPT])
-            .arg(dir),
-        "the overlay wheel",
-    );
-    PathBuf::from(out.trim())
-}
-
 #[test]
 fn a_copy_upgraded_by_uv_leaves_the_active_generation_as_it_was() {
     let server = Sshd::start(1);
@@ -375,7 +345,13 @@ fn a_copy_upgraded_by_uv_leaves_the_active_generation_as_it_was() {
         wheel("vdp-alpha", "2.0"),
         wheel("vdp-beta", "1.0"),
         wheel("vdp-gamma", "1.0"),
-        overlay_wheel(d),
+        // An install that writes over a file of vdp-beta's.
+        wheel_with_files(
+            d,
+            "vdp-overlay",
+            "1.0",
+            &[("vdp_beta.py", "VERSION = 'overlay'\n")],
+        ),
     ];
     let repo = repo(d, &wheels);
     let v = d.join("venv");
