@@ -120,10 +120,16 @@ check_venvs() {
     done
 }
 
-vd_release() { # INSTALLER: vd-push's --installer
+vd_plan() {
     "$VD_BIN/vd-targets" -i "$work/targets.csv" | "$VD_BIN/vd-freeze" |
-        "$VD_BIN/vd-diff" --repo "$work/repo" "$work/requirements.txt" |
-        "$VD_BIN/vd-push" --repo "$work/repo" --installer "$1" >"$work/out"
+        "$VD_BIN/vd-diff" --repo "$work/repo" "$work/requirements.txt"
+}
+vd_release() { # INSTALLER: vd-push's --installer
+    vd_plan | "$VD_BIN/vd-push" --repo "$work/repo" --installer "$1" >"$work/out"
+}
+# The plan alone, of which vd-push's time is the rest.
+check_plan() {
+    [ "$(grep -c '"action":"upgrade"' "$work/out")" = "$count" ]
 }
 # What the records say: every one changed, by INSTALLER.
 check_vd() { # INSTALLER
@@ -204,6 +210,7 @@ vd_release auto || fail "the first vd run failed"
 check_vd uv || fail "the first vd run did not install with uv"
 for ((i = 0; i < BENCH_RUNS; i++)); do
     once vd-uv "vd_release auto" "check_vd uv && check_venvs"
+    once vd-plan "vd_plan >$work/out" check_plan
     if [ "$i" -lt "$PIP_RUNS" ]; then
         once vd-pip "vd_release pip" "check_vd pip && check_venvs"
     fi
@@ -230,6 +237,7 @@ row() { # LABEL CELL
     return 0
 }
 row "vd, uv" vd-uv
+row "vd, uv: the plan alone (vd-targets | vd-freeze | vd-diff)" vd-plan
 row "vd, pip (--installer pip)" vd-pip
 row "pip floor: pip install per venv, $HOSTS at a time" floor-pip
 row "uv floor: uv pip install per venv, $HOSTS at a time" floor-uv

@@ -67,7 +67,7 @@ lock_wait=$2 keep=$3 adopt=$4 create_with=$5 accept=$6 fingerprint=$7 holds=$8 i
 shift 9
 installer=$1 copier=$2 way=$3
 shift 3
-take_freeze
+take_freeze "$gens/.vd-freeze.pyc"
 take_running
 # What each generation carries in its site-packages: a process started
 # through VENV resolves its import paths once, so it keeps importing from

@@ -29,10 +29,12 @@ lock() {
     flock -w "$2" 9 || fail "another push has held the lock $1 for ${2}s; gave up"
 }
 
-# take_freeze: read freeze.py, which the script is sent on stdin, for
-# `run_freeze`.
+# take_freeze [CACHE]: read freeze.py, which the script is sent on stdin,
+# for `run_freeze` and `freeze_py`; CACHE: where freeze_py keeps its
+# compiled code (a file beside the script's lock, the venv user's).
 take_freeze() {
     freeze=$(cat) || fail "cannot read the freeze script"
+    freeze_cache=${1:-}
 }
 
 # run_freeze PYTHON: freeze.py run by PYTHON, isolated from the user's
@@ -52,15 +54,47 @@ run_freeze() {
 # standard library through its own site.py). The exit status of --venv
 # says which state VENV is in: 0 the state planned from, VD_EXIT_MADE the
 # state the plan makes, VD_EXIT_DRIFTED neither.
+# Without site.py, freeze.py's code comes from take_freeze's CACHE, as
+# PYTHON compiled it the last time (see freeze_loader): compiling it is a
+# third of the start.
 freeze_py() {
     py=$1 dir=$2 mode=$3
     shift 3
     if [ -L "$py" ] && [ -f "$dir/pyvenv.cfg" ]; then
-        VD_FREEZE_PY=$freeze "$py" -E -s -S -c "$freeze" "$mode" "$dir" "$@" </dev/null
+        VD_FREEZE_PY=$freeze "$py" -E -s -S -c "$freeze_loader" "$freeze_cache" "$mode" "$dir" "$@" </dev/null
     else
         VD_FREEZE_PY=$freeze "$py" -E -s -c "$freeze" "$mode-own" "$dir" "$@" </dev/null
     fi
 }
+
+# Runs freeze.py (VD_FREEZE_PY) with the arguments after the first, which
+# names a file of its compiled code: used when it was compiled from this
+# very text by this very interpreter (the first line says so: the text's
+# length and CRC-32, and the interpreter's cache tag), else compiled and
+# written there for the next run (a temporary file renamed into place;
+# nothing when it cannot be written). On Python 2.7 and 3.
+freeze_loader='import marshal, os, sys, zlib
+text = os.environ["VD_FREEZE_PY"]
+path = sys.argv.pop(1)
+tag = getattr(getattr(sys, "implementation", None), "cache_tag", None) or sys.version
+tag = ("vd-freeze %d %d %s\n" % (len(text), zlib.crc32(text.encode("utf-8")) & 0xFFFFFFFF, tag)).encode("utf-8")
+code = None
+try:
+    with open(path, "rb") as f:
+        if f.readline() == tag:
+            code = marshal.loads(f.read())
+except Exception:
+    pass
+if code is None:
+    code = compile(text, "freeze.py", "exec")
+    try:
+        temp = "%s.%d" % (path, os.getpid())
+        with open(temp, "wb") as f:
+            f.write(tag + marshal.dumps(code))
+        os.rename(temp, path)
+    except Exception:
+        pass
+exec(code)'
 
 # pip_with PYTHON ARGS...: PYTHON's pip, with the options every push takes:
 # no user or site configuration, no prompts, no cache in the venv user's
@@ -76,12 +110,15 @@ pip_with() {
 # digest FILE: FILE's sha256 in hex, by whichever tool the host has.
 digest() {
     if command -v sha256sum >/dev/null 2>&1; then
-        sha256sum <"$1"
+        set -- "$(sha256sum <"$1")"
     elif command -v shasum >/dev/null 2>&1; then
-        shasum -a 256 <"$1"
+        set -- "$(shasum -a 256 <"$1")"
     else
-        openssl dgst -sha256 -r <"$1"
-    fi | cut -d' ' -f1
+        set -- "$(openssl dgst -sha256 -r <"$1")"
+    fi
+    # The first word, without a `cut` process: this runs once per wheel of
+    # every push.
+    printf '%s\n' "${1%% *}"
 }
 
 # cached_wheels FILE...: fail unless every wheel of the cache (each at

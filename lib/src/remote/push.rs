@@ -734,6 +734,66 @@ mod around_tests {
         }
     }
 
+    /// The prelude's freeze_py run on `venv` (`--venv`, no check), with
+    /// its compiled code kept in `cache`: its stdout.
+    fn freeze_py(venv: &str, cache: &Path) -> String {
+        let script = format!(
+            "take_freeze {}; freeze_py {venv}/bin/python {venv} --venv '' ''",
+            crate::shell::quote(&cache.display().to_string())
+        );
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", &crate::remote::program(&[&script])])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(FREEZE_SCRIPT.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn the_compiled_freeze_is_kept_and_used_only_for_its_own_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let (venv, site) = venv(dir.path(), "v");
+        sh(&dist(&site, "a", "1.0"));
+        let want = own_freeze(&venv);
+        let cache = dir.path().join(".vd-freeze.pyc");
+        assert_eq!(freeze_py(&venv, &cache), want);
+        let kept = fs::read(&cache).unwrap();
+        assert!(
+            kept.starts_with(b"vd-freeze "),
+            "the first run keeps its code"
+        );
+        // The kept code is what runs, once its first line is right.
+        let line = kept.iter().position(|b| *b == b'\n').unwrap();
+        let marshal = "import marshal, sys; \
+            sys.stdout.buffer.write(marshal.dumps(compile('print(\"kept\")', 'x', 'exec')))";
+        let out = Command::new("python3")
+            .args(["-c", marshal])
+            .output()
+            .unwrap();
+        fs::write(&cache, [&kept[..=line], &out.stdout].concat()).unwrap();
+        assert_eq!(freeze_py(&venv, &cache), "kept\n");
+        // Code for another text (the first line differs) or cut short is
+        // compiled anew and replaced.
+        let other = [b"vd-freeze 1 2 x\n", &kept[line + 1..]].concat();
+        for bad in [other, kept[..line + 10].to_vec()] {
+            fs::write(&cache, bad).unwrap();
+            assert_eq!(freeze_py(&venv, &cache), want);
+            assert_eq!(fs::read(&cache).unwrap(), kept);
+        }
+        // A cache that cannot be written costs only the compile.
+        let nowhere = dir.path().join("missing/.vd-freeze.pyc");
+        assert_eq!(freeze_py(&venv, &nowhere), want);
+    }
+
     #[test]
     fn a_venv_that_is_not_the_planned_state_is_left_alone() {
         let dir = tempfile::tempdir().unwrap();

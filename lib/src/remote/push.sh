@@ -33,7 +33,7 @@
 
 venv=$1 lock_wait=$2 create_with=$3 planned_from=$4 installer=$5 step=$6 nremove=$7
 shift 7
-take_freeze
+take_freeze "$venv/.vd-freeze.pyc"
 python=$venv/bin/python
 
 # check_files N ARGS...: fail unless every file (what follows the first N
@@ -77,5 +77,5 @@ check_files "$nremove" "$@"
 accept=$planned_from
 if [ -n "$created" ]; then accept=''; fi
 freeze_py "$python" "$venv" --around "$accept" \
-    sh -c "$step" vd-push "$installer" "$python" "$nremove" "$@" ||
+    /bin/sh -c "$step" vd-push "$installer" "$python" "$nremove" "$@" ||
     fail "the freeze of $venv failed"

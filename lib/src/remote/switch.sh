@@ -25,7 +25,7 @@
 generations_of "$1"
 lock_wait=$2 from=$3 to=$4 id=$5
 shift 5
-take_freeze
+take_freeze ""
 
 # The highest finished generation below N, if any.
 below() {
