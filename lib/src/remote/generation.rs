@@ -30,10 +30,14 @@ pub const GENERATION_SCRIPT: &str = include_str!("generation.sh");
 /// fixing of the copy's files (`generation_copy.py`, see its header).
 pub const GENERATION_COPY_SCRIPT: &str = include_str!("generation_copy.py");
 
-/// What [`generation_command`] sends on stdin: the freeze, and the scan of
-/// running processes that pruning asks.
+/// What [`generation_command`] sends on stdin: the freeze, the scan of
+/// running processes that pruning asks, and the copy's program (on stdin,
+/// not as an argument: the command must fit in one SSH channel request).
 pub fn generation_stdin() -> String {
-    with_running(FREEZE_SCRIPT)
+    format!(
+        "{}\nvd-generation-copy.py\n{GENERATION_COPY_SCRIPT}",
+        with_running(FREEZE_SCRIPT)
+    )
 }
 
 /// The program [`generation_command`] runs.
@@ -91,7 +95,6 @@ pub fn generation_command(steps: &GenerationSteps) -> String {
         &holds,
         steps.intent,
         steps.installer.unwrap_or(""),
-        GENERATION_COPY_SCRIPT,
         match steps.way {
             BuildWay::Copy => "copy",
             BuildWay::Full => "full",
@@ -245,6 +248,28 @@ impl GenerationOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// libssh2 sends a channel request of at most 40,000 bytes: the program
+    /// and its arguments, but for the wheel files, must leave room for them
+    /// (about 8,000 bytes: some 60 files of a full build in a cache of a
+    /// usual path; the files belong on stdin for more).
+    #[test]
+    fn the_command_leaves_room_for_the_wheel_files() {
+        let holds = vec!["package-name==1.0.0".to_string(); 100];
+        let command = generation_command(&GenerationSteps {
+            venv: "/srv/shop/venv",
+            keep: 3,
+            adopt: false,
+            create_with: None,
+            accept: &["sha256:0".repeat(2)],
+            holds: &holds,
+            install: &[],
+            intent: "intent",
+            installer: None,
+            way: BuildWay::Copy,
+        });
+        assert!(command.len() < 32_000, "{} bytes", command.len());
+    }
 
     #[test]
     fn reads_each_step() {

@@ -29,9 +29,11 @@
 # and the active generation is left as it was.
 #
 # usage: sh -c "$(cat generation.sh)" vd-push VENV LOCK_WAIT KEEP ADOPT \
-#            CREATE_WITH ACCEPT FINGERPRINT HOLDS ID INSTALLER COPIER WAY [FILE ...] \
+#            CREATE_WITH ACCEPT FINGERPRINT HOLDS ID INSTALLER WAY [FILE ...] \
 #            <scripts
-#   scripts      freeze.py, the line `vd-running.py`, running.py
+#   scripts      freeze.py, the line `vd-running.py`, running.py, the line
+#                `vd-generation-copy.py`, generation_copy.py (which plans and
+#                fixes a copy)
 #   KEEP         how many generations to keep (2 or more)
 #   ADOPT        1: a plain venv at VENV becomes the next generation
 #   CREATE_WITH  the python to make the first generation with when VENV does
@@ -43,7 +45,6 @@
 #                (space-separated; pip, setuptools and wheel may be there too)
 #   ID           the push's intent, noted with its switch (see switch_to)
 #   INSTALLER    the uv binary that installs the new generation; empty: pip
-#   COPIER       the program (generation_copy.py) that plans and fixes a copy
 #   WAY          `copy`: build the new generation as a copy of the active one,
 #                or say why not and build nothing; `full`: build it in full
 #   FILE         the wheel files: with `copy`, those of the plan's changes;
@@ -65,10 +66,14 @@
 generations_of "$1"
 lock_wait=$2 keep=$3 adopt=$4 create_with=$5 accept=$6 fingerprint=$7 holds=$8 id=$9
 shift 9
-installer=$1 copier=$2 way=$3
-shift 3
+installer=$1 way=$2
+shift 2
 take_freeze "$gens/.vd-freeze.pyc"
 take_running
+# generation_copy.py, which vd sends after running.py, past a line
+# `vd-generation-copy.py`.
+copier=$(printf '%s\n' "$running_py" | sed '1,/^vd-generation-copy\.py$/d')
+running_py=$(printf '%s\n' "$running_py" | sed '/^vd-generation-copy\.py$/,$d')
 # What each generation carries in its site-packages: a process started
 # through VENV resolves its import paths once, so it keeps importing from
 # the generation it started in after a switch.
