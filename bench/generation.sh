@@ -55,17 +55,10 @@ plan() { # REQUIREMENTS
     "$VD_BIN/vd-targets" --inventory "$work/targets.csv" | "$VD_BIN/vd-freeze" |
         "$VD_BIN/vd-diff" --repo "$work/wheels" "$1"
 }
-fail_on_error() { # FILE WHAT
-    if grep -q '"error"' "$1"; then
-        echo "bench: $2 failed:" >&2
-        grep '"error"' "$1" | head -3 >&2
-        exit 1
-    fi
-}
 # Generation 1 holds one package; the plan measured installs the rest,
 # so a build installs every wheel of the shop.
 plan "$work/first.txt" | "$VD_BIN/vd-push" --repo "$work/wheels" --create >"$work/first.jsonl"
-fail_on_error "$work/first.jsonl" "the first generation"
+bench_fail_on_error "$work/first.jsonl" "the first generation"
 plan "$work/requirements.txt" >"$work/plan.jsonl"
 
 # Back on generation 1, the newer ones gone (not timed).
@@ -89,7 +82,7 @@ ta=() tb=()
 for ((i = 0; i < BENCH_RUNS; i++)); do
     reset_target
     ta+=("$(bench_time vd_run)")
-    fail_on_error "$work/pushed.jsonl" vd-push
+    bench_fail_on_error "$work/pushed.jsonl" vd-push
     [ "$(readlink "$venv")" = shop.generations/2 ] || { echo "bench: vd-push did not switch" >&2; exit 1; }
     rm -rf "$work/fresh"
     tb+=("$(bench_time floor_run)")
@@ -105,7 +98,7 @@ tc=()
 for ((i = 0; i < BENCH_RUNS; i++)); do
     ln -sfn shop.generations/2 "$venv.reset" && mv -T "$venv.reset" "$venv"
     tc+=("$(bench_time rollback_run)")
-    fail_on_error "$work/rolled.jsonl" vd-rollback
+    bench_fail_on_error "$work/rolled.jsonl" vd-rollback
 done
 # The rename alone, 1000 times.
 renames() {

@@ -31,6 +31,16 @@ bench_time() {
     awk -v s="$start" -v e="$end" 'BEGIN { printf "%.6f\n", e - s }'
 }
 
+# Stop the benchmark, showing the first errors, when the JSON lines in FILE
+# (what WHAT wrote) carry an error: bench_fail_on_error FILE WHAT
+bench_fail_on_error() {
+    if grep -q '"error"' "$1"; then
+        echo "bench: $2 failed:" >&2
+        grep '"error"' "$1" | head -3 >&2
+        exit 1
+    fi
+}
+
 # Median of the numbers given.
 bench_median() {
     printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'

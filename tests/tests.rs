@@ -3,6 +3,7 @@
 mod util;
 
 mod add;
+mod cheap_generations;
 mod completions;
 mod diff;
 mod export;

@@ -673,13 +673,30 @@ pub fn wheel_with_metadata_of(dir: &Path, size: usize) -> PathBuf {
     dir.join("vd_huge-1.0-py3-none-any.whl")
 }
 
+/// A wheel of `name` `version` in `dir` that holds `files` (path in the
+/// wheel, text) beside its module, such as a file of another package's.
+pub fn wheel_with_files(dir: &Path, name: &str, version: &str, files: &[(&str, &str)]) -> PathBuf {
+    let files: serde_json::Map<String, serde_json::Value> = files
+        .iter()
+        .map(|(path, text)| (path.to_string(), serde_json::json!(text)))
+        .collect();
+    let spec = serde_json::json!([[name, version, [], 0, files]]);
+    write_synthetic_wheels(dir, &spec.to_string());
+    dir.join(format!(
+        "{}-{version}-py3-none-any.whl",
+        name.replace('-', "_")
+    ))
+}
+
 /// Writes into `dir` the wheels of `specs`, a JSON list of `[name, version,
-/// requirements, metadata size]` (0: no description).
+/// requirements, metadata size]` (0: no description), each with an
+/// optional fifth item, more files `{path: text}`.
 fn write_synthetic_wheels(dir: &Path, specs: &str) {
     let script = r#"
 import base64, hashlib, json, os, sys, zipfile
 out, specs = sys.argv[1], json.loads(sys.argv[2])
-for name, version, requires, size in specs:
+for spec in specs:
+    name, version, requires, size = spec[:4]
     head = "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (name, version)
     head += "".join("Requires-Dist: %s\n" % r for r in requires)
     head = head.encode()
@@ -692,6 +709,8 @@ for name, version, requires, size in specs:
         info + "METADATA": head,
         info + "WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
+    for path, text in (spec[4] if len(spec) > 4 else {}).items():
+        files[path] = text.encode()
     record = ""
     for n, data in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()

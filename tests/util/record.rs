@@ -257,6 +257,24 @@ pub struct Pushed {
         skip_serializing_if = "Option::is_none"
     )]
     pub commands: Option<Vec<String>>,
+    /// With generations: how the new generation was built.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub built: Option<Built>,
+}
+
+/// `pushed.built`: `way` is `copy` (of generation `from`, with the plan's
+/// changes installed) or `full` (a new venv with every wheel; `why`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Built {
+    pub way: String,
+    #[serde(default, deserialize_with = "present")]
+    pub from: Option<u32>,
+    #[serde(default, deserialize_with = "present")]
+    pub why: Option<String>,
 }
 
 /// `generation`: the generation the venv's path points at, and the one

@@ -1,7 +1,10 @@
 //! Pushing to a target with generations: the plan applied by building a
-//! whole new venv beside the active one, from the host's wheel cache in one
-//! call of the installer (uv where it runs, else the new venv's pip),
-//! checked, then switched to with one rename(2).
+//! new venv beside the active one, checked, then switched to with one
+//! rename(2). The new venv starts as a copy of the active one with only the
+//! plan's changes installed, where the host can trust the copy; else it is
+//! built whole from the host's wheel cache in one call of the installer (uv
+//! where it runs, else the new venv's pip). Either way every wheel of the
+//! new set is sent, since the host decides.
 //!
 //! The new generation holds what the plan makes of the frozen venv: every
 //! package the plan installs, upgrades or downgrades, from its wheel, and
@@ -13,6 +16,7 @@
 //! set before it switches; a failed build is removed and the active
 //! generation stays as it was.
 
+use super::installer::{Choice, Ready};
 use super::intent::{Intents, Kind, Pending};
 use super::{installs, merge_freeze, removed, set_pushed, Job, Pusher, Run};
 use crate::cache::{HostCaches, Wheel};
@@ -20,8 +24,8 @@ use crate::console;
 use crate::fleet::Host;
 use crate::plan::KEEP;
 use crate::record::{
-    self, Action, Change, Generation, Installed, KeptRunning, Pushed, Python, Record, Target,
-    Unchanged,
+    self, Action, BuildWay, Built, Change, Generation, Installed, KeptRunning, Pushed, Python,
+    Record, Target, Unchanged,
 };
 use crate::remote;
 use crate::remote::generation::{
@@ -62,16 +66,18 @@ impl Pusher {
             }
         }
         let sources = new_set(record, &job)?;
-        let wheels = sources
-            .iter()
-            .map(|c| self.wheel(c))
-            .collect::<Result<Vec<Wheel>>>()?;
         let holds: Vec<String> = sources.iter().filter_map(installs).collect();
         let choice = self.choose_installer(target, record)?;
-        let (files, mut pushed, ready) =
-            self.stage(connection, caches, target, &wheels, &choice, record)?;
-
+        let build = Build {
+            target,
+            job: &job,
+            keep,
+            holds: &holds,
+            choice: &choice,
+            record,
+        };
         if self.options.dry_run {
+            let (files, mut pushed, ready) = self.stage_changes(host, caches, &build, &sources)?;
             let run = Run {
                 as_user: run_as.as_deref(),
                 installer: ready.binary(),
@@ -84,20 +90,103 @@ impl Pusher {
             return Ok(());
         }
 
-        let _pip = console::doing(ready.name(), record);
-        let pending = self.begin(&job, Kind::Generation);
+        // The copy needs the wheels of the plan's changes only; every wheel
+        // of the new set is sent, and the build run again the full way, only
+        // when the host says the copy cannot be trusted or failed.
+        let (mut outcome, mut pushed, mut pending) = match job.create_with {
+            Some(_) => {
+                let (mut outcome, pushed, pending) =
+                    self.build_way(host, caches, &build, &sources, BuildWay::Full)?;
+                outcome.way = Some(Built::full("there is no generation to copy".into()));
+                (outcome, pushed, pending)
+            }
+            None => {
+                let planned: Vec<Change> = job
+                    .changes
+                    .iter()
+                    .filter(|c| installs(c).is_some())
+                    .cloned()
+                    .collect();
+                self.build_way(host, caches, &build, &planned, BuildWay::Copy)?
+            }
+        };
+        if outcome.needs_full() {
+            if let Some(failure) = outcome.copy_failure() {
+                crate::messages::warn("vd-push", &format!("{}: {failure}", job.label));
+            }
+            let (mut full, more, again) =
+                self.build_way(host, caches, &build, &sources, BuildWay::Full)?;
+            full.adopted = full.adopted.or(outcome.adopted);
+            full.way = outcome.way.take();
+            pushed.uploaded.extend(more.uploaded);
+            pushed.uploaded_bytes += more.uploaded_bytes;
+            (outcome, pending) = (full, again);
+        }
+        pushed.built = outcome.way.clone();
+        if outcome.drifted {
+            let before = outcome
+                .before
+                .as_ref()
+                .context("no freeze before the drift")?;
+            return Err(self.drifted(record, target, before));
+        }
+        self.record_generation(record, target, &job, &outcome, pushed, pending)
+    }
+
+    /// Stage the wheels of `sources` in the host's cache: their paths
+    /// there, `pushed` begun, and the installer ready.
+    fn stage_changes(
+        &self,
+        host: &mut Host<HostCaches>,
+        caches: &mut HostCaches,
+        build: &Build,
+        sources: &[Change],
+    ) -> Result<(Vec<String>, Pushed, Ready)> {
+        let wheels = sources
+            .iter()
+            .map(|c| self.wheel(c))
+            .collect::<Result<Vec<Wheel>>>()?;
+        let connection = host.connection()?;
+        self.stage(
+            connection,
+            caches,
+            build.target,
+            &wheels,
+            build.choice,
+            build.record,
+        )
+    }
+
+    /// One run of generation.sh the way `way` with the wheels of
+    /// `sources`: what it printed, `pushed` begun, and the push's intent
+    /// while its outcome is not yet logged.
+    fn build_way(
+        &self,
+        host: &mut Host<HostCaches>,
+        caches: &mut HostCaches,
+        build: &Build,
+        sources: &[Change],
+        way: BuildWay,
+    ) -> Result<(GenerationOutcome, Pushed, Option<Pending>)> {
+        let (files, pushed, ready) = self.stage_changes(host, caches, build, sources)?;
+        let target = build.target;
+        let connection = host.connection()?;
+        let run_as = target.run_as(connection.user()).map(str::to_string);
+        let _pip = console::doing(ready.name(), build.record);
+        let pending = self.begin(build.job, Kind::Generation);
         let command = remote::as_user(
             run_as.as_deref(),
             &generation_command(&GenerationSteps {
-                venv,
-                keep,
+                venv: &target.venv,
+                keep: build.keep,
                 adopt: self.options.adopt,
-                create_with: job.create_with.as_deref(),
-                accept: &job.accept,
-                holds: &holds,
+                create_with: build.job.create_with.as_deref(),
+                accept: &build.job.accept,
+                holds: build.holds,
                 install: &files,
                 intent: pending.as_ref().map(|p| p.id.as_str()).unwrap_or_default(),
                 installer: ready.binary(),
+                way,
             }),
         );
         let finished = connection.run(&command, generation_stdin().as_bytes())?;
@@ -110,14 +199,7 @@ impl Pusher {
         if outcome.switched.is_none() {
             pending.iter().for_each(Pending::done);
         }
-        if outcome.drifted {
-            let before = outcome
-                .before
-                .as_ref()
-                .context("no freeze before the drift")?;
-            return Err(self.drifted(record, target, before));
-        }
-        self.record_generation(record, target, &job, &outcome, pushed, pending)
+        Ok((outcome, pushed, pending))
     }
 
     /// Write what a generation's build did into the record and the release
@@ -185,6 +267,17 @@ impl Pusher {
         }
         Ok(())
     }
+}
+
+/// What one push to a target with generations builds from.
+struct Build<'a> {
+    target: &'a Target,
+    job: &'a Job,
+    keep: u32,
+    /// `name==version` of every package of the new set.
+    holds: &'a [String],
+    choice: &'a Choice,
+    record: &'a Record,
 }
 
 /// What vd-push says of the generations it kept because processes run

@@ -327,6 +327,49 @@ pub struct Pushed {
     /// With `--dry-run`: the commands a push would run, as it would run them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub commands: Vec<String>,
+    /// For a target with generations: how the new generation was built.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub built: Option<Built>,
+}
+
+/// `pushed.built`: how vd-push built a new generation: as a copy of the
+/// active one with only the plan's changes installed, or in full (a new
+/// venv with every wheel of the new set), and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Built {
+    pub way: BuildWay,
+    /// The generation it is a copy of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u32>,
+    /// Why it was built in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+impl Built {
+    pub fn copy_of(generation: u32) -> Built {
+        Built {
+            way: BuildWay::Copy,
+            from: Some(generation),
+            why: None,
+        }
+    }
+
+    pub fn full(why: String) -> Built {
+        Built {
+            way: BuildWay::Full,
+            from: None,
+            why: Some(why),
+        }
+    }
+}
+
+/// The two ways of building a generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildWay {
+    Copy,
+    Full,
 }
 
 impl Field for Pushed {

@@ -8,7 +8,10 @@
 //! ended as the plan says, is [`crate::push`]'s. The layout: `VENV` is a
 //! symlink to `BASE.generations/N` beside it (BASE is VENV's last
 //! component), and each generation is a complete venv made at its own path;
-//! which of them count is `generations.sh`'s (its `finished`).
+//! which of them count is `generations.sh`'s (its `finished`). A new
+//! generation starts as a copy of the active one where it can
+//! ([`GENERATION_COPY_SCRIPT`] plans the copy and makes its files its own),
+//! else it is built in full; [`GenerationOutcome::built`] says which.
 
 use super::freeze::{FreezeOutput, FREEZE_SCRIPT};
 use super::running::{with_running, RUNNING_SH};
@@ -16,17 +19,25 @@ use super::{
     pip_tail, program, said, script_command, steps, FINGERPRINT_SCRIPT, GENERATIONS, INSTALL,
     LOCK_WAIT_SECS,
 };
-use crate::record::KeptGeneration;
+use crate::record::{BuildWay, Built, KeptGeneration};
 use crate::transport::Finished;
 use anyhow::{bail, Result};
 
 /// The shell script of a generation's build and switch.
 pub const GENERATION_SCRIPT: &str = include_str!("generation.sh");
 
-/// What [`generation_command`] sends on stdin: the freeze, and the scan of
-/// running processes that pruning asks.
+/// The plan of a generation built as a copy of the active one, and the
+/// fixing of the copy's files (`generation_copy.py`, see its header).
+pub const GENERATION_COPY_SCRIPT: &str = include_str!("generation_copy.py");
+
+/// What [`generation_command`] sends on stdin: the freeze, the scan of
+/// running processes that pruning asks, and the copy's program (on stdin,
+/// not as an argument: the command must fit in one SSH channel request).
 pub fn generation_stdin() -> String {
-    with_running(FREEZE_SCRIPT)
+    format!(
+        "{}\nvd-generation-copy.py\n{GENERATION_COPY_SCRIPT}",
+        with_running(FREEZE_SCRIPT)
+    )
 }
 
 /// The program [`generation_command`] runs.
@@ -60,6 +71,10 @@ pub struct GenerationSteps<'a> {
     /// The uv binary on the host that installs the new generation; `None`:
     /// its pip.
     pub installer: Option<&'a str>,
+    /// Copy: build the new generation as a copy of the active one with
+    /// `install` the plan's wheels, or say why not and build nothing; full:
+    /// a new venv with `install` every wheel of the new set.
+    pub way: BuildWay,
 }
 
 /// The build of a new generation, as `/bin/sh -c` with the steps as
@@ -80,6 +95,10 @@ pub fn generation_command(steps: &GenerationSteps) -> String {
         &holds,
         steps.intent,
         steps.installer.unwrap_or(""),
+        match steps.way {
+            BuildWay::Copy => "copy",
+            BuildWay::Full => "full",
+        },
     ];
     args.extend(steps.install.iter().map(String::as_str));
     script_command(&generation_program(), "vd-push", &args)
@@ -99,6 +118,10 @@ pub struct GenerationOutcome {
     pub done: bool,
     /// The new generation's number, once its build began.
     pub built: Option<u32>,
+    /// How it was built, once that was decided.
+    pub way: Option<Built>,
+    /// The copy was tried and failed (`way` says why), then the full build.
+    pub copy_failed: bool,
     /// Exit statuses of `python -m venv` and of pip's install.
     pub create_status: i32,
     pub install_status: i32,
@@ -130,6 +153,11 @@ impl GenerationOutcome {
                 "drifted" => outcome.drifted = true,
                 "done" => outcome.done = true,
                 "generation" => outcome.built = Some(step.number(0)?),
+                "copy" => outcome.way = Some(Built::copy_of(step.number(0)?)),
+                "full" | "uncopied" => {
+                    outcome.copy_failed = step.word == "uncopied";
+                    outcome.way = Some(Built::full(step.args.join(" ")));
+                }
                 "built" => {
                     outcome.create_status = step.status(0);
                     outcome.install_status = step.status(1);
@@ -146,8 +174,11 @@ impl GenerationOutcome {
             }
         }
         outcome.output = pip_tail(finished);
-        let finished_steps =
-            outcome.drifted || outcome.done || outcome.discarded || outcome.switched.is_some();
+        let finished_steps = outcome.drifted
+            || outcome.done
+            || outcome.discarded
+            || outcome.switched.is_some()
+            || outcome.needs_full();
         if !finished_steps {
             bail!(
                 "the push command failed{} (exit status {}): {}",
@@ -162,6 +193,28 @@ impl GenerationOutcome {
             );
         }
         Ok(outcome)
+    }
+
+    /// The copy was refused or failed, nothing was built, and the new
+    /// generation is to be built the full way.
+    pub fn needs_full(&self) -> bool {
+        self.switched.is_none() && self.way.as_ref().is_some_and(|b| b.way == BuildWay::Full)
+    }
+
+    /// What vd-push says when a copy of the active generation failed and
+    /// the new one was built in full; `None` when it did not.
+    pub fn copy_failure(&self) -> Option<String> {
+        let why = self
+            .way
+            .as_ref()?
+            .why
+            .as_deref()
+            .filter(|_| self.copy_failed)?;
+        Some(format!(
+            "generation {} is built in full, not as a copy of generation {}: {why}",
+            self.built.unwrap_or_default(),
+            self.active.unwrap_or_default()
+        ))
     }
 
     /// Why the build was discarded, in words (`installer`: `pip` or `uv`,
@@ -195,6 +248,28 @@ impl GenerationOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// libssh2 sends a channel request of at most 40,000 bytes: the program
+    /// and its arguments, but for the wheel files, must leave room for them
+    /// (about 8,000 bytes: some 60 files of a full build in a cache of a
+    /// usual path; the files belong on stdin for more).
+    #[test]
+    fn the_command_leaves_room_for_the_wheel_files() {
+        let holds = vec!["package-name==1.0.0".to_string(); 100];
+        let command = generation_command(&GenerationSteps {
+            venv: "/srv/shop/venv",
+            keep: 3,
+            adopt: false,
+            create_with: None,
+            accept: &["sha256:0".repeat(2)],
+            holds: &holds,
+            install: &[],
+            intent: "intent",
+            installer: None,
+            way: BuildWay::Copy,
+        });
+        assert!(command.len() < 32_000, "{} bytes", command.len());
+    }
 
     #[test]
     fn reads_each_step() {

@@ -81,11 +81,17 @@ const TOOL: &str = "vd-push";
 /// Generations: a target with `generations` (N) is never changed in place.
 /// Its venv path is a symlink to VENV.generations/M; under a flock on
 /// VENV.generations/.vd-lock, vd-push builds a new venv beside the active
-/// one with its interpreter, installs every wheel of the new set (the
-/// plan's, and those vd-diff names in `unchanged`) with one pip call,
-/// freezes it, checks it holds exactly that set, then points the path at it
-/// with one rename(2). A failed build is removed and the active generation
-/// left as it was. Only a generation whose build finished and was checked
+/// one: a copy of it (reflinks, else hard links, every file an installer
+/// may write and every file naming the old path made the copy's own) with
+/// only the plan's changes installed, or, for a generation vd-push did not
+/// build, a changed interpreter, a plan changing more than half of the
+/// packages, or a failed copy, a new venv with its interpreter and every
+/// wheel of the new set (the plan's, and those vd-diff names in
+/// `unchanged`) installed with one call. It freezes it, checks it holds
+/// exactly that set, then points the path at it with one rename(2); not one
+/// byte of the active generation changes. `pushed.built` says which way
+/// and why. A failed build is removed and the active generation left as it
+/// was. Only a generation whose build finished and was checked
 /// counts (it is marked so before it is switched to): one left by a killed
 /// push is never switched to, and the next push removes it. The oldest
 /// generations beyond N are then removed, never the active one or the one
