@@ -120,11 +120,12 @@ mod tests {
         .unwrap()
     }
 
-    /// The exit status of freeze.py's check (`--check ACCEPT HOLDS`) of
+    /// The exit status of freeze.py's check (`--check ACCEPT [HOLDS]`) of
     /// `freeze`, run by this machine's python3.
-    fn script(freeze: &serde_json::Value, accept: &str, holds: &str) -> Option<i32> {
+    fn script(freeze: &serde_json::Value, accept: &str, holds: Option<&str>) -> Option<i32> {
         let mut child = Command::new("python3")
-            .args(["-E", "-s", "-c", FREEZE_SCRIPT, "--check", accept, holds])
+            .args(["-E", "-s", "-c", FREEZE_SCRIPT, "--check", accept])
+            .args(holds)
             .stdin(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -146,7 +147,7 @@ mod tests {
 
     /// Whether freeze.py says `freeze` has the fingerprint `expected`.
     fn script_matches(freeze: &serde_json::Value, expected: &str) -> bool {
-        match script(freeze, expected, "") {
+        match script(freeze, expected, None) {
             Some(0) => true,
             Some(exit::DRIFTED) => false,
             other => panic!("freeze.py --check exited {other:?}"),
@@ -165,16 +166,20 @@ mod tests {
             Some(&versions(&[("a", "1.0"), ("pip", "24.0")])),
         );
         let (made_, drifted) = (Some(exit::MADE), Some(exit::DRIFTED));
-        assert_eq!(script(&freeze, &format!("{from} {made}"), ""), made_);
-        assert_eq!(script(&freeze, &format!("{made} {from}"), ""), Some(0));
-        assert_eq!(script(&freeze, &from, ""), drifted);
+        assert_eq!(script(&freeze, &format!("{from} {made}"), None), made_);
+        assert_eq!(script(&freeze, &format!("{made} {from}"), None), Some(0));
+        assert_eq!(script(&freeze, &from, None), drifted);
         // Holding exactly the new set (pip aside) is the state made too.
-        assert_eq!(script(&freeze, "", "a==1.0"), made_);
-        assert_eq!(script(&freeze, &from, "a==1.0"), made_);
-        assert_eq!(script(&freeze, "", "a==1.0 b==2"), drifted);
-        assert_eq!(script(&freeze, "", "a==0.9"), drifted);
+        assert_eq!(script(&freeze, "", Some("a==1.0")), made_);
+        assert_eq!(script(&freeze, &from, Some("a==1.0")), made_);
+        assert_eq!(script(&freeze, "", Some("a==1.0 b==2")), drifted);
+        assert_eq!(script(&freeze, "", Some("a==0.9")), drifted);
+        // An empty set is held by a venv with nothing but pip and its kin.
+        assert_eq!(script(&freeze, "", Some("")), drifted);
+        let bare = serde_json::json!({"python": {}, "installed": {"pip": "24.0"}});
+        assert_eq!(script(&bare, "", Some("")), made_);
         // Nothing asked: nothing to tell apart.
-        assert_eq!(script(&freeze, "", ""), Some(0));
+        assert_eq!(script(&freeze, "", None), Some(0));
     }
 
     #[test]

@@ -42,10 +42,10 @@ pub mod exit {
     pub const FAILED: i32 = 5;
     /// freeze.sh: the venv's path exists but holds no interpreter that runs.
     pub const NOT_A_VENV: i32 = 3;
-    /// fingerprint.py: the freeze is neither the state the plan was made
+    /// freeze.py's check: the freeze is neither the state the plan was made
     /// from nor the state it makes.
     pub const DRIFTED: i32 = 3;
-    /// fingerprint.py: the freeze is the state the plan makes.
+    /// freeze.py's check: the freeze is the state the plan makes.
     pub const MADE: i32 = 4;
 
     /// Each status by the name the scripts know it by.
@@ -68,10 +68,6 @@ pub const GENERATIONS: &str = include_str!("remote/generations.sh");
 /// How the scripts that change a venv install and uninstall, with uv or
 /// pip (see its header): the part push_step.sh and generation.sh share.
 pub const INSTALL: &str = include_str!("remote/install.sh");
-
-/// Checks, on the host, that a freeze has the fingerprint a plan was made
-/// from (`fingerprint.py`; see [`crate::fingerprint`]).
-pub const FINGERPRINT_SCRIPT: &str = include_str!("remote/fingerprint.py");
 
 /// How long a change to a venv waits for another's lock on it, in seconds.
 pub const LOCK_WAIT_SECS: u32 = 900;

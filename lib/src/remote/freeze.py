@@ -679,7 +679,7 @@ def scan_running(token):
 
 # -- One venv, checked: a push's freeze ---------------------------------------
 #
-# freeze.py --venv VENV ACCEPT HOLDS, run by VENV's python with -E -s -S -c
+# freeze.py --venv VENV ACCEPT [HOLDS], run by VENV's python with -E -s -S -c
 # (the text of this script, which VD_FREEZE_PY carries too). It prints what
 # the per-venv freeze would print: read here as --venvs reads a venv, or, for
 # a venv this cannot answer for exactly (see above), by VENV's python
@@ -693,7 +693,7 @@ def scan_running(token):
 # of_state) is ACCEPT's first word; 4 the state the plan makes, ACCEPT's
 # second word, or (HOLDS, space-separated NAME==VERSION) exactly those
 # distributions, pip, setuptools and wheel aside, as a new venv brings its
-# own; 3 neither. ACCEPT and HOLDS may be empty: with neither, 0.
+# own; 3 neither. ACCEPT may be empty and HOLDS left out: with neither, 0.
 #
 # freeze.py --around VENV ACCEPT COMPILE COMMAND...: a push's freezes
 # around its installer, from this one process: "vd-before" and VENV's
@@ -706,7 +706,7 @@ def scan_running(token):
 # freeze after by a process started after COMMAND, which sees the .pth
 # files COMMAND wrote).
 #
-# freeze.py --check ACCEPT HOLDS: the same check of a freeze taken before
+# freeze.py --check ACCEPT [HOLDS]: the same check of a freeze taken before
 # (its JSON on stdin), by any python.
 
 
@@ -736,13 +736,15 @@ def holds(found, wanted):
 
 
 def state(found, python, accept, wanted):
-    """The exit status of the check (see above)."""
+    """The exit status of the check (see above); wanted is None when HOLDS
+    was not given (an empty HOLDS asks for a venv that holds nothing but
+    pip, setuptools and wheel)."""
     accept = accept.split()
-    if accept or wanted:
+    if accept or wanted is not None:
         found_print = fingerprint(found, python) if accept else None
         if accept and found_print == accept[0]:
             return 0
-        if found_print in accept[1:] or (wanted and holds(found, wanted)):
+        if found_print in accept[1:] or (wanted is not None and holds(found, wanted)):
             return 4
         return 3
     return 0
@@ -782,9 +784,12 @@ def these_venvs():
     return VENVS[0]
 
 
-def freeze_checked(venv, accept, wanted, own):
-    """freeze.py --venv (own: --venv-own); returns the exit status."""
-    found, python, text = read_venv(venv, own, "--venv-own", [accept, wanted])
+def freeze_checked(venv, checks, own):
+    """freeze.py --venv (own: --venv-own) with checks, [ACCEPT [HOLDS]];
+    returns the exit status."""
+    accept = checks[0] if checks else ""
+    wanted = checks[1] if len(checks) > 1 else None
+    found, python, text = read_venv(venv, own, "--venv-own", checks)
     sys.stdout.write(text)
     sys.stdout.flush()
     return state(found, python, accept, wanted)
@@ -795,7 +800,7 @@ def around(venv, accept, compile_them, command, own):
     args = [accept, compile_them] + command
     found, python, text = read_venv(venv, own, "--around-own", args)
     sys.stdout.write("vd-before\n" + text)
-    if state(found, python, accept, "") == 3:
+    if state(found, python, accept, None) == 3:
         sys.stdout.write("vd-drifted\n")
         return 0
     sys.stdout.flush()
@@ -813,11 +818,11 @@ def around(venv, accept, compile_them, command, own):
         # at the cost of compiling again what a push just before installed.
         compile_installed(venv, started - 2)
     if own:
-        own_python(venv, "--venv-own", ["", ""])
+        own_python(venv, "--venv-own", [""])
     try:
         sys.stdout.write(these_venvs().freeze(venv))
     except Exception:
-        own_python(venv, "--venv-own", ["", ""])
+        own_python(venv, "--venv-own", [""])
     return 0
 
 
@@ -880,7 +885,7 @@ def compile_file(external, path):
     external._write_atomic(cached, data, external._calc_mode(path))
 
 
-def check_given(accept, wanted):
+def check_given(accept, wanted=None):
     """freeze.py --check; returns the exit status."""
     import json
 
@@ -894,7 +899,7 @@ elif sys.argv[1:2] in (["--around"], ["--around-own"]):
     own = sys.argv[1] == "--around-own"
     sys.exit(around(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:], own=own))
 elif sys.argv[1:2] in (["--venv"], ["--venv-own"]):
-    sys.exit(freeze_checked(*sys.argv[2:5], own=sys.argv[1] == "--venv-own"))
+    sys.exit(freeze_checked(sys.argv[2], sys.argv[3:5], own=sys.argv[1] == "--venv-own"))
 elif "--venvs" in sys.argv[1:2] or "--venvs-here" in sys.argv[1:2]:
     freeze_venvs(sys.argv[2], sys.argv[3:], sys.argv[1] == "--venvs-here")
     if sys.argv[1] == "--venvs":

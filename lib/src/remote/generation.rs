@@ -15,10 +15,7 @@
 
 use super::freeze::{FreezeOutput, FREEZE_SCRIPT};
 use super::running::{with_running, RUNNING_SH};
-use super::{
-    pip_tail, program, said, script_command, steps, FINGERPRINT_SCRIPT, GENERATIONS, INSTALL,
-    LOCK_WAIT_SECS,
-};
+use super::{pip_tail, program, said, script_command, steps, GENERATIONS, INSTALL, LOCK_WAIT_SECS};
 use crate::record::{BuildWay, Built, KeptGeneration};
 use crate::transport::Finished;
 use anyhow::{bail, Result};
@@ -91,7 +88,6 @@ pub fn generation_command(steps: &GenerationSteps) -> String {
         if steps.adopt { "1" } else { "0" },
         steps.create_with.unwrap_or(""),
         &accept,
-        FINGERPRINT_SCRIPT,
         &holds,
         steps.intent,
         steps.installer.unwrap_or(""),

@@ -29,7 +29,7 @@
 # and the active generation is left as it was.
 #
 # usage: sh -c "$(cat generation.sh)" vd-push VENV LOCK_WAIT KEEP ADOPT \
-#            CREATE_WITH ACCEPT FINGERPRINT HOLDS ID INSTALLER WAY [FILE ...] \
+#            CREATE_WITH ACCEPT HOLDS ID INSTALLER WAY [FILE ...] \
 #            <scripts
 #   scripts      freeze.py, the line `vd-running.py`, running.py, the line
 #                `vd-generation-copy.py`, generation_copy.py (which plans and
@@ -40,7 +40,6 @@
 #                not exist; empty: it must exist
 #   ACCEPT       the fingerprints of the state the plan was made from and
 #                of the state it makes (space-separated); empty: not checked
-#   FINGERPRINT  the program (fingerprint.py) that checks freezes
 #   HOLDS        NAME==VERSION of each package the new generation must hold
 #                (space-separated; pip, setuptools and wheel may be there too)
 #   ID           the push's intent, noted with its switch (see switch_to)
@@ -64,10 +63,10 @@
 # VD_EXIT_FAILED.
 
 generations_of "$1"
-lock_wait=$2 keep=$3 adopt=$4 create_with=$5 accept=$6 fingerprint=$7 holds=$8 id=$9
+lock_wait=$2 keep=$3 adopt=$4 create_with=$5 accept=$6 holds=$7 id=$8 installer=$9
 shift 9
-installer=$1 way=$2
-shift 2
+way=$1
+shift
 take_freeze "$gens/.vd-freeze.pyc"
 take_running
 # generation_copy.py, which vd sends after running.py, past a line
@@ -139,9 +138,11 @@ if [ -n "$active" ]; then
     # Not the state planned from, nor (by the fingerprint) the one the plan
     # makes, it may still hold exactly the new set (pip, setuptools and
     # wheel aside: a new venv brings its own): freeze_py says so too.
-    wanted=
-    if [ -n "$accept" ]; then wanted=$holds; fi
-    before=$(freeze_py "$python" "$gens/$active" --venv "$accept" "$wanted")
+    if [ -n "$accept" ]; then
+        before=$(freeze_py "$python" "$gens/$active" --venv "$accept" "$holds")
+    else
+        before=$(freeze_py "$python" "$gens/$active" --venv '')
+    fi
     state=$?
     case $state in
     0 | "$VD_EXIT_MADE" | "$VD_EXIT_DRIFTED") ;;
@@ -243,9 +244,12 @@ CHANGES
         install_wheels "$installer" "$dir/bin/python" "$@" ||
             { why="the install into the copy failed (exit status $?)" && return 1; }
     fi
-    after=$(run_freeze "$dir/bin/python") || { why="the freeze of the copy failed" && return 1; }
-    printf '%s\n' "$after" | "$dir/bin/python" -E -s -c "$fingerprint" --holds "$holds" ||
-        { why="the copy does not hold the new set" && return 1; }
+    after=$(freeze_py "$dir/bin/python" "$dir" --venv '' "$holds")
+    case $? in
+    "$VD_EXIT_MADE") ;;
+    "$VD_EXIT_DRIFTED") why="the copy does not hold the new set" && return 1 ;;
+    *) why="the freeze of the copy failed" && return 1 ;;
+    esac
 }
 
 # WAY copy: a copy of the active generation when it can be trusted and the
@@ -275,9 +279,11 @@ else
     fi
     echo "vd-built $create_status $install_status"
     if [ "$create_status" != 0 ] || [ "$install_status" != 0 ]; then discard; fi
-    after=$(run_freeze "$dir/bin/python") || discard
+    after=$(freeze_py "$dir/bin/python" "$dir" --venv '' "$holds")
+    held=$?
+    case $held in "$VD_EXIT_MADE" | "$VD_EXIT_DRIFTED") ;; *) discard ;; esac
     printf '%s\n' "$after"
-    printf '%s\n' "$after" | "$dir/bin/python" -E -s -c "$fingerprint" --holds "$holds" || discard
+    [ "$held" = "$VD_EXIT_MADE" ] || discard
 fi
 mark_generation "$dir" || discard
 # The interpreter the generation runs, resolved as `create_with` is for the

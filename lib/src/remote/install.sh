@@ -4,6 +4,17 @@
 # crate::push's installer), else with the venv's pip. vd puts this text
 # after the prelude, before the script's own.
 
+# pip_with PYTHON ARGS...: PYTHON's pip, with the options every push takes:
+# no user or site configuration, no prompts, no cache in the venv user's
+# home; its output goes to stderr. `python -m pip` rather than bin/pip,
+# whose #! line breaks when a venv is moved.
+pip_with() {
+    py=$1
+    shift
+    "$py" -m pip --isolated --disable-pip-version-check --no-input --no-cache-dir "$@" \
+        </dev/null 1>&2
+}
+
 # install_wheels UV PYTHON FILE...: install the wheel files into PYTHON's
 # venv, from the files only, dependencies not resolved (vd-diff did): with
 # the uv binary UV, or with PYTHON's pip where UV is empty. uv takes no user

@@ -45,7 +45,7 @@ run_freeze() {
 }
 
 # freeze_py PYTHON VENV MODE ARGS...: freeze.py's MODE on VENV, by PYTHON:
-# --venv ACCEPT HOLDS, VENV's freeze and its check against a plan's
+# --venv ACCEPT [HOLDS], VENV's freeze and its check against a plan's
 # fingerprints ACCEPT and the set HOLDS; --around ACCEPT COMPILE COMMAND...,
 # the freezes of a push around COMMAND (see freeze.py for both). One
 # interpreter start, without site.py where VENV has a pyvenv.cfg and
@@ -95,17 +95,6 @@ if code is None:
     except Exception:
         pass
 exec(code)'
-
-# pip_with PYTHON ARGS...: PYTHON's pip, with the options every push takes:
-# no user or site configuration, no prompts, no cache in the venv user's
-# home; its output goes to stderr. `python -m pip` rather than bin/pip,
-# whose #! line breaks when a venv is moved.
-pip_with() {
-    py=$1
-    shift
-    "$py" -m pip --isolated --disable-pip-version-check --no-input --no-cache-dir "$@" \
-        </dev/null 1>&2
-}
 
 # digest FILE: FILE's sha256 in hex, by whichever tool the host has.
 digest() {

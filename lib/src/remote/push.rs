@@ -24,10 +24,12 @@ pub fn push_program() -> String {
     program(&[PUSH_SCRIPT])
 }
 
-/// The program of the installer's step: the prelude, how it installs, then
-/// [`PUSH_STEP_SCRIPT`].
+/// The program of the installer's step: how it installs, then
+/// [`PUSH_STEP_SCRIPT`]. Not the prelude: the step runs from push.sh's
+/// directory with its umask, and everything in the command counts against
+/// the SSH server's limit on one request, which the wheel files share.
 pub fn push_step_program() -> String {
-    program(&[INSTALL, PUSH_STEP_SCRIPT])
+    format!("set -u\n{INSTALL}{PUSH_STEP_SCRIPT}")
 }
 
 /// What [`push_command`] sends on stdin: the freeze, run before and after
@@ -35,7 +37,7 @@ pub fn push_step_program() -> String {
 pub const PUSH_STDIN: &str = FREEZE_SCRIPT;
 
 /// `VENV/bin/python -m pip` with the options every vd-push pip run takes
-/// (the same as `pip_with` in `prelude.sh`): no user or site configuration
+/// (the same as `pip_with` in `install.sh`): no user or site configuration
 /// (`--isolated`), no prompts, no cache in the venv user's home. Every option
 /// here exists since pip 6, so the pips old interpreters carry take them as
 /// they are: 18.1 (ensurepip of 3.6), 19.2.3 (2.7's ensurepip) and 20.3.4
@@ -74,7 +76,7 @@ pub fn pip_uninstall_command(venv: &str, names: &[String]) -> String {
 }
 
 /// `uv pip SUBCOMMAND` into `venv` with the options every vd-push uv run
-/// takes (the same as `install_wheels` in `prelude.sh`), then `args`.
+/// takes (the same as `install_wheels` in `install.sh`), then `args`.
 fn uv_command(uv: &str, subcommand: &str, options: &[&str], venv: &str, args: &[String]) -> String {
     let python = venv_python(venv);
     let mut words = vec![uv, "pip", subcommand, "--no-config", "--offline"];
@@ -610,6 +612,36 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn the_command_leaves_room_for_the_wheel_files() {
+        // A first push into a new venv sends every wheel of a site's set:
+        // some 60 of them, at a cache path each.
+        let file = format!(
+            "/var/cache/vd/wheels/{}/package_name-1.0.0-py3-none-any.whl",
+            "0".repeat(64)
+        );
+        let install = vec![file; 60];
+        let accept = ["sha256:0".repeat(2)];
+        let command = crate::remote::as_user(
+            Some("app"),
+            &push_command(&PushSteps {
+                venv: "/srv/shop/venv",
+                create_with: Some("/usr/bin/python3"),
+                accept: &accept,
+                installer: Some("/var/cache/vd/wheels/uv"),
+                install: &install,
+                remove: &[],
+            }),
+        );
+        // libssh2 refuses an exec request over about 32 KiB.
+        assert!(command.len() < 30_000, "{} bytes", command.len());
+    }
+}
+
 /// `freeze.py --around` on real venvs of this machine's python3: the
 /// freezes it prints are the per-venv freeze's, byte for byte, before and
 /// after the command between them, whichever way it reads the venv.
@@ -806,7 +838,7 @@ mod around_tests {
     /// its compiled code kept in `cache`: its stdout.
     fn freeze_py(venv: &str, cache: &Path) -> String {
         let script = format!(
-            "take_freeze {}; freeze_py {venv}/bin/python {venv} --venv '' ''",
+            "take_freeze {}; freeze_py {venv}/bin/python {venv} --venv ''",
             crate::shell::quote(&cache.display().to_string())
         );
         let mut child = Command::new("/bin/sh")
