@@ -698,19 +698,21 @@ mod around_tests {
 
     /// The per-venv freeze of `venv`, as vd-freeze takes it.
     fn own_freeze(venv: &str) -> String {
-        let mut child = Command::new(format!("{venv}/bin/python"))
-            .args(["-E", "-s", "-"])
+        let out = fed_freeze(Command::new(format!("{venv}/bin/python")).args(["-E", "-s", "-"]));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// `command` run with freeze.py on its stdin, as the scripts are sent.
+    fn fed_freeze(command: &mut Command) -> Output {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(FREEZE_SCRIPT.as_bytes())
-            .unwrap();
-        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(FREEZE_SCRIPT.as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
     }
 
     /// freeze.py --around, compiling what `command` installed when
@@ -841,19 +843,8 @@ mod around_tests {
             "take_freeze {}; freeze_py {venv}/bin/python {venv} --venv ''",
             crate::shell::quote(&cache.display().to_string())
         );
-        let mut child = Command::new("/bin/sh")
-            .args(["-c", &crate::remote::program(&[&script])])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(FREEZE_SCRIPT.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let program = crate::remote::program(&[&script]);
+        let out = fed_freeze(Command::new("/bin/sh").args(["-c", &program]));
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap()
     }
