@@ -82,9 +82,26 @@ pub fn program(parts: &[&str]) -> String {
         .iter()
         .map(|(name, status)| format!("VD_EXIT_{name}={status}\n"))
         .collect();
-    text.push_str(PRELUDE);
-    parts.iter().for_each(|part| text.push_str(part));
+    for part in std::iter::once(&PRELUDE).chain(parts) {
+        text.push_str(&without_comments(part));
+    }
     text
+}
+
+/// A script's text without its comment lines (shellcheck's directives
+/// kept): a command is one SSH request of at most about 32 KiB, shared
+/// with its arguments (a generation's wheel files), and the comments are
+/// for the reader of the file, not the host. No script has a line starting
+/// with `#` inside a quoted string or a here-document.
+fn without_comments(script: &str) -> String {
+    script
+        .lines()
+        .filter(|line| {
+            let line = line.trim_start();
+            !line.starts_with('#') || line.starts_with("# shellcheck")
+        })
+        .flat_map(|line| [line, "\n"])
+        .collect()
 }
 
 /// `/bin/sh -c PROGRAM NAME ARGS...`: a [`program`] run with every value as

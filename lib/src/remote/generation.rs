@@ -264,7 +264,8 @@ mod tests {
             installer: None,
             way: BuildWay::Copy,
         });
-        assert!(command.len() < 32_000, "{} bytes", command.len());
+        // With room for some 100 wheel files at a cache path each.
+        assert!(command.len() < 17_000, "{} bytes", command.len());
     }
 
     #[test]
